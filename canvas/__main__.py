@@ -1,0 +1,3 @@
+from canvas.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Organizations, accounts, API keys and account activation."""

@@ -1,0 +1,123 @@
+"""Accounts, Account (POST), account activation, and the key and IP-allowlist extensions."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import jsonify
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from canvas.accounts import mail, service
+from canvas.accounts.schemas import (
+    AccountKeysSchema,
+    AccountSchema,
+    ActivationArgsSchema,
+    AddAccountSchema,
+    IpAllowlistSchema,
+    IssuedKeysSchema,
+    account_to_api,
+)
+from canvas.auth import current_principal
+from canvas.endpoint import canvas_endpoint
+from canvas.errors import ForbiddenError
+from canvas.extensions import db_session, services
+from canvas.models import Account, Organization, Role
+
+blp = Blueprint("accounts", __name__, url_prefix="/api", description="Organization administration")
+
+
+@blp.route("/Authenticate")
+class Authenticate(MethodView):
+    @canvas_endpoint("Authenticate", returns="boolean")
+    def get(self):
+        """Checks authentification"""
+        return jsonify(True)
+
+
+@blp.route("/Accounts")
+class Accounts(MethodView):
+    @canvas_endpoint("Accounts", returns="JSON array")
+    @blp.response(200, AccountSchema(many=True))
+    def get(self):
+        """Returns list of accounts in the organization"""
+        accounts = service.list_active_accounts(db_session(), current_principal().organization_id)
+        return [account_to_api(account) for account in accounts]
+
+
+@blp.route("/Account")
+class AccountRegistration(MethodView):
+    @canvas_endpoint("Account", parameters="[FromBody]AddAccountApiDto data", returns="Guid")
+    @blp.arguments(AddAccountSchema)
+    def post(self, data):
+        """Account registration"""
+        principal = current_principal()
+        principal.require_account_manager("create accounts")
+        session = db_session()
+        account = service.create_account(session, principal.organization_id, data)
+        if not account.active:
+            _send_activation(session, account)
+        session.commit()
+        return jsonify(str(account.id))
+
+
+def _send_activation(session, account: Account) -> None:  # noqa: ANN001
+    settings = services().settings
+    token = service.create_activation_token(session, account.id, timedelta(hours=settings["ACTIVATION_TTL_HOURS"]))
+    link = f"{settings['PUBLIC_URL'].rstrip('/')}/api/ActivateAccount?token={token}"
+    mail.send_activation_link(settings, account.email, link)
+
+
+@blp.route("/ActivateAccount")
+class ActivateAccount(MethodView):
+    @canvas_endpoint("ActivateAccount", authenticate=False, parameters="String token", returns="string",
+                     extension=True)
+    @blp.arguments(ActivationArgsSchema, location="query")
+    def get(self, args):
+        """Activates an account through the single-use link of its activation e-mail"""
+        session = db_session()
+        service.activate_account(session, args["token"])
+        session.commit()
+        return jsonify("Account activated")
+
+
+@blp.route("/AccountKeys")
+class AccountKeys(MethodView):
+    @canvas_endpoint("AccountKeys", parameters="[FromBody]AccountKeysApiDto data", returns="JSON", extension=True)
+    @blp.arguments(AccountKeysSchema)
+    @blp.response(200, IssuedKeysSchema)
+    def post(self, data):
+        """Issues new API keys for an account of the organization; its old keys stop working at once"""
+        principal = current_principal()
+        principal.require_account_manager("issue API keys")
+        session = db_session()
+        target = session.get(Account, data["accountId"])
+        if target is None or target.organization_id != principal.organization_id:
+            raise ForbiddenError(service.BAD_MANAGED_ACCOUNT_MESSAGE)
+        if target.role_enum is Role.ADMIN and principal.key_role is not Role.ADMIN:
+            raise ForbiddenError("Only an Admin may issue keys for an Admin account")
+        keys = service.issue_keys(session, target.id)
+        session.commit()
+        return {"accountId": keys.account_id, "consumer": keys.consumer, "secretKey": keys.secret_key}
+
+
+@blp.route("/IpAllowlist")
+class IpAllowlist(MethodView):
+    @canvas_endpoint("IpAllowlist", returns="JSON", extension=True)
+    @blp.response(200, IpAllowlistSchema)
+    def get(self):
+        """Returns the organization's IP allowlist (an empty list allows any address)"""
+        organization = db_session().get(Organization, current_principal().organization_id)
+        return {"cidrs": organization.ip_allowlist or []}
+
+    @canvas_endpoint("IpAllowlist", parameters="[FromBody]IpAllowlistApiDto data", returns="JSON", extension=True)
+    @blp.arguments(IpAllowlistSchema)
+    @blp.response(200, IpAllowlistSchema)
+    def post(self, data):
+        """Replaces the organization's IP allowlist (Admin only)"""
+        principal = current_principal()
+        if principal.key_role is not Role.ADMIN:
+            raise ForbiddenError("Only an Admin may change the IP allowlist")
+        session = db_session()
+        cidrs = service.set_ip_allowlist(session, principal.organization_id, data["cidrs"])
+        session.commit()
+        return {"cidrs": cidrs}

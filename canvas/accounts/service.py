@@ -1,0 +1,194 @@
+"""Account and key operations as plain functions over a session."""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from canvas.auth.keys import issue_key, secret_matches
+from canvas.errors import AuthenticationError, BadRequestError, ConflictError, ForbiddenError, NotFoundError
+from canvas.models import Account, ActivationToken, ApiKey, Organization, Role
+from canvas.models.base import utcnow
+
+BAD_KEYS_MESSAGE = "Consumer or SecretKey are incorrect or missing"
+BAD_MANAGED_ACCOUNT_MESSAGE = "ManagedAccountId does not identify an account you may manage"
+ADMIN_ROLE_MESSAGE = "Role Admin is not supported. Please use SuperPartner or User"
+DUPLICATE_ACCOUNT_MESSAGE = "Account has already been created"
+BAD_ACTIVATION_MESSAGE = "The activation link is invalid, already used or expired"
+
+
+@dataclass(frozen=True)
+class NewKeys:
+    account_id: uuid.UUID
+    consumer: str
+    secret_key: str
+
+
+@dataclass(frozen=True)
+class NewOrganization:
+    organization_id: uuid.UUID
+    account_id: uuid.UUID
+    consumer: str
+    secret_key: str
+
+
+def create_organization(session: Session, name: str, admin_email: str) -> NewOrganization:
+    """An organization with an active Admin account and its first API keys."""
+    if not name.strip():
+        raise BadRequestError("Organization name must not be empty", field="name")
+    organization = Organization(name=name.strip(), ip_allowlist=[])
+    session.add(organization)
+    session.flush()
+    admin = _add_account(session, organization.id, admin_email, Role.ADMIN, active=True)
+    keys = issue_keys(session, admin.id)
+    return NewOrganization(organization.id, admin.id, keys.consumer, keys.secret_key)
+
+
+def _add_account(session: Session, organization_id: uuid.UUID, email: str, role: Role, **fields) -> Account:
+    normalised = normalise_email(email)
+    if session.scalar(select(func.count()).select_from(Account).where(Account.email == normalised)):
+        raise ConflictError(DUPLICATE_ACCOUNT_MESSAGE, field="email")
+    account = Account(organization_id=organization_id, email=normalised, role=role.value, **fields)
+    session.add(account)
+    try:
+        session.flush()
+    except IntegrityError:  # a concurrent request registered the same e-mail first
+        raise ConflictError(DUPLICATE_ACCOUNT_MESSAGE, field="email") from None
+    return account
+
+
+def normalise_email(email: str) -> str:
+    email = (email or "").strip().lower()
+    local, at, domain = email.partition("@")
+    if not (local and at and domain) or any(ch.isspace() for ch in email):
+        raise BadRequestError(f"email: '{email}' is not a valid e-mail address", field="email")
+    return email
+
+
+def issue_keys(session: Session, account_id: uuid.UUID) -> NewKeys:
+    """New keys for an account; any earlier keys stop working in the same transaction."""
+    session.execute(delete(ApiKey).where(ApiKey.account_id == account_id))
+    issued = issue_key()
+    session.add(ApiKey(account_id=account_id, consumer=issued.consumer, secret_salt=issued.salt,
+                       secret_hash=issued.secret_hash))
+    session.flush()
+    return NewKeys(account_id, issued.consumer, issued.secret)
+
+
+def rotate_keys(session: Session, account_id: uuid.UUID) -> NewKeys:
+    if session.get(Account, account_id) is None:
+        raise NotFoundError(f"Unknown account {account_id}")
+    return issue_keys(session, account_id)
+
+
+def authenticate(session: Session, consumer: str | None, secret: str | None) -> Account:
+    """The active account owning these keys, or AuthenticationError (the same answer for every kind of failure)."""
+    if not consumer or not secret:
+        raise AuthenticationError(BAD_KEYS_MESSAGE)
+    key = session.scalar(select(ApiKey).where(ApiKey.consumer == consumer.strip().upper()))
+    if key is None or not secret_matches(secret.strip(), key.secret_salt, key.secret_hash):
+        raise AuthenticationError(BAD_KEYS_MESSAGE)
+    if not key.account.active:
+        raise AuthenticationError(BAD_KEYS_MESSAGE)
+    return key.account
+
+
+def resolve_managed_account(session: Session, key_account: Account, raw_id: str) -> Account:
+    """The account named by ManagedAccountId, if the key's account may act as it; one answer for every refusal."""
+    try:
+        managed_id = uuid.UUID(raw_id.strip())
+    except ValueError:
+        raise ForbiddenError(BAD_MANAGED_ACCOUNT_MESSAGE) from None
+    if managed_id == key_account.id:
+        return key_account
+    if not key_account.role_enum.may_manage_accounts:
+        raise ForbiddenError(BAD_MANAGED_ACCOUNT_MESSAGE)
+    managed = session.get(Account, managed_id)
+    if managed is None or not managed.active or managed.organization_id != key_account.organization_id:
+        raise ForbiddenError(BAD_MANAGED_ACCOUNT_MESSAGE)
+    return managed
+
+
+def ip_allowed(allowlist: list[str], address: str | None) -> bool:
+    if not allowlist:
+        return True
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return any(ip in ipaddress.ip_network(cidr, strict=False) for cidr in allowlist)
+
+
+def set_ip_allowlist(session: Session, organization_id: uuid.UUID, cidrs: list[str]) -> list[str]:
+    normalised = []
+    for cidr in cidrs:
+        try:
+            normalised.append(str(ipaddress.ip_network(cidr.strip(), strict=False)))
+        except ValueError:
+            raise BadRequestError(f"'{cidr}' is not an IP address or CIDR range", field="cidrs") from None
+    organization = session.get(Organization, organization_id)
+    if organization is None:
+        raise NotFoundError(f"Unknown organization {organization_id}")
+    organization.ip_allowlist = normalised
+    return normalised
+
+
+def list_active_accounts(session: Session, organization_id: uuid.UUID) -> list[Account]:
+    query = (select(Account).where(Account.organization_id == organization_id, Account.active.is_(True))
+             .order_by(Account.date_created, Account.email))
+    return list(session.scalars(query))
+
+
+def create_account(session: Session, organization_id: uuid.UUID, data: dict) -> Account:
+    role = _requested_role(data.get("roleName"))
+    return _add_account(
+        session, organization_id, data["email"], role,
+        first_name=data.get("firstName") or "", last_name=data.get("lastName") or "",
+        phone=data.get("phone"), country_key=data.get("countryKey"),
+        global_notifications=bool(data.get("globalNotifications")),
+        default_notification_email=data.get("defaultNotificationEmail"),
+        active=data.get("activated", True) is not False,
+    )
+
+
+def _requested_role(role_name: str | None) -> Role:
+    if role_name is None or role_name == "":
+        return Role.USER
+    matched = next((role for role in Role if role.value.lower() == role_name.strip().lower()), None)
+    if matched is Role.ADMIN:
+        raise BadRequestError(ADMIN_ROLE_MESSAGE, field="roleName")
+    if matched is None:
+        raise BadRequestError(f"roleName: '{role_name}' is not a role. Please use SuperPartner or User",
+                              field="roleName")
+    return matched
+
+
+def create_activation_token(session: Session, account_id: uuid.UUID, ttl: timedelta) -> str:
+    token = secrets.token_urlsafe(32)
+    session.add(ActivationToken(account_id=account_id, token_hash=_token_hash(token), expires_at=utcnow() + ttl))
+    session.flush()
+    return token
+
+
+def activate_account(session: Session, token: str, now: datetime | None = None) -> Account:
+    now = now or utcnow()
+    record = session.scalar(select(ActivationToken).where(ActivationToken.token_hash == _token_hash(token or "")))
+    if record is None or record.used_at is not None or record.expires_at <= now:
+        raise BadRequestError(BAD_ACTIVATION_MESSAGE, parameter="token")
+    record.used_at = now
+    account = session.get(Account, record.account_id)
+    account.active = True
+    return account
+
+
+def _token_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()

@@ -1,0 +1,70 @@
+"""The Flask application factory behind `canvas.create_app`."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from flask_smorest import Api
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from canvas.auth.resolver import resolve_canvas_principal
+from canvas.extensions import Services, init_services
+from canvas.settings import load_settings
+from canvas.web import CaseInsensitiveApiPaths, check_request_body, register_error_handlers
+
+API_SPEC_OPTIONS = {
+    "info": {"description": "Canvas-compatible workflow-template orchestrator. Canvas dialect under /api, "
+                            "JSON:API flows under /v2."},
+    "components": {
+        "securitySchemes": {
+            "Consumer": {"type": "apiKey", "in": "header", "name": "Consumer"},
+            "SecretKey": {"type": "apiKey", "in": "header", "name": "SecretKey"},
+            "ManagedAccountId": {"type": "apiKey", "in": "header", "name": "ManagedAccountId"},
+        }
+    },
+    "security": [{"Consumer": [], "SecretKey": []}],
+}
+
+
+def build_app(config: Mapping[str, Any] | None = None) -> Flask:
+    settings = load_settings(config)
+    app = Flask("canvas")
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings["MAX_REQUEST_BYTES"],
+        JSON_SORT_KEYS=False,
+        API_TITLE="Canvas",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        API_SPEC_OPTIONS=API_SPEC_OPTIONS,
+        CANVAS_SETTINGS=settings,
+    )
+    app.json.sort_keys = False
+    init_services(app, Services(settings))
+    api = Api(app)
+    _register_blueprints(app, api, settings)
+    register_error_handlers(app)  # after Api(), whose own HTTPException handler it replaces
+    app.before_request(resolve_canvas_principal)
+    app.before_request(check_request_body)
+    app.wsgi_app = CaseInsensitiveApiPaths(app.wsgi_app, app)
+    if settings["TRUSTED_PROXY_COUNT"]:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["TRUSTED_PROXY_COUNT"])
+    return app
+
+
+def _register_blueprints(app: Flask, api: Api, settings: Mapping[str, Any]) -> None:
+    from canvas.accounts.resources import blp as accounts_blp
+    from canvas.health import blp as health_blp
+    from canvas.help.resources import blp as help_blp
+
+    for blueprint in (help_blp, accounts_blp):
+        api.register_blueprint(blueprint)
+    app.register_blueprint(health_blp)  # operational, not part of the documented API
+    if settings.get("BENCHMARK_ENDPOINTS"):
+        from canvas.benchmark_endpoints import blp as bench_blp
+
+        app.register_blueprint(bench_blp)

@@ -1,0 +1,236 @@
+"""The `canvas` command line."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import uuid
+
+import click
+
+from canvas.settings import SettingsError, load_settings
+
+log = logging.getLogger("canvas.cli")
+
+
+def _settings() -> dict:
+    from config.logging import configure_logging
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    configure_logging(settings["LOG_LEVEL"])
+    return settings
+
+
+def _database(settings: dict):  # noqa: ANN202
+    from canvas.db import Database
+
+    return Database(settings["DATABASE_URL"])
+
+
+def _migrated_database(settings: dict):  # noqa: ANN202
+    from canvas import migrate
+
+    database = _database(settings)
+    migrate.upgrade(database.engine)
+    return database
+
+
+@click.group()
+def cli() -> None:
+    """Canvas: a self-hosted workflow-template orchestrator."""
+
+
+# --- processes -------------------------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--host", default=None, help="Address the API listens on (default 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port the API listens on (default 8080).")
+def up(host: str | None, port: int | None) -> None:
+    """Run everything on this machine: the API, one worker and the scheduler."""
+    from canvas.defaults import DEFAULT_HOST, DEFAULT_PORT
+    from canvas.queueing.embedded import ensure_redis
+    from canvas.supervisor import Child, Supervisor, canvas_command
+
+    settings = _settings()
+    _prepare_data_dir(settings)
+    embedded = ensure_redis(settings)
+    try:
+        _migrated_database(settings).dispose()
+        bind = ["--host", host or DEFAULT_HOST, "--port", str(port or DEFAULT_PORT)]
+        children = [Child("api", canvas_command("api", *bind)), Child("worker", canvas_command("worker")),
+                    Child("scheduler", canvas_command("scheduler"))]
+        log.info("Canvas is starting on http://%s:%s (data in %s)", host or DEFAULT_HOST, port or DEFAULT_PORT,
+                 settings["DATA_DIR"])
+        exit_code = Supervisor(children).run()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    sys.exit(exit_code)
+
+
+def _prepare_data_dir(settings: dict) -> None:
+    """Create the data dir and the secret key once, before several processes could race to create them."""
+    from pathlib import Path
+
+    from canvas.secrets import SecretBox
+
+    Path(settings["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    SecretBox.from_setting(settings.get("SECRET_KEYS"), Path(settings["DATA_DIR"]))
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port to listen on (default 8080).")
+@click.option("--workers", default=None, type=int, help="gunicorn worker processes (default 2 x cores + 1).")
+def api(host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the HTTP API on gunicorn."""
+    from canvas.defaults import DEFAULT_HOST, DEFAULT_PORT
+    from canvas.queueing.embedded import ensure_redis
+    from canvas.wsgi_server import CanvasServer
+
+    settings = _settings()
+    _prepare_data_dir(settings)
+    embedded = ensure_redis(settings)
+    try:
+        _migrated_database(settings).dispose()
+        CanvasServer(f"{host or DEFAULT_HOST}:{port or DEFAULT_PORT}", workers or settings["API_WORKERS"]).run()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+@cli.command()
+@click.option("--worker-class", type=click.Choice(["simple", "fork"]), default=None,
+              help="simple: jobs run in the worker process (fast); fork: each job in a child process (isolated).")
+@click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@click.option("--name", default=None, help="Worker name (default: RQ's).")
+def worker(worker_class: str | None, burst: bool, name: str | None) -> None:
+    """Run an RQ worker that executes workflow runs."""
+    from canvas.queueing.embedded import ensure_redis
+    from workers.worker import run_worker
+
+    settings = _settings()
+    embedded = ensure_redis(settings)
+    try:
+        sys.exit(run_worker(worker_class=worker_class, burst=burst, name=name))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+@cli.command()
+def scheduler() -> None:
+    """Run the scheduler that fires workflow schedules."""
+    from canvas.queueing.embedded import ensure_redis
+    from workers.scheduler import run_scheduler
+
+    settings = _settings()
+    embedded = ensure_redis(settings)
+    try:
+        sys.exit(run_scheduler())
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+# --- database ----------------------------------------------------------------------------------------------------
+
+@cli.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations."""
+    from canvas import migrate
+
+    database = _migrated_database(_settings())
+    with database.engine.connect() as connection:
+        click.echo(f"database at revision {migrate.current_revision(connection)}")
+    database.dispose()
+
+
+# --- organizations and keys ----------------------------------------------------------------------------------
+
+@cli.group()
+def org() -> None:
+    """Organizations."""
+
+
+@org.command("create")
+@click.option("--name", required=True, help="Organization name.")
+@click.option("--admin-email", required=True, help="E-mail of its Admin account.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def org_create(name: str, admin_email: str, as_json: bool) -> None:
+    """Create an organization with an Admin account and API keys (the SecretKey is shown only now)."""
+    from canvas.accounts import service
+
+    database = _migrated_database(_settings())
+    with _domain_errors(), database.transaction() as session:
+        created = service.create_organization(session, name, admin_email)
+    result = {"organizationId": str(created.organization_id), "accountId": str(created.account_id),
+              "consumer": created.consumer, "secretKey": created.secret_key}
+    _print(result, as_json, "Keep the SecretKey safe: it is stored only as a hash and cannot be shown again.")
+
+
+@org.command("ip-allowlist")
+@click.argument("organization_id", type=click.UUID)
+@click.argument("cidrs", nargs=-1)
+def org_ip_allowlist(organization_id: uuid.UUID, cidrs: tuple[str, ...]) -> None:
+    """Set the CIDRs allowed to call the API for an organization (none: any address)."""
+    from canvas.accounts import service
+
+    database = _migrated_database(_settings())
+    with _domain_errors(), database.transaction() as session:
+        allowed = service.set_ip_allowlist(session, organization_id, list(cidrs))
+    click.echo("allowed: " + (", ".join(allowed) if allowed else "any address"))
+
+
+@cli.group()
+def keys() -> None:
+    """API keys."""
+
+
+@keys.command("rotate")
+@click.option("--account", "account_id", required=True, type=click.UUID, help="Account id.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def keys_rotate(account_id: uuid.UUID, as_json: bool) -> None:
+    """Issue new keys for an account; the old SecretKey stops working at once."""
+    from canvas.accounts import service
+
+    database = _migrated_database(_settings())
+    with _domain_errors(), database.transaction() as session:
+        issued = service.rotate_keys(session, account_id)
+    _print({"accountId": str(issued.account_id), "consumer": issued.consumer, "secretKey": issued.secret_key},
+           as_json, "Keep the SecretKey safe: it cannot be shown again.")
+
+
+def _print(result: dict, as_json: bool, note: str) -> None:
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    for key, value in result.items():
+        click.echo(f"{key}: {value}")
+    click.echo(note, err=True)
+
+
+class _domain_errors:  # noqa: N801 - used as a context manager, reads like a statement
+    """Domain errors become a one-line message and exit status 1 instead of a traceback."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, _tb) -> bool:  # noqa: ANN001
+        from canvas.errors import CanvasError
+
+        if exc is not None and isinstance(exc, CanvasError):
+            raise click.ClickException(exc.message)
+        return False
+
+
+def main() -> None:
+    cli(prog_name="canvas")

@@ -1,0 +1,71 @@
+"""Metadata of API endpoints, attached to view methods, read by auth, GetMetaData and Describe.
+
+Declaring it next to the view keeps one source of truth: GetMetaData is generated from the registered routes.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import marshmallow as ma
+
+META_ATTRIBUTE = "_canvas_endpoint"
+_DTO_SCHEMAS: dict[str, type[ma.Schema]] = {}
+
+
+@dataclass(frozen=True)
+class EndpointMeta:
+    name: str
+    authenticate: bool = True
+    parameters: str = ""
+    returns: str = ""
+    extension: bool = False
+
+
+def canvas_endpoint(name: str, *, authenticate: bool = True, parameters: str = "", returns: str = "",
+                    extension: bool = False) -> Callable:
+    """Mark a view method as the Canvas endpoint `name`. Its docstring's first line is its description."""
+
+    def decorate(view: Callable) -> Callable:
+        setattr(view, META_ATTRIBUTE, EndpointMeta(name, authenticate, parameters, returns, extension))
+        return view
+
+    return decorate
+
+
+def endpoint_meta(view_function: Callable, method: str) -> EndpointMeta | None:
+    view_class = getattr(view_function, "view_class", None)
+    handler = getattr(view_class, method.lower(), None) if view_class else view_function
+    return getattr(handler, META_ATTRIBUTE, None)
+
+
+def description_of(view_function: Callable, method: str) -> str:
+    view_class = getattr(view_function, "view_class", None)
+    handler = getattr(view_class, method.lower(), None) if view_class else view_function
+    doc = (handler.__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
+def dto(name: str) -> Callable[[type[ma.Schema]], type[ma.Schema]]:
+    """Register a request schema under its Canvas DTO name, for Describe."""
+
+    def register(schema: type[ma.Schema]) -> type[ma.Schema]:
+        _DTO_SCHEMAS[name.lower()] = schema
+        schema.dto_name = name
+        return schema
+
+    return register
+
+
+def dto_schema(name: str) -> type[ma.Schema] | None:
+    return _DTO_SCHEMAS.get((name or "").strip().lower())
+
+
+def dto_names() -> list[str]:
+    return sorted(schema.dto_name for schema in _DTO_SCHEMAS.values())
+
+
+def dto_name_of(schema: Any) -> str:
+    schema_class = schema if isinstance(schema, type) else type(schema)
+    return getattr(schema_class, "dto_name", schema_class.__name__.removesuffix("Schema"))

@@ -1,0 +1,95 @@
+"""Per-process collaborators of the app (database, Redis, secrets, catalogs), built once, reached through the app."""
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import redis
+from flask import Flask, current_app, g
+from sqlalchemy.orm import Session
+
+from canvas.db import Database
+from canvas.settings import redis_url
+
+EXTENSION_KEY = "canvas"
+
+
+class Services:
+    """Everything a request, a worker job or a CLI command needs, built lazily from the settings."""
+
+    def __init__(self, settings: dict[str, Any]):
+        self.settings = settings
+        self._lock = threading.Lock()
+
+    @cached_property
+    def db(self) -> Database:
+        return Database(self.settings["DATABASE_URL"])
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(redis_url(self.settings), socket_connect_timeout=2, socket_timeout=5,
+                                    health_check_interval=30)
+
+    @cached_property
+    def data_dir(self) -> Path:
+        path = Path(self.settings["DATA_DIR"])
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @cached_property
+    def secret_box(self):  # noqa: ANN201 - SecretBox, imported lazily
+        from canvas.secrets import SecretBox
+
+        return SecretBox.from_setting(self.settings.get("SECRET_KEYS"), self.data_dir)
+
+    @cached_property
+    def network_policy(self):  # noqa: ANN201 - NetworkPolicy
+        from canvas.network.guard import NetworkPolicy
+
+        return NetworkPolicy.from_setting(self.settings.get("ALLOW_PRIVATE_NETWORKS"), self.settings.get("TLS_CA_FILE"))
+
+    @cached_property
+    def application_catalog(self):  # noqa: ANN201 - ApplicationCatalog
+        from canvas.applications.catalog import load_application_catalog
+
+        return load_application_catalog(catalog_dir(self.settings) / "applications")
+
+    def close(self) -> None:
+        if "db" in self.__dict__:
+            self.db.dispose()
+        if "redis" in self.__dict__:
+            self.redis.close()
+
+
+def catalog_dir(settings: dict[str, Any]) -> Path:
+    if settings.get("CATALOG_DIR"):
+        return Path(settings["CATALOG_DIR"])
+    import templates_catalog
+
+    return Path(templates_catalog.__file__).parent
+
+
+def init_services(app: Flask, services: Services) -> None:
+    app.extensions[EXTENSION_KEY] = services
+    app.teardown_appcontext(_close_request_session)
+
+
+def services() -> Services:
+    return current_app.extensions[EXTENSION_KEY]
+
+
+def db_session() -> Session:
+    """The session of the current request (or app context), opened on first use and closed at teardown."""
+    session = g.get("db_session")
+    if session is None:
+        session = g.db_session = services().db.sessions()
+    return session
+
+
+def _close_request_session(_exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()  # rolls back whatever a failed request left uncommitted
+

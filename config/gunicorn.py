@@ -1,0 +1,9 @@
+"""Settings of the production WSGI server that `canvas api` runs (gunicorn, sync workers)."""
+
+worker_class = "sync"
+timeout = 60
+graceful_timeout = 20
+keepalive = 5
+# Access logs go to stderr like everything else; secrets only travel in headers, which are not logged.
+accesslog = "-"
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'

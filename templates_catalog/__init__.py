@@ -1,0 +1,1 @@
+"""Applications and workflow templates as data, validated at load."""

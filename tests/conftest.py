@@ -1,0 +1,163 @@
+"""Shared fixtures. The suite runs on PostgreSQL and a Redis server when CANVAS_TEST_DATABASE_URL and
+CANVAS_TEST_REDIS_URL are set (CI), and on SQLite plus the embedded Redis when they are not."""
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+pytest_plugins = ["tests.servers.fixtures"]
+
+TEST_DATABASE_URL = os.environ.get("CANVAS_TEST_DATABASE_URL")
+TEST_REDIS_URL = os.environ.get("CANVAS_TEST_REDIS_URL")
+
+# The test process must not pick up an operator's configuration.
+for _name in [name for name in os.environ if name.startswith("CANVAS_") and not name.startswith("CANVAS_TEST_")]:
+    del os.environ[_name]
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("canvas-data")
+
+
+@pytest.fixture(scope="session")
+def redis_url(data_dir) -> Iterator[str]:
+    if TEST_REDIS_URL:
+        yield TEST_REDIS_URL
+        return
+    from canvas.queueing.embedded import EmbeddedRedis
+
+    embedded = EmbeddedRedis({"DATA_DIR": str(data_dir), "REDIS_URL": None})
+    embedded.start()
+    yield embedded.url
+    embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(data_dir) -> str:
+    return TEST_DATABASE_URL or f"sqlite:///{data_dir / 'canvas-test.db'}"
+
+
+@pytest.fixture(scope="session")
+def base_settings(data_dir, database_url, redis_url) -> dict:
+    from canvas.secrets import SecretBox
+
+    return {
+        "DATA_DIR": str(data_dir),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": f"canvas-test-{uuid.uuid4().hex[:8]}:",
+        "SECRET_KEYS": SecretBox.generate_key(),
+        "ALLOW_PRIVATE_NETWORKS": "true",  # tests talk to real servers on loopback
+        "VERIFY_TIMEOUT_SECONDS": 5.0,
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture(scope="session")
+def migrated_database(base_settings) -> str:
+    """The schema, built once per session by the real migrations."""
+    from canvas import migrate
+    from canvas.db import Database
+    from canvas.models import Base
+
+    database = Database(base_settings["DATABASE_URL"])
+    with database.engine.begin() as connection:
+        Base.metadata.drop_all(connection)
+        connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate.upgrade(database.engine)
+    database.dispose()
+    return base_settings["DATABASE_URL"]
+
+
+@pytest.fixture()
+def make_app(base_settings, migrated_database):
+    """Build an app with extra settings; tables are emptied after the test."""
+    built = []
+
+    def build(**overrides):
+        from canvas import create_app
+
+        app = create_app({**base_settings, **overrides})
+        app.config["TESTING"] = True
+        built.append(app)
+        return app
+
+    yield build
+    for app in built:
+        _empty_tables(app)
+        app.extensions["canvas"].close()
+
+
+def _empty_tables(app) -> None:
+    from canvas.models import Base
+
+    engine = app.extensions["canvas"].db.engine
+    with engine.begin() as connection:
+        for table in reversed(Base.metadata.sorted_tables):
+            connection.execute(table.delete())
+
+
+@pytest.fixture()
+def app(make_app):
+    return make_app()
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture()
+def services(app):
+    return app.extensions["canvas"]
+
+
+class Org:
+    """An organization created through the service layer, with helpers to call the API as its accounts."""
+
+    def __init__(self, app, name: str):
+        from canvas.accounts import service
+
+        self.app = app
+        with app.extensions["canvas"].db.transaction() as session:
+            created = service.create_organization(session, name, f"admin-{uuid.uuid4().hex[:8]}@{name.lower()}.test")
+        self.id = str(created.organization_id)
+        self.admin_id = str(created.account_id)
+        self.admin_headers = canvas_headers(created.consumer, created.secret_key)
+
+    def add_account(self, role: str = "User", active: bool = True) -> tuple[str, dict]:
+        """A new account of this organization with its own keys: (account id, headers)."""
+        from canvas.accounts import service
+        from canvas.models import Role
+
+        with self.app.extensions["canvas"].db.transaction() as session:
+            account = service._add_account(session, uuid.UUID(self.id), f"{uuid.uuid4().hex[:10]}@example.test",
+                                           Role(role), active=active)
+            keys = service.issue_keys(session, account.id)
+        return str(account.id), canvas_headers(keys.consumer, keys.secret_key)
+
+
+def canvas_headers(consumer: str, secret: str, managed_account_id: str | None = None) -> dict:
+    headers = {"Consumer": consumer, "SecretKey": secret}
+    if managed_account_id:
+        headers["ManagedAccountId"] = managed_account_id
+    return headers
+
+
+@pytest.fixture()
+def make_org(app):
+    def build(name: str = "Acme") -> Org:
+        return Org(app, name)
+
+    return build
+
+
+@pytest.fixture()
+def org(make_org) -> Org:
+    return make_org("Acme")
