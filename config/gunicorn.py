@@ -7,3 +7,5 @@ keepalive = 5
 # Access logs go to stderr like everything else; secrets only travel in headers, which are not logged.
 accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+# Several `canvas api` processes may run on one machine; gunicorn's control socket would make them collide.
+control_socket_disable = True

@@ -1,0 +1,44 @@
+"""Settings: defaults, CANVAS_* environment overrides, explicit overrides."""
+from __future__ import annotations
+
+import pytest
+
+from canvas.settings import SettingsError, load_settings, redis_url
+
+
+def test_defaults_put_everything_under_the_data_dir(tmp_path):
+    settings = load_settings(environ={"CANVAS_DATA_DIR": str(tmp_path)})
+    assert settings["DATABASE_URL"] == f"sqlite:///{tmp_path / 'canvas.db'}"
+    assert redis_url(settings) == f"unix://{tmp_path / 'redis' / 'redis.sock'}"
+
+
+def test_environment_values_are_parsed_by_the_type_of_their_default(tmp_path):
+    settings = load_settings(environ={"CANVAS_DATA_DIR": str(tmp_path), "CANVAS_TRUSTED_PROXY_COUNT": "2",
+                                      "CANVAS_BENCHMARK_ENDPOINTS": "yes", "CANVAS_VERIFY_TIMEOUT_SECONDS": "2.5"})
+    assert settings["TRUSTED_PROXY_COUNT"] == 2
+    assert settings["BENCHMARK_ENDPOINTS"] is True
+    assert settings["VERIFY_TIMEOUT_SECONDS"] == 2.5
+
+
+def test_explicit_overrides_win_over_the_environment(tmp_path):
+    settings = load_settings({"TRUSTED_PROXY_COUNT": 3}, environ={"CANVAS_TRUSTED_PROXY_COUNT": "1",
+                                                                  "CANVAS_DATA_DIR": str(tmp_path)})
+    assert settings["TRUSTED_PROXY_COUNT"] == 3
+
+
+def test_postgres_urls_get_the_psycopg_driver(tmp_path):
+    settings = load_settings(environ={"CANVAS_DATABASE_URL": "postgresql://u@h/db", "CANVAS_DATA_DIR": str(tmp_path)})
+    assert settings["DATABASE_URL"] == "postgresql+psycopg://u@h/db"
+
+
+@pytest.mark.parametrize(("name", "value"), [("CANVAS_TRUSTED_PROXY_COUNT", "many"),
+                                             ("CANVAS_BENCHMARK_ENDPOINTS", "perhaps")])
+def test_unusable_values_name_the_variable(name, value):
+    with pytest.raises(SettingsError, match=name):
+        load_settings(environ={name: value})
+
+
+def test_deep_data_dirs_get_a_short_socket_path(tmp_path):
+    deep = tmp_path / ("d" * 120)
+    socket = redis_url(load_settings(environ={"CANVAS_DATA_DIR": str(deep)}))
+    assert len(socket) < 110 and socket.startswith("unix://")
