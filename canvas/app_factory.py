@@ -44,7 +44,9 @@ def build_app(config: Mapping[str, Any] | None = None) -> Flask:
         CANVAS_SETTINGS=settings,
     )
     app.json.sort_keys = False
-    init_services(app, Services(settings))
+    services = Services(settings)
+    services.application_catalog  # noqa: B018 - load now: never serve on a broken or half-loaded catalog
+    init_services(app, services)
     api = Api(app)
     _register_blueprints(app, api, settings)
     register_error_handlers(app)  # after Api(), whose own HTTPException handler it replaces
@@ -58,10 +60,11 @@ def build_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def _register_blueprints(app: Flask, api: Api, settings: Mapping[str, Any]) -> None:
     from canvas.accounts.resources import blp as accounts_blp
+    from canvas.applications.resources import blp as applications_blp
     from canvas.health import blp as health_blp
     from canvas.help.resources import blp as help_blp
 
-    for blueprint in (help_blp, accounts_blp):
+    for blueprint in (help_blp, accounts_blp, applications_blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health_blp)  # operational, not part of the documented API
     if settings.get("BENCHMARK_ENDPOINTS"):

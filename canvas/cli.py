@@ -72,10 +72,16 @@ def up(host: str | None, port: int | None) -> None:
 
 
 def _prepare_data_dir(settings: dict) -> None:
-    """Create the data dir and the secret key once, before several processes could race to create them."""
+    """Check the catalog, create the data dir and the secret key once, before several processes could race."""
     from pathlib import Path
 
+    from canvas.catalog.loader import CatalogCheckError, check_catalog
     from canvas.secrets import SecretBox
+
+    try:
+        log.info(check_catalog(settings))
+    except CatalogCheckError as exc:
+        raise click.ClickException(f"the catalog cannot be loaded: {exc}") from None
 
     Path(settings["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     SecretBox.from_setting(settings.get("SECRET_KEYS"), Path(settings["DATA_DIR"]))
@@ -207,6 +213,45 @@ def keys_rotate(account_id: uuid.UUID, as_json: bool) -> None:
         issued = service.rotate_keys(session, account_id)
     _print({"accountId": str(issued.account_id), "consumer": issued.consumer, "secretKey": issued.secret_key},
            as_json, "Keep the SecretKey safe: it cannot be shown again.")
+
+
+@cli.group()
+def secrets() -> None:
+    """Credentials encrypted at rest."""
+
+
+@secrets.command("rotate")
+@click.option("--batch-size", default=200, show_default=True, help="Rows re-encrypted per transaction.")
+def secrets_rotate(batch_size: int) -> None:
+    """Re-encrypt every stored secret with the first key of CANVAS_SECRET_KEYS (safe to re-run)."""
+    from pathlib import Path
+
+    from canvas.secrets import SecretBox
+    from canvas.secrets.rotation import rotate_all
+
+    settings = _settings()
+    box = SecretBox.from_setting(settings.get("SECRET_KEYS"), Path(settings["DATA_DIR"]))
+    report = rotate_all(_migrated_database(settings), box, batch_size)
+    click.echo(f"rotated {report.rotated}, already current {report.already_current}, "
+               f"changed meanwhile {report.changed_meanwhile}")
+
+
+@cli.group()
+def catalog() -> None:
+    """The catalog of applications and workflow templates (templates_catalog/)."""
+
+
+@catalog.command("check")
+def catalog_check() -> None:
+    """Validate the catalog files without starting anything."""
+    from canvas.catalog.loader import CatalogCheckError, check_catalog
+
+    settings = _settings()
+    try:
+        summary = check_catalog(settings)
+    except CatalogCheckError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(summary)
 
 
 def _print(result: dict, as_json: bool, note: str) -> None:

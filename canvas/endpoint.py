@@ -69,3 +69,23 @@ def dto_names() -> list[str]:
 def dto_name_of(schema: Any) -> str:
     schema_class = schema if isinstance(schema, type) else type(schema)
     return getattr(schema_class, "dto_name", schema_class.__name__.removesuffix("Schema"))
+
+
+def route_with_optional_id(blp, path: str) -> Callable:  # noqa: ANN001 - flask_smorest.Blueprint
+    """Canvas endpoints that take a `Guid id` accept it as a path segment and as a query parameter."""
+
+    def register(view_class: type) -> type:
+        blp.route(path, endpoint=view_class.__name__)(view_class)
+        blp.route(f"{path}/<string:path_id>", endpoint=view_class.__name__ + "ById")(view_class)
+        return view_class
+
+    return register
+
+
+def id_argument(path_id: str | None, query: dict) -> str:
+    from canvas.errors import BadRequestError
+
+    value = path_id or query.get("id")
+    if not value:
+        raise BadRequestError("id: a Guid id is required, in the path or as ?id=", parameter="id")
+    return value

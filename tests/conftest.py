@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-pytest_plugins = ["tests.servers.fixtures"] if (Path(__file__).parent / "servers" / "fixtures.py").exists() else []
+pytest_plugins = ["tests.servers.fixtures"]
 
 TEST_DATABASE_URL = os.environ.get("CANVAS_TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("CANVAS_TEST_REDIS_URL")

@@ -70,6 +70,8 @@ SCALAR_TYPES = [
 
 
 def _type_of(field: ma.fields.Field) -> tuple[str, str]:
+    if getattr(field, "describe_as", None):
+        return field.describe_as, ""
     if isinstance(field, ma.fields.Dict):
         keys = _type_of(field.key_field)[0] if field.key_field else "string"
         values = _type_of(field.value_field)[0] if field.value_field else "object"

@@ -2,6 +2,8 @@
 from canvas.models.account import Account, ActivationToken, ApiKey, Organization, Role
 from canvas.models.application import ApplicationGrant, RegisteredApplication
 from canvas.models.base import Base
+from canvas.models.template import WorkflowTemplate, WorkflowTemplateVersion
+from canvas.models.workflow import Workflow, WorkflowApplication
 
 __all__ = [
     "Account",
@@ -12,4 +14,8 @@ __all__ = [
     "Organization",
     "RegisteredApplication",
     "Role",
+    "Workflow",
+    "WorkflowApplication",
+    "WorkflowTemplate",
+    "WorkflowTemplateVersion",
 ]

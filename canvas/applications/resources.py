@@ -1,0 +1,142 @@
+"""Applications, RegApplications, RegApplication, and the registered-application extensions."""
+from __future__ import annotations
+
+from flask import jsonify
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from canvas.applications import service
+from canvas.applications.schemas import (
+    AddRegApplicationSchema,
+    ApplicationSchema,
+    OptionalIdArgsSchema,
+    RegApplicationGrantsAnswerSchema,
+    RegApplicationGrantsSchema,
+    RegApplicationIdSchema,
+    RegApplicationSchema,
+    UpdateRegApplicationSchema,
+)
+from canvas.auth import current_principal
+from canvas.endpoint import canvas_endpoint, id_argument, route_with_optional_id
+from canvas.extensions import db_session, services
+
+blp = Blueprint("applications", __name__, url_prefix="/api", description="Applications and registered applications")
+
+
+def _verifier() -> service.Verifier:
+    return service.Verifier(services().network_policy, services().settings["VERIFY_TIMEOUT_SECONDS"])
+
+
+def _to_api(registered) -> dict:  # noqa: ANN001
+    return service.registered_to_api(registered, services().application_catalog.get(registered.application_id))
+
+
+@blp.route("/Applications")
+class Applications(MethodView):
+    @canvas_endpoint("Applications", returns="JSON Array")
+    @blp.response(200, ApplicationSchema(many=True))
+    def get(self):
+        """Returns Canvas applications"""
+        return services().application_catalog.to_api()
+
+
+@blp.route("/RegApplications")
+class RegApplications(MethodView):
+    @canvas_endpoint("RegApplications", returns="JSON Array")
+    @blp.response(200, RegApplicationSchema(many=True))
+    def get(self):
+        """Returns account registerred applications"""
+        return [_to_api(registered) for registered in
+                service.list_registered(db_session(), current_principal().account_id)]
+
+
+@route_with_optional_id(blp, "/RegApplication")
+class RegApplication(MethodView):
+    @canvas_endpoint("RegApplication", parameters="[FromBody]AddRegApplicationApiDto regApp", returns="Guid")
+    @blp.arguments(AddRegApplicationSchema)
+    def post(self, data, path_id=None):
+        """Registers a new application and returns Id"""
+        session = db_session()
+        registered = service.register_application(session, services().application_catalog, services().secret_box,
+                                                  _verifier(), current_principal().account_id, data)
+        session.commit()
+        return jsonify(str(registered.id))
+
+    @canvas_endpoint("RegApplication", parameters="Guid id", returns="JSON", extension=True)
+    @blp.arguments(OptionalIdArgsSchema, location="query")
+    @blp.response(200, RegApplicationSchema)
+    def get(self, args, path_id=None):
+        """Returns one registered application of the account (never its credentials)"""
+        return _to_api(service.get_registered(db_session(), current_principal().account_id,
+                                              id_argument(path_id, args)))
+
+
+@blp.route("/UpdateRegApplication")
+class UpdateRegApplication(MethodView):
+    @canvas_endpoint("UpdateRegApplication", parameters="[FromBody]UpdateRegApplicationApiDto regApp",
+                     returns="JSON", extension=True)
+    @blp.arguments(UpdateRegApplicationSchema)
+    @blp.response(200, RegApplicationSchema)
+    def post(self, data):
+        """Updates a registered application's tag or credentials; new credentials are verified before they are kept"""
+        session = db_session()
+        registered = service.update_registered(session, services().application_catalog, services().secret_box,
+                                               _verifier(), current_principal().account_id, data)
+        session.commit()
+        return _to_api(registered)
+
+
+@blp.route("/VerifyRegApplication")
+class VerifyRegApplication(MethodView):
+    @canvas_endpoint("VerifyRegApplication", parameters="[FromBody]RegApplicationIdApiDto regApp", returns="JSON",
+                     extension=True)
+    @blp.arguments(RegApplicationIdSchema)
+    @blp.response(200, RegApplicationSchema)
+    def post(self, data):
+        """Verifies a registered application's stored credentials again; success clears faulted"""
+        session = db_session()
+        registered = service.reverify_registered(session, services().application_catalog, services().secret_box,
+                                                 _verifier(), current_principal().account_id, data["id"])
+        session.commit()
+        return _to_api(registered)
+
+
+@route_with_optional_id(blp, "/DeleteRegApplication")
+class DeleteRegApplication(MethodView):
+    @canvas_endpoint("DeleteRegApplication", parameters="Guid id", returns="boolean", extension=True)
+    @blp.arguments(OptionalIdArgsSchema, location="query")
+    def get(self, args, path_id=None):
+        """Deletes a registered application; refused while a workflow uses it"""
+        session = db_session()
+        service.delete_registered(session, current_principal().account_id, id_argument(path_id, args))
+        session.commit()
+        return jsonify(True)
+
+
+@route_with_optional_id(blp, "/RegApplicationGrants")
+class RegApplicationGrants(MethodView):
+    @canvas_endpoint("RegApplicationGrants", parameters="Guid id", returns="JSON", extension=True)
+    @blp.arguments(OptionalIdArgsSchema, location="query")
+    @blp.response(200, RegApplicationGrantsAnswerSchema)
+    def get(self, args, path_id=None):
+        """Returns which workflows may use a registered application (restricted false: every workflow of the account)"""
+        session = db_session()
+        registered = service.get_registered(session, current_principal().account_id, id_argument(path_id, args))
+        return _grants_answer(session, registered)
+
+    @canvas_endpoint("RegApplicationGrants", parameters="[FromBody]RegApplicationGrantsApiDto grants",
+                     returns="JSON", extension=True)
+    @blp.arguments(RegApplicationGrantsSchema)
+    @blp.response(200, RegApplicationGrantsAnswerSchema)
+    def post(self, data, path_id=None):
+        """Restricts a registered application to the listed workflows, or lifts the restriction"""
+        session = db_session()
+        registered = service.set_grants(session, current_principal().account_id, data["id"], data["restricted"],
+                                        data["workflowIds"])
+        session.commit()
+        return _grants_answer(session, registered)
+
+
+def _grants_answer(session, registered) -> dict:  # noqa: ANN001
+    return {"id": registered.id, "restricted": registered.restricted_to_grants,
+            "workflowIds": service.granted_workflow_ids(session, registered.id)}

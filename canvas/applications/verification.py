@@ -1,0 +1,468 @@
+"""Verify a registered application's credentials against the real system before they are stored.
+
+One verifier per application kind (ftp, sftp, smtp, sql, rest; filehub and none have nothing to check). Each one
+passes the host through the SSRF guard first, connects to the checked address itself (keeping the host name for TLS),
+and applies `timeout` to the connect and to every read, so a server that accepts and then says nothing fails in
+bounded time. Failures become a VerificationError whose `reason` is short, clear and free of secrets.
+"""
+from __future__ import annotations
+
+import ftplib
+import logging
+import math
+import os
+import smtplib
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator, Mapping
+
+import paramiko
+import requests
+import sqlalchemy
+
+from canvas.network.clients import (
+    DEFAULT_KNOWN_HOSTS_FILE, GuardedFTP, GuardedFTPTLS, GuardedSMTP, GuardedSMTPSSL, HostKey, InvalidKeyError,
+    describe_key, known_host_keys, load_private_key, restrict_host_key_types,
+)
+from canvas.network.failures import (
+    describe_network_error, describe_request_error, endpoint as _endpoint, first_line as _first_line,
+    seconds as _seconds,
+)
+from canvas.network.guard import BlockedAddressError, NetworkPolicy, guarded_session
+from canvas.network.rest_auth import (
+    RestCredentialsError, TokenRequestError, base_url, build_auth, join_url, url_without_query,
+)
+
+log = logging.getLogger(__name__)
+
+SECRET_FIELDS = ("password", "passphrase", "privateKey", "token", "apiKey", "clientSecret")
+MIN_REDACTED_LENGTH = 3  # shorter "secrets" would garble every message and protect nothing
+SSH_WATCHDOG_FACTOR = 3  # a whole SFTP check may take this many timeouts (some paramiko waits have no timeout)
+SMTP_DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
+SQL_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433, "oracle": 1521}
+SQL_HOST_QUERY_KEYS = frozenset({"host", "hostaddr", "unix_socket", "service", "server", "dsn"})
+DEFAULT_SQL_DRIVER = "mssql+pymssql"  # for the server/port/database/username/password form (MS SQL apps)
+_TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+
+
+class VerificationError(Exception):
+    """The credentials did not work. `reason` is short human text without any secret."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class _Check:
+    policy: NetworkPolicy
+    timeout: float
+    settings: Mapping
+
+
+def verify_credentials(
+    kind: str, credentials: dict, *, policy: NetworkPolicy, timeout: float = 10.0, settings: dict | None = None
+) -> None:
+    """Log in to the system the credentials are for and do one harmless thing; raise VerificationError if not."""
+    verifier = _VERIFIERS.get((kind or "").lower())
+    if verifier is None:
+        raise VerificationError(f"unknown application kind {kind!r}")
+    secrets = _secret_values(credentials)
+    try:
+        verifier(credentials, _Check(policy, timeout, settings or {}))
+    except (VerificationError, InvalidKeyError, RestCredentialsError) as error:
+        reason = _redact(getattr(error, "reason", None) or str(error), secrets)
+        log.info("%s credentials rejected: %s", kind, reason)
+        raise VerificationError(reason) from None  # no chained library error: it might quote a secret
+    except Exception as error:  # a library failure we do not know yet still deserves a clean answer
+        reason = _redact(f"verification failed: {type(error).__name__}: {_first_line(error)}", secrets)
+        log.warning("%s credentials could not be verified: %s", kind, reason)
+        raise VerificationError(reason) from None
+    log.info("%s credentials verified", kind)
+
+
+# --- helpers shared by the verifiers ---------------------------------------------------------------------------
+
+
+def _secret_values(credentials: Mapping) -> list[str]:
+    values = [str(credentials.get(field) or "") for field in SECRET_FIELDS]
+    url = str(credentials.get("url") or "")
+    if url:
+        try:
+            values.append(sqlalchemy.make_url(url).password or "")
+        except sqlalchemy.exc.ArgumentError:
+            values.append(url)
+    return [value for value in values if len(value) >= MIN_REDACTED_LENGTH]
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def _required(credentials: Mapping, field: str) -> str:
+    value = str(credentials.get(field) or "").strip()
+    if not value:
+        raise VerificationError(f"the {field} field is required")
+    return value
+
+
+def _port(credentials: Mapping, default: int) -> int:
+    value = credentials.get("port")
+    if value in (None, ""):
+        return default
+    try:
+        port = int(str(value).strip())
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise VerificationError("port must be a number between 1 and 65535")
+    return port
+
+
+def _flag(value) -> bool:
+    return value if isinstance(value, bool) else str(value or "").strip().lower() in _TRUE_WORDS
+
+
+@contextmanager
+def _network_errors(host: str, port: int, timeout: float) -> Iterator[None]:
+    """Turn the socket-level failures every protocol shares into clear reasons."""
+    try:
+        yield
+    except VerificationError:
+        raise
+    except (BlockedAddressError, OSError, EOFError) as error:
+        raise VerificationError(describe_network_error(error, host, port, timeout) or _first_line(error)) from None
+
+
+# --- FTP / FTPS ------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _ftp_replies(failure: str) -> Iterator[None]:
+    try:
+        yield
+    except ftplib.Error as error:
+        raise VerificationError(f"{failure}: {_first_line(error)}") from None
+
+
+def _close_ftp(ftp: ftplib.FTP) -> None:
+    if ftp.sock is None:  # never connected
+        return
+    try:
+        ftp.quit()
+    except (OSError, EOFError, ftplib.Error):
+        ftp.close()
+
+
+def _verify_ftp(credentials: Mapping, check: _Check) -> None:
+    host, port = _required(credentials, "address"), _port(credentials, 21)
+    secure = _flag(credentials.get("secure"))
+    ftp = (GuardedFTPTLS if secure else GuardedFTP)(check.policy, timeout=check.timeout)
+    with _network_errors(host, port, check.timeout):
+        try:
+            with _ftp_replies("the server refused the connection"):
+                ftp.connect(host, port)
+            if secure:
+                with _ftp_replies("the server refused AUTH TLS"):
+                    ftp.auth()
+            with _ftp_replies("login failed"):
+                ftp.login(_required(credentials, "username"), str(credentials.get("password") or ""))
+            if secure:
+                with _ftp_replies("the server refused PROT P (encrypted data connections)"):
+                    ftp.prot_p()
+            with _ftp_replies("the server refused PWD"):
+                ftp.pwd()
+        finally:
+            _close_ftp(ftp)
+
+
+# --- SFTP ------------------------------------------------------------------------------------------------------
+
+
+def _expected_host_keys(credentials: Mapping, host: str, port: int, settings: Mapping) -> list[HostKey]:
+    """The keys the server may present: the pinned hostKey, else those in known_hosts (empty: unknown host)."""
+    pinned = str(credentials.get("hostKey") or "").strip()
+    if pinned:
+        return [HostKey.parse(pinned)]
+    return known_host_keys(host, port, settings.get("known_hosts_file", DEFAULT_KNOWN_HOSTS_FILE))
+
+
+def _check_host_key(server_key: paramiko.PKey, expected: list[HostKey], endpoint: str, policy: str) -> None:
+    if not expected:
+        if policy == "accept_new":
+            log.info("accepting the unknown SSH host key %s of %s", describe_key(server_key), endpoint)
+            return
+        raise VerificationError(
+            f"unknown SSH host key {describe_key(server_key)} for {endpoint}; "
+            "put the server's public key in the hostKey field"
+        )
+    if not any(key.matches(server_key) for key in expected):
+        raise VerificationError(
+            f"host key mismatch: {endpoint} presented {describe_key(server_key)}, which is not the expected key"
+        )
+
+
+def _start_ssh(transport: paramiko.Transport, timeout: float, endpoint: str) -> None:
+    started, negotiated = time.monotonic(), threading.Event()
+    transport.banner_timeout = transport.handshake_timeout = transport.auth_timeout = timeout
+    transport.start_client(event=negotiated)
+    finished_in_time = negotiated.wait(timeout + 1)  # the transport's own timeouts usually fire first
+    if finished_in_time and transport.is_active():
+        return
+    if not finished_in_time or time.monotonic() - started >= timeout * 0.9:
+        raise VerificationError(f"timed out after {_seconds(timeout)} s waiting for the SSH handshake of {endpoint}")
+    error = transport.get_exception()
+    raise VerificationError(f"SSH handshake with {endpoint} failed: {_first_line(error) if error else 'closed'}")
+
+
+def _authenticate_ssh(transport: paramiko.Transport, credentials: Mapping) -> None:
+    username, password = _required(credentials, "username"), str(credentials.get("password") or "")
+    private_key = str(credentials.get("privateKey") or "").strip()
+    if not private_key and not password:
+        raise VerificationError("enter a password or a privateKey")
+    method = "private key" if private_key else "password"
+    try:
+        if private_key:
+            key = load_private_key(private_key, credentials.get("passphrase") or None)
+            remaining = transport.auth_publickey(username, key)
+            if remaining and password:  # the server wants a second factor (publickey AND password)
+                method = "password"
+                transport.auth_password(username, password)
+        else:
+            transport.auth_password(username, password)
+    except paramiko.BadAuthenticationType as error:
+        allowed = ", ".join(error.allowed_types) or "nothing"
+        raise VerificationError(f"login failed: the server does not accept this method (it allows {allowed})")
+    except paramiko.AuthenticationException:
+        raise VerificationError(f"login failed: the server rejected the {method} for user {username!r}") from None
+
+
+def _stat_home_folder(transport: paramiko.Transport, timeout: float) -> None:
+    channel = transport.open_session(timeout=timeout)
+    channel.settimeout(timeout)  # every SFTP read below
+    channel.invoke_subsystem("sftp")
+    sftp = paramiko.SFTPClient(channel)
+    try:
+        sftp.stat(".")
+    except (PermissionError, FileNotFoundError) as error:  # the SFTP status, not a network problem
+        raise VerificationError(f"logged in, but the home folder is not accessible: {error.strerror}") from None
+    finally:
+        sftp.close()
+
+
+def _verify_sftp(credentials: Mapping, check: _Check) -> None:
+    host, port = _required(credentials, "address"), _port(credentials, 22)
+    endpoint = _endpoint(host, port)
+    expected = _expected_host_keys(credentials, host, port, check.settings)
+    with _network_errors(host, port, check.timeout):
+        transport = paramiko.Transport(check.policy.connect(host, port, check.timeout))
+    watchdog = threading.Timer(SSH_WATCHDOG_FACTOR * check.timeout, transport.close)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        if expected:
+            restrict_host_key_types(transport, expected)
+        _start_ssh(transport, check.timeout, endpoint)
+        policy = check.settings.get("host_key_policy", "known_hosts")
+        _check_host_key(transport.get_remote_server_key(), expected, endpoint, policy)
+        _authenticate_ssh(transport, credentials)
+        with _network_errors(host, port, check.timeout):
+            _stat_home_folder(transport, check.timeout)
+    except (paramiko.SSHException, EOFError) as error:
+        if not watchdog.is_alive():
+            raise VerificationError(f"timed out after {_seconds(check.timeout)} s talking SFTP with {endpoint}")
+        raise VerificationError(f"SFTP session with {endpoint} failed: {_first_line(error) or 'closed'}") from None
+    finally:
+        watchdog.cancel()
+        transport.close()
+
+
+# --- SMTP ------------------------------------------------------------------------------------------------------
+
+
+def _smtp_security(credentials: Mapping) -> str:
+    security = str(credentials.get("security") or "starttls").strip().lower()
+    security = {"tls": "ssl", "smtps": "ssl", "implicit": "ssl", "plain": "none", "": "starttls"}.get(
+        security, security
+    )
+    if security not in SMTP_DEFAULT_PORTS:
+        raise VerificationError("security must be one of starttls, ssl, none")
+    return security
+
+
+@contextmanager
+def _smtp_replies(endpoint: str, timeout: float) -> Iterator[None]:
+    try:
+        yield
+    except smtplib.SMTPAuthenticationError as error:
+        raise VerificationError(f"login failed: {error.smtp_code} {_smtp_text(error.smtp_error)}") from None
+    except smtplib.SMTPServerDisconnected as error:
+        if isinstance(error.__context__, TimeoutError):  # smtplib turns a read timeout into "disconnected"
+            raise VerificationError(f"timed out after {_seconds(timeout)} s waiting for {endpoint} to answer")
+        raise VerificationError(f"connection closed by {endpoint}") from None
+    except smtplib.SMTPNotSupportedError:
+        raise VerificationError("login failed: the server offers no AUTH here (does it want STARTTLS or SSL?)")
+    except smtplib.SMTPResponseException as error:
+        raise VerificationError(f"the server answered {error.smtp_code} {_smtp_text(error.smtp_error)}") from None
+    except smtplib.SMTPException as error:
+        raise VerificationError(f"SMTP failure with {endpoint}: {_first_line(error)}") from None
+
+
+def _smtp_text(reply) -> str:
+    text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
+    return " ".join(text.split())
+
+
+def _verify_smtp(credentials: Mapping, check: _Check) -> None:
+    host, security = _required(credentials, "host"), _smtp_security(credentials)
+    port = _port(credentials, SMTP_DEFAULT_PORTS[security])
+    helo_name = check.settings.get("helo_name") or socket.getfqdn()
+    smtp_class = GuardedSMTPSSL if security == "ssl" else GuardedSMTP
+    smtp = smtp_class(check.policy, timeout=check.timeout, local_hostname=helo_name)
+    with _network_errors(host, port, check.timeout), _smtp_replies(_endpoint(host, port), check.timeout):
+        try:
+            smtp.connect(host, port)
+            smtp.ehlo_or_helo_if_needed()
+            if security == "starttls":
+                if not smtp.has_extn("starttls"):
+                    raise VerificationError(f"{_endpoint(host, port)} does not offer STARTTLS")
+                smtp.starttls(context=check.policy.ssl_context())
+                smtp.ehlo()
+            username = str(credentials.get("username") or "").strip()
+            if username:
+                smtp.login(username, str(credentials.get("password") or ""))
+        finally:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+
+
+# --- SQL -------------------------------------------------------------------------------------------------------
+
+
+def _sql_url(credentials: Mapping, settings: Mapping) -> sqlalchemy.URL:
+    text = str(credentials.get("url") or "").strip()
+    if text:
+        try:
+            return sqlalchemy.make_url(text)
+        except sqlalchemy.exc.ArgumentError:
+            raise VerificationError("url is not a valid SQLAlchemy database URL") from None
+    return sqlalchemy.URL.create(
+        str(credentials.get("driver") or settings.get("driver") or DEFAULT_SQL_DRIVER),
+        username=str(credentials.get("username") or "") or None,
+        password=str(credentials.get("password") or "") or None,
+        host=_required(credentials, "server"),
+        port=_port(credentials, 0) or None,
+        database=str(credentials.get("database") or "") or None,
+    )
+
+
+def _sqlite_connect_args(url: sqlalchemy.URL, timeout: float) -> dict:
+    database = url.database or ":memory:"
+    if database != ":memory:" and not database.startswith("file:") and not os.path.isfile(database):
+        raise VerificationError(f"SQLite database file not found: {database}")
+    return {"timeout": timeout}
+
+
+def _network_connect_args(url: sqlalchemy.URL, timeout: float, addresses: list[str]) -> dict:
+    """Driver options that bound the connect (and where possible each read) by `timeout`."""
+    seconds = max(2, math.ceil(timeout))  # libpq and most drivers take whole seconds; libpq's minimum is 2
+    driver = url.get_driver_name()
+    if driver in ("psycopg", "psycopg2"):
+        # hostaddr makes libpq connect to the checked address (no second lookup) and still verify TLS by host.
+        return {"connect_timeout": seconds, "hostaddr": addresses[0]}
+    if driver in ("pymysql", "mysqldb", "mysqlconnector"):
+        return {"connect_timeout": seconds, "read_timeout": seconds, "write_timeout": seconds}
+    if driver == "pymssql":
+        return {"login_timeout": seconds, "timeout": seconds}
+    if driver == "oracledb":
+        return {"tcp_connect_timeout": float(timeout)}
+    return {}  # other drivers resolve the host again themselves: a residual DNS-rebinding window
+
+
+def _describe_database_error(error: Exception, endpoint: str, timeout: float) -> str:
+    message = " ".join(_first_line(getattr(error, "orig", None) or error).split())
+    lowered = message.lower()
+    if "connection refused" in lowered:
+        return f"connection refused by {endpoint}"
+    if "timeout expired" in lowered or "timed out" in lowered:
+        return f"timed out after {_seconds(timeout)} s connecting to {endpoint}"
+    if any(words in lowered for words in ("authentication failed", "access denied", "login failed")):
+        return f"login failed: {message}"
+    return f"database error: {message}"
+
+
+def _verify_sql(credentials: Mapping, check: _Check) -> None:
+    url = _sql_url(credentials, check.settings)
+    backend = url.get_backend_name()
+    endpoint = "the SQLite file"
+    if backend == "sqlite":
+        connect_args = _sqlite_connect_args(url, check.timeout)
+    else:
+        if SQL_HOST_QUERY_KEYS & {key.lower() for key in url.query}:
+            raise VerificationError("name the database server in the URL's host part, not in its query")
+        host, port = url.host or "localhost", url.port or SQL_DEFAULT_PORTS.get(backend, 0)
+        endpoint = _endpoint(host, port)
+        with _network_errors(host, port, check.timeout):
+            connect_args = _network_connect_args(url, check.timeout, check.policy.resolve(host, port))
+    try:
+        engine = sqlalchemy.create_engine(url, connect_args=connect_args, poolclass=sqlalchemy.pool.NullPool)
+    except (sqlalchemy.exc.NoSuchModuleError, ModuleNotFoundError):
+        raise VerificationError(f"the database driver for {url.drivername} is not installed") from None
+    probe = "SELECT 1 FROM DUAL" if backend == "oracle" else "SELECT 1"
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql(probe).scalar()
+    except ModuleNotFoundError:
+        raise VerificationError(f"the database driver for {url.drivername} is not installed") from None
+    except sqlalchemy.exc.DBAPIError as error:
+        raise VerificationError(_describe_database_error(error, endpoint, check.timeout)) from None
+    finally:
+        engine.dispose()
+
+
+# --- REST ------------------------------------------------------------------------------------------------------
+
+
+def _verify_rest(credentials: Mapping, check: _Check) -> None:
+    path = credentials.get("verifyPath") or check.settings.get("path")  # none: GET the base url itself
+    url = join_url(base_url(credentials), path)
+    session = guarded_session(check.policy, default_timeout=check.timeout)
+    auth = build_auth(credentials, session=session, timeout=check.timeout)
+    try:
+        response = session.get(url, auth=auth, timeout=check.timeout, stream=True)  # the status is enough
+        response.close()
+    except BlockedAddressError as error:
+        raise VerificationError(str(error)) from None
+    except TokenRequestError as error:
+        rejected = error.status_code in (400, 401, 403)
+        raise VerificationError(f"authentication rejected: {error}" if rejected else str(error)) from None
+    except requests.RequestException as error:
+        raise VerificationError(describe_request_error(error, url, check.timeout)) from None
+    finally:
+        session.close()
+    if response.status_code in (401, 403):
+        raise VerificationError(f"authentication rejected (HTTP {response.status_code})")
+    if response.status_code >= 400:
+        raise VerificationError(f"HTTP {response.status_code} from {url_without_query(response.url)}")
+
+
+def _nothing_to_verify(credentials: Mapping, check: _Check) -> None:
+    """File Hub lives on the platform itself; "none" applications have no credentials."""
+
+
+_VERIFIERS: dict[str, Callable[[Mapping, _Check], None]] = {
+    "ftp": _verify_ftp,
+    "sftp": _verify_sftp,
+    "smtp": _verify_smtp,
+    "sql": _verify_sql,
+    "rest": _verify_rest,
+    "filehub": _nothing_to_verify,
+    "none": _nothing_to_verify,
+}

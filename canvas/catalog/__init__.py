@@ -1,0 +1,1 @@
+"""The catalog: workflow templates as data, validated against the block registry and the application catalog."""

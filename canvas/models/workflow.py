@@ -1,0 +1,49 @@
+"""Workflows: a template instantiated for one account, bound to its registered applications."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, Uuid
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from canvas.models.base import Base, UtcDateTime, new_id, utcnow
+
+
+class Workflow(Base):
+    __tablename__ = "workflow"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("account.id"), index=True)
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)
+    template_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("workflow_template.id"), index=True)
+    template_version: Mapped[str | None] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(20), default="Ready")  # Ready | Queued | Running | Failed
+    current_block: Mapped[int] = mapped_column(Integer, default=0)
+    # The resolved chain: [{uniqueBlockId, blockName, block, application, variables}], overrides merged in.
+    chain: Mapped[list] = mapped_column(JSON)
+    chain_overrides: Mapped[list] = mapped_column(JSON, default=list)
+    is_customized: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_scheduled: Mapped[bool] = mapped_column(Boolean, default=False)
+    schedule_frequency: Mapped[str | None] = mapped_column(Text)
+    date_next_schedule: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    date_last_run: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    date_created: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    date_modified: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    date_deleted: Mapped[datetime | None] = mapped_column(UtcDateTime)  # soft delete: run history stays
+
+    bindings: Mapped[list[WorkflowApplication]] = relationship(
+        order_by="WorkflowApplication.position", cascade="all, delete-orphan", lazy="selectin")
+
+
+class WorkflowApplication(Base):
+    """Which registered application serves one of the template's applications (by shortName)."""
+
+    __tablename__ = "workflow_application"
+
+    workflow_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workflow.id", ondelete="CASCADE"), primary_key=True)
+    short_name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    registered_application_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("registered_application.id"), index=True)

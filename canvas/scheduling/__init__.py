@@ -1,0 +1,1 @@
+"""Scheduling: the Quartz cron dialect and the scheduler's trigger."""
