@@ -13,34 +13,26 @@ import math
 import os
 import smtplib
 import socket
-import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping
 
-import paramiko
 import requests
 import sqlalchemy
 
-from canvas.network.clients import (
-    DEFAULT_KNOWN_HOSTS_FILE, GuardedFTP, GuardedFTPTLS, GuardedSMTP, GuardedSMTPSSL, HostKey, InvalidKeyError,
-    describe_key, known_host_keys, load_private_key, restrict_host_key_types,
-)
+from canvas.network.clients import GuardedFTP, GuardedFTPTLS, GuardedSMTP, GuardedSMTPSSL
 from canvas.network.failures import (
     describe_network_error, describe_request_error, endpoint as _endpoint, first_line as _first_line,
-    seconds as _seconds,
+    seconds as _seconds, url_without_query,
 )
 from canvas.network.guard import BlockedAddressError, NetworkPolicy, guarded_session
-from canvas.network.rest_auth import (
-    RestCredentialsError, TokenRequestError, base_url, build_auth, join_url, url_without_query,
-)
+from canvas.network.rest_auth import RestCredentialsError, TokenRequestError, base_url, build_auth, join_url
+from canvas.network.ssh import DEFAULT_KNOWN_HOSTS_FILE, HostKeyCheck, SshError, SshLogin, open_sftp
 
 log = logging.getLogger(__name__)
 
 SECRET_FIELDS = ("password", "passphrase", "privateKey", "token", "apiKey", "clientSecret")
 MIN_REDACTED_LENGTH = 3  # shorter "secrets" would garble every message and protect nothing
-SSH_WATCHDOG_FACTOR = 3  # a whole SFTP check may take this many timeouts (some paramiko waits have no timeout)
 SMTP_DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 SQL_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433, "oracle": 1521}
 SQL_HOST_QUERY_KEYS = frozenset({"host", "hostaddr", "unix_socket", "service", "server", "dsn"})
@@ -73,7 +65,7 @@ def verify_credentials(
     secrets = _secret_values(credentials)
     try:
         verifier(credentials, _Check(policy, timeout, settings or {}))
-    except (VerificationError, InvalidKeyError, RestCredentialsError) as error:
+    except (VerificationError, SshError, RestCredentialsError) as error:
         reason = _redact(getattr(error, "reason", None) or str(error), secrets)
         log.info("%s credentials rejected: %s", kind, reason)
         raise VerificationError(reason) from None  # no chained library error: it might quote a secret
@@ -95,7 +87,8 @@ def _secret_values(credentials: Mapping) -> list[str]:
             values.append(sqlalchemy.make_url(url).password or "")
         except sqlalchemy.exc.ArgumentError:
             values.append(url)
-    return [value for value in values if len(value) >= MIN_REDACTED_LENGTH]
+    lines = [line.strip() for value in values for line in value.splitlines()]  # a key quoted in part
+    return [value for value in {*values, *lines} if len(value) >= MIN_REDACTED_LENGTH]
 
 
 def _redact(text: str, secrets: list[str]) -> str:
@@ -184,102 +177,28 @@ def _verify_ftp(credentials: Mapping, check: _Check) -> None:
 # --- SFTP ------------------------------------------------------------------------------------------------------
 
 
-def _expected_host_keys(credentials: Mapping, host: str, port: int, settings: Mapping) -> list[HostKey]:
-    """The keys the server may present: the pinned hostKey, else those in known_hosts (empty: unknown host)."""
-    pinned = str(credentials.get("hostKey") or "").strip()
-    if pinned:
-        return [HostKey.parse(pinned)]
-    return known_host_keys(host, port, settings.get("known_hosts_file", DEFAULT_KNOWN_HOSTS_FILE))
-
-
-def _check_host_key(server_key: paramiko.PKey, expected: list[HostKey], endpoint: str, policy: str) -> None:
-    if not expected:
-        if policy == "accept_new":
-            log.info("accepting the unknown SSH host key %s of %s", describe_key(server_key), endpoint)
-            return
-        raise VerificationError(
-            f"unknown SSH host key {describe_key(server_key)} for {endpoint}; "
-            "put the server's public key in the hostKey field"
-        )
-    if not any(key.matches(server_key) for key in expected):
-        raise VerificationError(
-            f"host key mismatch: {endpoint} presented {describe_key(server_key)}, which is not the expected key"
-        )
-
-
-def _start_ssh(transport: paramiko.Transport, timeout: float, endpoint: str) -> None:
-    started, negotiated = time.monotonic(), threading.Event()
-    transport.banner_timeout = transport.handshake_timeout = transport.auth_timeout = timeout
-    transport.start_client(event=negotiated)
-    finished_in_time = negotiated.wait(timeout + 1)  # the transport's own timeouts usually fire first
-    if finished_in_time and transport.is_active():
-        return
-    if not finished_in_time or time.monotonic() - started >= timeout * 0.9:
-        raise VerificationError(f"timed out after {_seconds(timeout)} s waiting for the SSH handshake of {endpoint}")
-    error = transport.get_exception()
-    raise VerificationError(f"SSH handshake with {endpoint} failed: {_first_line(error) if error else 'closed'}")
-
-
-def _authenticate_ssh(transport: paramiko.Transport, credentials: Mapping) -> None:
-    username, password = _required(credentials, "username"), str(credentials.get("password") or "")
-    private_key = str(credentials.get("privateKey") or "").strip()
-    if not private_key and not password:
-        raise VerificationError("enter a password or a privateKey")
-    method = "private key" if private_key else "password"
-    try:
-        if private_key:
-            key = load_private_key(private_key, credentials.get("passphrase") or None)
-            remaining = transport.auth_publickey(username, key)
-            if remaining and password:  # the server wants a second factor (publickey AND password)
-                method = "password"
-                transport.auth_password(username, password)
-        else:
-            transport.auth_password(username, password)
-    except paramiko.BadAuthenticationType as error:
-        allowed = ", ".join(error.allowed_types) or "nothing"
-        raise VerificationError(f"login failed: the server does not accept this method (it allows {allowed})")
-    except paramiko.AuthenticationException:
-        raise VerificationError(f"login failed: the server rejected the {method} for user {username!r}") from None
-
-
-def _stat_home_folder(transport: paramiko.Transport, timeout: float) -> None:
-    channel = transport.open_session(timeout=timeout)
-    channel.settimeout(timeout)  # every SFTP read below
-    channel.invoke_subsystem("sftp")
-    sftp = paramiko.SFTPClient(channel)
-    try:
-        sftp.stat(".")
-    except (PermissionError, FileNotFoundError) as error:  # the SFTP status, not a network problem
-        raise VerificationError(f"logged in, but the home folder is not accessible: {error.strerror}") from None
-    finally:
-        sftp.close()
-
-
 def _verify_sftp(credentials: Mapping, check: _Check) -> None:
     host, port = _required(credentials, "address"), _port(credentials, 22)
-    endpoint = _endpoint(host, port)
-    expected = _expected_host_keys(credentials, host, port, check.settings)
-    with _network_errors(host, port, check.timeout):
-        transport = paramiko.Transport(check.policy.connect(host, port, check.timeout))
-    watchdog = threading.Timer(SSH_WATCHDOG_FACTOR * check.timeout, transport.close)
-    watchdog.daemon = True
-    watchdog.start()
+    login = SshLogin(
+        _required(credentials, "username"),
+        password=str(credentials.get("password") or ""),
+        private_key=str(credentials.get("privateKey") or ""),
+        passphrase=str(credentials.get("passphrase") or "") or None,
+    )
+    host_keys = HostKeyCheck(
+        pinned=str(credentials.get("hostKey") or ""),
+        policy=check.settings.get("host_key_policy", "known_hosts"),
+        known_hosts_file=check.settings.get("known_hosts_file", DEFAULT_KNOWN_HOSTS_FILE),
+    )
     try:
-        if expected:
-            restrict_host_key_types(transport, expected)
-        _start_ssh(transport, check.timeout, endpoint)
-        policy = check.settings.get("host_key_policy", "known_hosts")
-        _check_host_key(transport.get_remote_server_key(), expected, endpoint, policy)
-        _authenticate_ssh(transport, credentials)
-        with _network_errors(host, port, check.timeout):
-            _stat_home_folder(transport, check.timeout)
-    except (paramiko.SSHException, EOFError) as error:
-        if not watchdog.is_alive():
-            raise VerificationError(f"timed out after {_seconds(check.timeout)} s talking SFTP with {endpoint}")
-        raise VerificationError(f"SFTP session with {endpoint} failed: {_first_line(error) or 'closed'}") from None
-    finally:
-        watchdog.cancel()
-        transport.close()
+        session = open_sftp(check.policy, host, port, login, host_keys, check.timeout)
+    except SshError as error:
+        raise VerificationError(error.reason) from None
+    with session, _network_errors(host, port, check.timeout):
+        try:
+            session.sftp.stat(".")
+        except (PermissionError, FileNotFoundError) as error:  # an SFTP status, not a network problem
+            raise VerificationError(f"logged in, but the home folder is not accessible: {error.strerror}") from None
 
 
 # --- SMTP ------------------------------------------------------------------------------------------------------

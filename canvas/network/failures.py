@@ -8,12 +8,11 @@ from __future__ import annotations
 import socket
 import ssl
 from typing import Iterator
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
 from canvas.network.guard import BlockedAddressError, ConnectTimeoutError
-from canvas.network.rest_auth import url_without_query
 
 
 def seconds(timeout: float) -> str:
@@ -22,6 +21,13 @@ def seconds(timeout: float) -> str:
 
 def endpoint(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def url_without_query(url: str) -> str:
+    """The URL without query, fragment and user info: safe to show (API keys often ride in the query)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def first_line(error: BaseException | None) -> str:

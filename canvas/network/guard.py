@@ -28,7 +28,7 @@ from requests.adapters import DEFAULT_POOLBLOCK, HTTPAdapter
 from urllib3 import exceptions as urllib3_errors
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.util import parse_url
+from urllib3.util import Timeout, parse_url
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -209,8 +209,9 @@ class _GuardedConnectionMixin:
     policy: NetworkPolicy  # set on the per-policy subclasses built by _guarded_pool_classes
 
     def _new_conn(self) -> socket.socket:
+        timeout = Timeout.resolve_default_timeout(self.timeout)  # urllib3's "default" token means socket's default
         try:
-            sock = self.policy.connect(self.host, self.port, self.timeout, self.source_address)
+            sock = self.policy.connect(self.host, self.port, timeout, self.source_address)
         except socket.gaierror as error:
             raise urllib3_errors.NameResolutionError(self.host, self, error) from error
         except TimeoutError as error:

@@ -12,11 +12,13 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Mapping
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.auth import AuthBase, HTTPBasicAuth
 from requests.cookies import extract_cookies_to_jar
+
+from canvas.network.failures import describe_request_error, url_without_query
 
 AUTH_TYPES = ("none", "basic", "bearer", "apikey_header", "apikey_query", "oauth2_client_credentials")
 DEFAULT_API_KEY_HEADER = "X-API-Key"
@@ -37,13 +39,6 @@ class TokenRequestError(Exception):
     def __init__(self, message: str, status_code: int | None = None):
         super().__init__(message)
         self.status_code = status_code
-
-
-def url_without_query(url: str) -> str:
-    """The URL without query, fragment and user info: safe to show (API keys often ride in the query)."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def join_url(base_url: str, path: str | None) -> str:
@@ -82,7 +77,18 @@ class ApiKeyHeaderAuth(AuthBase):
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers[self._name] = self._key
+        request.register_hook("response", self._drop_on_redirect_to_another_host)
         return request
+
+    def _drop_on_redirect_to_another_host(self, response: requests.Response, **kwargs) -> requests.Response:
+        """requests strips Authorization when a redirect leaves the host, but not a custom header: do it here.
+
+        The next hop is prepared from a copy of response.request, so removing the header there keeps it away.
+        """
+        target = response.headers.get("Location") if response.is_redirect else None
+        if target and urlsplit(urljoin(response.url, target)).hostname != urlsplit(response.url).hostname:
+            response.request.headers.pop(self._name, None)
+        return response
 
 
 class ApiKeyQueryAuth(AuthBase):
@@ -161,7 +167,8 @@ def _parse_token_response(response: requests.Response, shown_url: str) -> tuple[
         body = None
     token = body.get("access_token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token:
-        raise TokenRequestError(f"the token endpoint {shown_url} answered without an access_token", response.status_code)
+        message = f"the token endpoint {shown_url} answered without an access_token"
+        raise TokenRequestError(message, response.status_code)
     try:
         lifetime = float(body["expires_in"]) if body.get("expires_in") is not None else None
     except (TypeError, ValueError):
@@ -221,12 +228,11 @@ class OAuth2ClientCredentialsAuth(AuthBase):
                 allow_redirects=False,
             )
         except requests.RequestException as error:
-            raise TokenRequestError(f"the token endpoint {shown_url} could not be reached ({type(error).__name__})")
+            reason = describe_request_error(error, self.token_url, self._timeout)
+            raise TokenRequestError(f"the token endpoint {shown_url} could not be reached: {reason}") from error
         if not 200 <= response.status_code < 300:
-            raise TokenRequestError(
-                f"the token endpoint {shown_url} refused the client (HTTP {response.status_code}{_error_code(response)})",
-                response.status_code,
-            )
+            status, code = response.status_code, _error_code(response)
+            raise TokenRequestError(f"the token endpoint {shown_url} refused the client (HTTP {status}{code})", status)
         return _parse_token_response(response, shown_url)
 
     def _retry_once_on_401(self, response: requests.Response, **send_kwargs) -> requests.Response:
