@@ -319,5 +319,6 @@ class NthDayOfWeekToken(WeekdayRuleToken):
 def _last_day_offset(digits: str | None, text: str, spec: FieldSpec) -> int:
     offset = 0 if digits is None else int(digits)
     if offset > MAX_LAST_DAY_OFFSET:
-        raise spec.error(text, f"has an offset of {offset}; the offset from the last day must be 0-{MAX_LAST_DAY_OFFSET}")
+        raise spec.error(text, f"has an offset of {offset}; the offset from the last day must be "
+                               f"0-{MAX_LAST_DAY_OFFSET}")
     return offset

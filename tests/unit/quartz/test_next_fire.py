@@ -37,8 +37,10 @@ QUARTZ_DOCUMENTED = [
     pytest.param("0 0/5 14,18 * * ?", "2026-05-05T14:55:00", ["2026-05-05T18:00:00"], id="tutorial-two-hours"),
     pytest.param("0 0-5 14 * * ?", "2026-05-05T14:05:00", ["2026-05-06T14:00:00"], id="tutorial-minute-range"),
     pytest.param("0 10,44 14 ? 3 WED", "2026-01-01T00:00:00",
-                 ["2026-03-04T14:10:00", "2026-03-04T14:44:00", "2026-03-11T14:10:00"], id="tutorial-wednesdays-in-march"),
-    pytest.param("0 15 10 ? * MON-FRI", "2026-01-02T10:15:00", ["2026-01-05T10:15:00"], id="tutorial-weekdays-skip-weekend"),
+                 ["2026-03-04T14:10:00", "2026-03-04T14:44:00", "2026-03-11T14:10:00"],
+                 id="tutorial-wednesdays-in-march"),
+    pytest.param("0 15 10 ? * MON-FRI", "2026-01-02T10:15:00", ["2026-01-05T10:15:00"],
+                 id="tutorial-weekdays-skip-weekend"),
     pytest.param("0 15 10 15 * ?", "2026-01-15T10:15:00", ["2026-02-15T10:15:00"], id="tutorial-15th-of-month"),
     pytest.param("0 15 10 L * ?", "2026-02-01T00:00:00", ["2026-02-28T10:15:00", "2026-03-31T10:15:00"],
                  id="tutorial-last-day-of-month"),
@@ -145,6 +147,9 @@ STEPS_AND_YEARS = [
     pytest.param("0 0 0 1 1 ? 2099", "2099-01-01T00:00:00", [], id="nothing-after-the-last-allowed-year"),
     pytest.param("0 0 0 31 12 ? *", "2099-12-31T00:00:00", [], id="year-star-stops-at-2099"),
     pytest.param("0 0 0 31 12 ? *", "2099-12-30T00:00:00", ["2099-12-31T00:00:00"], id="last-fire-in-2099"),
+    pytest.param("0 0 0 1 1 ? 2150", "2026-01-01T00:00:00", [], id="valid-year-beyond-2099-never-fires"),
+    pytest.param("0 0 0 1 1 ? 2098-2150", "2026-01-01T00:00:00", ["2098-01-01T00:00:00", "2099-01-01T00:00:00"],
+                 id="year-range-fires-only-through-2099"),
 ]
 
 

@@ -60,7 +60,7 @@ def test_parse_normalises_and_round_trips(text, normalised):
     pytest.param("0 0 0 ? * */2", DAY_OF_WEEK, {1, 3, 5, 7}, id="weekday-star-step"),
     pytest.param("0 0 0 ? * L", DAY_OF_WEEK, {7}, id="L-alone-is-saturday"),
     pytest.param("0 0 0 ? * SUN,SAT", DAY_OF_WEEK, {1, 7}, id="sun-is-1-sat-is-7"),
-    pytest.param("0 0 0 ? * * 2026/30", YEAR, {2026, 2056, 2086}, id="year-step-stops-at-2099"),
+    pytest.param("0 0 0 ? * * 2026/30", YEAR, {2026, 2056, 2086, 2116, 2146, 2176}, id="year-step-runs-to-2199"),
     pytest.param("0 0 0 ? * * 2098-2099", YEAR, {2098, 2099}, id="last-years"),
 ])
 def test_token_forms_expand_to_quartz_values(text, field, values):
@@ -78,13 +78,15 @@ def test_token_forms_expand_to_quartz_values(text, field, values):
     pytest.param("0 15 10 1W * ?", id="W-on-day-1"),
     pytest.param("59 59 23 31 12 ? 2099", id="all-maxima"),
     pytest.param("0 0 0 1 1 ? 1970", id="first-year"),
+    pytest.param("0 0 0 1 1 ? 2199", id="last-year-quartz-documents"),
 ])
 def test_valid_quartz_forms_parse(text):
     assert isinstance(parse(text), CronExpression)
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    pytest.param("0 0 12 ? * MON-FRI/2", "day-of-week: 'MON-FRI/2' applies a step to names", id="step-on-weekday-names"),
+    pytest.param("0 0 12 ? * MON-FRI/2", "day-of-week: 'MON-FRI/2' applies a step to names",
+                 id="step-on-weekday-names"),
     pytest.param("0 0 12 ? JAN-DEC/2 *", "month: 'JAN-DEC/2' applies a step to names", id="step-on-month-names"),
     pytest.param("0 0 12 ? JAN/2 *", "e.g. '1/2'", id="step-on-one-name-suggests-numbers"),
     pytest.param("0/0 * * ? * *", "seconds: '0/0' has a step of 0", id="zero-step"),
@@ -112,8 +114,8 @@ def test_valid_quartz_forms_parse(text):
     pytest.param("0 0 0 0 * ?", "day-of-month: '0' is out of range 1-31", id="day-0"),
     pytest.param("0 0 0 ? 13 *", "month: '13' is out of range 1-12 (JAN-DEC)", id="month-13"),
     pytest.param("0 5-70 0 ? * *", "minutes: '5-70' is out of range 0-59", id="range-end-out-of-range"),
-    pytest.param("0 0 0 ? * * 1969", "year: '1969' is out of range 1970-2099", id="year-before-1970"),
-    pytest.param("0 0 0 ? * * 2100", "year: '2100' is out of range 1970-2099", id="year-after-2099"),
+    pytest.param("0 0 0 ? * * 1969", "year: '1969' is out of range 1970-2199", id="year-before-1970"),
+    pytest.param("0 0 0 ? * * 2200", "year: '2200' is out of range 1970-2199", id="year-after-2199"),
     pytest.param("0 0 0 ? * * 2028-2026", "year: '2028-2026' runs backwards", id="backwards-year-range"),
     pytest.param("0 0 0 1,,2 * ?", "day-of-month: '1,,2' has an empty item", id="empty-list-item"),
     pytest.param("0 0 0 1, * ?", "day-of-month: '1,' has an empty item", id="trailing-comma"),
