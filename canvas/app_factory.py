@@ -61,10 +61,13 @@ def build_app(config: Mapping[str, Any] | None = None) -> Flask:
 def _register_blueprints(app: Flask, api: Api, settings: Mapping[str, Any]) -> None:
     from canvas.accounts.resources import blp as accounts_blp
     from canvas.applications.resources import blp as applications_blp
+    from canvas.catalog.resources import blp as templates_blp
     from canvas.health import blp as health_blp
     from canvas.help.resources import blp as help_blp
+    from canvas.runs.resources import blp as runs_blp
+    from canvas.workflows.resources import blp as workflows_blp
 
-    for blueprint in (help_blp, accounts_blp, applications_blp):
+    for blueprint in (help_blp, accounts_blp, applications_blp, templates_blp, workflows_blp, runs_blp):
         api.register_blueprint(blueprint)
     app.register_blueprint(health_blp)  # operational, not part of the documented API
     if settings.get("BENCHMARK_ENDPOINTS"):

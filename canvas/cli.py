@@ -38,6 +38,18 @@ def _migrated_database(settings: dict):  # noqa: ANN202
     return database
 
 
+def _synced_database(settings: dict):  # noqa: ANN202
+    """Migrated, with the template catalog loaded: what the API and workers expect to find."""
+    from canvas.catalog.loader import CatalogCheckError, sync_catalog_files
+
+    database = _migrated_database(settings)
+    try:
+        log.info(sync_catalog_files(database, settings))
+    except CatalogCheckError as exc:
+        raise click.ClickException(f"the catalog cannot be loaded: {exc}") from None
+    return database
+
+
 @click.group()
 def cli() -> None:
     """Canvas: a self-hosted workflow-template orchestrator."""
@@ -58,7 +70,7 @@ def up(host: str | None, port: int | None) -> None:
     _prepare_data_dir(settings)
     embedded = ensure_redis(settings)
     try:
-        _migrated_database(settings).dispose()
+        _synced_database(settings).dispose()
         bind = ["--host", host or DEFAULT_HOST, "--port", str(port or DEFAULT_PORT)]
         children = [Child("api", canvas_command("api", *bind)), Child("worker", canvas_command("worker")),
                     Child("scheduler", canvas_command("scheduler"))]
@@ -101,7 +113,7 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
     _prepare_data_dir(settings)
     embedded = ensure_redis(settings)
     try:
-        _migrated_database(settings).dispose()
+        _synced_database(settings).dispose()
         CanvasServer(f"{host or DEFAULT_HOST}:{port or DEFAULT_PORT}", workers or settings["API_WORKERS"]).run()
     finally:
         if embedded is not None:
@@ -254,6 +266,15 @@ def catalog_check() -> None:
     click.echo(summary)
 
 
+@catalog.command("sync")
+def catalog_sync() -> None:
+    """Load catalog changes into the database (unchanged files change nothing)."""
+    settings = _settings()
+    database = _synced_database(settings)
+    database.dispose()
+    click.echo("catalog synced")
+
+
 def _print(result: dict, as_json: bool, note: str) -> None:
     if as_json:
         click.echo(json.dumps(result))
@@ -277,5 +298,15 @@ class _domain_errors:  # noqa: N801 - used as a context manager, reads like a st
         return False
 
 
+def _register_plugin_commands() -> None:
+    """Commands that live with their capability package."""
+    try:
+        from canvas.schedules.cli import cron
+    except ImportError:  # the schedules package is optional while it is being built
+        return
+    cli.add_command(cron)
+
+
 def main() -> None:
+    _register_plugin_commands()
     cli(prog_name="canvas")

@@ -1,6 +1,7 @@
 """The database: one engine per process, sessions per request or per unit of work."""
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,6 +43,13 @@ class Database:
         self.url = url
         self.engine = build_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._pid = os.getpid()
+
+    def after_fork(self) -> None:
+        """In a forked child (RQ's forking worker), drop the parent's pooled connections instead of sharing them."""
+        if os.getpid() != self._pid:
+            self.engine.dispose(close=False)
+            self._pid = os.getpid()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

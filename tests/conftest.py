@@ -55,6 +55,7 @@ def base_settings(data_dir, database_url, redis_url) -> dict:
         "SECRET_KEYS": SecretBox.generate_key(),
         "ALLOW_PRIVATE_NETWORKS": "true",  # tests talk to real servers on loopback
         "VERIFY_TIMEOUT_SECONDS": 5.0,
+        "BLOCK_RETRY_BASE_SECONDS": 0.05,
         "LOG_LEVEL": "INFO",
     }
 
@@ -83,9 +84,12 @@ def make_app(base_settings, migrated_database):
     def build(**overrides):
         from canvas import create_app
 
+        from canvas.catalog.loader import sync_catalog_files
+
         app = create_app({**base_settings, **overrides})
         app.config["TESTING"] = True
         built.append(app)
+        sync_catalog_files(app.extensions["canvas"].db, app.config["CANVAS_SETTINGS"])
         return app
 
     yield build

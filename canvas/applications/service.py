@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from canvas.applications.catalog import ApplicationCatalog, ApplicationSpec
@@ -145,6 +145,8 @@ def delete_registered(session: Session, account_id: uuid.UUID, registered_id: An
         listed = ", ".join(str(workflow_id) for workflow_id in users[:5])
         raise ConflictError(f"Registered application {registered.id} is used by workflow(s) {listed}; "
                             "delete or rebind them first")
+    # Only deleted workflows still point at it: their bindings go, their run history stays.
+    session.execute(delete(WorkflowApplication).where(WorkflowApplication.registered_application_id == registered.id))
     session.delete(registered)
 
 

@@ -10,7 +10,7 @@ import os
 import tempfile
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -39,8 +39,6 @@ class FileData:
     name: str
     content_type: str
     opener: Callable[[], BinaryIO]
-    # Keeps a temporary file alive as long as this FileData is referenced (see from_temp_path).
-    _cleanup: object = field(default=None, repr=False, compare=False)
 
     def open(self) -> BinaryIO:
         return self.opener()
@@ -61,11 +59,19 @@ class FileData:
 
     @classmethod
     def from_temp_path(cls, name: str, content_type: str, path: str | os.PathLike) -> FileData:
-        """A FileData that owns a temporary file: the file is deleted once the FileData is garbage collected (or at
-        interpreter exit), because nobody else knows when the last reader is done with it."""
-        file_data = cls.from_path(name, content_type, path)
-        file_data._cleanup = weakref.finalize(file_data, _remove_quietly, str(path))
-        return file_data
+        """A FileData that owns a temporary file: the file is deleted once nothing refers to its opener any more
+        (this FileData, copies made with dataclasses.replace, readers holding the opener), or at interpreter exit,
+        because nobody else knows when the last reader is done with it."""
+        return cls(name, content_type, _TemporaryFile(path).open)
+
+
+class _TemporaryFile:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        weakref.finalize(self, _remove_quietly, str(self.path))
+
+    def open(self) -> BinaryIO:
+        return open(self.path, "rb")
 
 
 BlockData = Union[Records, FileData, None]
@@ -73,6 +79,8 @@ BlockData = Union[Records, FileData, None]
 
 def new_temp_path(suffix: str = "", directory: str | os.PathLike | None = None) -> Path:
     """A fresh, empty temporary file for a block to write its output into (pair it with FileData.from_temp_path)."""
+    if directory is not None:
+        Path(directory).mkdir(parents=True, exist_ok=True)
     handle, name = tempfile.mkstemp(prefix=TEMP_FILE_PREFIX, suffix=suffix, dir=directory)
     os.close(handle)
     return Path(name)

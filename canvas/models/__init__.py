@@ -2,11 +2,16 @@
 from canvas.models.account import Account, ActivationToken, ApiKey, Organization, Role
 from canvas.models.application import ApplicationGrant, RegisteredApplication
 from canvas.models.base import Base
+from canvas.models.run import ACTIVE_RUN_STATES, BlockOutput, BlockRun, WorkflowRun
+from canvas.models.schedule import ScheduleOccurrence, WorkflowSchedule
 from canvas.models.template import WorkflowTemplate, WorkflowTemplateVersion
 from canvas.models.workflow import Workflow, WorkflowApplication
 
 __all__ = [
+    "ACTIVE_RUN_STATES",
     "Account",
+    "BlockOutput",
+    "BlockRun",
     "ActivationToken",
     "ApiKey",
     "ApplicationGrant",
@@ -14,8 +19,11 @@ __all__ = [
     "Organization",
     "RegisteredApplication",
     "Role",
+    "ScheduleOccurrence",
     "Workflow",
     "WorkflowApplication",
+    "WorkflowRun",
+    "WorkflowSchedule",
     "WorkflowTemplate",
     "WorkflowTemplateVersion",
 ]

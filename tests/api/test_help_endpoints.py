@@ -3,6 +3,8 @@ from __future__ import annotations
 
 
 def test_getmetadata_lists_every_registered_api_route(client, app):
+    from canvas.endpoint import endpoint_meta
+
     entries = client.get("/api/GetMetaData").json
     assert all(list(entry) == ["name", "parameters", "verb", "authenticate", "description", "returns"]
                for entry in entries)
@@ -10,9 +12,12 @@ def test_getmetadata_lists_every_registered_api_route(client, app):
     routed = set()
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/api/"):
-            name = rule.rule.split("/")[2]
-            routed |= {(name, method) for method in rule.methods - {"HEAD", "OPTIONS"}}
+            for method in rule.methods - {"HEAD", "OPTIONS"}:
+                meta = endpoint_meta(app.view_functions[rule.endpoint], method)
+                assert meta is not None, f"{method} {rule.rule} has no Canvas endpoint metadata"
+                routed.add((meta.name, method))
     assert listed == routed
+    assert all(entry["description"] for entry in entries)
 
 
 def test_getmetadata_marks_which_endpoints_authenticate(client):

@@ -1,0 +1,45 @@
+"""JSONata through jsonata-python: compile once per block run, evaluate per record, and turn the library's
+exceptions into BlockErrors that say what went wrong and where."""
+from __future__ import annotations
+
+from typing import Any
+
+import jsonata
+from jsonata.functions import Functions
+
+from canvas.execution.context import BlockError
+from canvas.execution.serialization import to_jsonable
+
+
+def compile_expression(text: Any, variable: str) -> jsonata.Jsonata:
+    if not isinstance(text, str) or not text.strip():
+        raise BlockError(f"variable '{variable}' must be a non-empty JSONata expression")
+    try:
+        return jsonata.Jsonata(text)
+    except Exception as error:  # the library raises JException, but also plain Python errors on odd input
+        raise BlockError(f"variable '{variable}' is not a valid JSONata expression: {_describe(error)}") from None
+
+
+def evaluate(expression: jsonata.Jsonata, value: Any, where: str) -> Any:
+    """The expression's result over `value` (made JSON-only first: the library refuses dates, decimals...)."""
+    try:
+        return expression.evaluate(to_jsonable(value))
+    except Exception as error:
+        raise BlockError(f"JSONata failed on {where}: {_describe(error)}") from None
+
+
+def is_truthy(result: Any) -> bool:
+    """JSONata's own boolean casting ($boolean): "", 0, [], {} and undefined are false."""
+    return bool(Functions.to_boolean(result))
+
+
+def result_records(result: Any) -> list[dict]:
+    """A result as records: an array gives one per item, null/undefined none, a non-object {"value": v}."""
+    if result is None:
+        return []
+    items = result if isinstance(result, list) else [result]
+    return [item if isinstance(item, dict) else {"value": item} for item in items if item is not None]
+
+
+def _describe(error: Exception) -> str:
+    return str(error) or type(error).__name__

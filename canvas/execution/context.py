@@ -1,0 +1,74 @@
+"""What a block gets besides its input: the run context, and the errors a block raises to tell the runner how it
+failed (transient → retried with backoff, authentication → not retried and the application marked faulted)."""
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:  # the storage package imports nothing from here; the hint only documents the collaborators
+    from canvas.storage.blob import BlobStore, FileHub
+
+Item = TypeVar("Item")
+
+CANCEL_CHECK_INTERVAL = 1000  # items between two cancellation checks; checking is cheap but not free
+
+
+class BlockError(Exception):
+    """A block failed. The message is shown in run history as is: never put a secret in it."""
+
+    transient: bool = False
+
+
+class TransientBlockError(BlockError):
+    """A failure that may go away by itself (connection refused, timeout, HTTP 429/5xx): the runner retries."""
+
+    transient = True
+
+
+class BlockAuthenticationError(BlockError):
+    """The third-party system refused the credentials: not retried; the registered application is marked faulted."""
+
+
+class BlockCancelledError(BlockError):
+    """The run was cancelled while the block was working."""
+
+
+def _never_cancelled() -> bool:
+    return False
+
+
+@dataclass
+class BlockContext:
+    variables: dict  # merged, placeholders already resolved by the runner
+    # Decrypted credentials of the bound registered application: never log them (and never in the repr).
+    credentials: dict | None = field(repr=False)
+    logger: logging.Logger  # the block's own logger; the runner captures its lines into run history
+    blob_store: BlobStore
+    file_hub: FileHub | None
+    run_id: str
+    block_number: int
+    workflow_name: str
+    network_policy: Any = None  # canvas.network.guard.NetworkPolicy for network blocks
+    is_cancelled: Callable[[], bool] = _never_cancelled
+    temp_dir: Path | None = None  # where blocks put temporary files; None = the system's temporary directory
+
+    def raise_if_cancelled(self) -> None:
+        if self.is_cancelled():
+            raise BlockCancelledError("the run was cancelled")
+
+    def cancellable(self, items: Iterable[Item], every: int = CANCEL_CHECK_INTERVAL) -> Iterator[Item]:
+        """Yields `items`, checking for cancellation before every `every` items, so a long loop stops soon after a
+        cancel. Slices instead of counting: nothing is allocated per item on this hot path."""
+        iterator = iter(items)
+        while True:
+            self.raise_if_cancelled()
+            exhausted = True
+            for item in itertools.islice(iterator, every):
+                exhausted = False
+                yield item
+            if exhausted:
+                return

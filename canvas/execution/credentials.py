@@ -1,0 +1,74 @@
+"""What a block run needs from the account's side: decrypted credentials (in memory only), the secrets to redact,
+the workflow's time zone, and marking an application faulted when its credentials are refused."""
+from __future__ import annotations
+
+import json
+import logging
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.orm import Session
+
+from canvas.applications import service as applications
+from canvas.errors import ForbiddenError
+from canvas.execution.context import BlockError
+from canvas.models import Account, RegisteredApplication, Workflow
+
+log = logging.getLogger(__name__)
+SECRET_NAME_HINTS = ("password", "secret", "token", "key", "url")
+
+
+def for_block(services, state, entry: dict) -> tuple[dict | None, list[str]]:  # noqa: ANN001
+    """The decrypted credentials of the application bound to this block, and the values to keep out of logs."""
+    short_name = entry.get("application")
+    if not short_name:
+        return None, []
+    registered_id = state.bindings.get(short_name)
+    with services.db.sessions() as session:
+        registered = session.get(RegisteredApplication, registered_id) if registered_id else None
+        if registered is None:
+            raise BlockError(f"the workflow has no registered {short_name} application (it may have been deleted)")
+        try:
+            applications.check_grant(session, registered, state.workflow_id)
+        except ForbiddenError as refusal:
+            raise BlockError(refusal.message) from None
+        credentials = applications.decrypt_credentials(services.secret_box, registered)
+    spec = services.application_catalog.get(registered.application_id)
+    return credentials, secret_values(spec, credentials)
+
+
+def secret_values(spec, credentials: dict) -> list[str]:  # noqa: ANN001 - ApplicationSpec | None
+    secret_names = set(spec.secret_field_names) if spec else set()
+    return [str(value) for name, value in credentials.items()
+            if value not in (None, "") and (name in secret_names or any(h in name.lower() for h in SECRET_NAME_HINTS))]
+
+
+def mark_faulted(services, state, entry: dict, reason: str) -> None:  # noqa: ANN001
+    registered_id = state.bindings.get(entry.get("application") or "")
+    if registered_id is None:
+        return
+    with services.db.transaction() as session:
+        registered = session.get(RegisteredApplication, registered_id)
+        if registered is not None:
+            applications.mark_faulted(registered, reason)
+    log.warning("registered application %s marked faulted: %s", registered_id, reason)
+
+
+def workflow_time_zone(session: Session, workflow: Workflow) -> ZoneInfo:
+    """The schedule's time zone, else the account's default, else UTC."""
+    candidates = [_schedule_zone(workflow.schedule_frequency)]
+    account = session.get(Account, workflow.account_id)
+    candidates.append(account.time_zone if account else None)
+    for name in candidates:
+        if name:
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                log.warning("unknown time zone %r on workflow %s; using UTC", name, workflow.id)
+    return ZoneInfo("UTC")
+
+
+def _schedule_zone(frequency: str | None) -> str | None:
+    try:
+        return json.loads(frequency).get("timeZone") if frequency else None
+    except (ValueError, AttributeError):
+        return None

@@ -1,0 +1,77 @@
+"""Block loggers whose lines land in run history (bounded) and in the process log, with secrets redacted."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+MAX_LINES_PER_BLOCK = 200
+MAX_LINE_LENGTH = 1000
+REDACTED = "********"
+BLOCK_LOGGER_PARENT = "canvas.block"
+
+
+class Redactor:
+    """Replaces known secret values in text. Short values are left alone: they would mangle ordinary words."""
+
+    MIN_SECRET_LENGTH = 4
+
+    def __init__(self, secrets: Iterable[str]):
+        self.secrets = sorted({s for s in secrets if isinstance(s, str) and len(s) >= self.MIN_SECRET_LENGTH},
+                              key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+
+class _RedactingFilter(logging.Filter):
+    def __init__(self, redact: Redactor):
+        super().__init__()
+        self.redact = redact
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = self.redact(record.getMessage()), None
+        return True
+
+
+class _CaptureHandler(logging.Handler):
+    def __init__(self, lines: list[dict]):
+        super().__init__(logging.DEBUG)
+        self.lines = lines
+        self.dropped = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self.lines) >= MAX_LINES_PER_BLOCK:
+            self.dropped += 1
+            return
+        message = record.getMessage()
+        if len(message) > MAX_LINE_LENGTH:
+            message = message[:MAX_LINE_LENGTH] + "…"
+        self.lines.append({"time": self.format_time(record), "level": record.levelname, "message": message})
+
+    @staticmethod
+    def format_time(record: logging.LogRecord) -> str:
+        from datetime import datetime, timezone
+
+        return datetime.fromtimestamp(record.created, timezone.utc).isoformat()
+
+
+class BlockLog:
+    """A logger for one block run. It is not registered with logging's manager, so runs leave no loggers behind."""
+
+    def __init__(self, block_key: str, run_id: str, number: int, redact: Redactor):
+        self.lines: list[dict] = []
+        self._capture = _CaptureHandler(self.lines)
+        self.logger = logging.Logger(f"{BLOCK_LOGGER_PARENT}.{block_key}", logging.DEBUG)
+        self.logger.parent = logging.getLogger(BLOCK_LOGGER_PARENT)  # lines reach the process log too
+        self.logger.addFilter(_RedactingFilter(redact))
+        self.logger.addHandler(self._capture)
+        self.run_id, self.number = run_id, number
+
+    def finished_lines(self) -> list[dict]:
+        if self._capture.dropped:
+            return [*self.lines, {"time": None, "level": "WARNING",
+                                  "message": f"{self._capture.dropped} more lines were not kept"}]
+        return self.lines

@@ -1,0 +1,293 @@
+"""The run executor an RQ worker calls: blocks from..till in order, each block's output stored before the next starts.
+
+Every state change is a short transaction of its own, so the API sees progress as it happens and a crash loses at
+most the block in flight.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from canvas.execution import credentials as run_credentials
+from canvas.execution.blocks.base import merged_variables, resolve_variables
+from canvas.execution.context import BlockAuthenticationError, BlockCancelledError, BlockContext, BlockError
+from canvas.execution.data import BlockData
+from canvas.execution.heartbeat import heartbeat
+from canvas.execution.placeholders import PlaceholderValues
+from canvas.execution.recorder import recording_block
+from canvas.execution.registry import get_block
+from canvas.execution.run_log import BlockLog, Redactor
+from canvas.execution.serialization import OutputInfo, load_output, store_output
+from canvas.execution.timeouts import time_limit
+from canvas.models import BlockOutput, BlockRun, Workflow, WorkflowRun
+from canvas.models.base import utcnow
+from canvas.queueing import keys
+from canvas.queueing.dispatch import latest_output
+from canvas.storage.blob import FileHub, FileSystemBlobStore
+
+log = logging.getLogger(__name__)
+InputFactory = Callable[[], BlockData]
+
+
+class RunCancelled(Exception):
+    pass
+
+
+@dataclass
+class RunState:
+    run_id: uuid.UUID
+    workflow_id: uuid.UUID
+    account_id: uuid.UUID
+    workflow_name: str
+    chain: list[dict]
+    bindings: dict[str, uuid.UUID]
+    first: int
+    last: int
+    dry_run: bool
+    time_zone: ZoneInfo
+    input_blob_key: str | None
+    error_text: str | None = None  # the failing block's error, secrets redacted
+
+
+def execute_run(run_id: str) -> str:
+    """The RQ job function. The worker process has pushed an app context; we only read its services."""
+    from flask import current_app
+
+    services = current_app.extensions["canvas"]
+    services.db.after_fork()
+    return Runner(services).run(uuid.UUID(run_id))
+
+
+class Runner:
+    def __init__(self, services):  # noqa: ANN001 - canvas.extensions.Services
+        self.services = services
+        self.db = services.db
+        self.settings = services.settings
+        self.blob_store = FileSystemBlobStore(services.data_dir / "blobs")
+        self.temp_dir = services.data_dir / "tmp"
+        self.temp_dir.mkdir(exist_ok=True)
+        self._cancel_checked_at = 0.0
+        self._cancelled = False
+
+    # --- the run -------------------------------------------------------------------------------------------------
+
+    def run(self, run_id: uuid.UUID) -> str:
+        state = self._start(run_id)
+        if state is None:
+            return "not started"
+        prefix = self.settings.get("REDIS_PREFIX")
+        with heartbeat(self.services.redis, keys.run_heartbeat_key(prefix, str(run_id))):
+            return self._run_blocks(state)
+
+    def _run_blocks(self, state: RunState) -> str:
+        number = state.first
+        try:
+            next_input = self._initial_input(state)
+            for number in range(state.first, state.last + 1):
+                self._check_cancelled(state, number)
+                next_input = self._run_block(state, number, next_input)
+        except (RunCancelled, BlockCancelledError):
+            return self._finish(state, "Cancelled", number, None)
+        except BlockError as error:
+            return self._finish(state, "Failed", number, error)
+        except Exception as error:  # noqa: BLE001 - a bug must fail the run, not leave it Running
+            log.exception("run %s: unexpected error in block %d", state.run_id, number)
+            return self._finish(state, "Failed", number, error)
+        return self._finish(state, "Succeeded", state.last, None)
+
+    def _start(self, run_id: uuid.UUID) -> RunState | None:
+        with self.db.transaction() as session:
+            run = session.get(WorkflowRun, run_id)
+            if run is None or run.status != "Queued":
+                log.info("run %s is %s; nothing to do", run_id, run.status if run else "unknown")
+                return None
+            workflow = session.get(Workflow, run.workflow_id)
+            run.status, run.date_started, run.worker_name = "Running", utcnow(), _worker_name()
+            workflow.status = "Running"
+            return RunState(run.id, workflow.id, run.account_id, workflow.name, list(workflow.chain),
+                            {b.short_name: b.registered_application_id for b in workflow.bindings},
+                            run.run_from_block, run.run_till_block, run.dry_run,
+                            run_credentials.workflow_time_zone(session, workflow), run.input_blob_key)
+
+    def _initial_input(self, state: RunState) -> InputFactory:
+        if state.input_blob_key:
+            info = OutputInfo("records", "application/x-ndjson", None, None)
+            return lambda: load_output(self.blob_store, state.input_blob_key, info)
+        if state.first == 1:
+            return lambda: None
+        with self.db.sessions() as session:
+            output = latest_output(session, session.get(Workflow, state.workflow_id), state.first - 1)
+        if output is None:
+            raise BlockError(f"block {state.first - 1} has no stored output to start from")
+        return self._reader(output)
+
+    def _reader(self, output: BlockOutput) -> InputFactory:
+        info = OutputInfo(output.kind, output.content_type, output.record_count, output.file_name)
+        key = output.blob_key
+        return lambda: load_output(self.blob_store, key, info)
+
+    # --- one block -------------------------------------------------------------------------------------------------
+
+    def _run_block(self, state: RunState, number: int, make_input: InputFactory) -> InputFactory:
+        entry = state.chain[number - 1]
+        block_class = get_block(entry["block"])
+        block_run_id = self._begin_block(state, number, entry, block_class.key)
+        credentials, secrets = run_credentials.for_block(self.services, state, entry)
+        block_log = BlockLog(block_class.key, str(state.run_id), number, Redactor(secrets))
+        try:
+            variables = resolve_variables(block_class, merged_variables(block_class, entry.get("variables") or {}),
+                                          self._placeholder_values(state, number))
+            context = self._context(state, number, variables, credentials, block_log)
+            block = recording_block(block_class) if state.dry_run and block_class.side_effects else block_class()
+            output, attempts = self._attempts(state, number, block, context, make_input)
+        except Exception as error:
+            self._fail_block(state, block_run_id, block_log, error, Redactor(secrets))
+            raise
+        self._complete_block(state, number, entry, block_run_id, block_log, output, attempts)
+        return self._reader(output)
+
+    def _attempts(self, state: RunState, number: int, block, context: BlockContext,  # noqa: ANN001
+                  make_input: InputFactory) -> tuple[BlockOutput, int]:
+        """Run the block and store its output, retrying transient failures with exponential backoff and jitter."""
+        retries = int(self.settings.get("BLOCK_RETRIES", 2))
+        for attempt in range(1, retries + 2):
+            try:
+                with time_limit(self._block_timeout(state, number), f"block {number}"):
+                    output = block.run(context, make_input())
+                    stored, info = store_output(self.blob_store, self._output_key(state, number, attempt), output)
+                return self._output_row(state, number, stored, info), attempt
+            except BlockError as error:
+                if not error.transient or attempt > retries:
+                    raise
+                delay = self._backoff(attempt)
+                context.logger.warning("attempt %d failed (%s); retrying in %.1f s", attempt, error, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def _backoff(self, attempt: int) -> float:
+        base = float(self.settings.get("BLOCK_RETRY_BASE_SECONDS", 2.0))
+        return min(60.0, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+
+    def _block_timeout(self, state: RunState, number: int) -> float:
+        entry = state.chain[number - 1]
+        return float(entry.get("timeoutSeconds") or self.settings.get("BLOCK_TIMEOUT_SECONDS", 900))
+
+    def _output_key(self, state: RunState, number: int, attempt: int) -> str:
+        return f"runs/{state.workflow_id}/{state.run_id}/block-{number}-{attempt}.out"
+
+    def _output_row(self, state: RunState, number: int, stored, info: OutputInfo) -> BlockOutput:  # noqa: ANN001
+        entry = state.chain[number - 1]
+        return BlockOutput(id=uuid.uuid4(), workflow_id=state.workflow_id, run_id=state.run_id, number=number,
+                           unique_block_id=entry["uniqueBlockId"], blob_key=stored.key, kind=info.kind,
+                           content_type=info.content_type or "application/octet-stream", file_name=info.file_name,
+                           size=stored.size, record_count=info.record_count, sha256=stored.sha256,
+                           dry_run=state.dry_run, date_created=utcnow())
+
+    def _context(self, state: RunState, number: int, variables: dict, credentials: dict | None,
+                 block_log: BlockLog) -> BlockContext:
+        return BlockContext(
+            variables=variables, credentials=credentials, logger=block_log.logger, blob_store=self.blob_store,
+            file_hub=FileHub(self.blob_store, str(state.account_id)), run_id=str(state.run_id), block_number=number,
+            workflow_name=state.workflow_name, network_policy=self.services.network_policy,
+            is_cancelled=lambda: self._cancel_requested(state), temp_dir=self.temp_dir)
+
+    def _placeholder_values(self, state: RunState, number: int) -> PlaceholderValues:
+        return PlaceholderValues(now=datetime.now(state.time_zone), workflow_name=state.workflow_name,
+                                 run_id=str(state.run_id), block_number=number)
+
+    # --- bookkeeping -----------------------------------------------------------------------------------------------
+
+    def _begin_block(self, state: RunState, number: int, entry: dict, block_key: str) -> uuid.UUID:
+        with self.db.transaction() as session:
+            records_in = self._records_in(session, state, number)
+            block_run = BlockRun(run_id=state.run_id, number=number, unique_block_id=entry["uniqueBlockId"],
+                                 block_name=entry["blockName"], block_key=block_key, status="Running",
+                                 records_in=records_in, date_started=utcnow())
+            session.add(block_run)
+            session.get(Workflow, state.workflow_id).current_block = number
+            session.flush()
+            return block_run.id
+
+    def _records_in(self, session, state: RunState, number: int) -> int | None:  # noqa: ANN001
+        if number == 1 or (number == state.first and state.input_blob_key):
+            return None
+        if number == state.first:
+            previous = latest_output(session, session.get(Workflow, state.workflow_id), number - 1)
+        else:
+            previous = session.query(BlockOutput).filter_by(run_id=state.run_id, number=number - 1).first()
+        return previous.record_count if previous else None
+
+    def _complete_block(self, state: RunState, number: int, entry: dict, block_run_id: uuid.UUID,
+                        block_log: BlockLog, output: BlockOutput, attempts: int) -> None:
+        with self.db.transaction() as session:
+            session.add(output)
+            session.flush()
+            block_run = session.get(BlockRun, block_run_id)
+            block_run.status, block_run.date_finished, block_run.attempts = "Succeeded", utcnow(), attempts
+            block_run.records_out, block_run.output_id = output.record_count, output.id
+            block_run.log = block_log.finished_lines()
+
+    def _fail_block(self, state: RunState, block_run_id: uuid.UUID, block_log: BlockLog, error: BaseException,
+                    redact: Redactor) -> None:
+        cancelled = isinstance(error, (BlockCancelledError, RunCancelled))
+        with self.db.transaction() as session:
+            block_run = session.get(BlockRun, block_run_id)
+            block_run.status = "Cancelled" if cancelled else "Failed"
+            block_run.date_finished = utcnow()
+            state.error_text = redact(str(error) if isinstance(error, BlockError) else f"{type(error).__name__}: {error}")
+            block_run.error, block_run.error_class = state.error_text[:4000], type(error).__name__
+            block_run.log = block_log.finished_lines()
+        if isinstance(error, BlockAuthenticationError):
+            run_credentials.mark_faulted(self.services, state, state.chain[block_run.number - 1], redact(str(error)))
+
+    def _finish(self, state: RunState, status: str, number: int, error: BaseException | None) -> str:
+        with self.db.transaction() as session:
+            run = session.get(WorkflowRun, state.run_id)
+            workflow = session.get(Workflow, state.workflow_id)
+            run.status, run.date_finished = status, utcnow()
+            if error is not None:
+                run.error = (state.error_text or str(error) or type(error).__name__)[:4000]
+                run.error_class, run.failed_block = type(error).__name__, number
+            workflow.status = "Failed" if status == "Failed" else "Ready"
+            workflow.current_block = number
+            workflow.date_last_run = run.date_finished
+        log.info("run %s %s", state.run_id, status.lower())
+        return status
+
+    # --- cancellation ----------------------------------------------------------------------------------------------
+
+    def _check_cancelled(self, state: RunState, number: int) -> None:
+        with self.db.sessions() as session:
+            if session.get(WorkflowRun, state.run_id).cancel_requested:
+                raise RunCancelled(f"cancelled before block {number}")
+
+    def _cancel_requested(self, state: RunState) -> bool:
+        """Checked by blocks inside long loops: a Redis flag, read at most once a second."""
+        now = time.monotonic()
+        if not self._cancelled and now - self._cancel_checked_at >= 1.0:
+            self._cancel_checked_at = now
+            key = keys.run_cancel_key(self.settings.get("REDIS_PREFIX"), str(state.run_id))
+            try:
+                self._cancelled = bool(self.services.redis.exists(key))
+            except Exception:  # noqa: BLE001 - Redis down: cancellation waits for the next block boundary
+                return False
+        return self._cancelled
+
+
+def _worker_name() -> str:
+    try:
+        from rq import get_current_job
+
+        job = get_current_job()
+        if job is not None and job.worker_name:
+            return job.worker_name
+    except Exception:  # noqa: BLE001 - outside RQ
+        pass
+    return f"pid-{os.getpid()}"

@@ -1,0 +1,160 @@
+"""How block outputs are stored and read back.
+
+Records are stored as JSON lines (one object per line, UTF-8) and read back line by line, so neither direction
+holds more than one record (plus a write batch) in memory; files are stored as their bytes.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import enum
+import json
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Any, BinaryIO
+
+from canvas.execution.context import BlockError
+from canvas.execution.data import DEFAULT_CONTENT_TYPE, BlockData, FileData, Records
+
+RECORDS_CONTENT_TYPE = "application/x-ndjson"
+KIND_RECORDS, KIND_FILE, KIND_NONE = "records", "file", "none"
+WRITE_BATCH_SIZE = 500  # records joined into one write: fewer calls, still a small buffer
+COPY_BUFFER_SIZE = 256 * 1024
+DEFAULT_FILE_NAME = "output"
+
+
+@dataclass(frozen=True)
+class OutputInfo:
+    kind: str  # "records" | "file" | "none"
+    content_type: str | None
+    record_count: int | None
+    file_name: str | None
+
+
+def json_default(value: Any) -> Any:
+    """JSON for the values Python libraries hand us that json does not know (SQL rows, parsed dates...)."""
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return _decimal_to_json(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, (uuid.UUID, PurePath)):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"a value of type {type(value).__name__} cannot be written as JSON")
+
+
+def _decimal_to_json(value: decimal.Decimal) -> int | float | str:
+    """An integral decimal as an int; otherwise a float when that loses nothing, else the exact text."""
+    if not value.is_finite():
+        return str(value)
+    if value == value.to_integral_value():
+        return int(value)
+    as_float = float(value)
+    return as_float if decimal.Decimal(repr(as_float)) == value else str(value)
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=json_default, separators=(",", ":"))
+
+
+def encode_record(record: dict) -> str:
+    """One record as compact JSON text."""
+    return _ENCODER.encode(record)
+
+
+def to_jsonable(value: Any) -> Any:
+    """`value` with every non-JSON type converted as json_default does (for libraries that only take JSON types)."""
+    if isinstance(value, dict):
+        return {str(key): to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [to_jsonable(item) for item in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return to_jsonable(json_default(value))
+
+
+def write_output(data: BlockData, sink: BinaryIO) -> OutputInfo:
+    if data is None:
+        return OutputInfo(KIND_NONE, None, None, None)
+    if isinstance(data, Records):
+        return OutputInfo(KIND_RECORDS, RECORDS_CONTENT_TYPE, write_records(data, sink), None)
+    if isinstance(data, FileData):
+        with data.open() as stream:
+            shutil.copyfileobj(stream, sink, COPY_BUFFER_SIZE)
+        return OutputInfo(KIND_FILE, data.content_type or DEFAULT_CONTENT_TYPE, None, data.name)
+    raise TypeError(f"a block output must be Records, FileData or None, not {type(data).__name__}")
+
+
+def write_records(records: Records, sink: BinaryIO) -> int:
+    """Writes records as JSON lines; returns how many."""
+    count = 0
+    batch: list[str] = []
+    for record in records:
+        if not isinstance(record, dict):
+            raise BlockError(f"record {count} is {type(record).__name__}, not an object")
+        batch.append(encode_record(record))
+        count += 1
+        if len(batch) == WRITE_BATCH_SIZE:
+            _write_lines(batch, sink)
+            batch = []
+    _write_lines(batch, sink)
+    return count
+
+
+def _write_lines(lines: list[str], sink: BinaryIO) -> None:
+    if lines:
+        sink.write(("\n".join(lines) + "\n").encode("utf-8"))
+
+
+def read_output(
+    kind: str, content_type: str | None, file_name: str | None, opener: Callable[[], BinaryIO]
+) -> BlockData:
+    """A stored output as block data again; records are read lazily, line by line, when iterated."""
+    if kind == KIND_NONE:
+        return None
+    if kind == KIND_RECORDS:
+        return Records(iter_json_lines(opener))
+    if kind == KIND_FILE:
+        return FileData(file_name or DEFAULT_FILE_NAME, content_type or DEFAULT_CONTENT_TYPE, opener)
+    raise ValueError(f"unknown output kind {kind!r}")
+
+
+def iter_json_lines(opener: Callable[[], BinaryIO]) -> Iterator[dict]:
+    """Records from a JSON lines stream; opens it only when iteration starts and closes it at the end."""
+    with opener() as stream:
+        for line_number, line in enumerate(stream, start=1):
+            if line.strip():
+                yield _decode_line(line, line_number)
+
+
+def _decode_line(line: bytes, line_number: int) -> dict:
+    try:
+        record = json.loads(line)
+    except ValueError as error:
+        raise BlockError(f"line {line_number} is not valid JSON: {error}") from None
+    if not isinstance(record, dict):
+        raise BlockError(f"line {line_number} is {type(record).__name__}, not a JSON object")
+    return record
+
+
+def store_output(store, key: str, data: BlockData):
+    """Writes `data` under `key`; returns (StoredBlob, OutputInfo). `store` is a canvas.storage.BlobStore."""
+    stored = store.put(key, lambda sink: write_output(data, sink))
+    return stored, stored.result
+
+
+def load_output(store, key: str, info: OutputInfo) -> BlockData:
+    """The output stored under `key` by store_output, read lazily from `store`."""
+    if info.kind == KIND_NONE:
+        return None
+    return read_output(info.kind, info.content_type, info.file_name, lambda: store.open(key))

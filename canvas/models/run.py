@@ -1,0 +1,91 @@
+"""Runs of workflows, their block runs, and stored block outputs."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, Uuid, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from canvas.models.base import Base, UtcDateTime, new_id, utcnow
+
+ACTIVE_RUN_STATES = ("Queued", "Running")
+
+
+class WorkflowRun(Base):
+    """One execution of a workflow over a block range. Its id is the id of its RQ job."""
+
+    __tablename__ = "workflow_run"
+    __table_args__ = (
+        # At most one queued or running run per workflow, enforced by the database itself.
+        Index("uq_workflow_run_active", "workflow_id", unique=True,
+              sqlite_where=text("status IN ('Queued', 'Running')"),
+              postgresql_where=text("status IN ('Queued', 'Running')")),
+        Index("ix_workflow_run_workflow_queued", "workflow_id", "date_queued"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    workflow_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workflow.id"))
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("account.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), default="Queued")
+    trigger: Mapped[str] = mapped_column(String(20), default="manual")  # manual | schedule | webhook | api
+    run_from_block: Mapped[int] = mapped_column(Integer)
+    run_till_block: Mapped[int] = mapped_column(Integer)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    template_version: Mapped[str | None] = mapped_column(String(40))
+    flow_version: Mapped[str | None] = mapped_column(String(64))
+    input_blob_key: Mapped[str | None] = mapped_column(String(300))  # a webhook body fed to the first block
+    scheduled_times: Mapped[list | None] = mapped_column(JSON)  # occurrences a schedule run covers
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker_name: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    error_class: Mapped[str | None] = mapped_column(String(200))
+    failed_block: Mapped[int | None] = mapped_column(Integer)
+    date_queued: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    date_started: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    date_finished: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    blocks: Mapped[list[BlockRun]] = relationship(order_by="BlockRun.number", cascade="all, delete-orphan")
+
+
+class BlockRun(Base):
+    __tablename__ = "block_run"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workflow_run.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    unique_block_id: Mapped[str] = mapped_column(String(36))
+    block_name: Mapped[str] = mapped_column(String(200))
+    block_key: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20), default="Pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    records_in: Mapped[int | None] = mapped_column(Integer)
+    records_out: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    error_class: Mapped[str | None] = mapped_column(String(200))
+    log: Mapped[list] = mapped_column(JSON, default=list)
+    output_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("block_output.id", ondelete="SET NULL"))
+    date_started: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    date_finished: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class BlockOutput(Base):
+    """A stored output of one block in one run: where its bytes are, and what they are."""
+
+    __tablename__ = "block_output"
+    __table_args__ = (Index("ix_block_output_latest", "workflow_id", "unique_block_id", "date_created"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    workflow_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workflow.id"))
+    run_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    unique_block_id: Mapped[str] = mapped_column(String(36))
+    blob_key: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(20))  # records | file | none
+    content_type: Mapped[str] = mapped_column(String(200))
+    file_name: Mapped[str | None] = mapped_column(String(300))
+    size: Mapped[int] = mapped_column(Integer)
+    record_count: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    date_created: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -1,0 +1,125 @@
+"""Dispatch: validate the block range, write the run row, then enqueue one RQ job whose id is the run id.
+
+The one function every trigger uses: the API, the scheduler, webhooks and the v2 dialect.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+import redis
+from rq import Queue
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from canvas.errors import BadRequestError, ConflictError, ServiceUnavailableError
+from canvas.models import ACTIVE_RUN_STATES, BlockOutput, Workflow, WorkflowRun
+from canvas.models.base import utcnow
+from canvas.queueing.keys import RUN_QUEUE
+
+log = logging.getLogger(__name__)
+RUN_JOB_FUNCTION = "canvas.execution.runner.execute_run"
+DEFAULT_BLOCK_TIMEOUT_SECONDS = 15 * 60
+JOB_RESULT_TTL_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    workflow_id: uuid.UUID
+    account_id: uuid.UUID
+    run_from_block: int | None = None
+    run_till_block: int | None = None
+    trigger: str = "manual"
+    dry_run: bool = False
+    input_blob_key: str | None = None
+    scheduled_times: list[str] | None = field(default=None)
+
+
+def block_range(workflow: Workflow, run_from: int | None, run_till: int | None) -> tuple[int, int]:
+    """Missing from = 1, missing till = last; 1 <= from <= till <= blocks, else a 400 naming the bound."""
+    blocks = len(workflow.chain)
+    first = 1 if run_from is None else run_from
+    last = blocks if run_till is None else run_till
+    if not 1 <= first <= blocks:
+        raise BadRequestError(f"runFromBlock must be between 1 and {blocks}, got {first}", field="runFromBlock")
+    if not first <= last <= blocks:
+        raise BadRequestError(f"runTillBlock must be between runFromBlock ({first}) and {blocks}, got {last}",
+                              field="runTillBlock")
+    return first, last
+
+
+def latest_output(session: Session, workflow: Workflow, number: int) -> BlockOutput | None:
+    """The newest stored output of block `number` (by its uniqueBlockId, so it survives template upgrades)."""
+    unique_block_id = workflow.chain[number - 1]["uniqueBlockId"]
+    query = (select(BlockOutput).where(BlockOutput.workflow_id == workflow.id,
+                                       BlockOutput.unique_block_id == unique_block_id,
+                                       BlockOutput.dry_run.is_(False))
+             .order_by(BlockOutput.date_created.desc()).limit(1))
+    return session.scalar(query)
+
+
+def _require_previous_output(session: Session, workflow: Workflow, first: int, request: RunRequest) -> None:
+    if first == 1 or request.input_blob_key:
+        return
+    if latest_output(session, workflow, first - 1) is None:
+        name = workflow.chain[first - 2]["blockName"]
+        raise ConflictError(f"Block {first - 1} ({name}) has no stored output yet: run blocks 1..{first - 1} first "
+                            f"(runTillBlock {first - 1})", field="runFromBlock")
+
+
+def create_run(session: Session, workflow: Workflow, request: RunRequest) -> WorkflowRun:
+    """The Queued run row, committed. The database refuses a second active run of the same workflow."""
+    first, last = block_range(workflow, request.run_from_block, request.run_till_block)
+    _require_previous_output(session, workflow, first, request)
+    refuse_if_active(session, workflow.id)
+    run = WorkflowRun(workflow_id=workflow.id, account_id=request.account_id, status="Queued",
+                      trigger=request.trigger, run_from_block=first, run_till_block=last, dry_run=request.dry_run,
+                      template_version=workflow.template_version, input_blob_key=request.input_blob_key,
+                      scheduled_times=request.scheduled_times, date_queued=utcnow())
+    session.add(run)
+    workflow.status = "Queued"
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        refuse_if_active(session, workflow.id)
+        raise
+    return run
+
+
+def refuse_if_active(session: Session, workflow_id: uuid.UUID) -> None:
+    active = session.scalar(select(WorkflowRun.id).where(WorkflowRun.workflow_id == workflow_id,
+                                                         WorkflowRun.status.in_(ACTIVE_RUN_STATES)))
+    if active is not None:
+        raise ConflictError(f"Workflow {workflow_id} is already queued or running (run {active})")
+
+
+def enqueue_run(session: Session, connection: redis.Redis, workflow: Workflow, run: WorkflowRun) -> None:
+    """Enqueue after the row exists; if Redis refuses, the run fails with the reason and the caller gets a 503."""
+    try:
+        queue = Queue(RUN_QUEUE, connection=connection)
+        queue.enqueue_call(RUN_JOB_FUNCTION, args=(str(run.id),), job_id=str(run.id), timeout=-1,
+                           result_ttl=JOB_RESULT_TTL_SECONDS, failure_ttl=7 * 24 * 3600,
+                           description=f"run {run.id} of workflow {workflow.id}")
+    except redis.RedisError as exc:
+        log.error("could not enqueue run %s: %s", run.id, exc.__class__.__name__)
+        fail_unqueued_run(session, workflow, run, f"could not be queued: Redis is unavailable ({exc.__class__.__name__})")
+        raise ServiceUnavailableError("The run could not be queued: the queue (Redis) is unavailable. "
+                                      "Nothing is left running; try again later.") from None
+
+
+def fail_unqueued_run(session: Session, workflow: Workflow, run: WorkflowRun, reason: str) -> None:
+    run.status, run.error, run.error_class, run.date_finished = "Failed", reason, "QueueUnavailable", utcnow()
+    workflow.status = "Failed"
+    session.commit()
+
+
+def dispatch(session: Session, connection: redis.Redis, workflow: Workflow, request: RunRequest) -> WorkflowRun:
+    run = create_run(session, workflow, request)
+    enqueue_run(session, connection, workflow, run)
+    log.info("run %s of workflow %s queued (blocks %d..%d, trigger %s%s)", run.id, workflow.id,
+             run.run_from_block, run.run_till_block, run.trigger, ", dry run" if run.dry_run else "")
+    return run
+

@@ -1,0 +1,1 @@
+"""Runs: RunWorkflow, run history, stored outputs, cancelling, comparing outputs."""

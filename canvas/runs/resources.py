@@ -1,0 +1,104 @@
+"""RunWorkflow, run history, a block's stored output, cancelling and comparing runs."""
+from __future__ import annotations
+
+from flask import Response, jsonify, stream_with_context
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from canvas.auth import current_principal
+from canvas.endpoint import canvas_endpoint
+from canvas.extensions import db_session, services
+from canvas.runs import service
+from canvas.runs.compare import compare_outputs
+from canvas.runs.schemas import CancelRunSchema, CompareOutputsSchema, RunListArgsSchema, RunMetadataSchema, RunSchema
+from canvas.storage.blob import FileSystemBlobStore
+
+blp = Blueprint("runs", __name__, url_prefix="/api", description="Running workflows and their history")
+RUN_ACCEPTED = "Workflow will now run"
+
+
+def blob_store() -> FileSystemBlobStore:
+    return FileSystemBlobStore(services().data_dir / "blobs")
+
+
+@blp.route("/RunWorkflow")
+class RunWorkflow(MethodView):
+    @canvas_endpoint("RunWorkflow", parameters="[FromBody]RunMetadataApiDto metadata", returns="Guid")
+    @blp.arguments(RunMetadataSchema)
+    def post(self, data):
+        """Runs workflow"""
+        run = service.start_run(db_session(), services().redis, current_principal().account_id, data)
+        response = jsonify(RUN_ACCEPTED)
+        response.status_code = 202
+        response.headers["Location"] = f"/api/WorkflowRun/{run.id}"
+        return response
+
+
+@blp.route("/WorkflowRuns")
+class WorkflowRuns(MethodView):
+    @canvas_endpoint("WorkflowRuns", parameters="Guid workflowId", returns="JSON array", extension=True)
+    @blp.arguments(RunListArgsSchema, location="query")
+    @blp.response(200, RunSchema(many=True))
+    def get(self, args):
+        """Returns a workflow's runs, newest first (total in X-Total-Count)"""
+        session = db_session()
+        runs, total = service.list_runs(session, current_principal().account_id, args)
+        return [service.run_to_api(session, run) for run in runs], 200, {"X-Total-Count": str(total)}
+
+
+@blp.route("/WorkflowRun/<string:run_id>")
+class WorkflowRun(MethodView):
+    @canvas_endpoint("WorkflowRun", parameters="Guid runId", returns="JSON", extension=True)
+    @blp.response(200, RunSchema)
+    def get(self, run_id):
+        """Returns one run with every block's status, timings, records and log lines"""
+        session = db_session()
+        return service.run_to_api(session, service.get_run(session, current_principal().account_id, run_id))
+
+
+@blp.route("/WorkflowRun/<string:run_id>/Block/<int:number>/Output")
+class BlockOutput(MethodView):
+    @canvas_endpoint("WorkflowRunBlockOutput", parameters="Guid runId, int number", returns="bytes",
+                     extension=True)
+    def get(self, run_id, number):
+        """Returns a block's stored output: records as JSON lines, files as themselves"""
+        output = service.block_output(db_session(), current_principal().account_id, run_id, number)
+        stream = blob_store().open(output.blob_key)
+        response = Response(stream_with_context(_chunks(stream)), mimetype=output.content_type)
+        response.headers["Content-Length"] = str(output.size)
+        if output.file_name:
+            response.headers["Content-Disposition"] = f'attachment; filename="{output.file_name}"'
+        return response
+
+
+def _chunks(stream):  # noqa: ANN001, ANN202
+    with stream:
+        while chunk := stream.read(256 * 1024):
+            yield chunk
+
+
+@blp.route("/CancelRun")
+class CancelRun(MethodView):
+    @canvas_endpoint("CancelRun", parameters="[FromBody]CancelRunApiDto cancel", returns="JSON", extension=True)
+    @blp.arguments(CancelRunSchema)
+    @blp.response(200, RunSchema)
+    def post(self, data):
+        """Cancels a run: a queued one leaves the queue, a running one stops after the block in flight"""
+        session = db_session()
+        run = service.cancel_run(session, services().redis, services().settings.get("REDIS_PREFIX"),
+                                 current_principal().account_id, data["runId"], data["force"])
+        return service.run_to_api(session, run)
+
+
+@blp.route("/CompareBlockOutputs")
+class CompareBlockOutputs(MethodView):
+    @canvas_endpoint("CompareBlockOutputs", parameters="[FromBody]CompareBlockOutputsApiDto compare",
+                     returns="JSON", extension=True)
+    @blp.arguments(CompareOutputsSchema)
+    def post(self, data):
+        """Compares one block's stored outputs of two runs (records by a key, files by bytes)"""
+        session = db_session()
+        account_id = current_principal().account_id
+        left = service.block_output(session, account_id, data["runId"], data["block"])
+        right = service.block_output(session, account_id, data["otherRunId"], data["block"])
+        return jsonify(compare_outputs(blob_store(), left, right, data.get("key")))

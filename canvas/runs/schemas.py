@@ -1,0 +1,75 @@
+"""Schemas of the run endpoints."""
+from __future__ import annotations
+
+import marshmallow as ma
+
+from canvas.endpoint import dto
+from canvas.runs.service import RUN_STATES, TRIGGERS
+
+
+@dto("RunMetadataApiDto")
+class RunMetadataSchema(ma.Schema):
+    workflowId = ma.fields.UUID(required=True)
+    runFromBlock = ma.fields.Integer(allow_none=True, strict=True)
+    runTillBlock = ma.fields.Integer(allow_none=True, strict=True)
+    dryRun = ma.fields.Boolean(load_default=False, metadata={"description": "extension: side effects recorded, "
+                                                                          "not performed"})
+
+
+class RunListArgsSchema(ma.Schema):
+    workflowId = ma.fields.UUID(required=True)
+    status = ma.fields.String(validate=ma.validate.OneOf(RUN_STATES))
+    trigger = ma.fields.String(validate=ma.validate.OneOf(TRIGGERS))
+    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1))
+    pageSize = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
+
+
+@dto("CancelRunApiDto")
+class CancelRunSchema(ma.Schema):
+    runId = ma.fields.UUID(required=True)
+    force = ma.fields.Boolean(load_default=False, metadata={"description": "stop the block in flight at once "
+                                                                           "(forking workers only)"})
+
+
+@dto("CompareBlockOutputsApiDto")
+class CompareOutputsSchema(ma.Schema):
+    runId = ma.fields.UUID(required=True)
+    otherRunId = ma.fields.UUID(required=True)
+    block = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(min=1))
+    key = ma.fields.String(allow_none=True, metadata={"description": "record field identifying a record"})
+
+
+class BlockRunSchema(ma.Schema):
+    number = ma.fields.Integer()
+    uniqueBlockId = ma.fields.String()
+    blockName = ma.fields.String()
+    block = ma.fields.String()
+    status = ma.fields.String()
+    dateStarted = ma.fields.DateTime(allow_none=True)
+    dateFinished = ma.fields.DateTime(allow_none=True)
+    recordsIn = ma.fields.Integer(allow_none=True)
+    recordsOut = ma.fields.Integer(allow_none=True)
+    attempts = ma.fields.Integer()
+    error = ma.fields.String(allow_none=True)
+    errorClass = ma.fields.String(allow_none=True)
+    output = ma.fields.Dict(allow_none=True)
+    log = ma.fields.List(ma.fields.Dict())
+
+
+class RunSchema(ma.Schema):
+    id = ma.fields.UUID()
+    workflowId = ma.fields.UUID()
+    status = ma.fields.String()
+    trigger = ma.fields.String()
+    runFromBlock = ma.fields.Integer()
+    runTillBlock = ma.fields.Integer()
+    dryRun = ma.fields.Boolean()
+    templateVersion = ma.fields.String(allow_none=True)
+    dateQueued = ma.fields.DateTime()
+    dateStarted = ma.fields.DateTime(allow_none=True)
+    dateFinished = ma.fields.DateTime(allow_none=True)
+    error = ma.fields.String(allow_none=True)
+    errorClass = ma.fields.String(allow_none=True)
+    failedBlock = ma.fields.Integer(allow_none=True)
+    scheduledTimes = ma.fields.List(ma.fields.String(), allow_none=True)
+    blocks = ma.fields.List(ma.fields.Nested(BlockRunSchema))

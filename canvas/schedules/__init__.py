@@ -1,0 +1,1 @@
+"""Workflow schedules: WorkflowScheduler, previews and the occurrence ledger."""

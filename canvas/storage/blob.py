@@ -1,0 +1,229 @@
+"""The blob store: block outputs and File Hub files, addressed by keys like "runs/<run id>/block-3.out".
+
+Writes are atomic: bytes go to a temporary file beside the target, are fsynced, then renamed over it, so a reader
+sees the old blob or the whole new one, and a writer that fails (or a worker that dies) leaves no partial blob.
+An S3-compatible store can implement the same Protocol later.
+"""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import io
+import mimetypes
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from canvas.errors import NotFoundError, ValidationError
+from canvas.execution.data import DEFAULT_CONTENT_TYPE, FileData
+
+TEMP_PREFIX = ".canvas-tmp-"  # temporary files of unfinished writes; never a valid key segment
+MAX_KEY_LENGTH = 1024
+WRITE_BUFFER_SIZE = 256 * 1024
+FILEHUB_PREFIX = "filehub"
+
+
+class BlobNotFoundError(NotFoundError):
+    """No blob under that key."""
+
+
+class InvalidFileNameError(ValidationError, ValueError):
+    """A File Hub name that is empty, absolute or tries to leave the account's folder."""
+
+
+@dataclass
+class StoredBlob:
+    key: str
+    size: int
+    sha256: str
+    # What the writer callable returned (e.g. serialization's OutputInfo), so a caller gets both in one call.
+    result: Any = field(default=None, repr=False, compare=False)
+
+
+class BlobStore(Protocol):
+    def put(self, key: str, source: Callable[[BinaryIO], Any]) -> StoredBlob:
+        """Calls `source` with a writable binary stream and stores what it writes under `key`, atomically."""
+
+    def open(self, key: str) -> BinaryIO:
+        """A readable binary stream of the blob; BlobNotFoundError when missing. The caller closes it."""
+
+    def delete(self, key: str) -> None:
+        """Removes the blob; deleting a missing blob is not an error."""
+
+    def exists(self, key: str) -> bool: ...
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Keys under the folder `prefix` (recursively), sorted."""
+
+
+def key_problem(key: str) -> str | None:
+    """Why `key` is not acceptable (anything that could escape the store's root or confuse it), or None."""
+    if not isinstance(key, str) or not key:
+        return "must be a non-empty string"
+    if len(key) > MAX_KEY_LENGTH:
+        return f"must be at most {MAX_KEY_LENGTH} characters"
+    if "\\" in key or "\x00" in key:
+        return "must not contain backslashes or NUL characters"
+    if key.startswith("/") or (len(key) > 1 and key[1] == ":"):
+        return "must be relative"
+    for segment in key.split("/"):
+        if segment in ("", ".", ".."):
+            return "must not contain empty, '.' or '..' path segments"
+        if segment.startswith(TEMP_PREFIX):
+            return f"path segments starting with {TEMP_PREFIX!r} are reserved"
+    return None
+
+
+def validate_key(key: str) -> list[str]:
+    """The key's segments; ValueError naming the problem when the key is not acceptable."""
+    problem = key_problem(key)
+    if problem:
+        raise ValueError(f"invalid blob key {key!r}: {problem}")
+    return key.split("/")
+
+
+class _HashingWriter(io.RawIOBase):
+    """Counts and hashes the bytes on their way to the file, so the blob is never read back to get its checksum."""
+
+    def __init__(self, target: BinaryIO):
+        self._target = target
+        self.size = 0
+        self.digest = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        self.digest.update(view)
+        self.size += view.nbytes
+        written = 0
+        while written < view.nbytes:  # an unbuffered file may take fewer bytes than offered
+            written += self._target.write(view[written:])
+        return view.nbytes
+
+
+class FileSystemBlobStore:
+    """Blobs as files under `root`; the key is the relative path."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).resolve()
+
+    def path_for(self, key: str) -> Path:
+        return self.root.joinpath(*validate_key(key))
+
+    def put(self, key: str, source: Callable[[BinaryIO], Any]) -> StoredBlob:
+        target = self.path_for(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp_path = target.with_name(f"{TEMP_PREFIX}{os.urandom(8).hex()}")
+        try:
+            with open(temp_path, "xb", buffering=0) as raw_file:
+                hashing = _HashingWriter(raw_file)
+                result = self._write_through(hashing, source)
+                os.fsync(raw_file.fileno())
+            os.replace(temp_path, target)
+        except BaseException:
+            temp_path.unlink(missing_ok=True)
+            raise
+        _fsync_directory(target.parent)
+        return StoredBlob(key, hashing.size, hashing.digest.hexdigest(), result)
+
+    @staticmethod
+    def _write_through(hashing: _HashingWriter, source: Callable[[BinaryIO], Any]) -> Any:
+        stream = io.BufferedWriter(hashing, buffer_size=WRITE_BUFFER_SIZE)
+        result = source(stream)
+        if not stream.closed:  # the source may have closed it (e.g. through a TextIOWrapper), which flushes
+            stream.flush()
+        return result
+
+    def open(self, key: str) -> BinaryIO:
+        path = self.path_for(key)
+        try:
+            return open(path, "rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise BlobNotFoundError(f"no blob {key!r}") from None
+
+    def delete(self, key: str) -> None:
+        path = self.path_for(key)
+        try:
+            path.unlink()
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+
+    def exists(self, key: str) -> bool:
+        return self.path_for(key).is_file()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        folder = self.path_for(prefix)
+        if not folder.is_dir():
+            return []
+        keys = []
+        for directory, _, file_names in os.walk(folder):
+            for file_name in file_names:
+                if not file_name.startswith(TEMP_PREFIX):
+                    keys.append(Path(directory, file_name).relative_to(self.root).as_posix())
+        return sorted(keys)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Makes the rename itself durable; not every platform lets a directory be opened, which is fine to skip."""
+    try:
+        handle = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+class FileHub:
+    """An account's own files on the platform's blob store, under "filehub/<account id>/<name>"."""
+
+    def __init__(self, store: BlobStore, account_id: str):
+        account = str(account_id)
+        if "/" in account or key_problem(account):
+            raise ValueError(f"invalid account id {account!r} for the File Hub: must be a single key segment")
+        self.store = store
+        self.prefix = f"{FILEHUB_PREFIX}/{account}"
+
+    def key_for(self, name: str) -> str:
+        problem = key_problem(name)
+        if problem:
+            raise InvalidFileNameError(f"invalid File Hub file name {name!r}: {problem}", field="name")
+        return f"{self.prefix}/{name}"
+
+    def write(self, name: str, data: FileData) -> StoredBlob:
+        key = self.key_for(name)
+        return self.store.put(key, lambda sink: _copy_file_data(data, sink))
+
+    def open(self, name: str) -> FileData:
+        """The file as FileData; BlobNotFoundError right away when it does not exist."""
+        key = self.key_for(name)
+        if not self.store.exists(key):
+            raise BlobNotFoundError(f"no File Hub file {name!r}")
+        content_type = mimetypes.guess_type(name)[0] or DEFAULT_CONTENT_TYPE
+        return FileData(name.rsplit("/", 1)[-1], content_type, lambda: self.store.open(key))
+
+    def exists(self, name: str) -> bool:
+        return self.store.exists(self.key_for(name))
+
+    def list(self, pattern: str = "*") -> list[str]:
+        """Names matching the shell-style `pattern` (fnmatch: '*' also matches '/'), sorted."""
+        start = len(self.prefix) + 1
+        names = (key[start:] for key in self.store.list_keys(self.prefix))
+        return [name for name in names if fnmatch.fnmatchcase(name, pattern)]
+
+    def delete(self, name: str) -> None:
+        self.store.delete(self.key_for(name))
+
+
+def _copy_file_data(data: FileData, sink: BinaryIO) -> None:
+    with data.open() as stream:
+        shutil.copyfileobj(stream, sink, WRITE_BUFFER_SIZE)
+

@@ -1,0 +1,1 @@
+"""Workflows: templates instantiated for an account, bound to its registered applications."""

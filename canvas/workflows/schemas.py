@@ -1,0 +1,78 @@
+"""Schemas of the workflow endpoints."""
+from __future__ import annotations
+
+import marshmallow as ma
+
+from canvas.endpoint import dto
+
+
+@dto("ChainApiDto")
+class ChainOverrideSchema(ma.Schema):
+    uniqueBlockId = ma.fields.UUID(required=True)
+    variables = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Raw(allow_none=True), allow_none=True)
+
+
+def _applications_field(**kwargs) -> ma.fields.Dict:
+    return ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.UUID(), **kwargs)
+
+
+@dto("AddWorkflowApiDto")
+class AddWorkflowSchema(ma.Schema):
+    workflowTemplateId = ma.fields.UUID(required=True)
+    name = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=200))
+    description = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=4000))
+    applications = _applications_field(required=True)
+    chain = ma.fields.List(ma.fields.Nested(ChainOverrideSchema), allow_none=True,
+                           validate=ma.validate.Length(max=500))
+
+
+@dto("UpdateWorkflowApiDto")
+class UpdateWorkflowSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    name = ma.fields.String(allow_none=True, validate=ma.validate.Length(min=1, max=200))
+    description = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=4000))
+    applications = _applications_field(allow_none=True)
+    chain = ma.fields.List(ma.fields.Nested(ChainOverrideSchema), allow_none=True,
+                           validate=ma.validate.Length(max=500))
+
+
+@dto("UpgradeWorkflowApiDto")
+class UpgradeWorkflowSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    version = ma.fields.String(allow_none=True)
+    applications = _applications_field(allow_none=True)
+
+
+class WorkflowSchema(ma.Schema):
+    id = ma.fields.UUID()
+    name = ma.fields.String()
+    description = ma.fields.String()
+    status = ma.fields.String()
+    isScheduled = ma.fields.Boolean()
+    schedulerFrequency = ma.fields.String(allow_none=True)
+    workflowTemplateId = ma.fields.UUID(allow_none=True)
+    isCustomizedStructure = ma.fields.Boolean()
+    accountId = ma.fields.UUID()
+    organizationId = ma.fields.UUID()
+    dateCreated = ma.fields.DateTime()
+    dateModified = ma.fields.DateTime()
+    dateLastRun = ma.fields.DateTime(allow_none=True)
+    dateNextSchedule = ma.fields.DateTime(allow_none=True)
+    regApplicationIds = ma.fields.List(ma.fields.UUID())
+    currentBlock = ma.fields.Integer()
+
+
+class WorkflowDetailSchema(WorkflowSchema):
+    templateVersion = ma.fields.String(allow_none=True)
+    chain = ma.fields.List(ma.fields.Dict())
+
+
+class UpgradePlanSchema(ma.Schema):
+    workflowId = ma.fields.String()
+    fromVersion = ma.fields.String()
+    toVersion = ma.fields.String()
+    canUpgrade = ma.fields.Boolean()
+    conflicts = ma.fields.List(ma.fields.String())
+    newApplications = ma.fields.List(ma.fields.String())
+    removedApplications = ma.fields.List(ma.fields.String())
+    blocks = ma.fields.List(ma.fields.Dict())

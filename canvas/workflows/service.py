@@ -1,0 +1,230 @@
+"""Instantiate, list, read, update, delete and upgrade workflows."""
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from canvas.applications import service as applications
+from canvas.catalog import service as templates
+from canvas.catalog.definition import TemplateDefinition, TemplateDefinitionError, check_template_variables, \
+    definition_from_json
+from canvas.errors import BadRequestError, ConflictError, NotFoundError
+from canvas.models import ACTIVE_RUN_STATES, RegisteredApplication, Workflow, WorkflowApplication, WorkflowRun
+from canvas.models.base import utcnow
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Whose workflows these are: the acting account and its organization."""
+
+    account_id: uuid.UUID
+    organization_id: uuid.UUID
+
+
+# --- instantiation -----------------------------------------------------------------------------------------------
+
+def instantiate(session: Session, actor: Actor, data: dict) -> Workflow:
+    template = templates.find_visible_template(session, actor.organization_id, data["workflowTemplateId"])
+    version = templates.published_version(session, template)
+    definition = definition_from_json(version.definition)
+    overrides = parse_overrides(definition, data.get("chain") or [])
+    workflow_id = uuid.uuid4()
+    bindings = bind_applications(session, actor, definition, data.get("applications"), workflow_id=None)
+    now = utcnow()
+    workflow = Workflow(
+        id=workflow_id, account_id=actor.account_id, organization_id=actor.organization_id,
+        template_id=template.id, template_version=version.version,
+        name=(data.get("name") or "").strip() or version.name,
+        description=data.get("description") if data.get("description") is not None else version.description,
+        chain=resolve_chain(definition, overrides), chain_overrides=overrides_to_json(overrides),
+        is_customized=is_customized(definition, overrides), date_created=now, date_modified=now)
+    workflow.bindings = bindings
+    session.add(workflow)
+    session.flush()
+    return workflow
+
+
+def parse_overrides(definition: TemplateDefinition, raw: Any) -> dict[str, dict]:
+    """Chain overrides `[{uniqueBlockId, variables}]`, checked against the template's blocks and variables."""
+    if not isinstance(raw, list):
+        raise BadRequestError("chain: must be a list of {uniqueBlockId, variables}", field="chain")
+    overrides: dict[str, dict] = {}
+    for index, entry in enumerate(raw):
+        where = f"chain[{index}]"
+        block_id = str(entry.get("uniqueBlockId") or "").lower() if isinstance(entry, dict) else ""
+        template_entry = definition.entry(block_id)
+        if template_entry is None:
+            raise BadRequestError(f"{where}.uniqueBlockId: block {entry.get('uniqueBlockId') if block_id else None} "
+                                  "is not in the template", field=f"{where}.uniqueBlockId")
+        variables = entry.get("variables") or {}
+        _check_variables(template_entry.block, variables, f"{where}.variables", require=False)
+        overrides.setdefault(block_id, {}).update(variables)
+    for number, template_entry in enumerate(definition.chain):
+        merged = {**template_entry.variables, **overrides.get(template_entry.unique_block_id, {})}
+        _check_variables(template_entry.block, merged, f"chain[{number}].variables", require=True)
+    return overrides
+
+
+def _check_variables(block_key: str, variables: Any, where: str, *, require: bool) -> None:
+    from canvas.execution.registry import get_block
+
+    try:
+        check_template_variables(get_block(block_key), variables, where, require=require)
+    except TemplateDefinitionError as exc:
+        raise BadRequestError(str(exc), field=exc.entry) from None
+
+
+def resolve_chain(definition: TemplateDefinition, overrides: dict[str, dict]) -> list[dict]:
+    chain = []
+    for entry in definition.chain:
+        resolved = entry.to_json()
+        resolved["variables"] = {**copy.deepcopy(entry.variables), **overrides.get(entry.unique_block_id, {})}
+        chain.append(resolved)
+    return chain
+
+
+def overrides_to_json(overrides: dict[str, dict]) -> list[dict]:
+    return [{"uniqueBlockId": block_id, "variables": variables} for block_id, variables in overrides.items()]
+
+
+def overrides_from_json(raw: list[dict]) -> dict[str, dict]:
+    return {entry["uniqueBlockId"]: dict(entry["variables"]) for entry in raw or []}
+
+
+def is_customized(definition: TemplateDefinition, overrides: dict[str, dict]) -> bool:
+    return any(definition.entry(block_id).variables.get(name, _MISSING) != value
+               for block_id, variables in overrides.items() for name, value in variables.items())
+
+
+_MISSING = object()
+
+
+def bind_applications(session: Session, actor: Actor, definition: TemplateDefinition, mapping: Any,
+                      workflow_id: uuid.UUID | None) -> list[WorkflowApplication]:
+    """Every template application mapped to a registered application of the acting account with that shortName."""
+    if not isinstance(mapping, dict):
+        raise BadRequestError("applications: must map each application shortName to a registered application id",
+                              field="applications")
+    extra = [name for name in mapping if name not in definition.applications]
+    if extra:
+        raise BadRequestError(f"applications.{extra[0]}: the template does not use {extra[0]}",
+                              field=f"applications.{extra[0]}")
+    bindings = []
+    for position, short_name in enumerate(definition.applications):
+        registered = _registered_for(session, actor, short_name, mapping.get(short_name))
+        applications.check_grant(session, registered, workflow_id)
+        bindings.append(WorkflowApplication(short_name=short_name, position=position,
+                                            registered_application_id=registered.id))
+    return bindings
+
+
+def _registered_for(session: Session, actor: Actor, short_name: str, raw_id: Any) -> RegisteredApplication:
+    where = f"applications.{short_name}"
+    if raw_id is None:
+        raise BadRequestError(f"{where}: the template needs a registered {short_name} application", field=where)
+    try:
+        registered = session.get(RegisteredApplication, uuid.UUID(str(raw_id)))
+    except ValueError:
+        registered = None
+    if registered is None or registered.account_id != actor.account_id:
+        raise BadRequestError(f"{where}: unknown registered application {raw_id}", field=where)
+    if registered.short_name != short_name:
+        raise BadRequestError(f"{where}: registered application {raw_id} is a {registered.short_name} application, "
+                              f"not {short_name}", field=where)
+    return registered
+
+
+# --- reading ---------------------------------------------------------------------------------------------------------
+
+def list_workflows(session: Session, account_id: uuid.UUID) -> list[Workflow]:
+    query = (select(Workflow).where(Workflow.account_id == account_id, Workflow.date_deleted.is_(None))
+             .order_by(Workflow.date_created, Workflow.id))
+    return list(session.scalars(query))
+
+
+def get_workflow(session: Session, account_id: uuid.UUID, workflow_id: Any) -> Workflow:
+    """The account's live workflow; deleted ones and other accounts' read as unknown."""
+    try:
+        workflow = session.get(Workflow, uuid.UUID(str(workflow_id)))
+    except ValueError:
+        raise BadRequestError(f"id: '{workflow_id}' is not a valid id", field="id") from None
+    if workflow is None or workflow.account_id != account_id or workflow.date_deleted is not None:
+        raise NotFoundError(f"Unknown workflow {workflow_id}", field="id")
+    return workflow
+
+
+def active_run(session: Session, workflow_id: uuid.UUID) -> WorkflowRun | None:
+    return session.scalar(select(WorkflowRun).where(WorkflowRun.workflow_id == workflow_id,
+                                                    WorkflowRun.status.in_(ACTIVE_RUN_STATES)))
+
+
+def workflow_to_api(workflow: Workflow, *, with_chain: bool = False) -> dict:
+    answer = {
+        "id": workflow.id,
+        "name": workflow.name,
+        "description": workflow.description,
+        "status": workflow.status,
+        "isScheduled": workflow.is_scheduled,
+        "schedulerFrequency": workflow.schedule_frequency,
+        "workflowTemplateId": workflow.template_id,
+        "isCustomizedStructure": workflow.is_customized,
+        "accountId": workflow.account_id,
+        "organizationId": workflow.organization_id,
+        "dateCreated": workflow.date_created,
+        "dateModified": workflow.date_modified,
+        "dateLastRun": workflow.date_last_run,
+        "dateNextSchedule": workflow.date_next_schedule,
+        "regApplicationIds": [binding.registered_application_id for binding in workflow.bindings],
+        "currentBlock": workflow.current_block,
+    }
+    if with_chain:
+        answer["templateVersion"] = workflow.template_version
+        answer["chain"] = [{"number": number, **entry} for number, entry in enumerate(workflow.chain, start=1)]
+    return answer
+
+
+# --- changing --------------------------------------------------------------------------------------------------------
+
+def delete_workflow(session: Session, account_id: uuid.UUID, workflow_id: Any) -> None:
+    """Soft delete: the schedule goes off, the run history stays for audit, the workflow leaves lists and GETs."""
+    workflow = get_workflow(session, account_id, workflow_id)
+    running = active_run(session, workflow.id)
+    if running is not None:
+        raise ConflictError(f"Workflow {workflow.id} has an active run {running.id}; cancel it or wait for it to end")
+    workflow.is_scheduled = False
+    workflow.date_next_schedule = None
+    workflow.date_deleted = workflow.date_modified = utcnow()
+
+
+def update_workflow(session: Session, actor: Actor, data: dict) -> Workflow:
+    """Rename, change variable overrides, or rebind applications, validated like instantiation."""
+    workflow = get_workflow(session, actor.account_id, data["id"])
+    definition = workflow_definition(session, workflow)
+    if data.get("chain") is not None:
+        overrides = parse_overrides(definition, data["chain"])
+        workflow.chain = resolve_chain(definition, overrides)
+        workflow.chain_overrides = overrides_to_json(overrides)
+        workflow.is_customized = is_customized(definition, overrides)
+    if data.get("applications") is not None:
+        current = {binding.short_name: str(binding.registered_application_id) for binding in workflow.bindings}
+        new_bindings = bind_applications(session, actor, definition, {**current, **data["applications"]},
+                                         workflow.id)
+        workflow.bindings.clear()
+        session.flush()
+        workflow.bindings.extend(new_bindings)
+    if data.get("name"):
+        workflow.name = data["name"].strip()
+    if data.get("description") is not None:
+        workflow.description = data["description"]
+    workflow.date_modified = utcnow()
+    return workflow
+
+
+def workflow_definition(session: Session, workflow: Workflow) -> TemplateDefinition:
+    template = templates.find_visible_template(session, workflow.organization_id, workflow.template_id)
+    return definition_from_json(templates.published_version(session, template, workflow.template_version).definition)

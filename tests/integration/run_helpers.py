@@ -1,0 +1,107 @@
+"""Helpers for run tests: workflows built from local blocks, and real RQ workers (in-process or subprocess)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from redis import Redis
+from rq import Queue, SimpleWorker
+
+from canvas.queueing.keys import RUN_QUEUE
+from canvas.settings import redis_url
+from tests.api.workflow_helpers import file_hub_app, new_workflow, published_template
+
+B1, B2, B3, B4 = (str(uuid.UUID(int=n)) for n in (0x101, 0x102, 0x103, 0x104))
+RECORDS = [{"id": 1, "name": "Ann", "city": "Oslo"}, {"id": 2, "name": "Bo", "city": "Bergen"},
+           {"id": 3, "name": "Cy", "city": "Oslo"}]
+
+
+def chain_template(blocks: list[tuple[str, str, dict]], applications: list[str] | None = None) -> dict:
+    ids = [B1, B2, B3, B4]
+    return {"name": "Run test", "description": "", "applications": applications or [],
+            "chain": [{"uniqueBlockId": ids[index], "blockName": name, "block": key, "variables": variables,
+                       **({"application": "CMAF"} if key.startswith("filehub") and applications else {})}
+                      for index, (name, key, variables) in enumerate(blocks)]}
+
+
+THREE_BLOCKS = [
+    ("Records", "records.from_variable", {"records": RECORDS}),
+    ("Only Oslo", "jsonata.filter", {"condition": "city = 'Oslo'"}),
+    ("To CSV", "csv.from_records", {"filename": "people_{runId}.csv"}),
+]
+
+
+def make_workflow(client, headers, blocks=None, applications=None) -> str:
+    template_id = published_template(client, headers, chain_template(blocks or THREE_BLOCKS, applications))
+    body = {"workflowTemplateId": template_id, "applications": {}}
+    if applications:
+        return new_workflow(client, headers, template_id, file_hub_app(client, headers))
+    answer = client.post("/api/Workflow", json=body, headers=headers)
+    assert answer.status_code == 200, answer.json
+    return answer.json
+
+
+def run(client, headers, workflow_id: str, **extra):
+    return client.post("/api/RunWorkflow", json={"workflowId": workflow_id, **extra}, headers=headers)
+
+
+def rq_connection(app) -> Redis:
+    return Redis.from_url(redis_url(app.config["CANVAS_SETTINGS"]))
+
+
+def work_off(app) -> None:
+    """A real RQ worker, in this process, until the queue is empty."""
+    connection = rq_connection(app)
+    with app.app_context():
+        SimpleWorker([Queue(RUN_QUEUE, connection=connection)], connection=connection).work(burst=True)
+
+
+def run_and_work(client, app, headers, workflow_id: str, **extra) -> dict:
+    answer = run(client, headers, workflow_id, **extra)
+    assert answer.status_code == 202, answer.json
+    work_off(app)
+    return client.get(answer.headers["Location"], headers=headers).json
+
+
+def empty_queue(app) -> None:
+    Queue(RUN_QUEUE, connection=rq_connection(app)).empty()
+
+
+def worker_env(settings: dict) -> dict:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CANVAS_")}
+    env.update({"CANVAS_DATA_DIR": settings["DATA_DIR"], "CANVAS_DATABASE_URL": settings["DATABASE_URL"],
+                "CANVAS_REDIS_URL": redis_url(settings), "CANVAS_REDIS_PREFIX": settings["REDIS_PREFIX"],
+                "CANVAS_SECRET_KEYS": settings["SECRET_KEYS"], "CANVAS_ALLOW_PRIVATE_NETWORKS": "true",
+                "CANVAS_LOST_RUN_GRACE_SECONDS": "2"})
+    return env
+
+
+def start_worker(settings: dict, log_path: Path, *extra: str) -> subprocess.Popen:
+    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
+    return subprocess.Popen([sys.executable, "-m", "canvas", "worker", *extra], env=worker_env(settings),
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_worker(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_for(predicate, timeout: float = 60, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what} not reached within {timeout} s")
