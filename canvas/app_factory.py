@@ -65,10 +65,12 @@ def _register_blueprints(app: Flask, api: Api, settings: Mapping[str, Any]) -> N
     from canvas.health import blp as health_blp
     from canvas.help.resources import blp as help_blp
     from canvas.runs.resources import blp as runs_blp
+    from canvas.schedules.resources import blp as schedules_blp
     from canvas.workflows.resources import blp as workflows_blp
 
     for blueprint in (help_blp, accounts_blp, applications_blp, templates_blp, workflows_blp, runs_blp):
         api.register_blueprint(blueprint)
+    api.register_blueprint(schedules_blp)
     app.register_blueprint(health_blp)  # operational, not part of the documented API
     if settings.get("BENCHMARK_ENDPOINTS"):
         from canvas.benchmark_endpoints import blp as bench_blp

@@ -249,6 +249,24 @@ def secrets_rotate(batch_size: int) -> None:
 
 
 @cli.group()
+def outputs() -> None:
+    """Stored block outputs."""
+
+
+@outputs.command("prune")
+def outputs_prune() -> None:
+    """Delete outputs past CANVAS_OUTPUT_RETENTION_DAYS / _RUNS (never a block's latest successful output)."""
+    from canvas.execution.retention import prune_everything
+    from canvas.extensions import Services
+
+    settings = _settings()
+    _migrated_database(settings).dispose()
+    report = prune_everything(Services(settings))
+    click.echo(f"deleted {report.outputs_deleted} outputs ({report.bytes_freed} bytes) and "
+               f"{report.temp_files_deleted} stale temporary files")
+
+
+@cli.group()
 def catalog() -> None:
     """The catalog of applications and workflow templates (templates_catalog/)."""
 

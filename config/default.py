@@ -31,3 +31,9 @@ LOST_RUN_GRACE_SECONDS = d.DEFAULT_LOST_RUN_GRACE_SECONDS
 API_WORKERS = 2 * (os.cpu_count() or 1) + 1
 BENCHMARK_ENDPOINTS = False  # exposes /bench/baseline for benchmarks/api_auth.py
 CATALOG_DIR = None  # None: the templates_catalog package shipped with the service
+# Schedulers reconcile with the database this often (changes are also announced on Redis, picked up at once).
+SCHEDULER_RECONCILE_SECONDS = d.DEFAULT_SCHEDULER_RECONCILE_SECONDS
+# An occurrence not fired within this time after its scheduled time is a misfire (the workflow's misfire policy).
+SCHEDULER_MISFIRE_GRACE_SECONDS = d.DEFAULT_SCHEDULER_MISFIRE_GRACE_SECONDS
+# Misfire policy run_each: at most this many catch-up runs per workflow; older missed occurrences are recorded missed.
+SCHEDULER_RUN_EACH_LIMIT = d.DEFAULT_SCHEDULER_RUN_EACH_LIMIT

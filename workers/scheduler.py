@@ -1,4 +1,7 @@
-"""`canvas scheduler`: the process that fires workflow schedules."""
+"""`canvas scheduler`: the process that fires workflow schedules (see canvas/scheduling/scheduler.py).
+
+Run two or more for availability: each occurrence is claimed in the database, so every one fires exactly once.
+"""
 from __future__ import annotations
 
 import logging
@@ -6,12 +9,14 @@ import signal
 import threading
 
 from canvas import create_app
+from canvas.scheduling.scheduler import SchedulerConfig, SchedulerEngine
 
 log = logging.getLogger("canvas.scheduler")
 
 
 def run_scheduler() -> int:
     app = create_app()
+    services = app.extensions["canvas"]
     stop = threading.Event()
 
     def request_stop(signum, _frame):  # noqa: ANN001
@@ -21,8 +26,11 @@ def run_scheduler() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     with app.app_context():
-        log.info("scheduler started")
-        while not stop.wait(1.0):
-            pass
-    log.info("scheduler stopped")
+        engine = SchedulerEngine(services.db, services.redis, SchedulerConfig.from_settings(services.settings))
+        engine.start()
+        try:
+            stop.wait()
+        finally:
+            engine.shutdown()
+    services.close()
     return 0

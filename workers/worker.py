@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import redis
 from redis import Redis
@@ -11,12 +12,14 @@ from rq import Queue, SimpleWorker, Worker
 from canvas import create_app
 from canvas.defaults import DEFAULT_WORKER_CLASS
 from canvas.execution.reaper import reap_lost_runs
+from canvas.execution.retention import prune_everything
 from canvas.queueing.keys import RUN_QUEUE
 from canvas.settings import redis_url
 
 log = logging.getLogger("canvas.worker")
 WORKER_CLASSES = {"simple": SimpleWorker, "fork": Worker}
 REAP_INTERVAL_SECONDS = 10.0
+PRUNE_INTERVAL_SECONDS = 3600.0
 
 
 def run_worker(worker_class: str | None = None, burst: bool = False, name: str | None = None) -> int:
@@ -38,16 +41,21 @@ def run_worker(worker_class: str | None = None, burst: bool = False, name: str |
 
 
 def _start_reaper(app, connection: Redis) -> threading.Event:  # noqa: ANN001
-    """Every worker also looks for runs lost by other workers (a killed worker cannot report its own death)."""
+    """Every worker also looks for runs lost by other workers (a killed worker cannot report its own death), and
+    prunes old outputs once an hour."""
     services = app.extensions["canvas"]
     settings = services.settings
     stop = threading.Event()
 
     def reap() -> None:
+        last_prune = 0.0
         while not stop.wait(REAP_INTERVAL_SECONDS):
             try:
                 reap_lost_runs(services.db, connection, settings.get("REDIS_PREFIX"),
                                settings["LOST_RUN_GRACE_SECONDS"])
+                if time.monotonic() - last_prune >= PRUNE_INTERVAL_SECONDS:
+                    last_prune = time.monotonic()
+                    prune_everything(services)
             except (redis.RedisError, OSError) as exc:
                 log.warning("reaper skipped a round: %s", exc.__class__.__name__)
             except Exception:  # noqa: BLE001 - the reaper must outlive a database hiccup

@@ -6,6 +6,7 @@ import json
 import logging
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from canvas.applications import service as applications
@@ -55,9 +56,8 @@ def mark_faulted(services, state, entry: dict, reason: str) -> None:  # noqa: AN
 
 def workflow_time_zone(session: Session, workflow: Workflow) -> ZoneInfo:
     """The schedule's time zone, else the account's default, else UTC."""
-    candidates = [_schedule_zone(workflow.schedule_frequency)]
-    account = session.get(Account, workflow.account_id)
-    candidates.append(account.time_zone if account else None)
+    candidates = [_schedule_zone(workflow.schedule_frequency),
+                  session.scalar(select(Account.time_zone).where(Account.id == workflow.account_id))]
     for name in candidates:
         if name:
             try:

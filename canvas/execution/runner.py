@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select, update
+
 from canvas.execution import credentials as run_credentials
 from canvas.execution.blocks.base import merged_variables, resolve_variables
 from canvas.execution.context import BlockAuthenticationError, BlockCancelledError, BlockContext, BlockError
@@ -91,7 +93,8 @@ class Runner:
         try:
             next_input = self._initial_input(state)
             for number in range(state.first, state.last + 1):
-                self._check_cancelled(state, number)
+                if number > state.first:  # _start has just seen the run Queued, hence not cancelled
+                    self._check_cancelled(state, number)
                 next_input = self._run_block(state, number, next_input)
         except (RunCancelled, BlockCancelledError):
             return self._finish(state, "Cancelled", number, None)
@@ -206,13 +209,12 @@ class Runner:
 
     def _begin_block(self, state: RunState, number: int, entry: dict, block_key: str) -> uuid.UUID:
         with self.db.transaction() as session:
-            records_in = self._records_in(session, state, number)
-            block_run = BlockRun(run_id=state.run_id, number=number, unique_block_id=entry["uniqueBlockId"],
-                                 block_name=entry["blockName"], block_key=block_key, status="Running",
-                                 records_in=records_in, date_started=utcnow())
+            block_run = BlockRun(id=uuid.uuid4(), run_id=state.run_id, number=number,
+                                 unique_block_id=entry["uniqueBlockId"], block_name=entry["blockName"],
+                                 block_key=block_key, status="Running", records_in=self._records_in(session, state, number),
+                                 date_started=utcnow())
             session.add(block_run)
-            session.get(Workflow, state.workflow_id).current_block = number
-            session.flush()
+            session.execute(update(Workflow).where(Workflow.id == state.workflow_id).values(current_block=number))
             return block_run.id
 
     def _records_in(self, session, state: RunState, number: int) -> int | None:  # noqa: ANN001
@@ -221,7 +223,8 @@ class Runner:
         if number == state.first:
             previous = latest_output(session, session.get(Workflow, state.workflow_id), number - 1)
         else:
-            previous = session.query(BlockOutput).filter_by(run_id=state.run_id, number=number - 1).first()
+            return session.scalar(select(BlockOutput.record_count).where(BlockOutput.run_id == state.run_id,
+                                                                         BlockOutput.number == number - 1))
         return previous.record_count if previous else None
 
     def _complete_block(self, state: RunState, number: int, entry: dict, block_run_id: uuid.UUID,
@@ -229,10 +232,9 @@ class Runner:
         with self.db.transaction() as session:
             session.add(output)
             session.flush()
-            block_run = session.get(BlockRun, block_run_id)
-            block_run.status, block_run.date_finished, block_run.attempts = "Succeeded", utcnow(), attempts
-            block_run.records_out, block_run.output_id = output.record_count, output.id
-            block_run.log = block_log.finished_lines()
+            session.execute(update(BlockRun).where(BlockRun.id == block_run_id).values(
+                status="Succeeded", date_finished=utcnow(), attempts=attempts, records_out=output.record_count,
+                output_id=output.id, log=block_log.finished_lines()))
 
     def _fail_block(self, state: RunState, block_run_id: uuid.UUID, block_log: BlockLog, error: BaseException,
                     redact: Redactor) -> None:
@@ -248,16 +250,16 @@ class Runner:
             run_credentials.mark_faulted(self.services, state, state.chain[block_run.number - 1], redact(str(error)))
 
     def _finish(self, state: RunState, status: str, number: int, error: BaseException | None) -> str:
+        finished = utcnow()
+        run_values = {"status": status, "date_finished": finished}
+        if error is not None:
+            run_values.update(error=(state.error_text or str(error) or type(error).__name__)[:4000],
+                              error_class=type(error).__name__, failed_block=number)
         with self.db.transaction() as session:
-            run = session.get(WorkflowRun, state.run_id)
-            workflow = session.get(Workflow, state.workflow_id)
-            run.status, run.date_finished = status, utcnow()
-            if error is not None:
-                run.error = (state.error_text or str(error) or type(error).__name__)[:4000]
-                run.error_class, run.failed_block = type(error).__name__, number
-            workflow.status = "Failed" if status == "Failed" else "Ready"
-            workflow.current_block = number
-            workflow.date_last_run = run.date_finished
+            session.execute(update(WorkflowRun).where(WorkflowRun.id == state.run_id).values(**run_values))
+            session.execute(update(Workflow).where(Workflow.id == state.workflow_id).values(
+                status="Failed" if status == "Failed" else "Ready", current_block=number,
+                date_last_run=finished))
         log.info("run %s %s", state.run_id, status.lower())
         return status
 
@@ -265,7 +267,7 @@ class Runner:
 
     def _check_cancelled(self, state: RunState, number: int) -> None:
         with self.db.sessions() as session:
-            if session.get(WorkflowRun, state.run_id).cancel_requested:
+            if session.scalar(select(WorkflowRun.cancel_requested).where(WorkflowRun.id == state.run_id)):
                 raise RunCancelled(f"cancelled before block {number}")
 
     def _cancel_requested(self, state: RunState) -> bool:

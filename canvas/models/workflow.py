@@ -35,7 +35,7 @@ class Workflow(Base):
     date_deleted: Mapped[datetime | None] = mapped_column(UtcDateTime)  # soft delete: run history stays
 
     bindings: Mapped[list[WorkflowApplication]] = relationship(
-        order_by="WorkflowApplication.position", cascade="all, delete-orphan", lazy="selectin")
+        order_by="WorkflowApplication.position", cascade="all, delete-orphan")
 
 
 class WorkflowApplication(Base):

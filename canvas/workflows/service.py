@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from canvas.applications import service as applications
 from canvas.catalog import service as templates
@@ -143,7 +143,7 @@ def _registered_for(session: Session, actor: Actor, short_name: str, raw_id: Any
 
 def list_workflows(session: Session, account_id: uuid.UUID) -> list[Workflow]:
     query = (select(Workflow).where(Workflow.account_id == account_id, Workflow.date_deleted.is_(None))
-             .order_by(Workflow.date_created, Workflow.id))
+             .options(selectinload(Workflow.bindings)).order_by(Workflow.date_created, Workflow.id))
     return list(session.scalars(query))
 
 

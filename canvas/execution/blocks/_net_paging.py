@@ -115,10 +115,13 @@ def record_pages(client: HttpClient, call: HttpCall, paging: Paging, records_pat
 def stream_records(context: BlockContext, client: HttpClient, call: HttpCall, paging: Paging,
                    records_path: str) -> Iterator[dict]:
     shown = f"{call.method} {url_without_query(call.url)}"
-    for number, page in enumerate(record_pages(client, call, paging, records_path), start=1):
+    pages = count = 0
+    for pages, page in enumerate(record_pages(client, call, paging, records_path), start=1):
         context.raise_if_cancelled()
-        context.logger.info("%s page %d: %d records", shown, number, len(page))
+        context.logger.debug("%s page %d: %d records", shown, pages, len(page))
+        count += len(page)
         yield from page
+    context.logger.info("%s gave %d records in %d page(s)", shown, count, pages)
 
 
 def _with_params(call: HttpCall, **params: Any) -> HttpCall:

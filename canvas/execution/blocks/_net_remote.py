@@ -53,7 +53,8 @@ class RemoteFolder(ABC):
     def exists(self, path: str) -> bool: ...
 
     @abstractmethod
-    def store(self, path: str, stream: BinaryIO) -> None: ...
+    def store(self, path: str, stream: BinaryIO, shown_as: str) -> None:
+        """Write `stream` to `path`; errors name `shown_as` (the final name, not the temporary one)."""
 
     @abstractmethod
     def fetch(self, path: str, sink: BinaryIO) -> None: ...
@@ -79,7 +80,11 @@ class RemoteFolder(ABC):
 
 
 def remote_path(directory: str | None, name: str) -> str:
-    return posixpath.join("/", directory or "/", name)
+    return posixpath.join(remote_directory(directory), name)
+
+
+def remote_directory(directory: str | None) -> str:
+    return posixpath.normpath(posixpath.join("/", directory or "/"))
 
 
 class RemoteFilesBlock(Block):
@@ -133,7 +138,7 @@ def upload_atomically(folder: RemoteFolder, file: FileData, target: str, overwri
     temporary = posixpath.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.part")
     try:
         with file.open() as stream:
-            folder.store(temporary, stream)
+            folder.store(temporary, stream, shown_as=target)
         if overwrite:
             folder.replace(temporary, target)
         elif folder.exists(target):  # appeared while we uploaded: do not rename over it
@@ -164,7 +169,7 @@ class RemoteDownload(RemoteFilesBlock):
 
     def run(self, context: BlockContext, data: BlockData) -> FileData:
         variables = context.variables
-        directory = remote_path(variables.get("filepath"), "")
+        directory = remote_directory(variables.get("filepath"))
         pattern = variables.get("pattern") or "*"
         with self.folder(context) as folder:
             names = matching_names(folder, directory, pattern)
@@ -224,7 +229,7 @@ class RemoteList(RemoteFilesBlock):
     }
 
     def run(self, context: BlockContext, data: BlockData) -> Records:
-        directory = remote_path(context.variables.get("filepath"), "")
+        directory = remote_directory(context.variables.get("filepath"))
         pattern = context.variables.get("pattern") or "*"
         with self.folder(context) as folder:
             entries = folder.list_files(directory)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import quote
 
 from canvas.execution.blocks._net_common import Redactor, credentials_of, required_field
 from canvas.execution.blocks._net_http import HttpCall, HttpClient, json_body
@@ -37,7 +38,8 @@ class FikenApi:
     def __init__(self, context: BlockContext, block_key: str):
         credentials = with_default_auth(credentials_of(context, block_key), "bearer")
         credentials = {**credentials, "baseUrl": credentials.get("baseUrl") or DEFAULT_BASE_URL}
-        self.company_url = rest_url(credentials, f"/companies/{required_field(credentials, 'companySlug')}")
+        slug = quote(required_field(credentials, "companySlug"), safe="")
+        self.company_url = rest_url(credentials, f"/companies/{slug}")
         self.client = HttpClient(context, limits_of(context), Redactor(credentials))
         self.auth = rest_auth(credentials, self.client)
 

@@ -39,6 +39,8 @@ class FtpFolder(RemoteFolder):
                 raise TransientBlockError(self.redact(f"{action}: {first_line(error)}")) from None
             except ftplib.Error as error:
                 raise BlockError(self.redact(f"{action}: {first_line(error)}")) from None
+            except ValueError as error:  # ftplib refuses a line break inside a path: it would smuggle commands in
+                raise BlockError(f"{action}: {error}") from None
 
     def list_files(self, directory: str) -> list[RemoteEntry]:
         with self.replies(f"cannot list {directory}"):
@@ -61,8 +63,8 @@ class FtpFolder(RemoteFolder):
                     return False
                 raise
 
-    def store(self, path: str, stream: BinaryIO) -> None:
-        with self.replies(f"cannot upload {path}"):
+    def store(self, path: str, stream: BinaryIO, shown_as: str) -> None:
+        with self.replies(f"cannot upload {shown_as}"):
             self.ftp.storbinary(f"STOR {path}", stream)
 
     def fetch(self, path: str, sink: BinaryIO) -> None:

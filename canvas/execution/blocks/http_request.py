@@ -7,6 +7,9 @@ Two blocks, because "does it change the outside world" is a property of the bloc
 
 Both give Records: the answer's records at `recordsPath` (dotted; empty = the answer itself, an object = one
 record), streamed page by page (see _net_paging for the pagination styles): the result is never built whole.
+
+Retries (429, 5xx, connection errors; see _net_http) apply to every method: an endpoint that must not receive a
+POST twice wants `retries: 0` (and the runner's own retry policy re-runs the whole block on a transient error).
 """
 from __future__ import annotations
 

@@ -72,8 +72,8 @@ class SftpFolder(RemoteFolder):
             except FileNotFoundError:
                 return False
 
-    def store(self, path: str, stream: BinaryIO) -> None:
-        with self.replies(f"cannot upload {path}"):
+    def store(self, path: str, stream: BinaryIO, shown_as: str) -> None:
+        with self.replies(f"cannot upload {shown_as}"):
             self.sftp.putfo(stream, path, confirm=True)
 
     def fetch(self, path: str, sink: BinaryIO) -> None:

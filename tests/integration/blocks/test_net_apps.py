@@ -8,7 +8,8 @@ from werkzeug.wrappers import Request, Response
 
 from canvas.execution.context import BlockAuthenticationError, BlockError
 from canvas.execution.data import Records
-from tests.integration.blocks.net_support import assert_no_secrets, failure, logged_text, records
+from canvas.execution.registry import get_block
+from tests.integration.blocks.net_support import assert_no_secrets, failure, logged_text, make_context, records
 from tests.servers.http import json_response
 
 EMPLOYEES = {"key-Unit-A1": [{"badgeNo": "1", "name": "Ann"}, {"badgeNo": "2", "name": "Bob"}],
@@ -149,3 +150,15 @@ def test_fiken_posts_missing_customers_and_every_order(http_server, tmp_path):
 def test_fiken_needs_the_company_slug(tmp_path):
     error = failure("fiken.get_contacts", tmp_path, BlockError, credentials={"token": "t-1"})
     assert "companySlug" in str(error)
+
+
+def test_the_documents_quinyx_to_ftp_chain(http_server, ftp_server, tmp_path):
+    """"API - Get Employees" → "FTP Upload" with the template's variables, as the runner chains them."""
+    http_server.route("/quinyx/employees", quinyx_api)
+    employees = get_block("quinyx.get_employees")().run(make_context(
+        "quinyx.get_employees", {"apiKeys": [], "badgeNo": None, "baseUrl": http_server.url("/quinyx")},
+        {"apikey": "key-Unit-A1", "environment": "live"}, tmp_path), None)
+    variables = {"filename": "NY_Employees_2024-05-01-10-30", "fileformat": "csv", "filepath": "/"}
+    get_block("ftp.upload")().run(make_context("ftp.upload", variables, ftp_server.credentials(), tmp_path), employees)
+    uploaded = ftp_server.home / "NY_Employees_2024-05-01-10-30.csv"
+    assert uploaded.read_bytes() == b"badgeNo,name\r\n1,Ann\r\n2,Bob\r\n"

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from canvas.execution.context import BlockAuthenticationError, BlockError, TransientBlockError
+from canvas.execution.context import BlockAuthenticationError, TransientBlockError
 from canvas.execution.data import Records
 from canvas.network.guard import NetworkPolicy
 from tests.integration.blocks.net_support import (

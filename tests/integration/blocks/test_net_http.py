@@ -8,7 +8,7 @@ import pytest
 from werkzeug.wrappers import Request, Response
 
 from canvas.execution.blocks import _net_http
-from canvas.execution.context import BlockAuthenticationError, BlockError, TransientBlockError
+from canvas.execution.context import BlockAuthenticationError, TransientBlockError
 from canvas.execution.data import Records
 from canvas.execution.registry import get_block
 from tests.integration.blocks.net_support import SHORT_TIMEOUT, failure, make_context, records

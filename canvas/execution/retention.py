@@ -1,0 +1,93 @@
+"""Pruning stored block outputs by age and by count per block, never the latest successful output of a block
+(partial runs start from it), plus temporary files that a killed worker left behind."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from canvas.db import Database
+from canvas.models import BlockOutput, BlockRun
+from canvas.models.base import utcnow
+
+log = logging.getLogger(__name__)
+STALE_TEMP_FILE_SECONDS = 24 * 3600
+TEMP_PATTERNS = (".canvas-tmp-*", "canvas-block-*")
+
+
+@dataclass
+class PruneReport:
+    outputs_deleted: int = 0
+    bytes_freed: int = 0
+    temp_files_deleted: int = 0
+
+
+def prune_outputs(database: Database, blob_store, max_age_days: float, keep_per_block: int) -> PruneReport:  # noqa: ANN001
+    report = PruneReport()
+    cutoff = utcnow() - timedelta(days=max_age_days)
+    with database.sessions() as session:
+        rows = list(session.execute(select(BlockOutput.id, BlockOutput.workflow_id, BlockOutput.unique_block_id,
+                                           BlockOutput.dry_run, BlockOutput.date_created, BlockOutput.size,
+                                           BlockOutput.blob_key)
+                                    .order_by(BlockOutput.workflow_id, BlockOutput.unique_block_id,
+                                              BlockOutput.date_created.desc())))
+    for row in _prunable(rows, cutoff, keep_per_block):
+        _delete_output(database, blob_store, row)
+        report.outputs_deleted += 1
+        report.bytes_freed += row.size
+    return report
+
+
+def _prunable(rows: list, cutoff, keep_per_block: int) -> list:  # noqa: ANN001
+    """Rows come newest first per (workflow, block). The newest real (not dry-run) output is always kept."""
+    doomed, seen, latest_kept = [], {}, set()
+    for row in rows:
+        group = (row.workflow_id, row.unique_block_id)
+        position = seen.get(group, 0)
+        seen[group] = position + 1
+        if not row.dry_run and group not in latest_kept:
+            latest_kept.add(group)
+            continue
+        if position >= keep_per_block or row.date_created < cutoff:
+            doomed.append(row)
+    return doomed
+
+
+def _delete_output(database: Database, blob_store, row) -> None:  # noqa: ANN001
+    with database.transaction() as session:
+        session.execute(update(BlockRun).where(BlockRun.output_id == row.id).values(output_id=None))
+        session.execute(BlockOutput.__table__.delete().where(BlockOutput.id == row.id))
+    blob_store.delete(row.blob_key)  # after the row: a crash in between leaves a stray file, never a dangling row
+
+
+def prune_temp_files(directories: list[Path], older_than_seconds: float = STALE_TEMP_FILE_SECONDS) -> int:
+    deleted, limit = 0, time.time() - older_than_seconds
+    for directory in directories:
+        if not directory.is_dir():
+            continue
+        for pattern in TEMP_PATTERNS:
+            for path in directory.rglob(pattern):
+                try:
+                    if path.is_file() and path.stat().st_mtime < limit:
+                        path.unlink()
+                        deleted += 1
+                except OSError:
+                    continue
+    return deleted
+
+
+def prune_everything(services) -> PruneReport:  # noqa: ANN001 - canvas.extensions.Services
+    from canvas.storage.blob import FileSystemBlobStore
+
+    settings = services.settings
+    blob_store = FileSystemBlobStore(services.data_dir / "blobs")
+    report = prune_outputs(services.db, blob_store, settings["OUTPUT_RETENTION_DAYS"],
+                           settings["OUTPUT_RETENTION_RUNS"])
+    report.temp_files_deleted = prune_temp_files([services.data_dir / "blobs", services.data_dir / "tmp"])
+    log.info("retention: %d outputs deleted (%d bytes), %d stale temporary files deleted",
+             report.outputs_deleted, report.bytes_freed, report.temp_files_deleted)
+    return report

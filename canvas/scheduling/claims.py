@@ -1,0 +1,244 @@
+"""Claiming occurrences and dispatching their runs, a batch at a time.
+
+One transaction per batch: lock the batch's workflows (in id order, so two schedulers never deadlock on them), read
+their active runs, insert the ledger rows with ON CONFLICT DO NOTHING (the rows that come back are this scheduler's
+claims; the others belong to a scheduler that got there first), insert the Queued run rows of the claimed firings and
+update the workflows. After the commit, one Redis pipeline enqueues every run: the same job a manual run gets from
+``canvas.queueing.dispatch``, with the run id as job id.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+import redis
+from rq import Queue
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from canvas.db import Database
+from canvas.models import ACTIVE_RUN_STATES, ScheduleOccurrence, Workflow, WorkflowRun, WorkflowSchedule
+from canvas.models.base import utcnow
+from canvas.queueing.dispatch import JOB_RESULT_TTL_SECONDS, RUN_JOB_FUNCTION
+from canvas.queueing.keys import RUN_QUEUE
+from canvas.scheduling.decisions import Key, Plan, PlannedRun, WorkflowState, decide
+from canvas.scheduling.occurrences import Firing
+from canvas.scheduling.trigger import parse_cached
+
+log = logging.getLogger(__name__)
+JOB_FAILURE_TTL_SECONDS = 7 * 24 * 3600  # as canvas.queueing.dispatch keeps failed jobs
+RETRY_PAUSES_SECONDS = (0.05, 0.25, 1.0)
+CONFLICTS = (IntegrityError, OperationalError)  # an active run appeared meanwhile; a lock or snapshot conflict
+
+
+class OccurrenceDispatcher:
+    """Turns firings into ledger rows and runs, exactly once across schedulers."""
+
+    def __init__(self, database: Database, connection: redis.Redis, scheduler_name: str) -> None:
+        self.database = database
+        self.queue = Queue(RUN_QUEUE, connection=connection)
+        self.scheduler_name = scheduler_name
+
+    def handle(self, firings: list[Firing]) -> Counter:
+        """Claim and dispatch a batch; on a conflict, retry the firings one by one so one cannot sink the rest."""
+        firings = sorted(firings, key=lambda firing: (firing.workflow_id, firing.times[0]))
+        try:
+            return self._handle_batch(firings)
+        except CONFLICTS as exc:
+            log.info("batch of %d firings conflicted (%s); retrying one by one", len(firings), type(exc).__name__)
+        outcomes = Counter()
+        for firing in firings:
+            outcomes += self._handle_with_retries([firing])
+        return outcomes
+
+    def _handle_with_retries(self, firings: list[Firing]) -> Counter:
+        for pause in RETRY_PAUSES_SECONDS:
+            try:
+                return self._handle_batch(firings)
+            except CONFLICTS as exc:
+                log.info("firing of workflow %s conflicted (%s); retrying", firings[0].workflow_id, type(exc).__name__)
+                time.sleep(pause)
+        log.error("could not claim the occurrences %s of workflow %s", firings[0].times, firings[0].workflow_id)
+        return Counter(conflicted=len(firings))
+
+    def _handle_batch(self, firings: list[Firing]) -> Counter:
+        with self.database.sessions() as session:
+            states = load_states(session, {firing.workflow_id for firing in firings})
+            plan = decide(firings, states, utcnow(), self.scheduler_name)
+            runs, claimed = write_plan(session, plan)
+            session.commit()
+        self.enqueue(runs)
+        return Counter(row["outcome"] for row in plan.ledger if (row["workflow_id"], row["scheduled_time"]) in claimed)
+
+    def enqueue(self, runs: list[PlannedRun]) -> None:
+        """One pipeline for the batch (MULTI/EXEC: all enqueued or none); if Redis refuses, the runs fail with the
+        reason, as a manual run's would, and their occurrences are recorded failed."""
+        if not runs:
+            return
+        try:
+            self.queue.enqueue_many([_job_data(run) for run in runs])
+        except redis.RedisError as exc:
+            reason = f"could not be queued: Redis is unavailable ({exc.__class__.__name__})"
+            log.error("%d scheduled runs %s", len(runs), reason)
+            fail_unqueued_runs(self.database, runs, reason)
+
+    def release_waiting(self) -> int:
+        """Start the oldest waiting occurrence of each workflow whose active run has ended."""
+        with self.database.sessions() as session:
+            waiting = oldest_waiting(session)
+        released = []
+        for workflow_id, run_id in waiting.items():
+            run = self._release(workflow_id, run_id)
+            if run is not None:
+                released.append(run)
+        self.enqueue(released)
+        return len(released)
+
+    def _release(self, workflow_id: uuid.UUID, run_id: uuid.UUID) -> PlannedRun | None:
+        try:
+            with self.database.sessions() as session:
+                run = release_one(session, workflow_id, run_id, self.scheduler_name)
+                session.commit()
+                return run
+        except CONFLICTS:  # the workflow got an active run meanwhile: it waits on
+            return None
+
+
+# --- reading --------------------------------------------------------------------------------------------------------
+
+def load_states(session: Session, workflow_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, WorkflowState]:
+    """The batch's workflows, locked until the commit (PostgreSQL; SQLite has one writer anyway)."""
+    ids = sorted(set(workflow_ids))
+    query = (select(Workflow.id, Workflow.account_id, func.json_array_length(Workflow.chain),
+                    Workflow.template_version, Workflow.is_scheduled, Workflow.date_deleted,
+                    WorkflowSchedule.cron_expression, WorkflowSchedule.time_zone, WorkflowSchedule.date_changed,
+                    WorkflowSchedule.overlap_policy)
+             .join(WorkflowSchedule, WorkflowSchedule.workflow_id == Workflow.id)
+             .where(Workflow.id.in_(ids)).order_by(Workflow.id).with_for_update(of=Workflow))
+    states = {row[0]: _state(row) for row in session.execute(query)}
+    for workflow_id, run_id, status in session.execute(
+            select(WorkflowRun.workflow_id, WorkflowRun.id, WorkflowRun.status)
+            .where(WorkflowRun.workflow_id.in_(ids), WorkflowRun.status.in_(ACTIVE_RUN_STATES))):
+        states[workflow_id].active_run = (run_id, status)
+    for workflow_id in session.scalars(select(ScheduleOccurrence.workflow_id).distinct()
+                                       .where(ScheduleOccurrence.workflow_id.in_(ids),
+                                              ScheduleOccurrence.outcome == "queued")):
+        states[workflow_id].waiting = True
+    return states
+
+
+def _state(row) -> WorkflowState:  # noqa: ANN001 - a result row
+    (workflow_id, account_id, blocks, template_version, is_scheduled, date_deleted, cron, zone, date_changed,
+     overlap) = row
+    enabled = bool(is_scheduled) and date_deleted is None and cron is not None
+    return WorkflowState(workflow_id, account_id, blocks or 0, template_version, enabled,
+                         parse_cached(cron) if enabled else None, ZoneInfo(zone) if enabled else None,
+                         date_changed, overlap)
+
+
+def oldest_waiting(session: Session, limit: int = 1000) -> dict[uuid.UUID, uuid.UUID]:
+    """Workflow -> run id of its oldest waiting occurrence, for workflows without an active run."""
+    active = select(WorkflowRun.workflow_id).where(WorkflowRun.status.in_(ACTIVE_RUN_STATES))
+    rows = session.execute(select(ScheduleOccurrence.workflow_id, ScheduleOccurrence.run_id)
+                           .where(ScheduleOccurrence.outcome == "queued",
+                                  ScheduleOccurrence.workflow_id.not_in(active))
+                           .order_by(ScheduleOccurrence.scheduled_time).limit(limit))
+    oldest: dict[uuid.UUID, uuid.UUID] = {}
+    for workflow_id, run_id in rows:
+        oldest.setdefault(workflow_id, run_id)
+    return oldest
+
+
+# --- writing --------------------------------------------------------------------------------------------------------
+
+def write_plan(session: Session, plan: Plan) -> tuple[list[PlannedRun], set[Key]]:
+    """Insert the claims; create only the runs whose occurrences this scheduler claimed. Returns (runs, claims)."""
+    claimed = claim(session, plan.ledger)
+    runs = [_narrowed(run, claimed) for run in plan.runs]
+    runs = [run for run in runs if run.times]
+    now = utcnow()
+    if runs:
+        session.execute(WorkflowRun.__table__.insert(), [_run_row(run, now) for run in runs])
+    claimed_workflows = {workflow_id for workflow_id, _time in claimed}
+    started = {run.workflow_id for run in runs}
+    updates = [{"id": workflow_id, "date_next_schedule": next_time, **({"status": "Queued"} if workflow_id in started
+                                                                         else {})}
+               for workflow_id, next_time in plan.next_times.items() if workflow_id in claimed_workflows]
+    if updates:
+        session.execute(update(Workflow), updates)
+    return runs, claimed
+
+
+def claim(session: Session, rows: list[dict]) -> set[Key]:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING: the keys that come back are ours."""
+    if not rows:
+        return set()
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    table = ScheduleOccurrence.__table__
+    statement = (dialect.insert(table).on_conflict_do_nothing(index_elements=["workflow_id", "scheduled_time"])
+                 .returning(table.c.workflow_id, table.c.scheduled_time))
+    return {(workflow_id, _utc(scheduled)) for workflow_id, scheduled in session.execute(statement, rows)}
+
+
+def release_one(session: Session, workflow_id: uuid.UUID, run_id: uuid.UUID, scheduler: str) -> PlannedRun | None:
+    """Turn one waiting group of occurrences into its run, unless another scheduler did, or the schedule went off."""
+    states = load_states(session, [workflow_id])
+    state = states.get(workflow_id)
+    if state is None or state.active_run is not None:
+        return None
+    now = utcnow()
+    waiting = (ScheduleOccurrence.run_id == run_id) & (ScheduleOccurrence.outcome == "queued")
+    if not state.enabled:
+        session.execute(update(ScheduleOccurrence).where(waiting).values(
+            outcome="skipped", reason="the schedule was turned off before it could run", date_recorded=now))
+        return None
+    times = sorted(_utc(scheduled) for scheduled in session.scalars(
+        update(ScheduleOccurrence).where(waiting).values(outcome="fired", dispatch_time=now, scheduler=scheduler)
+        .returning(ScheduleOccurrence.scheduled_time)))
+    if not times:
+        return None
+    run = PlannedRun(run_id, workflow_id, state.account_id, state.blocks, state.template_version, tuple(times))
+    session.execute(WorkflowRun.__table__.insert(), [_run_row(run, now)])
+    session.execute(update(Workflow).where(Workflow.id == workflow_id).values(status="Queued"))
+    return run
+
+
+def fail_unqueued_runs(database: Database, runs: list[PlannedRun], reason: str) -> None:
+    run_ids = [run.run_id for run in runs]
+    now = utcnow()
+    with database.transaction() as session:
+        session.execute(update(WorkflowRun).where(WorkflowRun.id.in_(run_ids), WorkflowRun.status == "Queued")
+                        .values(status="Failed", error=reason, error_class="QueueUnavailable", date_finished=now))
+        session.execute(update(Workflow).where(Workflow.id.in_([run.workflow_id for run in runs]))
+                        .values(status="Failed"))
+        session.execute(update(ScheduleOccurrence).where(ScheduleOccurrence.run_id.in_(run_ids))
+                        .values(outcome="failed", reason=reason))
+
+
+def _narrowed(run: PlannedRun, claimed: set[Key]) -> PlannedRun:
+    run.times = tuple(time for time in run.times if (run.workflow_id, time) in claimed)
+    return run
+
+
+def _run_row(run: PlannedRun, now: datetime) -> dict:
+    return {"id": run.run_id, "workflow_id": run.workflow_id, "account_id": run.account_id, "status": "Queued",
+            "trigger": "schedule", "run_from_block": 1, "run_till_block": run.blocks, "dry_run": False,
+            "template_version": run.template_version, "cancel_requested": False, "date_queued": now,
+            "scheduled_times": [time.isoformat() for time in run.times]}
+
+
+def _job_data(run: PlannedRun):  # noqa: ANN202 - rq's EnqueueData
+    return Queue.prepare_data(RUN_JOB_FUNCTION, args=(str(run.run_id),), job_id=str(run.run_id), timeout=-1,
+                              result_ttl=JOB_RESULT_TTL_SECONDS, failure_ttl=JOB_FAILURE_TTL_SECONDS,
+                              description=f"run {run.run_id} of workflow {run.workflow_id}")
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
