@@ -39,6 +39,12 @@ class Services:
         return path
 
     @cached_property
+    def blob_store(self):  # noqa: ANN201 - FileSystemBlobStore
+        from canvas.storage.blob import FileSystemBlobStore
+
+        return FileSystemBlobStore(self.data_dir / "blobs", fsync=blob_fsync(self.settings))
+
+    @cached_property
     def secret_box(self):  # noqa: ANN201 - SecretBox, imported lazily
         from canvas.secrets import SecretBox
 
@@ -61,6 +67,13 @@ class Services:
             self.db.dispose()
         if "redis" in self.__dict__:
             self.redis.close()
+
+
+def blob_fsync(settings: dict[str, Any]) -> bool:
+    """Blobs are as durable as the database: fsync'd on PostgreSQL, not on SQLite in WAL/NORMAL mode."""
+    if settings.get("BLOB_FSYNC") is not None:
+        return str(settings["BLOB_FSYNC"]).lower() in ("1", "true", "yes", "on")
+    return not settings["DATABASE_URL"].startswith("sqlite")
 
 
 def catalog_dir(settings: dict[str, Any]) -> Path:

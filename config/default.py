@@ -28,6 +28,7 @@ BLOCK_RETRY_BASE_SECONDS = d.DEFAULT_BLOCK_RETRY_BASE_SECONDS  # first backoff; 
 OUTPUT_RETENTION_DAYS = d.DEFAULT_OUTPUT_RETENTION_DAYS
 OUTPUT_RETENTION_RUNS = d.DEFAULT_OUTPUT_RETENTION_RUNS  # stored outputs kept per block, besides the latest success
 LOST_RUN_GRACE_SECONDS = d.DEFAULT_LOST_RUN_GRACE_SECONDS
+BLOB_FSYNC = None  # None: like the database (fsync on PostgreSQL, not on SQLite); true/false to force
 API_WORKERS = 2 * (os.cpu_count() or 1) + 1
 BENCHMARK_ENDPOINTS = False  # exposes /bench/baseline for benchmarks/api_auth.py
 CATALOG_DIR = None  # None: the templates_catalog package shipped with the service

@@ -350,6 +350,7 @@ def _verify_sql(credentials: Mapping, check: _Check) -> None:
 
 
 def _verify_rest(credentials: Mapping, check: _Check) -> None:
+    credentials = _with_catalog_defaults(credentials, check.settings)
     path = credentials.get("verifyPath") or check.settings.get("path")  # none: GET the base url itself
     url = join_url(base_url(credentials), path)
     session = guarded_session(check.policy, default_timeout=check.timeout)
@@ -370,6 +371,13 @@ def _verify_rest(credentials: Mapping, check: _Check) -> None:
         raise VerificationError(f"authentication rejected (HTTP {response.status_code})")
     if response.status_code >= 400:
         raise VerificationError(f"HTTP {response.status_code} from {url_without_query(response.url)}")
+
+
+def _with_catalog_defaults(credentials: Mapping, settings: Mapping) -> dict:
+    """An application's verification settings are defaults for the generic REST fields it does not ask the user
+    for (MyStore and Fiken fix authType: bearer; Fiken its baseUrl)."""
+    defaults = {name: value for name, value in settings.items() if name != "path"}
+    return {**defaults, **{name: value for name, value in credentials.items() if value not in (None, "")}}
 
 
 def _nothing_to_verify(credentials: Mapping, check: _Check) -> None:

@@ -81,10 +81,8 @@ def prune_temp_files(directories: list[Path], older_than_seconds: float = STALE_
 
 
 def prune_everything(services) -> PruneReport:  # noqa: ANN001 - canvas.extensions.Services
-    from canvas.storage.blob import FileSystemBlobStore
-
     settings = services.settings
-    blob_store = FileSystemBlobStore(services.data_dir / "blobs")
+    blob_store = services.blob_store
     report = prune_outputs(services.db, blob_store, settings["OUTPUT_RETENTION_DAYS"],
                            settings["OUTPUT_RETENTION_RUNS"])
     report.temp_files_deleted = prune_temp_files([services.data_dir / "blobs", services.data_dir / "tmp"])

@@ -11,13 +11,12 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
-
 from canvas.execution import credentials as run_credentials
+from canvas.execution import run_records as records
 from canvas.execution.blocks.base import merged_variables, resolve_variables
 from canvas.execution.context import BlockAuthenticationError, BlockCancelledError, BlockContext, BlockError
 from canvas.execution.data import BlockData
@@ -28,11 +27,11 @@ from canvas.execution.registry import get_block
 from canvas.execution.run_log import BlockLog, Redactor
 from canvas.execution.serialization import OutputInfo, load_output, store_output
 from canvas.execution.timeouts import time_limit
-from canvas.models import BlockOutput, BlockRun, Workflow, WorkflowRun
+from canvas.models import BlockOutput, BlockRun, Workflow
 from canvas.models.base import utcnow
 from canvas.queueing import keys
 from canvas.queueing.dispatch import latest_output
-from canvas.storage.blob import FileHub, FileSystemBlobStore
+from canvas.storage.blob import FileHub
 
 log = logging.getLogger(__name__)
 InputFactory = Callable[[], BlockData]
@@ -56,6 +55,18 @@ class RunState:
     time_zone: ZoneInfo
     input_blob_key: str | None
     error_text: str | None = None  # the failing block's error, secrets redacted
+    first_block_run_id: uuid.UUID | None = None
+    recorded: set = field(default_factory=set)  # block runs whose completion is already written
+
+
+@dataclass
+class CompletedBlock:
+    """A block that succeeded; written to the database with the next step's transaction."""
+
+    block_run_id: uuid.UUID
+    output: dict  # the block_output row to insert
+    attempts: int
+    log: list[dict]
 
 
 def execute_run(run_id: str) -> str:
@@ -72,7 +83,7 @@ class Runner:
         self.services = services
         self.db = services.db
         self.settings = services.settings
-        self.blob_store = FileSystemBlobStore(services.data_dir / "blobs")
+        self.blob_store = services.blob_store
         self.temp_dir = services.data_dir / "tmp"
         self.temp_dir.mkdir(exist_ok=True)
         self._cancel_checked_at = 0.0
@@ -89,35 +100,46 @@ class Runner:
             return self._run_blocks(state)
 
     def _run_blocks(self, state: RunState) -> str:
-        number = state.first
+        number, completed = state.first, None
         try:
-            next_input = self._initial_input(state)
+            make_input = self._initial_input(state)
             for number in range(state.first, state.last + 1):
-                if number > state.first:  # _start has just seen the run Queued, hence not cancelled
+                if completed is not None:
                     self._check_cancelled(state, number)
-                next_input = self._run_block(state, number, next_input)
+                    block_run_id = self._advance(state, completed, number)
+                    make_input = self._reader(completed.output)
+                else:
+                    block_run_id = state.first_block_run_id
+                completed = self._run_block(state, number, make_input, block_run_id)
         except (RunCancelled, BlockCancelledError):
-            return self._finish(state, "Cancelled", number, None)
+            return self._finish(state, "Cancelled", number, None, completed)
         except BlockError as error:
-            return self._finish(state, "Failed", number, error)
+            return self._finish(state, "Failed", number, error, completed)
         except Exception as error:  # noqa: BLE001 - a bug must fail the run, not leave it Running
             log.exception("run %s: unexpected error in block %d", state.run_id, number)
-            return self._finish(state, "Failed", number, error)
-        return self._finish(state, "Succeeded", state.last, None)
+            return self._finish(state, "Failed", number, error, completed)
+        return self._finish(state, "Succeeded", state.last, None, completed)
 
     def _start(self, run_id: uuid.UUID) -> RunState | None:
-        with self.db.transaction() as session:
-            run = session.get(WorkflowRun, run_id)
-            if run is None or run.status != "Queued":
-                log.info("run %s is %s; nothing to do", run_id, run.status if run else "unknown")
+        """Claim the run (Queued -> Running, atomically, so a cancel cannot slip in between) and begin its first
+        block, in one transaction."""
+        with self.db.engine.begin() as connection:
+            claimed = records.claim_run(connection, run_id, utcnow(), _worker_name())
+            if claimed is None:
+                log.info("run %s is no longer queued (cancelled or unknown); nothing to do", run_id)
                 return None
-            workflow = session.get(Workflow, run.workflow_id)
-            run.status, run.date_started, run.worker_name = "Running", utcnow(), _worker_name()
-            workflow.status = "Running"
-            return RunState(run.id, workflow.id, run.account_id, workflow.name, list(workflow.chain),
-                            {b.short_name: b.registered_application_id for b in workflow.bindings},
-                            run.run_from_block, run.run_till_block, run.dry_run,
-                            run_credentials.workflow_time_zone(session, workflow), run.input_blob_key)
+            workflow = records.workflow_for_run(connection, claimed.workflow_id)
+            uses_applications = any(entry.get("application") for entry in workflow.chain)
+            state = RunState(run_id, workflow.id, claimed.account_id, workflow.name, list(workflow.chain),
+                             records.bindings(connection, workflow.id) if uses_applications else {},
+                             claimed.run_from_block, claimed.run_till_block, claimed.dry_run,
+                             run_credentials.workflow_time_zone(connection, workflow), claimed.input_blob_key)
+            records_in = None
+            if state.first > 1 and not state.input_blob_key:
+                records_in = records.latest_record_count(connection, workflow.id,
+                                                         state.chain[state.first - 2]["uniqueBlockId"])
+            state.first_block_run_id = self._begin_block(connection, state, state.first, records_in)
+            return state
 
     def _initial_input(self, state: RunState) -> InputFactory:
         if state.input_blob_key:
@@ -131,17 +153,21 @@ class Runner:
             raise BlockError(f"block {state.first - 1} has no stored output to start from")
         return self._reader(output)
 
-    def _reader(self, output: BlockOutput) -> InputFactory:
-        info = OutputInfo(output.kind, output.content_type, output.record_count, output.file_name)
-        key = output.blob_key
+    def _reader(self, output: BlockOutput | dict) -> InputFactory:
+        if isinstance(output, dict):
+            info = OutputInfo(output["kind"], output["content_type"], output["record_count"], output["file_name"])
+            key = output["blob_key"]
+        else:
+            info = OutputInfo(output.kind, output.content_type, output.record_count, output.file_name)
+            key = output.blob_key
         return lambda: load_output(self.blob_store, key, info)
 
     # --- one block -------------------------------------------------------------------------------------------------
 
-    def _run_block(self, state: RunState, number: int, make_input: InputFactory) -> InputFactory:
+    def _run_block(self, state: RunState, number: int, make_input: InputFactory,
+                   block_run_id: uuid.UUID) -> CompletedBlock:
         entry = state.chain[number - 1]
         block_class = get_block(entry["block"])
-        block_run_id = self._begin_block(state, number, entry, block_class.key)
         credentials, secrets = run_credentials.for_block(self.services, state, entry)
         block_log = BlockLog(block_class.key, str(state.run_id), number, Redactor(secrets))
         try:
@@ -153,11 +179,10 @@ class Runner:
         except Exception as error:
             self._fail_block(state, block_run_id, block_log, error, Redactor(secrets))
             raise
-        self._complete_block(state, number, entry, block_run_id, block_log, output, attempts)
-        return self._reader(output)
+        return CompletedBlock(block_run_id, output, attempts, block_log.finished_lines())
 
     def _attempts(self, state: RunState, number: int, block, context: BlockContext,  # noqa: ANN001
-                  make_input: InputFactory) -> tuple[BlockOutput, int]:
+                  make_input: InputFactory) -> tuple[dict, int]:
         """Run the block and store its output, retrying transient failures with exponential backoff and jitter."""
         retries = int(self.settings.get("BLOCK_RETRIES", 2))
         for attempt in range(1, retries + 2):
@@ -183,15 +208,15 @@ class Runner:
         return float(entry.get("timeoutSeconds") or self.settings.get("BLOCK_TIMEOUT_SECONDS", 900))
 
     def _output_key(self, state: RunState, number: int, attempt: int) -> str:
-        return f"runs/{state.workflow_id}/{state.run_id}/block-{number}-{attempt}.out"
+        return f"runs/{state.workflow_id}/{state.run_id}-block-{number}-{attempt}.out"
 
-    def _output_row(self, state: RunState, number: int, stored, info: OutputInfo) -> BlockOutput:  # noqa: ANN001
+    def _output_row(self, state: RunState, number: int, stored, info: OutputInfo) -> dict:  # noqa: ANN001
         entry = state.chain[number - 1]
-        return BlockOutput(id=uuid.uuid4(), workflow_id=state.workflow_id, run_id=state.run_id, number=number,
-                           unique_block_id=entry["uniqueBlockId"], blob_key=stored.key, kind=info.kind,
-                           content_type=info.content_type or "application/octet-stream", file_name=info.file_name,
-                           size=stored.size, record_count=info.record_count, sha256=stored.sha256,
-                           dry_run=state.dry_run, date_created=utcnow())
+        return {"id": uuid.uuid4(), "workflow_id": state.workflow_id, "run_id": state.run_id, "number": number,
+                "unique_block_id": entry["uniqueBlockId"], "blob_key": stored.key, "kind": info.kind,
+                "content_type": info.content_type or "application/octet-stream", "file_name": info.file_name,
+                "size": stored.size, "record_count": info.record_count, "sha256": stored.sha256,
+                "dry_run": state.dry_run, "date_created": utcnow()}
 
     def _context(self, state: RunState, number: int, variables: dict, credentials: dict | None,
                  block_log: BlockLog) -> BlockContext:
@@ -207,34 +232,25 @@ class Runner:
 
     # --- bookkeeping -----------------------------------------------------------------------------------------------
 
-    def _begin_block(self, state: RunState, number: int, entry: dict, block_key: str) -> uuid.UUID:
-        with self.db.transaction() as session:
-            block_run = BlockRun(id=uuid.uuid4(), run_id=state.run_id, number=number,
-                                 unique_block_id=entry["uniqueBlockId"], block_name=entry["blockName"],
-                                 block_key=block_key, status="Running", records_in=self._records_in(session, state, number),
-                                 date_started=utcnow())
-            session.add(block_run)
-            session.execute(update(Workflow).where(Workflow.id == state.workflow_id).values(current_block=number))
-            return block_run.id
+    def _begin_block(self, connection, state: RunState, number: int, records_in: int | None) -> uuid.UUID:  # noqa: ANN001
+        entry, block_run_id = state.chain[number - 1], uuid.uuid4()
+        records.insert_block_run(connection, state.workflow_id, {
+            "id": block_run_id, "run_id": state.run_id, "number": number, "unique_block_id": entry["uniqueBlockId"],
+            "block_name": entry["blockName"], "block_key": entry["block"], "status": "Running", "attempts": 0,
+            "records_in": records_in, "log": [], "date_started": utcnow()})
+        return block_run_id
 
-    def _records_in(self, session, state: RunState, number: int) -> int | None:  # noqa: ANN001
-        if number == 1 or (number == state.first and state.input_blob_key):
-            return None
-        if number == state.first:
-            previous = latest_output(session, session.get(Workflow, state.workflow_id), number - 1)
-        else:
-            return session.scalar(select(BlockOutput.record_count).where(BlockOutput.run_id == state.run_id,
-                                                                         BlockOutput.number == number - 1))
-        return previous.record_count if previous else None
+    def _advance(self, state: RunState, completed: CompletedBlock, number: int) -> uuid.UUID:
+        """Record the finished block and begin the next one in one transaction."""
+        with self.db.engine.begin() as connection:
+            self._record_completed(connection, completed)
+            block_run_id = self._begin_block(connection, state, number, completed.output["record_count"])
+        state.recorded.add(completed.block_run_id)
+        return block_run_id
 
-    def _complete_block(self, state: RunState, number: int, entry: dict, block_run_id: uuid.UUID,
-                        block_log: BlockLog, output: BlockOutput, attempts: int) -> None:
-        with self.db.transaction() as session:
-            session.add(output)
-            session.flush()
-            session.execute(update(BlockRun).where(BlockRun.id == block_run_id).values(
-                status="Succeeded", date_finished=utcnow(), attempts=attempts, records_out=output.record_count,
-                output_id=output.id, log=block_log.finished_lines()))
+    def _record_completed(self, connection, completed: CompletedBlock) -> None:  # noqa: ANN001
+        records.record_completed(connection, completed.output, completed.block_run_id, completed.attempts,
+                                 completed.log, utcnow())
 
     def _fail_block(self, state: RunState, block_run_id: uuid.UUID, block_log: BlockLog, error: BaseException,
                     redact: Redactor) -> None:
@@ -249,25 +265,28 @@ class Runner:
         if isinstance(error, BlockAuthenticationError):
             run_credentials.mark_faulted(self.services, state, state.chain[block_run.number - 1], redact(str(error)))
 
-    def _finish(self, state: RunState, status: str, number: int, error: BaseException | None) -> str:
+    def _finish(self, state: RunState, status: str, number: int, error: BaseException | None,
+                completed: CompletedBlock | None) -> str:
+        """End the run; the last completed block not yet recorded is recorded in the same transaction."""
         finished = utcnow()
         run_values = {"status": status, "date_finished": finished}
         if error is not None:
             run_values.update(error=(state.error_text or str(error) or type(error).__name__)[:4000],
                               error_class=type(error).__name__, failed_block=number)
-        with self.db.transaction() as session:
-            session.execute(update(WorkflowRun).where(WorkflowRun.id == state.run_id).values(**run_values))
-            session.execute(update(Workflow).where(Workflow.id == state.workflow_id).values(
-                status="Failed" if status == "Failed" else "Ready", current_block=number,
-                date_last_run=finished))
+        workflow_values = {"status": "Failed" if status == "Failed" else "Ready", "current_block": number,
+                           "date_last_run": finished}
+        with self.db.engine.begin() as connection:
+            if completed is not None and completed.block_run_id not in state.recorded:
+                self._record_completed(connection, completed)
+            records.finish_run(connection, state.run_id, state.workflow_id, run_values, workflow_values)
         log.info("run %s %s", state.run_id, status.lower())
         return status
 
     # --- cancellation ----------------------------------------------------------------------------------------------
 
     def _check_cancelled(self, state: RunState, number: int) -> None:
-        with self.db.sessions() as session:
-            if session.scalar(select(WorkflowRun.cancel_requested).where(WorkflowRun.id == state.run_id)):
+        with self.db.engine.connect() as connection:
+            if records.cancel_requested(connection, state.run_id):
                 raise RunCancelled(f"cancelled before block {number}")
 
     def _cancel_requested(self, state: RunState) -> bool:

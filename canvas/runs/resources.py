@@ -18,7 +18,7 @@ RUN_ACCEPTED = "Workflow will now run"
 
 
 def blob_store() -> FileSystemBlobStore:
-    return FileSystemBlobStore(services().data_dir / "blobs")
+    return services().blob_store
 
 
 @blp.route("/RunWorkflow")

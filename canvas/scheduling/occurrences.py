@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 
 from canvas.scheduling.quartz import CronExpression
 
@@ -92,4 +92,6 @@ def fire_times_between(expression: CronExpression, zone: tzinfo, after: datetime
 
 def is_fire_time(expression: CronExpression, zone: tzinfo, time: datetime) -> bool:
     """Whether ``time`` is one of the expression's fire times (a stale job may still offer a time of an old one)."""
-    return expression.next_fire_time(time - timedelta(seconds=1), zone) == time
+    fire_time = expression.next_fire_time(time - timedelta(seconds=1), zone)
+    # Compared in UTC: PEP 495 makes a time in the second pass of a repeated hour unequal to any other zone's.
+    return fire_time is not None and fire_time.astimezone(timezone.utc) == time.astimezone(timezone.utc)

@@ -1,0 +1,320 @@
+"""1,000,000 records REST (paginated) → CSV → FTP through the platform, next to the same transfer written as a plain
+requests + csv + ftplib script, against the same servers, in the same run.
+
+    .venv/bin/python benchmarks/large_transfer.py [--records 1000000] [--page-size 1000] [--rounds 2]
+                                                  [--profile worker.prof]
+
+- the REST API (tests/e2e/employee_api.py, Quinyx-shaped) and the FTP server (pyftpdlib) run in processes of their
+  own, so neither shares a GIL with what is measured; the API's pages are generated once in a warm-up pass and
+  then served from its memory, so that generating JSON costs neither contender anything;
+- the platform: a real `canvas worker` process (simple worker class) runs a workflow instantiated through the API
+  from the shipped template "Quinyx Employee Export Into FTP(CSV)", its baseUrl pointed at the local API; timed
+  from RunWorkflow to the run's end as the API reports it; the worker's peak RSS is its VmHWM;
+- the baseline: requests.Session pages → csv.DictWriter into a file → ftplib STOR, in a process of its own.
+
+Each contender runs `--rounds` times; the best round counts. Goals (issue 6): the platform at least 0.7 of the
+baseline's records/s; the worker's peak RSS under 200 MB. `--profile` runs the platform once more in a burst
+worker under cProfile and prints where its time goes.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import ftplib
+import json
+import os
+import pstats
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.employee_api import EMPLOYEES_PATH  # noqa: E402
+from tests.servers.ftp import DEFAULT_PASSWORD, DEFAULT_USERNAME  # noqa: E402
+
+QUINYX_TO_FTP = "bbe52876-aca2-4ece-ba31-11e0d98ddc19"
+API_KEY = "bench-Quinyx-Key-1"
+API_ROOT = EMPLOYEES_PATH.removesuffix("/employees")  # the Quinyx block appends /employees to its baseUrl
+PLATFORM_FILE, BASELINE_FILE = "platform_employees", "baseline_employees.csv"
+POLL_SECONDS = 0.05
+SPEED_GOAL, RSS_GOAL_MB = 0.7, 200
+
+
+@dataclass
+class Result:
+    label: str
+    records: int
+    seconds: float
+    peak_rss_kb: int
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds
+
+    def line(self) -> str:
+        return (f"  {self.label:<34} {self.seconds:6.2f} s  {self.rate:9,.0f} records/s  "
+                f"peak RSS {self.peak_rss_kb / 1024:5.0f} MB")
+
+
+# --- the servers, each in a process of its own ----------------------------------------------------------------------
+
+
+def start_server(command: list[str]) -> tuple[subprocess.Popen, int]:
+    """A server process that prints "PORT <n>" once it listens."""
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    first_line = process.stdout.readline().split()
+    if first_line[:1] != ["PORT"]:
+        process.kill()
+        raise RuntimeError(f"{command} did not start: {first_line}")
+    return process, int(first_line[1])
+
+
+def serve_ftp(home: str) -> None:
+    from tests.servers.ftp import FtpServer
+
+    with FtpServer(Path(home)) as server:
+        print(f"PORT {server.port}", flush=True)
+        while True:
+            time.sleep(3600)
+
+
+def warm_up(api_port: int, page_size: int) -> None:
+    """Every page once, so that the API serves them from memory while the contenders are measured."""
+    with requests.Session() as session:
+        page = 1
+        while session.get(f"http://127.0.0.1:{api_port}{EMPLOYEES_PATH}", headers={"X-Api-Key": API_KEY},
+                          params={"page": page, "pageSize": page_size}, timeout=60).content != b"[]":
+            page += 1
+
+
+# --- the baseline: the transfer as a plain script -----------------------------------------------------------------
+
+
+def baseline_transfer(api_port: int, ftp_port: int, page_size: int, work_dir: Path) -> int:
+    """What a developer would write by hand: page through the API into a CSV file, then upload it."""
+    path, count, page = work_dir / BASELINE_FILE, 0, 1
+    with requests.Session() as session, open(path, "w", newline="", encoding="utf-8") as out:
+        writer = None
+        while True:
+            response = session.get(f"http://127.0.0.1:{api_port}{EMPLOYEES_PATH}", headers={"X-Api-Key": API_KEY},
+                                   params={"page": page, "pageSize": page_size}, timeout=60)
+            response.raise_for_status()
+            employees = response.json()
+            if not employees:
+                break
+            if writer is None:
+                writer = csv.DictWriter(out, fieldnames=list(employees[0]), extrasaction="ignore")
+                writer.writeheader()
+            writer.writerows(employees)
+            count, page = count + len(employees), page + 1
+    ftp = ftplib.FTP()
+    ftp.connect("127.0.0.1", ftp_port, timeout=60)
+    ftp.login(DEFAULT_USERNAME, DEFAULT_PASSWORD)
+    with open(path, "rb") as upload:
+        ftp.storbinary(f"STOR {BASELINE_FILE}", upload)
+    ftp.quit()
+    path.unlink()
+    return count
+
+
+def baseline_process(api_port: int, ftp_port: int, page_size: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="canvas-bench-baseline-") as work_dir:
+        started = time.perf_counter()
+        count = baseline_transfer(api_port, ftp_port, page_size, Path(work_dir))
+        seconds = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
+    print(json.dumps({"records": count, "seconds": seconds, "peak_rss_kb": peak_kb}), flush=True)
+
+
+def measure_baseline(api_port: int, ftp_port: int, page_size: int) -> Result:
+    command = [sys.executable, __file__, "baseline", str(api_port), str(ftp_port), str(page_size)]
+    answer = json.loads(subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+    return Result("baseline (requests + csv + ftplib)", answer["records"], answer["seconds"], answer["peak_rss_kb"])
+
+
+# --- the platform ------------------------------------------------------------------------------------------------
+
+
+class Environment:
+    """A temp data dir with a migrated database, the catalog, an embedded Redis and one organization whose Admin
+    keys drive the API in this process (Flask test client)."""
+
+    def __init__(self):
+        self.tmp = tempfile.TemporaryDirectory(prefix="canvas-bench-transfer-")
+        os.environ.update({"CANVAS_DATA_DIR": self.tmp.name, "CANVAS_LOG_LEVEL": "WARNING",
+                           "CANVAS_ALLOW_PRIVATE_NETWORKS": "true"})  # the servers are on loopback
+        from canvas.queueing.embedded import ensure_redis
+        from canvas.settings import load_settings
+
+        self.embedded = ensure_redis(load_settings())
+        self.settings = load_settings()
+        from canvas import create_app, migrate
+        from canvas.catalog.loader import sync_catalog_files
+
+        self.app = create_app()
+        self.services = self.app.extensions["canvas"]
+        migrate.upgrade(self.services.db.engine)
+        sync_catalog_files(self.services.db, self.settings)
+        self.api = self._tenant_api()
+
+    def _tenant_api(self):  # noqa: ANN202 - tests.e2e.template_support.CanvasApi
+        from canvas.accounts import service
+        from tests.e2e.template_support import CanvasApi
+
+        with self.services.db.transaction() as session:
+            created = service.create_organization(session, "Bench", f"{uuid.uuid4().hex[:8]}@bench.test")
+        headers = {"Consumer": created.consumer, "SecretKey": created.secret_key}
+        return CanvasApi(self.app, self.app.test_client(), headers)
+
+    def worker_env(self) -> dict:
+        from canvas.settings import redis_url
+
+        env = {name: value for name, value in os.environ.items() if not name.startswith("CANVAS_")}
+        env.update({"CANVAS_DATA_DIR": self.tmp.name, "CANVAS_DATABASE_URL": self.settings["DATABASE_URL"],
+                    "CANVAS_REDIS_URL": redis_url(self.settings), "CANVAS_LOG_LEVEL": "WARNING",
+                    "CANVAS_ALLOW_PRIVATE_NETWORKS": "true"})
+        return env
+
+    def close(self) -> None:
+        self.services.close()
+        if self.embedded is not None:
+            self.embedded.stop()
+        self.tmp.cleanup()
+
+
+def bulk_workflow(api, api_port: int, ftp_port: int, page_size: int) -> str:  # noqa: ANN001 - CanvasApi
+    from tests.e2e.template_support import block_id, catalog_template
+
+    ftp = {"address": "127.0.0.1", "port": ftp_port, "username": DEFAULT_USERNAME, "password": DEFAULT_PASSWORD}
+    applications = {"QUIN": api.register("QUIN", {"apikey": API_KEY, "environment": "live"}),
+                    "FTP": api.register("FTP", ftp)}
+    template = catalog_template(QUINYX_TO_FTP)
+    return api.instantiate(QUINYX_TO_FTP, applications, {
+        block_id(template, "quinyx.get_employees"): {"baseUrl": f"http://127.0.0.1:{api_port}{API_ROOT}",
+                                                     "pageSize": page_size},
+        block_id(template, "ftp.upload"): {"filename": PLATFORM_FILE, "overwrite": True}})
+
+
+def run_once(api, workflow_id: str) -> tuple[dict, float]:  # noqa: ANN001 - CanvasApi
+    """Run the workflow; (its run, seconds from RunWorkflow until the API reports it finished)."""
+    started = time.perf_counter()
+    answer = api.post("/api/RunWorkflow", {"workflowId": workflow_id})
+    assert answer.status_code == 202, answer.json
+    while (run := api.get(answer.headers["Location"]))["status"] not in ("Succeeded", "Failed", "Cancelled"):
+        time.sleep(POLL_SECONDS)
+    seconds = time.perf_counter() - started
+    if run["status"] != "Succeeded":
+        raise RuntimeError(f"the platform run {run['status']}: {run['error']}")
+    return run, seconds
+
+
+def start_worker(environment: Environment, *worker_args: str, python_args: tuple[str, ...] = ()) -> subprocess.Popen:
+    log = open(Path(environment.tmp.name) / "worker.log", "ab")  # noqa: SIM115 - owned by the child
+    command = [sys.executable, *python_args, "-m", "canvas", "worker", "--worker-class", "simple", *worker_args]
+    return subprocess.Popen(command, env=environment.worker_env(), stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_until_listening(environment: Environment) -> None:
+    from rq import Worker
+
+    connection = environment.services.redis
+    deadline = time.monotonic() + 60
+    while not Worker.all(connection=connection) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def peak_rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        return int(next(line for line in status if line.startswith("VmHWM:")).split()[1])
+
+
+def measure_platform(environment: Environment, workflow_id: str, rounds: int) -> Result:
+    worker = start_worker(environment)
+    try:
+        wait_until_listening(environment)
+        timings = [run_once(environment.api, workflow_id) for _ in range(rounds)]
+        peak_kb = peak_rss_kb(worker.pid)  # over every round: the high-water mark of the worker's life
+    finally:
+        worker.terminate()
+        worker.wait(60)
+    run, seconds = min(timings, key=lambda timing: timing[1])
+    return Result("platform (canvas worker, template)", run["blocks"][0]["recordsOut"], seconds, peak_kb)
+
+
+def profile_platform(environment: Environment, workflow_id: str, profile_path: str) -> None:
+    """One more run, in a burst worker under cProfile (the profile is written when the worker exits)."""
+    answer = environment.api.post("/api/RunWorkflow", {"workflowId": workflow_id})
+    assert answer.status_code == 202, answer.json
+    start_worker(environment, "--burst", python_args=("-m", "cProfile", "-o", profile_path)).wait()
+    statistics = pstats.Stats(profile_path)
+    statistics.sort_stats("tottime").print_stats(25)
+    statistics.sort_stats("cumulative").print_stats(40)
+
+
+def line_count(path: Path) -> int:
+    with path.open("rb") as stream:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: stream.read(1 << 20), b""))
+
+
+# --- the benchmark -----------------------------------------------------------------------------------------------
+
+
+def benchmark(records: int, page_size: int, rounds: int, profile: str | None) -> None:
+    ftp_home = tempfile.TemporaryDirectory(prefix="canvas-bench-ftp-")
+    api_server, api_port = start_server([sys.executable, "-m", "tests.e2e.employee_api", "--total", str(records),
+                                         "--api-key", API_KEY, "--cache-pages"])
+    ftp_server, ftp_port = start_server([sys.executable, __file__, "ftp", ftp_home.name])
+    environment = Environment()
+    try:
+        warm_up(api_port, page_size)
+        workflow_id = bulk_workflow(environment.api, api_port, ftp_port, page_size)
+        baseline = min((measure_baseline(api_port, ftp_port, page_size) for _ in range(rounds)),
+                       key=lambda result: result.seconds)
+        platform = measure_platform(environment, workflow_id, rounds)
+        report(records, page_size, baseline, platform, Path(ftp_home.name))
+        if profile:
+            profile_platform(environment, workflow_id, profile)
+    finally:
+        environment.close()
+        for server in (api_server, ftp_server):
+            server.kill()
+            server.wait()
+        ftp_home.cleanup()
+
+
+def report(records: int, page_size: int, baseline: Result, platform: Result, ftp_home: Path) -> None:
+    uploaded = {name: line_count(ftp_home / name) for name in (BASELINE_FILE, f"{PLATFORM_FILE}.csv")}
+    assert set(uploaded.values()) == {records + 1}, uploaded  # a header and one line per record, both
+    ratio = platform.rate / baseline.rate
+    print(f"{records:,} records in pages of {page_size}; {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    print(baseline.line())
+    print(platform.line())
+    print(f"  speed ratio {ratio:.2f} (goal >= {SPEED_GOAL}); worker peak RSS {platform.peak_rss_kb / 1024:.0f} MB "
+          f"(goal < {RSS_GOAL_MB} MB)")
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["ftp"]:
+        return serve_ftp(sys.argv[2])
+    if sys.argv[1:2] == ["baseline"]:
+        return baseline_process(*(int(value) for value in sys.argv[2:5]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--page-size", type=int, default=1_000)
+    parser.add_argument("--rounds", type=int, default=2, help="runs of each contender; the best one counts")
+    parser.add_argument("--profile", metavar="PATH", help="also profile one platform run into PATH (cProfile)")
+    args = parser.parse_args()
+    benchmark(args.records, args.page_size, args.rounds, args.profile)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The runner's writes to run, block-run, output and workflow rows, as Core statements built once.
+
+A run of short blocks is dominated by this bookkeeping; prebuilt statements with bound parameters skip the ORM's
+per-call statement construction (measured: about a third of a no-op run's cost).
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import Connection, Row
+
+from canvas.models import BlockOutput, BlockRun, Workflow, WorkflowRun
+
+RUNS, WORKFLOWS = WorkflowRun.__table__, Workflow.__table__
+BLOCK_RUNS, OUTPUTS = BlockRun.__table__, BlockOutput.__table__
+
+CLAIM_RUN = (update(RUNS).where(RUNS.c.id == bindparam("run_id"), RUNS.c.status == "Queued")
+             .values(status="Running", date_started=bindparam("now"), worker_name=bindparam("worker"))
+             .returning(RUNS.c.workflow_id, RUNS.c.account_id, RUNS.c.run_from_block, RUNS.c.run_till_block,
+                        RUNS.c.dry_run, RUNS.c.input_blob_key))
+WORKFLOW_FOR_RUN = select(WORKFLOWS.c.id, WORKFLOWS.c.name, WORKFLOWS.c.chain, WORKFLOWS.c.account_id,
+                          WORKFLOWS.c.schedule_frequency).where(WORKFLOWS.c.id == bindparam("workflow_id"))
+SET_WORKFLOW_RUNNING = (update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow_id"))
+                        .values(status="Running"))
+SET_CURRENT_BLOCK = (update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow_id"))
+                     .values(current_block=bindparam("number")))
+INSERT_BLOCK_RUN = insert(BLOCK_RUNS)
+INSERT_OUTPUT = insert(OUTPUTS)
+COMPLETE_BLOCK_RUN = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block_run_id"))
+                      .values(status="Succeeded", date_finished=bindparam("now"), attempts=bindparam("attempts"),
+                              records_out=bindparam("records_out"), output_id=bindparam("output_id"),
+                              log=bindparam("lines", type_=BLOCK_RUNS.c.log.type)))
+CANCEL_REQUESTED = select(RUNS.c.cancel_requested).where(RUNS.c.id == bindparam("run_id"))
+
+
+def claim_run(connection: Connection, run_id: uuid.UUID, now: datetime, worker: str) -> Row | None:
+    return connection.execute(CLAIM_RUN, {"run_id": run_id, "now": now, "worker": worker}).first()
+
+
+def workflow_for_run(connection: Connection, workflow_id: uuid.UUID) -> Row:
+    connection.execute(SET_WORKFLOW_RUNNING, {"workflow_id": workflow_id})
+    return connection.execute(WORKFLOW_FOR_RUN, {"workflow_id": workflow_id}).one()
+
+
+def insert_block_run(connection: Connection, workflow_id: uuid.UUID, values: dict) -> None:
+    connection.execute(INSERT_BLOCK_RUN, values)
+    connection.execute(SET_CURRENT_BLOCK, {"workflow_id": workflow_id, "number": values["number"]})
+
+
+def record_completed(connection: Connection, output: dict, block_run_id: uuid.UUID, attempts: int,
+                     lines: list[dict], now: datetime) -> None:
+    connection.execute(INSERT_OUTPUT, output)
+    connection.execute(COMPLETE_BLOCK_RUN, {"block_run_id": block_run_id, "now": now, "attempts": attempts,
+                                            "records_out": output["record_count"], "output_id": output["id"],
+                                            "lines": lines})
+
+
+def finish_run(connection: Connection, run_id: uuid.UUID, workflow_id: uuid.UUID, run_values: dict,
+               workflow_values: dict) -> None:
+    connection.execute(update(RUNS).where(RUNS.c.id == run_id).values(**run_values))
+    connection.execute(update(WORKFLOWS).where(WORKFLOWS.c.id == workflow_id).values(**workflow_values))
+
+
+def latest_record_count(connection: Connection, workflow_id: uuid.UUID, unique_block_id: str) -> int | None:
+    query = (select(OUTPUTS.c.record_count)
+             .where(OUTPUTS.c.workflow_id == workflow_id, OUTPUTS.c.unique_block_id == unique_block_id,
+                    OUTPUTS.c.dry_run.is_(False))
+             .order_by(OUTPUTS.c.date_created.desc()).limit(1))
+    return connection.execute(query).scalar()
+
+
+def bindings(connection: Connection, workflow_id: uuid.UUID) -> dict:
+    from canvas.models import WorkflowApplication
+
+    table = WorkflowApplication.__table__
+    rows = connection.execute(select(table.c.short_name, table.c.registered_application_id)
+                              .where(table.c.workflow_id == workflow_id))
+    return {short_name: registered_id for short_name, registered_id in rows}
+
+
+def cancel_requested(connection: Connection, run_id: uuid.UUID) -> bool:
+    return bool(connection.execute(CANCEL_REQUESTED, {"run_id": run_id}).scalar())
