@@ -124,8 +124,10 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
 @click.option("--worker-class", type=click.Choice(["simple", "fork"]), default=None,
               help="simple: jobs run in the worker process (fast); fork: each job in a child process (isolated).")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
+@click.option("--max-jobs", type=int, default=None,
+              help="Exit after this many runs (a supervisor restarts it): bounds what a leaky block can hold.")
 @click.option("--name", default=None, help="Worker name (default: RQ's).")
-def worker(worker_class: str | None, burst: bool, name: str | None) -> None:
+def worker(worker_class: str | None, burst: bool, max_jobs: int | None, name: str | None) -> None:
     """Run an RQ worker that executes workflow runs."""
     from canvas.queueing.embedded import ensure_redis
     from workers.worker import run_worker
@@ -133,7 +135,7 @@ def worker(worker_class: str | None, burst: bool, name: str | None) -> None:
     settings = _settings()
     embedded = ensure_redis(settings)
     try:
-        sys.exit(run_worker(worker_class=worker_class, burst=burst, name=name))
+        sys.exit(run_worker(worker_class=worker_class, burst=burst, name=name, max_jobs=max_jobs))
     finally:
         if embedded is not None:
             embedded.stop()

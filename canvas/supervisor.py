@@ -1,4 +1,8 @@
-"""`canvas up`: the API, one worker and the scheduler as child processes, stopped together on SIGINT/SIGTERM."""
+"""`canvas up`: the API, one worker and the scheduler as child processes, stopped together on SIGINT/SIGTERM.
+
+A child that dies is restarted with a growing delay (a crashed worker must not take the API down with it); one that
+keeps dying right after its start stops everything with an error, since restarting it again would only hide why.
+"""
 from __future__ import annotations
 
 import logging
@@ -7,11 +11,15 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 
 from canvas.defaults import DEFAULT_SHUTDOWN_GRACE_SECONDS
 
 log = logging.getLogger(__name__)
+QUICK_EXIT_SECONDS = 10.0  # a child that dies sooner than this after starting counts as failing to start
+MAX_QUICK_EXITS = 5
+MAX_RESTART_DELAY_SECONDS = 30.0
 
 
 @dataclass
@@ -19,6 +27,17 @@ class Child:
     name: str
     command: list[str]
     process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    quick_exits: int = 0
+    restart_at: float | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, env=os.environ.copy())
+        self.started_at, self.restart_at = time.monotonic(), None
+        log.info("started %s (pid %s)", self.name, self.process.pid)
+
+    def exited(self) -> bool:
+        return self.process is not None and self.restart_at is None and self.process.poll() is not None
 
 
 def canvas_command(*args: str) -> list[str]:
@@ -32,20 +51,38 @@ class Supervisor:
         self.stopping = threading.Event()
 
     def run(self) -> int:
-        """Start every child; return when asked to stop or when a child dies (then stop the others)."""
+        """Start every child; return when asked to stop, or when a child keeps failing (then stop the others)."""
         self._install_signal_handlers()
         for child in self.children:
-            child.process = subprocess.Popen(child.command, env=os.environ.copy())
-            log.info("started %s (pid %s)", child.name, child.process.pid)
+            child.start()
         exit_code = 0
         while not self.stopping.wait(0.5):
-            failed = next((child for child in self.children if child.process.poll() is not None), None)
-            if failed is not None:
-                log.error("%s exited with status %s; stopping the others", failed.name, failed.process.returncode)
+            if not self._tend_children():
                 exit_code = 1
                 break
         self.stop_children()
         return exit_code
+
+    def _tend_children(self) -> bool:
+        now = time.monotonic()
+        for child in self.children:
+            if child.exited() and not self._schedule_restart(child, now):
+                return False
+            if child.restart_at is not None and now >= child.restart_at:
+                child.start()
+        return True
+
+    def _schedule_restart(self, child: Child, now: float) -> bool:
+        quick = now - child.started_at < QUICK_EXIT_SECONDS
+        child.quick_exits = child.quick_exits + 1 if quick else 0
+        if child.quick_exits >= MAX_QUICK_EXITS:
+            log.error("%s keeps exiting right after it starts (status %s); stopping everything", child.name,
+                      child.process.returncode)
+            return False
+        delay = min(MAX_RESTART_DELAY_SECONDS, 2.0 ** child.quick_exits)
+        log.warning("%s exited with status %s; restarting it in %.0f s", child.name, child.process.returncode, delay)
+        child.restart_at = now + delay
+        return True
 
     def _install_signal_handlers(self) -> None:
         def request_stop(signum, _frame):  # noqa: ANN001

@@ -20,6 +20,7 @@ from typing import Callable, Iterator, Mapping
 import requests
 import sqlalchemy
 
+from canvas.applications.values import flag_value, port_value, text_value
 from canvas.network.clients import GuardedFTP, GuardedFTPTLS, GuardedSMTP, GuardedSMTPSSL
 from canvas.network.failures import (
     describe_network_error, describe_request_error, endpoint as _endpoint, first_line as _first_line,
@@ -37,7 +38,7 @@ SMTP_DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 SQL_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433, "oracle": 1521}
 SQL_HOST_QUERY_KEYS = frozenset({"host", "hostaddr", "unix_socket", "service", "server", "dsn"})
 DEFAULT_SQL_DRIVER = "mssql+pymssql"  # for the server/port/database/username/password form (MS SQL apps)
-_TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+
 
 
 class VerificationError(Exception):
@@ -98,27 +99,20 @@ def _redact(text: str, secrets: list[str]) -> str:
 
 
 def _required(credentials: Mapping, field: str) -> str:
-    value = str(credentials.get(field) or "").strip()
+    value = text_value(credentials, field)
     if not value:
         raise VerificationError(f"the {field} field is required")
     return value
 
 
 def _port(credentials: Mapping, default: int) -> int:
-    value = credentials.get("port")
-    if value in (None, ""):
-        return default
-    try:
-        port = int(str(value).strip())
-    except ValueError:
-        port = 0
-    if not 0 < port < 65536:
+    port = port_value(credentials, default)
+    if port is None:
         raise VerificationError("port must be a number between 1 and 65535")
     return port
 
 
-def _flag(value) -> bool:
-    return value if isinstance(value, bool) else str(value or "").strip().lower() in _TRUE_WORDS
+_flag = flag_value
 
 
 @contextmanager

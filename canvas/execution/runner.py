@@ -123,7 +123,7 @@ class Runner:
     def _start(self, run_id: uuid.UUID) -> RunState | None:
         """Claim the run (Queued -> Running, atomically, so a cancel cannot slip in between) and begin its first
         block, in one transaction."""
-        with self.db.engine.begin() as connection:
+        with records.bookkeeping(self.db.engine) as connection:
             claimed = records.claim_run(connection, run_id, utcnow(), _worker_name())
             if claimed is None:
                 log.info("run %s is no longer queued (cancelled or unknown); nothing to do", run_id)
@@ -242,7 +242,7 @@ class Runner:
 
     def _advance(self, state: RunState, completed: CompletedBlock, number: int) -> uuid.UUID:
         """Record the finished block and begin the next one in one transaction."""
-        with self.db.engine.begin() as connection:
+        with records.bookkeeping(self.db.engine) as connection:
             self._record_completed(connection, completed)
             block_run_id = self._begin_block(connection, state, number, completed.output["record_count"])
         state.recorded.add(completed.block_run_id)
@@ -275,7 +275,7 @@ class Runner:
                               error_class=type(error).__name__, failed_block=number)
         workflow_values = {"status": "Failed" if status == "Failed" else "Ready", "current_block": number,
                            "date_last_run": finished}
-        with self.db.engine.begin() as connection:
+        with records.bookkeeping(self.db.engine) as connection:
             if completed is not None and completed.block_run_id not in state.recorded:
                 self._record_completed(connection, completed)
             records.finish_run(connection, state.run_id, state.workflow_id, run_values, workflow_values)

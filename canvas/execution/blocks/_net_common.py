@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 
 import sqlalchemy
 
+from canvas.applications.values import flag_value, port_value, text_value
 from canvas.execution.blocks._formats import with_extension
 from canvas.execution.blocks.base import VariableSpec, expect_records, merged_variables
 from canvas.execution.context import BlockContext, BlockError, TransientBlockError
@@ -21,7 +22,6 @@ DEFAULT_TIMEOUT_SECONDS = 30.0
 FILE_FORMATS = ("csv", "json", "xml")
 SECRET_FIELDS = ("password", "passphrase", "privateKey", "token", "apiKey", "apikey", "clientSecret", "client_secret")
 MIN_SECRET_LENGTH = 3  # shorter "secrets" would garble every message and protect nothing
-_TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 
 
 def timeout_variable() -> VariableSpec:
@@ -47,27 +47,20 @@ def credentials_of(context: BlockContext, block_key: str) -> dict:
 
 
 def required_field(credentials: Mapping, field: str) -> str:
-    value = str(credentials.get(field) or "").strip()
+    value = text_value(credentials, field)
     if not value:
         raise BlockError(f"the application's {field} field is empty")
     return value
 
 
 def port_field(credentials: Mapping, default: int) -> int:
-    value = credentials.get("port")
-    if value in (None, ""):
-        return default
-    try:
-        port = int(str(value).strip())
-    except ValueError:
-        port = 0
-    if not 0 < port < 65536:
+    port = port_value(credentials, default)
+    if port is None:
         raise BlockError("the application's port must be a number between 1 and 65535")
     return port
 
 
-def flag(value: object) -> bool:
-    return value if isinstance(value, bool) else str(value or "").strip().lower() in _TRUE_WORDS
+flag = flag_value
 
 
 def positive_int(context: BlockContext, name: str, default: int) -> int:
