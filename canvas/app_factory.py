@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from canvas.auth.resolver import resolve_canvas_principal
 from canvas.extensions import Services, init_services
 from canvas.settings import load_settings
+from canvas.v2.auth import resolve_v2_principal
 from canvas.web import CaseInsensitiveApiPaths, check_request_body, register_error_handlers
 
 API_SPEC_OPTIONS = {
@@ -21,6 +22,7 @@ API_SPEC_OPTIONS = {
             "Consumer": {"type": "apiKey", "in": "header", "name": "Consumer"},
             "SecretKey": {"type": "apiKey", "in": "header", "name": "SecretKey"},
             "ManagedAccountId": {"type": "apiKey", "in": "header", "name": "ManagedAccountId"},
+            "BasicAuth": {"type": "http", "scheme": "basic", "description": "v2: account e-mail and API key"},
         }
     },
     "security": [{"Consumer": [], "SecretKey": []}],
@@ -51,6 +53,7 @@ def build_app(config: Mapping[str, Any] | None = None) -> Flask:
     _register_blueprints(app, api, settings)
     register_error_handlers(app)  # after Api(), whose own HTTPException handler it replaces
     app.before_request(resolve_canvas_principal)
+    app.before_request(resolve_v2_principal)
     app.before_request(check_request_body)
     app.wsgi_app = CaseInsensitiveApiPaths(app.wsgi_app, app)
     if settings["TRUSTED_PROXY_COUNT"]:
@@ -71,6 +74,10 @@ def _register_blueprints(app: Flask, api: Api, settings: Mapping[str, Any]) -> N
     for blueprint in (help_blp, accounts_blp, applications_blp, templates_blp, workflows_blp, runs_blp):
         api.register_blueprint(blueprint)
     api.register_blueprint(schedules_blp)
+    from canvas.v2 import blueprints as v2_blueprints
+
+    for blueprint in v2_blueprints():
+        api.register_blueprint(blueprint)
     app.register_blueprint(health_blp)  # operational, not part of the documented API
     if settings.get("BENCHMARK_ENDPOINTS"):
         from canvas.benchmark_endpoints import blp as bench_blp

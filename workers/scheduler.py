@@ -4,6 +4,7 @@ Run two or more for availability: each occurrence is claimed in the database, so
 """
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -28,6 +29,10 @@ def run_scheduler() -> int:
     with app.app_context():
         engine = SchedulerEngine(services.db, services.redis, SchedulerConfig.from_settings(services.settings))
         engine.start()
+        # The loaded schedules are long-lived: keep them out of the cyclic collector, whose full passes over them
+        # would otherwise stall a burst of dispatches by ~100 ms.
+        gc.collect()
+        gc.freeze()
         try:
             stop.wait()
         finally:

@@ -32,6 +32,7 @@ from canvas.models.base import utcnow
 from canvas.queueing import keys
 from canvas.queueing.dispatch import latest_output
 from canvas.storage.blob import FileHub
+from canvas.v2.edge import with_edge
 
 log = logging.getLogger(__name__)
 InputFactory = Callable[[], BlockData]
@@ -167,6 +168,7 @@ class Runner:
     def _run_block(self, state: RunState, number: int, make_input: InputFactory,
                    block_run_id: uuid.UUID) -> CompletedBlock:
         entry = state.chain[number - 1]
+        make_input = with_edge(entry, make_input)  # a v2 flow edge's condition and mapper, if it has them
         block_class = get_block(entry["block"])
         credentials, secrets = run_credentials.for_block(self.services, state, entry)
         block_log = BlockLog(block_class.key, str(state.run_id), number, Redactor(secrets))

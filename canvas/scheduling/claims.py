@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -35,46 +35,68 @@ from canvas.scheduling.trigger import parse_cached
 log = logging.getLogger(__name__)
 JOB_FAILURE_TTL_SECONDS = 7 * 24 * 3600  # as canvas.queueing.dispatch keeps failed jobs
 RETRY_PAUSES_SECONDS = (0.05, 0.25, 1.0)
-CONFLICTS = (IntegrityError, OperationalError)  # an active run appeared meanwhile; a lock or snapshot conflict
 
 
 class OccurrenceDispatcher:
     """Turns firings into ledger rows and runs, exactly once across schedulers."""
 
-    def __init__(self, database: Database, connection: redis.Redis, scheduler_name: str) -> None:
+    def __init__(self, database: Database, connection: redis.Redis, scheduler_name: str,
+                 on_unclaimed: Callable[[set[uuid.UUID]], None] | None = None) -> None:
         self.database = database
         self.queue = Queue(RUN_QUEUE, connection=connection)
         self.scheduler_name = scheduler_name
+        self.on_unclaimed = on_unclaimed  # told which workflows' occurrences could not be claimed at all
 
     def handle(self, firings: list[Firing]) -> Counter:
-        """Claim and dispatch a batch; on a conflict, retry the firings one by one so one cannot sink the rest."""
+        """Claim and dispatch a batch. If an active run appeared meanwhile (the database refuses a second one),
+        the firings are retried one by one, so one workflow cannot sink the rest."""
         firings = sorted(firings, key=lambda firing: (firing.workflow_id, firing.times[0]))
         try:
-            return self._handle_batch(firings)
-        except CONFLICTS as exc:
-            log.info("batch of %d firings conflicted (%s); retrying one by one", len(firings), type(exc).__name__)
+            return self._with_retries(firings)
+        except IntegrityError:
+            log.info("a batch of %d firings met a new active run; retrying one by one", len(firings))
         outcomes = Counter()
         for firing in firings:
-            outcomes += self._handle_with_retries([firing])
+            outcomes += self._one(firing)
         return outcomes
 
-    def _handle_with_retries(self, firings: list[Firing]) -> Counter:
+    def _one(self, firing: Firing) -> Counter:
+        for _attempt in range(2):  # the second attempt reads the active run that the first one met
+            try:
+                return self._with_retries([firing])
+            except IntegrityError:
+                continue
+        return self._give_up([firing])
+
+    def _with_retries(self, firings: list[Firing]) -> Counter:
+        """Deadlocks, lock timeouts and lost connections are retried briefly; then the occurrences are handed back
+        (the scheduler reloads those schedules, and the reload finds them unclaimed)."""
         for pause in RETRY_PAUSES_SECONDS:
             try:
                 return self._handle_batch(firings)
-            except CONFLICTS as exc:
-                log.info("firing of workflow %s conflicted (%s); retrying", firings[0].workflow_id, type(exc).__name__)
+            except OperationalError as exc:
+                log.warning("claiming %d firings failed (%s); retrying", len(firings), type(exc).__name__)
                 time.sleep(pause)
-        log.error("could not claim the occurrences %s of workflow %s", firings[0].times, firings[0].workflow_id)
-        return Counter(conflicted=len(firings))
+        return self._give_up(firings)
+
+    def _give_up(self, firings: list[Firing]) -> Counter:
+        workflows = {firing.workflow_id for firing in firings}
+        log.error("could not claim the occurrences of %d workflows; they will be reloaded", len(workflows))
+        if self.on_unclaimed is not None:
+            self.on_unclaimed(workflows)
+        return Counter(unclaimed=len(firings))
 
     def _handle_batch(self, firings: list[Firing]) -> Counter:
+        began = time.perf_counter()
         with self.database.sessions() as session:
             states = load_states(session, {firing.workflow_id for firing in firings})
             plan = decide(firings, states, utcnow(), self.scheduler_name)
             runs, claimed = write_plan(session, plan)
             session.commit()
+        committed = time.perf_counter()
         self.enqueue(runs)
+        log.debug("batch of %d firings: %d claimed, %d runs; %.0f ms to commit, %.0f ms to enqueue", len(firings),
+                  len(claimed), len(runs), (committed - began) * 1000, (time.perf_counter() - committed) * 1000)
         return Counter(row["outcome"] for row in plan.ledger if (row["workflow_id"], row["scheduled_time"]) in claimed)
 
     def enqueue(self, runs: list[PlannedRun]) -> None:
@@ -107,7 +129,7 @@ class OccurrenceDispatcher:
                 run = release_one(session, workflow_id, run_id, self.scheduler_name)
                 session.commit()
                 return run
-        except CONFLICTS:  # the workflow got an active run meanwhile: it waits on
+        except (IntegrityError, OperationalError):  # an active run appeared meanwhile, or a lock conflict: later
             return None
 
 
@@ -119,7 +141,7 @@ def load_states(session: Session, workflow_ids: Iterable[uuid.UUID]) -> dict[uui
     query = (select(Workflow.id, Workflow.account_id, func.json_array_length(Workflow.chain),
                     Workflow.template_version, Workflow.is_scheduled, Workflow.date_deleted,
                     WorkflowSchedule.cron_expression, WorkflowSchedule.time_zone, WorkflowSchedule.date_changed,
-                    WorkflowSchedule.overlap_policy)
+                    WorkflowSchedule.overlap_policy, WorkflowSchedule.version)
              .join(WorkflowSchedule, WorkflowSchedule.workflow_id == Workflow.id)
              .where(Workflow.id.in_(ids)).order_by(Workflow.id).with_for_update(of=Workflow))
     states = {row[0]: _state(row) for row in session.execute(query)}
@@ -136,11 +158,11 @@ def load_states(session: Session, workflow_ids: Iterable[uuid.UUID]) -> dict[uui
 
 def _state(row) -> WorkflowState:  # noqa: ANN001 - a result row
     (workflow_id, account_id, blocks, template_version, is_scheduled, date_deleted, cron, zone, date_changed,
-     overlap) = row
+     overlap, version) = row
     enabled = bool(is_scheduled) and date_deleted is None and cron is not None
     return WorkflowState(workflow_id, account_id, blocks or 0, template_version, enabled,
                          parse_cached(cron) if enabled else None, ZoneInfo(zone) if enabled else None,
-                         date_changed, overlap)
+                         date_changed, overlap, version)
 
 
 def oldest_waiting(session: Session, limit: int = 1000) -> dict[uuid.UUID, uuid.UUID]:

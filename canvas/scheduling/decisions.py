@@ -26,13 +26,16 @@ class WorkflowState:
     zone: tzinfo | None
     date_changed: datetime
     overlap_policy: str
+    version: int = 0
     active_run: tuple[uuid.UUID, str] | None = None  # (run id, status) of its queued or running run
     waiting: bool = False  # an occurrence already waits for the active run to end
 
-    def produces(self, time: datetime) -> bool:
-        """Whether ``time`` is an occurrence of the schedule as it stands now (a stale job may offer old ones)."""
-        return (self.enabled and self.expression is not None and time > self.date_changed
-                and is_fire_time(self.expression, self.zone, time))
+    def produces(self, time: datetime, version: int | None) -> bool:
+        """Whether ``time`` is an occurrence of the schedule as it stands now: a job built from an older version
+        may offer times of the old expression (the search is skipped for the current version's times)."""
+        if not self.enabled or self.expression is None or time <= self.date_changed:
+            return False
+        return version == self.version or is_fire_time(self.expression, self.zone, time)
 
     def next_after(self, time: datetime) -> datetime | None:
         fire_time = self.expression.next_fire_time(time, self.zone)
@@ -68,7 +71,8 @@ def decide(firings: list[Firing], states: dict[uuid.UUID, WorkflowState], now: d
         if state is None:
             continue
         times = [time.astimezone(timezone.utc) for time in firing.times]
-        times = [time for time in times if (state.workflow_id, time) not in seen and state.produces(time)]
+        times = [time for time in times
+                 if (state.workflow_id, time) not in seen and state.produces(time, firing.version)]
         if not times:
             continue
         seen.update((state.workflow_id, time) for time in times)

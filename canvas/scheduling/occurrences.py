@@ -25,6 +25,7 @@ class Firing:
     times: tuple[datetime, ...]
     action: str = RUN
     reason: str | None = None
+    version: int | None = None  # of the schedule the times were computed from; None: unknown, check them
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,36 +37,37 @@ class MisfireRules:
         return now - time > self.grace
 
 
-def plan_due(workflow_id: uuid.UUID, times: list[datetime], policy: str, now: datetime,
-             rules: MisfireRules) -> list[Firing]:
+def plan_due(workflow_id: uuid.UUID, times: list[datetime], policy: str, now: datetime, rules: MisfireRules,
+             version: int | None = None) -> list[Firing]:
     """Occurrences within the grace time fire one by one; the late ones go to the misfire policy, first."""
     late = [time for time in times if rules.late(time, now)]
-    timely = [time for time in times if not rules.late(time, now)]
-    firings = plan_missed(workflow_id, late, policy, rules) if late else []
-    return firings + [Firing(workflow_id, (time,)) for time in timely]
+    timely = [Firing(workflow_id, (time,), version=version) for time in times if not rules.late(time, now)]
+    return (plan_missed(workflow_id, late, policy, rules, version) if late else []) + timely
 
 
-def plan_missed(workflow_id: uuid.UUID, late: list[datetime], policy: str, rules: MisfireRules) -> list[Firing]:
+def plan_missed(workflow_id: uuid.UUID, late: list[datetime], policy: str, rules: MisfireRules,
+                version: int | None = None) -> list[Firing]:
     seconds = f"{rules.grace.total_seconds():g}"
     if policy == "skip":
         return [Firing(workflow_id, tuple(late), MISS,
-                       f"missed: not fired within the misfire grace time of {seconds} s; misfire policy skip")]
+                       f"missed: not fired within the misfire grace time of {seconds} s; misfire policy skip", version)]
     if policy == "run_each":
-        return _run_each(workflow_id, late, rules.run_each_limit, seconds)
+        return _run_each(workflow_id, late, rules.run_each_limit, seconds, version)
     return [Firing(workflow_id, tuple(late), RUN,
-                   f"{len(late)} missed occurrence(s) coalesced into one run (misfire policy coalesce)")]
+                   f"{len(late)} missed occurrence(s) coalesced into one run (misfire policy coalesce)", version)]
 
 
-def _run_each(workflow_id: uuid.UUID, late: list[datetime], limit: int, seconds: str) -> list[Firing]:
+def _run_each(workflow_id: uuid.UUID, late: list[datetime], limit: int, seconds: str,
+              version: int | None) -> list[Firing]:
     """The latest ``limit`` run one after the other (a workflow runs once at a time); older ones are missed."""
     dropped, kept = late[:-limit] if limit else late, late[-limit:] if limit else []
     firings = []
     if dropped:
         firings.append(Firing(workflow_id, tuple(dropped), MISS,
-                              f"missed: beyond the run_each limit of {limit} catch-up runs"))
+                              f"missed: beyond the run_each limit of {limit} catch-up runs", version))
     reason = f"missed by more than {seconds} s; caught up (misfire policy run_each)"
     for index, time in enumerate(kept):
-        firings.append(Firing(workflow_id, (time,), RUN if index == 0 else WAIT, reason))
+        firings.append(Firing(workflow_id, (time,), RUN if index == 0 else WAIT, reason, version))
     return firings
 
 

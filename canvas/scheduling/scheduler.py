@@ -46,6 +46,7 @@ BATCH_LIMIT = 1000  # firings per claim transaction
 MISSED_LIMIT = 100  # newest missed occurrences recorded per workflow on load; older ones are not listed
 RELEASE_INTERVAL_SECONDS = 1.0
 REAP_INTERVAL_SECONDS = 10.0
+UNKNOWN_VERSION = -1  # never a stored version: forces a reload
 
 
 @dataclass(frozen=True)
@@ -67,15 +68,16 @@ def scheduler_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _job_never_called() -> None:
-    """APScheduler wants a callable per job; OccurrenceExecutor never calls it."""
+def _job_never_called(version: int | None = None) -> None:
+    """APScheduler wants a callable per job; OccurrenceExecutor never calls it. ``version`` rides along in the job's
+    kwargs: the schedule version the job was built from, for the occurrences it hands over."""
 
 
 class OccurrenceExecutor(BaseExecutor):
     """Hands due run times to a callback at once, in the scheduler's own thread: nothing waits in a pool, so nothing
     can outlive a grace time, and no "maximum instances" check can skip a run (overlap is a per-workflow policy)."""
 
-    def __init__(self, on_due) -> None:  # noqa: ANN001 - callable(job id, run times)
+    def __init__(self, on_due) -> None:  # noqa: ANN001 - callable(job id, run times, schedule version)
         super().__init__()
         self.on_due = on_due
 
@@ -83,7 +85,7 @@ class OccurrenceExecutor(BaseExecutor):
         self._do_submit_job(job, run_times)
 
     def _do_submit_job(self, job, run_times) -> None:  # noqa: ANN001
-        self.on_due(job.id, run_times)
+        self.on_due(job.id, run_times, job.kwargs.get("version"))
 
 
 class SchedulerEngine:
@@ -92,7 +94,7 @@ class SchedulerEngine:
         self.database, self.connection, self.config = database, connection, config
         self.name = name or scheduler_name()
         self.rules = MisfireRules(timedelta(seconds=config.misfire_grace_seconds), config.run_each_limit)
-        self.dispatcher = OccurrenceDispatcher(database, connection, self.name)
+        self.dispatcher = OccurrenceDispatcher(database, connection, self.name, on_unclaimed=self._reload_later)
         self.inbox: queue.SimpleQueue[list[Firing]] = queue.SimpleQueue()
         self.loaded: dict[uuid.UUID, int] = {}  # workflow id -> schedule version of its job
         self.misfire_policies: dict[uuid.UUID, str] = {}
@@ -104,7 +106,7 @@ class SchedulerEngine:
         logging.getLogger("apscheduler.scheduler").setLevel(logging.WARNING)
         self.apscheduler = BackgroundScheduler(
             jobstores={"default": MemoryJobStore()}, executors={"default": OccurrenceExecutor(self._on_due)},
-            job_defaults={"misfire_grace_time": None, "coalesce": False, "max_instances": 1}, timezone=timezone.utc)
+            job_defaults={"misfire_grace_time": None, "coalesce": False}, timezone=timezone.utc)
 
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
@@ -134,10 +136,10 @@ class SchedulerEngine:
 
     # --- timing -------------------------------------------------------------------------------------------------
 
-    def _on_due(self, job_id: str, run_times: list[datetime]) -> None:
+    def _on_due(self, job_id: str, run_times: list[datetime], version: int | None) -> None:
         workflow_id = uuid.UUID(job_id)
         policy = self.misfire_policies.get(workflow_id, "coalesce")
-        self.inbox.put(plan_due(workflow_id, run_times, policy, utcnow(), self.rules))
+        self.inbox.put(plan_due(workflow_id, run_times, policy, utcnow(), self.rules, version))
 
     def reconcile(self) -> None:
         """Bring the jobs in line with the database: drop removed schedules, (re)load new and changed ones."""
@@ -164,14 +166,22 @@ class SchedulerEngine:
         self.misfire_policies[row.workflow_id] = row.misfire_policy
         self.loaded[row.workflow_id] = row.version
         if backlog:
-            self.inbox.put(plan_due(row.workflow_id, backlog, row.misfire_policy, now, self.rules))
+            self.inbox.put(plan_due(row.workflow_id, backlog, row.misfire_policy, now, self.rules, row.version))
         elif _utc(next_time) != row.date_next_schedule:
             stale[row.workflow_id] = _utc(next_time)  # with a backlog, dispatching it sets the next time
         if next_time is None:
             self._remove_job(row.workflow_id)
             return
         self.apscheduler.add_job(_job_never_called, trigger=trigger, id=str(row.workflow_id), name="schedule",
-                                 replace_existing=True, next_run_time=next_time)
+                                 kwargs={"version": row.version}, replace_existing=True, next_run_time=next_time)
+
+    def _reload_later(self, workflow_ids: set[uuid.UUID]) -> None:
+        """Occurrences that could not be claimed (database down): the next reconcile reloads these schedules, and
+        loading finds every occurrence since the newest ledger entry."""
+        for workflow_id in workflow_ids:
+            if workflow_id in self.loaded:
+                self.loaded[workflow_id] = UNKNOWN_VERSION
+        self.changed.set()
 
     def _unload(self, workflow_id: uuid.UUID) -> None:
         self.loaded.pop(workflow_id, None)

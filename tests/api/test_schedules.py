@@ -200,4 +200,5 @@ def test_the_extensions_are_listed_by_get_metadata_and_describe(client):
             ("WorkflowSchedulePolicy", "POST"), ("AccountTimeZone", "POST"), ("AccountTimeZone", "GET"),
             ("WorkflowSchedule", "GET")} <= names
     described = client.get("/api/Describe?name=UpdateWorkfowSchedulerApiDto").json
-    assert {entry["propertyName"] for entry in described} == {"workflowId", "isScheduled", "scheduleFrequency"}
+    assert {entry["propertyName"]: (entry["typeName"], entry["isRequired"]) for entry in described} == {
+        "workflowId": ("guid", True), "isScheduled": ("boolean", True), "scheduleFrequency": ("string", False)}

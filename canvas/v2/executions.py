@@ -1,0 +1,132 @@
+"""/v2 executions: runs of a flow as `execution` resources with per-step status, started through the same
+dispatch as RunWorkflow; each records the flow version it ran."""
+from __future__ import annotations
+
+import uuid
+
+from flask import request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from canvas.auth import current_principal
+from canvas.errors import BadRequestError, NotFoundError
+from canvas.extensions import db_session, services
+from canvas.models import Workflow, WorkflowRun
+from canvas.runs import service as runs
+from canvas.v2 import flow_service as flows
+from canvas.v2 import jsonapi
+from canvas.v2.schemas import PAGE_PARAMETERS, doc, query
+
+blp = Blueprint("v2_executions", __name__, url_prefix="/v2", description="v2 (JSON:API): executions (runs)")
+
+
+def start_execution(session: Session, account_id: uuid.UUID, flow_id: str, options: dict,
+                    trigger: str = "api", input_blob_key: str | None = None) -> WorkflowRun:
+    """A run of the flow's current version, recorded on the run."""
+    workflow = flows.get_flow(session, account_id, flow_id)
+    version = flows.record_version(session, workflow)
+    session.commit()
+    data = {"workflowId": workflow.id, "runFromBlock": options.get("run_from_step"),
+            "runTillBlock": options.get("run_till_step"), "dryRun": options.get("dry_run"),
+            "inputBlobKey": input_blob_key}
+    run = runs.start_run(session, services().redis, account_id, data, trigger=trigger)
+    run.flow_version = version.id  # the row is committed by dispatch; the version is written just after
+    session.commit()
+    return run
+
+
+def execution_to_resource(session: Session, run: WorkflowRun) -> dict:
+    answer = runs.run_to_api(session, run)
+    workflow = session.get(Workflow, run.workflow_id)
+    attributes = {
+        "status": answer["status"].lower(), "trigger": run.trigger, "flow_version": run.flow_version,
+        "run_from_step": run.run_from_block, "run_till_step": run.run_till_block, "dry_run": run.dry_run,
+        "created_at": jsonapi.iso_time(run.date_queued), "started_at": jsonapi.iso_time(run.date_started),
+        "finished_at": jsonapi.iso_time(run.date_finished), "error": run.error, "failed_step": run.failed_block,
+        "steps": [_step(block, workflow) for block in answer["blocks"]],
+    }
+    relationships = {"flow": jsonapi.to_one("flow", run.workflow_id, f"/v2/flows/{run.workflow_id}")}
+    if run.flow_version:
+        relationships["flow_version"] = jsonapi.to_one(
+            "flow-version", run.flow_version, f"/v2/flows/{run.workflow_id}/versions/{run.flow_version}")
+    return jsonapi.resource("execution", run.id, attributes, self_link=f"/v2/executions/{run.id}",
+                            relationships=relationships)
+
+
+def _step(block: dict, workflow: Workflow) -> dict:
+    number = block["number"]
+    entry = workflow.chain[number - 1] if workflow and number <= len(workflow.chain) else {}
+    return {"number": number, "step_id": entry.get("nodeId") or f"step_{number}", "command": block["block"],
+            "name": block["blockName"], "status": block["status"].lower(), "records_in": block["recordsIn"],
+            "records_out": block["recordsOut"], "attempts": block["attempts"], "error": block["error"],
+            "started_at": jsonapi.iso_time(block["dateStarted"]),
+            "finished_at": jsonapi.iso_time(block["dateFinished"])}
+
+
+def execution_options() -> dict:
+    """Optional attributes of POST .../executions: run_from_step, run_till_step (1-based), dry_run."""
+    if not request.get_data(cache=True).strip():
+        return {}
+    attributes = jsonapi.attributes_of(jsonapi.request_data("execution"))
+    for name in ("run_from_step", "run_till_step"):
+        value = attributes.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise BadRequestError(f"{name} must be an integer", field=name)
+    if attributes.get("dry_run") is not None and not isinstance(attributes["dry_run"], bool):
+        raise BadRequestError("dry_run must be true or false", field="dry_run")
+    return attributes
+
+
+def get_execution(session: Session, account_id: uuid.UUID, execution_id: str) -> WorkflowRun:
+    try:
+        uuid.UUID(execution_id)
+    except ValueError:
+        raise NotFoundError(f"Unknown execution {execution_id}") from None
+    return runs.get_run(session, account_id, execution_id)
+
+
+@blp.route("/flows/<flow_id>/executions")
+class FlowExecutions(MethodView):
+    @blp.doc(**doc(202, "The queued execution", 409, 503,
+                   request_body="optional attributes run_from_step, run_till_step, dry_run"))
+    def post(self, flow_id):
+        """Run a flow now (the same dispatch as RunWorkflow)"""
+        options = execution_options()
+        session = db_session()
+        run = start_execution(session, current_principal().account_id, flow_id, options)
+        return jsonapi.document(execution_to_resource(session, run), status=202,
+                                headers={"Location": f"/v2/executions/{run.id}"})
+
+
+@blp.route("/executions")
+class Executions(MethodView):
+    @blp.doc(**doc(200, "A page of executions, newest first", parameters=PAGE_PARAMETERS + [
+        query("filter[flow]", "flow id"), query("filter[status]", "queued, running, succeeded, failed, cancelled")]))
+    def get(self):
+        """List executions of the account's flows"""
+        page = jsonapi.page_parameters()
+        flow = jsonapi.uuid_parameter("filter[flow]")
+        status = jsonapi.choice_parameter("filter[status]", tuple(state.lower() for state in runs.RUN_STATES))
+        statement = select(WorkflowRun).where(WorkflowRun.account_id == current_principal().account_id)
+        if flow is not None:
+            statement = statement.where(WorkflowRun.workflow_id == flow)
+        if status is not None:
+            statement = statement.where(WorkflowRun.status == status.capitalize())
+        session = db_session()
+        total = session.scalar(select(func.count()).select_from(statement.subquery()))
+        rows = session.scalars(statement.order_by(WorkflowRun.date_queued.desc(), WorkflowRun.id)
+                               .offset(page.offset).limit(page.size))
+        return jsonapi.document([execution_to_resource(session, run) for run in rows],
+                                meta=jsonapi.page_meta(page, total), links=jsonapi.page_links(page, total))
+
+
+@blp.route("/executions/<execution_id>")
+class ExecutionById(MethodView):
+    @blp.doc(**doc(200, "The execution with its steps"))
+    def get(self, execution_id):
+        """Get an execution"""
+        session = db_session()
+        return jsonapi.document(execution_to_resource(
+            session, get_execution(session, current_principal().account_id, execution_id)))

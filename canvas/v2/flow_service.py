@@ -1,0 +1,296 @@
+"""Flows over the workflow services: create, update, list with filters, start/stop (the schedule), versions.
+Plain functions over a session; the v2 views parse the request and call these."""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import false, func, or_, select
+from sqlalchemy.orm import Session
+
+from canvas.errors import BadRequestError, NotFoundError, UnprocessableError
+from canvas.models import FlowSettings, FlowVersion, Workflow
+from canvas.models.base import utcnow
+from canvas.schedules import service as schedules
+from canvas.v2.graph import graph_hash, graph_of, parse_graph
+from canvas.workflows import service as workflows
+from canvas.workflows.service import Actor
+
+FLOW_TYPES = ("ordinary", "long_running")
+FLOW_STATUSES = ("active", "inactive")
+SORT_COLUMNS = {"created_at": Workflow.date_created, "updated_at": Workflow.date_modified, "name": Workflow.name}
+
+
+@dataclass(frozen=True)
+class FlowFilters:
+    status: str | None = None
+    flow_type: str | None = None
+    user: uuid.UUID | None = None
+    has_draft: bool | None = None
+    search: str | None = None
+    sort: str | None = None
+
+
+# --- reading ---------------------------------------------------------------------------------------------------------
+
+def settings_of(session: Session, workflow: Workflow) -> FlowSettings:
+    """The flow attributes; a workflow made in the Canvas dialect reads with the defaults (nothing is written)."""
+    found = session.get(FlowSettings, workflow.id)
+    if found is not None:
+        return found
+    return FlowSettings(workflow_id=workflow.id, flow_type="ordinary", default_mapper_type="jsonata", cron=None,
+                        nodes_config={}, stats_enabled=True)
+
+
+def _stored_settings(session: Session, workflow: Workflow) -> FlowSettings:
+    found = session.get(FlowSettings, workflow.id)
+    if found is None:
+        found = settings_of(session, workflow)
+        session.add(found)
+    return found
+
+
+def list_flows(session: Session, account_id: uuid.UUID, filters: FlowFilters, offset: int,
+               limit: int) -> tuple[list[Workflow], int]:
+    query = _filtered(select(Workflow).outerjoin(FlowSettings, FlowSettings.workflow_id == Workflow.id)
+                      .where(Workflow.account_id == account_id, Workflow.date_deleted.is_(None)), filters)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(*_ordering(filters.sort)).offset(offset).limit(limit))
+    return list(rows), total
+
+
+def _filtered(query, filters: FlowFilters):  # noqa: ANN001, ANN202 - a Select
+    if filters.status is not None:
+        query = query.where(Workflow.is_scheduled.is_(filters.status == "active"))
+    if filters.flow_type is not None:
+        query = query.where(func.coalesce(FlowSettings.flow_type, "ordinary") == filters.flow_type)
+    if filters.user is not None:
+        query = query.where(Workflow.account_id == filters.user)
+    if filters.has_draft:  # flows have no drafts here: every change is published as a new version
+        query = query.where(false())
+    if filters.search:
+        pattern = "%" + _escape_like(filters.search.lower()) + "%"
+        query = query.where(or_(func.lower(Workflow.name).like(pattern, escape="\\"),
+                                func.lower(Workflow.description).like(pattern, escape="\\")))
+    return query
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _ordering(sort: str | None) -> list:
+    if not sort:
+        return [Workflow.id]
+    column = SORT_COLUMNS[sort.lstrip("-")]
+    return [column.desc() if sort.startswith("-") else column.asc(), Workflow.id]
+
+
+# --- creating and changing -----------------------------------------------------------------------------------------
+
+def create_flow(session: Session, catalog, actor: Actor, attributes: dict) -> Workflow:  # noqa: ANN001
+    name = _required_text(attributes, "name")
+    parsed = parse_graph(session, catalog, actor.account_id, _required(attributes, "graph"))
+    now = utcnow()
+    workflow = Workflow(id=uuid.uuid4(), account_id=actor.account_id, organization_id=actor.organization_id,
+                        template_id=None, template_version=None, name=name,
+                        description=_optional_text(attributes, "description") or "", chain=parsed.chain,
+                        chain_overrides=[], is_customized=False, date_created=now, date_modified=now)
+    workflow.bindings = parsed.bindings
+    session.add(workflow)
+    session.flush()
+    settings = settings_of(session, workflow)
+    session.add(settings)
+    _apply_settings(settings, attributes)
+    settings.latest_version = record_version(session, workflow).id
+    return workflow
+
+
+def update_flow(session: Session, catalog, actor: Actor, flow_id: str, attributes: dict) -> Workflow:  # noqa: ANN001
+    workflow = get_flow(session, actor.account_id, flow_id)
+    if "graph" in attributes:
+        parsed = parse_graph(session, catalog, actor.account_id, attributes["graph"])
+        workflow.chain = parsed.chain
+        workflow.bindings.clear()
+        session.flush()  # the old bindings go before new ones with the same keys arrive
+        workflow.bindings.extend(parsed.bindings)
+    if "name" in attributes:
+        workflow.name = _required_text(attributes, "name")
+    if "description" in attributes:
+        workflow.description = _optional_text(attributes, "description") or ""
+    settings = _stored_settings(session, workflow)
+    _apply_settings(settings, attributes)
+    workflow.date_modified = utcnow()
+    settings.latest_version = record_version(session, workflow).id
+    if "cron" in attributes and workflow.is_scheduled:
+        _set_schedule(session, workflow, settings, on=settings.cron is not None)
+    return workflow
+
+
+def _apply_settings(settings: FlowSettings, attributes: dict) -> None:
+    if attributes.get("type") is not None:
+        settings.flow_type = _choice(attributes, "type", FLOW_TYPES)
+    if attributes.get("default_mapper_type") is not None:
+        settings.default_mapper_type = _choice(attributes, "default_mapper_type", ("jsonata",))
+    if "cron" in attributes:
+        settings.cron = quartz_cron(attributes["cron"])
+    if attributes.get("nodes_config") is not None:
+        settings.nodes_config = _object(attributes, "nodes_config")
+    if attributes.get("stats_enabled") is not None:
+        settings.stats_enabled = _boolean(attributes, "stats_enabled")
+
+
+def quartz_cron(raw: Any) -> str | None:
+    """The flow's cron as a Quartz expression; a classic 5-field cron gets seconds and the `?` Quartz needs."""
+    if raw in (None, ""):
+        return None
+    if not isinstance(raw, str):
+        raise BadRequestError("cron must be a cron expression string or null", field="cron")
+    fields = raw.split()
+    if len(fields) == 5:
+        fields = _quartz_fields(fields)
+    text = " ".join(fields)
+    try:
+        schedules.parse_frequency(json.dumps({"cronSchedule": text}), None)
+    except BadRequestError as exc:
+        raise BadRequestError(f"cron: '{raw}' is not a valid cron expression ({exc.message})", field="cron") from None
+    return text
+
+
+def _quartz_fields(fields: list[str]) -> list[str]:
+    minute, hour, day_of_month, month, day_of_week = fields
+    if any(ch.isdigit() for ch in day_of_week):  # Unix counts Sunday as 0, Quartz as 1: no silent shift
+        raise BadRequestError("cron: a 5-field cron with a numeric day of week is ambiguous; use names (MON-FRI) "
+                              "or a Quartz expression", field="cron")
+    if day_of_week == "*":
+        day_of_week = "?"
+    elif day_of_month == "*":
+        day_of_month = "?"
+    return ["0", minute, hour, day_of_month, month, day_of_week]
+
+
+def delete_flow(session: Session, account_id: uuid.UUID, flow_id: str) -> None:
+    get_flow(session, account_id, flow_id)
+    workflows.delete_workflow(session, account_id, flow_id)
+
+
+def as_id(value: Any, kind: str) -> uuid.UUID:
+    """A path id; one that is no id names nothing (404, as an unknown one)."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFoundError(f"Unknown {kind} {value}") from None
+
+
+def get_flow(session: Session, account_id: uuid.UUID, flow_id: Any) -> Workflow:
+    as_id(flow_id, "flow")
+    try:
+        return workflows.get_workflow(session, account_id, flow_id)
+    except NotFoundError:
+        raise NotFoundError(f"Unknown flow {flow_id}") from None
+
+
+# --- start / stop: the schedule ----------------------------------------------------------------------------------
+
+def start_flow(session: Session, account_id: uuid.UUID, flow_id: str) -> Workflow:
+    workflow = get_flow(session, account_id, flow_id)
+    settings = _stored_settings(session, workflow)
+    if settings.cron is None:
+        raise UnprocessableError(f"Flow {workflow.id} has no cron: set attributes.cron (PATCH) to start it",
+                                 field="cron")
+    _set_schedule(session, workflow, settings, on=True)
+    settings.last_start_time = utcnow()
+    return workflow
+
+
+def stop_flow(session: Session, account_id: uuid.UUID, flow_id: str) -> Workflow:
+    workflow = get_flow(session, account_id, flow_id)
+    _set_schedule(session, workflow, settings_of(session, workflow), on=False)
+    return workflow
+
+
+def _set_schedule(session: Session, workflow: Workflow, settings: FlowSettings, *, on: bool) -> None:
+    frequency = json.dumps({"cronSchedule": settings.cron}) if on else None
+    schedules.set_workflow_scheduler(session, workflow.account_id, {
+        "workflowId": workflow.id, "isScheduled": on, "scheduleFrequency": frequency})
+
+
+# --- versions -------------------------------------------------------------------------------------------------------
+
+def record_version(session: Session, workflow: Workflow) -> FlowVersion:
+    """The version of the current graph, made when the graph is new (content-addressed: unchanged graph, same id)."""
+    graph = graph_of(workflow)
+    version_id = graph_hash(graph)
+    version = session.get(FlowVersion, (workflow.id, version_id))
+    if version is None:
+        number = (session.scalar(select(func.max(FlowVersion.number))
+                                 .where(FlowVersion.workflow_id == workflow.id)) or 0) + 1
+        version = FlowVersion(workflow_id=workflow.id, id=version_id, number=number, graph=graph,
+                              chain=workflow.chain, date_created=utcnow())
+        session.add(version)
+        session.flush()
+    return version
+
+
+def list_versions(session: Session, account_id: uuid.UUID, flow_id: str, offset: int,
+                  limit: int) -> tuple[Workflow, list[FlowVersion], int]:
+    workflow = get_flow(session, account_id, flow_id)
+    record_version(session, workflow)  # a change made in the Canvas dialect becomes a version when first seen
+    query = select(FlowVersion).where(FlowVersion.workflow_id == workflow.id)
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(FlowVersion.number.desc()).offset(offset).limit(limit))
+    return workflow, list(rows), total
+
+
+def get_version(session: Session, account_id: uuid.UUID, flow_id: str, version_id: str) -> FlowVersion:
+    workflow = get_flow(session, account_id, flow_id)
+    record_version(session, workflow)
+    version = session.get(FlowVersion, (workflow.id, version_id))
+    if version is None:
+        raise NotFoundError(f"Flow {flow_id} has no version {version_id}")
+    return version
+
+
+# --- attribute readers --------------------------------------------------------------------------------------------
+
+def _required(attributes: dict, name: str) -> Any:
+    if attributes.get(name) is None:
+        raise BadRequestError(f"{name} is required", field=name)
+    return attributes[name]
+
+
+def _required_text(attributes: dict, name: str) -> str:
+    value = _required(attributes, name)
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequestError(f"{name} must be a non-empty string", field=name)
+    if len(value.strip()) > 200:
+        raise BadRequestError(f"{name} must be at most 200 characters", field=name)
+    return value.strip()
+
+
+def _optional_text(attributes: dict, name: str) -> str | None:
+    value = attributes.get(name)
+    if value is not None and not isinstance(value, str):
+        raise BadRequestError(f"{name} must be a string or null", field=name)
+    return value
+
+
+def _choice(attributes: dict, name: str, allowed: tuple[str, ...]) -> str:
+    if attributes[name] not in allowed:
+        raise BadRequestError(f"{name} must be one of {', '.join(allowed)}, got {json.dumps(attributes[name])}",
+                              field=name)
+    return attributes[name]
+
+
+def _object(attributes: dict, name: str) -> dict:
+    if not isinstance(attributes[name], dict):
+        raise BadRequestError(f"{name} must be an object", field=name)
+    return attributes[name]
+
+
+def _boolean(attributes: dict, name: str) -> bool:
+    if not isinstance(attributes[name], bool):
+        raise BadRequestError(f"{name} must be true or false", field=name)
+    return attributes[name]

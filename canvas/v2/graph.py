@@ -1,0 +1,262 @@
+"""A flow's graph *is* its workflow's chain. A graph that is a single path maps to a chain: each node a block
+(command = block key, fields = variables, credentials_id = registered application), each edge's JSONata mapper and
+condition carried by the target block as `inputMapper` / `inputCondition`. Graphs that branch are refused."""
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jsonata
+from sqlalchemy.orm import Session
+
+from canvas.catalog.definition import TemplateDefinitionError, check_template_variables, parse_definition
+from canvas.errors import BadRequestError, UnprocessableError
+from canvas.models import RegisteredApplication, Workflow, WorkflowApplication
+
+# Node ids are the flow's own names (step_1...); blocks need UUIDs, derived stably from the node id.
+NODE_NAMESPACE = uuid.UUID("6f1c2a8e-5d43-4b1e-9a0f-3c2b7d9e4f10")
+CHAIN_TO_NODE_FIELD = {"block": "command", "variables": "fields", "application": "credentials_id",
+                       "blockName": "name", "uniqueBlockId": "id"}
+
+
+@dataclass(frozen=True)
+class ParsedGraph:
+    chain: list[dict]
+    bindings: list[WorkflowApplication]
+
+
+def parse_graph(session: Session, catalog, account_id: uuid.UUID, raw: Any) -> ParsedGraph:  # noqa: ANN001
+    nodes, edges = _graph_parts(raw)
+    by_id = _index_nodes(nodes)
+    incoming = _index_edges(edges, by_id)
+    order = path_order(by_id, edges)
+    registered = {node_id: _registered_for(session, account_id, by_id[node_id]) for node_id in order}
+    chain = [_chain_entry(by_id[node_id][1], registered[node_id], incoming.get(node_id)) for node_id in order]
+    _validate_blocks(chain, order, by_id, catalog)
+    return ParsedGraph(chain, _bindings(order, registered, by_id))
+
+
+def _graph_parts(raw: Any) -> tuple[list, list]:
+    if not isinstance(raw, dict):
+        raise BadRequestError("graph must be an object with `nodes` and `edges`", field="graph")
+    nodes, edges = raw.get("nodes"), raw.get("edges", [])
+    if not isinstance(nodes, list) or not nodes:
+        raise BadRequestError("graph.nodes must be a non-empty list of nodes", field="graph.nodes")
+    if not isinstance(edges, list):
+        raise BadRequestError("graph.edges must be a list of edges", field="graph.edges")
+    return nodes, edges
+
+
+def _index_nodes(nodes: list) -> dict[str, tuple[int, dict]]:
+    by_id: dict[str, tuple[int, dict]] = {}
+    for index, node in enumerate(nodes):
+        if not isinstance(node, dict) or not isinstance(node.get("id"), str) or not node["id"].strip():
+            raise BadRequestError(f"graph.nodes[{index}] must be an object with a string `id`",
+                                  field=f"graph.nodes.{index}.id")
+        if node["id"] in by_id:
+            raise BadRequestError(f"graph.nodes[{index}].id: duplicate node id '{node['id']}'",
+                                  field=f"graph.nodes.{index}.id")
+        if not isinstance(node.get("command"), str):
+            raise BadRequestError(f"graph.nodes[{index}].command must be a block key string",
+                                  field=f"graph.nodes.{index}.command")
+        by_id[node["id"]] = (index, node)
+    return by_id
+
+
+def _index_edges(edges: list, by_id: dict) -> dict[str, tuple[int, dict]]:
+    """Each target's incoming edge (more than one is caught by path_order)."""
+    incoming = {}
+    for index, edge in enumerate(edges):
+        if not isinstance(edge, dict):
+            raise BadRequestError(f"graph.edges[{index}] must be an object", field=f"graph.edges.{index}")
+        for end in ("source", "target"):
+            if edge.get(end) not in by_id:
+                raise BadRequestError(f"graph.edges[{index}].{end}: no node '{edge.get(end)}' in graph.nodes",
+                                      field=f"graph.edges.{index}.{end}")
+        incoming.setdefault(edge["target"], (index, edge))
+    return incoming
+
+
+def path_order(by_id: dict, edges: list) -> list[str]:
+    """The node ids along the single path, or a 422 naming the node where the graph is not one."""
+    following: dict[str, list[str]] = {node_id: [] for node_id in by_id}
+    preceding: dict[str, list[str]] = {node_id: [] for node_id in by_id}
+    for edge in edges:
+        following[edge["source"]].append(edge["target"])
+        preceding[edge["target"]].append(edge["source"])
+    for node_id in by_id:
+        _refuse_branch(node_id, following[node_id], "outgoing edges (to", by_id)
+        _refuse_branch(node_id, preceding[node_id], "incoming edges (from", by_id)
+    starts = [node_id for node_id in by_id if not preceding[node_id]]
+    if len(starts) != 1:
+        named = starts[1] if len(starts) > 1 else next(iter(by_id))
+        raise UnprocessableError(f"graph: node '{named}' is not connected to the path (a flow graph must be a single "
+                                 f"path; it has {len(starts)} start nodes)", field=f"graph.nodes.{by_id[named][0]}")
+    return _walk(starts[0], following, by_id)
+
+
+def _refuse_branch(node_id: str, neighbours: list[str], what: str, by_id: dict) -> None:
+    if len(neighbours) > 1:
+        raise UnprocessableError(f"graph: node '{node_id}' has {len(neighbours)} {what} {', '.join(neighbours)}); "
+                                 "branches are not supported, a flow graph must be a single path",
+                                 field=f"graph.nodes.{by_id[node_id][0]}")
+
+
+def _walk(start: str, following: dict, by_id: dict) -> list[str]:
+    order, current = [], start
+    while current is not None and current not in order:
+        order.append(current)
+        current = following[current][0] if following[current] else None
+    if len(order) != len(by_id):
+        missing = next(node_id for node_id in by_id if node_id not in order)
+        raise UnprocessableError(f"graph: node '{missing}' is not on the path from '{start}' (cycle or "
+                                 "disconnected node); a flow graph must be a single path",
+                                 field=f"graph.nodes.{by_id[missing][0]}")
+    return order
+
+
+def _registered_for(session: Session, account_id: uuid.UUID, indexed: tuple[int, dict]) -> RegisteredApplication | None:
+    index, node = indexed
+    raw = node.get("credentials_id")
+    if raw in (None, ""):
+        return None
+    try:
+        registered = session.get(RegisteredApplication, uuid.UUID(str(raw)))
+    except ValueError:
+        registered = None
+    if registered is None or registered.account_id != account_id:
+        raise BadRequestError(f"graph.nodes[{index}].credentials_id: unknown credential {raw}",
+                              field=f"graph.nodes.{index}.credentials_id")
+    return registered
+
+
+def _chain_entry(node: dict, registered: RegisteredApplication | None, incoming: tuple[int, dict] | None) -> dict:
+    entry = {"uniqueBlockId": str(uuid.uuid5(NODE_NAMESPACE, node["id"])),
+             "blockName": (node.get("name") or "").strip() or node["id"], "block": node["command"],
+             "application": registered.short_name if registered else None,
+             "variables": node.get("fields") or {}, "nodeId": node["id"],
+             "description": node.get("description") or ""}
+    if incoming is not None:
+        entry.update(_edge_settings(*incoming))
+    return entry
+
+
+def _edge_settings(index: int, edge: dict) -> dict:
+    """The edge as given (for the graph) and as JSONata texts the runner applies to the block's input."""
+    config = edge.get("config") or {}
+    where = f"graph.edges.{index}.config"
+    if not isinstance(config, dict):
+        raise BadRequestError(f"{where} must be an object", field=where)
+    if config.get("mapper_type", "jsonata") not in ("jsonata", None):
+        raise BadRequestError(f"{where}.mapper_type must be 'jsonata'", field=f"{where}.mapper_type")
+    settings: dict[str, Any] = {"edge": {"mapper_type": "jsonata", "mapper": config.get("mapper") or {},
+                                         "condition": config.get("condition")}}
+    mapper = mapper_expression(config.get("mapper"), f"{where}.mapper")
+    if mapper:
+        settings["inputMapper"] = mapper
+    if config.get("condition") not in (None, ""):
+        settings["inputCondition"] = _checked_jsonata(config["condition"], f"{where}.condition")
+    return settings
+
+
+def mapper_expression(mapper: Any, where: str) -> str | None:
+    """A mapper object {field: expression} becomes one JSONata object constructor; a string is used as is."""
+    if mapper in (None, "", {}):
+        return None
+    if isinstance(mapper, str):
+        return _checked_jsonata(mapper, where)
+    if not isinstance(mapper, dict) or not all(isinstance(value, str) for value in mapper.values()):
+        raise BadRequestError(f"{where} must be a JSONata expression or an object of field: expression",
+                              field=where)
+    for name, expression in mapper.items():
+        _checked_jsonata(expression, f"{where}.{name}")
+    return "{" + ", ".join(f"{json.dumps(name)}: ({text})" for name, text in mapper.items()) + "}"
+
+
+def _checked_jsonata(text: Any, where: str) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequestError(f"{where} must be a non-empty JSONata expression", field=where)
+    try:
+        jsonata.Jsonata(text)
+    except Exception as error:  # the library raises assorted errors on odd input
+        raise UnprocessableError(f"{where}: not a valid JSONata expression: {error}", field=where) from None
+    return text
+
+
+def _validate_blocks(chain: list[dict], order: list[str], by_id: dict, catalog) -> None:  # noqa: ANN001
+    """The template rules (known blocks, application kinds, variables), with errors pointing at the node."""
+    from canvas.execution.registry import get_block
+
+    applications = list(dict.fromkeys(entry["application"] for entry in chain if entry["application"]))
+    try:
+        definition = parse_definition({"applications": applications, "chain": chain}, catalog)
+        for index, entry in enumerate(definition.chain):
+            check_template_variables(get_block(entry.block), entry.variables, f"chain[{index}].variables",
+                                     require=True)
+    except TemplateDefinitionError as exc:
+        message, field = _node_problem(exc, order, by_id)
+        raise UnprocessableError(message, field=field) from None
+
+
+def _node_problem(exc: TemplateDefinitionError, order: list[str], by_id: dict) -> tuple[str, str]:
+    head, _, rest = exc.entry.partition("].")
+    if not head.startswith("chain["):
+        return f"graph: {exc.problem}", "graph"
+    node_id = order[int(head.removeprefix("chain["))]
+    node_field = CHAIN_TO_NODE_FIELD.get(rest.split(".")[0], rest.split(".")[0] or "command")
+    message = f"graph: node '{node_id}' {node_field}: {exc.problem}"
+    return message, f"graph.nodes.{by_id[node_id][0]}.{node_field}"
+
+
+def _bindings(order: list[str], registered: dict, by_id: dict) -> list[WorkflowApplication]:
+    bindings: dict[str, WorkflowApplication] = {}
+    for node_id in order:
+        application = registered[node_id]
+        if application is None:
+            continue
+        known = bindings.get(application.short_name)
+        if known is not None and known.registered_application_id != application.id:
+            raise UnprocessableError(f"graph: node '{node_id}' uses a second {application.short_name} credential; "
+                                     f"a flow uses one credential per application",
+                                     field=f"graph.nodes.{by_id[node_id][0]}.credentials_id")
+        bindings[application.short_name] = WorkflowApplication(
+            short_name=application.short_name, position=len(bindings), registered_application_id=application.id)
+    return list(bindings.values())
+
+
+# --- chain -> graph -----------------------------------------------------------------------------------------------
+
+def graph_of(workflow: Workflow) -> dict:
+    """The graph of any workflow, whichever dialect made it (Canvas workflows get nodes step_1, step_2...)."""
+    credentials = {binding.short_name: str(binding.registered_application_id) for binding in workflow.bindings}
+    node_ids = [entry.get("nodeId") or f"step_{number}" for number, entry in enumerate(workflow.chain, start=1)]
+    nodes = [_node_of(node_id, entry, credentials) for node_id, entry in zip(node_ids, workflow.chain)]
+    edges = [_edge_of(source, target, entry) for source, target, entry in
+             zip(node_ids, node_ids[1:], workflow.chain[1:])]
+    return {"nodes": nodes, "edges": edges}
+
+
+def _node_of(node_id: str, entry: dict, credentials: dict) -> dict:
+    node = {"id": node_id, "command": entry["block"], "name": entry.get("blockName") or "",
+            "description": entry.get("description") or "", "fields": entry.get("variables") or {}}
+    if entry.get("application"):
+        node["credentials_id"] = credentials.get(entry["application"])
+    return node
+
+
+def _edge_of(source: str, target: str, entry: dict) -> dict:
+    edge = {"id": f"{source}:{target}", "source": source, "target": target}
+    config = entry.get("edge")
+    if config and (config.get("mapper") or config.get("condition")):
+        edge["id"] = f"mapper:{source}:{target}"
+        edge["config"] = config
+    return edge
+
+
+def graph_hash(graph: dict) -> str:
+    """A flow version's id: the SHA-1 of the canonical graph (40 hex digits, as the seed's version ids)."""
+    canonical = json.dumps(graph, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha1(canonical.encode(), usedforsecurity=False).hexdigest()

@@ -1,0 +1,178 @@
+"""JSON:API plumbing of the v2 dialect: documents, resource objects, reading request documents and query
+parameters, and paging with links. Errors are rendered by canvas.web from the shared error hierarchy."""
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Response, current_app, request
+
+from canvas.errors import BadRequestError, ConflictError
+
+MEDIA_TYPE = "application/vnd.api+json"
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+
+
+# --- answers ------------------------------------------------------------------------------------------------------
+
+def document(data: Any, *, status: int = 200, meta: dict | None = None, links: dict | None = None,
+             headers: dict | None = None) -> Response:
+    body: dict[str, Any] = {"data": data, "meta": meta or {}}
+    if links:
+        body["links"] = links
+    return raw_json(body, status=status, headers=headers)
+
+
+def raw_json(body: Any, *, status: int = 200, headers: dict | None = None) -> Response:
+    text = json.dumps(body, default=_json_default, ensure_ascii=False)
+    response = current_app.response_class(text, status=status, mimetype=MEDIA_TYPE)
+    response.headers.update(headers or {})
+    return response
+
+
+def no_content() -> Response:
+    return current_app.response_class(status=204)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso_time(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def iso_time(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with milliseconds and a Z, as the seed writes them."""
+    if value is None:
+        return None
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def resource(kind: str, resource_id: Any, attributes: dict, *, self_link: str,
+             relationships: dict | None = None) -> dict:
+    entry = {"type": kind, "id": str(resource_id), "links": {"self": self_link}, "attributes": attributes}
+    if relationships:
+        entry["relationships"] = relationships
+    return entry
+
+
+def to_one(kind: str, resource_id: Any, link: str | None = None) -> dict:
+    """A to-one relationship; `link` is where the related resource lives."""
+    relation: dict[str, Any] = {"data": None if resource_id is None else {"type": kind, "id": str(resource_id)}}
+    if link:
+        relation["links"] = {"self": link}
+    return relation
+
+
+# --- request documents ------------------------------------------------------------------------------------------
+
+def request_data(expected_type: str, *, resource_id: str | None = None) -> dict:
+    """The `data` object of the body: an object of the expected type (and id, for PATCH)."""
+    body = request.get_json(silent=True) if request.get_data(cache=True).strip() else None
+    if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+        raise BadRequestError("The body must be a JSON:API document with a `data` object", field="data")
+    data = body["data"]
+    if data.get("type") not in (None, expected_type):
+        raise ConflictError(f"data.type must be '{expected_type}', got {json.dumps(data.get('type'))}",
+                            field="type")
+    if resource_id is not None and data.get("id") not in (None, resource_id):
+        raise ConflictError(f"data.id '{data.get('id')}' does not match the URL's id {resource_id}", field="id")
+    return data
+
+
+def attributes_of(data: dict) -> dict:
+    attributes = data.get("attributes", {})
+    if not isinstance(attributes, dict):
+        raise BadRequestError("data.attributes must be an object", field="attributes")
+    return attributes
+
+
+# --- query parameters --------------------------------------------------------------------------------------------
+
+def int_parameter(name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise BadRequestError(f"{name} must be an integer, got '{raw}'", parameter=name) from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        raise BadRequestError(f"{name} must be {bounds}, got {value}", parameter=name)
+    return value
+
+
+def choice_parameter(name: str, allowed: tuple[str, ...]) -> str | None:
+    raw = request.args.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    value = raw.strip()
+    if value not in allowed:
+        raise BadRequestError(f"{name} must be one of {', '.join(allowed)}, got '{raw}'", parameter=name)
+    return value
+
+
+def uuid_parameter(name: str) -> uuid.UUID | None:
+    raw = request.args.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        return uuid.UUID(raw.strip())
+    except ValueError:
+        raise BadRequestError(f"{name} must be an id, got '{raw}'", parameter=name) from None
+
+
+def list_parameter(name: str) -> list[str]:
+    """`name[]=a&name[]=b`, also `name=a,b`; blanks dropped."""
+    values = request.args.getlist(name + "[]") + request.args.getlist(name)
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+# --- paging ---------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Page:
+    number: int
+    size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * self.size
+
+
+def page_parameters() -> Page:
+    return Page(int_parameter("page[number]", 1, minimum=1),
+                int_parameter("page[size]", DEFAULT_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE))
+
+
+def page_meta(page: Page, total: int) -> dict:
+    return {"page": page.number, "per_page": page.size, "total": total, "total_pages": total_pages(page, total)}
+
+
+def total_pages(page: Page, total: int) -> int:
+    return max(1, -(-total // page.size))
+
+
+def page_links(page: Page, total: int) -> dict:
+    """self/first/last, and prev/next where such a page exists; other query parameters are kept."""
+    last = total_pages(page, total)
+    links = {"self": _page_url(page.number, page.size), "first": _page_url(1, page.size),
+             "last": _page_url(last, page.size)}
+    if 1 < page.number <= last + 1:
+        links["prev"] = _page_url(page.number - 1, page.size)
+    if page.number < last:
+        links["next"] = _page_url(page.number + 1, page.size)
+    return links
+
+
+def _page_url(number: int, size: int) -> str:
+    kept = [(key, value) for key, value in request.args.items(multi=True) if not key.startswith("page[")]
+    query = urlencode(kept + [("page[number]", number), ("page[size]", size)])
+    return f"{request.path}?{query}"

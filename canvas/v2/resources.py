@@ -1,0 +1,65 @@
+"""Domain rows as JSON:API resource objects of the v2 dialect."""
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from canvas.models import FlowVersion, Workflow
+from canvas.v2.flow_service import settings_of
+from canvas.v2.graph import graph_hash, graph_of
+from canvas.v2.jsonapi import iso_time, resource, to_one
+
+API_VERSION = "2.0"
+
+
+def flow_link(flow_id) -> str:  # noqa: ANN001
+    return f"/v2/flows/{flow_id}"
+
+
+def version_link(flow_id, version_id: str) -> str:  # noqa: ANN001
+    return f"{flow_link(flow_id)}/versions/{version_id}"
+
+
+def flow_to_resource(session: Session, workflow: Workflow) -> dict:
+    settings = settings_of(session, workflow)
+    graph = graph_of(workflow)
+    attributes = {
+        "api_version": API_VERSION,
+        "name": workflow.name,
+        "description": workflow.description,
+        "status": "active" if workflow.is_scheduled else "inactive",
+        "current_status": "active" if workflow.is_scheduled else "inactive",
+        "run_status": workflow.status,  # the Canvas status: Ready, Queued, Running, Failed
+        "type": settings.flow_type,
+        "default_mapper_type": settings.default_mapper_type,
+        "cron": settings.cron,
+        "graph": graph,
+        "nodes_config": settings.nodes_config or {},
+        "stats_enabled": settings.stats_enabled,
+        "created_at": iso_time(workflow.date_created),
+        "updated_at": iso_time(workflow.date_modified),
+        "last_modified": iso_time(workflow.date_modified),
+        "last_start_time": iso_time(settings.last_start_time),
+        "last_run_time": iso_time(workflow.date_last_run),
+        "due_execution": iso_time(workflow.date_next_schedule),
+        "workflow_template_id": str(workflow.template_id) if workflow.template_id else None,
+    }
+    return resource("flow", workflow.id, attributes, self_link=flow_link(workflow.id),
+                    relationships=_flow_relationships(workflow, graph_hash(graph)))
+
+
+def _flow_relationships(workflow: Workflow, latest_version: str) -> dict:
+    latest = version_link(workflow.id, latest_version)
+    return {
+        "user": to_one("user", workflow.account_id, f"/v2/users/{workflow.account_id}"),
+        "workspace": to_one("workspace", workflow.organization_id, f"/v2/workspaces/{workflow.organization_id}"),
+        "versions": {"links": {"related": f"{flow_link(workflow.id)}/versions"}},
+        "latest_version": {"data": {"id": latest_version, "type": "flow-version"},
+                           "links": {"self": latest, "related": latest}},
+    }
+
+
+def version_to_resource(version: FlowVersion) -> dict:
+    attributes = {"number": version.number, "graph": version.graph, "created_at": iso_time(version.date_created)}
+    relationships = {"flow": to_one("flow", version.workflow_id, flow_link(version.workflow_id))}
+    return resource("flow-version", version.id, attributes, self_link=version_link(version.workflow_id, version.id),
+                    relationships=relationships)

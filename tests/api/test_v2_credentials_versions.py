@@ -1,0 +1,79 @@
+"""/v2/credentials over registered applications (keys masked), and flow versions (content-hashed, immutable)."""
+from __future__ import annotations
+
+import pytest
+
+from tests.api.test_v2_support import V2
+from tests.api.workflow_helpers import FILE_HUB_APP
+
+FTP_APP = "5f814909-01ea-4395-96ee-5ba7614128fc"
+
+
+@pytest.fixture()
+def v2(app, client, org):
+    return V2(app, client, org)
+
+
+def credential_body(keys: dict, application: str = FILE_HUB_APP, name: str = "Hub") -> dict:
+    return {"data": {"type": "credential", "attributes": {"name": name, "keys": keys},
+                     "relationships": {"component": {"data": {"type": "component", "id": application}}}}}
+
+
+def test_credentials_crud(v2):
+    created = v2.call("POST", "/v2/credentials", credential_body({}))
+    assert created.status_code == 201, created.json
+    credential_id = created.json["data"]["id"]
+    assert created.json["data"]["relationships"]["component"]["data"]["id"] == FILE_HUB_APP
+    listed = v2.call("GET", "/v2/credentials").json
+    assert {entry["id"] for entry in listed["data"]} == {credential_id, v2.credential}
+    only_hub = v2.call("GET", "/v2/credentials", **{"filter[component]": FILE_HUB_APP}).json["data"]
+    assert len(only_hub) == 2
+    renamed = v2.call("PATCH", f"/v2/credentials/{credential_id}",
+                      {"data": {"type": "credential", "id": credential_id, "attributes": {"name": "Renamed"}}})
+    assert renamed.status_code == 200 and renamed.json["data"]["attributes"]["name"] == "Renamed"
+    canvas = v2.client.get(f"/api/RegApplication/{credential_id}", headers=v2.org.admin_headers).json
+    assert canvas["tagText"] == "Renamed"
+    assert v2.call("DELETE", f"/v2/credentials/{credential_id}").status_code == 204
+    assert v2.call("GET", f"/v2/credentials/{credential_id}").status_code == 404
+
+
+def test_credential_secrets_are_masked_and_missing_keys_point_at_keys(v2):
+    missing = v2.call("POST", "/v2/credentials", credential_body({}, FTP_APP))
+    assert missing.status_code == 400
+    assert missing.json["errors"][0]["source"]["pointer"].startswith("/data/attributes/keys")
+    no_component = {"data": {"type": "credential", "attributes": {"keys": {}}}}
+    assert v2.call("POST", "/v2/credentials", no_component).status_code == 400
+
+
+def test_credential_in_use_by_a_flow_cannot_be_deleted(v2):
+    v2.create()
+    answer = v2.call("DELETE", f"/v2/credentials/{v2.credential}")
+    assert answer.status_code == 409 and answer.json["errors"][0]["title"] == "Conflict"
+
+
+def test_each_graph_change_makes_a_content_hashed_version(v2):
+    flow = v2.create()
+    flow_id, first = flow["id"], flow["relationships"]["latest_version"]["data"]["id"]
+    renamed = v2.call("PATCH", f"/v2/flows/{flow_id}",
+                      {"data": {"type": "flow", "id": flow_id, "attributes": {"name": "no graph change"}}})
+    assert renamed.json["data"]["relationships"]["latest_version"]["data"]["id"] == first
+    graph = flow["attributes"]["graph"]
+    graph["nodes"][1]["fields"] = {"expression": "$merge([$, {'seen': true}])"}
+    changed = v2.call("PATCH", f"/v2/flows/{flow_id}",
+                      {"data": {"type": "flow", "id": flow_id, "attributes": {"graph": graph}}})
+    assert changed.status_code == 200, changed.json
+    second = changed.json["data"]["relationships"]["latest_version"]["data"]["id"]
+    assert second != first
+    versions = v2.call("GET", f"/v2/flows/{flow_id}/versions").json
+    assert [entry["id"] for entry in versions["data"]] == [second, first]
+    old = v2.call("GET", f"/v2/flows/{flow_id}/versions/{first}").json["data"]
+    assert old["type"] == "flow-version" and old["attributes"]["graph"]["nodes"][1]["fields"] == {"expression": "$"}
+    assert v2.call("GET", f"/v2/flows/{flow_id}/versions/{'0' * 40}").status_code == 404
+
+
+def test_a_canvas_workflow_change_becomes_a_version_when_seen(v2):
+    flow_id = v2.create()["id"]
+    body = {"id": flow_id, "name": "via Canvas"}
+    v2.client.post("/api/UpdateWorkflow", json=body, headers=v2.org.admin_headers)
+    versions = v2.call("GET", f"/v2/flows/{flow_id}/versions").json
+    assert versions["meta"]["total"] >= 1

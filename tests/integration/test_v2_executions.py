@@ -1,0 +1,104 @@
+"""v2 executions with a real RQ worker: a run started in one dialect is visible in the other, records its flow
+version, and its log lines come back through /v2/logs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.api.test_v2_support import V2
+from tests.integration.run_helpers import empty_queue, run, work_off
+
+
+@pytest.fixture(autouse=True)
+def clean_queue(app):
+    empty_queue(app)
+    yield
+    empty_queue(app)
+
+
+@pytest.fixture()
+def v2(app, client, org):
+    return V2(app, client, org)
+
+
+def test_a_v2_execution_is_a_canvas_run_and_records_its_version(app, v2):
+    flow = v2.create()
+    started = v2.call("POST", f"/v2/flows/{flow['id']}/executions")
+    assert started.status_code == 202, started.json
+    execution = started.json["data"]
+    assert execution["type"] == "execution" and execution["attributes"]["status"] == "queued"
+    version = flow["relationships"]["latest_version"]["data"]["id"]
+    assert execution["attributes"]["flow_version"] == version
+    assert execution["relationships"]["flow_version"]["data"]["id"] == version
+    work_off(app)
+
+    done = v2.call("GET", started.headers["Location"]).json["data"]["attributes"]
+    assert done["status"] == "succeeded"
+    assert [(step["step_id"], step["status"]) for step in done["steps"]] == [
+        ("step_1", "succeeded"), ("step_2", "succeeded"), ("step_3", "succeeded")]
+    canvas_run = v2.client.get(f"/api/WorkflowRun/{execution['id']}", headers=v2.org.admin_headers).json
+    assert canvas_run["status"] == "Succeeded" and canvas_run["workflowId"] == flow["id"]
+
+
+def test_a_canvas_run_is_a_v2_execution(app, v2):
+    flow_id = v2.create()["id"]
+    answer = run(v2.client, v2.org.admin_headers, flow_id)
+    assert answer.status_code == 202, answer.json
+    work_off(app)
+    listed = v2.call("GET", "/v2/executions", **{"filter[flow]": flow_id}).json
+    assert listed["meta"]["total"] == 1
+    assert listed["data"][0]["attributes"]["trigger"] == "manual"
+    assert listed["data"][0]["attributes"]["status"] == "succeeded"
+    assert v2.call("GET", "/v2/executions", **{"filter[status]": "failed"}).json["data"] == []
+
+
+def test_a_second_start_while_queued_is_409(v2):
+    flow_id = v2.create()["id"]
+    assert v2.call("POST", f"/v2/flows/{flow_id}/executions").status_code == 202
+    second = v2.call("POST", f"/v2/flows/{flow_id}/executions")
+    assert second.status_code == 409 and second.json["errors"][0]["status"] == "409"
+
+
+def test_logs_of_runs_with_filters(app, v2):
+    flow_id = v2.create()["id"]
+    other_id = v2.create("Other")["id"]
+    v2.call("POST", f"/v2/flows/{flow_id}/executions")
+    work_off(app)
+    logs = v2.call("GET", "/v2/logs", **{"flow_ids[]": flow_id}).json
+    assert logs["total"] > 0
+    hit = logs["hits"][0]
+    assert {"id", "flow_id", "step_id", "exec_id", "timestamp", "level", "message"} <= set(hit)
+    assert all(entry["flow_id"] == flow_id for entry in logs["hits"])
+    assert v2.call("GET", "/v2/logs", **{"flow_ids[]": other_id}).json == {"total": 0, "hits": []}
+    assert v2.call("GET", "/v2/logs", **{"levels[]": "60"}).json["total"] == 0
+    limited = v2.call("GET", "/v2/logs", limit="1", offset="0").json
+    assert len(limited["hits"]) == 1 and limited["total"] == logs["total"]
+    future = v2.call("GET", "/v2/logs", **{"from": "2999-01-01T00:00:00.000Z"}).json
+    assert future["total"] == 0
+
+
+@pytest.mark.parametrize("parameter, value", [("from", "yesterday"), ("limit", "0"), ("offset", "-1"),
+                                              ("levels[]", "info"), ("flow_ids[]", "nope")])
+def test_bad_log_parameters_are_400_naming_them(v2, parameter, value):
+    answer = v2.call("GET", "/v2/logs", **{parameter: value})
+    assert answer.status_code == 400 and answer.json["errors"][0]["source"] == {"parameter": parameter}
+
+
+def test_edge_condition_and_mapper_transform_the_records_between_blocks(app, v2):
+    graph = {"nodes": [{"id": "a", "command": "records.from_variable",
+                        "fields": {"records": [{"result": "Rex", "keep": True}, {"result": "Tom", "keep": False}]}},
+                       {"id": "b", "command": "jsonata.transform", "fields": {"expression": "$"}}],
+             "edges": [{"source": "a", "target": "b", "config": {
+                 "mapper_type": "jsonata", "mapper": {"status": "\"sold\"", "name": "result"},
+                 "condition": "keep = true"}}]}
+    created = v2.call("POST", "/v2/flows", {"data": {"type": "flow", "attributes": {"name": "Edges", "graph": graph}}})
+    assert created.status_code == 201, created.json
+    flow_id = created.json["data"]["id"]
+    run_id = v2.call("POST", f"/v2/flows/{flow_id}/executions").json["data"]["id"]
+    work_off(app)
+    steps = v2.call("GET", f"/v2/executions/{run_id}").json["data"]["attributes"]["steps"]
+    assert steps[1]["status"] == "succeeded" and steps[1]["records_out"] == 1
+    output = v2.client.get(f"/api/WorkflowRun/{run_id}/Block/2/Output", headers=v2.org.admin_headers)
+    assert [json.loads(line) for line in output.get_data(as_text=True).splitlines()] == [
+        {"status": "sold", "name": "Rex"}]
