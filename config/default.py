@@ -38,3 +38,4 @@ SCHEDULER_RECONCILE_SECONDS = d.DEFAULT_SCHEDULER_RECONCILE_SECONDS
 SCHEDULER_MISFIRE_GRACE_SECONDS = d.DEFAULT_SCHEDULER_MISFIRE_GRACE_SECONDS
 # Misfire policy run_each: at most this many catch-up runs per workflow; older missed occurrences are recorded missed.
 SCHEDULER_RUN_EACH_LIMIT = d.DEFAULT_SCHEDULER_RUN_EACH_LIMIT
+CALLBACK_RETRY_BASE_SECONDS = 10.0  # first retry of a failed run callback; doubles each attempt

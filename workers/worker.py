@@ -36,7 +36,9 @@ def run_worker(worker_class: str | None = None, burst: bool = False, name: str |
             rq_worker = WORKER_CLASSES[chosen]([Queue(RUN_QUEUE, connection=connection)], connection=connection,
                                                name=name)
             log.info("%s worker listening on queue %s", chosen, RUN_QUEUE)
-            rq_worker.work(burst=burst, logging_level=settings["LOG_LEVEL"], max_jobs=max_jobs)
+            # RQ's scheduler (one per queue, elected among workers) runs delayed jobs: callback retries.
+            rq_worker.work(burst=burst, logging_level=settings["LOG_LEVEL"], max_jobs=max_jobs,
+                           with_scheduler=True)
         finally:
             stop_reaper.set()
     return 0

@@ -27,6 +27,7 @@ from canvas.execution.registry import get_block
 from canvas.execution.run_log import BlockLog, Redactor
 from canvas.execution.serialization import OutputInfo, load_output, store_output
 from canvas.execution.timeouts import time_limit
+from canvas.v2 import callbacks
 from canvas.models import BlockOutput, BlockRun, Workflow
 from canvas.models.base import utcnow
 from canvas.queueing import keys
@@ -282,6 +283,7 @@ class Runner:
                 self._record_completed(connection, completed)
             records.finish_run(connection, state.run_id, state.workflow_id, run_values, workflow_values)
         log.info("run %s %s", state.run_id, status.lower())
+        callbacks.run_finished(self.services, state.run_id, state.workflow_id, status)
         return status
 
     # --- cancellation ----------------------------------------------------------------------------------------------
