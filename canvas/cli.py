@@ -318,15 +318,8 @@ class _domain_errors:  # noqa: N801 - used as a context manager, reads like a st
         return False
 
 
-def _register_plugin_commands() -> None:
-    """Commands that live with their capability package."""
-    try:
-        from canvas.schedules.cli import cron
-    except ImportError:  # the schedules package is optional while it is being built
-        return
-    cli.add_command(cron)
-
-
 def main() -> None:
-    _register_plugin_commands()
+    from canvas.schedules.cli import cron  # the command lives with its capability package
+
+    cli.add_command(cron)
     cli(prog_name="canvas")

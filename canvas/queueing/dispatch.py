@@ -23,6 +23,15 @@ log = logging.getLogger(__name__)
 RUN_JOB_FUNCTION = "canvas.execution.runner.execute_run"
 DEFAULT_BLOCK_TIMEOUT_SECONDS = 15 * 60
 JOB_RESULT_TTL_SECONDS = 3600
+JOB_FAILURE_TTL_SECONDS = 7 * 24 * 3600
+
+
+def run_job(run_id: uuid.UUID, workflow_id: uuid.UUID) -> dict:
+    """The RQ job of a run, for `Queue.enqueue_call` and `Queue.prepare_data` alike (the scheduler enqueues in
+    batches): its id is the run id, and no RQ timeout, since blocks have their own."""
+    return {"func": RUN_JOB_FUNCTION, "args": (str(run_id),), "job_id": str(run_id), "timeout": -1,
+            "result_ttl": JOB_RESULT_TTL_SECONDS, "failure_ttl": JOB_FAILURE_TTL_SECONDS,
+            "description": f"run {run_id} of workflow {workflow_id}"}
 
 
 @dataclass(frozen=True)
@@ -99,10 +108,7 @@ def refuse_if_active(session: Session, workflow_id: uuid.UUID) -> None:
 def enqueue_run(session: Session, connection: redis.Redis, workflow: Workflow, run: WorkflowRun) -> None:
     """Enqueue after the row exists; if Redis refuses, the run fails with the reason and the caller gets a 503."""
     try:
-        queue = Queue(RUN_QUEUE, connection=connection)
-        queue.enqueue_call(RUN_JOB_FUNCTION, args=(str(run.id),), job_id=str(run.id), timeout=-1,
-                           result_ttl=JOB_RESULT_TTL_SECONDS, failure_ttl=7 * 24 * 3600,
-                           description=f"run {run.id} of workflow {workflow.id}")
+        Queue(RUN_QUEUE, connection=connection).enqueue_call(**run_job(run.id, workflow.id))
     except redis.RedisError as exc:
         log.error("could not enqueue run %s: %s", run.id, exc.__class__.__name__)
         fail_unqueued_run(session, workflow, run, f"could not be queued: Redis is unavailable ({exc.__class__.__name__})")

@@ -26,14 +26,13 @@ from sqlalchemy.orm import Session
 from canvas.db import Database
 from canvas.models import ACTIVE_RUN_STATES, ScheduleOccurrence, Workflow, WorkflowRun, WorkflowSchedule
 from canvas.models.base import utcnow
-from canvas.queueing.dispatch import JOB_RESULT_TTL_SECONDS, RUN_JOB_FUNCTION
+from canvas.queueing.dispatch import run_job
 from canvas.queueing.keys import RUN_QUEUE
 from canvas.scheduling.decisions import Key, Plan, PlannedRun, WorkflowState, decide
 from canvas.scheduling.occurrences import Firing
 from canvas.scheduling.trigger import parse_cached
 
 log = logging.getLogger(__name__)
-JOB_FAILURE_TTL_SECONDS = 7 * 24 * 3600  # as canvas.queueing.dispatch keeps failed jobs
 RETRY_PAUSES_SECONDS = (0.05, 0.25, 1.0)
 
 
@@ -257,9 +256,7 @@ def _run_row(run: PlannedRun, now: datetime) -> dict:
 
 
 def _job_data(run: PlannedRun):  # noqa: ANN202 - rq's EnqueueData
-    return Queue.prepare_data(RUN_JOB_FUNCTION, args=(str(run.run_id),), job_id=str(run.run_id), timeout=-1,
-                              result_ttl=JOB_RESULT_TTL_SECONDS, failure_ttl=JOB_FAILURE_TTL_SECONDS,
-                              description=f"run {run.run_id} of workflow {run.workflow_id}")
+    return Queue.prepare_data(**run_job(run.run_id, run.workflow_id))
 
 
 def _utc(value: datetime) -> datetime:
