@@ -1,6 +1,7 @@
 """`canvas worker`: a plain RQ worker, inside the app context, on the run queue, with a reaper thread."""
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 import time
@@ -47,7 +48,7 @@ def run_worker(worker_class: str | None = None, burst: bool = False, name: str |
 def _warm_up(services) -> None:  # noqa: ANN001 - canvas.extensions.Services
     """Import the runner and every block, and build the lazy services, before the first job: a forking worker's
     children then inherit them instead of paying for them on every run (~200 ms of imports)."""
-    import canvas.execution.runner  # noqa: F401 - loads the block registry too
+    importlib.import_module("canvas.execution.runner")  # and with it the block registry and every block
 
     for name in ("blob_store", "network_policy", "secret_box", "redis"):
         getattr(services, name)

@@ -43,13 +43,26 @@ class _CaptureHandler(logging.Handler):
         self.dropped = 0
 
     def emit(self, record: logging.LogRecord) -> None:
-        if len(self.lines) >= MAX_LINES_PER_BLOCK:
+        if len(self.lines) >= MAX_LINES_PER_BLOCK and not self._make_room(record.levelno):
             self.dropped += 1
             return
         message = record.getMessage()
         if len(message) > MAX_LINE_LENGTH:
             message = message[:MAX_LINE_LENGTH] + "…"
-        self.lines.append({"time": self.format_time(record), "level": record.levelname, "message": message})
+        self.lines.append({"time": self.format_time(record), "level": record.levelname, "message": message,
+                           "_levelno": record.levelno})
+
+    def _make_room(self, levelno: int) -> bool:
+        """When full, a line more important than DEBUG replaces the oldest DEBUG line: a block's summary and its
+        warnings must survive a long series of per-page debug lines."""
+        if levelno <= logging.DEBUG:
+            return False
+        oldest_debug = next((i for i, line in enumerate(self.lines) if line["_levelno"] <= logging.DEBUG), None)
+        if oldest_debug is None:
+            return False
+        del self.lines[oldest_debug]
+        self.dropped += 1
+        return True
 
     @staticmethod
     def format_time(record: logging.LogRecord) -> str:
@@ -71,7 +84,8 @@ class BlockLog:
         self.run_id, self.number = run_id, number
 
     def finished_lines(self) -> list[dict]:
+        lines = [{key: value for key, value in line.items() if key != "_levelno"} for line in self.lines]
         if self._capture.dropped:
-            return [*self.lines, {"time": None, "level": "WARNING",
-                                  "message": f"{self._capture.dropped} more lines were not kept"}]
-        return self.lines
+            lines.append({"time": None, "level": "WARNING",
+                          "message": f"{self._capture.dropped} more lines (DEBUG first) were not kept"})
+        return lines

@@ -196,6 +196,7 @@ class Runner:
                 return self._output_row(state, number, stored, info), attempt
             except BlockError as error:
                 if not error.transient or attempt > retries:
+                    error.attempts = attempt  # run history shows how often it was tried
                     raise
                 delay = self._backoff(attempt)
                 context.logger.warning("attempt %d failed (%s); retrying in %.1f s", attempt, error, delay)
@@ -264,6 +265,7 @@ class Runner:
             block_run.date_finished = utcnow()
             state.error_text = redact(str(error) if isinstance(error, BlockError) else f"{type(error).__name__}: {error}")
             block_run.error, block_run.error_class = state.error_text[:4000], type(error).__name__
+            block_run.attempts = getattr(error, "attempts", 1)
             block_run.log = block_log.finished_lines()
         if isinstance(error, BlockAuthenticationError):
             run_credentials.mark_faulted(self.services, state, state.chain[block_run.number - 1], redact(str(error)))

@@ -9,7 +9,6 @@ import base64
 import datetime as dt
 import decimal
 import enum
-import io
 import json
 import shutil
 import uuid

@@ -9,7 +9,7 @@ import redis
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from canvas.applications import service as applications
@@ -54,19 +54,14 @@ def get_run(session: Session, account_id: uuid.UUID, run_id: Any) -> WorkflowRun
 
 def list_runs(session: Session, account_id: uuid.UUID, args: dict) -> tuple[list[WorkflowRun], int]:
     """Runs of one workflow (deleted workflows' history stays readable), newest first, with the total count."""
-    workflow = session.get(Workflow, args["workflowId"])
-    if workflow is None or workflow.account_id != account_id:
-        raise NotFoundError(f"Unknown workflow {args['workflowId']}", parameter="workflowId")
+    workflow = workflows.history_owner(session, account_id, args["workflowId"])
     query = select(WorkflowRun).where(WorkflowRun.workflow_id == workflow.id)
     if args.get("status"):
         query = query.where(WorkflowRun.status == args["status"])
     if args.get("trigger"):
         query = query.where(WorkflowRun.trigger == args["trigger"])
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    page, size = args["page"], args["pageSize"]
-    rows = session.scalars(query.order_by(WorkflowRun.date_queued.desc(), WorkflowRun.id)
-                           .offset((page - 1) * size).limit(size))
-    return list(rows), total
+    return workflows.page_of(session, query, (WorkflowRun.date_queued.desc(), WorkflowRun.id), args["page"],
+                             args["pageSize"])
 
 
 def cancel_run(session: Session, connection: redis.Redis, prefix: str | None, account_id: uuid.UUID,

@@ -11,10 +11,10 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from canvas.errors import BadRequestError, NotFoundError
+from canvas.errors import BadRequestError
 from canvas.models import Account, ScheduleOccurrence, Workflow, WorkflowSchedule
 from canvas.models.base import utcnow
 from canvas.scheduling.quartz import CronExpression, CronSyntaxError, parse
@@ -259,17 +259,13 @@ def parse_instant(text: Any, field: str) -> datetime:
 
 def list_occurrences(session: Session, account_id: uuid.UUID, args: dict) -> tuple[list[ScheduleOccurrence], int]:
     """A workflow's occurrences, newest first; a deleted workflow's ledger stays readable, as its runs do."""
-    workflow = session.get(Workflow, args["workflowId"])
-    if workflow is None or workflow.account_id != account_id:
-        raise NotFoundError(f"Unknown workflow {args['workflowId']}", parameter="workflowId")
+    from canvas.workflows.service import history_owner, page_of
+
+    workflow = history_owner(session, account_id, args["workflowId"])
     query = select(ScheduleOccurrence).where(ScheduleOccurrence.workflow_id == workflow.id)
     if args.get("outcome"):
         query = query.where(ScheduleOccurrence.outcome == args["outcome"])
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    page, size = args["page"], args["pageSize"]
-    rows = session.scalars(query.order_by(ScheduleOccurrence.scheduled_time.desc())
-                           .offset((page - 1) * size).limit(size))
-    return list(rows), total
+    return page_of(session, query, (ScheduleOccurrence.scheduled_time.desc(),), args["page"], args["pageSize"])
 
 
 def occurrence_to_api(occurrence: ScheduleOccurrence) -> dict:

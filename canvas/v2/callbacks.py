@@ -15,7 +15,6 @@ import time
 import uuid
 from datetime import timedelta
 
-import requests
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from rq import Queue

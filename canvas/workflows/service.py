@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from canvas.applications import service as applications
@@ -156,6 +156,21 @@ def get_workflow(session: Session, account_id: uuid.UUID, workflow_id: Any) -> W
     if workflow is None or workflow.account_id != account_id or workflow.date_deleted is not None:
         raise NotFoundError(f"Unknown workflow {workflow_id}", field="id")
     return workflow
+
+
+def history_owner(session: Session, account_id: uuid.UUID, workflow_id: Any) -> Workflow:
+    """The account's workflow for reading its history: deleted ones too (history is kept for audit)."""
+    workflow = session.get(Workflow, workflow_id)
+    if workflow is None or workflow.account_id != account_id:
+        raise NotFoundError(f"Unknown workflow {workflow_id}", parameter="workflowId")
+    return workflow
+
+
+def page_of(session: Session, query, order_by, page: int, size: int) -> tuple[list, int]:  # noqa: ANN001
+    """One page of a query's rows (page from 1) and the total count."""
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(*order_by).offset((page - 1) * size).limit(size))
+    return list(rows), total
 
 
 def active_run(session: Session, workflow_id: uuid.UUID) -> WorkflowRun | None:

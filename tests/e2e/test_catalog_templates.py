@@ -144,6 +144,7 @@ def test_a_password_changed_on_the_ftp_server_fails_the_run_and_faults_the_appli
     assert run["error"].startswith("FTP login failed for user 'ftp-user': 530")
     assert block_summary(run) == [("Succeeded", None, 3), ("Failed", 3, None)]
     assert retry_messages(run["blocks"][1]) == []  # a refused login is not worth a retry
+    assert run["blocks"][1]["attempts"] == 1
     ftp_application = api.registered(applications["FTP"])
     assert ftp_application["faulted"] is True and ftp_application["isAuthenticated"] is False
     assert api.registered(applications["QUIN"])["faulted"] is False
@@ -157,6 +158,7 @@ def test_an_ftp_server_that_is_down_is_retried_then_fails_the_run_clearly(api, h
     assert run["error"] == f"connection refused by {ftp_server.host}:{ftp_server.port}"
     assert [message.split(";")[0] for message in retry_messages(run["blocks"][1])] == [
         f"attempt {number} failed ({run['error']})" for number in (1, 2)]  # BLOCK_RETRIES more, then give up
+    assert run["blocks"][1]["attempts"] == 3
     assert api.registered(applications["FTP"])["faulted"] is False  # the server is down, the credentials are fine
 
 
