@@ -61,7 +61,8 @@ def _delete_output(database: Database, blob_store, row) -> None:  # noqa: ANN001
     with database.transaction() as session:
         session.execute(update(BlockRun).where(BlockRun.output_id == row.id).values(output_id=None))
         session.execute(BlockOutput.__table__.delete().where(BlockOutput.id == row.id))
-    blob_store.delete(row.blob_key)  # after the row: a crash in between leaves a stray file, never a dangling row
+    if row.blob_key:  # a block that gave no output has no blob
+        blob_store.delete(row.blob_key)  # after the row: a crash in between leaves a stray file, never a dangling row
 
 
 def prune_temp_files(directories: list[Path], older_than_seconds: float = STALE_TEMP_FILE_SECONDS) -> int:

@@ -210,8 +210,18 @@ def _decode_line(line: str, line_number: int) -> dict:
     return record
 
 
+NO_OUTPUT_KEY = ""  # a block that gave nothing has no blob
+_EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+
 def store_output(store, key: str, data: BlockData):
-    """Writes `data` under `key`; returns (StoredBlob, OutputInfo). `store` is a canvas.storage.BlobStore."""
+    """Writes `data` under `key`; returns (StoredBlob, OutputInfo). `store` is a canvas.storage.BlobStore.
+    Nothing is written for no output (uploads, e-mails): an empty file would cost a write and, on PostgreSQL
+    deployments, an fsync for every such block."""
+    if data is None:
+        from canvas.storage.blob import StoredBlob
+
+        return StoredBlob(NO_OUTPUT_KEY, 0, _EMPTY_SHA256), OutputInfo(KIND_NONE, None, None, None)
     stored = store.put(key, lambda sink: write_output(data, sink))
     return stored, stored.result
 

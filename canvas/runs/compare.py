@@ -58,6 +58,8 @@ def _keyed_digests(store, output: BlockOutput, key: str | None) -> Iterator[tupl
 def _first_difference(store, left: BlockOutput, right: BlockOutput) -> int | None:  # noqa: ANN001
     if left.sha256 == right.sha256:
         return None
+    if not left.blob_key or not right.blob_key:  # one of them gave no output at all
+        return 0
     offset = 0
     with store.open(left.blob_key) as a, store.open(right.blob_key) as b:
         while True:

@@ -61,8 +61,10 @@ class BlockOutput(MethodView):
     @canvas_endpoint("WorkflowRunBlockOutput", parameters="Guid runId, int number", returns="bytes",
                      extension=True)
     def get(self, run_id, number):
-        """Returns a block's stored output: records as JSON lines, files as themselves"""
+        """Returns a block's stored output: records as JSON lines, files as themselves (204 when it gave none)"""
         output = service.block_output(db_session(), current_principal().account_id, run_id, number)
+        if output.kind == "none":
+            return Response(b"", status=204)
         stream = blob_store().open(output.blob_key)
         response = Response(stream_with_context(_chunks(stream)), mimetype=output.content_type)
         response.headers["Content-Length"] = str(output.size)

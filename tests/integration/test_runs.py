@@ -252,3 +252,12 @@ def test_a_hundred_concurrent_run_requests_start_exactly_one_run(app, org):
     for thread in threads:
         thread.join()
     assert sorted(statuses) == [202] + [409] * 99
+
+
+def test_a_block_that_gives_nothing_stores_no_blob(client, app, org):
+    workflow_id = make_workflow(client, org.admin_headers, [("Nothing", "noop", {}), THREE_BLOCKS[0]])
+    history = run_and_work(client, app, org.admin_headers, workflow_id)
+    assert history["status"] == "Succeeded" and history["blocks"][0]["output"]["size"] == 0
+    assert client.get(f"/api/WorkflowRun/{history['id']}/Block/1/Output", headers=org.admin_headers).status_code == 204
+    again = run_and_work(client, app, org.admin_headers, workflow_id, runFromBlock=2)
+    assert again["status"] == "Succeeded" and again["blocks"][0]["recordsOut"] == 3
