@@ -165,3 +165,13 @@ def make_org(app):
 @pytest.fixture()
 def org(make_org) -> Org:
     return make_org("Acme")
+
+
+@pytest.fixture()
+def clean_run_queue(app):
+    """The run queue empty before and after the test: jobs of one test must not run in another's worker."""
+    from tests.integration.run_helpers import empty_queue
+
+    empty_queue(app)
+    yield
+    empty_queue(app)

@@ -20,10 +20,11 @@ from tests.e2e.template_support import (
     minute_stamps, now, numbered_pages, only_file, published_catalog_template_ids, quinyx_employees,
     sftp_credentials, smtp_credentials,
 )
-from tests.integration.run_helpers import empty_queue
 from tests.servers import smtp as smtp_module
 from tests.servers.http import json_response
 from tests.servers.smtp import SmtpServer
+
+pytestmark = pytest.mark.usefixtures("clean_run_queue")
 
 QUINYX_TO_FTP = "bbe52876-aca2-4ece-ba31-11e0d98ddc19"
 MYSTORE_TO_EMAIL = "3b76ca61-bca9-4995-90ba-7190c1dd567b"
@@ -64,13 +65,6 @@ REST_CUSTOMERS = [{"id": n, "name": f"Customer {n}", "email": f"c{n}@example.com
 EMPLOYEE_ROWS = [{"id": 1, "name": "Ann", "updated_at": "2024-03-01"},
                  {"id": 2, "name": "Bo", "updated_at": "2023-12-31"},
                  {"id": 3, "name": "Cy", "updated_at": "2024-05-06"}]
-
-
-@pytest.fixture(autouse=True)
-def clean_queue(app):
-    empty_queue(app)
-    yield
-    empty_queue(app)
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import pytest
 
 from tests.e2e.employee_api import COLUMNS, EMPLOYEES_PATH, EmployeeApi
 from tests.e2e.template_support import CanvasApi, block_id, block_summary, catalog_template
-from tests.integration.run_helpers import empty_queue, run, start_worker, stop_worker, wait_for
+from tests.integration.run_helpers import run, start_worker, stop_worker, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("clean_run_queue")]
 
 QUINYX_TO_FTP = "bbe52876-aca2-4ece-ba31-11e0d98ddc19"
 RECORDS = 200_000
@@ -17,13 +17,6 @@ PAGE_SIZE = 1_000
 API_KEY = "quinyx-Bulk-Key-42"
 PEAK_RSS_LIMIT_KB = 200 * 1024
 API_ROOT = EMPLOYEES_PATH.removesuffix("/employees")  # the Quinyx block appends /employees to its baseUrl
-
-
-@pytest.fixture(autouse=True)
-def clean_queue(app):
-    empty_queue(app)
-    yield
-    empty_queue(app)
 
 
 def peak_rss_kb(pid: int) -> int:

@@ -7,7 +7,6 @@ import pytest
 
 from tests.integration.run_helpers import (
     THREE_BLOCKS,
-    empty_queue,
     make_workflow,
     run,
     start_worker,
@@ -15,14 +14,7 @@ from tests.integration.run_helpers import (
     wait_for,
 )
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def clean_queue(app):
-    empty_queue(app)
-    yield
-    empty_queue(app)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("clean_run_queue")]
 
 
 def _run_state(client, headers, location):

@@ -9,14 +9,9 @@ from sqlalchemy import func, select
 from canvas.execution.retention import prune_outputs
 from canvas.models import BlockOutput
 from canvas.storage.blob import FileSystemBlobStore
-from tests.integration.run_helpers import empty_queue, make_workflow, run, run_and_work
+from tests.integration.run_helpers import make_workflow, run, run_and_work
 
-
-@pytest.fixture(autouse=True)
-def clean_queue(app):
-    empty_queue(app)
-    yield
-    empty_queue(app)
+pytestmark = pytest.mark.usefixtures("clean_run_queue")
 
 
 def count_outputs(app) -> int:

@@ -13,7 +13,6 @@ from tests.integration.run_helpers import (
     B1,
     B2,
     THREE_BLOCKS,
-    empty_queue,
     make_workflow,
     run,
     run_and_work,
@@ -21,17 +20,12 @@ from tests.integration.run_helpers import (
     work_off,
 )
 
+pytestmark = pytest.mark.usefixtures("clean_run_queue")
+
 RUN_FIELDS = {"id", "workflowId", "status", "trigger", "runFromBlock", "runTillBlock", "dateQueued", "dateStarted",
               "dateFinished", "error", "blocks"}
 BLOCK_FIELDS = {"number", "uniqueBlockId", "blockName", "status", "dateStarted", "dateFinished", "recordsIn",
                 "recordsOut", "error", "log"}
-
-
-@pytest.fixture(autouse=True)
-def clean_queue(app):
-    empty_queue(app)
-    yield
-    empty_queue(app)
 
 
 def workflow_of(client, headers, workflow_id):

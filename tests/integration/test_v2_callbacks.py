@@ -9,14 +9,9 @@ import pytest
 from werkzeug.wrappers import Response
 
 from tests.api.test_v2_support import V2
-from tests.integration.run_helpers import empty_queue, work_off
+from tests.integration.run_helpers import work_off
 
-
-@pytest.fixture(autouse=True)
-def clean_queue(app):
-    empty_queue(app)
-    yield
-    empty_queue(app)
+pytestmark = pytest.mark.usefixtures("clean_run_queue")
 
 
 @pytest.fixture()

@@ -11,16 +11,11 @@ import uuid
 import pytest
 
 from tests.api.test_v2_support import V2
-from tests.integration.run_helpers import empty_queue, work_off
+from tests.integration.run_helpers import work_off
+
+pytestmark = pytest.mark.usefixtures("clean_run_queue")
 
 SECRET = "a-webhook-secret-of-some-length"
-
-
-@pytest.fixture(autouse=True)
-def clean_queue(app):
-    empty_queue(app)
-    yield
-    empty_queue(app)
 
 
 @pytest.fixture()
