@@ -20,9 +20,13 @@ TEMP_FILE_PREFIX = "canvas-block-"
 
 @dataclass
 class Records:
-    """A stream of dict records. `items` may be a list or a one-shot iterator: iterate it once."""
+    """A stream of dict records. `items` may be a list or a one-shot iterator: iterate it once.
+
+    `json_native`: the producer knows every value is a JSON type (parsed JSON, text from CSV/XML), so storing them
+    may take the fast encoder; other records (SQL rows with Decimal and datetime) keep the exact one."""
 
     items: Iterable[dict]
+    json_native: bool = False
 
     def __iter__(self) -> Iterator[dict]:
         return iter(self.items)

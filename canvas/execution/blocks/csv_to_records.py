@@ -34,4 +34,4 @@ class CsvToRecords(Block):
             header=variables.get("header", True) is not False,
             columns=columns,
         )
-        return Records(context.cancellable(records))
+        return Records(context.cancellable(records), json_native=True)

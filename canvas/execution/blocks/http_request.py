@@ -60,7 +60,7 @@ class HttpGet(Block):
             headers=text_values(context.variables.get("headers"), "headers"),
             auth=rest_auth(credentials, client),
         )
-        return Records(self._records(context, client, call, paging, body_mode, data))
+        return Records(self._records(context, client, call, paging, body_mode, data), json_native=True)
 
     def method_and_body_mode(self, context: BlockContext, data: BlockData) -> tuple[str, str]:
         return "GET", "none"

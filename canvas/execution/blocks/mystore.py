@@ -44,7 +44,7 @@ class _MyStoreGet(Block):
         client = HttpClient(context, limits_of(context), Redactor(credentials))
         call = HttpCall("GET", rest_url(credentials, self.path), params=self.filters(context),
                         auth=rest_auth(credentials, client))
-        return Records(flattened(stream_calls(context, client, [call], PAGING, RECORDS_PATH)))
+        return Records(flattened(stream_calls(context, client, [call], PAGING, RECORDS_PATH)), json_native=True)
 
     def filters(self, context: BlockContext) -> dict:
         return {}

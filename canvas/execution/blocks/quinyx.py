@@ -58,7 +58,8 @@ class QuinyxGetEmployees(Block):
         paging = Paging(style="page", page_param="page", size_param="pageSize",
                         page_size=context.variables.get("pageSize") or DEFAULT_PAGE_SIZE, first_page=1)
         client = HttpClient(context, limits_of(context), Redactor(credentials, keys))
-        return Records(stream_calls(context, client, calls, paging, context.variables.get("recordsPath") or ""))
+        return Records(stream_calls(context, client, calls, paging, context.variables.get("recordsPath") or ""),
+                       json_native=True)
 
 
 def api_keys(listed: object, credentials: Mapping) -> list[str]:

@@ -24,4 +24,4 @@ class RecordsFromVariable(Block):
         for index, item in enumerate(records):
             if not isinstance(item, dict):
                 raise BlockError(f"variable 'records': item {index} is {type(item).__name__}, not an object")
-        return Records(list(records))
+        return Records(list(records), json_native=True)

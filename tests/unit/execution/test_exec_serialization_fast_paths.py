@@ -39,3 +39,24 @@ def test_unusual_but_valid_lines_are_read_as_json_loads_reads_them():
 def test_bad_lines_fail_with_a_clear_message(content, message):
     with pytest.raises(BlockError, match=message):
         read(content)
+
+
+def test_json_native_records_are_stored_as_the_exact_encoder_would_store_them():
+    from canvas.execution.data import Records
+    from canvas.execution.serialization import write_records
+
+    records = [{"id": 1, "name": "Zoë", "tags": ["a", None], "nested": {"ok": True, "n": 2.5}, "quote": "\"\\"},
+               {"id": 2, "line\u2028break": "x"}]
+    fast, exact = io.BytesIO(), io.BytesIO()
+    assert write_records(Records(iter(records), json_native=True), fast) == 2
+    write_records(Records(iter(records)), exact)
+    assert fast.getvalue() == exact.getvalue()
+    assert read(fast.getvalue()) == records
+
+
+def test_json_native_records_still_refuse_what_is_not_an_object():
+    from canvas.execution.data import Records
+    from canvas.execution.serialization import write_records
+
+    with pytest.raises(BlockError, match="record 1 is list"):
+        write_records(Records([{"a": 1}, [1]], json_native=True), io.BytesIO())
