@@ -2,7 +2,8 @@
 from canvas.models.account import Account, ActivationToken, ApiKey, Organization, Role
 from canvas.models.application import ApplicationGrant, RegisteredApplication
 from canvas.models.base import Base
-from canvas.models.flow import CallbackDelivery, FlowCallback, FlowSettings, FlowVersion, FlowWebhook, WebhookNonce
+from canvas.models.flow import (CallbackDelivery, FlowCallback, FlowDraft, FlowSettings, FlowVersion, FlowWebhook,
+                                WebhookNonce)
 from canvas.models.run import ACTIVE_RUN_STATES, BlockOutput, BlockRun, WorkflowRun
 from canvas.models.schedule import ScheduleOccurrence, WorkflowSchedule
 from canvas.models.template import WorkflowTemplate, WorkflowTemplateVersion
@@ -15,6 +16,7 @@ __all__ = [
     "BlockRun",
     "CallbackDelivery",
     "FlowCallback",
+    "FlowDraft",
     "FlowSettings",
     "FlowVersion",
     "FlowWebhook",

@@ -96,3 +96,22 @@ class CallbackDelivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     date_created: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     date_delivered: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class FlowDraft(Base):
+    """A flow's pending change: name, description, cron, graph and nodes config, kept apart from the running flow
+    until it is published (at most one draft per flow)."""
+
+    __tablename__ = "flow_draft"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
+    workflow_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workflow.id", ondelete="CASCADE"), unique=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(Uuid)  # who saved it last
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str | None] = mapped_column(Text)
+    cron: Mapped[str | None] = mapped_column(String(200))
+    graph: Mapped[dict] = mapped_column(JSON)
+    nodes_config: Mapped[dict] = mapped_column(JSON, default=dict)
+    stats_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    date_created: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    date_modified: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

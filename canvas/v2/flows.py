@@ -1,4 +1,4 @@
-"""/v2/flows: list, get, create, PATCH, delete, start, stop; and /v2/flows/<id>/versions."""
+"""/v2/flows: list, get, create, PATCH, delete, start, stop; /v2/flows/<id>/versions; drafts and copy."""
 from __future__ import annotations
 
 from flask import request
@@ -6,12 +6,12 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from canvas.auth import current_principal
-from canvas.errors import NotFoundError
+from canvas.errors import BadRequestError, NotFoundError
 from canvas.extensions import db_session, services
 from canvas.schedules.notify import announce_schedule_change
 from canvas.v2 import flow_service as flows
 from canvas.v2 import jsonapi
-from canvas.v2.resources import flow_to_resource, version_to_resource
+from canvas.v2.resources import draft_to_resource, flow_to_resource, version_to_resource
 from canvas.v2.schemas import FLOW_LIST_PARAMETERS, PAGE_PARAMETERS, doc
 from canvas.workflows.service import Actor
 
@@ -141,3 +141,72 @@ class FlowVersionById(MethodView):
         version = flows.get_version(session, current_principal().account_id, flow_id, version_id)
         session.commit()
         return jsonapi.document(version_to_resource(version))
+
+
+@blp.route("/flows/<flow_id>/draft")
+class FlowDraftById(MethodView):
+    @blp.doc(**doc(200, "The flow's draft"))
+    def get(self, flow_id):
+        """Get a flow's draft (404 when it has none)"""
+        session = db_session()
+        _, draft = flows.get_draft(session, current_principal().account_id, flow_id)
+        return jsonapi.document(draft_to_resource(draft))
+
+    @blp.doc(**doc(200, "The created or updated draft", 409, 415, 422, request_body="A flow-draft: name, "
+                   "description, cron, graph, nodes_config"))
+    def put(self, flow_id):
+        """Create or update a flow's draft; the running flow is not changed"""
+        data = jsonapi.request_data("flow-draft")
+        session = db_session()
+        _, draft = flows.save_draft(session, services().application_catalog, actor(), flow_id,
+                                    jsonapi.attributes_of(data))
+        session.commit()
+        return jsonapi.document(draft_to_resource(draft))
+
+    @blp.doc(**doc(204, "Deleted"))
+    def delete(self, flow_id):
+        """Delete a flow's draft"""
+        session = db_session()
+        flows.delete_draft(session, current_principal().account_id, flow_id)
+        session.commit()
+        return jsonapi.no_content()
+
+
+@blp.route("/flows/<flow_id>/draft/publish")
+class FlowDraftPublish(MethodView):
+    @blp.doc(**doc(200, "The flow, changed as the draft says", 422))
+    def post(self, flow_id):
+        """Publish a flow's draft: applied as a PATCH would be (a new version), then the draft is deleted"""
+        session = db_session()
+        workflow = flows.publish_draft(session, services().application_catalog, actor(), flow_id)
+        session.commit()
+        announce_schedule_change()
+        return jsonapi.document(flow_to_resource(session, workflow))
+
+
+@blp.route("/flows/<flow_id>/copy")
+class FlowCopy(MethodView):
+    @blp.doc(**doc(201, "The destination flow, the copy in its draft", 409, 415, 422,
+                   request_body="A flow-copy: attributes.name, attributes.dest_flow_id or relationships.dest_workspace"))
+    def post(self, flow_id):
+        """Copy a flow into the draft of a new flow (dest_workspace) or of an existing flow (dest_flow_id)"""
+        data = jsonapi.request_data("flow-copy")
+        attributes = jsonapi.attributes_of(data)
+        session = db_session()
+        workflow = flows.copy_flow(session, services().application_catalog, actor(), flow_id, attributes,
+                                   _dest_workspace(data))
+        session.commit()
+        return jsonapi.document(flow_to_resource(session, workflow), status=201,
+                                headers={"Location": f"/v2/flows/{workflow.id}"})
+
+
+def _dest_workspace(data: dict) -> str | None:
+    relationships = data.get("relationships") or {}
+    relation = relationships.get("dest_workspace") if isinstance(relationships, dict) else None
+    if relation is None:
+        return None
+    target = relation.get("data") if isinstance(relation, dict) else None
+    if not isinstance(target, dict) or target.get("type") not in (None, "workspace") or \
+            not isinstance(target.get("id"), str):
+        raise BadRequestError("relationships.dest_workspace.data must be {\"type\": \"workspace\", \"id\": ...}")
+    return target["id"]

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from canvas.models import FlowVersion, Workflow
-from canvas.v2.flow_service import settings_of
+from canvas.models import FlowDraft, FlowVersion, Workflow
+from canvas.v2.flow_service import find_draft, settings_of
 from canvas.v2.graph import graph_hash, graph_of
 from canvas.v2.jsonapi import iso_time, resource, to_one
 
@@ -43,8 +43,26 @@ def flow_to_resource(session: Session, workflow: Workflow) -> dict:
         "due_execution": iso_time(workflow.date_next_schedule),
         "workflow_template_id": str(workflow.template_id) if workflow.template_id else None,
     }
-    return resource("flow", workflow.id, attributes, self_link=flow_link(workflow.id),
-                    relationships=_flow_relationships(workflow, graph_hash(graph)))
+    relationships = _flow_relationships(workflow, graph_hash(graph))
+    draft = find_draft(session, workflow)
+    if draft is not None:
+        relationships["draft"] = {"data": {"id": str(draft.id), "type": "flow-draft"},
+                                  "links": {"self": draft_link(workflow.id), "related": draft_link(workflow.id)}}
+    return resource("flow", workflow.id, attributes, self_link=flow_link(workflow.id), relationships=relationships)
+
+
+def draft_link(flow_id) -> str:  # noqa: ANN001
+    return f"{flow_link(flow_id)}/draft"
+
+
+def draft_to_resource(draft: FlowDraft) -> dict:
+    attributes = {"name": draft.name, "description": draft.description, "cron": draft.cron, "graph": draft.graph,
+                  "nodes_config": draft.nodes_config or {}, "stats_enabled": draft.stats_enabled,
+                  "created_at": iso_time(draft.date_created), "updated_at": iso_time(draft.date_modified)}
+    relationships = {"user": to_one("user", draft.account_id, f"/v2/users/{draft.account_id}"),
+                     "flow": to_one("flow", draft.workflow_id, flow_link(draft.workflow_id))}
+    return resource("flow-draft", draft.id, attributes, self_link=draft_link(draft.workflow_id),
+                    relationships=relationships)
 
 
 def _flow_relationships(workflow: Workflow, latest_version: str) -> dict:
