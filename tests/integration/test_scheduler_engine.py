@@ -103,7 +103,7 @@ def test_a_lost_notification_is_healed_by_the_reconcile(services, client, org, s
 def test_occurrences_due_while_a_run_is_active_are_skipped(services, start_engine, make_scheduled):
     [workflow_id] = make_scheduled(1)
     start_engine()
-    rows = wait_for(lambda: len(rows := ledger(services, workflow_id)) >= 4 and rows, 8, "four occurrences")
+    rows = wait_for(lambda: len(rows := ledger(services, workflow_id)) >= 4 and rows, 20, "four occurrences")
     first, *later = rows
     assert first.outcome == "fired" and first.run_id == runs_of(services, workflow_id)[0].id
     assert {(row.outcome, row.reason) for row in later} == {("skipped", f"previous run {first.run_id} still Queued")}
@@ -113,13 +113,13 @@ def test_occurrences_due_while_a_run_is_active_are_skipped(services, start_engin
 def test_missed_occurrences_are_coalesced_into_one_run_after_a_restart(services, start_engine, make_scheduled):
     [workflow_id] = make_scheduled(1)
     first = start_engine(misfire_grace_seconds=2.0)
-    wait_for(lambda: len(ledger(services, workflow_id)) >= 2, 8, "two occurrences")
+    wait_for(lambda: len(ledger(services, workflow_id)) >= 2, 20, "two occurrences")
     first.shutdown()
     before_restart = ledger(services, workflow_id)[-1].scheduled_time
     finish_runs(services, workflow_id)  # so that the catch-up run is not skipped as an overlap
     time.sleep(5.0)
     start_engine(misfire_grace_seconds=2.0)
-    rows = wait_for(lambda: len(rows := ledger(services, workflow_id)) >= 10 and rows, 8, "occurrences after restart")
+    rows = wait_for(lambda: len(rows := ledger(services, workflow_id)) >= 10 and rows, 20, "occurrences after restart")
     assert_every_second_once(rows)
     coalesced = [row for row in rows if row.scheduled_time > before_restart and row.reason
                  and "coalesced" in row.reason]
@@ -135,7 +135,7 @@ def test_misfire_policy_skip_records_them_missed(services, start_engine, make_sc
     [workflow_id] = make_scheduled(1, misfirePolicy="skip")
     backdate(services, workflow_id, 6)
     start_engine(misfire_grace_seconds=2.0)
-    rows = wait_for(lambda: len(rows := ledger(services, workflow_id)) >= 6 and rows, 8, "occurrences")
+    rows = wait_for(lambda: len(rows := ledger(services, workflow_id)) >= 6 and rows, 20, "occurrences")
     missed = [row for row in rows if row.outcome == "missed"]
     assert len(missed) >= 3 and {row.run_id for row in missed} == {None}
     assert missed[0].reason == "missed: not fired within the misfire grace time of 2 s; misfire policy skip"
@@ -148,14 +148,17 @@ def test_misfire_policy_run_each_queues_the_newest_up_to_the_limit(services, sta
     [workflow_id] = make_scheduled(1, misfirePolicy="run_each")
     backdate(services, workflow_id, 20)
     start_engine(misfire_grace_seconds=2.0, run_each_limit=3)
-    rows = wait_for(lambda: len(rows := ledger(services, workflow_id)) >= 18 and rows, 8, "occurrences")
+    rows = wait_for(lambda: len(rows := ledger(services, workflow_id)) >= 18 and rows, 20, "occurrences")
     caught_up = [row for row in rows if row.reason and "run_each" in row.reason and "limit" not in row.reason]
     beyond = [row for row in rows if row.reason and "limit" in row.reason]
     assert [row.outcome for row in caught_up] == ["fired", "queued", "queued"]
     assert beyond and {row.outcome for row in beyond} == {"missed"}
     assert max(row.scheduled_time for row in beyond) < min(row.scheduled_time for row in caught_up)
     finish_runs(services, workflow_id)
-    wait_for(lambda: ledger(services, workflow_id)[rows.index(caught_up[1])].outcome == "fired", 4, "release")
+    waiting = caught_up[1].scheduled_time
+    # The scheduler releases a waiting run on its next reconcile (every 3 s), later on a loaded machine.
+    wait_for(lambda: next(row for row in ledger(services, workflow_id) if row.scheduled_time == waiting).outcome
+             == "fired", 15, "release")
 
 
 def test_date_next_schedule_is_corrected_on_start(services, start_engine, make_scheduled):
@@ -173,7 +176,7 @@ def test_occurrences_lost_to_a_database_outage_are_recovered(services, start_eng
 
     [workflow_id] = make_scheduled(1)
     engine = start_engine(reconcile_seconds=1.0)
-    wait_for(lambda: len(ledger(services, workflow_id)) >= 2, 8, "two occurrences")
+    wait_for(lambda: len(ledger(services, workflow_id)) >= 2, 20, "two occurrences")
     handle_batch = engine.dispatcher._handle_batch
 
     def database_down(firings):
