@@ -20,6 +20,7 @@ from typing import Callable, Iterator, Mapping
 import requests
 import sqlalchemy
 
+from canvas.applications.redaction import Redactor
 from canvas.applications.values import flag_value, port_value, text_value
 from canvas.network.clients import GuardedFTP, GuardedFTPTLS, GuardedSMTP, GuardedSMTPSSL
 from canvas.network.failures import (
@@ -32,8 +33,6 @@ from canvas.network.ssh import DEFAULT_KNOWN_HOSTS_FILE, HostKeyCheck, SshError,
 
 log = logging.getLogger(__name__)
 
-SECRET_FIELDS = ("password", "passphrase", "privateKey", "token", "apiKey", "clientSecret")
-MIN_REDACTED_LENGTH = 3  # shorter "secrets" would garble every message and protect nothing
 SMTP_DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
 SQL_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433, "oracle": 1521}
 SQL_HOST_QUERY_KEYS = frozenset({"host", "hostaddr", "unix_socket", "service", "server", "dsn"})
@@ -63,39 +62,21 @@ def verify_credentials(
     verifier = _VERIFIERS.get((kind or "").lower())
     if verifier is None:
         raise VerificationError(f"unknown application kind {kind!r}")
-    secrets = _secret_values(credentials)
+    redact = Redactor.for_credentials(credentials)
     try:
         verifier(credentials, _Check(policy, timeout, settings or {}))
     except (VerificationError, SshError, RestCredentialsError) as error:
-        reason = _redact(getattr(error, "reason", None) or str(error), secrets)
+        reason = redact(getattr(error, "reason", None) or str(error))
         log.info("%s credentials rejected: %s", kind, reason)
         raise VerificationError(reason) from None  # no chained library error: it might quote a secret
     except Exception as error:  # a library failure we do not know yet still deserves a clean answer
-        reason = _redact(f"verification failed: {type(error).__name__}: {_first_line(error)}", secrets)
+        reason = redact(f"verification failed: {type(error).__name__}: {_first_line(error)}")
         log.warning("%s credentials could not be verified: %s", kind, reason)
         raise VerificationError(reason) from None
     log.info("%s credentials verified", kind)
 
 
 # --- helpers shared by the verifiers ---------------------------------------------------------------------------
-
-
-def _secret_values(credentials: Mapping) -> list[str]:
-    values = [str(credentials.get(field) or "") for field in SECRET_FIELDS]
-    url = str(credentials.get("url") or "")
-    if url:
-        try:
-            values.append(sqlalchemy.make_url(url).password or "")
-        except sqlalchemy.exc.ArgumentError:
-            values.append(url)
-    lines = [line.strip() for value in values for line in value.splitlines()]  # a key quoted in part
-    return [value for value in {*values, *lines} if len(value) >= MIN_REDACTED_LENGTH]
-
-
-def _redact(text: str, secrets: list[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 def _required(credentials: Mapping, field: str) -> str:

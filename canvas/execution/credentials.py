@@ -9,13 +9,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from canvas.applications import redaction
 from canvas.applications import service as applications
 from canvas.errors import ForbiddenError
 from canvas.execution.context import BlockError
 from canvas.models import Account, RegisteredApplication, Workflow
 
 log = logging.getLogger(__name__)
-SECRET_NAME_HINTS = ("password", "secret", "token", "key", "url")
 
 
 def for_block(services, state, entry: dict) -> tuple[dict | None, list[str]]:  # noqa: ANN001
@@ -38,9 +38,8 @@ def for_block(services, state, entry: dict) -> tuple[dict | None, list[str]]:  #
 
 
 def secret_values(spec, credentials: dict) -> list[str]:  # noqa: ANN001 - ApplicationSpec | None
-    secret_names = set(spec.secret_field_names) if spec else set()
-    return [str(value) for name, value in credentials.items()
-            if value not in (None, "") and (name in secret_names or any(h in name.lower() for h in SECRET_NAME_HINTS))]
+    """What to keep out of the block's log lines: the catalog's secret fields and the usual secret names."""
+    return redaction.secret_values(credentials, spec.secret_field_names if spec else ())
 
 
 def mark_faulted(services, state, entry: dict, reason: str) -> None:  # noqa: ANN001

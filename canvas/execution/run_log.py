@@ -2,28 +2,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+
+from canvas.applications.redaction import Redactor
 
 MAX_LINES_PER_BLOCK = 200
 MAX_LINE_LENGTH = 1000
-REDACTED = "********"
 BLOCK_LOGGER_PARENT = "canvas.block"
-
-
-class Redactor:
-    """Replaces known secret values in text. Short values are left alone: they would mangle ordinary words."""
-
-    MIN_SECRET_LENGTH = 4
-
-    def __init__(self, secrets: Iterable[str]):
-        self.secrets = sorted({s for s in secrets if isinstance(s, str) and len(s) >= self.MIN_SECRET_LENGTH},
-                              key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
 
 
 class _RedactingFilter(logging.Filter):

@@ -24,7 +24,8 @@ from canvas.execution.heartbeat import heartbeat
 from canvas.execution.placeholders import PlaceholderValues
 from canvas.execution.recorder import recording_block
 from canvas.execution.registry import get_block
-from canvas.execution.run_log import BlockLog, Redactor
+from canvas.applications.redaction import Redactor
+from canvas.execution.run_log import BlockLog
 from canvas.execution.serialization import OutputInfo, load_output, store_output
 from canvas.execution.timeouts import time_limit
 from canvas.v2 import callbacks

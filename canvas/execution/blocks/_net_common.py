@@ -8,8 +8,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import PurePosixPath
 
-import sqlalchemy
 
+
+from canvas.applications.redaction import Redactor
 from canvas.applications.values import flag_value, port_value, text_value
 from canvas.execution.blocks._formats import with_extension
 from canvas.execution.blocks.base import VariableSpec, expect_records, merged_variables
@@ -20,8 +21,6 @@ from canvas.network.guard import BlockedAddressError, NetworkPolicy
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 FILE_FORMATS = ("csv", "json", "xml")
-SECRET_FIELDS = ("password", "passphrase", "privateKey", "token", "apiKey", "apikey", "clientSecret", "client_secret")
-MIN_SECRET_LENGTH = 3  # shorter "secrets" would garble every message and protect nothing
 
 
 def timeout_variable() -> VariableSpec:
@@ -75,28 +74,9 @@ def positive_int(context: BlockContext, name: str, default: int) -> int:
 # --- secrets -------------------------------------------------------------------------------------------------
 
 
-class Redactor:
-    """Replaces credential values in text meant for users (server replies sometimes echo what they were sent)."""
-
-    def __init__(self, credentials: Mapping | None, extra: Iterable[str] = ()):
-        values = [str((credentials or {}).get(field) or "") for field in SECRET_FIELDS]
-        values += [_url_password(str((credentials or {}).get("url") or ""))]
-        values += [str(value) for value in extra if value]
-        self._secrets = sorted({v for v in values if len(v) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
-
-
-def _url_password(url: str) -> str:
-    if not url:
-        return ""
-    try:
-        return sqlalchemy.make_url(url).password or ""
-    except sqlalchemy.exc.ArgumentError:
-        return url  # an unparseable URL may hold anything
+def credential_redactor(credentials: Mapping | None, extra: Iterable[str] = ()) -> Redactor:
+    """Hides credential values in text meant for users (server replies sometimes echo what they were sent)."""
+    return Redactor.for_credentials(credentials, extra=extra)
 
 
 @contextmanager

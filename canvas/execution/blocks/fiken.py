@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
-from canvas.execution.blocks._net_common import Redactor, credentials_of, required_field
+from canvas.execution.blocks._net_common import credential_redactor, credentials_of, required_field
 from canvas.execution.blocks._net_http import HttpCall, HttpClient, json_body
 from canvas.execution.blocks._net_paging import Paging, stream_records
 from canvas.execution.blocks._net_rest import LIMIT_VARIABLES, limits_of, rest_auth, rest_url, with_default_auth
@@ -40,7 +40,7 @@ class FikenApi:
         credentials = {**credentials, "baseUrl": credentials.get("baseUrl") or DEFAULT_BASE_URL}
         slug = quote(required_field(credentials, "companySlug"), safe="")
         self.company_url = rest_url(credentials, f"/companies/{slug}")
-        self.client = HttpClient(context, limits_of(context), Redactor(credentials))
+        self.client = HttpClient(context, limits_of(context), credential_redactor(credentials))
         self.auth = rest_auth(credentials, self.client)
 
     def call(self, method: str, path: str, body: Any = None) -> HttpCall:

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import BinaryIO
 
 from canvas.execution.blocks._net_common import (
+    credential_redactor,
     Redactor, credentials_of, flag, network_failures, policy_of, port_field, required_field, timeout_of,
 )
 from canvas.execution.blocks._net_remote import RemoteDownload, RemoteEntry, RemoteFolder, RemoteList, RemoteUpload
@@ -114,7 +115,7 @@ def open_ftp_folder(context: BlockContext, block_key: str) -> FtpFolder:
     """Connect, negotiate TLS when `secure`, log in (and protect the data connections): a ready session."""
     credentials = credentials_of(context, block_key)
     host, port = required_field(credentials, "address"), port_field(credentials, DEFAULT_PORT)
-    secure, timeout, redact = flag(credentials.get("secure")), timeout_of(context), Redactor(credentials)
+    secure, timeout, redact = flag(credentials.get("secure")), timeout_of(context), credential_redactor(credentials)
     ftp = (GuardedFTPTLS if secure else GuardedFTP)(policy_of(context), timeout=timeout)
     folder = FtpFolder(ftp, host, port, timeout, redact)
     try:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from canvas.execution.blocks._net_common import Redactor, credentials_of
+from canvas.execution.blocks._net_common import credential_redactor, credentials_of
 from canvas.execution.blocks._net_http import HttpCall, HttpClient
 from canvas.execution.blocks._net_paging import PAGING_VARIABLES, Paging, paging_from_variables, stream_records
 from canvas.execution.blocks._net_rest import (
@@ -53,7 +53,7 @@ class HttpGet(Block):
         if body_mode != "none" and paging.style != "none":
             raise BlockError("pagination works with bodyMode none only")
         credentials = credentials_of(context, self.key)
-        client = HttpClient(context, limits_of(context), Redactor(credentials))
+        client = HttpClient(context, limits_of(context), credential_redactor(credentials))
         call = HttpCall(
             method, rest_url(credentials, context.variables.get("path")),
             params=text_values(context.variables.get("query"), "query"),

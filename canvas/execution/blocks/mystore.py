@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 
-from canvas.execution.blocks._net_common import Redactor, credentials_of
+from canvas.execution.blocks._net_common import credential_redactor, credentials_of
 from canvas.execution.blocks._net_http import HttpCall, HttpClient
 from canvas.execution.blocks._net_paging import Paging
 from canvas.execution.blocks._net_rest import (
@@ -41,7 +41,7 @@ class _MyStoreGet(Block):
 
     def run(self, context: BlockContext, data: BlockData) -> Records:
         credentials = with_default_auth(credentials_of(context, self.key), "bearer")
-        client = HttpClient(context, limits_of(context), Redactor(credentials))
+        client = HttpClient(context, limits_of(context), credential_redactor(credentials))
         call = HttpCall("GET", rest_url(credentials, self.path), params=self.filters(context),
                         auth=rest_auth(credentials, client))
         return Records(flattened(stream_calls(context, client, [call], PAGING, RECORDS_PATH)), json_native=True)

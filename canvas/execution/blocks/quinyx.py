@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from canvas.execution.blocks._net_common import Redactor, credentials_of
+from canvas.execution.blocks._net_common import credential_redactor, credentials_of
 from canvas.execution.blocks._net_http import HttpCall, HttpClient
 from canvas.execution.blocks._net_paging import Paging
 from canvas.execution.blocks._net_rest import LIMIT_VARIABLES, limits_of, rest_url, stream_calls
@@ -57,7 +57,7 @@ class QuinyxGetEmployees(Block):
         calls = [HttpCall("GET", url, params=params, auth=ApiKeyHeaderAuth(API_KEY_HEADER, key)) for key in keys]
         paging = Paging(style="page", page_param="page", size_param="pageSize",
                         page_size=context.variables.get("pageSize") or DEFAULT_PAGE_SIZE, first_page=1)
-        client = HttpClient(context, limits_of(context), Redactor(credentials, keys))
+        client = HttpClient(context, limits_of(context), credential_redactor(credentials, keys))
         return Records(stream_calls(context, client, calls, paging, context.variables.get("recordsPath") or ""),
                        json_native=True)
 

@@ -17,6 +17,7 @@ from typing import BinaryIO
 import paramiko
 
 from canvas.execution.blocks._net_common import (
+    credential_redactor,
     Redactor, credentials_of, network_failures, policy_of, port_field, required_field, timeout_of,
 )
 from canvas.execution.blocks._net_remote import RemoteDownload, RemoteEntry, RemoteFolder, RemoteList, RemoteUpload
@@ -117,7 +118,7 @@ def known_hosts_file() -> str:
 def open_sftp_folder(context: BlockContext, block_key: str) -> SftpFolder:
     credentials = credentials_of(context, block_key)
     host, port = required_field(credentials, "address"), port_field(credentials, DEFAULT_PORT)
-    timeout, redact = timeout_of(context), Redactor(credentials)
+    timeout, redact = timeout_of(context), credential_redactor(credentials)
     login = SshLogin(
         required_field(credentials, "username"), password=str(credentials.get("password") or ""),
         private_key=str(credentials.get("privateKey") or ""),

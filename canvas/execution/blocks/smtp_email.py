@@ -19,6 +19,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
 from canvas.execution.blocks._net_common import (
+    credential_redactor,
     Redactor, as_file, credentials_of, file_format_variable, network_failures, policy_of, port_field, required_field,
     target_file_name, timeout_of, timeout_variable,
 )
@@ -140,7 +141,7 @@ def security_of(credentials: Mapping) -> str:
 def send(context: BlockContext, credentials: Mapping, message: EmailMessage, sender: str,
          recipients: list[str]) -> None:
     host, security = required_field(credentials, "host"), security_of(credentials)
-    port, timeout, redact = port_field(credentials, DEFAULT_PORTS[security]), timeout_of(context), Redactor(credentials)
+    port, timeout, redact = port_field(credentials, DEFAULT_PORTS[security]), timeout_of(context), credential_redactor(credentials)
     policy = policy_of(context)
     smtp_class = GuardedSMTPSSL if security == "ssl" else GuardedSMTP
     smtp = smtp_class(policy, timeout=timeout, local_hostname=socket.gethostname())  # no DNS lookup for HELO

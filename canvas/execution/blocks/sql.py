@@ -27,6 +27,7 @@ import sqlalchemy
 from sqlalchemy.dialects import postgresql, sqlite
 
 from canvas.execution.blocks._net_common import (
+    credential_redactor,
     Redactor, credentials_of, flag, network_failures, policy_of, port_field, required_field, timeout_of,
     timeout_variable,
 )
@@ -96,7 +97,7 @@ def _connect_args(context: BlockContext, url: sqlalchemy.URL, redact: Redactor) 
 
 def open_engine(context: BlockContext, block_key: str) -> tuple[sqlalchemy.Engine, Redactor, str]:
     credentials = credentials_of(context, block_key)
-    redact = Redactor(credentials)
+    redact = credential_redactor(credentials)
     url = database_url(credentials)
     connect_args = _connect_args(context, url, redact)
     where = "the SQLite database" if url.get_backend_name() == "sqlite" else endpoint(url.host, url.port or 0)

@@ -8,7 +8,7 @@ def test_secrets_are_redacted_in_captured_lines():
     log = BlockLog("http.get", "run", 1, Redactor(["s3cr3t-token"]))
     log.logger.info("calling with token %s", "s3cr3t-token")
     [line] = log.finished_lines()
-    assert "s3cr3t-token" not in line["message"] and "********" in line["message"]
+    assert "s3cr3t-token" not in line["message"] and "calling with token ***" == line["message"]
 
 
 def test_info_lines_survive_a_flood_of_debug_lines():
