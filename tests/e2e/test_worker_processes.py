@@ -1,14 +1,13 @@
 """Real `canvas worker` processes: a full run, a worker killed mid-block, Redis restarting under a worker."""
 from __future__ import annotations
 
-import signal
-
 import pytest
 
 from tests.integration.run_helpers import (
     THREE_BLOCKS,
     make_workflow,
     run,
+    kill_worker,
     start_worker,
     stop_worker,
     wait_for,
@@ -43,8 +42,7 @@ def test_a_killed_worker_fails_the_run_with_worker_lost(client, app, org, tmp_pa
     location = run(client, org.admin_headers, workflow_id).headers["Location"]
     wait_for(lambda: _run_state(client, org.admin_headers, location)["blocks"][1]["status"] == "Running",
              what="block 2 running")
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(10)
+    kill_worker(victim)
     survivor = start_worker(settings, tmp_path / "survivor.log")  # its reaper notices the lost run
     try:
         failed = wait_for(lambda: (state := _run_state(client, org.admin_headers, location))["status"] == "Failed"

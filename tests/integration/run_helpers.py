@@ -82,9 +82,17 @@ def worker_env(settings: dict) -> dict:
 
 
 def start_worker(settings: dict, log_path: Path, *extra: str) -> subprocess.Popen:
+    """A `canvas worker` in a process group of its own: it forks RQ's scheduler (and, with --worker-class fork,
+    its job children), which must go with it."""
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
     return subprocess.Popen([sys.executable, "-m", "canvas", "worker", *extra], env=worker_env(settings),
-                            stdout=log, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def kill_worker(process: subprocess.Popen) -> None:
+    """As a lost machine would: every process of the worker dies at once."""
+    _signal_group(process, signal.SIGKILL)
+    process.wait(10)
 
 
 def stop_worker(process: subprocess.Popen) -> None:
@@ -95,6 +103,14 @@ def stop_worker(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    _signal_group(process, signal.SIGKILL)  # whatever the worker left behind in its group
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.2, what: str = "condition"):
