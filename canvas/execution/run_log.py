@@ -58,14 +58,13 @@ class _CaptureHandler(logging.Handler):
 class BlockLog:
     """A logger for one block run. It is not registered with logging's manager, so runs leave no loggers behind."""
 
-    def __init__(self, block_key: str, run_id: str, number: int, redact: Redactor):
+    def __init__(self, block_key: str, redact: Redactor):
         self.lines: list[dict] = []
         self._capture = _CaptureHandler(self.lines)
         self.logger = logging.Logger(f"{BLOCK_LOGGER_PARENT}.{block_key}", logging.DEBUG)
         self.logger.parent = logging.getLogger(BLOCK_LOGGER_PARENT)  # lines reach the process log too
         self.logger.addFilter(_RedactingFilter(redact))
         self.logger.addHandler(self._capture)
-        self.run_id, self.number = run_id, number
 
     def finished_lines(self) -> list[dict]:
         lines = [{key: value for key, value in line.items() if key != "_levelno"} for line in self.lines]

@@ -173,7 +173,8 @@ class Runner:
         make_input = with_edge(entry, make_input)  # a v2 flow edge's condition and mapper, if it has them
         block_class = get_block(entry["block"])
         credentials, secrets = run_credentials.for_block(self.services, state, entry)
-        block_log = BlockLog(block_class.key, str(state.run_id), number, Redactor(secrets))
+        redact = Redactor(secrets)
+        block_log = BlockLog(block_class.key, redact)
         try:
             variables = resolve_variables(block_class, merged_variables(block_class, entry.get("variables") or {}),
                                           self._placeholder_values(state, number))
@@ -181,7 +182,7 @@ class Runner:
             block = recording_block(block_class) if state.dry_run and block_class.side_effects else block_class()
             output, attempts = self._attempts(state, number, block, context, make_input)
         except Exception as error:
-            self._fail_block(state, block_run_id, block_log, error, Redactor(secrets))
+            self._fail_block(state, block_run_id, block_log, error, redact)
             raise
         return CompletedBlock(block_run_id, output, attempts, block_log.finished_lines())
 

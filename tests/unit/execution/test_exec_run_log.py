@@ -5,14 +5,14 @@ from canvas.execution.run_log import MAX_LINES_PER_BLOCK, BlockLog, Redactor
 
 
 def test_secrets_are_redacted_in_captured_lines():
-    log = BlockLog("http.get", "run", 1, Redactor(["s3cr3t-token"]))
+    log = BlockLog("http.get", Redactor(["s3cr3t-token"]))
     log.logger.info("calling with token %s", "s3cr3t-token")
     [line] = log.finished_lines()
     assert "s3cr3t-token" not in line["message"] and "calling with token ***" == line["message"]
 
 
 def test_info_lines_survive_a_flood_of_debug_lines():
-    log = BlockLog("http.get", "run", 1, Redactor([]))
+    log = BlockLog("http.get", Redactor([]))
     log.logger.info("starting")
     for page in range(3 * MAX_LINES_PER_BLOCK):
         log.logger.debug("page %d", page)
