@@ -1,8 +1,8 @@
-"""Regenerates the generated parts of docs/blocks.md from the block registry and the shipped catalog, so that the
-document never drifts from the code (tests/unit/test_blocks_doc.py fails when it has).
+"""Regenerates the generated parts of docs/blocks.md and README.md from the block registry and the shipped catalog,
+so that the documents never drift from the code (tests/unit/test_blocks_doc.py fails when they have).
 
-    .venv/bin/python docs/generate_blocks_doc.py           # rewrite docs/blocks.md
-    .venv/bin/python docs/generate_blocks_doc.py --check   # exit 1 when docs/blocks.md is out of date
+    .venv/bin/python docs/generate_blocks_doc.py           # rewrite docs/blocks.md and README.md
+    .venv/bin/python docs/generate_blocks_doc.py --check   # exit 1 when either is out of date
 
 Only the text between the markers <!-- generated:NAME --> and <!-- end generated:NAME --> is replaced; the rest of
 the document (the introduction and the worked example) is written by hand.
@@ -26,6 +26,8 @@ from canvas.execution.blocks.base import Block, VariableSpec  # noqa: E402
 from canvas.execution.registry import all_blocks  # noqa: E402
 
 DOCUMENT = ROOT / "docs" / "blocks.md"
+README = ROOT / "README.md"  # its short lists of the blocks and templates link to DOCUMENT
+DOCUMENTS = (DOCUMENT, README)
 DATA_WORDS = {"records": "records", "file": "a file", "none": "nothing", "any": "records, a file or nothing"}
 GIVES_WORDS = {"records": "records", "file": "a file", "none": "nothing", "any": "what it was given"}
 GENERATED = re.compile(r"(<!-- generated:(?P<name>[a-z]+) -->\n).*?(<!-- end generated:(?P=name) -->)", re.S)
@@ -35,12 +37,18 @@ GENERATED = re.compile(r"(<!-- generated:(?P<name>[a-z]+) -->\n).*?(<!-- end gen
 
 
 def blocks_section(applications: ApplicationCatalog, templates: list[CatalogTemplate]) -> str:
-    index = ["| key | title | application | side effects | takes → gives |", "|---|---|---|---|---|"]
-    index += [f"| [`{block.key}`](#{anchor(block.key)}) | {cell(block.title)} | {block.application_kind or '–'} | "
-              f"{'yes' if block.side_effects else 'no'} | {block.input_kind} → {block.output_kind} |"
-              for block in all_blocks()]
     entries = [block_entry(block, application_words(block, applications, templates)) for block in all_blocks()]
-    return "\n".join(index) + "\n\n" + "\n\n".join(entries)
+    return blocks_index() + "\n\n" + "\n\n".join(entries)
+
+
+def blocks_index(link_to: str = "") -> str:
+    """One row per block, linking to its section (`link_to`: the document holding the sections, "" for this one)."""
+    index = ["| key | title | application | side effects | takes → gives |", "|---|---|---|---|---|"]
+    index += [f"| [`{block.key}`]({link_to}#{anchor(block.key)}) | {cell(block.title)} | "
+              f"{block.application_kind or '–'} | {'yes' if block.side_effects else 'no'} | "
+              f"{block.input_kind} → {block.output_kind} |"
+              for block in all_blocks()]
+    return "\n".join(index)
 
 
 def block_entry(block: type[Block], application: str) -> str:
@@ -100,9 +108,28 @@ def cell(text: str) -> str:
 
 
 def templates_section(applications: ApplicationCatalog, templates: Iterable[CatalogTemplate]) -> str:
-    entries = [template_entry(template, applications)
-               for template in sorted(templates, key=lambda template: template.header["name"].lower())]
-    return "\n\n".join(entries)
+    return "\n\n".join(template_entry(template, applications) for template in by_name(templates))
+
+
+def templates_index(applications: ApplicationCatalog, templates: Iterable[CatalogTemplate], link_to: str) -> str:
+    """One row per shipped template: its state, the applications it needs and its chain of blocks."""
+    rows = ["| template | state | applications | blocks |", "|---|---|---|---|"]
+    for template in by_name(templates):
+        name, definition = template.header["name"], template.definition
+        needs = ", ".join(f"`{short_name}`" for short_name in definition.applications) or "–"
+        chain = " → ".join(entry.block_name for entry in definition.chain)
+        rows.append(f"| [{cell(name)}]({link_to}#{heading_anchor(name)}) | {template.header['state']} | {needs} | "
+                    f"{cell(chain)} |")
+    return "\n".join(rows)
+
+
+def by_name(templates: Iterable[CatalogTemplate]) -> list[CatalogTemplate]:
+    return sorted(templates, key=lambda template: template.header["name"].lower())
+
+
+def heading_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
 
 
 def template_entry(template: CatalogTemplate, applications: ApplicationCatalog) -> str:
@@ -133,7 +160,9 @@ def application_name(short_name: str, applications: ApplicationCatalog) -> str:
 def generated_sections() -> dict[str, Callable[[], str]]:
     applications, templates = load_catalog({})
     return {"blocks": lambda: blocks_section(applications, templates),
-            "templates": lambda: templates_section(applications, templates)}
+            "templates": lambda: templates_section(applications, templates),
+            "blockindex": lambda: blocks_index(link_to="docs/blocks.md"),
+            "templateindex": lambda: templates_index(applications, templates, link_to="docs/blocks.md")}
 
 
 def regenerated(document: str) -> str:
@@ -148,15 +177,19 @@ def regenerated(document: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only report whether docs/blocks.md is up to date")
+    parser.add_argument("--check", action="store_true", help="only report whether the documents are up to date")
     args = parser.parse_args()
-    current = DOCUMENT.read_text(encoding="utf-8")
-    wanted = regenerated(current)
+    stale = []
+    for document in DOCUMENTS:
+        current = document.read_text(encoding="utf-8")
+        wanted = regenerated(current)
+        if wanted != current:
+            stale.append(document.relative_to(ROOT).as_posix())
+            if not args.check:
+                document.write_text(wanted, encoding="utf-8")
     if args.check:
-        print("docs/blocks.md is up to date" if wanted == current else "docs/blocks.md is out of date")
-        return 0 if wanted == current else 1
-    DOCUMENT.write_text(wanted, encoding="utf-8")
-    return 0
+        print(f"out of date: {', '.join(stale)}" if stale else "up to date")
+    return 1 if args.check and stale else 0
 
 
 if __name__ == "__main__":

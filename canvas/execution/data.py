@@ -43,6 +43,9 @@ class FileData:
     name: str
     content_type: str
     opener: Callable[[], BinaryIO]
+    # The temporary file behind this FileData when it owns one (from_temp_path): finished, and written by nobody
+    # any more, so a store may link it instead of copying its bytes.
+    owned_path: Path | None = None
 
     def open(self) -> BinaryIO:
         return self.opener()
@@ -66,7 +69,8 @@ class FileData:
         """A FileData that owns a temporary file: the file is deleted once nothing refers to its opener any more
         (this FileData, copies made with dataclasses.replace, readers holding the opener), or at interpreter exit,
         because nobody else knows when the last reader is done with it."""
-        return cls(name, content_type, _TemporaryFile(path).open)
+        temporary = _TemporaryFile(path)
+        return cls(name, content_type, temporary.open, temporary.path)
 
 
 class _TemporaryFile:

@@ -83,7 +83,18 @@ encode_record = _record_encoder()  # one record as compact JSON text
 _DECODER = json.JSONDecoder()
 _LINES_DECODER = msgspec.json.Decoder()
 _LINES_ENCODER = msgspec.json.Encoder()
+_DOCUMENT_DECODER = msgspec.json.Decoder()
 READ_CHUNK_SIZE = 1024 * 1024
+
+
+def decode_json_document(content: bytes) -> Any:
+    """A JSON document (an API's answer) as Python values: msgspec first, about twice as fast as json on the pages
+    of a big export and giving the same values; what msgspec refuses (NaN literals, UTF-16, errors) goes to json,
+    which accepts what it always did and words the error for anything truly malformed (ValueError)."""
+    try:
+        return _DOCUMENT_DECODER.decode(content)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return json.loads(content)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -105,8 +116,12 @@ def write_output(data: BlockData, sink: BinaryIO) -> OutputInfo:
     if isinstance(data, FileData):
         with data.open() as stream:
             shutil.copyfileobj(stream, sink, COPY_BUFFER_SIZE)
-        return OutputInfo(KIND_FILE, data.content_type or DEFAULT_CONTENT_TYPE, None, data.name)
+        return _file_info(data)
     raise TypeError(f"a block output must be Records, FileData or None, not {type(data).__name__}")
+
+
+def _file_info(data: FileData) -> OutputInfo:
+    return OutputInfo(KIND_FILE, data.content_type or DEFAULT_CONTENT_TYPE, None, data.name)
 
 
 def write_records(records: Records, sink: BinaryIO) -> int:
@@ -243,6 +258,9 @@ def store_output(store, key: str, data: BlockData):
         from canvas.storage.blob import StoredBlob
 
         return StoredBlob(NO_OUTPUT_KEY, 0, _EMPTY_SHA256), OutputInfo(KIND_NONE, None, None, None)
+    if isinstance(data, FileData) and data.owned_path is not None:
+        stored = store.put_file(key, data.owned_path)
+        return stored, _file_info(data)
     stored = store.put(key, lambda sink: write_output(data, sink))
     return stored, stored.result
 

@@ -47,6 +47,10 @@ class BlobStore(Protocol):
     def put(self, key: str, source: Callable[[BinaryIO], Any]) -> StoredBlob:
         """Calls `source` with a writable binary stream and stores what it writes under `key`, atomically."""
 
+    def put_file(self, key: str, path: Path) -> StoredBlob:
+        """Stores the finished file at `path` (which nobody writes any more) under `key`, atomically; the file
+        itself stays where it is."""
+
     def open(self, key: str) -> BinaryIO:
         """A readable binary stream of the blob; BlobNotFoundError when missing. The caller closes it."""
 
@@ -106,6 +110,10 @@ class _HashingWriter(io.RawIOBase):
         return view.nbytes
 
 
+class _CannotLink(Exception):
+    """The file system refused a hard link: copy instead."""
+
+
 class FileSystemBlobStore:
     """Blobs as files under `root`; the key is the relative path.
 
@@ -121,22 +129,52 @@ class FileSystemBlobStore:
         return self.root.joinpath(*validate_key(key))
 
     def put(self, key: str, source: Callable[[BinaryIO], Any]) -> StoredBlob:
+        def write(temp_path: Path) -> StoredBlob:
+            with open(temp_path, "xb", buffering=0) as raw_file:
+                hashing = _HashingWriter(raw_file)
+                result = self._write_through(hashing, source)
+                self._sync(raw_file)
+            return StoredBlob(key, hashing.size, hashing.digest.hexdigest(), result)
+
+        return self._atomically(key, write)
+
+    def put_file(self, key: str, path: Path) -> StoredBlob:
+        """A hard link to the file instead of a copy of its bytes (a big export's CSV: one read to hash it instead
+        of a read and a write); a copy where links are not possible (another file system, no link support)."""
+
+        def link(temp_path: Path) -> StoredBlob:
+            try:
+                os.link(path, temp_path)
+            except OSError as error:
+                raise _CannotLink() from error
+            with open(temp_path, "rb") as linked:
+                size, digest = _hash_stream(linked)
+                self._sync(linked)
+            return StoredBlob(key, size, digest)
+
+        try:
+            return self._atomically(key, link)
+        except _CannotLink:
+            return self.put(key, lambda sink: _copy_path(path, sink))
+
+    def _atomically(self, key: str, fill: Callable[[Path], StoredBlob]) -> StoredBlob:
+        """`fill` makes the blob under a temporary name beside the target; then it is renamed into place."""
         target = self.path_for(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         temp_path = target.with_name(f"{TEMP_PREFIX}{os.urandom(8).hex()}")
         try:
-            with open(temp_path, "xb", buffering=0) as raw_file:
-                hashing = _HashingWriter(raw_file)
-                result = self._write_through(hashing, source)
-                if self.fsync:
-                    os.fsync(raw_file.fileno())
+            stored = fill(temp_path)
             os.replace(temp_path, target)
         except BaseException:
             temp_path.unlink(missing_ok=True)
             raise
         if self.fsync:
             _fsync_directory(target.parent)
-        return StoredBlob(key, hashing.size, hashing.digest.hexdigest(), result)
+        return stored
+
+    def _sync(self, file: BinaryIO) -> None:
+        if self.fsync:
+            os.fsync(file.fileno())
 
     @staticmethod
     def _write_through(hashing: _HashingWriter, source: Callable[[BinaryIO], Any]) -> Any:
@@ -228,6 +266,19 @@ class FileHub:
 
     def delete(self, name: str) -> None:
         self.store.delete(self.key_for(name))
+
+
+def _hash_stream(stream: BinaryIO) -> tuple[int, str]:
+    digest, size = hashlib.sha256(), 0
+    while chunk := stream.read(WRITE_BUFFER_SIZE):
+        digest.update(chunk)
+        size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _copy_path(path: Path, sink: BinaryIO) -> None:
+    with open(path, "rb") as stream:
+        shutil.copyfileobj(stream, sink, WRITE_BUFFER_SIZE)
 
 
 def _copy_file_data(data: FileData, sink: BinaryIO) -> None:

@@ -24,6 +24,7 @@ from requests.auth import AuthBase
 
 from canvas.execution.blocks._net_common import Redactor, policy_of
 from canvas.execution.context import BlockAuthenticationError, BlockContext, BlockError, TransientBlockError
+from canvas.execution.serialization import decode_json_document, json_default
 from canvas.network.failures import describe_request_error, url_without_query
 from canvas.network.guard import BlockedAddressError, guarded_session
 from canvas.network.rest_auth import RestCredentialsError, TokenRequestError
@@ -186,7 +187,7 @@ class HttpClient:
         if not content.strip():
             return None
         try:
-            return json.loads(content)
+            return decode_json_document(content)
         except ValueError as error:
             raise BlockError(f"the answer to {shown} is not valid JSON: {_json_problem(error)}") from None
 
@@ -235,8 +236,6 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 def json_body(value: Any) -> Callable[[], bytes]:
-    from canvas.execution.serialization import json_default
-
     encoded = json.dumps(value, ensure_ascii=False, default=json_default).encode("utf-8")
     return lambda: encoded
 

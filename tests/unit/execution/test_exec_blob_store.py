@@ -29,6 +29,34 @@ def test_put_returns_size_and_sha256_and_open_reads_it_back(store):
     assert store.exists("runs/r1/block-1.out")
 
 
+def test_put_file_links_the_file_in_and_outlives_it(store, tmp_path):
+    source = tmp_path / "export.csv"
+    source.write_bytes(b"id,name\n1,Ann\n")
+    stored = store.put_file("runs/r1/block-2.out", source)
+    content = b"id,name\n1,Ann\n"
+    assert (stored.size, stored.sha256) == (len(content), hashlib.sha256(content).hexdigest())
+    assert store.path_for("runs/r1/block-2.out").stat().st_ino == source.stat().st_ino  # linked, not copied
+    source.unlink()  # the block's temporary file goes; the blob stays
+    with store.open("runs/r1/block-2.out") as blob:
+        assert blob.read() == b"id,name\n1,Ann\n"
+    assert all_files(store) == ["runs/r1/block-2.out"]
+
+
+def test_put_file_copies_where_it_cannot_link(store, tmp_path, monkeypatch):
+    source = tmp_path / "export.csv"
+    source.write_bytes(b"x" * 300_000)
+
+    def cross_device(*args):
+        raise OSError(18, "Invalid cross-device link")
+
+    monkeypatch.setattr("canvas.storage.blob.os.link", cross_device)
+    stored = store.put_file("a/b", source)
+    assert stored.sha256 == hashlib.sha256(b"x" * 300_000).hexdigest()
+    assert store.path_for("a/b").stat().st_ino != source.stat().st_ino
+    assert store.path_for("a/b").read_bytes() == source.read_bytes()
+    assert all_files(store) == ["a/b"]
+
+
 def test_put_hands_back_what_the_writer_returned(store):
     assert store.put("a/b", lambda sink: sink.write(b"x") and "done").result == "done"
 

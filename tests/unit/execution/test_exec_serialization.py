@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import gc
 import io
 import json
 import logging
@@ -106,6 +107,19 @@ def test_store_and_load_output_through_the_blob_store(tmp_path):
     stored, info = store_output(store, "runs/r/block-1.out", Records([{"a": 1}]))
     assert info.record_count == 1 and stored.size == len(b'{"a":1}\n')
     assert list(load_output(store, "runs/r/block-1.out", info)) == [{"a": 1}]
+
+
+def test_a_block_s_temporary_file_is_stored_as_a_file_output_and_outlives_it(tmp_path):
+    temporary = tmp_path / "canvas-block-1.csv"
+    temporary.write_bytes(b"id\n1\n")
+    output = FileData.from_temp_path("e.csv", "text/csv", temporary)
+    store = FileSystemBlobStore(tmp_path / "blobs")
+    stored, info = store_output(store, "runs/r/block-2.out", output)
+    assert (info.kind, info.content_type, info.file_name, stored.size) == ("file", "text/csv", "e.csv", 5)
+    del output
+    gc.collect()
+    assert not temporary.exists()  # the block's temporary file is cleaned up as before
+    assert load_output(store, "runs/r/block-2.out", info).read_bytes() == b"id\n1\n"
 
 
 def test_a_million_records_stream_to_csv_and_into_the_store_in_little_memory(tmp_path):

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from canvas.execution.context import BlockError
-from canvas.execution.serialization import encode_record, iter_json_lines, json_default
+from canvas.execution.serialization import decode_json_document, encode_record, iter_json_lines, json_default
 
 
 def read(content: bytes) -> list[dict]:
@@ -60,3 +60,25 @@ def test_json_native_records_still_refuse_what_is_not_an_object():
 
     with pytest.raises(BlockError, match="record 1 is list"):
         write_records(Records([{"a": 1}, [1]], json_native=True), io.BytesIO())
+
+
+@pytest.mark.parametrize("content", [
+    b'[{"id": 1, "name": "Zo\xc3\xab", "rate": 150.1, "big": 123456789012345678901234567890}, null, true]',
+    b'{"a": 1, "a": 2, "nested": {"deep": [[], {}, -0.0, 1e308, 5e-324]}}',
+    b'  {"nan": NaN, "inf": -Infinity}  ',  # not JSON, but json has always taken it: msgspec refuses, json reads it
+    '{"utf16": "\u00e9"}'.encode("utf-16"),  # json detects UTF-16/32; msgspec only reads UTF-8
+], ids=["values", "duplicate keys and numbers", "NaN literals", "UTF-16"])
+def test_api_answers_decode_exactly_as_json_loads_decodes_them(content):
+    expected, decoded = json.loads(content), decode_json_document(content)
+    assert json.dumps(decoded, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    assert type(decoded) is type(expected)
+
+
+@pytest.mark.parametrize("content", [b'{"a": 1', b'[1, 2] [3]', b'{"a": "\xff"}'],
+                         ids=["cut short", "two documents", "bad UTF-8"])
+def test_malformed_api_answers_fail_with_json_s_own_words(content):
+    with pytest.raises(ValueError) as expected:
+        json.loads(content)
+    with pytest.raises(ValueError) as raised:
+        decode_json_document(content)
+    assert str(raised.value) == str(expected.value)
