@@ -2,6 +2,10 @@
 
 A child that dies is restarted with a growing delay (a crashed worker must not take the API down with it); one that
 keeps dying right after its start stops everything with an error, since restarting it again would only hide why.
+
+Each child leads a process group of its own, and what is left of a group when its leader has gone is killed: a
+worker killed with SIGKILL cannot stop the scheduler process RQ forked for it, and nothing else would. Ctrl-C reaches
+only the supervisor, which stops the children gracefully, in order.
 """
 from __future__ import annotations
 
@@ -30,14 +34,26 @@ class Child:
     started_at: float = 0.0
     quick_exits: int = 0
     restart_at: float | None = None
+    group_cleared: bool = False  # its group's leftovers are killed once: the id may be another's group later
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.command, env=os.environ.copy())
-        self.started_at, self.restart_at = time.monotonic(), None
+        self.process = subprocess.Popen(self.command, env=os.environ.copy(), process_group=0)
+        self.started_at, self.restart_at, self.group_cleared = time.monotonic(), None, False
         log.info("started %s (pid %s)", self.name, self.process.pid)
 
     def exited(self) -> bool:
         return self.process is not None and self.restart_at is None and self.process.poll() is not None
+
+    def kill_leftovers(self) -> None:
+        """Kills what the child started and left behind (its process group outlives it); call once it has exited."""
+        if self.group_cleared:
+            return
+        self.group_cleared = True
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:  # nothing left: the usual case
+            return
+        log.warning("killed the processes %s left behind", self.name)
 
 
 def canvas_command(*args: str) -> list[str]:
@@ -79,6 +95,7 @@ class Supervisor:
             log.error("%s keeps exiting right after it starts (status %s); stopping everything", child.name,
                       child.process.returncode)
             return False
+        child.kill_leftovers()
         delay = min(MAX_RESTART_DELAY_SECONDS, 2.0 ** child.quick_exits)
         log.warning("%s exited with status %s; restarting it in %.0f s", child.name, child.process.returncode, delay)
         child.restart_at = now + delay
@@ -93,7 +110,8 @@ class Supervisor:
         signal.signal(signal.SIGINT, request_stop)
 
     def stop_children(self) -> None:
-        running = [child for child in self.children if child.process and child.process.poll() is None]
+        started = [child for child in self.children if child.process]
+        running = [child for child in started if child.process.poll() is None]
         for child in running:
             child.process.send_signal(signal.SIGTERM)
         for child in running:
@@ -104,3 +122,5 @@ class Supervisor:
                 child.process.kill()
                 child.process.wait()
             log.info("%s stopped", child.name)
+        for child in started:
+            child.kill_leftovers()

@@ -33,3 +33,55 @@ def test_a_child_that_keeps_failing_stops_everything(monkeypatch):
     assert Supervisor([broken, healthy], grace_seconds=5).run() == 1
     assert time.monotonic() - started < 30
     assert healthy.process.poll() is not None  # stopped with the others
+
+
+def test_what_a_killed_child_left_behind_is_killed_before_it_restarts(monkeypatch, tmp_path):
+    """A worker killed with SIGKILL cannot stop the scheduler process it forked: the supervisor must."""
+    grandchild_pid = tmp_path / "grandchild.pid"
+    code = ("import os, subprocess, sys, time; "
+            f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+            f"open({str(grandchild_pid)!r}, 'w').write(str(p.pid)); "
+            "os.kill(os.getpid(), 9)")
+    monkeypatch.setattr(supervisor, "MAX_RESTART_DELAY_SECONDS", 60.0)
+    child = Child("worker", python(code))
+    sup = Supervisor([child], grace_seconds=5)
+    child.start()
+    child.process.wait(30)
+    pid = int(grandchild_pid.read_text())
+    assert process_alive(pid)  # orphaned, and still running
+    assert sup._tend_children()  # notices the death, clears the group, schedules the restart
+    deadline = time.monotonic() + 10
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not process_alive(pid)
+    assert child.restart_at is not None
+
+
+def test_stopping_also_kills_what_a_child_left_running(tmp_path):
+    grandchild_pid = tmp_path / "grandchild.pid"
+    code = ("import subprocess, sys, time, signal; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); "
+            f"p = subprocess.Popen([sys.executable, '-c', 'import signal, time; "
+            f"signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)']); "
+            f"open({str(grandchild_pid)!r}, 'w').write(str(p.pid)); time.sleep(60)")
+    child = Child("worker", python(code))
+    sup = Supervisor([child], grace_seconds=5)
+    child.start()
+    deadline = time.monotonic() + 20
+    while not grandchild_pid.exists() or not grandchild_pid.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    pid = int(grandchild_pid.read_text())
+    sup.stop_children()
+    deadline = time.monotonic() + 10
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not process_alive(pid)
+
+
+def process_alive(pid: int) -> bool:
+    """Running, not a zombie waiting for its (re)parent to reap it."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
