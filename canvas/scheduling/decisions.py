@@ -99,7 +99,7 @@ def _decide_one(plan: Plan, state: WorkflowState, firing: Firing, times: tuple[d
         _record(plan, state, times, "missed", firing.reason, context)
     elif firing.action == WAIT:
         _wait(plan, state, times, firing.reason, context)
-    elif state.active_run is not None:
+    elif state.active_run is not None or state.waiting:
         _overlap(plan, state, times, context)
     else:
         _fire(plan, state, times, firing.reason, context)
@@ -126,11 +126,16 @@ def _wait(plan: Plan, state: WorkflowState, times: tuple[datetime, ...], reason:
 
 
 def _overlap(plan: Plan, state: WorkflowState, times: tuple[datetime, ...], context: _Context) -> None:
-    run_id, status = state.active_run
-    if state.overlap_policy == "queue" and not state.waiting:
-        _wait(plan, state, times, f"queued behind run {run_id} ({status}) (overlap policy queue)", context)
-        return
-    reason = f"previous run {run_id} still {status}"
+    """An occurrence due while a run is active, or while earlier occurrences still wait for their turn (between a
+    run's end and the release of the next: they go first, a newer occurrence must not overtake them)."""
+    if state.active_run is None:
+        reason = "earlier occurrences are still waiting to run"
+    else:
+        run_id, status = state.active_run
+        if state.overlap_policy == "queue" and not state.waiting:
+            _wait(plan, state, times, f"queued behind run {run_id} ({status}) (overlap policy queue)", context)
+            return
+        reason = f"previous run {run_id} still {status}"
     if state.overlap_policy == "queue":
         reason += "; another occurrence already waits for it (overlap policy queue keeps one)"
     _record(plan, state, times, "skipped", reason, context)

@@ -53,6 +53,18 @@ def test_overlap_queue_keeps_one_waiting_and_skips_the_rest():
     assert plan.ledger[1]["reason"].endswith("another occurrence already waits for it (overlap policy queue keeps one)")
 
 
+def test_an_occurrence_never_overtakes_earlier_ones_waiting_to_run():
+    """Between a run's end and the release of the occurrences queued behind it, a new occurrence has no active run
+    to overlap, but must not start before them."""
+    for overlap in ("skip", "queue"):
+        workflow = state(overlap=overlap)
+        workflow.waiting = True
+        plan = decide_for(workflow, Firing(workflow.workflow_id, (T1,)))
+        assert plan.runs == []
+        [(time, outcome, reason)] = outcomes(plan)
+        assert (time, outcome) == (T1, "skipped") and reason.startswith("earlier occurrences are still waiting")
+
+
 def test_a_coalesced_firing_is_one_run_over_all_its_times():
     workflow = state()
     plan = decide_for(workflow, Firing(workflow.workflow_id, (T1, T2, T3), reason="coalesced"))
