@@ -1,8 +1,12 @@
 """`canvas worker`: a plain RQ worker, inside the app context, on the run queue, with a reaper thread."""
 from __future__ import annotations
 
+import ctypes
 import importlib
 import logging
+import os
+import signal
+import sys
 import threading
 import time
 
@@ -27,6 +31,7 @@ def run_worker(worker_class: str | None = None, burst: bool = False, name: str |
                max_jobs: int | None = None) -> int:
     app = create_app()
     settings = app.config["CANVAS_SETTINGS"]
+    _forked_children_die_with_the_worker()
     chosen = worker_class or settings["WORKER_CLASS"] or DEFAULT_WORKER_CLASS
     # RQ stores pickled payloads: its connection must not decode responses.
     connection = Redis.from_url(redis_url(settings), health_check_interval=30)
@@ -43,6 +48,39 @@ def run_worker(worker_class: str | None = None, burst: bool = False, name: str |
         finally:
             stop_reaper.set()
     return 0
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _forked_children_die_with_the_worker() -> None:
+    """RQ forks its scheduler (and, as the fork worker class, a child per job). Killed with SIGKILL, a worker cannot
+    stop them, and the scheduler would run on for ever; so each forked child asks Linux for SIGTERM when its parent
+    dies (RQ's scheduler stops on it, releasing its lock) and leaves at once if the parent is already gone."""
+    libc = _libc()
+    if libc is None:
+        return
+    forking = {"pid": os.getpid()}  # each process has its own copy: the pid of whoever forks next
+
+    def before_fork() -> None:
+        forking["pid"] = os.getpid()
+
+    def in_child() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != forking["pid"]:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    os.register_at_fork(before=before_fork, after_in_child=in_child)
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)  # the interpreter's own symbols, libc's among them
+        return libc if hasattr(libc, "prctl") else None
+    except OSError:
+        return None
 
 
 def _warm_up(services) -> None:  # noqa: ANN001 - canvas.extensions.Services

@@ -12,6 +12,7 @@ from tests.integration.run_helpers import (
     stop_worker,
     wait_for,
 )
+from tests.process_tools import alive, descendants
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("clean_run_queue")]
 
@@ -92,3 +93,22 @@ def test_a_worker_survives_redis_restarting(make_app, tmp_path):
     finally:
         stop_worker(worker)
         redis_server.stop()
+
+
+def test_the_scheduler_a_worker_forked_goes_when_the_worker_is_killed_alone(app, tmp_path):
+    """Only the worker process is killed (as `kill -9 <pid>` would), not its process group: its forked RQ scheduler
+    must not run on for ever."""
+    from rq.scheduler import RQScheduler
+
+    from canvas.queueing.keys import RUN_QUEUE
+
+    # A worker killed by an earlier test left the queue's scheduler lock for its TTL: this worker must win it.
+    app.extensions["canvas"].redis.delete(RQScheduler.get_locking_key(RUN_QUEUE))
+    worker = start_worker(app.config["CANVAS_SETTINGS"], tmp_path / "worker.log")
+    try:
+        forked = wait_for(lambda: descendants(worker.pid), timeout=60, what="the worker's scheduler process")
+        worker.kill()
+        worker.wait(10)
+        wait_for(lambda: not any(alive(pid) for pid in forked), timeout=30, what="forked processes gone")
+    finally:
+        stop_worker(worker)

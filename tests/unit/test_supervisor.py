@@ -7,6 +7,7 @@ import time
 
 from canvas import supervisor
 from canvas.supervisor import Child, Supervisor
+from tests.process_tools import alive
 
 
 def python(code: str) -> list[str]:
@@ -48,12 +49,12 @@ def test_what_a_killed_child_left_behind_is_killed_before_it_restarts(monkeypatc
     child.start()
     child.process.wait(30)
     pid = int(grandchild_pid.read_text())
-    assert process_alive(pid)  # orphaned, and still running
+    assert alive(pid)  # orphaned, and still running
     assert sup._tend_children()  # notices the death, clears the group, schedules the restart
     deadline = time.monotonic() + 10
-    while process_alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not process_alive(pid)
+    assert not alive(pid)
     assert child.restart_at is not None
 
 
@@ -73,15 +74,7 @@ def test_stopping_also_kills_what_a_child_left_running(tmp_path):
     pid = int(grandchild_pid.read_text())
     sup.stop_children()
     deadline = time.monotonic() + 10
-    while process_alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not process_alive(pid)
+    assert not alive(pid)
 
-
-def process_alive(pid: int) -> bool:
-    """Running, not a zombie waiting for its (re)parent to reap it."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
