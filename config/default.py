@@ -25,6 +25,7 @@ WORKER_CLASS = d.DEFAULT_WORKER_CLASS  # simple: runs in the worker process; for
 BLOCK_TIMEOUT_SECONDS = d.DEFAULT_BLOCK_TIMEOUT_SECONDS
 BLOCK_RETRIES = d.DEFAULT_BLOCK_RETRIES  # further attempts for transient block errors
 BLOCK_RETRY_BASE_SECONDS = d.DEFAULT_BLOCK_RETRY_BASE_SECONDS  # first backoff; doubles each retry, with jitter
+PROGRESS_INTERVAL_SECONDS = d.DEFAULT_PROGRESS_INTERVAL_SECONDS  # a running block's counts reach run history this often
 OUTPUT_RETENTION_DAYS = d.DEFAULT_OUTPUT_RETENTION_DAYS
 OUTPUT_RETENTION_RUNS = d.DEFAULT_OUTPUT_RETENTION_RUNS  # stored outputs kept per block, besides the latest success
 LOST_RUN_GRACE_SECONDS = d.DEFAULT_LOST_RUN_GRACE_SECONDS

@@ -32,8 +32,12 @@ INSERT_BLOCK_RUN = insert(BLOCK_RUNS)
 INSERT_OUTPUT = insert(OUTPUTS)
 COMPLETE_BLOCK_RUN = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block_run_id"))
                       .values(status="Succeeded", date_finished=bindparam("now"), attempts=bindparam("attempts"),
-                              records_out=bindparam("records_out"), output_id=bindparam("output_id"),
+                              records_out=bindparam("records_out"), records_read=bindparam("records_read"),
+                              output_id=bindparam("output_id"),
                               log=bindparam("lines", type_=BLOCK_RUNS.c.log.type)))
+RECORD_PROGRESS = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block_run_id"),
+                                            BLOCK_RUNS.c.status == "Running")  # never over a finished block's counts
+                   .values(records_read=bindparam("records_read"), records_out=bindparam("records_out")))
 CANCEL_REQUESTED = select(RUNS.c.cancel_requested).where(RUNS.c.id == bindparam("run_id"))
 
 
@@ -64,11 +68,17 @@ def insert_block_run(connection: Connection, workflow_id: uuid.UUID, values: dic
 
 
 def record_completed(connection: Connection, output: dict, block_run_id: uuid.UUID, attempts: int,
-                     lines: list[dict], now: datetime) -> None:
+                     lines: list[dict], records_read: int | None, now: datetime) -> None:
     connection.execute(INSERT_OUTPUT, output)
     connection.execute(COMPLETE_BLOCK_RUN, {"block_run_id": block_run_id, "now": now, "attempts": attempts,
-                                            "records_out": output["record_count"], "output_id": output["id"],
-                                            "lines": lines})
+                                            "records_out": output["record_count"], "records_read": records_read,
+                                            "output_id": output["id"], "lines": lines})
+
+
+def record_progress(connection: Connection, block_run_id: uuid.UUID, records_read: int | None,
+                    records_out: int | None) -> None:
+    connection.execute(RECORD_PROGRESS, {"block_run_id": block_run_id, "records_read": records_read,
+                                         "records_out": records_out})
 
 
 def finish_run(connection: Connection, run_id: uuid.UUID, workflow_id: uuid.UUID, run_values: dict,

@@ -22,6 +22,7 @@ from canvas.execution.context import BlockAuthenticationError, BlockCancelledErr
 from canvas.execution.data import BlockData
 from canvas.execution.heartbeat import heartbeat
 from canvas.execution.placeholders import PlaceholderValues
+from canvas.execution.progress import DEFAULT_INTERVAL_SECONDS, BlockProgress
 from canvas.execution.recorder import recording_block
 from canvas.execution.registry import get_block
 from canvas.applications.redaction import Redactor
@@ -70,6 +71,7 @@ class CompletedBlock:
     output: dict  # the block_output row to insert
     attempts: int
     log: list[dict]
+    records_read: int | None  # of its input records; None when its input was not records
 
 
 def execute_run(run_id: str) -> str:
@@ -175,26 +177,30 @@ class Runner:
         credentials, secrets = run_credentials.for_block(self.services, state, entry)
         redact = Redactor(secrets)
         block_log = BlockLog(block_class.key, redact)
+        progress = BlockProgress(self.db.engine, block_run_id,
+                                 float(self.settings.get("PROGRESS_INTERVAL_SECONDS", DEFAULT_INTERVAL_SECONDS)))
         try:
             variables = resolve_variables(block_class, merged_variables(block_class, entry.get("variables") or {}),
                                           self._placeholder_values(state, number))
             context = self._context(state, number, variables, credentials, block_log)
             block = recording_block(block_class) if state.dry_run and block_class.side_effects else block_class()
-            output, attempts = self._attempts(state, number, block, context, make_input)
+            output, attempts = self._attempts(state, number, block, context, make_input, progress)
         except Exception as error:
-            self._fail_block(state, block_run_id, block_log, error, redact)
+            self._fail_block(state, block_run_id, block_log, error, redact, progress)
             raise
-        return CompletedBlock(block_run_id, output, attempts, block_log.finished_lines())
+        return CompletedBlock(block_run_id, output, attempts, block_log.finished_lines(), progress.read)
 
     def _attempts(self, state: RunState, number: int, block, context: BlockContext,  # noqa: ANN001
-                  make_input: InputFactory) -> tuple[dict, int]:
+                  make_input: InputFactory, progress: BlockProgress) -> tuple[dict, int]:
         """Run the block and store its output, retrying transient failures with exponential backoff and jitter."""
         retries = int(self.settings.get("BLOCK_RETRIES", 2))
         for attempt in range(1, retries + 2):
             try:
+                progress.restart()
                 with time_limit(self._block_timeout(state, number), f"block {number}"):
-                    output = block.run(context, make_input())
-                    stored, info = store_output(self.blob_store, self._output_key(state, number, attempt), output)
+                    output = block.run(context, progress.counted(make_input()))
+                    stored, info = store_output(self.blob_store, self._output_key(state, number, attempt), output,
+                                                progress.stored)
                 return self._output_row(state, number, stored, info), attempt
             except BlockError as error:
                 if not error.transient or attempt > retries:
@@ -256,10 +262,10 @@ class Runner:
 
     def _record_completed(self, connection, completed: CompletedBlock) -> None:  # noqa: ANN001
         records.record_completed(connection, completed.output, completed.block_run_id, completed.attempts,
-                                 completed.log, utcnow())
+                                 completed.log, completed.records_read, utcnow())
 
     def _fail_block(self, state: RunState, block_run_id: uuid.UUID, block_log: BlockLog, error: BaseException,
-                    redact: Redactor) -> None:
+                    redact: Redactor, progress: BlockProgress) -> None:
         cancelled = isinstance(error, (BlockCancelledError, RunCancelled))
         with self.db.transaction() as session:
             block_run = session.get(BlockRun, block_run_id)
@@ -269,6 +275,8 @@ class Runner:
             block_run.error, block_run.error_class = state.error_text[:4000], type(error).__name__
             block_run.attempts = getattr(error, "attempts", 1)
             block_run.log = block_log.finished_lines()
+            # How far it read is worth keeping; records it stored belong to no output, so none are "out".
+            block_run.records_read, block_run.records_out = progress.read, None
         if isinstance(error, BlockAuthenticationError):
             run_credentials.mark_faulted(self.services, state, state.chain[block_run.number - 1], redact(str(error)))
 

@@ -108,11 +108,18 @@ def to_jsonable(value: Any) -> Any:
     return to_jsonable(json_default(value))
 
 
-def write_output(data: BlockData, sink: BinaryIO) -> OutputInfo:
+Progress = Callable[[int], None]  # told how many records are stored so far, after every write batch
+
+
+def _no_progress(count: int) -> None:
+    pass
+
+
+def write_output(data: BlockData, sink: BinaryIO, progress: Progress = _no_progress) -> OutputInfo:
     if data is None:
         return OutputInfo(KIND_NONE, None, None, None)
     if isinstance(data, Records):
-        return OutputInfo(KIND_RECORDS, RECORDS_CONTENT_TYPE, write_records(data, sink), None)
+        return OutputInfo(KIND_RECORDS, RECORDS_CONTENT_TYPE, write_records(data, sink, progress), None)
     if isinstance(data, FileData):
         with data.open() as stream:
             shutil.copyfileobj(stream, sink, COPY_BUFFER_SIZE)
@@ -124,10 +131,10 @@ def _file_info(data: FileData) -> OutputInfo:
     return OutputInfo(KIND_FILE, data.content_type or DEFAULT_CONTENT_TYPE, None, data.name)
 
 
-def write_records(records: Records, sink: BinaryIO) -> int:
+def write_records(records: Records, sink: BinaryIO, progress: Progress = _no_progress) -> int:
     """Writes records as JSON lines; returns how many."""
     if records.json_native:
-        return _write_native_records(records, sink)
+        return _write_native_records(records, sink, progress)
     count = 0
     batch: list[str] = []
     for record in records:
@@ -138,11 +145,13 @@ def write_records(records: Records, sink: BinaryIO) -> int:
         if len(batch) == WRITE_BATCH_SIZE:
             _write_lines(batch, sink)
             batch = []
+            progress(count)
     _write_lines(batch, sink)
+    progress(count)
     return count
 
 
-def _write_native_records(records: Records, sink: BinaryIO) -> int:
+def _write_native_records(records: Records, sink: BinaryIO, progress: Progress) -> int:
     """Records of JSON types only, encoded by msgspec a batch at a time (about ten times faster than json; for JSON
     types the text is the same, except that a NaN becomes null, which is valid JSON where NaN is not)."""
     count = 0
@@ -155,8 +164,10 @@ def _write_native_records(records: Records, sink: BinaryIO) -> int:
         if len(batch) == WRITE_BATCH_SIZE:
             sink.write(_LINES_ENCODER.encode_lines(batch))
             batch = []
+            progress(count)
     if batch:
         sink.write(_LINES_ENCODER.encode_lines(batch))
+    progress(count)
     return count
 
 
@@ -250,7 +261,7 @@ NO_OUTPUT_KEY = ""  # a block that gave nothing has no blob
 _EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 
-def store_output(store, key: str, data: BlockData):
+def store_output(store, key: str, data: BlockData, progress: Progress = _no_progress):
     """Writes `data` under `key`; returns (StoredBlob, OutputInfo). `store` is a canvas.storage.BlobStore.
     Nothing is written for no output (uploads, e-mails): an empty file would cost a write and, on PostgreSQL
     deployments, an fsync for every such block."""
@@ -261,7 +272,7 @@ def store_output(store, key: str, data: BlockData):
     if isinstance(data, FileData) and data.owned_path is not None:
         stored = store.put_file(key, data.owned_path)
         return stored, _file_info(data)
-    stored = store.put(key, lambda sink: write_output(data, sink))
+    stored = store.put(key, lambda sink: write_output(data, sink, progress))
     return stored, stored.result
 
 

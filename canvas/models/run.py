@@ -61,6 +61,7 @@ class BlockRun(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     records_in: Mapped[int | None] = mapped_column(Integer)
     records_out: Mapped[int | None] = mapped_column(Integer)
+    records_read: Mapped[int | None] = mapped_column(Integer)  # of its input records; grows while it runs
     error: Mapped[str | None] = mapped_column(Text)
     error_class: Mapped[str | None] = mapped_column(String(200))
     log: Mapped[list] = mapped_column(JSON, default=list)

@@ -48,7 +48,10 @@ class BlockRunSchema(ma.Schema):
     dateStarted = ma.fields.DateTime(allow_none=True)
     dateFinished = ma.fields.DateTime(allow_none=True)
     recordsIn = ma.fields.Integer(allow_none=True)
-    recordsOut = ma.fields.Integer(allow_none=True)
+    recordsOut = ma.fields.Integer(allow_none=True, metadata={
+        "description": "records in the block's output; while it runs, those stored so far"})
+    recordsRead = ma.fields.Integer(allow_none=True, metadata={
+        "description": "input records the block has read (so far, while it runs); null when its input is not records"})
     attempts = ma.fields.Integer()
     error = ma.fields.String(allow_none=True)
     errorClass = ma.fields.String(allow_none=True)

@@ -151,6 +151,7 @@ def _block_to_api(number: int, entry: dict, row: BlockRun | None, outputs: dict)
         "dateFinished": row.date_finished if row else None,
         "recordsIn": row.records_in if row else None,
         "recordsOut": row.records_out if row else None,
+        "recordsRead": row.records_read if row else None,
         "attempts": row.attempts if row else 0,
         "error": row.error if row else None,
         "errorClass": row.error_class if row else None,

@@ -60,7 +60,8 @@ def _step(block: dict, workflow: Workflow) -> dict:
     entry = workflow.chain[number - 1] if workflow and number <= len(workflow.chain) else {}
     return {"number": number, "step_id": entry.get("nodeId") or f"step_{number}", "command": block["block"],
             "name": block["blockName"], "status": block["status"].lower(), "records_in": block["recordsIn"],
-            "records_out": block["recordsOut"], "attempts": block["attempts"], "error": block["error"],
+            "records_read": block["recordsRead"], "records_out": block["recordsOut"], "attempts": block["attempts"],
+            "error": block["error"],
             "started_at": jsonapi.iso_time(block["dateStarted"]),
             "finished_at": jsonapi.iso_time(block["dateFinished"])}
 

@@ -40,16 +40,28 @@ def test_200k_records_rest_to_csv_on_ftp_in_a_worker_process_with_bounded_memory
     api = CanvasApi(app, client, org.admin_headers)
     with EmployeeApi(RECORDS, API_KEY) as employee_api:
         workflow_id = bulk_export_workflow(api, employee_api, ftp_server)
-        worker = start_worker(app.config["CANVAS_SETTINGS"], tmp_path / "worker.log", "--worker-class", "simple")
+        worker = start_worker(app.config["CANVAS_SETTINGS"], tmp_path / "worker.log", "--worker-class", "simple",
+                              env={"CANVAS_PROGRESS_INTERVAL_SECONDS": "0.1"})
+        progress_seen = []
+
+        def finished_run() -> dict | None:
+            state = api.get(location)
+            progress_seen.extend((block["number"], block["recordsRead"], block["recordsOut"])
+                                 for block in state["blocks"] if block["status"] == "Running")
+            return state if state["status"] in ("Succeeded", "Failed") else None
+
         try:
             location = run(client, org.admin_headers, workflow_id).headers["Location"]
-            finished = wait_for(lambda: (state := api.get(location))["status"] in ("Succeeded", "Failed") and state,
-                                timeout=90, interval=0.5, what="the bulk run finished")
+            finished = wait_for(finished_run, timeout=90, interval=0.1, what="the bulk run finished")
             peak_kb = peak_rss_kb(worker.pid)  # before stopping it: /proc forgets a process that has exited
         finally:
             stop_worker(worker)
     assert finished["status"] == "Succeeded", (finished["error"], (tmp_path / "worker.log").read_text()[-2000:])
     assert block_summary(finished) == [("Succeeded", None, RECORDS), ("Succeeded", RECORDS, None)]
+    assert [block["recordsRead"] for block in finished["blocks"]] == [None, RECORDS]
+    # While they ran, the blocks' counts moved: block 1's stored records, block 2's records read.
+    assert any(number == 1 and 0 < (stored or 0) < RECORDS for number, _, stored in progress_seen), progress_seen
+    assert any(number == 2 and 0 < (read or 0) < RECORDS for number, read, _ in progress_seen), progress_seen
     uploaded = ftp_server.home / "bulk_employees.csv"
     with uploaded.open("rb") as csv_file:
         header = csv_file.readline()

@@ -81,12 +81,13 @@ def worker_env(settings: dict) -> dict:
     return env
 
 
-def start_worker(settings: dict, log_path: Path, *extra: str) -> subprocess.Popen:
+def start_worker(settings: dict, log_path: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
     """A `canvas worker` in a process group of its own: it forks RQ's scheduler (and, with --worker-class fork,
-    its job children), which must go with it."""
+    its job children), which must go with it. `env` adds to its environment (CANVAS_ settings)."""
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
-    return subprocess.Popen([sys.executable, "-m", "canvas", "worker", *extra], env=worker_env(settings),
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen([sys.executable, "-m", "canvas", "worker", *extra],
+                            env={**worker_env(settings), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
 
 
 def kill_worker(process: subprocess.Popen) -> None:

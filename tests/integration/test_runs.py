@@ -109,6 +109,8 @@ def test_failing_middle_block_fails_the_run_and_keeps_earlier_outputs(client, ap
     assert "boom at Ann" in failed["error"]
     assert [block["status"] for block in failed["blocks"]] == ["Succeeded", "Failed", "Pending"]
     assert "boom" in failed["blocks"][1]["error"]
+    # It failed on its first record: that is how far it got, and it stored nothing.
+    assert (failed["blocks"][1]["recordsRead"], failed["blocks"][1]["recordsOut"]) == (1, None)
     workflow = workflow_of(client, org.admin_headers, workflow_id)
     assert workflow["status"] == "Failed" and workflow["currentBlock"] == 2
     fixed = client.post("/api/UpdateWorkflow", headers=org.admin_headers, json={
