@@ -33,7 +33,9 @@ class UpdateWorkflowSchema(ma.Schema):
     description = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=4000))
     applications = _applications_field(allow_none=True)
     chain = ma.fields.List(ma.fields.Nested(ChainOverrideSchema), allow_none=True,
-                           validate=ma.validate.Length(max=500))
+                           validate=ma.validate.Length(max=500), metadata={
+                               "description": "a listed block gets exactly the variables given (none: the template's); "
+                                              "blocks not listed keep their overrides"})
 
 
 @dto("UpgradeWorkflowApiDto")

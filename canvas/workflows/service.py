@@ -49,11 +49,13 @@ def instantiate(session: Session, actor: Actor, data: dict) -> Workflow:
     return workflow
 
 
-def parse_overrides(definition: TemplateDefinition, raw: Any) -> dict[str, dict]:
-    """Chain overrides `[{uniqueBlockId, variables}]`, checked against the template's blocks and variables."""
+def parse_overrides(definition: TemplateDefinition, raw: Any, kept: dict[str, dict] | None = None) -> dict[str, dict]:
+    """Chain overrides `[{uniqueBlockId, variables}]`, checked against the template's blocks and variables.
+    `kept`: the overrides a workflow has; a block listed in `raw` gets exactly the variables listed for it (none:
+    back to the template's), the others keep theirs."""
     if not isinstance(raw, list):
         raise BadRequestError("chain: must be a list of {uniqueBlockId, variables}", field="chain")
-    overrides: dict[str, dict] = {}
+    listed: dict[str, dict] = {}
     for index, entry in enumerate(raw):
         where = f"chain[{index}]"
         block_id = str(entry.get("uniqueBlockId") or "").lower() if isinstance(entry, dict) else ""
@@ -63,7 +65,8 @@ def parse_overrides(definition: TemplateDefinition, raw: Any) -> dict[str, dict]
                                   "is not in the template", field=f"{where}.uniqueBlockId")
         variables = entry.get("variables") or {}
         _check_variables(template_entry.block, variables, f"{where}.variables", require=False)
-        overrides.setdefault(block_id, {}).update(variables)
+        listed.setdefault(block_id, {}).update(variables)
+    overrides = {block_id: variables for block_id, variables in {**(kept or {}), **listed}.items() if variables}
     for number, template_entry in enumerate(definition.chain):
         merged = {**template_entry.variables, **overrides.get(template_entry.unique_block_id, {})}
         _check_variables(template_entry.block, merged, f"chain[{number}].variables", require=True)
@@ -221,7 +224,7 @@ def update_workflow(session: Session, actor: Actor, data: dict) -> Workflow:
     workflow = get_workflow(session, actor.account_id, data["id"])
     definition = workflow_definition(session, workflow)
     if data.get("chain") is not None:
-        overrides = parse_overrides(definition, data["chain"])
+        overrides = parse_overrides(definition, data["chain"], kept=overrides_from_json(workflow.chain_overrides))
         workflow.chain = resolve_chain(definition, overrides)
         workflow.chain_overrides = overrides_to_json(overrides)
         workflow.is_customized = is_customized(definition, overrides)

@@ -198,6 +198,29 @@ def test_update_workflow_renames_and_changes_overrides(client, org):
     assert bad.status_code == 400 and "'x'" in bad.json["Msg"]
 
 
+def test_update_workflow_changes_the_listed_blocks_and_keeps_the_others_overrides(client, org):
+    template_id = published_template(client, org.admin_headers)
+    registered = file_hub_app(client, org.admin_headers)
+    created = client.post("/api/Workflow", headers=org.admin_headers, json={
+        "workflowTemplateId": template_id, "applications": {"CMAF": registered},
+        "chain": [{"uniqueBlockId": BLOCK_MAP, "variables": {"expression": "{'n': name}"}}]})
+    assert created.status_code == 200, created.json
+    workflow_id = created.json
+
+    def variables(number: int) -> dict:
+        return client.get(f"/api/Workflow/{workflow_id}", headers=org.admin_headers).json["chain"][number]["variables"]
+
+    changed = client.post("/api/UpdateWorkflow", headers=org.admin_headers, json={
+        "id": workflow_id, "chain": [{"uniqueBlockId": BLOCK_STORE, "variables": {"filename": "other.jsonl"}}]})
+    assert changed.status_code == 200, changed.json
+    assert variables(2) == {"filename": "other.jsonl"}
+    assert variables(1) == {"expression": "{'n': name}"}  # not listed: its override is kept
+    reset = client.post("/api/UpdateWorkflow", headers=org.admin_headers, json={
+        "id": workflow_id, "chain": [{"uniqueBlockId": BLOCK_MAP, "variables": {}}]})
+    assert reset.status_code == 200 and reset.json["isCustomizedStructure"] is True  # block 3 is still changed
+    assert variables(1) == {"expression": "$"} and variables(2) == {"filename": "other.jsonl"}
+
+
 def test_describe_add_workflow_matches_the_canvas_document(client):
     described = client.get("/api/Describe?name=AddWorkflowApiDto").json
     assert described == [
