@@ -18,6 +18,7 @@ def configure_logging(level: str = "INFO") -> None:
                 # Per-request access lines come from gunicorn; werkzeug and paramiko are noisy at INFO.
                 "werkzeug": {"level": "WARNING"},
                 "paramiko": {"level": "WARNING"},
+                "alembic.runtime.plugins": {"level": "WARNING"},  # seven lines of plugin set-up per process
             },
         }
     )

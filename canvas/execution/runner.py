@@ -61,6 +61,7 @@ class RunState:
     error_text: str | None = None  # the failing block's error, secrets redacted
     first_block_run_id: uuid.UUID | None = None
     recorded: set = field(default_factory=set)  # block runs whose completion is already written
+    started: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -294,7 +295,7 @@ class Runner:
             if completed is not None and completed.block_run_id not in state.recorded:
                 self._record_completed(connection, completed)
             records.finish_run(connection, state.run_id, state.workflow_id, run_values, workflow_values)
-        log.info("run %s %s", state.run_id, status.lower())
+        _log_outcome(state, status, number)
         callbacks.run_finished(self.services, state.run_id, state.workflow_id, status)
         return status
 
@@ -316,6 +317,18 @@ class Runner:
             except Exception:  # noqa: BLE001 - Redis down: cancellation waits for the next block boundary
                 return False
         return self._cancelled
+
+
+def _log_outcome(state: RunState, status: str, number: int) -> None:
+    """One line per run for the worker's log: which workflow, which blocks, how long, and why it failed."""
+    seconds = time.monotonic() - state.started
+    where = f"run {state.run_id} of workflow {state.workflow_name!r} (blocks {state.first}-{state.last})"
+    if status == "Failed":
+        block_name = state.chain[number - 1].get("blockName") if number <= len(state.chain) else None
+        log.warning("%s failed at block %d (%s) after %.2f s: %s", where, number, block_name, seconds,
+                    state.error_text or "see the run history")
+    else:
+        log.info("%s %s in %.2f s", where, status.lower(), seconds)
 
 
 def _worker_name() -> str:

@@ -100,12 +100,16 @@ def test_second_run_while_one_is_queued_is_409_naming_it(client, org):
     assert second.status_code == 409 and run_id in second.json["Msg"]
 
 
-def test_failing_middle_block_fails_the_run_and_keeps_earlier_outputs(client, app, org):
+def test_failing_middle_block_fails_the_run_and_keeps_earlier_outputs(client, app, org, caplog):
     blocks = [THREE_BLOCKS[0], ("Explode", "jsonata.transform", {"expression": "$error('boom at ' & name)"}),
               THREE_BLOCKS[2]]
     workflow_id = make_workflow(client, org.admin_headers, blocks)
-    failed = run_and_work(client, app, org.admin_headers, workflow_id)
+    with caplog.at_level("INFO", logger="canvas.execution.runner"):
+        failed = run_and_work(client, app, org.admin_headers, workflow_id)
     assert failed["status"] == "Failed" and failed["failedBlock"] == 2
+    [line] = [record.getMessage() for record in caplog.records if record.name == "canvas.execution.runner"]
+    assert line.startswith(f"run {failed['id']} of workflow ") and " (blocks 1-3) failed at block 2 (Explode)" in line
+    assert "boom at Ann" in line
     assert "boom at Ann" in failed["error"]
     assert [block["status"] for block in failed["blocks"]] == ["Succeeded", "Failed", "Pending"]
     assert "boom" in failed["blocks"][1]["error"]
