@@ -1,12 +1,19 @@
-"""`/healthz`: does the database answer, does Redis answer."""
+"""`/healthz`: does the database answer, does Redis answer; and, as information beside the verdict, how many
+workers and schedulers are there and how many runs wait in the queue (a service whose runs never start usually has
+no worker, which neither check would show)."""
 from __future__ import annotations
 
 import logging
+import time
 
+import redis
 from flask import Blueprint, jsonify
+from rq import Queue, Worker
 from sqlalchemy import text
 
+from canvas.defaults import SCHEDULER_PRESENCE_SECONDS
 from canvas.extensions import services
+from canvas.queueing.keys import RUN_QUEUE, schedulers_key
 
 blp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
@@ -16,9 +23,27 @@ log = logging.getLogger(__name__)
 def healthz():  # noqa: ANN201
     checks = {"database": _check(_ping_database), "redis": _check(_ping_redis)}
     healthy = all(state == "ok" for state in checks.values())
-    response = jsonify({"status": "ok" if healthy else "unavailable", **checks})
+    body = {"status": "ok" if healthy else "unavailable", **checks}
+    if checks["redis"] == "ok":
+        body.update(_activity())
+    response = jsonify(body)
     response.status_code = 200 if healthy else 503
     return response
+
+
+def _activity() -> dict:
+    """RQ's registered workers of the run queue (a killed one drops out within RQ's worker TTL, minutes), the
+    schedulers heard from lately, and the runs waiting for a worker."""
+    connection = services().redis
+    prefix = services().settings.get("REDIS_PREFIX")
+    queue = Queue(RUN_QUEUE, connection=connection)
+    try:
+        return {"workers": Worker.count(connection=connection, queue=queue),
+                "schedulers": connection.zcount(schedulers_key(prefix), time.time() - SCHEDULER_PRESENCE_SECONDS, "+inf"),
+                "queuedRuns": queue.count}
+    except redis.RedisError as exc:
+        log.warning("health activity not read: %s", exc.__class__.__name__)
+        return {}
 
 
 def _ping_database() -> None:

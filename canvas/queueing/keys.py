@@ -23,3 +23,8 @@ def run_heartbeat_key(prefix: str | None, run_id: str) -> str:
 def run_cancel_key(prefix: str | None, run_id: str) -> str:
     """Set when a run is cancelled, so a running block notices without asking the database."""
     return prefixed(prefix, "run-cancel", run_id)
+
+
+def schedulers_key(prefix: str | None) -> str:
+    """Sorted set: each scheduler process and when it last said it was alive (Unix time)."""
+    return prefixed(prefix, "schedulers")

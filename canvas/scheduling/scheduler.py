@@ -35,7 +35,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from canvas.db import Database
 from canvas.execution.reaper import reap_lost_runs
 from canvas.models.base import utcnow
-from canvas.queueing.keys import schedule_changes_channel
+from canvas.queueing.keys import schedule_changes_channel, schedulers_key
 from canvas.scheduling.claims import OccurrenceDispatcher
 from canvas.scheduling.occurrences import Firing, MisfireRules, latest_fire_times, plan_due
 from canvas.scheduling.store import ScheduleRow, enabled_versions, load_schedules, store_next_times
@@ -45,6 +45,8 @@ log = logging.getLogger("canvas.scheduler")
 BATCH_LIMIT = 1000  # firings per claim transaction
 MISSED_LIMIT = 100  # newest missed occurrences recorded per workflow on load; older ones are not listed
 RELEASE_INTERVAL_SECONDS = 1.0
+PRESENCE_INTERVAL_SECONDS = 5.0  # a scheduler says it is alive this often (counted for SCHEDULER_PRESENCE_SECONDS)
+PRESENCE_FORGET_SECONDS = 3600.0
 REAP_INTERVAL_SECONDS = 10.0
 UNKNOWN_VERSION = -1  # never a stored version: forces a reload
 
@@ -132,6 +134,7 @@ class SchedulerEngine:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self._guarded("presence", lambda: self.connection.zrem(schedulers_key(self.config.redis_prefix), self.name))
         log.info("scheduler %s stopped (%s)", self.name, dict(self.stats))
 
     # --- timing -------------------------------------------------------------------------------------------------
@@ -216,9 +219,12 @@ class SchedulerEngine:
         return firings
 
     def _control_loop(self) -> None:
-        last = {"reconcile": time.monotonic(), "release": 0.0, "reap": time.monotonic()}
+        last = {"reconcile": time.monotonic(), "release": 0.0, "reap": time.monotonic(), "presence": 0.0}
         while not self.stopping.wait(0.25):
             now = time.monotonic()
+            if now - last["presence"] >= PRESENCE_INTERVAL_SECONDS:
+                last["presence"] = now
+                self._guarded("presence", self._say_alive)
             if self.changed.is_set() or now - last["reconcile"] >= self.config.reconcile_seconds:
                 self.changed.clear()
                 last["reconcile"] = now
@@ -229,6 +235,15 @@ class SchedulerEngine:
             if now - last["reap"] >= REAP_INTERVAL_SECONDS:
                 last["reap"] = now
                 self._guarded("reap", self._reap)
+
+    def _say_alive(self) -> None:
+        """For /healthz: schedulers are counted by how recently they said so."""
+        key = schedulers_key(self.config.redis_prefix)
+        now = time.time()
+        with self.connection.pipeline() as pipe:
+            pipe.zadd(key, {self.name: now})
+            pipe.zremrangebyscore(key, "-inf", now - PRESENCE_FORGET_SECONDS)
+            pipe.execute()
 
     def _reap(self) -> None:
         reap_lost_runs(self.database, self.connection, self.config.redis_prefix, self.config.lost_run_grace_seconds)

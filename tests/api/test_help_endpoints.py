@@ -56,7 +56,10 @@ def test_openapi_document_and_docs_page(client):
 def test_healthz_reports_database_and_redis(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "database": "ok", "redis": "ok"}
+    body = response.json
+    assert {key: body[key] for key in ("status", "database", "redis")} == {"status": "ok", "database": "ok",
+                                                                          "redis": "ok"}
+    assert all(isinstance(body[key], int) and body[key] >= 0 for key in ("workers", "schedulers", "queuedRuns"))
 
 
 def test_healthz_is_503_when_redis_is_down(make_app, tmp_path):
@@ -64,3 +67,4 @@ def test_healthz_is_503_when_redis_is_down(make_app, tmp_path):
     response = app.test_client().get("/healthz")
     assert response.status_code == 503
     assert response.json["redis"].startswith("error") and response.json["database"] == "ok"
+    assert "workers" not in response.json  # nothing to count without Redis

@@ -19,7 +19,14 @@ def test_canvas_up_serves_authenticate_and_stops_cleanly_on_sigterm(tmp_path):
     process = start_canvas("up", "--port", str(port), env=env, log_path=tmp_path / "up.log")
     try:
         base = f"http://127.0.0.1:{port}"
-        assert wait_for_http(f"{base}/healthz", process).json() == {"status": "ok", "database": "ok", "redis": "ok"}
+        health = wait_for_http(f"{base}/healthz", process).json()
+        assert {key: health[key] for key in ("status", "database", "redis")} == {
+            "status": "ok", "database": "ok", "redis": "ok"}
+        deadline = time.monotonic() + 60  # the worker and the scheduler say they are there once they have started
+        while (health["workers"], health["schedulers"]) != (1, 1) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            health = requests.get(f"{base}/healthz", timeout=10).json()
+        assert (health["workers"], health["schedulers"], health["queuedRuns"]) == (1, 1, 0), health
         created = run_canvas("org", "create", "--name", "Acme", "--admin-email", "admin@acme.test", "--json", env=env)
         assert created.returncode == 0, created.stderr
         keys = json.loads(created.stdout)
