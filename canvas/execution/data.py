@@ -43,9 +43,9 @@ class FileData:
     name: str
     content_type: str
     opener: Callable[[], BinaryIO]
-    # The temporary file behind this FileData when it owns one (from_temp_path): finished, and written by nobody
-    # any more, so a store may link it instead of copying its bytes.
-    owned_path: Path | None = None
+    # The file behind this FileData when it will never be written again (a block's finished temporary file, a
+    # stored blob, which is replaced by renaming, never rewritten): a store may link it instead of copying it.
+    frozen_path: Path | None = None
 
     def open(self) -> BinaryIO:
         return self.opener()

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from json.encoder import c_make_encoder, encode_basestring
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any, BinaryIO
 
 import msgspec
@@ -177,7 +177,8 @@ def _write_lines(lines: list[str], sink: BinaryIO) -> None:
 
 
 def read_output(
-    kind: str, content_type: str | None, file_name: str | None, opener: Callable[[], BinaryIO]
+    kind: str, content_type: str | None, file_name: str | None, opener: Callable[[], BinaryIO],
+    frozen_path: Path | None = None,
 ) -> BlockData:
     """A stored output as block data again; records are read lazily, line by line, when iterated."""
     if kind == KIND_NONE:
@@ -185,7 +186,7 @@ def read_output(
     if kind == KIND_RECORDS:
         return Records(iter_json_lines(opener), json_native=True)
     if kind == KIND_FILE:
-        return FileData(file_name or DEFAULT_FILE_NAME, content_type or DEFAULT_CONTENT_TYPE, opener)
+        return FileData(file_name or DEFAULT_FILE_NAME, content_type or DEFAULT_CONTENT_TYPE, opener, frozen_path)
     raise ValueError(f"unknown output kind {kind!r}")
 
 
@@ -269,8 +270,8 @@ def store_output(store, key: str, data: BlockData, progress: Progress = _no_prog
         from canvas.storage.blob import StoredBlob
 
         return StoredBlob(NO_OUTPUT_KEY, 0, _EMPTY_SHA256), OutputInfo(KIND_NONE, None, None, None)
-    if isinstance(data, FileData) and data.owned_path is not None:
-        stored = store.put_file(key, data.owned_path)
+    if isinstance(data, FileData) and data.frozen_path is not None:
+        stored = store.put_file(key, data.frozen_path)
         return stored, _file_info(data)
     stored = store.put(key, lambda sink: write_output(data, sink, progress))
     return stored, stored.result
@@ -280,4 +281,4 @@ def load_output(store, key: str, info: OutputInfo) -> BlockData:
     """The output stored under `key` by store_output, read lazily from `store`."""
     if info.kind == KIND_NONE:
         return None
-    return read_output(info.kind, info.content_type, info.file_name, lambda: store.open(key))
+    return read_output(info.kind, info.content_type, info.file_name, lambda: store.open(key), store.local_path(key))

@@ -54,6 +54,9 @@ class BlobStore(Protocol):
     def open(self, key: str) -> BinaryIO:
         """A readable binary stream of the blob; BlobNotFoundError when missing. The caller closes it."""
 
+    def local_path(self, key: str) -> Path | None:
+        """The blob's file on this machine, for put_file; None for a store without local files."""
+
     def delete(self, key: str) -> None:
         """Removes the blob; deleting a missing blob is not an error."""
 
@@ -191,6 +194,9 @@ class FileSystemBlobStore:
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise BlobNotFoundError(f"no blob {key!r}") from None
 
+    def local_path(self, key: str) -> Path | None:
+        return self.path_for(key)
+
     def delete(self, key: str) -> None:
         path = self.path_for(key)
         try:
@@ -245,6 +251,8 @@ class FileHub:
 
     def write(self, name: str, data: FileData) -> StoredBlob:
         key = self.key_for(name)
+        if data.frozen_path is not None:
+            return self.store.put_file(key, data.frozen_path)
         return self.store.put(key, lambda sink: _copy_file_data(data, sink))
 
     def open(self, name: str) -> FileData:
@@ -253,7 +261,8 @@ class FileHub:
         if not self.store.exists(key):
             raise BlobNotFoundError(f"no File Hub file {name!r}")
         content_type = mimetypes.guess_type(name)[0] or DEFAULT_CONTENT_TYPE
-        return FileData(name.rsplit("/", 1)[-1], content_type, lambda: self.store.open(key))
+        return FileData(name.rsplit("/", 1)[-1], content_type, lambda: self.store.open(key),
+                        self.store.local_path(key))
 
     def exists(self, name: str) -> bool:
         return self.store.exists(self.key_for(name))
