@@ -42,3 +42,14 @@ def test_deep_data_dirs_get_a_short_socket_path(tmp_path):
     deep = tmp_path / ("d" * 120)
     socket = redis_url(load_settings(environ={"CANVAS_DATA_DIR": str(deep)}))
     assert len(socket) < 110 and socket.startswith("unix://")
+
+
+def test_the_readme_configuration_table_names_every_setting():
+    """An operator looks a setting up in the README: none may be missing from its table."""
+    import config.default
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("### Configuration"):readme.index("## API conventions")]
+    missing = [name for name in dir(config.default) if name.isupper() and f"| `CANVAS_{name}` |" not in table]
+    assert missing == [], f"settings missing from the README's configuration table: {missing}"
