@@ -1,8 +1,11 @@
 """Settings: defaults, CANVAS_* environment overrides, explicit overrides."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+import config.default
 from canvas.settings import SettingsError, load_settings, redis_url
 
 
@@ -46,9 +49,6 @@ def test_deep_data_dirs_get_a_short_socket_path(tmp_path):
 
 def test_the_readme_configuration_table_names_every_setting():
     """An operator looks a setting up in the README: none may be missing from its table."""
-    import config.default
-    from pathlib import Path
-
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     table = readme[readme.index("### Configuration"):readme.index("## API conventions")]
     missing = [name for name in dir(config.default) if name.isupper() and f"| `CANVAS_{name}` |" not in table]
