@@ -33,19 +33,30 @@ def send_activation_link(settings: dict, recipient: str, link: str) -> None:
         raise ServiceUnavailableError(f"The activation e-mail could not be sent: {_reason(exc)}") from None
 
 
-def _send(smtp_url: str, message: EmailMessage) -> None:
+def relay_settings(smtp_url: str) -> dict:
+    """CANVAS_SMTP_URL (smtp://user:pass@host:587?starttls=1, smtps://…) as host, port, security (starttls, ssl,
+    none), username and password: the shape of an SMTP application's credentials."""
     parts = urlsplit(smtp_url)
     options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-    implicit_tls = parts.scheme == "smtps"
-    port = parts.port or (465 if implicit_tls else 25)
+    if parts.scheme == "smtps":
+        security = "ssl"
+    else:
+        security = "starttls" if options.get("starttls", "0").lower() in ("1", "true", "yes") else "none"
+    return {"host": parts.hostname or "", "port": parts.port or (465 if security == "ssl" else 25),
+            "security": security, "username": unquote(parts.username or ""), "password": unquote(parts.password or "")}
+
+
+def _send(smtp_url: str, message: EmailMessage) -> None:
+    relay = relay_settings(smtp_url)
     context = ssl.create_default_context()
+    implicit_tls = relay["security"] == "ssl"
     smtp_class = smtplib.SMTP_SSL if implicit_tls else smtplib.SMTP
     kwargs = {"context": context} if implicit_tls else {}
-    with smtp_class(parts.hostname, port, timeout=SMTP_TIMEOUT_SECONDS, **kwargs) as client:
-        if not implicit_tls and options.get("starttls", "0").lower() in ("1", "true", "yes"):
+    with smtp_class(relay["host"], relay["port"], timeout=SMTP_TIMEOUT_SECONDS, **kwargs) as client:
+        if relay["security"] == "starttls":
             client.starttls(context=context)
-        if parts.username:
-            client.login(unquote(parts.username), unquote(parts.password or ""))
+        if relay["username"]:
+            client.login(relay["username"], relay["password"])
         client.send_message(message)
 
 

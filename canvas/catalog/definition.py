@@ -118,6 +118,11 @@ def _uuid_text(value: Any, where: str) -> str:
         raise TemplateDefinitionError(where, f"'{value}' is not a UUID") from None
 
 
+# What the platform application (CMAF, kind filehub) provides besides its File Hub: its own mail relay, so that
+# "Send email" may be bound to it, as the Canvas document's "MyStore Customers Send email" is.
+PLATFORM_SERVES = frozenset({"filehub", "smtp"})
+
+
 def _check_application(application: Any, block_class, where: str, applications: tuple[str, ...],  # noqa: ANN001
                        catalog: ApplicationCatalog) -> str | None:
     needed_kind = block_class.application_kind
@@ -130,7 +135,7 @@ def _check_application(application: Any, block_class, where: str, applications: 
         raise TemplateDefinitionError(f"{where}.application",
                                       f"'{application}' is not one of the template's applications")
     kind = catalog.get_by_short_name(application).kind
-    if needed_kind is not None and kind != needed_kind:
+    if needed_kind is not None and kind != needed_kind and not (kind == "filehub" and needed_kind in PLATFORM_SERVES):
         raise TemplateDefinitionError(f"{where}.application",
                                       f"block '{block_class.key}' needs a {needed_kind} application, "
                                       f"'{application}' is {kind}")

@@ -15,6 +15,8 @@ if TYPE_CHECKING:  # the storage package imports nothing from here; the hint onl
 Item = TypeVar("Item")
 
 CANCEL_CHECK_INTERVAL = 1000  # items between two cancellation checks; checking is cheap but not free
+# Marks credentials that are the platform's own mail relay (operator configured, so its host may be private).
+PLATFORM_RELAY = "platformRelay"
 
 
 class BlockError(Exception):
@@ -37,6 +39,10 @@ class BlockCancelledError(BlockError):
     """The run was cancelled while the block was working."""
 
 
+def _nobody() -> str | None:
+    return None
+
+
 def _never_cancelled() -> bool:
     return False
 
@@ -55,6 +61,7 @@ class BlockContext:
     network_policy: Any = None  # canvas.network.guard.NetworkPolicy for network blocks
     is_cancelled: Callable[[], bool] = _never_cancelled
     temp_dir: Path | None = None  # where blocks put temporary files; None = the system's temporary directory
+    owner_email: Callable[[], str | None] = _nobody  # the e-mail address of the account the workflow belongs to
 
     def raise_if_cancelled(self) -> None:
         if self.is_cancelled():

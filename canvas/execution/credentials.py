@@ -12,10 +12,12 @@ from sqlalchemy.orm import Session
 from canvas.applications import redaction
 from canvas.applications import service as applications
 from canvas.errors import ForbiddenError
-from canvas.execution.context import BlockError
+from canvas.execution.context import PLATFORM_RELAY, BlockError
+from canvas.execution.registry import get_block
 from canvas.models import Account, RegisteredApplication, Workflow
 
 log = logging.getLogger(__name__)
+PLATFORM_KIND = "filehub"  # CMAF: the platform's own services, its File Hub and its mail relay
 
 
 def for_block(services, state, entry: dict) -> tuple[dict | None, list[str]]:  # noqa: ANN001
@@ -34,7 +36,25 @@ def for_block(services, state, entry: dict) -> tuple[dict | None, list[str]]:  #
             raise BlockError(refusal.message) from None
         credentials = applications.decrypt_credentials(services.secret_box, registered)
     spec = services.application_catalog.get(registered.application_id)
+    if spec is not None and spec.kind == PLATFORM_KIND and get_block(entry["block"]).application_kind == "smtp":
+        credentials = platform_relay(services.settings)
     return credentials, secret_values(spec, credentials)
+
+
+def platform_relay(settings: dict) -> dict:
+    """The platform's own mail relay (CANVAS_SMTP_URL, from CANVAS_SMTP_FROM) as an SMTP application's credentials,
+    for "Send email" bound to the platform application (CMAF) as in the Canvas document's template."""
+    from canvas.accounts.mail import relay_settings
+
+    if not settings.get("SMTP_URL"):
+        raise BlockError("the platform has no mail relay (the operator sets CANVAS_SMTP_URL); "
+                         "bind an SMTP application to send through your own")
+    return {**relay_settings(settings["SMTP_URL"]), "fromAddress": settings["SMTP_FROM"], PLATFORM_RELAY: True}
+
+
+def owner_email(services, account_id) -> str | None:  # noqa: ANN001
+    with services.db.sessions() as session:
+        return session.scalar(select(Account.email).where(Account.id == account_id))
 
 
 def secret_values(spec, credentials: dict) -> list[str]:  # noqa: ANN001 - ApplicationSpec | None

@@ -5,6 +5,7 @@ most the block in flight.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -18,7 +19,9 @@ from zoneinfo import ZoneInfo
 from canvas.execution import credentials as run_credentials
 from canvas.execution import run_records as records
 from canvas.execution.blocks.base import merged_variables, resolve_variables
-from canvas.execution.context import BlockAuthenticationError, BlockCancelledError, BlockContext, BlockError
+from canvas.execution.context import (
+    PLATFORM_RELAY, BlockAuthenticationError, BlockCancelledError, BlockContext, BlockError,
+)
 from canvas.execution.data import BlockData
 from canvas.execution.heartbeat import heartbeat
 from canvas.execution.placeholders import PlaceholderValues
@@ -233,11 +236,15 @@ class Runner:
 
     def _context(self, state: RunState, number: int, variables: dict, credentials: dict | None,
                  block_log: BlockLog) -> BlockContext:
+        policy = self.services.network_policy
+        if credentials and credentials.get(PLATFORM_RELAY):  # the operator's relay, not a tenant's address
+            policy = dataclasses.replace(policy, allow_private=True)
         return BlockContext(
             variables=variables, credentials=credentials, logger=block_log.logger, blob_store=self.blob_store,
             file_hub=FileHub(self.blob_store, str(state.account_id)), run_id=str(state.run_id), block_number=number,
-            workflow_name=state.workflow_name, network_policy=self.services.network_policy,
-            is_cancelled=lambda: self._cancel_requested(state), temp_dir=self.temp_dir)
+            workflow_name=state.workflow_name, network_policy=policy,
+            is_cancelled=lambda: self._cancel_requested(state), temp_dir=self.temp_dir,
+            owner_email=lambda: run_credentials.owner_email(self.services, state.account_id))
 
     def _placeholder_values(self, state: RunState, number: int) -> PlaceholderValues:
         return PlaceholderValues(now=datetime.now(state.time_zone), workflow_name=state.workflow_name,

@@ -178,37 +178,68 @@ def test_an_existing_file_on_ftp_is_kept_when_overwrite_is_false(api, http_serve
 # --- MyStore Customers Send email, and a refused e-mail -----------------------------------------------------------
 
 
-def mystore_email_applications(api, http_server, smtp_server) -> dict:
+def mystore_email_applications(api, http_server) -> dict:
+    """Exactly the applications the Canvas document lists for the template: the shop, and the platform (CMAF)."""
     shop = "/mystore/shops/demo"
     http_server.route(f"{shop}/products", bearer_checked(SHOP_TOKEN, lambda request: json_response({"data": []})))
     http_server.route(f"{shop}/customers", bearer_checked(SHOP_TOKEN, json_api_collection(SHOP_CUSTOMERS)))
     return {"MYST2": api.register("MYST2", {"baseUrl": http_server.url(shop), "token": SHOP_TOKEN}),
-            "CMAF": api.register("CMAF", {}),
-            "SMTP": api.register("SMTP", smtp_credentials(smtp_server))}
+            "CMAF": api.register("CMAF", {})}
+
+
+def with_platform_relay(make_app, org, smtp_server) -> CanvasApi:
+    """The tenant's API on a platform whose own mail relay (CANVAS_SMTP_URL) is the given server."""
+    relay = f"smtp://{smtp_server.username}:{smtp_server.password}@{smtp_server.host}:{smtp_server.port}"
+    relay_app = make_app(SMTP_URL=relay, SMTP_FROM="canvas@platform.example")
+    return CanvasApi(relay_app, relay_app.test_client(), org.admin_headers)
+
+
+def owner_email(app, org) -> str:
+    from canvas.models import Account
+
+    with app.extensions["canvas"].db.sessions() as session:
+        return session.get(Account, uuid.UUID(org.admin_id)).email
 
 
 def email_block(template_id: str) -> str:
     return block_id(catalog_template(template_id), "email.send")
 
 
-def test_mystore_customers_are_emailed_as_a_csv_attachment(api, http_server, smtp_server):
-    applications = mystore_email_applications(api, http_server, smtp_server)
+def test_mystore_customers_are_emailed_to_the_account_through_the_platform_relay(make_app, org, http_server,
+                                                                                 smtp_server):
+    api = with_platform_relay(make_app, org, smtp_server)
+    applications = mystore_email_applications(api, http_server)
     [verification] = [request for request in http_server.requests if request.path.endswith("/products")]
     assert verification.headers["Authorization"] == f"Bearer {SHOP_TOKEN}"  # the catalog's authType default
-    without_recipient = api.try_instantiate(MYSTORE_TO_EMAIL, applications)
-    assert without_recipient.status_code == 400 and "'to' is required" in without_recipient.json["Msg"]
-    workflow_id = api.instantiate(MYSTORE_TO_EMAIL, applications,
-                                  {email_block(MYSTORE_TO_EMAIL): {"to": "owner@shop.example"}})
+    template = api.get("/api/WorkflowTemplates")
+    assert [entry["applications"] for entry in template if entry["id"] == MYSTORE_TO_EMAIL] == [["MYST2", "CMAF"]]
+    workflow_id = api.instantiate(MYSTORE_TO_EMAIL, applications)  # as the document's template is: no overrides
     run = api.run(workflow_id)
     assert run["status"] == "Succeeded", run["error"]
     assert block_summary(run) == [("Succeeded", None, 2), ("Succeeded", 2, None)]
     [received] = smtp_server.messages
-    assert received.rcpt_tos == ["owner@shop.example"] and received.login == smtp_server.username
+    assert received.rcpt_tos == [owner_email(api.app, org)] and received.login == smtp_server.username
     message = received.parsed()
-    assert message["Subject"] == "MyStore Customers"
+    assert (message["From"], message["Subject"]) == ("canvas@platform.example", "MyStore Customers")
     assert message.get_body(("plain",)).get_content().strip() == "Please see your customers in MyStore"
     assert attachments(message) == [("AllCustomers.csv", "text/csv", b"id,name,email\r\n7,Ann Archer,ann@example.com"
                                                                      b"\r\n8,Bo Berg,bo@example.com\r\n")]
+    assert smtp_server.password not in json.dumps(api.get(f"/api/WorkflowRun/{run['id']}"))
+
+
+def test_the_workflow_s_own_recipients_replace_the_account(make_app, org, http_server, smtp_server):
+    api = with_platform_relay(make_app, org, smtp_server)
+    workflow_id = api.instantiate(MYSTORE_TO_EMAIL, mystore_email_applications(api, http_server),
+                                  {email_block(MYSTORE_TO_EMAIL): {"to": "owner@shop.example, sales@shop.example"}})
+    assert api.run(workflow_id)["status"] == "Succeeded"
+    assert [message.rcpt_tos for message in smtp_server.messages] == [["owner@shop.example", "sales@shop.example"]]
+
+
+def test_without_a_platform_relay_the_run_says_what_to_do(api, http_server):
+    workflow_id = api.instantiate(MYSTORE_TO_EMAIL, mystore_email_applications(api, http_server))
+    run = api.run(workflow_id)
+    assert (run["status"], run["failedBlock"]) == ("Failed", 2)
+    assert run["error"].startswith("the platform has no mail relay (the operator sets CANVAS_SMTP_URL)")
 
 
 class RecipientRefusingHandler(smtp_module._CollectingHandler):  # noqa: SLF001 - the server's message sink
@@ -226,15 +257,17 @@ def refusing_smtp_server(monkeypatch):
         yield server
 
 
-def test_an_email_the_server_refuses_fails_the_run_with_the_servers_reason(api, http_server, refusing_smtp_server):
-    applications = mystore_email_applications(api, http_server, refusing_smtp_server)
+def test_an_email_the_server_refuses_fails_the_run_with_the_servers_reason(make_app, org, http_server,
+                                                                           refusing_smtp_server):
+    api = with_platform_relay(make_app, org, refusing_smtp_server)
+    applications = mystore_email_applications(api, http_server)
     workflow_id = api.instantiate(MYSTORE_TO_EMAIL, applications,
                                   {email_block(MYSTORE_TO_EMAIL): {"to": "nobody@refused.example"}})
     run = api.run(workflow_id)
     assert (run["status"], run["failedBlock"], run["errorClass"]) == ("Failed", 2, "BlockError")
     assert run["error"] == "the server refused recipient nobody@refused.example (550 5.1.1 mailbox unavailable)"
     assert refusing_smtp_server.messages == []
-    assert api.registered(applications["SMTP"])["faulted"] is False
+    assert api.registered(applications["CMAF"])["faulted"] is False
 
 
 # --- the File Hub templates ------------------------------------------------------------------------------------------

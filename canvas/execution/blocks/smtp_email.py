@@ -1,4 +1,6 @@
-"""Send e-mail ("Send email" in the Canvas document) through the bound SMTP application.
+"""Send e-mail ("Send email" in the Canvas document) through the bound SMTP application, or, bound to the platform
+application (CMAF) as in the document's "MyStore Customers Send email", through the platform's own relay
+(CANVAS_SMTP_URL, from CANVAS_SMTP_FROM). Without `to`, the e-mail goes to the account the workflow belongs to.
 
 The input records are attached as one file named `fileName` + the format's extension (csv, json or xml); an input
 file is attached as is; without input only the note is sent. STARTTLS, implicit TLS (ssl) or none as the
@@ -41,13 +43,15 @@ _ADDRESS_SEPARATORS = re.compile(r"[,;]")
 class SendEmail(Block):
     key = "email.send"
     title = "Send email"
-    description = "Sends an e-mail with the input records (or file) attached, through the SMTP application."
+    description = ("Sends an e-mail with the input records (or file) attached, through the SMTP application, or "
+                   "through the platform's relay when bound to the platform application (CMAF).")
     application_kind = "smtp"
     side_effects = True
     input_kind = "any"
     output_kind = "none"
     variables = {
-        "to": VariableSpec("any", required=True, description="Recipients: an array or a comma-separated text."),
+        "to": VariableSpec("any", description="Recipients: an array or a comma-separated text; none: the e-mail "
+                                              "address of the account the workflow belongs to."),
         "cc": VariableSpec("any", description="Copy recipients: an array or a comma-separated text."),
         "subject": VariableSpec("string", default="", description="The subject line."),
         "fileName": VariableSpec("string", default=DEFAULT_FILE_NAME, description="Attachment name (records)."),
@@ -62,7 +66,9 @@ class SendEmail(Block):
         sender = _addresses(required_field(credentials, "fromAddress"), "the application's fromAddress")
         to, cc = _addresses(variables.get("to"), "to"), _addresses(variables.get("cc"), "cc")
         if not to:
-            raise BlockError("variable 'to' needs at least one recipient")
+            to = _addresses(context.owner_email(), "the account's e-mail address")
+        if not to:
+            raise BlockError("no recipient: the variable 'to' is empty and the account has no e-mail address")
         message = _message(sender[0], to, cc, variables.get("subject") or "", variables.get("note") or "")
         attachment = self._attach(context, message, data)
         send(context, credentials, message, sender[0], to + cc)

@@ -1,15 +1,17 @@
 """email.send against aiosmtpd on loopback: plain, STARTTLS and SMTPS; attachments, headers, refusals."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
 
 from canvas.execution.context import BlockAuthenticationError, TransientBlockError
 from canvas.execution.data import Records
+from canvas.execution.registry import get_block
 from canvas.network.guard import NetworkPolicy
 from tests.integration.blocks.net_support import (
-    LOOPBACK, assert_no_secrets, failure, file_of, logged_text, run_block,
+    LOOPBACK, assert_no_secrets, failure, file_of, logged_text, make_context, run_block,
 )
 from tests.servers import smtp as smtp_module
 from tests.servers.smtp import SmtpServer
@@ -128,9 +130,17 @@ def test_connection_failures_are_transient(smtp_server, closed_port, silent_serv
 
 @pytest.mark.parametrize("variables, problem", [
     ({"to": "not an address"}, "not an e-mail address"),
-    ({"to": []}, "at least one recipient"),
+    ({"to": []}, "no recipient: the variable 'to' is empty and the account has no e-mail address"),
     ({"to": "a@example.com", "subject": "hi\r\nBcc: victim@example.com"}, "headers"),
 ])
 def test_bad_variables_are_refused_before_sending(smtp_server, tmp_path, variables, problem):
     error = failure("email.send", tmp_path, variables=variables, credentials=credentials(smtp_server))
     assert problem in str(error) and smtp_server.messages == []
+
+
+def test_without_to_the_e_mail_goes_to_the_account_the_workflow_belongs_to(smtp_server, tmp_path):
+    context = dataclasses.replace(make_context("email.send", {"subject": "yours"}, credentials(smtp_server), tmp_path),
+                                  owner_email=lambda: "owner@tenant.example")
+    get_block("email.send")().run(context, None)
+    [received] = smtp_server.messages
+    assert received.rcpt_tos == ["owner@tenant.example"] and received.parsed()["To"] == "owner@tenant.example"
