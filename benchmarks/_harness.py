@@ -10,6 +10,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +109,51 @@ class CanvasProcess:
     def __exit__(self, *_exc) -> None:
         self.process.terminate()
         self.process.wait(60)
+        self.tmp.cleanup()
+
+
+class InProcessPlatform:
+    """The platform in this process, for benchmarks that drive it through its services: a temp data dir with a
+    migrated database and the catalog, an embedded Redis (unless CANVAS_REDIS_URL is set), and an environment for
+    the worker processes they start. `env` sets CANVAS_ variables for this process and its children alike."""
+
+    def __init__(self, prefix: str, **env: str):
+        from canvas.queueing.embedded import ensure_redis
+        from canvas.settings import load_settings
+
+        self.tmp = tempfile.TemporaryDirectory(prefix=prefix)
+        self.shared_env = {"CANVAS_DATA_DIR": self.tmp.name, **env}
+        os.environ.update(self.shared_env)
+        self.embedded = ensure_redis(load_settings())
+        self.settings = load_settings()  # again: with the embedded Redis's address
+        from canvas import create_app, migrate
+        from canvas.catalog.loader import sync_catalog_files
+
+        self.app = create_app()
+        self.services = self.app.extensions["canvas"]
+        migrate.upgrade(self.services.db.engine)
+        sync_catalog_files(self.services.db, self.settings)
+
+    def create_organization(self):  # noqa: ANN201 - canvas.accounts.service's CreatedOrganization
+        from canvas.accounts import service
+
+        with self.services.db.transaction() as session:
+            return service.create_organization(session, "Bench", f"{uuid.uuid4().hex[:8]}@bench.test")
+
+    def child_env(self, **extra: str) -> dict:
+        """The environment of a worker process: this platform's data dir, database and Redis, nothing else of
+        this shell's CANVAS_ settings."""
+        from canvas.settings import redis_url
+
+        env = {name: value for name, value in os.environ.items() if not name.startswith("CANVAS_")}
+        env.update({**self.shared_env, "CANVAS_DATABASE_URL": self.settings["DATABASE_URL"],
+                    "CANVAS_REDIS_URL": redis_url(self.settings), **extra})
+        return env
+
+    def close(self) -> None:
+        self.services.close()
+        if self.embedded is not None:
+            self.embedded.stop()
         self.tmp.cleanup()
 
 

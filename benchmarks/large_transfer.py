@@ -35,7 +35,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,7 +44,9 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _harness import InProcessPlatform  # noqa: E402
 from tests.e2e.employee_api import EMPLOYEES_PATH  # noqa: E402
 from tests.servers.ftp import DEFAULT_PASSWORD, DEFAULT_USERNAME  # noqa: E402
 
@@ -153,51 +154,20 @@ def measure_baseline(api_port: int, ftp_port: int, page_size: int) -> Result:
 # --- the platform ------------------------------------------------------------------------------------------------
 
 
-class Environment:
-    """A temp data dir with a migrated database, the catalog, an embedded Redis and one organization whose Admin
-    keys drive the API in this process (Flask test client)."""
+class Environment(InProcessPlatform):
+    """The platform with one organization whose Admin keys drive the API in this process (Flask test client)."""
 
     def __init__(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="canvas-bench-transfer-")
-        os.environ.update({"CANVAS_DATA_DIR": self.tmp.name, "CANVAS_LOG_LEVEL": "WARNING",
-                           "CANVAS_ALLOW_PRIVATE_NETWORKS": "true"})  # the servers are on loopback
-        from canvas.queueing.embedded import ensure_redis
-        from canvas.settings import load_settings
-
-        self.embedded = ensure_redis(load_settings())
-        self.settings = load_settings()
-        from canvas import create_app, migrate
-        from canvas.catalog.loader import sync_catalog_files
-
-        self.app = create_app()
-        self.services = self.app.extensions["canvas"]
-        migrate.upgrade(self.services.db.engine)
-        sync_catalog_files(self.services.db, self.settings)
-        self.api = self._tenant_api()
-
-    def _tenant_api(self):  # noqa: ANN202 - tests.e2e.template_support.CanvasApi
-        from canvas.accounts import service
+        super().__init__("canvas-bench-transfer-", CANVAS_LOG_LEVEL="WARNING",
+                         CANVAS_ALLOW_PRIVATE_NETWORKS="true")  # the servers are on loopback
         from tests.e2e.template_support import CanvasApi
 
-        with self.services.db.transaction() as session:
-            created = service.create_organization(session, "Bench", f"{uuid.uuid4().hex[:8]}@bench.test")
+        created = self.create_organization()
         headers = {"Consumer": created.consumer, "SecretKey": created.secret_key}
-        return CanvasApi(self.app, self.app.test_client(), headers)
+        self.api = CanvasApi(self.app, self.app.test_client(), headers)
 
     def worker_env(self) -> dict:
-        from canvas.settings import redis_url
-
-        env = {name: value for name, value in os.environ.items() if not name.startswith("CANVAS_")}
-        env.update({"CANVAS_DATA_DIR": self.tmp.name, "CANVAS_DATABASE_URL": self.settings["DATABASE_URL"],
-                    "CANVAS_REDIS_URL": redis_url(self.settings), "CANVAS_LOG_LEVEL": "WARNING",
-                    "CANVAS_ALLOW_PRIVATE_NETWORKS": "true"})
-        return env
-
-    def close(self) -> None:
-        self.services.close()
-        if self.embedded is not None:
-            self.embedded.stop()
-        self.tmp.cleanup()
+        return self.child_env()
 
 
 def bulk_workflow(api, api_port: int, ftp_port: int, page_size: int) -> str:  # noqa: ANN001 - CanvasApi

@@ -12,7 +12,6 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -26,7 +25,8 @@ from rq import Queue  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 import rq_noop  # noqa: E402
-from canvas.settings import load_settings, redis_url  # noqa: E402
+from _harness import InProcessPlatform  # noqa: E402
+from canvas.settings import redis_url  # noqa: E402
 
 RQ_WORKER_CLASSES = {"simple": "rq.worker.SimpleWorker", "fork": "rq.worker.Worker"}
 BASELINE_QUEUE = "bench-raw-rq"
@@ -37,32 +37,12 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-class Environment:
-    """A data dir with a migrated database, the catalog, an embedded Redis (unless configured), one account."""
+class Environment(InProcessPlatform):
+    """The platform (embedded defaults unless configured) with one account to run workflows as."""
 
     def __init__(self):
-        self.tmp = tempfile.TemporaryDirectory(prefix="canvas-bench-runs-")
-        os.environ["CANVAS_DATA_DIR"] = self.tmp.name
-        os.environ.setdefault("CANVAS_LOG_LEVEL", "WARNING")
-        from canvas.queueing.embedded import ensure_redis
-
-        self.settings = load_settings()
-        self.embedded = ensure_redis(self.settings)
-        self.settings = load_settings()
-        from canvas import create_app, migrate
-        from canvas.catalog.loader import sync_catalog_files
-
-        self.app = create_app()
-        self.services = self.app.extensions["canvas"]
-        migrate.upgrade(self.services.db.engine)
-        sync_catalog_files(self.services.db, self.settings)
-        self.account_id = self._account()
-
-    def _account(self) -> uuid.UUID:
-        from canvas.accounts import service
-
-        with self.services.db.transaction() as session:
-            return service.create_organization(session, "Bench", f"{uuid.uuid4().hex[:8]}@bench.test").account_id
+        super().__init__("canvas-bench-runs-", CANVAS_LOG_LEVEL=os.environ.get("CANVAS_LOG_LEVEL", "WARNING"))
+        self.account_id = self.create_organization().account_id
 
     def workflows(self, count: int) -> list:
         from canvas.models import Workflow
@@ -79,17 +59,8 @@ class Environment:
         return rows
 
     def env(self) -> dict:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CANVAS_")}
-        env.update({"CANVAS_DATA_DIR": self.tmp.name, "CANVAS_DATABASE_URL": self.settings["DATABASE_URL"],
-                    "CANVAS_REDIS_URL": redis_url(self.settings), "CANVAS_LOG_LEVEL": "WARNING",
-                    "BENCH_REDIS_URL": redis_url(self.settings), "PYTHONPATH": str(ROOT / "benchmarks")})
-        return env
-
-    def close(self) -> None:
-        self.services.close()
-        if self.embedded is not None:
-            self.embedded.stop()
-        self.tmp.cleanup()
+        return self.child_env(CANVAS_LOG_LEVEL="WARNING", BENCH_REDIS_URL=redis_url(self.settings),
+                              PYTHONPATH=str(ROOT / "benchmarks"))
 
 
 def start(command: list[str], env: dict, count: int) -> list[subprocess.Popen]:
