@@ -37,9 +37,10 @@ def _activity() -> dict:
     connection = services().redis
     prefix = services().settings.get("REDIS_PREFIX")
     queue = Queue(RUN_QUEUE, connection=connection)
+    heard_since = time.time() - SCHEDULER_PRESENCE_SECONDS
     try:
         return {"workers": Worker.count(connection=connection, queue=queue),
-                "schedulers": connection.zcount(schedulers_key(prefix), time.time() - SCHEDULER_PRESENCE_SECONDS, "+inf"),
+                "schedulers": connection.zcount(schedulers_key(prefix), heard_since, "+inf"),
                 "queuedRuns": queue.count}
     except redis.RedisError as exc:
         log.warning("health activity not read: %s", exc.__class__.__name__)

@@ -118,16 +118,22 @@ def _uuid_text(value: Any, where: str) -> str:
         raise TemplateDefinitionError(where, f"'{value}' is not a UUID") from None
 
 
-# What the platform application (CMAF, kind filehub) provides besides its File Hub: its own mail relay, so that
-# "Send email" may be bound to it, as the Canvas document's "MyStore Customers Send email" is.
+# The platform application (CMAF) is of this kind. Besides its File Hub it provides the platform's own mail relay,
+# so that "Send email" may be bound to it, as the Canvas document's "MyStore Customers Send email" is.
+PLATFORM_KIND = "filehub"
 PLATFORM_SERVES = frozenset({"filehub", "smtp"})
+
+
+def serves(application_kind: str, block_kind: str) -> bool:
+    """Whether an application of `application_kind` may be bound to a block needing `block_kind`."""
+    return application_kind == block_kind or (application_kind == PLATFORM_KIND and block_kind in PLATFORM_SERVES)
 
 
 def _check_application(application: Any, block_class, where: str, applications: tuple[str, ...],  # noqa: ANN001
                        catalog: ApplicationCatalog) -> str | None:
     needed_kind = block_class.application_kind
     if application is None:
-        if needed_kind is not None and needed_kind != "filehub":
+        if needed_kind is not None and needed_kind != PLATFORM_KIND:
             raise TemplateDefinitionError(f"{where}.application",
                                           f"block '{block_class.key}' needs a {needed_kind} application")
         return None
@@ -135,7 +141,7 @@ def _check_application(application: Any, block_class, where: str, applications: 
         raise TemplateDefinitionError(f"{where}.application",
                                       f"'{application}' is not one of the template's applications")
     kind = catalog.get_by_short_name(application).kind
-    if needed_kind is not None and kind != needed_kind and not (kind == "filehub" and needed_kind in PLATFORM_SERVES):
+    if needed_kind is not None and not serves(kind, needed_kind):
         raise TemplateDefinitionError(f"{where}.application",
                                       f"block '{block_class.key}' needs a {needed_kind} application, "
                                       f"'{application}' is {kind}")

@@ -11,13 +11,13 @@ from sqlalchemy.orm import Session
 
 from canvas.applications import redaction
 from canvas.applications import service as applications
+from canvas.catalog.definition import PLATFORM_KIND
 from canvas.errors import ForbiddenError
 from canvas.execution.context import PLATFORM_RELAY, BlockError
 from canvas.execution.registry import get_block
 from canvas.models import Account, RegisteredApplication, Workflow
 
 log = logging.getLogger(__name__)
-PLATFORM_KIND = "filehub"  # CMAF: the platform's own services, its File Hub and its mail relay
 
 
 def for_block(services, state, entry: dict) -> tuple[dict | None, list[str]]:  # noqa: ANN001

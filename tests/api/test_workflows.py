@@ -232,3 +232,17 @@ def test_describe_add_workflow_matches_the_canvas_document(client):
         {"typeName": "iEnumerable", "propertyName": "chain", "genericParameters": "chainApiDto",
          "isRequired": False},
     ]
+
+
+@pytest.mark.parametrize(("application", "accepted"), [("SMTP", True), ("CMAF", True), ("FTP", False)],
+                         ids=["its own kind", "the platform's relay", "another kind"])
+def test_send_email_binds_an_smtp_application_or_the_platform_and_nothing_else(client, org, application, accepted):
+    body = {"name": "Mail", "description": "", "applications": [application], "chain": [
+        {"uniqueBlockId": str(uuid.uuid4()), "blockName": "Send", "block": "email.send", "application": application,
+         "variables": {"subject": "hi"}}]}
+    answer = client.post("/api/WorkflowTemplate", json=body, headers=org.admin_headers)
+    if accepted:
+        assert answer.status_code == 200, answer.json
+    else:
+        assert answer.status_code == 400
+        assert "block 'email.send' needs a smtp application, 'FTP' is ftp" in answer.json["Msg"]
