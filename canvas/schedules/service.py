@@ -33,15 +33,10 @@ class ScheduleSpec:
 
     cron: CronExpression
     zone_name: str
-    explicit_zone: bool
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.zone_name)
-
-    def next_fire_time(self, after: datetime) -> datetime | None:
-        fire_time = self.cron.next_fire_time(after, self.zone)
-        return None if fire_time is None else fire_time.astimezone(timezone.utc)
 
 
 # --- reading scheduleFrequency ---------------------------------------------------------------------------------
@@ -62,7 +57,7 @@ def parse_frequency(text: Any, default_zone: str | None) -> ScheduleSpec:
     zone = fields.get("timeZone")
     if zone is not None:
         check_time_zone(zone, f"{FIELD}.timeZone", f" (schedule '{cron_text}')")
-    return ScheduleSpec(cron, zone or default_zone or DEFAULT_ZONE, zone is not None)
+    return ScheduleSpec(cron, zone or default_zone or DEFAULT_ZONE)
 
 
 def _frequency_fields(text: Any) -> dict:

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import redis
@@ -30,6 +30,7 @@ from canvas.queueing.dispatch import run_job
 from canvas.queueing.keys import RUN_QUEUE
 from canvas.scheduling.decisions import Key, Plan, PlannedRun, WorkflowState, decide
 from canvas.scheduling.occurrences import Firing
+from canvas.scheduling.store import as_utc
 from canvas.scheduling.trigger import parse_cached
 
 log = logging.getLogger(__name__)
@@ -205,7 +206,7 @@ def claim(session: Session, rows: list[dict]) -> set[Key]:
     table = ScheduleOccurrence.__table__
     statement = (dialect.insert(table).on_conflict_do_nothing(index_elements=["workflow_id", "scheduled_time"])
                  .returning(table.c.workflow_id, table.c.scheduled_time))
-    return {(workflow_id, _utc(scheduled)) for workflow_id, scheduled in session.execute(statement, rows)}
+    return {(workflow_id, as_utc(scheduled)) for workflow_id, scheduled in session.execute(statement, rows)}
 
 
 def release_one(session: Session, workflow_id: uuid.UUID, run_id: uuid.UUID, scheduler: str) -> PlannedRun | None:
@@ -220,7 +221,7 @@ def release_one(session: Session, workflow_id: uuid.UUID, run_id: uuid.UUID, sch
         session.execute(update(ScheduleOccurrence).where(waiting).values(
             outcome="skipped", reason="the schedule was turned off before it could run", date_recorded=now))
         return None
-    times = sorted(_utc(scheduled) for scheduled in session.scalars(
+    times = sorted(as_utc(scheduled) for scheduled in session.scalars(
         update(ScheduleOccurrence).where(waiting).values(outcome="fired", dispatch_time=now, scheduler=scheduler)
         .returning(ScheduleOccurrence.scheduled_time)))
     if not times:
@@ -258,6 +259,3 @@ def _run_row(run: PlannedRun, now: datetime) -> dict:
 def _job_data(run: PlannedRun):  # noqa: ANN202 - rq's EnqueueData
     return Queue.prepare_data(**run_job(run.run_id, run.workflow_id))
 
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)

@@ -51,9 +51,6 @@ class PlannedRun:
     template_version: str | None
     times: tuple[datetime, ...]
 
-    def keys(self) -> list[Key]:
-        return [(self.workflow_id, time) for time in self.times]
-
 
 @dataclass(slots=True)
 class Plan:

@@ -32,13 +32,14 @@ from apscheduler.executors.base import BaseExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from canvas import defaults
 from canvas.db import Database
 from canvas.execution.reaper import reap_lost_runs
 from canvas.models.base import utcnow
 from canvas.queueing.keys import schedule_changes_channel, schedulers_key
 from canvas.scheduling.claims import OccurrenceDispatcher
 from canvas.scheduling.occurrences import Firing, MisfireRules, latest_fire_times, plan_due
-from canvas.scheduling.store import ScheduleRow, enabled_versions, load_schedules, store_next_times
+from canvas.scheduling.store import ScheduleRow, as_utc, enabled_versions, load_schedules, store_next_times
 from canvas.scheduling.trigger import QuartzTrigger, parse_cached
 
 log = logging.getLogger("canvas.scheduler")
@@ -53,10 +54,10 @@ UNKNOWN_VERSION = -1  # never a stored version: forces a reload
 
 @dataclass(frozen=True)
 class SchedulerConfig:
-    reconcile_seconds: float = 3.0
-    misfire_grace_seconds: float = 60.0
-    run_each_limit: int = 10
-    lost_run_grace_seconds: float = 30.0
+    reconcile_seconds: float = defaults.DEFAULT_SCHEDULER_RECONCILE_SECONDS
+    misfire_grace_seconds: float = defaults.DEFAULT_SCHEDULER_MISFIRE_GRACE_SECONDS
+    run_each_limit: int = defaults.DEFAULT_SCHEDULER_RUN_EACH_LIMIT
+    lost_run_grace_seconds: float = defaults.DEFAULT_LOST_RUN_GRACE_SECONDS
     redis_prefix: str | None = None
 
     @classmethod
@@ -170,8 +171,8 @@ class SchedulerEngine:
         self.loaded[row.workflow_id] = row.version
         if backlog:
             self.inbox.put(plan_due(row.workflow_id, backlog, row.misfire_policy, now, self.rules, row.version))
-        elif _utc(next_time) != row.date_next_schedule:
-            stale[row.workflow_id] = _utc(next_time)  # with a backlog, dispatching it sets the next time
+        elif as_utc(next_time) != row.date_next_schedule:
+            stale[row.workflow_id] = as_utc(next_time)  # with a backlog, dispatching it sets the next time
         if next_time is None:
             self._remove_job(row.workflow_id)
             return
@@ -277,6 +278,3 @@ class SchedulerEngine:
             log.exception("scheduler %s failed", what)
             self.stopping.wait(0.5)
 
-
-def _utc(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(timezone.utc)

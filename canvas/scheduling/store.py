@@ -64,7 +64,7 @@ def load_schedules(session: Session, workflow_ids: Iterable[uuid.UUID] | None = 
 
 def _row(values) -> ScheduleRow:  # noqa: ANN001 - a result row
     workflow_id, version, cron, zone, misfire, changed, last, next_time = values
-    return ScheduleRow(workflow_id, version, cron, zone, misfire, _utc(changed), _utc(last), next_time)
+    return ScheduleRow(workflow_id, version, cron, zone, misfire, as_utc(changed), as_utc(last), next_time)
 
 
 def store_next_times(session: Session, next_times: dict[uuid.UUID, datetime | None]) -> None:
@@ -74,8 +74,9 @@ def store_next_times(session: Session, next_times: dict[uuid.UUID, datetime | No
                                            for workflow_id, next_time in next_times.items()])
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """The max() of a UTC column comes back as the database's raw value on SQLite (a string-typed aggregate)."""
+def as_utc(value: datetime | str | None) -> datetime | None:
+    """A time as aware UTC: naive values are UTC already (database columns), and the max() of a UTC column comes
+    back as the database's raw value on SQLite (a string-typed aggregate)."""
     if value is None:
         return None
     if isinstance(value, str):
