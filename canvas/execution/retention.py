@@ -11,12 +11,13 @@ from pathlib import Path
 from sqlalchemy import select, update
 
 from canvas.db import Database
+from canvas.execution.data import TEMP_FILE_PREFIX
 from canvas.models import BlockOutput, BlockRun
 from canvas.models.base import utcnow
+from canvas.storage.blob import TEMP_PREFIX as BLOB_TEMP_PREFIX
 
 log = logging.getLogger(__name__)
 STALE_TEMP_FILE_SECONDS = 24 * 3600
-TEMP_PATTERNS = (".canvas-tmp-*", "canvas-block-*")
 
 
 @dataclass
@@ -65,19 +66,20 @@ def _delete_output(database: Database, blob_store, row) -> None:  # noqa: ANN001
         blob_store.delete(row.blob_key)  # after the row: a crash in between leaves a stray file, never a dangling row
 
 
-def prune_temp_files(directories: list[Path], older_than_seconds: float = STALE_TEMP_FILE_SECONDS) -> int:
+def prune_temp_files(places: list[tuple[Path, str]], older_than_seconds: float = STALE_TEMP_FILE_SECONDS) -> int:
+    """Deletes stale files whose names start with the prefix that marks temporary files in that directory tree,
+    and only there: a File Hub file may well be called "canvas-block-…" and is nobody's temporary file."""
     deleted, limit = 0, time.time() - older_than_seconds
-    for directory in directories:
+    for directory, prefix in places:
         if not directory.is_dir():
             continue
-        for pattern in TEMP_PATTERNS:
-            for path in directory.rglob(pattern):
-                try:
-                    if path.is_file() and path.stat().st_mtime < limit:
-                        path.unlink()
-                        deleted += 1
-                except OSError:
-                    continue
+        for path in directory.rglob(f"{prefix}*"):
+            try:
+                if path.is_file() and path.stat().st_mtime < limit:
+                    path.unlink()
+                    deleted += 1
+            except OSError:
+                continue
     return deleted
 
 
@@ -86,7 +88,8 @@ def prune_everything(services) -> PruneReport:  # noqa: ANN001 - canvas.extensio
     blob_store = services.blob_store
     report = prune_outputs(services.db, blob_store, settings["OUTPUT_RETENTION_DAYS"],
                            settings["OUTPUT_RETENTION_RUNS"])
-    report.temp_files_deleted = prune_temp_files([services.data_dir / "blobs", services.data_dir / "tmp"])
+    report.temp_files_deleted = prune_temp_files([(services.data_dir / "blobs", BLOB_TEMP_PREFIX),
+                                                  (services.data_dir / "tmp", TEMP_FILE_PREFIX)])
     log.info("retention: %d outputs deleted (%d bytes), %d stale temporary files deleted",
              report.outputs_deleted, report.bytes_freed, report.temp_files_deleted)
     return report
