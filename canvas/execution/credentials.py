@@ -73,13 +73,6 @@ def mark_faulted(services, state, entry: dict, reason: str) -> None:  # noqa: AN
     log.warning("registered application %s marked faulted: %s", registered_id, reason)
 
 
-def bindings_of(workflow: Workflow) -> dict:
-    """shortName -> registered application id; not loaded at all for chains that use no application."""
-    if not any(entry.get("application") for entry in workflow.chain):
-        return {}
-    return {binding.short_name: binding.registered_application_id for binding in workflow.bindings}
-
-
 def workflow_time_zone(session: Session, workflow: Workflow) -> ZoneInfo:
     """The schedule's time zone, else the account's default, else UTC. Only `{date:...}` placeholders use it, so
     a chain without one costs no lookup."""

@@ -10,7 +10,6 @@ import datetime as dt
 import decimal
 import enum
 import json
-import shutil
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -22,11 +21,11 @@ import msgspec
 
 from canvas.execution.context import BlockError
 from canvas.execution.data import DEFAULT_CONTENT_TYPE, BlockData, FileData, Records
+from canvas.storage.blob import StoredBlob, copy_file_data, put_file_data
 
 RECORDS_CONTENT_TYPE = "application/x-ndjson"
 KIND_RECORDS, KIND_FILE, KIND_NONE = "records", "file", "none"
 WRITE_BATCH_SIZE = 500  # records joined into one write: fewer calls, still a small buffer
-COPY_BUFFER_SIZE = 256 * 1024
 DEFAULT_FILE_NAME = "output"
 
 
@@ -121,8 +120,7 @@ def write_output(data: BlockData, sink: BinaryIO, progress: Progress = _no_progr
     if isinstance(data, Records):
         return OutputInfo(KIND_RECORDS, RECORDS_CONTENT_TYPE, write_records(data, sink, progress), None)
     if isinstance(data, FileData):
-        with data.open() as stream:
-            shutil.copyfileobj(stream, sink, COPY_BUFFER_SIZE)
+        copy_file_data(data, sink)
         return _file_info(data)
     raise TypeError(f"a block output must be Records, FileData or None, not {type(data).__name__}")
 
@@ -227,25 +225,20 @@ def _records_of_chunk(data: bytes, lines_before: int) -> Iterator[dict]:
     yield from _records_of_lines(lines[:-1] if lines and lines[-1] == "" else lines, lines_before)
 
 
-def _records_of_lines(lines: Iterable[str], lines_before: int = 0) -> Iterator[dict]:
-    """Line by line: one raw_decode per line, which is several times cheaper than json.loads on bytes (encoding
-    detection and a decode per call). Anything unusual (blank lines, leading blanks, errors) takes the careful
-    path."""
+def _records_of_lines(lines: Iterable[str], lines_before: int) -> Iterator[dict]:
+    """Line by line (text already decoded): one raw_decode per line, which is several times cheaper than json.loads
+    on bytes (encoding detection and a decode per call). Anything unusual (blank lines, leading blanks, errors)
+    takes the careful path."""
     decode = _DECODER.raw_decode
-    line_number = lines_before
-    try:
-        for line_number, line in enumerate(lines, start=lines_before + 1):
-            try:
-                record, end = decode(line)
-            except ValueError:
-                record, end = None, 0
-            if type(record) is dict and (end == len(line) or line[end:].isspace()):
-                yield record
-            elif line.strip():
-                yield _decode_line(line, line_number)
-    except UnicodeDecodeError as error:
-        # Decoded a chunk at a time: the bad byte is somewhere after the last line read, not necessarily the next.
-        raise BlockError(f"the records are not valid UTF-8 after line {line_number}: {error.reason}") from None
+    for line_number, line in enumerate(lines, start=lines_before + 1):
+        try:
+            record, end = decode(line)
+        except ValueError:
+            record, end = None, 0
+        if type(record) is dict and (end == len(line) or line[end:].isspace()):
+            yield record
+        elif line.strip():
+            yield _decode_line(line, line_number)
 
 
 def _decode_line(line: str, line_number: int) -> dict:
@@ -267,12 +260,9 @@ def store_output(store, key: str, data: BlockData, progress: Progress = _no_prog
     Nothing is written for no output (uploads, e-mails): an empty file would cost a write and, on PostgreSQL
     deployments, an fsync for every such block."""
     if data is None:
-        from canvas.storage.blob import StoredBlob
-
         return StoredBlob(NO_OUTPUT_KEY, 0, _EMPTY_SHA256), OutputInfo(KIND_NONE, None, None, None)
-    if isinstance(data, FileData) and data.frozen_path is not None:
-        stored = store.put_file(key, data.frozen_path)
-        return stored, _file_info(data)
+    if isinstance(data, FileData):
+        return put_file_data(store, key, data), _file_info(data)
     stored = store.put(key, lambda sink: write_output(data, sink, progress))
     return stored, stored.result
 

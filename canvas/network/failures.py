@@ -58,7 +58,7 @@ def describe_network_error(error: BaseException, host: str, port: int, timeout: 
     return None
 
 
-def _causes(error: BaseException) -> Iterator[BaseException]:
+def causes(error: BaseException) -> Iterator[BaseException]:
     """The error and everything it wraps (urllib3 keeps the socket error in MaxRetryError.reason)."""
     seen, pending = set(), [error]
     while pending:
@@ -86,7 +86,7 @@ def describe_request_error(error: requests.RequestException, url: str, timeout: 
         return f"timed out after {seconds(timeout)} s waiting for {where} to answer"
     if isinstance(error, requests.TooManyRedirects):
         return f"too many redirects starting at {url_without_query(url)}"
-    for cause in _causes(error):
+    for cause in causes(error):
         if isinstance(cause, ssl.SSLCertVerificationError):
             return f"TLS failure: certificate verify failed ({cause.verify_message}) for {where}"
         if isinstance(cause, socket.gaierror):

@@ -250,10 +250,7 @@ class FileHub:
         return f"{self.prefix}/{name}"
 
     def write(self, name: str, data: FileData) -> StoredBlob:
-        key = self.key_for(name)
-        if data.frozen_path is not None:
-            return self.store.put_file(key, data.frozen_path)
-        return self.store.put(key, lambda sink: _copy_file_data(data, sink))
+        return put_file_data(self.store, self.key_for(name), data)
 
     def open(self, name: str) -> FileData:
         """The file as FileData; BlobNotFoundError right away when it does not exist."""
@@ -290,7 +287,14 @@ def _copy_path(path: Path, sink: BinaryIO) -> None:
         shutil.copyfileobj(stream, sink, WRITE_BUFFER_SIZE)
 
 
-def _copy_file_data(data: FileData, sink: BinaryIO) -> None:
+def put_file_data(store: BlobStore, key: str, data: FileData) -> StoredBlob:
+    """A file under `key`: linked when it will never be written again (FileData.frozen_path), else copied."""
+    if data.frozen_path is not None:
+        return store.put_file(key, data.frozen_path)
+    return store.put(key, lambda sink: copy_file_data(data, sink))
+
+
+def copy_file_data(data: FileData, sink: BinaryIO) -> None:
     with data.open() as stream:
         shutil.copyfileobj(stream, sink, WRITE_BUFFER_SIZE)
 

@@ -11,11 +11,11 @@ import io
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, BinaryIO, TextIO
+from typing import Any, TextIO
 
 from canvas.execution.context import BlockContext, BlockError
 from canvas.execution.data import FileData, new_temp_path
-from canvas.execution.serialization import encode_record, json_default
+from canvas.execution.serialization import json_default
 
 DEFAULT_ENCODING = "utf-8-sig"  # reads plain UTF-8 too, and drops the byte order mark Excel likes to write
 CHUNK_CHARS = 64 * 1024
@@ -285,12 +285,4 @@ class _JsonChunks:
             self._discarded += self._pos
             self._buffer = self._buffer[self._pos :]
             self._pos = 0
-
-
-def write_json_lines(records, sink: BinaryIO) -> int:
-    """Records as UTF-8 JSON lines into a binary sink; returns how many."""
-    count = 0
-    for count, record in enumerate(records, start=1):
-        sink.write(encode_record(_as_record(record, f"record {count - 1}")).encode("utf-8") + b"\n")
-    return count
 

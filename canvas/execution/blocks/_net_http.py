@@ -25,7 +25,7 @@ from requests.auth import AuthBase
 from canvas.execution.blocks._net_common import Redactor, policy_of
 from canvas.execution.context import BlockAuthenticationError, BlockContext, BlockError, TransientBlockError
 from canvas.execution.serialization import decode_json_document, json_default
-from canvas.network.failures import describe_request_error, url_without_query
+from canvas.network.failures import causes, describe_request_error, url_without_query
 from canvas.network.guard import BlockedAddressError, guarded_session
 from canvas.network.rest_auth import RestCredentialsError, TokenRequestError
 
@@ -248,14 +248,4 @@ def _json_problem(error: ValueError) -> str:
 
 def _blocked_cause(error: BaseException) -> BlockedAddressError | None:
     """urllib3 and requests wrap what the connection raised; the guard's refusal may hide inside."""
-    seen: set[int] = set()
-    pending: list[Any] = [error]
-    while pending:
-        current = pending.pop()
-        if not isinstance(current, BaseException) or id(current) in seen:
-            continue
-        if isinstance(current, BlockedAddressError):
-            return current
-        seen.add(id(current))
-        pending += [getattr(current, "reason", None), current.__cause__, current.__context__, *current.args[:1]]
-    return None
+    return next((cause for cause in causes(error) if isinstance(cause, BlockedAddressError)), None)

@@ -21,8 +21,10 @@ from urllib.parse import quote
 
 from canvas.execution.blocks._net_common import credential_redactor, credentials_of, required_field
 from canvas.execution.blocks._net_http import HttpCall, HttpClient, json_body
-from canvas.execution.blocks._net_paging import Paging, stream_records
-from canvas.execution.blocks._net_rest import LIMIT_VARIABLES, limits_of, rest_auth, rest_url, with_default_auth
+from canvas.execution.blocks._net_paging import Paging
+from canvas.execution.blocks._net_rest import (
+    LIMIT_VARIABLES, limits_of, rest_auth, rest_url, stream_calls, with_default_auth,
+)
 from canvas.execution.blocks.base import Block, VariableSpec, expect_records
 from canvas.execution.context import BlockContext, BlockError
 from canvas.execution.data import BlockData, Records
@@ -73,8 +75,7 @@ class FikenGetContacts(Block):
 
 
 def _contacts(context: BlockContext, api: FikenApi) -> Iterator[dict]:
-    with api.client:
-        yield from stream_records(context, api.client, api.call("GET", "/contacts"), CONTACTS_PAGING, "")
+    return stream_calls(context, api.client, [api.call("GET", "/contacts")], CONTACTS_PAGING, "")
 
 
 def _with_contacts(context: BlockContext, api: FikenApi, records: Records, field: str) -> Iterator[dict]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 import dataclasses
 
 from canvas.execution.blocks._filehub import checked_file_name, require_file_hub
-from canvas.execution.blocks._formats import write_json_lines
 from canvas.execution.blocks.base import Block, VariableSpec, register
 from canvas.execution.context import BlockContext, BlockError
 from canvas.execution.data import BlockData, FileData, Records
-from canvas.execution.serialization import RECORDS_CONTENT_TYPE
+from canvas.execution.serialization import RECORDS_CONTENT_TYPE, write_records
 from canvas.storage.blob import FileHub, InvalidFileNameError, StoredBlob
 
 DEFAULT_RECORDS_FILE_NAME = "records.jsonl"
@@ -56,5 +55,5 @@ def _write(hub: FileHub, name: str, data: BlockData, context: BlockContext) -> S
         return hub.write(name, data)
     if isinstance(data, Records):
         records = context.cancellable(data)
-        return hub.store.put(hub.key_for(name), lambda sink: write_json_lines(records, sink))
+        return hub.store.put(hub.key_for(name), lambda sink: write_records(Records(records), sink))
     raise BlockError("filehub.write needs a file or records as input, got nothing")

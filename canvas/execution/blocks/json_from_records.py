@@ -7,8 +7,8 @@ from pathlib import Path
 from canvas.execution.blocks._formats import temp_output_path, with_extension
 from canvas.execution.blocks.base import Block, VariableSpec, expect_records, register
 from canvas.execution.context import BlockContext, BlockError
-from canvas.execution.data import BlockData, FileData
-from canvas.execution.serialization import RECORDS_CONTENT_TYPE, encode_record
+from canvas.execution.data import BlockData, FileData, Records
+from canvas.execution.serialization import RECORDS_CONTENT_TYPE, encode_record, write_records
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -56,8 +56,5 @@ def _write_array(path: Path, records: Iterable[dict]) -> int:
 
 
 def _write_lines(path: Path, records: Iterable[dict]) -> int:
-    count = 0
-    with open(path, "w", encoding="utf-8") as out:
-        for count, text in enumerate(_encoded(records), start=1):
-            out.write(text + "\n")
-    return count
+    with open(path, "wb") as out:
+        return write_records(Records(records), out)
