@@ -23,10 +23,6 @@ from canvas.extensions import db_session, services
 blp = Blueprint("applications", __name__, url_prefix="/api", description="Applications and registered applications")
 
 
-def _verifier() -> service.Verifier:
-    return service.Verifier(services().network_policy, services().settings["VERIFY_TIMEOUT_SECONDS"])
-
-
 def _to_api(registered) -> dict:  # noqa: ANN001
     return service.registered_to_api(registered, services().application_catalog.get(registered.application_id))
 
@@ -58,7 +54,7 @@ class RegApplication(MethodView):
         """Registers a new application and returns Id"""
         session = db_session()
         registered = service.register_application(session, services().application_catalog, services().secret_box,
-                                                  _verifier(), current_principal().account_id, data)
+                                                  service.Verifier.of(services()), current_principal().account_id, data)
         session.commit()
         return jsonify(str(registered.id))
 
@@ -81,7 +77,7 @@ class UpdateRegApplication(MethodView):
         """Updates a registered application's tag or credentials; new credentials are verified before they are kept"""
         session = db_session()
         registered = service.update_registered(session, services().application_catalog, services().secret_box,
-                                               _verifier(), current_principal().account_id, data)
+                                               service.Verifier.of(services()), current_principal().account_id, data)
         session.commit()
         return _to_api(registered)
 
@@ -96,7 +92,7 @@ class VerifyRegApplication(MethodView):
         """Verifies a registered application's stored credentials again; success clears faulted"""
         session = db_session()
         registered = service.reverify_registered(session, services().application_catalog, services().secret_box,
-                                                 _verifier(), current_principal().account_id, data["id"])
+                                                 service.Verifier.of(services()), current_principal().account_id, data["id"])
         session.commit()
         return _to_api(registered)
 

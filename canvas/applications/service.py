@@ -41,6 +41,11 @@ class Verifier:
             raise BadRequestError(AUTHENTICATION_ERROR + failure.reason, field="credentialsJson") from None
         return True
 
+    @classmethod
+    def of(cls, svc) -> "Verifier":  # noqa: ANN001 - canvas.extensions.Services
+        """The platform's verifier: its network policy and CANVAS_VERIFY_TIMEOUT_SECONDS."""
+        return cls(svc.network_policy, svc.settings["VERIFY_TIMEOUT_SECONDS"])
+
 
 def find_application(catalog: ApplicationCatalog, application_id: Any) -> ApplicationSpec:
     spec = catalog.get(application_id) if application_id is not None else None

@@ -93,7 +93,6 @@ def _port(credentials: Mapping, default: int) -> int:
     return port
 
 
-_flag = flag_value
 
 
 @contextmanager
@@ -129,7 +128,7 @@ def _close_ftp(ftp: ftplib.FTP) -> None:
 
 def _verify_ftp(credentials: Mapping, check: _Check) -> None:
     host, port = _required(credentials, "address"), _port(credentials, 21)
-    secure = _flag(credentials.get("secure"))
+    secure = flag_value(credentials.get("secure"))
     ftp = (GuardedFTPTLS if secure else GuardedFTP)(check.policy, timeout=check.timeout)
     with _network_errors(host, port, check.timeout):
         try:

@@ -5,7 +5,6 @@ import marshmallow as ma
 
 from canvas.endpoint import dto
 
-VARIABLES = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Raw(allow_none=True))
 
 
 class TemplateChainEntrySchema(ma.Schema):

@@ -69,6 +69,8 @@ class BlockRun(Base):
     date_started: Mapped[datetime | None] = mapped_column(UtcDateTime)
     date_finished: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
+    output: Mapped[BlockOutput | None] = relationship(foreign_keys=[output_id])
+
 
 class BlockOutput(Base):
     """A stored output of one block in one run: where its bytes are, and what they are."""

@@ -10,7 +10,7 @@ from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from canvas.applications import service as applications
 from canvas.errors import BadRequestError, ConflictError, NotFoundError
@@ -55,7 +55,7 @@ def get_run(session: Session, account_id: uuid.UUID, run_id: Any) -> WorkflowRun
 def list_runs(session: Session, account_id: uuid.UUID, args: dict) -> tuple[list[WorkflowRun], int]:
     """Runs of one workflow (deleted workflows' history stays readable), newest first, with the total count."""
     workflow = workflows.history_owner(session, account_id, args["workflowId"])
-    query = select(WorkflowRun).where(WorkflowRun.workflow_id == workflow.id)
+    query = select(WorkflowRun).where(WorkflowRun.workflow_id == workflow.id).options(WITH_BLOCKS)
     if args.get("status"):
         query = query.where(WorkflowRun.status == args["status"])
     if args.get("trigger"):
@@ -121,15 +121,14 @@ def block_output(session: Session, account_id: uuid.UUID, run_id: Any, number: i
     return output
 
 
+WITH_BLOCKS = selectinload(WorkflowRun.blocks).selectinload(BlockRun.output)  # run_to_api of a page of runs
+
+
 def run_to_api(session: Session, run: WorkflowRun) -> dict:
     workflow = session.get(Workflow, run.workflow_id)
-    block_rows = {block.number: block for block in session.scalars(
-        select(BlockRun).where(BlockRun.run_id == run.id).order_by(BlockRun.number))}
-    outputs = {output.id: output for output in session.scalars(
-        select(BlockOutput).where(BlockOutput.run_id == run.id))}
+    block_rows = {block.number: block for block in run.blocks}
     blocks = [_block_to_api(number, workflow.chain[number - 1] if number <= len(workflow.chain) else {},
-                            block_rows.get(number), outputs) for number in range(run.run_from_block,
-                                                                                  run.run_till_block + 1)]
+                            block_rows.get(number)) for number in range(run.run_from_block, run.run_till_block + 1)]
     return {
         "id": run.id, "workflowId": run.workflow_id, "status": run.status, "trigger": run.trigger,
         "runFromBlock": run.run_from_block, "runTillBlock": run.run_till_block, "dryRun": run.dry_run,
@@ -139,8 +138,8 @@ def run_to_api(session: Session, run: WorkflowRun) -> dict:
     }
 
 
-def _block_to_api(number: int, entry: dict, row: BlockRun | None, outputs: dict) -> dict:
-    output = outputs.get(row.output_id) if row and row.output_id else None
+def _block_to_api(number: int, entry: dict, row: BlockRun | None) -> dict:
+    output = row.output if row else None
     return {
         "number": number,
         "uniqueBlockId": row.unique_block_id if row else entry.get("uniqueBlockId"),

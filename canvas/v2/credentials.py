@@ -20,10 +20,6 @@ blp = Blueprint("v2_credentials", __name__, url_prefix="/v2", description="v2 (J
 FIELD_NAMES = {"credentialsJson": "keys", "tagText": "name", "applicationId": "component"}
 
 
-def verifier() -> service.Verifier:
-    return service.Verifier(services().network_policy, services().settings["VERIFY_TIMEOUT_SECONDS"])
-
-
 def credential_to_resource(registered) -> dict:  # noqa: ANN001
     spec = services().application_catalog.get(registered.application_id)
     keys = service.decrypt_credentials(services().secret_box, registered)
@@ -89,7 +85,7 @@ class Credentials(MethodView):
         session = db_session()
         with v2_field_names():
             registered = service.register_application(
-                session, services().application_catalog, services().secret_box, verifier(),
+                session, services().application_catalog, services().secret_box, service.Verifier.of(services()),
                 current_principal().account_id,
                 {"applicationId": component_id(data), "credentialsJson": keys_attribute(attributes, True),
                  "tagText": attributes.get("name") if isinstance(attributes.get("name"), str) else None})
@@ -117,7 +113,7 @@ class CredentialById(MethodView):
         session = db_session()
         with v2_field_names():
             registered = service.update_registered(
-                session, services().application_catalog, services().secret_box, verifier(),
+                session, services().application_catalog, services().secret_box, service.Verifier.of(services()),
                 current_principal().account_id,
                 {"id": credential_id, "credentialsJson": keys_attribute(attributes, False), "tagText": name})
         session.commit()

@@ -7,16 +7,17 @@ import uuid
 from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from canvas.auth import current_principal
-from canvas.errors import BadRequestError, NotFoundError
+from canvas.errors import BadRequestError
 from canvas.extensions import db_session, services
 from canvas.models import Workflow, WorkflowRun
 from canvas.runs import service as runs
 from canvas.v2 import flow_service as flows
 from canvas.v2 import jsonapi
+from canvas.workflows.service import slice_of
 from canvas.v2.schemas import PAGE_PARAMETERS, doc, query
 
 blp = Blueprint("v2_executions", __name__, url_prefix="/v2", description="v2 (JSON:API): executions (runs)")
@@ -81,10 +82,7 @@ def execution_options() -> dict:
 
 
 def get_execution(session: Session, account_id: uuid.UUID, execution_id: str) -> WorkflowRun:
-    try:
-        uuid.UUID(execution_id)
-    except ValueError:
-        raise NotFoundError(f"Unknown execution {execution_id}") from None
+    flows.as_id(execution_id, "execution")  # no id at all: 404, as an unknown one
     return runs.get_run(session, account_id, execution_id)
 
 
@@ -110,15 +108,15 @@ class Executions(MethodView):
         page = jsonapi.page_parameters()
         flow = jsonapi.uuid_parameter("filter[flow]")
         status = jsonapi.choice_parameter("filter[status]", tuple(state.lower() for state in runs.RUN_STATES))
-        statement = select(WorkflowRun).where(WorkflowRun.account_id == current_principal().account_id)
+        statement = (select(WorkflowRun).where(WorkflowRun.account_id == current_principal().account_id)
+                     .options(runs.WITH_BLOCKS))
         if flow is not None:
             statement = statement.where(WorkflowRun.workflow_id == flow)
         if status is not None:
             statement = statement.where(WorkflowRun.status == status.capitalize())
         session = db_session()
-        total = session.scalar(select(func.count()).select_from(statement.subquery()))
-        rows = session.scalars(statement.order_by(WorkflowRun.date_queued.desc(), WorkflowRun.id)
-                               .offset(page.offset).limit(page.size))
+        rows, total = slice_of(session, statement, (WorkflowRun.date_queued.desc(), WorkflowRun.id), page.offset,
+                               page.size)
         return jsonapi.document([execution_to_resource(session, run) for run in rows],
                                 meta=jsonapi.page_meta(page, total), links=jsonapi.page_links(page, total))
 

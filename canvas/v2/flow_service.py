@@ -16,7 +16,7 @@ from canvas.models.base import utcnow
 from canvas.schedules import service as schedules
 from canvas.v2.graph import graph_hash, graph_of, parse_graph
 from canvas.workflows import service as workflows
-from canvas.workflows.service import Actor
+from canvas.workflows.service import Actor, slice_of
 
 FLOW_TYPES = ("ordinary", "long_running")
 FLOW_STATUSES = ("active", "inactive")
@@ -56,9 +56,7 @@ def list_flows(session: Session, account_id: uuid.UUID, filters: FlowFilters, of
                limit: int) -> tuple[list[Workflow], int]:
     query = _filtered(select(Workflow).outerjoin(FlowSettings, FlowSettings.workflow_id == Workflow.id)
                       .where(Workflow.account_id == account_id, Workflow.date_deleted.is_(None)), filters)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(*_ordering(filters.sort)).offset(offset).limit(limit))
-    return list(rows), total
+    return slice_of(session, query, _ordering(filters.sort), offset, limit)
 
 
 def _filtered(query, filters: FlowFilters):  # noqa: ANN001, ANN202 - a Select
@@ -240,9 +238,8 @@ def list_versions(session: Session, account_id: uuid.UUID, flow_id: str, offset:
     workflow = get_flow(session, account_id, flow_id)
     record_version(session, workflow)  # a change made in the Canvas dialect becomes a version when first seen
     query = select(FlowVersion).where(FlowVersion.workflow_id == workflow.id)
-    total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(FlowVersion.number.desc()).offset(offset).limit(limit))
-    return workflow, list(rows), total
+    rows, total = slice_of(session, query, (FlowVersion.number.desc(),), offset, limit)
+    return workflow, rows, total
 
 
 def get_version(session: Session, account_id: uuid.UUID, flow_id: str, version_id: str) -> FlowVersion:
@@ -256,7 +253,6 @@ def get_version(session: Session, account_id: uuid.UUID, flow_id: str, version_i
 
 # --- drafts -----------------------------------------------------------------------------------------------------
 
-DRAFT_ATTRIBUTES = ("name", "description", "cron", "graph", "nodes_config", "stats_enabled")
 
 
 def find_draft(session: Session, workflow: Workflow) -> FlowDraft | None:

@@ -171,8 +171,13 @@ def history_owner(session: Session, account_id: uuid.UUID, workflow_id: Any) -> 
 
 def page_of(session: Session, query, order_by, page: int, size: int) -> tuple[list, int]:  # noqa: ANN001
     """One page of a query's rows (page from 1) and the total count."""
+    return slice_of(session, query, order_by, (page - 1) * size, size)
+
+
+def slice_of(session: Session, query, order_by, offset: int, limit: int) -> tuple[list, int]:  # noqa: ANN001
+    """The query's rows from `offset` on, at most `limit` of them, in `order_by` order, and the total count."""
     total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(*order_by).offset((page - 1) * size).limit(size))
+    rows = session.scalars(query.order_by(*order_by).offset(offset).limit(limit))
     return list(rows), total
 
 
