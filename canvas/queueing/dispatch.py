@@ -98,11 +98,16 @@ def create_run(session: Session, workflow: Workflow, request: RunRequest) -> Wor
     return run
 
 
+def active_run(session: Session, workflow_id: uuid.UUID) -> WorkflowRun | None:
+    """The workflow's queued or running run (the database allows one at a time)."""
+    return session.scalar(select(WorkflowRun).where(WorkflowRun.workflow_id == workflow_id,
+                                                    WorkflowRun.status.in_(ACTIVE_RUN_STATES)))
+
+
 def refuse_if_active(session: Session, workflow_id: uuid.UUID) -> None:
-    active = session.scalar(select(WorkflowRun.id).where(WorkflowRun.workflow_id == workflow_id,
-                                                         WorkflowRun.status.in_(ACTIVE_RUN_STATES)))
+    active = active_run(session, workflow_id)
     if active is not None:
-        raise ConflictError(f"Workflow {workflow_id} is already queued or running (run {active})")
+        raise ConflictError(f"Workflow {workflow_id} is already queued or running (run {active.id})")
 
 
 def enqueue_run(session: Session, connection: redis.Redis, workflow: Workflow, run: WorkflowRun) -> None:

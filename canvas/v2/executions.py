@@ -17,6 +17,7 @@ from canvas.models import Workflow, WorkflowRun
 from canvas.runs import service as runs
 from canvas.v2 import flow_service as flows
 from canvas.v2 import jsonapi
+from canvas.v2.graph import step_id
 from canvas.workflows.service import slice_of
 from canvas.v2.schemas import PAGE_PARAMETERS, doc, query
 
@@ -58,8 +59,7 @@ def execution_to_resource(session: Session, run: WorkflowRun) -> dict:
 
 def _step(block: dict, workflow: Workflow) -> dict:
     number = block["number"]
-    entry = workflow.chain[number - 1] if workflow and number <= len(workflow.chain) else {}
-    return {"number": number, "step_id": entry.get("nodeId") or f"step_{number}", "command": block["block"],
+    return {"number": number, "step_id": step_id(workflow, number), "command": block["block"],
             "name": block["blockName"], "status": block["status"].lower(), "records_in": block["recordsIn"],
             "records_read": block["recordsRead"], "records_out": block["recordsOut"], "attempts": block["attempts"],
             "error": block["error"],

@@ -112,9 +112,7 @@ def update_flow(session: Session, catalog, actor: Actor, flow_id: str, attribute
     if "graph" in attributes:
         parsed = parse_graph(session, catalog, actor.account_id, attributes["graph"])
         workflow.chain = parsed.chain
-        workflow.bindings.clear()
-        session.flush()  # the old bindings go before new ones with the same keys arrive
-        workflow.bindings.extend(parsed.bindings)
+        workflows.replace_bindings(session, workflow, parsed.bindings)
     if "name" in attributes:
         workflow.name = _required_text(attributes, "name")
     if "description" in attributes:

@@ -229,10 +229,18 @@ def _bindings(order: list[str], registered: dict, by_id: dict) -> list[WorkflowA
 
 # --- chain -> graph -----------------------------------------------------------------------------------------------
 
+def step_id(workflow: Workflow | None, number: int) -> str:
+    """The node id of the workflow's block `number` (from 1): its v2 node id, else step_<number> (a Canvas workflow,
+    or a block the chain no longer has). Executions and logs name steps as the graph names its nodes."""
+    chain = workflow.chain if workflow is not None else []
+    entry = chain[number - 1] if number <= len(chain) else {}
+    return entry.get("nodeId") or f"step_{number}"
+
+
 def graph_of(workflow: Workflow) -> dict:
     """The graph of any workflow, whichever dialect made it (Canvas workflows get nodes step_1, step_2...)."""
     credentials = {binding.short_name: str(binding.registered_application_id) for binding in workflow.bindings}
-    node_ids = [entry.get("nodeId") or f"step_{number}" for number, entry in enumerate(workflow.chain, start=1)]
+    node_ids = [step_id(workflow, number) for number in range(1, len(workflow.chain) + 1)]
     nodes = [_node_of(node_id, entry, credentials) for node_id, entry in zip(node_ids, workflow.chain)]
     edges = [_edge_of(source, target, entry) for source, target, entry in
              zip(node_ids, node_ids[1:], workflow.chain[1:])]

@@ -13,6 +13,7 @@ from canvas.errors import BadRequestError
 from canvas.extensions import db_session
 from canvas.models import BlockRun, Workflow, WorkflowRun
 from canvas.v2 import jsonapi
+from canvas.v2.graph import step_id
 from canvas.v2.schemas import LOG_PARAMETERS, doc
 
 blp = Blueprint("v2_logs", __name__, url_prefix="/v2", description="v2 (JSON:API): logs")
@@ -64,9 +65,8 @@ def log_hits(account_id, flow_ids: list, start: datetime | None, end: datetime |
 
 
 def _hit(index: int, line: dict, block: BlockRun, run: WorkflowRun, workflow: Workflow) -> dict:
-    entry = workflow.chain[block.number - 1] if block.number <= len(workflow.chain) else {}
     return {"id": f"{block.id}-{index}", "workspace_id": str(workflow.organization_id), "flow_id": str(workflow.id),
-            "user_id": str(run.account_id), "step_id": entry.get("nodeId") or f"step_{block.number}",
+            "user_id": str(run.account_id), "step_id": step_id(workflow, block.number),
             "exec_id": str(run.id), "method": block.block_key, "component_name": block.block_name,
             "timestamp": line.get("time"), "level": LEVELS.get(str(line.get("level")).upper(), 30),
             "message": line.get("message") or ""}

@@ -14,8 +14,9 @@ from canvas.catalog import service as templates
 from canvas.catalog.definition import TemplateDefinition, TemplateDefinitionError, check_template_variables, \
     definition_from_json
 from canvas.errors import BadRequestError, ConflictError, NotFoundError
-from canvas.models import ACTIVE_RUN_STATES, RegisteredApplication, Workflow, WorkflowApplication, WorkflowRun
+from canvas.models import RegisteredApplication, Workflow, WorkflowApplication
 from canvas.models.base import utcnow
+from canvas.queueing.dispatch import active_run
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ def instantiate(session: Session, actor: Actor, data: dict) -> Workflow:
         template_id=template.id, template_version=version.version,
         name=(data.get("name") or "").strip() or version.name,
         description=data.get("description") if data.get("description") is not None else version.description,
-        chain=resolve_chain(definition, overrides), chain_overrides=overrides_to_json(overrides),
-        is_customized=is_customized(definition, overrides), date_created=now, date_modified=now)
+        date_created=now, date_modified=now)
+    apply_overrides(workflow, definition, overrides)
     workflow.bindings = bindings
     session.add(workflow)
     session.flush()
@@ -89,6 +90,24 @@ def resolve_chain(definition: TemplateDefinition, overrides: dict[str, dict]) ->
         resolved["variables"] = {**copy.deepcopy(entry.variables), **overrides.get(entry.unique_block_id, {})}
         chain.append(resolved)
     return chain
+
+
+def apply_overrides(workflow: Workflow, definition: TemplateDefinition, overrides: dict[str, dict]) -> None:
+    """The workflow's chain, its stored overrides and whether it differs from its template, from both."""
+    workflow.chain = resolve_chain(definition, overrides)
+    workflow.chain_overrides = overrides_to_json(overrides)
+    workflow.is_customized = is_customized(definition, overrides)
+
+
+def current_bindings(workflow: Workflow) -> dict[str, str]:
+    """shortName -> registered application id (text, as requests give them)."""
+    return {binding.short_name: str(binding.registered_application_id) for binding in workflow.bindings}
+
+
+def replace_bindings(session: Session, workflow: Workflow, bindings: list) -> None:
+    workflow.bindings.clear()
+    session.flush()  # the old bindings go before new ones with the same keys arrive
+    workflow.bindings.extend(bindings)
 
 
 def overrides_to_json(overrides: dict[str, dict]) -> list[dict]:
@@ -181,11 +200,6 @@ def slice_of(session: Session, query, order_by, offset: int, limit: int) -> tupl
     return list(rows), total
 
 
-def active_run(session: Session, workflow_id: uuid.UUID) -> WorkflowRun | None:
-    return session.scalar(select(WorkflowRun).where(WorkflowRun.workflow_id == workflow_id,
-                                                    WorkflowRun.status.in_(ACTIVE_RUN_STATES)))
-
-
 def workflow_to_api(workflow: Workflow, *, with_chain: bool = False) -> dict:
     answer = {
         "id": workflow.id,
@@ -229,17 +243,11 @@ def update_workflow(session: Session, actor: Actor, data: dict) -> Workflow:
     workflow = get_workflow(session, actor.account_id, data["id"])
     definition = workflow_definition(session, workflow)
     if data.get("chain") is not None:
-        overrides = parse_overrides(definition, data["chain"], kept=overrides_from_json(workflow.chain_overrides))
-        workflow.chain = resolve_chain(definition, overrides)
-        workflow.chain_overrides = overrides_to_json(overrides)
-        workflow.is_customized = is_customized(definition, overrides)
+        kept = overrides_from_json(workflow.chain_overrides)
+        apply_overrides(workflow, definition, parse_overrides(definition, data["chain"], kept=kept))
     if data.get("applications") is not None:
-        current = {binding.short_name: str(binding.registered_application_id) for binding in workflow.bindings}
-        new_bindings = bind_applications(session, actor, definition, {**current, **data["applications"]},
-                                         workflow.id)
-        workflow.bindings.clear()
-        session.flush()
-        workflow.bindings.extend(new_bindings)
+        mapping = {**current_bindings(workflow), **data["applications"]}
+        replace_bindings(session, workflow, bind_applications(session, actor, definition, mapping, workflow.id))
     if data.get("name"):
         workflow.name = data["name"].strip()
     if data.get("description") is not None:

@@ -12,6 +12,7 @@ from canvas.catalog.definition import ChainEntry, TemplateDefinition, definition
 from canvas.errors import BadRequestError, ConflictError
 from canvas.models import Workflow
 from canvas.models.base import utcnow
+from canvas.queueing.dispatch import active_run
 from canvas.workflows import service as workflows
 
 
@@ -119,22 +120,18 @@ _MISSING = object()
 def apply_upgrade(session: Session, actor: workflows.Actor, workflow_id: Any, to_version: str | None,
                   applications: dict | None) -> tuple[Workflow, UpgradePlan]:
     workflow = workflows.get_workflow(session, actor.account_id, workflow_id)
-    if workflows.active_run(session, workflow.id) is not None:
+    if active_run(session, workflow.id) is not None:
         raise ConflictError(f"Workflow {workflow.id} has an active run; upgrade it when the run has ended")
     plan = plan_upgrade(session, workflow, to_version)
     if plan.conflicts:
         raise ConflictError("The upgrade conflicts with the workflow's overrides: " + "; ".join(plan.conflicts))
-    current = {binding.short_name: str(binding.registered_application_id) for binding in workflow.bindings}
+    current = workflows.current_bindings(workflow)
     mapping = {name: current[name] for name in plan.new_definition.applications if name in current}
     mapping.update(applications or {})
     bindings = workflows.bind_applications(session, actor, plan.new_definition, mapping, workflow.id)
     workflows.parse_overrides(plan.new_definition, workflows.overrides_to_json(plan.merged_overrides))
-    workflow.bindings.clear()
-    session.flush()
-    workflow.bindings.extend(bindings)
+    workflows.replace_bindings(session, workflow, bindings)
     workflow.template_version = plan.toVersion
-    workflow.chain = workflows.resolve_chain(plan.new_definition, plan.merged_overrides)
-    workflow.chain_overrides = workflows.overrides_to_json(plan.merged_overrides)
-    workflow.is_customized = workflows.is_customized(plan.new_definition, plan.merged_overrides)
+    workflows.apply_overrides(workflow, plan.new_definition, plan.merged_overrides)
     workflow.date_modified = utcnow()
     return workflow, plan
