@@ -33,8 +33,7 @@ class LoadResult:
         return self.requests / self.seconds
 
     def percentile(self, fraction: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+        return percentile(self.latencies_ms, fraction)
 
     def line(self) -> str:
         return (f"{self.label:<22} {self.rate:8.0f} req/s   p50 {self.percentile(0.5):6.1f} ms   "
@@ -155,6 +154,20 @@ class InProcessPlatform:
         if self.embedded is not None:
             self.embedded.stop()
         self.tmp.cleanup()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """The value below which `fraction` of them lie (nearest rank); NaN for none."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+
+
+def proc_status_kb(pid: int, field: str) -> int | None:
+    """A memory figure of /proc/<pid>/status in kB: VmRSS, or its high-water mark VmHWM; None when not there."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return None
 
 
 def cpu_note() -> str:

@@ -42,11 +42,9 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness: it puts the project on the path too
 
-from _harness import InProcessPlatform  # noqa: E402
+from _harness import ROOT, InProcessPlatform, cpu_note, proc_status_kb  # noqa: E402
 from tests.e2e.employee_api import EMPLOYEES_PATH  # noqa: E402
 from tests.servers.ftp import DEFAULT_PASSWORD, DEFAULT_USERNAME  # noqa: E402
 
@@ -166,9 +164,6 @@ class Environment(InProcessPlatform):
         headers = {"Consumer": created.consumer, "SecretKey": created.secret_key}
         self.api = CanvasApi(self.app, self.app.test_client(), headers)
 
-    def worker_env(self) -> dict:
-        return self.child_env()
-
 
 def bulk_workflow(api, api_port: int, ftp_port: int, page_size: int) -> str:  # noqa: ANN001 - CanvasApi
     from tests.e2e.template_support import block_id, catalog_template
@@ -199,7 +194,7 @@ def run_once(api, workflow_id: str) -> tuple[dict, float]:  # noqa: ANN001 - Can
 def start_worker(environment: Environment, *worker_args: str, python_args: tuple[str, ...] = ()) -> subprocess.Popen:
     log = open(Path(environment.tmp.name) / "worker.log", "ab")  # noqa: SIM115 - owned by the child
     command = [sys.executable, *python_args, "-m", "canvas", "worker", "--worker-class", "simple", *worker_args]
-    return subprocess.Popen(command, env=environment.worker_env(), stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(command, env=environment.child_env(), stdout=log, stderr=subprocess.STDOUT)
 
 
 def wait_until_listening(environment: Environment) -> None:
@@ -212,8 +207,7 @@ def wait_until_listening(environment: Environment) -> None:
 
 
 def peak_rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        return int(next(line for line in status if line.startswith("VmHWM:")).split()[1])
+    return proc_status_kb(pid, "VmHWM")
 
 
 def measure_platform(environment: Environment, workflow_id: str, rounds: int) -> Result:
@@ -248,7 +242,7 @@ def profile_platform(environment: Environment, workflow_id: str, profile_path: s
     if py_spy:
         worker = [sys.executable, "-m", "canvas", "worker", "--worker-class", "simple", "--burst"]
         subprocess.run([py_spy, "record", "--format", "raw", "--rate", "250", "-o", profile_path, "--", *worker],
-                       env=environment.worker_env(), check=True, capture_output=True)
+                       env=environment.child_env(), check=True, capture_output=True)
         print_sampled_profile(Path(profile_path))
         return
     start_worker(environment, "--burst", python_args=("-m", "cProfile", "-o", profile_path)).wait()
@@ -308,7 +302,7 @@ def report(records: int, page_size: int, baseline: Result, platform: Result, ftp
     uploaded = {name: line_count(ftp_home / name) for name in (BASELINE_FILE, f"{PLATFORM_FILE}.csv")}
     assert set(uploaded.values()) == {records + 1}, uploaded  # a header and one line per record, both
     ratio = platform.rate / baseline.rate
-    print(f"{records:,} records in pages of {page_size}; {os.cpu_count()} cores, python {sys.version.split()[0]}")
+    print(f"{records:,} records in pages of {page_size}; {cpu_note()}")
     print(baseline.line())
     print(platform.line())
     print(f"  speed ratio {ratio:.2f} (goal >= {SPEED_GOAL}); worker peak RSS {platform.peak_rss_kb / 1024:.0f} MB "

@@ -16,25 +16,18 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness: it puts the project on the path too
 
 from redis import Redis  # noqa: E402
 from rq import Queue  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
 import rq_noop  # noqa: E402
-from _harness import InProcessPlatform  # noqa: E402
+from _harness import ROOT, InProcessPlatform, percentile  # noqa: E402
 from canvas.settings import redis_url  # noqa: E402
 
 RQ_WORKER_CLASSES = {"simple": "rq.worker.SimpleWorker", "fork": "rq.worker.Worker"}
 BASELINE_QUEUE = "bench-raw-rq"
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 class Environment(InProcessPlatform):

@@ -29,11 +29,10 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from _harness import ROOT, cpu_note
+from _harness import ROOT, cpu_note, percentile, proc_status_kb
 
 ADMIN_URL = os.environ.get("CANVAS_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 ZONES = ["UTC", "Europe/Oslo", "America/New_York", "Asia/Tokyo", "Australia/Adelaide"]
-RUN_JOB_FUNCTION = "canvas.execution.runner.execute_run"
 
 
 def random_cron(rng: random.Random) -> str:
@@ -62,16 +61,13 @@ def one_off_cron(moment: datetime) -> str:
 
 def rss_mib(pid: int, field: str = "VmRSS") -> float:
     """Resident memory (VmRSS), or its high-water mark (VmHWM)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    kb = proc_status_kb(pid, field)
+    return float("nan") if kb is None else kb / 1024
 
 
 def percentiles(values: list[float]) -> dict:
-    ordered = sorted(values)
-    pick = lambda fraction: ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")  # noqa: E731
-    return {"p50": pick(0.5), "p99": pick(0.99), "max": ordered[-1] if ordered else float("nan")}
+    return {"p50": percentile(values, 0.5), "p99": percentile(values, 0.99),
+            "max": max(values) if values else float("nan")}
 
 
 # --- plain APScheduler, in its own process ---------------------------------------------------------------------
@@ -101,6 +97,8 @@ def baseline_main(config: dict) -> None:
 def rq_enqueuer(config: dict):  # noqa: ANN201
     from redis import Redis
     from rq import Queue
+
+    from canvas.queueing.dispatch import RUN_JOB_FUNCTION
 
     queue = Queue("bench-baseline", connection=Redis.from_url(config["redis_url"]))
     return lambda number: queue.enqueue_call(RUN_JOB_FUNCTION, args=(str(number),))
