@@ -21,7 +21,10 @@ import requests
 import sqlalchemy
 
 from canvas.applications.redaction import Redactor
-from canvas.applications.values import flag_value, port_value, text_value
+from canvas.applications.values import (
+    DEFAULT_SQL_DRIVER, SMTP_DEFAULT_PORTS, SQL_DEFAULT_PORTS, SQL_HOST_QUERY_KEYS, flag_value, port_value,
+    smtp_reply_text, smtp_security_value, text_value,
+)
 from canvas.network.clients import GuardedFTP, GuardedFTPTLS, GuardedSMTP, GuardedSMTPSSL
 from canvas.network.failures import (
     describe_network_error, describe_request_error, endpoint as _endpoint, first_line as _first_line,
@@ -33,10 +36,6 @@ from canvas.network.ssh import DEFAULT_KNOWN_HOSTS_FILE, HostKeyCheck, SshError,
 
 log = logging.getLogger(__name__)
 
-SMTP_DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
-SQL_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433, "oracle": 1521}
-SQL_HOST_QUERY_KEYS = frozenset({"host", "hostaddr", "unix_socket", "service", "server", "dsn"})
-DEFAULT_SQL_DRIVER = "mssql+pymssql"  # for the server/port/database/username/password form (MS SQL apps)
 
 
 
@@ -179,11 +178,8 @@ def _verify_sftp(credentials: Mapping, check: _Check) -> None:
 
 
 def _smtp_security(credentials: Mapping) -> str:
-    security = str(credentials.get("security") or "starttls").strip().lower()
-    security = {"tls": "ssl", "smtps": "ssl", "implicit": "ssl", "plain": "none", "": "starttls"}.get(
-        security, security
-    )
-    if security not in SMTP_DEFAULT_PORTS:
+    security = smtp_security_value(credentials)
+    if security is None:
         raise VerificationError("security must be one of starttls, ssl, none")
     return security
 
@@ -193,7 +189,7 @@ def _smtp_replies(endpoint: str, timeout: float) -> Iterator[None]:
     try:
         yield
     except smtplib.SMTPAuthenticationError as error:
-        raise VerificationError(f"login failed: {error.smtp_code} {_smtp_text(error.smtp_error)}") from None
+        raise VerificationError(f"login failed: {error.smtp_code} {smtp_reply_text(error.smtp_error)}") from None
     except smtplib.SMTPServerDisconnected as error:
         if isinstance(error.__context__, TimeoutError):  # smtplib turns a read timeout into "disconnected"
             raise VerificationError(f"timed out after {_seconds(timeout)} s waiting for {endpoint} to answer")
@@ -201,14 +197,9 @@ def _smtp_replies(endpoint: str, timeout: float) -> Iterator[None]:
     except smtplib.SMTPNotSupportedError:
         raise VerificationError("login failed: the server offers no AUTH here (does it want STARTTLS or SSL?)")
     except smtplib.SMTPResponseException as error:
-        raise VerificationError(f"the server answered {error.smtp_code} {_smtp_text(error.smtp_error)}") from None
+        raise VerificationError(f"the server answered {error.smtp_code} {smtp_reply_text(error.smtp_error)}") from None
     except smtplib.SMTPException as error:
         raise VerificationError(f"SMTP failure with {endpoint}: {_first_line(error)}") from None
-
-
-def _smtp_text(reply) -> str:
-    text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
-    return " ".join(text.split())
 
 
 def _verify_smtp(credentials: Mapping, check: _Check) -> None:

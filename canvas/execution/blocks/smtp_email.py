@@ -20,6 +20,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
+from canvas.applications.values import SMTP_DEFAULT_PORTS, smtp_reply_text, smtp_security_value
 from canvas.execution.blocks._net_common import (
     credential_redactor,
     Redactor, as_file, credentials_of, file_format_variable, network_failures, policy_of, port_field, required_field,
@@ -32,8 +33,6 @@ from canvas.execution.registry import register
 from canvas.network.clients import GuardedSMTP, GuardedSMTPSSL
 from canvas.network.failures import endpoint
 
-DEFAULT_PORTS = {"starttls": 587, "ssl": 465, "none": 25}
-SECURITY_ALIASES = {"tls": "ssl", "smtps": "ssl", "implicit": "ssl", "plain": "none", "": "starttls"}
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024  # what common mail servers accept; larger files belong on FTP/SFTP
 DEFAULT_FILE_NAME = "data"
 _ADDRESS_SEPARATORS = re.compile(r"[,;]")
@@ -137,9 +136,8 @@ def _bounded_bytes(file: FileData) -> bytes:
 
 
 def security_of(credentials: Mapping) -> str:
-    security = str(credentials.get("security") or "").strip().lower()
-    security = SECURITY_ALIASES.get(security, security)
-    if security not in DEFAULT_PORTS:
+    security = smtp_security_value(credentials)
+    if security is None:
         raise BlockError("the application's security must be one of starttls, ssl, none")
     return security
 
@@ -147,7 +145,8 @@ def security_of(credentials: Mapping) -> str:
 def send(context: BlockContext, credentials: Mapping, message: EmailMessage, sender: str,
          recipients: list[str]) -> None:
     host, security = required_field(credentials, "host"), security_of(credentials)
-    port, timeout, redact = port_field(credentials, DEFAULT_PORTS[security]), timeout_of(context), credential_redactor(credentials)
+    port, timeout = port_field(credentials, SMTP_DEFAULT_PORTS[security]), timeout_of(context)
+    redact = credential_redactor(credentials)
     policy = policy_of(context)
     smtp_class = GuardedSMTPSSL if security == "ssl" else GuardedSMTP
     smtp = smtp_class(policy, timeout=timeout, local_hostname=socket.gethostname())  # no DNS lookup for HELO
@@ -199,15 +198,12 @@ def smtp_replies(where: str, redact: Redactor) -> Iterator[None]:
 
 
 def _reply(error: smtplib.SMTPResponseException) -> str:
-    return f"{error.smtp_code} {_text(error.smtp_error)}"
+    return f"{error.smtp_code} {smtp_reply_text(error.smtp_error)}"
 
 
 def _refusals(refused: Mapping) -> str:
     """'recipient a@x (550 no such user), b@y (...)' from smtplib's {address: (code, reply)}."""
-    described = [f"{address} ({code} {_text(reply)})" for address, (code, reply) in refused.items()]
+    described = [f"{address} ({code} {smtp_reply_text(reply)})" for address, (code, reply) in refused.items()]
     return ("recipient " if len(described) == 1 else "recipients ") + ", ".join(described)
 
 
-def _text(reply: object) -> str:
-    text = reply.decode(errors="replace") if isinstance(reply, bytes) else str(reply)
-    return " ".join(text.split())

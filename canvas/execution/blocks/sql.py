@@ -26,6 +26,7 @@ from contextlib import contextmanager
 import sqlalchemy
 from sqlalchemy.dialects import postgresql, sqlite
 
+from canvas.applications.values import DEFAULT_SQL_DRIVER, SQL_DEFAULT_PORTS, SQL_HOST_QUERY_KEYS
 from canvas.execution.blocks._net_common import (
     credential_redactor,
     Redactor, credentials_of, flag, network_failures, policy_of, port_field, required_field, timeout_of,
@@ -38,9 +39,6 @@ from canvas.execution.registry import register
 from canvas.network.failures import endpoint, first_line
 
 ALLOW_SQLITE_SETTING = "CANVAS_ALLOW_SQLITE_APPLICATIONS"
-DEFAULT_SERVER_DRIVER = "mssql+pymssql"  # the server/port/database form of the MS SQL application
-DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433, "oracle": 1521}
-HOST_QUERY_KEYS = frozenset({"host", "hostaddr", "unix_socket", "service", "server", "dsn"})
 DEFAULT_QUERY_BATCH = 1000
 DEFAULT_WRITE_BATCH = 500
 _TRANSIENT_WORDS = ("connection refused", "could not connect", "timeout expired", "timed out", "server closed")
@@ -60,7 +58,7 @@ def database_url(credentials: Mapping) -> sqlalchemy.URL:
     text = str(credentials.get("url") or "").strip()
     if not text:  # the server/port/database/username/password form
         return sqlalchemy.URL.create(
-            str(credentials.get("driver") or DEFAULT_SERVER_DRIVER),
+            str(credentials.get("driver") or DEFAULT_SQL_DRIVER),
             username=str(credentials.get("username") or "") or None,
             password=str(credentials.get("password") or "") or None,
             host=required_field(credentials, "server"), port=port_field(credentials, 0) or None,
@@ -79,9 +77,9 @@ def _connect_args(context: BlockContext, url: sqlalchemy.URL, redact: Redactor) 
             raise BlockError(f"SQLite applications are turned off on this platform (the operator allows them with "
                              f"{ALLOW_SQLITE_SETTING}=true)")
         return {"timeout": timeout}
-    if not url.host or HOST_QUERY_KEYS & {key.lower() for key in url.query}:
+    if not url.host or SQL_HOST_QUERY_KEYS & {key.lower() for key in url.query}:
         raise BlockError("name the database server in the URL's host part (not in its query or a socket path)")
-    port = url.port or DEFAULT_PORTS.get(url.get_backend_name(), 0)
+    port = url.port or SQL_DEFAULT_PORTS.get(url.get_backend_name(), 0)
     with network_failures(url.host, port, timeout, redact):
         addresses = policy_of(context).resolve(url.host, port)
     seconds = max(2, math.ceil(timeout))  # drivers take whole seconds; libpq's minimum is 2
