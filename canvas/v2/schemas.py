@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-MEDIA_TYPE = "application/vnd.api+json"
+from canvas.v2.jsonapi import MEDIA_TYPE
+
 SECURITY = [{"BasicAuth": []}]
 
 
