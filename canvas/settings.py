@@ -59,7 +59,22 @@ def _derive(settings: dict[str, Any]) -> dict[str, Any]:
     settings["DATABASE_URL"] = normalise_database_url(settings["DATABASE_URL"])
     if settings["TRUSTED_PROXY_COUNT"] < 0:
         raise SettingsError(f"{ENV_PREFIX}TRUSTED_PROXY_COUNT must be 0 or more")
+    _check_lease_timing(settings)
     return settings
+
+
+def _check_lease_timing(settings: Mapping[str, Any]) -> None:
+    """A worker stops its run itself one renewal interval before the grace ends (see canvas.execution.lease): with
+    fewer than three renewals per grace, one slow write would make it give up a healthy run."""
+    grace, renew = settings["LOST_RUN_GRACE_SECONDS"], settings["LEASE_RENEW_SECONDS"]
+    if renew <= 0 or grace < 3 * renew:
+        raise SettingsError(f"{ENV_PREFIX}LEASE_RENEW_SECONDS ({renew:g}) must be above 0 and at most a third of "
+                            f"{ENV_PREFIX}LOST_RUN_GRACE_SECONDS ({grace:g})")
+    for name in ("REAPER_INTERVAL_SECONDS", "RECONNECT_MAX_SECONDS"):
+        if settings[name] <= 0:
+            raise SettingsError(f"{ENV_PREFIX}{name} must be above 0")
+    if settings["REQUEUE_LIMIT"] < 0:
+        raise SettingsError(f"{ENV_PREFIX}REQUEUE_LIMIT must be 0 or more")
 
 
 def normalise_database_url(url: str) -> str:

@@ -28,7 +28,12 @@ BLOCK_RETRY_BASE_SECONDS = d.DEFAULT_BLOCK_RETRY_BASE_SECONDS  # first backoff; 
 PROGRESS_INTERVAL_SECONDS = d.DEFAULT_PROGRESS_INTERVAL_SECONDS  # a running block's counts reach run history this often
 OUTPUT_RETENTION_DAYS = d.DEFAULT_OUTPUT_RETENTION_DAYS
 OUTPUT_RETENTION_RUNS = d.DEFAULT_OUTPUT_RETENTION_RUNS  # stored outputs kept per block, besides the latest success
+# A running run whose worker has not renewed its lease for this long is lost (failed "worker lost").
 LOST_RUN_GRACE_SECONDS = d.DEFAULT_LOST_RUN_GRACE_SECONDS
+LEASE_RENEW_SECONDS = d.DEFAULT_LEASE_RENEW_SECONDS  # how often a worker renews the lease of a running run
+REAPER_INTERVAL_SECONDS = d.DEFAULT_REAPER_INTERVAL_SECONDS  # how often workers and schedulers look for lost runs
+REQUEUE_LIMIT = d.DEFAULT_REQUEUE_LIMIT  # times a queued run whose job was lost from Redis is queued again
+RECONNECT_MAX_SECONDS = d.DEFAULT_RECONNECT_MAX_SECONDS  # longest wait between two reconnect attempts
 BLOB_FSYNC = None  # None: like the database (fsync on PostgreSQL, not on SQLite); true/false to force
 API_WORKERS = 2 * (os.cpu_count() or 1) + 1
 BENCHMARK_ENDPOINTS = False  # exposes /bench/baseline for benchmarks/api_auth.py

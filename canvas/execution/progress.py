@@ -3,32 +3,27 @@ block run row every few seconds, so that a long block is seen moving (recordsRea
 growing) instead of sitting at "Running" for minutes.
 
 Counting costs nothing per record: input records are counted a chunk at a time, stored ones a write batch at a time,
-and the row is written at most once per interval. Progress is best effort: a failed write is logged, never fatal.
+and the row is written at most once per interval. Progress is best effort: the runner's recorder logs a failed
+write and never raises (it is fenced by the run's lease like every other write of the run).
 """
 from __future__ import annotations
 
 import itertools
-import logging
 import operator
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
-
 from canvas.defaults import DEFAULT_PROGRESS_INTERVAL_SECONDS as DEFAULT_INTERVAL_SECONDS
-from canvas.execution import run_records
 from canvas.execution.data import BlockData, Records
 
-log = logging.getLogger(__name__)
+ProgressRecorder = Callable[[int | None, int | None], None]  # (records read, records stored) -> written somewhere
 COUNT_CHUNK = 1000  # input records handed on a chunk at a time, counted per chunk
 
 
 class BlockProgress:
-    def __init__(self, engine: Engine | None, block_run_id: uuid.UUID | None,
-                 interval: float = DEFAULT_INTERVAL_SECONDS, clock: Callable[[], float] = time.monotonic):
-        self.engine, self.block_run_id = engine, block_run_id
+    def __init__(self, recorder: ProgressRecorder | None, interval: float = DEFAULT_INTERVAL_SECONDS,
+                 clock: Callable[[], float] = time.monotonic):
+        self.recorder = recorder
         self.interval, self.clock = interval, clock
         self.written: int | None = None
         self._published_at = clock()
@@ -75,10 +70,5 @@ class BlockProgress:
             self.publish()
 
     def publish(self) -> None:
-        if self.engine is None or self.block_run_id is None:
-            return
-        try:
-            with run_records.bookkeeping(self.engine) as connection:
-                run_records.record_progress(connection, self.block_run_id, self.read, self.written)
-        except SQLAlchemyError as error:
-            log.warning("progress of block run %s not written: %s", self.block_run_id, error.__class__.__name__)
+        if self.recorder is not None:
+            self.recorder(self.read, self.written)

@@ -1,64 +1,174 @@
-"""Fails runs whose worker is gone (no heartbeat) or whose queued job vanished, so no workflow stays stuck."""
+"""Looks after runs nobody else is looking after, with the database as the source of truth (Redis is a transport
+that may restart or lose its data):
+
+* A Running run whose lease has not been renewed for ``LOST_RUN_GRACE_SECONDS`` has lost its worker (killed, paused,
+  cut off from the database). Its lease is revoked and the run failed "worker lost" in one conditional statement, so
+  a worker that comes back finds its writes refused (canvas.execution.lease) and stops.
+* A Queued run whose RQ job is not waiting in Redis (lost with Redis's data, or failed before any worker claimed the
+  run) and that has waited longer than the grace period is queued again under the same run id, at most
+  ``REQUEUE_LIMIT`` times; then it is failed with a reason a person understands. A duplicate job is harmless: only
+  one claim of a Queued run can succeed.
+
+Every worker and every scheduler runs this every ``REAPER_INTERVAL_SECONDS``; two of them acting on one run is
+harmless, since every change is conditional on what the reaper saw.
+"""
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import redis
-from rq.job import Job
-from sqlalchemy import select, update
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry
+from sqlalchemy import func, select, update
 
 from canvas.db import Database
 from canvas.models import BlockRun, Workflow, WorkflowRun
 from canvas.models.base import utcnow
-from canvas.queueing import keys
+from canvas.queueing.dispatch import run_job
+from canvas.queueing.keys import RUN_QUEUE
 
 log = logging.getLogger(__name__)
-WORKER_LOST = "worker lost: the worker running this run stopped without finishing it"
-JOB_LOST = "job lost: the queued job is no longer in Redis"
+WORKER_LOST = "worker lost"  # how every such error starts
+JOB_LOST = "job lost"
+WAITING_JOB_STATES = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 
 
-def reap_lost_runs(database: Database, connection: redis.Redis, prefix: str | None,
-                   grace_seconds: float) -> list[uuid.UUID]:
+@dataclass(frozen=True)
+class ReaperConfig:
+    grace_seconds: float
+    requeue_limit: int
+    redis_prefix: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> ReaperConfig:
+        return cls(float(settings["LOST_RUN_GRACE_SECONDS"]), int(settings["REQUEUE_LIMIT"]),
+                   settings.get("REDIS_PREFIX"))
+
+
+def reap_lost_runs(database: Database, connection: redis.Redis, config: ReaperConfig) -> list[uuid.UUID]:
+    """Fails the runs whose worker is lost, then queues again the stranded queued runs. The first part needs only
+    the database; a Redis error in the second propagates after the first has been done."""
+    settled = fail_lost_runs(database, config.grace_seconds)
+    return settled + recover_stranded_runs(database, connection, config)
+
+
+# --- running runs whose worker is gone -------------------------------------------------------------------------------
+
+def fail_lost_runs(database: Database, grace_seconds: float) -> list[uuid.UUID]:
     cutoff = utcnow() - timedelta(seconds=grace_seconds)
+    last_heard = func.coalesce(WorkflowRun.heartbeat_at, WorkflowRun.date_started)
     with database.sessions() as session:
-        candidates = list(session.execute(
-            select(WorkflowRun.id, WorkflowRun.status, WorkflowRun.cancel_requested)
-            .where(WorkflowRun.status.in_(("Running", "Queued")),
-                   ((WorkflowRun.status == "Running") & (WorkflowRun.date_started < cutoff))
-                   | ((WorkflowRun.status == "Queued") & (WorkflowRun.date_queued < cutoff)))))
-    reaped = []
-    for run_id, status, cancel_requested in candidates:
-        reason = _lost_reason(connection, prefix, run_id, status)
-        if reason and _fail(database, run_id, status, "Cancelled" if cancel_requested else "Failed", reason):
+        silent = list(session.execute(
+            select(WorkflowRun.id, WorkflowRun.lease_token, WorkflowRun.worker_name, last_heard,
+                   WorkflowRun.cancel_requested)
+            .where(WorkflowRun.status == "Running", last_heard < cutoff)))
+    failed = []
+    for run_id, token, worker, heard, cancel_requested in silent:
+        reason = _worker_lost(worker, heard, grace_seconds)
+        if _revoke(database, run_id, token, cutoff, "Cancelled" if cancel_requested else "Failed", reason):
             log.warning("run %s: %s", run_id, reason)
-            reaped.append(run_id)
-    return reaped
+            failed.append(run_id)
+    return failed
 
 
-def _lost_reason(connection: redis.Redis, prefix: str | None, run_id: uuid.UUID, status: str) -> str | None:
-    try:
-        if status == "Running":
-            return None if connection.exists(keys.run_heartbeat_key(prefix, str(run_id))) else WORKER_LOST
-        return None if Job.exists(str(run_id), connection=connection) else JOB_LOST
-    except redis.RedisError:
-        return None  # cannot tell while Redis is away: judge again later
+def _worker_lost(worker: str | None, heard: datetime, grace_seconds: float) -> str:
+    return (f"{WORKER_LOST}: its worker ({worker or 'unknown'}) stopped renewing the run's lease; last heard of at "
+            f"{heard:%Y-%m-%d %H:%M:%S} UTC, more than {grace_seconds:g} s before; the run was stopped")
 
 
-def _fail(database: Database, run_id: uuid.UUID, expected_status: str, new_status: str, reason: str) -> bool:
+def _revoke(database: Database, run_id: uuid.UUID, token: int, cutoff: datetime, status: str, reason: str) -> bool:
+    """Ends the run and revokes its lease, only if it is still Running, under the token seen, and still silent."""
+    now = utcnow()
     with database.transaction() as session:
-        changed = session.execute(update(WorkflowRun)
-                                  .where(WorkflowRun.id == run_id, WorkflowRun.status == expected_status)
-                                  .values(status=new_status, error=reason, error_class="WorkerLost",
-                                          date_finished=utcnow()))
+        changed = session.execute(
+            update(WorkflowRun)
+            .where(WorkflowRun.id == run_id, WorkflowRun.status == "Running", WorkflowRun.lease_token == token,
+                   func.coalesce(WorkflowRun.heartbeat_at, WorkflowRun.date_started) < cutoff)
+            .values(status=status, error=reason, error_class="WorkerLost", date_finished=now,
+                    lease_token=WorkflowRun.lease_token + 1))
         if not changed.rowcount:
             return False
         run = session.get(WorkflowRun, run_id)
         for block in session.scalars(select(BlockRun).where(BlockRun.run_id == run_id, BlockRun.status == "Running")):
-            block.status, block.error, block.error_class, block.date_finished = new_status, reason, "WorkerLost", utcnow()
+            block.status, block.error, block.error_class, block.date_finished = status, reason, "WorkerLost", now
             run.failed_block = block.number
-        workflow = session.get(Workflow, run.workflow_id)
-        workflow.status = "Failed" if new_status == "Failed" else "Ready"
-        workflow.date_last_run = run.date_finished
+        _settle_workflow(session, run.workflow_id, status, now)
+    return True
+
+
+def _settle_workflow(session, workflow_id: uuid.UUID, status: str, when: datetime) -> None:  # noqa: ANN001
+    workflow = session.get(Workflow, workflow_id)
+    workflow.status = "Failed" if status == "Failed" else "Ready"
+    workflow.date_last_run = when
+
+
+# --- queued runs whose job is gone -----------------------------------------------------------------------------------
+
+def recover_stranded_runs(database: Database, connection: redis.Redis, config: ReaperConfig) -> list[uuid.UUID]:
+    cutoff = utcnow() - timedelta(seconds=config.grace_seconds)
+    last_sent = func.coalesce(WorkflowRun.heartbeat_at, WorkflowRun.date_queued)
+    with database.sessions() as session:
+        waiting = list(session.execute(
+            select(WorkflowRun.id, WorkflowRun.workflow_id, WorkflowRun.dispatch_count)
+            .where(WorkflowRun.status == "Queued", last_sent < cutoff)))
+    recovered = []
+    for run_id, workflow_id, dispatched in waiting:
+        why = _job_not_waiting(connection, run_id)
+        if why is None:
+            continue
+        if dispatched > config.requeue_limit:
+            if _fail_unstartable(database, run_id, dispatched, why):
+                recovered.append(run_id)
+        elif _queue_again(database, connection, run_id, workflow_id, dispatched):
+            log.warning("run %s was Queued but its job %s; queued it again (%d of %d)", run_id, why, dispatched,
+                        config.requeue_limit)
+            recovered.append(run_id)
+    return recovered
+
+
+def _job_not_waiting(connection: redis.Redis, run_id: uuid.UUID) -> str | None:
+    """Why the run's job will not reach a worker, or None while it is waiting in the queue."""
+    try:
+        status = Job.fetch(str(run_id), connection=connection).get_status(refresh=False)
+    except NoSuchJobError:
+        return "is no longer in Redis"
+    if status in WAITING_JOB_STATES:
+        return None
+    return f"is {status.value if isinstance(status, JobStatus) else status} in Redis but the run never started"
+
+
+def _queue_again(database: Database, connection: redis.Redis, run_id: uuid.UUID, workflow_id: uuid.UUID,
+                 dispatched: int) -> bool:
+    """Enqueue first, then count it: a count without a job would strand the run again; a job counted twice cannot
+    happen, since the count is conditional on the value seen."""
+    queue = Queue(RUN_QUEUE, connection=connection)
+    FailedJobRegistry(queue=queue).remove(str(run_id))  # a job that failed before its claim: not failed any more
+    queue.enqueue_call(**run_job(run_id, workflow_id))
+    with database.transaction() as session:
+        changed = session.execute(update(WorkflowRun)
+                                  .where(WorkflowRun.id == run_id, WorkflowRun.status == "Queued",
+                                         WorkflowRun.dispatch_count == dispatched)
+                                  .values(dispatch_count=dispatched + 1, heartbeat_at=utcnow()))
+    return bool(changed.rowcount)
+
+
+def _fail_unstartable(database: Database, run_id: uuid.UUID, dispatched: int, why: str) -> bool:
+    reason = (f"{JOB_LOST}: the run was queued {dispatched} times but never reached a worker (its job {why}; Redis "
+              f"restarted or lost its data, or a worker failed before starting it); the run was not started")
+    now = utcnow()
+    with database.transaction() as session:
+        changed = session.execute(update(WorkflowRun)
+                                  .where(WorkflowRun.id == run_id, WorkflowRun.status == "Queued",
+                                         WorkflowRun.dispatch_count == dispatched)
+                                  .values(status="Failed", error=reason, error_class="JobLost", date_finished=now,
+                                          lease_token=WorkflowRun.lease_token + 1))
+        if not changed.rowcount:
+            return False
+        _settle_workflow(session, session.get(WorkflowRun, run_id).workflow_id, "Failed", now)
+    log.error("run %s: %s", run_id, reason)
     return True

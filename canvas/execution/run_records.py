@@ -18,10 +18,25 @@ from canvas.models import BlockOutput, BlockRun, Workflow, WorkflowRun
 RUNS, WORKFLOWS = WorkflowRun.__table__, Workflow.__table__
 BLOCK_RUNS, OUTPUTS = BlockRun.__table__, BlockOutput.__table__
 
+CLAIMED = (RUNS.c.workflow_id, RUNS.c.account_id, RUNS.c.run_from_block, RUNS.c.run_till_block, RUNS.c.dry_run,
+           RUNS.c.input_blob_key, RUNS.c.lease_token)
 CLAIM_RUN = (update(RUNS).where(RUNS.c.id == bindparam("run_id"), RUNS.c.status == "Queued")
-             .values(status="Running", date_started=bindparam("now"), worker_name=bindparam("worker"))
-             .returning(RUNS.c.workflow_id, RUNS.c.account_id, RUNS.c.run_from_block, RUNS.c.run_till_block,
-                        RUNS.c.dry_run, RUNS.c.input_blob_key))
+             .values(status="Running", date_started=bindparam("now"), worker_name=bindparam("worker"),
+                     heartbeat_at=bindparam("now"), lease_token=RUNS.c.lease_token + 1)
+             .returning(*CLAIMED))
+# The fence: renews the lease only while the run is still Running under this token (on PostgreSQL it also locks the
+# run row until the commit, so a reaper cannot revoke the lease between the fence and the write it guards).
+RENEW_LEASE = (update(RUNS).where(RUNS.c.id == bindparam("run_id"), RUNS.c.lease_token == bindparam("token"),
+                                  RUNS.c.status == "Running")
+               .values(heartbeat_at=bindparam("now")))
+CLAIMED_BY = select(*CLAIMED).where(RUNS.c.id == bindparam("run_id"), RUNS.c.status == "Running",
+                                             RUNS.c.worker_name == bindparam("worker"),
+                                             RUNS.c.date_started == bindparam("now"))
+RUN_ENDED_AS = select(RUNS.c.id).where(RUNS.c.id == bindparam("run_id"), RUNS.c.lease_token == bindparam("token"),
+                                       RUNS.c.status == bindparam("status"))
+BLOCK_RUN_EXISTS = select(BLOCK_RUNS.c.id).where(BLOCK_RUNS.c.id == bindparam("block_run_id"))
+BLOCK_RUN_ENDED = select(BLOCK_RUNS.c.id).where(BLOCK_RUNS.c.id == bindparam("block_run_id"),
+                                                BLOCK_RUNS.c.status != "Running")
 WORKFLOW_FOR_RUN = select(WORKFLOWS.c.id, WORKFLOWS.c.name, WORKFLOWS.c.chain, WORKFLOWS.c.account_id,
                           WORKFLOWS.c.schedule_frequency).where(WORKFLOWS.c.id == bindparam("workflow_id"))
 SET_WORKFLOW_RUNNING = (update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow_id"))
@@ -38,6 +53,11 @@ COMPLETE_BLOCK_RUN = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("blo
 RECORD_PROGRESS = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block_run_id"),
                                             BLOCK_RUNS.c.status == "Running")  # never over a finished block's counts
                    .values(records_read=bindparam("records_read"), records_out=bindparam("records_out")))
+FAIL_BLOCK_RUN = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block_run_id"))
+                  .values(status=bindparam("status"), date_finished=bindparam("now"), error=bindparam("error"),
+                          error_class=bindparam("error_class"), attempts=bindparam("attempts"),
+                          records_read=bindparam("records_read"), records_out=None,
+                          log=bindparam("lines", type_=BLOCK_RUNS.c.log.type)))
 CANCEL_REQUESTED = select(RUNS.c.cancel_requested).where(RUNS.c.id == bindparam("run_id"))
 
 
@@ -57,8 +77,34 @@ def claim_run(connection: Connection, run_id: uuid.UUID, now: datetime, worker: 
     return connection.execute(CLAIM_RUN, {"run_id": run_id, "now": now, "worker": worker}).first()
 
 
-def workflow_for_run(connection: Connection, workflow_id: uuid.UUID) -> Row:
-    connection.execute(SET_WORKFLOW_RUNNING, {"workflow_id": workflow_id})
+def claimed_by(connection: Connection, run_id: uuid.UUID, worker: str, now: datetime) -> Row | None:
+    """What `claim_run` returns, for a claim this worker made at `now` whose commit landed after all."""
+    return connection.execute(CLAIMED_BY, {"run_id": run_id, "worker": worker, "now": now}).first()
+
+
+def renew_lease(connection: Connection, run_id: uuid.UUID, token: int, now: datetime) -> bool:
+    return connection.execute(RENEW_LEASE, {"run_id": run_id, "token": token, "now": now}).rowcount == 1
+
+
+def run_ended_as(connection: Connection, run_id: uuid.UUID, token: int, status: str) -> bool:
+    return connection.execute(RUN_ENDED_AS, {"run_id": run_id, "token": token, "status": status}).first() is not None
+
+
+def block_run_exists(connection: Connection, block_run_id: uuid.UUID) -> bool:
+    return connection.execute(BLOCK_RUN_EXISTS, {"block_run_id": block_run_id}).first() is not None
+
+
+def block_run_ended(connection: Connection, block_run_id: uuid.UUID) -> bool:
+    return connection.execute(BLOCK_RUN_ENDED, {"block_run_id": block_run_id}).first() is not None
+
+
+def fail_block_run(connection: Connection, block_run_id: uuid.UUID, values: dict) -> None:
+    connection.execute(FAIL_BLOCK_RUN, {"block_run_id": block_run_id, **values})
+
+
+def workflow_for_run(connection: Connection, workflow_id: uuid.UUID, mark_running: bool = True) -> Row:
+    if mark_running:
+        connection.execute(SET_WORKFLOW_RUNNING, {"workflow_id": workflow_id})
     return connection.execute(WORKFLOW_FOR_RUN, {"workflow_id": workflow_id}).one()
 
 

@@ -1,7 +1,8 @@
 """The run executor an RQ worker calls: blocks from..till in order, each block's output stored before the next starts.
 
 Every state change is a short transaction of its own, so the API sees progress as it happens and a crash loses at
-most the block in flight.
+most the block in flight. Each of those transactions is fenced by the run's lease (canvas.execution.lease): a worker
+that lost the run stops it and writes nothing more, and a final state, once written, is never changed.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.exc import DBAPIError
+
 from canvas.execution import credentials as run_credentials
 from canvas.execution import run_records as records
 from canvas.execution.blocks.base import merged_variables, resolve_variables
@@ -23,7 +26,9 @@ from canvas.execution.context import (
     PLATFORM_RELAY, BlockAuthenticationError, BlockCancelledError, BlockContext, BlockError,
 )
 from canvas.execution.data import BlockData
-from canvas.execution.heartbeat import heartbeat
+from canvas.execution.lease import (
+    DatabaseUnreachableError, FencedWriter, LeaseLostError, LeaseTiming, RunLease, is_connection_error, lease_keeper,
+)
 from canvas.execution.placeholders import PlaceholderValues
 from canvas.execution.progress import DEFAULT_INTERVAL_SECONDS, BlockProgress
 from canvas.execution.recorder import recording_block
@@ -33,7 +38,7 @@ from canvas.execution.run_log import BlockLog
 from canvas.execution.serialization import OutputInfo, load_output, store_output
 from canvas.execution.timeouts import time_limit
 from canvas.v2 import callbacks
-from canvas.models import BlockOutput, BlockRun, Workflow
+from canvas.models import BlockOutput, Workflow
 from canvas.models.base import utcnow
 from canvas.queueing import keys
 from canvas.queueing.dispatch import latest_output
@@ -61,8 +66,11 @@ class RunState:
     dry_run: bool
     time_zone: ZoneInfo
     input_blob_key: str | None
+    lease: RunLease
+    writer: FencedWriter
     error_text: str | None = None  # the failing block's error, secrets redacted
     first_block_run_id: uuid.UUID | None = None
+    number: int = 0  # the block in hand
     recorded: set = field(default_factory=set)  # block runs whose completion is already written
     started: float = field(default_factory=time.monotonic)
 
@@ -95,6 +103,7 @@ class Runner:
         self.blob_store = services.blob_store
         self.temp_dir = services.data_dir / "tmp"
         self.temp_dir.mkdir(exist_ok=True)
+        self.timing = LeaseTiming.from_settings(self.settings)
         self._cancel_checked_at = 0.0
         self._cancelled = False
 
@@ -104,15 +113,22 @@ class Runner:
         state = self._start(run_id)
         if state is None:
             return "not started"
-        prefix = self.settings.get("REDIS_PREFIX")
-        with heartbeat(self.services.redis, keys.run_heartbeat_key(prefix, str(run_id))):
-            return self._run_blocks(state)
+        with lease_keeper(self.db.engine, self.timing).holding(state.lease):
+            try:
+                return self._run_blocks(state)
+            except LeaseLostError as lost:
+                log.warning("%s; this worker stopped it at block %d and wrote nothing more", lost, state.number)
+                return "lease lost"
+            except DatabaseUnreachableError as error:
+                return self._stop_unreachable(state, error)
 
     def _run_blocks(self, state: RunState) -> str:
-        number, completed = state.first, None
+        completed = None
         try:
+            state.number = state.first
             make_input = self._initial_input(state)
             for number in range(state.first, state.last + 1):
+                state.number = number
                 if completed is not None:
                     self._check_cancelled(state, number)
                     block_run_id = self._advance(state, completed, number)
@@ -120,35 +136,89 @@ class Runner:
                 else:
                     block_run_id = state.first_block_run_id
                 completed = self._run_block(state, number, make_input, block_run_id)
+        except (LeaseLostError, DatabaseUnreachableError):
+            raise
         except (RunCancelled, BlockCancelledError):
-            return self._finish(state, "Cancelled", number, None, completed)
+            state.lease.check()  # a block stopped because the lease ran out was not cancelled by anyone
+            return self._finish(state, "Cancelled", state.number, None, completed)
         except BlockError as error:
-            return self._finish(state, "Failed", number, error, completed)
+            return self._finish(state, "Failed", state.number, error, completed)
         except Exception as error:  # noqa: BLE001 - a bug must fail the run, not leave it Running
-            log.exception("run %s: unexpected error in block %d", state.run_id, number)
-            return self._finish(state, "Failed", number, error, completed)
+            shown = _readable(state, error)
+            if shown is error:
+                log.exception("run %s: unexpected error in block %d", state.run_id, state.number)
+            else:
+                log.warning("run %s: %s (%s)", state.run_id, shown, error)
+            return self._finish(state, "Failed", state.number, shown, completed)
         return self._finish(state, "Succeeded", state.last, None, completed)
 
+    def _stop_unreachable(self, state: RunState, error: DatabaseUnreachableError) -> str:
+        """The database stayed away past the lease's deadline. The run has stopped; its failure is recorded if the
+        database comes back within another grace period and the run is still this worker's (else the reaper
+        settles it as lost)."""
+        log.error("run %s: %s", state.run_id, error)
+        try:
+            return self._finish(state, "Failed", state.number, error, None,
+                                until=state.lease.clock() + self.timing.grace)
+        except (LeaseLostError, DatabaseUnreachableError) as final:
+            log.warning("run %s: its failure was not recorded (%s); the reaper settles it", state.run_id, final)
+            return "stopped"
+
     def _start(self, run_id: uuid.UUID) -> RunState | None:
-        """Claim the run (Queued -> Running, atomically, so a cancel cannot slip in between) and begin its first
-        block, in one transaction."""
-        with records.bookkeeping(self.db.engine) as connection:
-            claimed = records.claim_run(connection, run_id, utcnow(), _worker_name())
-            if claimed is None:
-                log.info("run %s is no longer queued (cancelled or unknown); nothing to do", run_id)
-                return None
-            workflow = records.workflow_for_run(connection, claimed.workflow_id)
-            uses_applications = any(entry.get("application") for entry in workflow.chain)
-            state = RunState(run_id, workflow.id, claimed.account_id, workflow.name, list(workflow.chain),
-                             records.bindings(connection, workflow.id) if uses_applications else {},
-                             claimed.run_from_block, claimed.run_till_block, claimed.dry_run,
-                             run_credentials.workflow_time_zone(connection, workflow), claimed.input_blob_key)
+        """Claim the run (Queued -> Running, atomically, so a cancel cannot slip in between; raising its fencing
+        token) and begin its first block, in one transaction. A lost connection is waited out for a grace period;
+        a claim whose COMMIT was lost is recognised by its worker name and start time."""
+        now, worker, first_block_run_id = utcnow(), _worker_name(), uuid.uuid4()
+        deadline, pause = time.monotonic() + self.timing.grace, 0.05
+        while True:
+            try:
+                with records.bookkeeping(self.db.engine) as connection:
+                    claimed = records.claim_run(connection, run_id, now, worker)
+                    if claimed is None:
+                        log.info("run %s is no longer queued (cancelled, or started by another worker); nothing to "
+                                 "do", run_id)
+                        return None
+                    return self._begin_run(connection, run_id, claimed, first_block_run_id, begin=True)
+            except DBAPIError as error:
+                if not is_connection_error(error) or time.monotonic() >= deadline:
+                    raise  # RQ keeps the job as failed; the reaper queues the run again (it is still Queued)
+                log.warning("run %s: database unavailable while claiming it (%s); trying again", run_id,
+                            type(error.orig or error).__name__)
+                time.sleep(pause)
+                pause = min(pause * 2, self.timing.renew)
+                state = self._claim_landed(run_id, worker, now, first_block_run_id)
+                if state is not None:
+                    return state
+
+    def _claim_landed(self, run_id: uuid.UUID, worker: str, now: datetime,
+                      first_block_run_id: uuid.UUID) -> RunState | None:
+        try:
+            with self.db.engine.connect() as connection:
+                claimed = records.claimed_by(connection, run_id, worker, now)
+                return None if claimed is None else self._begin_run(connection, run_id, claimed, first_block_run_id,
+                                                                    begin=False)
+        except DBAPIError as error:
+            if not is_connection_error(error):
+                raise
+            return None
+
+    def _begin_run(self, connection, run_id: uuid.UUID, claimed, first_block_run_id: uuid.UUID,  # noqa: ANN001
+                   begin: bool) -> RunState:
+        workflow = records.workflow_for_run(connection, claimed.workflow_id, mark_running=begin)
+        uses_applications = any(entry.get("application") for entry in workflow.chain)
+        lease = RunLease(run_id, claimed.lease_token, self.timing)
+        state = RunState(run_id, workflow.id, claimed.account_id, workflow.name, list(workflow.chain),
+                         records.bindings(connection, workflow.id) if uses_applications else {},
+                         claimed.run_from_block, claimed.run_till_block, claimed.dry_run,
+                         run_credentials.workflow_time_zone(connection, workflow), claimed.input_blob_key,
+                         lease, FencedWriter(self.db.engine, lease), first_block_run_id=first_block_run_id)
+        if begin:
             records_in = None
             if state.first > 1 and not state.input_blob_key:
                 records_in = records.latest_record_count(connection, workflow.id,
                                                          state.chain[state.first - 2]["uniqueBlockId"])
-            state.first_block_run_id = self._begin_block(connection, state, state.first, records_in)
-            return state
+            self._begin_block(connection, state, state.first, records_in, first_block_run_id)
+        return state
 
     def _initial_input(self, state: RunState) -> InputFactory:
         if state.input_blob_key:
@@ -156,11 +226,15 @@ class Runner:
             return lambda: load_output(self.blob_store, state.input_blob_key, info)
         if state.first == 1:
             return lambda: None
-        with self.db.sessions() as session:
-            output = latest_output(session, session.get(Workflow, state.workflow_id), state.first - 1)
+        output = state.writer.read(f"reading the stored output of block {state.first - 1}",
+                                   lambda: self._latest_output(state))
         if output is None:
             raise BlockError(f"block {state.first - 1} has no stored output to start from")
         return self._reader(output)
+
+    def _latest_output(self, state: RunState) -> BlockOutput | None:
+        with self.db.sessions() as session:
+            return latest_output(session, session.get(Workflow, state.workflow_id), state.first - 1)
 
     def _reader(self, output: BlockOutput | dict) -> InputFactory:
         if isinstance(output, dict):
@@ -178,10 +252,11 @@ class Runner:
         entry = state.chain[number - 1]
         make_input = with_edge(entry, make_input)  # a v2 flow edge's condition and mapper, if it has them
         block_class = get_block(entry["block"])
-        credentials, secrets = run_credentials.for_block(self.services, state, entry)
+        credentials, secrets = state.writer.read(f"reading the credentials of block {number}",
+                                                 lambda: run_credentials.for_block(self.services, state, entry))
         redact = Redactor(secrets)
         block_log = BlockLog(block_class.key, redact)
-        progress = BlockProgress(self.db.engine, block_run_id,
+        progress = BlockProgress(self._progress_recorder(state, block_run_id),
                                  float(self.settings.get("PROGRESS_INTERVAL_SECONDS", DEFAULT_INTERVAL_SECONDS)))
         try:
             variables = resolve_variables(block_class, merged_variables(block_class, entry.get("variables") or {}),
@@ -252,19 +327,31 @@ class Runner:
 
     # --- bookkeeping -----------------------------------------------------------------------------------------------
 
-    def _begin_block(self, connection, state: RunState, number: int, records_in: int | None) -> uuid.UUID:  # noqa: ANN001
-        entry, block_run_id = state.chain[number - 1], uuid.uuid4()
+    def _progress_recorder(self, state: RunState, block_run_id: uuid.UUID):  # noqa: ANN202
+        def record(read: int | None, written: int | None) -> None:
+            state.writer.write_once(f"the progress of block {state.number}", lambda connection: records.record_progress(
+                connection, block_run_id, read, written))
+
+        return record
+
+    def _begin_block(self, connection, state: RunState, number: int, records_in: int | None,  # noqa: ANN001
+                     block_run_id: uuid.UUID) -> None:
+        entry = state.chain[number - 1]
         records.insert_block_run(connection, state.workflow_id, {
             "id": block_run_id, "run_id": state.run_id, "number": number, "unique_block_id": entry["uniqueBlockId"],
             "block_name": entry["blockName"], "block_key": entry["block"], "status": "Running", "attempts": 0,
             "records_in": records_in, "log": [], "date_started": utcnow()})
-        return block_run_id
 
     def _advance(self, state: RunState, completed: CompletedBlock, number: int) -> uuid.UUID:
         """Record the finished block and begin the next one in one transaction."""
-        with records.bookkeeping(self.db.engine) as connection:
+        block_run_id = uuid.uuid4()
+
+        def record(connection) -> None:  # noqa: ANN001
             self._record_completed(connection, completed)
-            block_run_id = self._begin_block(connection, state, number, completed.output["record_count"])
+            self._begin_block(connection, state, number, completed.output["record_count"], block_run_id)
+
+        state.writer.write(f"recording block {number - 1}", record,
+                           landed=lambda connection: records.block_run_exists(connection, block_run_id))
         state.recorded.add(completed.block_run_id)
         return block_run_id
 
@@ -274,23 +361,28 @@ class Runner:
 
     def _fail_block(self, state: RunState, block_run_id: uuid.UUID, block_log: BlockLog, error: BaseException,
                     redact: Redactor, progress: BlockProgress) -> None:
+        if isinstance(error, (LeaseLostError, DatabaseUnreachableError)):
+            return
+        state.lease.check()  # a block stopped because the lease ran out: nothing of it is this worker's to record
         cancelled = isinstance(error, (BlockCancelledError, RunCancelled))
-        with self.db.transaction() as session:
-            block_run = session.get(BlockRun, block_run_id)
-            block_run.status = "Cancelled" if cancelled else "Failed"
-            block_run.date_finished = utcnow()
-            state.error_text = redact(str(error) if isinstance(error, BlockError) else f"{type(error).__name__}: {error}")
-            block_run.error, block_run.error_class = state.error_text[:4000], type(error).__name__
-            block_run.attempts = getattr(error, "attempts", 1)
-            block_run.log = block_log.finished_lines()
-            # How far it read is worth keeping; records it stored belong to no output, so none are "out".
-            block_run.records_read, block_run.records_out = progress.read, None
+        shown = _readable(state, error)
+        state.error_text = redact(str(shown) if isinstance(shown, (BlockError, DatabaseUnreachableError))
+                                  else f"{type(shown).__name__}: {shown}")
+        # How far it read is worth keeping; records it stored belong to no output, so none are "out".
+        values = {"status": "Cancelled" if cancelled else "Failed", "now": utcnow(),
+                  "error": state.error_text[:4000], "error_class": type(shown).__name__,
+                  "attempts": getattr(error, "attempts", 1), "records_read": progress.read,
+                  "lines": block_log.finished_lines()}
+        state.writer.write(f"recording the failure of block {state.number}",
+                           lambda connection: records.fail_block_run(connection, block_run_id, values),
+                           landed=lambda connection: records.block_run_ended(connection, block_run_id))
         if isinstance(error, BlockAuthenticationError):
-            run_credentials.mark_faulted(self.services, state, state.chain[block_run.number - 1], redact(str(error)))
+            run_credentials.mark_faulted(self.services, state, state.chain[state.number - 1], redact(str(error)))
 
     def _finish(self, state: RunState, status: str, number: int, error: BaseException | None,
-                completed: CompletedBlock | None) -> str:
-        """End the run; the last completed block not yet recorded is recorded in the same transaction."""
+                completed: CompletedBlock | None, until: float | None = None) -> str:
+        """End the run; the last completed block not yet recorded is recorded in the same transaction. Fenced: a run
+        that is no longer this worker's keeps the final state it has, and no callback is sent from here."""
         finished = utcnow()
         run_values = {"status": status, "date_finished": finished}
         if error is not None:
@@ -298,10 +390,14 @@ class Runner:
                               error_class=type(error).__name__, failed_block=number)
         workflow_values = {"status": "Failed" if status == "Failed" else "Ready", "current_block": number,
                            "date_last_run": finished}
-        with records.bookkeeping(self.db.engine) as connection:
+
+        def record(connection) -> None:  # noqa: ANN001
             if completed is not None and completed.block_run_id not in state.recorded:
                 self._record_completed(connection, completed)
             records.finish_run(connection, state.run_id, state.workflow_id, run_values, workflow_values)
+
+        state.writer.write("finishing the run", record, until=until, landed=lambda connection: records.run_ended_as(
+            connection, state.run_id, state.lease.token, status))
         _log_outcome(state, status, number)
         callbacks.run_finished(self.services, state.run_id, state.workflow_id, status)
         return status
@@ -309,12 +405,19 @@ class Runner:
     # --- cancellation ----------------------------------------------------------------------------------------------
 
     def _check_cancelled(self, state: RunState, number: int) -> None:
+        state.lease.check()
+        if state.writer.read("checking for a cancel", lambda: self._cancel_recorded(state)):
+            raise RunCancelled(f"cancelled before block {number}")
+
+    def _cancel_recorded(self, state: RunState) -> bool:
         with self.db.engine.connect() as connection:
-            if records.cancel_requested(connection, state.run_id):
-                raise RunCancelled(f"cancelled before block {number}")
+            return records.cancel_requested(connection, state.run_id)
 
     def _cancel_requested(self, state: RunState) -> bool:
-        """Checked by blocks inside long loops: a Redis flag, read at most once a second."""
+        """Checked by blocks inside long loops: the lease (a block of a run this worker no longer holds stops), then
+        a Redis flag, read at most once a second."""
+        if state.lease.expired():
+            return True
         now = time.monotonic()
         if not self._cancelled and now - self._cancel_checked_at >= 1.0:
             self._cancel_checked_at = now
@@ -324,6 +427,14 @@ class Runner:
             except Exception:  # noqa: BLE001 - Redis down: cancellation waits for the next block boundary
                 return False
         return self._cancelled
+
+
+def _readable(state: RunState, error: BaseException) -> BaseException:
+    """The error the run history shows: a lost database connection in words (the driver's text is for the log)."""
+    if isinstance(error, DBAPIError) and is_connection_error(error):
+        return DatabaseUnreachableError(f"database connection lost while running block {state.number}; "
+                                        "the run was stopped")
+    return error
 
 
 def _log_outcome(state: RunState, status: str, number: int) -> None:

@@ -22,6 +22,7 @@ class WorkflowRun(Base):
               sqlite_where=text("status IN ('Queued', 'Running')"),
               postgresql_where=text("status IN ('Queued', 'Running')")),
         Index("ix_workflow_run_workflow_queued", "workflow_id", "date_queued"),
+        Index("ix_workflow_run_status_heartbeat", "status", "heartbeat_at"),  # the reaper's question
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
@@ -38,6 +39,12 @@ class WorkflowRun(Base):
     scheduled_times: Mapped[list | None] = mapped_column(JSON)  # occurrences a schedule run covers
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     worker_name: Mapped[str | None] = mapped_column(String(200))
+    # The fencing token: raised by every claim and every revocation. A worker's writes to the run are conditional on
+    # the token it claimed with, so a worker that lost the run cannot change it any more.
+    lease_token: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The last sign of life: its (re)queueing while Queued, its worker's lease renewal while Running.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    dispatch_count: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # times enqueued
     error: Mapped[str | None] = mapped_column(Text)
     error_class: Mapped[str | None] = mapped_column(String(200))
     failed_block: Mapped[int | None] = mapped_column(Integer)

@@ -86,7 +86,7 @@ def create_run(session: Session, workflow: Workflow, request: RunRequest) -> Wor
     run = WorkflowRun(workflow_id=workflow.id, account_id=request.account_id, status="Queued",
                       trigger=request.trigger, run_from_block=first, run_till_block=last, dry_run=request.dry_run,
                       template_version=workflow.template_version, input_blob_key=request.input_blob_key,
-                      scheduled_times=request.scheduled_times, date_queued=utcnow())
+                      scheduled_times=request.scheduled_times, date_queued=(now := utcnow()), heartbeat_at=now)
     session.add(run)
     workflow.status = "Queued"
     try:

@@ -15,11 +15,6 @@ def schedule_changes_channel(prefix: str | None = None) -> str:
     return prefixed(prefix, "schedule-changes")
 
 
-def run_heartbeat_key(prefix: str | None, run_id: str) -> str:
-    """Refreshed by the worker running the run; its expiry means the worker is gone."""
-    return prefixed(prefix, "run-heartbeat", run_id)
-
-
 def run_cancel_key(prefix: str | None, run_id: str) -> str:
     """Set when a run is cancelled, so a running block notices without asking the database."""
     return prefixed(prefix, "run-cancel", run_id)

@@ -77,7 +77,8 @@ def worker_env(settings: dict) -> dict:
     env.update({"CANVAS_DATA_DIR": settings["DATA_DIR"], "CANVAS_DATABASE_URL": settings["DATABASE_URL"],
                 "CANVAS_REDIS_URL": redis_url(settings), "CANVAS_REDIS_PREFIX": settings["REDIS_PREFIX"],
                 "CANVAS_SECRET_KEYS": settings["SECRET_KEYS"], "CANVAS_ALLOW_PRIVATE_NETWORKS": "true",
-                "CANVAS_LOST_RUN_GRACE_SECONDS": "2"})
+                "CANVAS_LOST_RUN_GRACE_SECONDS": "6", "CANVAS_LEASE_RENEW_SECONDS": "1",
+                "CANVAS_REAPER_INTERVAL_SECONDS": "1", "CANVAS_RECONNECT_MAX_SECONDS": "2"})
     return env
 
 

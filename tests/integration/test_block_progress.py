@@ -5,6 +5,7 @@ import uuid
 
 from sqlalchemy import select
 
+from canvas.execution import run_records
 from canvas.execution.data import FileData, Records
 from canvas.execution.progress import COUNT_CHUNK, BlockProgress
 from canvas.models import BlockRun
@@ -25,6 +26,15 @@ def running_block_run(client, app, org) -> uuid.UUID:
         return row.id
 
 
+def recorder(app, block_run_id: uuid.UUID):
+    """Writes progress as the runner's recorder does, without the run's lease (the run here has ended)."""
+    def record(read, written) -> None:
+        with run_records.bookkeeping(app.extensions["canvas"].db.engine) as connection:
+            run_records.record_progress(connection, block_run_id, read, written)
+
+    return record
+
+
 def counts(app, block_run_id: uuid.UUID) -> tuple[int | None, int | None]:
     with app.extensions["canvas"].db.sessions() as session:
         row = session.get(BlockRun, block_run_id)
@@ -33,7 +43,7 @@ def counts(app, block_run_id: uuid.UUID) -> tuple[int | None, int | None]:
 
 def test_records_read_and_stored_reach_the_row_while_the_block_runs(client, app, org):
     block_run_id = running_block_run(client, app, org)
-    progress = BlockProgress(app.extensions["canvas"].db.engine, block_run_id, interval=0)
+    progress = BlockProgress(recorder(app, block_run_id), interval=0)
     records = iter(progress.counted(Records([{"n": n} for n in range(2 * COUNT_CHUNK + 500)])))
     for _ in range(COUNT_CHUNK + 1):  # into the second chunk: the first is counted
         next(records)
@@ -47,7 +57,7 @@ def test_records_read_and_stored_reach_the_row_while_the_block_runs(client, app,
 def test_progress_is_written_at_most_once_an_interval(client, app, org):
     block_run_id = running_block_run(client, app, org)
     now = [0.0]
-    progress = BlockProgress(app.extensions["canvas"].db.engine, block_run_id, interval=2.0, clock=lambda: now[0])
+    progress = BlockProgress(recorder(app, block_run_id), interval=2.0, clock=lambda: now[0])
     progress.stored(500)
     assert counts(app, block_run_id) == (None, None)  # too soon
     now[0] = 2.5
@@ -61,12 +71,12 @@ def test_a_finished_block_run_is_never_overwritten_by_late_progress(client, app,
     block_run_id = running_block_run(client, app, org)
     with app.extensions["canvas"].db.transaction() as session:
         session.get(BlockRun, block_run_id).status = "Succeeded"
-    BlockProgress(app.extensions["canvas"].db.engine, block_run_id, interval=0).stored(99)
+    BlockProgress(recorder(app, block_run_id), interval=0).stored(99)
     assert counts(app, block_run_id) == (None, None)
 
 
 def test_records_read_is_exact_at_any_moment_without_counting_each_record():
-    progress = BlockProgress(None, None)
+    progress = BlockProgress(None)
     records = iter(progress.counted(Records([{"n": n} for n in range(COUNT_CHUNK + 10)])))
     assert progress.read == 0
     for taken in range(1, COUNT_CHUNK + 11):
@@ -79,7 +89,7 @@ def test_records_read_is_exact_at_any_moment_without_counting_each_record():
 
 
 def test_input_that_is_not_records_is_handed_on_untouched():
-    progress = BlockProgress(None, None)
+    progress = BlockProgress(None)
     file = FileData.from_bytes("a.csv", "text/csv", b"a\n1\n")
     assert progress.counted(file) is file and progress.counted(None) is None
     assert progress.read is None

@@ -1,0 +1,247 @@
+"""Run leases with fencing: how a worker holds a run, proves it still does, and stops when it no longer does.
+
+* Claiming a run (Queued -> Running) raises the run's ``lease_token``; the claimed value is the worker's fencing
+  token. Every later write of the run's bookkeeping first renews the lease with a statement conditional on that
+  token and on the run still being Running (``run_records.renew_lease``), in the same transaction as the write. A
+  write that finds the lease gone raises ``LeaseLostError``: the worker starts no further block, records no output
+  and sends no callback.
+* The lease lives in the database, beside the run, so a Redis restart or data loss does not end it. Between writes,
+  one thread per worker process (``LeaseKeeper``) renews every lease of that process that has not been renewed for
+  ``LEASE_RENEW_SECONDS``; a run of short blocks renews through its own writes and costs the keeper nothing.
+* The reaper declares a run lost when its ``heartbeat_at`` is older than ``LOST_RUN_GRACE_SECONDS`` and revokes the
+  lease in the same conditional statement (status and token change together). A worker that could not renew for
+  ``grace - renew`` seconds stops its run itself (``RunLease.expired``), before the reaper can act: the renewal
+  interval is the margin for clock skew between machines. A worker paused longer than that (SIGSTOP, a frozen VM)
+  sees its lease expired the moment it resumes, at its next check, before its next side effect.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from canvas.execution import run_records
+from canvas.models.base import utcnow
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class LeaseLostError(Exception):
+    """The run is no longer this worker's: declared lost and ended elsewhere, or not renewed in time."""
+
+
+class DatabaseUnreachableError(Exception):
+    """The database stayed away past the lease's deadline while the run had something to record. The message is
+    for people ("database connection lost while recording block 2; the run was stopped"); the driver's text goes to
+    the log only."""
+
+
+def is_connection_error(error: BaseException) -> bool:
+    """A lost or refused database connection (or SQLite's busy lock): worth waiting out. Anything else is a bug."""
+    if isinstance(error, (OperationalError, InterfaceError)):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+
+
+@dataclass(frozen=True)
+class LeaseTiming:
+    grace: float  # LOST_RUN_GRACE_SECONDS: silent longer than this, a run is lost
+    renew: float  # LEASE_RENEW_SECONDS
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> LeaseTiming:
+        return cls(float(settings["LOST_RUN_GRACE_SECONDS"]), float(settings["LEASE_RENEW_SECONDS"]))
+
+    @property
+    def deadline(self) -> float:
+        """How long a worker may go without a renewal before it stops its run itself."""
+        return self.grace - self.renew
+
+
+class RunLease:
+    """One worker's hold on one run. Renewal times are taken before the renewing statement is sent, so the local
+    view is never younger than the database's ``heartbeat_at``; both clocks are watched, because a paused process's
+    monotonic clock and a suspended machine's wall clock each miss one kind of pause."""
+
+    def __init__(self, run_id: uuid.UUID, token: int, timing: LeaseTiming,
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+        self.run_id, self.token, self.timing = run_id, token, timing
+        self.clock, self.wall = clock, wall
+        self.revoked = False
+        self.renewed_at = (clock(), wall())
+
+    def now(self) -> tuple[float, float]:
+        return self.clock(), self.wall()
+
+    def renewed(self, at: tuple[float, float]) -> None:
+        self.renewed_at = max(self.renewed_at, at)
+
+    def silent_for(self) -> float:
+        return max(self.clock() - self.renewed_at[0], self.wall() - self.renewed_at[1])
+
+    def due(self) -> bool:
+        return self.silent_for() >= self.timing.renew
+
+    def expired(self) -> bool:
+        return self.revoked or self.silent_for() > self.timing.deadline
+
+    def check(self) -> None:
+        if self.revoked:
+            raise LeaseLostError(f"run {self.run_id} was declared lost and ended by another process")
+        if self.expired():
+            raise LeaseLostError(f"run {self.run_id}: its lease was not renewed for {self.silent_for():.0f} s")
+
+
+class FencedWriter:
+    """Writes one run's bookkeeping, each transaction fenced by the run's lease.
+
+    A lost connection is waited out and the write tried again until the lease's deadline; before trying again, the
+    ``landed`` probe (when given) asks whether the failed attempt committed after all, so a transaction whose COMMIT
+    got lost is not applied twice."""
+
+    def __init__(self, engine: Engine, lease: RunLease, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.engine, self.lease, self.sleep = engine, lease, sleep
+
+    def write(self, what: str, work: Callable[[Connection], None],
+              landed: Callable[[Connection], bool] | None = None, until: float | None = None) -> None:
+        """``until``: a monotonic time to keep trying until, instead of the lease's deadline."""
+        pause = 0.05
+        while True:
+            try:
+                self._attempt(work)
+                return
+            except DBAPIError as error:
+                if not is_connection_error(error):
+                    raise
+                self._wait_out(what, error, pause, until)
+                pause = min(pause * 2, self.lease.timing.renew)
+                if landed is not None and self._has_landed(landed):
+                    return
+
+    def write_once(self, what: str, work: Callable[[Connection], None]) -> bool:
+        """One attempt, for writes that the next one supersedes (progress): a lost connection is only logged; a lost
+        lease is remembered, for the block's next check to stop it."""
+        try:
+            self._attempt(work)
+            return True
+        except LeaseLostError:
+            return False
+        except DBAPIError as error:
+            if not is_connection_error(error):
+                raise
+            log.warning("run %s: %s not written: database unavailable (%s)", self.lease.run_id, what,
+                        type(error.orig or error).__name__)
+            return False
+
+    def read(self, what: str, query: Callable[[], T]) -> T:
+        """A read of the run's inputs (credentials, a stored output), tried again while the connection is lost."""
+        pause = 0.05
+        while True:
+            try:
+                return query()
+            except DBAPIError as error:
+                if not is_connection_error(error):
+                    raise
+                self._wait_out(what, error, pause, None)
+                pause = min(pause * 2, self.lease.timing.renew)
+
+    def _attempt(self, work: Callable[[Connection], None]) -> None:
+        began = self.lease.now()
+        with run_records.bookkeeping(self.engine) as connection:
+            if not run_records.renew_lease(connection, self.lease.run_id, self.lease.token, utcnow()):
+                self.lease.revoked = True
+                raise LeaseLostError(f"run {self.lease.run_id} was declared lost and ended by another process")
+            work(connection)
+        self.lease.renewed(began)
+
+    def _wait_out(self, what: str, error: DBAPIError, pause: float, until: float | None) -> None:
+        log.warning("run %s: database unavailable while %s (%s: %s); trying again", self.lease.run_id, what,
+                    type(error.orig or error).__name__, str(error.orig or error).strip().splitlines()[0][:200])
+        out_of_time = self.lease.expired() if until is None else self.lease.clock() >= until
+        if out_of_time:
+            raise DatabaseUnreachableError(f"database connection lost while {what}; the run was stopped") from None
+        self.sleep(pause)
+
+    def _has_landed(self, landed: Callable[[Connection], bool]) -> bool:
+        try:
+            with self.engine.connect() as connection:
+                return landed(connection)
+        except DBAPIError as error:
+            if not is_connection_error(error):
+                raise
+            return False
+
+
+class LeaseKeeper:
+    """Renews the leases of a worker process's running runs between their own writes. One thread per process: a
+    forked child (RQ's forking worker) starts its own, as threads do not survive a fork."""
+
+    def __init__(self, engine: Engine, timing: LeaseTiming) -> None:
+        self.engine, self.timing = engine, timing
+        self.leases: dict[uuid.UUID, RunLease] = {}
+        self.lock = threading.Lock()
+        self.pid = os.getpid()
+        self.failing = False
+        self.stopping = threading.Event()
+        threading.Thread(target=self._loop, name="run-lease-keeper", daemon=True).start()
+
+    @contextmanager
+    def holding(self, lease: RunLease) -> Iterator[RunLease]:
+        with self.lock:
+            self.leases[lease.run_id] = lease
+        try:
+            yield lease
+        finally:
+            with self.lock:
+                self.leases.pop(lease.run_id, None)
+
+    def _loop(self) -> None:
+        while not self.stopping.wait(max(0.05, self.timing.renew / 2)):
+            with self.lock:
+                due = [lease for lease in self.leases.values() if lease.due() and not lease.revoked]
+            for lease in due:
+                self.renew(lease)
+
+    def renew(self, lease: RunLease) -> None:
+        began = lease.now()
+        try:
+            with run_records.bookkeeping(self.engine) as connection:
+                held = run_records.renew_lease(connection, lease.run_id, lease.token, utcnow())
+        except DBAPIError as error:
+            if not self.failing:  # one line per outage, not one per beat
+                log.warning("run leases not renewed: database unavailable (%s)", type(error.orig or error).__name__)
+            self.failing = True
+            return
+        if self.failing:
+            log.info("run leases renewed again: the database is back")
+        self.failing = False
+        if held:
+            lease.renewed(began)
+        else:
+            lease.revoked = True
+            log.warning("run %s was declared lost and ended by another process; this worker stops it", lease.run_id)
+
+
+_keeper: LeaseKeeper | None = None
+_keeper_lock = threading.Lock()
+
+
+def lease_keeper(engine: Engine, timing: LeaseTiming) -> LeaseKeeper:
+    """The process's keeper."""
+    global _keeper
+    with _keeper_lock:
+        if _keeper is None or _keeper.pid != os.getpid() or _keeper.engine is not engine or _keeper.timing != timing:
+            if _keeper is not None and _keeper.pid == os.getpid():
+                _keeper.stopping.set()  # another app in this process (tests): its runs have ended
+            _keeper = LeaseKeeper(engine, timing)
+        return _keeper

@@ -1,0 +1,212 @@
+"""Run leases with fencing, in one process against the suite's database and Redis: a runner whose lease is revoked
+stops and writes nothing more; a lease is renewed while a long block runs; a final state is never changed; the
+reaper queues stranded runs again (and gives up, in words, after REQUEUE_LIMIT)."""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from rq import Queue
+from rq.job import Job
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+
+from canvas.execution.lease import FencedWriter, LeaseLostError, LeaseTiming, RunLease
+from canvas.execution.reaper import ReaperConfig, fail_lost_runs, reap_lost_runs
+from canvas.execution.runner import Runner
+from canvas.models import BlockOutput, BlockRun, Workflow, WorkflowRun
+from canvas.models.base import utcnow
+from canvas.queueing.keys import RUN_QUEUE
+from tests.integration.run_helpers import THREE_BLOCKS, make_workflow, rq_connection, run, wait_for
+
+pytestmark = pytest.mark.usefixtures("clean_run_queue")
+SLOW_MIDDLE = [THREE_BLOCKS[0], ("Wait", "delay", {"seconds": 2.5}), THREE_BLOCKS[2]]
+FAST_LEASES = {"LOST_RUN_GRACE_SECONDS": 3.0, "LEASE_RENEW_SECONDS": 0.5}
+
+
+@pytest.fixture()
+def app(make_app):
+    return make_app(**FAST_LEASES)
+
+
+def queued_run(client, org, blocks=None) -> uuid.UUID:
+    workflow_id = make_workflow(client, org.admin_headers, blocks or SLOW_MIDDLE)
+    answer = run(client, org.admin_headers, workflow_id)
+    assert answer.status_code == 202, answer.json
+    return uuid.UUID(answer.headers["Location"].rsplit("/", 1)[1])
+
+
+def run_in_thread(app, run_id: uuid.UUID) -> tuple[threading.Thread, dict]:
+    outcome = {}
+
+    def execute() -> None:
+        with app.app_context():
+            outcome["result"] = Runner(app.extensions["canvas"]).run(run_id)
+
+    thread = threading.Thread(target=execute, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def run_row(app, run_id: uuid.UUID) -> WorkflowRun:
+    with app.extensions["canvas"].db.sessions() as session:
+        return session.get(WorkflowRun, run_id)
+
+
+def block_runs(app, run_id: uuid.UUID) -> list[BlockRun]:
+    with app.extensions["canvas"].db.sessions() as session:
+        return list(session.scalars(select(BlockRun).where(BlockRun.run_id == run_id).order_by(BlockRun.number)))
+
+
+def block_running(app, run_id: uuid.UUID, number: int) -> bool:
+    return any(block.number == number and block.status == "Running" for block in block_runs(app, run_id))
+
+
+def test_a_runner_whose_lease_is_revoked_stops_and_writes_nothing_more(client, app, org):
+    run_id = queued_run(client, org)
+    thread, outcome = run_in_thread(app, run_id)
+    wait_for(lambda: block_running(app, run_id, 2), what="block 2 running")
+    # As the reaper of another process would, had this worker been silent too long: revoke and fail.
+    assert fail_lost_runs(app.extensions["canvas"].db, grace_seconds=-60) == [run_id]
+    failed = run_row(app, run_id)
+    thread.join(30)
+    assert outcome["result"] == "lease lost"
+    final = run_row(app, run_id)
+    assert (final.status, final.error, final.date_finished) == ("Failed", failed.error, failed.date_finished)
+    assert final.error.startswith("worker lost")
+    assert [(block.number, block.status) for block in block_runs(app, run_id)] == [(1, "Succeeded"), (2, "Failed")]
+    with app.extensions["canvas"].db.sessions() as session:
+        outputs = session.scalars(select(BlockOutput.number).where(BlockOutput.run_id == run_id)).all()
+    assert outputs == [1]  # block 2 finished its wait, but its output was not recorded: the lease was gone
+
+
+def test_the_lease_is_renewed_while_a_long_block_runs_and_the_reaper_leaves_it_alone(client, app, org):
+    run_id = queued_run(client, org, [THREE_BLOCKS[0], ("Wait", "delay", {"seconds": 4.5})])
+    thread, outcome = run_in_thread(app, run_id)
+    wait_for(lambda: block_running(app, run_id, 2), what="block 2 running")
+    first = run_row(app, run_id).heartbeat_at
+    seen = set()
+    while thread.is_alive():
+        assert fail_lost_runs(app.extensions["canvas"].db, FAST_LEASES["LOST_RUN_GRACE_SECONDS"]) == []
+        seen.add(run_row(app, run_id).heartbeat_at)
+        time.sleep(0.3)
+    assert outcome["result"] == "Succeeded" and run_row(app, run_id).status == "Succeeded"
+    assert len({at for at in seen if at and at > first}) >= 3, "renewed several times during a 4.5 s block"
+
+
+def test_a_final_state_is_never_changed_by_a_late_finish(client, app, org):
+    run_id = queued_run(client, org, [THREE_BLOCKS[0]])
+    services = app.extensions["canvas"]
+    with services.db.transaction() as session:  # cancelled before it started: final, and not Queued any more
+        session.execute(update(WorkflowRun).where(WorkflowRun.id == run_id)
+                        .values(status="Cancelled", date_finished=utcnow(), error="cancelled before it started"))
+    with app.app_context():
+        assert Runner(services).run(run_id) == "not started"
+    assert (run_row(app, run_id).status, block_runs(app, run_id)) == ("Cancelled", [])
+
+
+def running_run(client, app, org, token: int) -> uuid.UUID:
+    """A run set Running under `token`, as a claim would leave it."""
+    run_id = queued_run(client, org, [THREE_BLOCKS[0]])
+    with app.extensions["canvas"].db.engine.begin() as connection:
+        connection.execute(update(WorkflowRun).where(WorkflowRun.id == run_id)
+                           .values(status="Running", lease_token=token, heartbeat_at=utcnow()))
+    return run_id
+
+
+def test_a_fenced_write_is_refused_once_another_process_took_the_run(client, app, org):
+    run_id = running_run(client, app, org, token=7)
+    engine = app.extensions["canvas"].db.engine
+    stale = FencedWriter(engine, RunLease(run_id, 6, LeaseTiming(3.0, 0.5)))
+    with pytest.raises(LeaseLostError):
+        stale.write("finishing the run", lambda connection: connection.execute(
+            update(WorkflowRun).where(WorkflowRun.id == run_id).values(status="Succeeded")))
+    assert stale.lease.revoked and run_row(app, run_id).status == "Running"
+    current = FencedWriter(engine, RunLease(run_id, 7, LeaseTiming(3.0, 0.5)))
+    current.write("finishing the run", lambda connection: connection.execute(
+        update(WorkflowRun).where(WorkflowRun.id == run_id).values(status="Succeeded")))
+    assert run_row(app, run_id).status == "Succeeded"
+
+
+def test_a_lost_connection_is_waited_out_and_a_landed_commit_is_not_applied_twice(client, app, org):
+    run_id = running_run(client, app, org, token=1)
+    engine = app.extensions["canvas"].db.engine
+    writer = FencedWriter(engine, RunLease(run_id, 1, LeaseTiming(3.0, 0.5)), sleep=lambda _seconds: None)
+    attempts = []
+
+    def count_then_fail_once(connection) -> None:  # noqa: ANN001
+        attempts.append(1)
+        connection.execute(update(WorkflowRun).where(WorkflowRun.id == run_id)
+                           .values(dispatch_count=WorkflowRun.dispatch_count + 1))
+        if len(attempts) == 1:
+            raise OperationalError("COMMIT", {}, ConnectionResetError("server closed the connection"))
+
+    writer.write("recording block 1", count_then_fail_once)
+    assert (len(attempts), run_row(app, run_id).dispatch_count) == (2, 2)  # rolled back once, applied once
+    attempts.clear()
+    writer.write("recording block 1", count_then_fail_once, landed=lambda connection: True)
+    assert len(attempts) == 1  # the probe said the first attempt landed: not tried again
+    assert run_row(app, run_id).dispatch_count == 2
+
+
+def test_a_lease_expires_locally_one_renewal_before_the_grace_ends():
+    now = [100.0]
+    lease = RunLease(uuid.uuid4(), 1, LeaseTiming(grace=6.0, renew=1.0), clock=lambda: now[0], wall=lambda: now[0])
+    assert not lease.due() and not lease.expired()
+    now[0] = 101.0
+    assert lease.due() and not lease.expired()
+    now[0] = 105.5  # a pause: past grace - renew, before the grace itself
+    assert lease.expired()
+    with pytest.raises(LeaseLostError, match="not renewed for 6 s"):
+        lease.check()
+    lease.renewed((105.5, 105.5))
+    assert not lease.expired()
+
+
+def queue_of(app) -> Queue:
+    return Queue(RUN_QUEUE, connection=rq_connection(app))
+
+
+def age(app, run_id: uuid.UUID, seconds: float = 60) -> None:
+    with app.extensions["canvas"].db.transaction() as session:
+        session.execute(update(WorkflowRun).where(WorkflowRun.id == run_id)
+                        .values(heartbeat_at=utcnow() - timedelta(seconds=seconds)))
+
+
+def test_a_queued_run_whose_job_was_lost_is_queued_again_then_failed_in_words(client, app, org):
+    services = app.extensions["canvas"]
+    config = ReaperConfig.from_settings({**app.config["CANVAS_SETTINGS"], "REQUEUE_LIMIT": 1})
+    run_id = queued_run(client, org, [THREE_BLOCKS[0]])
+    age(app, run_id)
+    assert reap_lost_runs(services.db, rq_connection(app), config) == []  # its job waits in the queue: fine
+    queue_of(app).empty()  # as Redis losing its data would
+    assert reap_lost_runs(services.db, rq_connection(app), config) == [run_id]
+    assert Job.fetch(str(run_id), connection=rq_connection(app)).get_status().value == "queued"
+    assert (run_row(app, run_id).status, run_row(app, run_id).dispatch_count) == ("Queued", 2)
+    assert reap_lost_runs(services.db, rq_connection(app), config) == []  # just queued again: its clock restarted
+    queue_of(app).empty()
+    age(app, run_id)
+    assert reap_lost_runs(services.db, rq_connection(app), config) == [run_id]
+    failed = run_row(app, run_id)
+    assert failed.status == "Failed" and failed.error.startswith("job lost: the run was queued 2 times")
+    with services.db.sessions() as session:
+        assert session.get(Workflow, failed.workflow_id).status == "Failed"
+
+
+def test_a_job_that_failed_before_its_claim_is_queued_again_and_runs_once(client, app, org):
+    from tests.integration.run_helpers import work_off
+
+    run_id = queued_run(client, org, [THREE_BLOCKS[0]])
+    job = Job.fetch(str(run_id), connection=rq_connection(app))
+    queue_of(app).remove(job)
+    job.set_status("failed")  # as RQ leaves a job whose first transaction died before the claim
+    age(app, run_id)
+    services = app.extensions["canvas"]
+    assert reap_lost_runs(services.db, rq_connection(app), ReaperConfig.from_settings(
+        app.config["CANVAS_SETTINGS"])) == [run_id]
+    work_off(app)
+    assert run_row(app, run_id).status == "Succeeded"
+    assert [block.status for block in block_runs(app, run_id)] == ["Succeeded"]
