@@ -7,7 +7,8 @@ that may restart or lose its data):
 * A Queued run whose RQ job is not waiting in Redis (lost with Redis's data, or failed before any worker claimed the
   run) and that has waited longer than the grace period is queued again under the same run id, at most
   ``REQUEUE_LIMIT`` times; then it is failed with a reason a person understands. A duplicate job is harmless: only
-  one claim of a Queued run can succeed.
+  one claim of a Queued run can succeed. A scheduled run that could not be queued in time follows its workflow's
+  misfire policy: under ``skip`` it is not run late (it ends Cancelled, its occurrences recorded missed).
 
 Every worker and every scheduler runs this every ``REAPER_INTERVAL_SECONDS``; two of them acting on one run is
 harmless, since every change is conditional on what the reaper saw.
@@ -27,7 +28,7 @@ from rq.registry import FailedJobRegistry
 from sqlalchemy import func, select, update
 
 from canvas.db import Database
-from canvas.models import BlockRun, Workflow, WorkflowRun
+from canvas.models import BlockRun, ScheduleOccurrence, Workflow, WorkflowRun, WorkflowSchedule
 from canvas.models.base import utcnow
 from canvas.queueing.dispatch import run_job
 from canvas.queueing.keys import RUN_QUEUE
@@ -42,12 +43,13 @@ WAITING_JOB_STATES = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
 class ReaperConfig:
     grace_seconds: float
     requeue_limit: int
+    misfire_grace_seconds: float = 60.0
     redis_prefix: str | None = None
 
     @classmethod
     def from_settings(cls, settings: dict) -> ReaperConfig:
         return cls(float(settings["LOST_RUN_GRACE_SECONDS"]), int(settings["REQUEUE_LIMIT"]),
-                   settings.get("REDIS_PREFIX"))
+                   float(settings["SCHEDULER_MISFIRE_GRACE_SECONDS"]), settings.get("REDIS_PREFIX"))
 
 
 def reap_lost_runs(database: Database, connection: redis.Redis, config: ReaperConfig) -> list[uuid.UUID]:
@@ -114,14 +116,20 @@ def recover_stranded_runs(database: Database, connection: redis.Redis, config: R
     last_sent = func.coalesce(WorkflowRun.heartbeat_at, WorkflowRun.date_queued)
     with database.sessions() as session:
         waiting = list(session.execute(
-            select(WorkflowRun.id, WorkflowRun.workflow_id, WorkflowRun.dispatch_count)
+            select(WorkflowRun.id, WorkflowRun.workflow_id, WorkflowRun.dispatch_count, WorkflowRun.scheduled_times,
+                   WorkflowSchedule.misfire_policy)
+            .outerjoin(WorkflowSchedule, (WorkflowSchedule.workflow_id == WorkflowRun.workflow_id)
+                       & (WorkflowRun.trigger == "schedule"))
             .where(WorkflowRun.status == "Queued", last_sent < cutoff)))
     recovered = []
-    for run_id, workflow_id, dispatched in waiting:
+    for run_id, workflow_id, dispatched, scheduled_times, misfire_policy in waiting:
         why = _job_not_waiting(connection, run_id)
         if why is None:
             continue
-        if dispatched > config.requeue_limit:
+        if misfire_policy == "skip" and _too_late(scheduled_times, config.misfire_grace_seconds):
+            if _skip_missed(database, run_id, dispatched, config.misfire_grace_seconds):
+                recovered.append(run_id)
+        elif dispatched > config.requeue_limit:
             if _fail_unstartable(database, run_id, dispatched, why):
                 recovered.append(run_id)
         elif _queue_again(database, connection, run_id, workflow_id, dispatched):
@@ -155,6 +163,34 @@ def _queue_again(database: Database, connection: redis.Redis, run_id: uuid.UUID,
                                          WorkflowRun.dispatch_count == dispatched)
                                   .values(dispatch_count=dispatched + 1, heartbeat_at=utcnow()))
     return bool(changed.rowcount)
+
+
+def _too_late(scheduled_times: list[str] | None, misfire_grace_seconds: float) -> bool:
+    if not scheduled_times:
+        return False
+    newest = max(datetime.fromisoformat(scheduled) for scheduled in scheduled_times)
+    return utcnow() - newest > timedelta(seconds=misfire_grace_seconds)
+
+
+def _skip_missed(database: Database, run_id: uuid.UUID, dispatched: int, misfire_grace_seconds: float) -> bool:
+    """A scheduled run whose job was lost past its misfire grace, under misfire policy skip: as if never fired."""
+    reason = (f"missed: the scheduled run could not be queued within the misfire grace time of "
+              f"{misfire_grace_seconds:g} s (Redis was unavailable); misfire policy skip")
+    now = utcnow()
+    with database.transaction() as session:
+        changed = session.execute(update(WorkflowRun)
+                                  .where(WorkflowRun.id == run_id, WorkflowRun.status == "Queued",
+                                         WorkflowRun.dispatch_count == dispatched)
+                                  .values(status="Cancelled", error=reason, error_class="Missed", date_finished=now,
+                                          lease_token=WorkflowRun.lease_token + 1))
+        if not changed.rowcount:
+            return False
+        session.execute(update(ScheduleOccurrence).where(ScheduleOccurrence.run_id == run_id)
+                        .values(outcome="missed", reason=reason))
+        workflow = session.get(Workflow, session.get(WorkflowRun, run_id).workflow_id)
+        workflow.status = "Ready"
+    log.warning("run %s: %s", run_id, reason)
+    return True
 
 
 def _fail_unstartable(database: Database, run_id: uuid.UUID, dispatched: int, why: str) -> bool:

@@ -21,6 +21,7 @@ from canvas.models import BlockOutput, BlockRun, Workflow, WorkflowRun
 from canvas.models.base import utcnow
 from canvas.queueing.keys import RUN_QUEUE
 from tests.integration.run_helpers import THREE_BLOCKS, make_workflow, rq_connection, run, wait_for
+from tests.integration.test_scheduler_claims import make_scheduled  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.usefixtures("clean_run_queue")
 SLOW_MIDDLE = [THREE_BLOCKS[0], ("Wait", "delay", {"seconds": 2.5}), THREE_BLOCKS[2]]
@@ -210,3 +211,33 @@ def test_a_job_that_failed_before_its_claim_is_queued_again_and_runs_once(client
     work_off(app)
     assert run_row(app, run_id).status == "Succeeded"
     assert [block.status for block in block_runs(app, run_id)] == ["Succeeded"]
+
+
+@pytest.mark.parametrize("misfire_policy, final", [("skip", "Cancelled"), ("coalesce", "Queued")])
+def test_a_scheduled_run_queued_too_late_follows_the_misfire_policy(client, app, org, make_scheduled,
+                                                                   misfire_policy, final):
+    """The scheduler could not queue its run (Redis away); when the reaper finds it, past the misfire grace."""
+    from canvas.models import ScheduleOccurrence
+
+    workflow_id = make_scheduled(1, "0 0 3 * * ?", misfirePolicy=misfire_policy)[0]
+    services = app.extensions["canvas"]
+    scheduled = (utcnow() - timedelta(minutes=10)).replace(microsecond=0)
+    run_id = uuid.uuid4()
+    with services.db.transaction() as session:
+        session.add(WorkflowRun(id=run_id, workflow_id=workflow_id, account_id=uuid.UUID(org.admin_id),
+                                status="Queued", trigger="schedule", run_from_block=1, run_till_block=1,
+                                scheduled_times=[scheduled.isoformat()], date_queued=scheduled,
+                                heartbeat_at=scheduled))
+        session.add(ScheduleOccurrence(workflow_id=workflow_id, scheduled_time=scheduled, outcome="fired",
+                                       run_id=run_id, dispatch_time=scheduled, scheduler="test"))
+    config = ReaperConfig.from_settings(app.config["CANVAS_SETTINGS"])
+    assert reap_lost_runs(services.db, rq_connection(app), config) == [run_id]
+    assert run_row(app, run_id).status == final
+    with services.db.sessions() as session:
+        occurrence = session.get(ScheduleOccurrence, (workflow_id, scheduled))
+    if misfire_policy == "skip":
+        assert occurrence.outcome == "missed" and "misfire policy skip" in occurrence.reason
+        assert run_row(app, run_id).error.startswith("missed: the scheduled run could not be queued")
+    else:
+        assert occurrence.outcome == "fired" and run_row(app, run_id).dispatch_count == 2
+        assert Job.fetch(str(run_id), connection=rq_connection(app)).get_status().value == "queued"
