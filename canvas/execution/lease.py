@@ -128,6 +128,15 @@ class FencedWriter:
                 if landed is not None and self._has_landed(landed):
                     return
 
+    def confirm(self) -> bool:
+        """Is the run still this worker's? Locally, while the lease is fresh; when it is not (the process was
+        paused, or the keeper could not reach the database), the database decides through one fenced renewal."""
+        if self.lease.revoked:
+            return False
+        if not self.lease.expired():
+            return True
+        return self.write_once("the run's lease", lambda _connection: None)
+
     def write_once(self, what: str, work: Callable[[Connection], None]) -> bool:
         """One attempt, for writes that the next one supersedes (progress): a lost connection is only logged; a lost
         lease is remembered, for the block's next check to stop it."""

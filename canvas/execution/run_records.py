@@ -58,6 +58,10 @@ FAIL_BLOCK_RUN = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block_r
                           error_class=bindparam("error_class"), attempts=bindparam("attempts"),
                           records_read=bindparam("records_read"), records_out=None,
                           log=bindparam("lines", type_=BLOCK_RUNS.c.log.type)))
+END_RUNNING_BLOCKS = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.run_id == bindparam("run_id"),
+                                               BLOCK_RUNS.c.status == "Running")
+                      .values(status=bindparam("status"), error=bindparam("error"),
+                              error_class=bindparam("error_class"), date_finished=bindparam("now")))
 CANCEL_REQUESTED = select(RUNS.c.cancel_requested).where(RUNS.c.id == bindparam("run_id"))
 
 
@@ -131,6 +135,12 @@ def finish_run(connection: Connection, run_id: uuid.UUID, workflow_id: uuid.UUID
                workflow_values: dict) -> None:
     connection.execute(update(RUNS).where(RUNS.c.id == run_id).values(**run_values))
     connection.execute(update(WORKFLOWS).where(WORKFLOWS.c.id == workflow_id).values(**workflow_values))
+
+
+def end_running_blocks(connection: Connection, run_id: uuid.UUID, status: str, error: str | None,
+                       error_class: str | None, now: datetime) -> None:
+    connection.execute(END_RUNNING_BLOCKS, {"run_id": run_id, "status": status, "error": error,
+                                            "error_class": error_class, "now": now})
 
 
 def latest_record_count(connection: Connection, workflow_id: uuid.UUID, unique_block_id: str) -> int | None:

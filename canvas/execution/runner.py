@@ -71,6 +71,7 @@ class RunState:
     error_text: str | None = None  # the failing block's error, secrets redacted
     first_block_run_id: uuid.UUID | None = None
     number: int = 0  # the block in hand
+    lease_trouble: bool = False  # a block was stopped because the run's lease could not be confirmed
     recorded: set = field(default_factory=set)  # block runs whose completion is already written
     started: float = field(default_factory=time.monotonic)
 
@@ -139,7 +140,8 @@ class Runner:
         except (LeaseLostError, DatabaseUnreachableError):
             raise
         except (RunCancelled, BlockCancelledError):
-            state.lease.check()  # a block stopped because the lease ran out was not cancelled by anyone
+            if state.lease_trouble:  # nobody cancelled it: the lease could not be confirmed
+                raise self._lease_trouble(state) from None
             return self._finish(state, "Cancelled", state.number, None, completed)
         except BlockError as error:
             return self._finish(state, "Failed", state.number, error, completed)
@@ -152,6 +154,12 @@ class Runner:
             return self._finish(state, "Failed", state.number, shown, completed)
         return self._finish(state, "Succeeded", state.last, None, completed)
 
+    def _lease_trouble(self, state: RunState) -> Exception:
+        if state.lease.revoked:
+            return LeaseLostError(f"run {state.run_id} was declared lost and ended by another process")
+        return DatabaseUnreachableError(f"database connection lost while running block {state.number}; the run was "
+                                        f"stopped (its lease could not be renewed for {state.lease.silent_for():.0f} s)")
+
     def _stop_unreachable(self, state: RunState, error: DatabaseUnreachableError) -> str:
         """The database stayed away past the lease's deadline. The run has stopped; its failure is recorded if the
         database comes back within another grace period and the run is still this worker's (else the reaper
@@ -159,7 +167,7 @@ class Runner:
         log.error("run %s: %s", state.run_id, error)
         try:
             return self._finish(state, "Failed", state.number, error, None,
-                                until=state.lease.clock() + self.timing.grace)
+                                until=state.lease.clock() + self.timing.grace, settle_blocks=True)
         except (LeaseLostError, DatabaseUnreachableError) as final:
             log.warning("run %s: its failure was not recorded (%s); the reaper settles it", state.run_id, final)
             return "stopped"
@@ -361,9 +369,8 @@ class Runner:
 
     def _fail_block(self, state: RunState, block_run_id: uuid.UUID, block_log: BlockLog, error: BaseException,
                     redact: Redactor, progress: BlockProgress) -> None:
-        if isinstance(error, (LeaseLostError, DatabaseUnreachableError)):
-            return
-        state.lease.check()  # a block stopped because the lease ran out: nothing of it is this worker's to record
+        if isinstance(error, (LeaseLostError, DatabaseUnreachableError)) or state.lease_trouble:
+            return  # nothing of it is this worker's to record (or can be recorded now): see _stop_unreachable
         cancelled = isinstance(error, (BlockCancelledError, RunCancelled))
         shown = _readable(state, error)
         state.error_text = redact(str(shown) if isinstance(shown, (BlockError, DatabaseUnreachableError))
@@ -380,7 +387,7 @@ class Runner:
             run_credentials.mark_faulted(self.services, state, state.chain[state.number - 1], redact(str(error)))
 
     def _finish(self, state: RunState, status: str, number: int, error: BaseException | None,
-                completed: CompletedBlock | None, until: float | None = None) -> str:
+                completed: CompletedBlock | None, until: float | None = None, settle_blocks: bool = False) -> str:
         """End the run; the last completed block not yet recorded is recorded in the same transaction. Fenced: a run
         that is no longer this worker's keeps the final state it has, and no callback is sent from here."""
         finished = utcnow()
@@ -395,6 +402,9 @@ class Runner:
             if completed is not None and completed.block_run_id not in state.recorded:
                 self._record_completed(connection, completed)
             records.finish_run(connection, state.run_id, state.workflow_id, run_values, workflow_values)
+            if settle_blocks:  # the block in flight when the run was stopped from outside the block
+                records.end_running_blocks(connection, state.run_id, status, run_values["error"],
+                                           run_values["error_class"], finished)
 
         state.writer.write("finishing the run", record, until=until, landed=lambda connection: records.run_ended_as(
             connection, state.run_id, state.lease.token, status))
@@ -405,7 +415,9 @@ class Runner:
     # --- cancellation ----------------------------------------------------------------------------------------------
 
     def _check_cancelled(self, state: RunState, number: int) -> None:
-        state.lease.check()
+        if not state.writer.confirm():
+            state.lease_trouble = True
+            raise self._lease_trouble(state)
         if state.writer.read("checking for a cancel", lambda: self._cancel_recorded(state)):
             raise RunCancelled(f"cancelled before block {number}")
 
@@ -416,7 +428,8 @@ class Runner:
     def _cancel_requested(self, state: RunState) -> bool:
         """Checked by blocks inside long loops: the lease (a block of a run this worker no longer holds stops), then
         a Redis flag, read at most once a second."""
-        if state.lease.expired():
+        if not state.writer.confirm():
+            state.lease_trouble = True
             return True
         now = time.monotonic()
         if not self._cancelled and now - self._cancel_checked_at >= 1.0:

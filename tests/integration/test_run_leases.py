@@ -241,3 +241,20 @@ def test_a_scheduled_run_queued_too_late_follows_the_misfire_policy(client, app,
     else:
         assert occurrence.outcome == "fired" and run_row(app, run_id).dispatch_count == 2
         assert Job.fetch(str(run_id), connection=rq_connection(app)).get_status().value == "queued"
+
+
+def test_a_lease_that_expired_locally_is_confirmed_by_the_database_or_given_up(client, app, org):
+    """A paused worker resumes with its lease expired locally: if nobody took the run meanwhile, one fenced renewal
+    confirms it and the run goes on; if the run was declared lost, it stops."""
+    run_id = running_run(client, app, org, token=3)
+    engine = app.extensions["canvas"].db.engine
+    now = [1000.0]
+    lease = RunLease(run_id, 3, LeaseTiming(3.0, 0.5), clock=lambda: now[0], wall=lambda: now[0])
+    writer = FencedWriter(engine, lease)
+    now[0] += 60  # the pause
+    assert lease.expired()
+    assert writer.confirm() and not lease.expired()  # renewed: nobody had declared it lost
+    now[0] += 60
+    assert fail_lost_runs(app.extensions["canvas"].db, grace_seconds=-60) == [run_id]
+    assert not writer.confirm() and lease.revoked
+    assert run_row(app, run_id).error.startswith("worker lost")
