@@ -34,6 +34,7 @@ from canvas.models.base import utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+FIRST_PAUSE_SECONDS = 0.05  # then doubling, up to the renewal interval
 
 
 class LeaseLostError(Exception):
@@ -115,18 +116,20 @@ class FencedWriter:
     def write(self, what: str, work: Callable[[Connection], None],
               landed: Callable[[Connection], bool] | None = None, until: float | None = None) -> None:
         """``until``: a monotonic time to keep trying until, instead of the lease's deadline."""
-        pause = 0.05
+        pause = FIRST_PAUSE_SECONDS
         while True:
             try:
                 self._attempt(work)
-                return
+                break
             except DBAPIError as error:
                 if not is_connection_error(error):
                     raise
                 self._wait_out(what, error, pause, until)
                 pause = min(pause * 2, self.lease.timing.renew)
                 if landed is not None and self._has_landed(landed):
-                    return
+                    break
+        if pause > FIRST_PAUSE_SECONDS:
+            log.info("run %s: the database is back; %s done", self.lease.run_id, what)
 
     def confirm(self) -> bool:
         """Is the run still this worker's? Locally, while the lease is fresh; when it is not (the process was
@@ -154,7 +157,7 @@ class FencedWriter:
 
     def read(self, what: str, query: Callable[[], T]) -> T:
         """A read of the run's inputs (credentials, a stored output), tried again while the connection is lost."""
-        pause = 0.05
+        pause = FIRST_PAUSE_SECONDS
         while True:
             try:
                 return query()
@@ -174,8 +177,9 @@ class FencedWriter:
         self.lease.renewed(began)
 
     def _wait_out(self, what: str, error: DBAPIError, pause: float, until: float | None) -> None:
-        log.warning("run %s: database unavailable while %s (%s: %s); trying again", self.lease.run_id, what,
-                    type(error.orig or error).__name__, str(error.orig or error).strip().splitlines()[0][:200])
+        if pause == FIRST_PAUSE_SECONDS:  # one line per outage, not one per attempt
+            log.warning("run %s: database unavailable while %s (%s: %s); trying again", self.lease.run_id, what,
+                        type(error.orig or error).__name__, str(error.orig or error).strip().splitlines()[0][:200])
         out_of_time = self.lease.expired() if until is None else self.lease.clock() >= until
         if out_of_time:
             raise DatabaseUnreachableError(f"database connection lost while {what}; the run was stopped") from None

@@ -58,7 +58,7 @@ FAIL_BLOCK_RUN = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block_r
                           error_class=bindparam("error_class"), attempts=bindparam("attempts"),
                           records_read=bindparam("records_read"), records_out=None,
                           log=bindparam("lines", type_=BLOCK_RUNS.c.log.type)))
-END_RUNNING_BLOCKS = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.run_id == bindparam("run_id"),
+END_RUNNING_BLOCKS = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.run_id == bindparam("of_run"),
                                                BLOCK_RUNS.c.status == "Running")
                       .values(status=bindparam("status"), error=bindparam("error"),
                               error_class=bindparam("error_class"), date_finished=bindparam("now")))
@@ -139,7 +139,7 @@ def finish_run(connection: Connection, run_id: uuid.UUID, workflow_id: uuid.UUID
 
 def end_running_blocks(connection: Connection, run_id: uuid.UUID, status: str, error: str | None,
                        error_class: str | None, now: datetime) -> None:
-    connection.execute(END_RUNNING_BLOCKS, {"run_id": run_id, "status": status, "error": error,
+    connection.execute(END_RUNNING_BLOCKS, {"of_run": run_id, "status": status, "error": error,
                                             "error_class": error_class, "now": now})
 
 
