@@ -8,7 +8,7 @@ import time
 
 import redis
 from flask import Blueprint, jsonify
-from rq import Queue, Worker
+from rq import Queue, worker_registration
 from sqlalchemy import text
 
 from canvas.defaults import SCHEDULER_PRESENCE_SECONDS
@@ -32,19 +32,32 @@ def healthz():  # noqa: ANN201
 
 
 def _activity() -> dict:
-    """RQ's registered workers of the run queue (a killed one drops out within RQ's worker TTL, minutes), the
-    schedulers heard from lately, and the runs waiting for a worker."""
+    """The workers of the run queue, the schedulers heard from lately, and the runs waiting for a worker. After Redis
+    lost its data, workers and schedulers register again within seconds (workers.worker, canvas.scheduling)."""
     connection = services().redis
     prefix = services().settings.get("REDIS_PREFIX")
     queue = Queue(RUN_QUEUE, connection=connection)
     heard_since = time.time() - SCHEDULER_PRESENCE_SECONDS
     try:
-        return {"workers": Worker.count(connection=connection, queue=queue),
+        return {"workers": _live_workers(queue),
                 "schedulers": connection.zcount(schedulers_key(prefix), heard_since, "+inf"),
                 "queuedRuns": queue.count}
     except redis.RedisError as exc:
         log.warning("health activity not read: %s", exc.__class__.__name__)
         return {}
+
+
+def _live_workers(queue: Queue) -> int:
+    """RQ's registered workers of the queue whose key has not expired. A killed worker's key expires within RQ's
+    worker TTL (minutes), but it leaves RQ's sets (what Worker.count reads) only when a live worker cleans them up,
+    every ten minutes, or never when no worker is left."""
+    registered = worker_registration.get_keys(queue=queue)
+    if not registered:
+        return 0
+    with queue.connection.pipeline(transaction=False) as pipeline:
+        for key in registered:
+            pipeline.exists(key)
+        return sum(pipeline.execute())
 
 
 def _ping_database() -> None:

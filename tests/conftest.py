@@ -76,6 +76,55 @@ def migrated_database(base_settings) -> str:
     return base_settings["DATABASE_URL"]
 
 
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def postgres_database_url(migrated_database) -> Iterator[str]:
+    """A migrated PostgreSQL database, for tests of what only a database server does (connections that are cut or
+    terminated): the suite's own when it runs on PostgreSQL, else a temporary one on the local server."""
+    if migrated_database.startswith("postgresql"):
+        yield migrated_database
+        return
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    from canvas import migrate
+
+    admin = create_engine(DEFAULT_POSTGRES_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    name = f"canvas_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as error:
+        admin.dispose()
+        pytest.fail(f"PostgreSQL at {DEFAULT_POSTGRES_URL} is needed (or CANVAS_TEST_DATABASE_URL naming one): "
+                    f"{error.orig}")
+    url = make_url(DEFAULT_POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        engine = create_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture()
+def own_redis(tmp_path):
+    """A Redis server of the test's own, to stop and start (on a unix socket, its data kept on disk as the embedded
+    one keeps it); never the shared one."""
+    from canvas.queueing.embedded import EmbeddedRedis
+
+    server = EmbeddedRedis({"DATA_DIR": str(tmp_path / "own-redis"), "REDIS_URL": None})
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture()
 def make_app(base_settings, migrated_database):
     """Build an app with extra settings; tables are emptied after the test."""

@@ -1,4 +1,12 @@
-"""`canvas worker`: a plain RQ worker, inside the app context, on the run queue, with a reaper thread."""
+"""`canvas worker`: an RQ worker (canvas.queueing.worker), inside the app context, on the run queue, with a reaper
+thread. It rides out outages of Redis and of the database, and exits only when asked to: a signal, the end of a
+burst, --max-jobs.
+
+``run_worker`` runs RQ's work loop in a loop of its own. After a loop that ended for want of Redis, it waits, with
+exponential backoff up to RECONNECT_MAX_SECONDS, until Redis answers a PING, then starts a fresh loop under the same
+worker name, which registers the worker again. The outage is logged once when it starts and once when Redis is back
+(``canvas.outages``). The database is used only by runs (the runner) and by the reaper thread, and both outlive it.
+"""
 from __future__ import annotations
 
 import ctypes
@@ -9,22 +17,39 @@ import signal
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 
-import redis
 from redis import Redis
-from rq import Queue, SimpleWorker, Worker
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from rq.exceptions import StopRequested
 
 from canvas import create_app
 from canvas.defaults import DEFAULT_WORKER_CLASS
-from canvas.execution.reaper import reap_lost_runs
+from canvas.execution.reaper import ReaperConfig, reap_lost_runs
 from canvas.execution.retention import prune_everything
+from canvas.outages import REDIS_UNREACHABLE, Backoff, OutageLog, Retrying
 from canvas.queueing.keys import RUN_QUEUE
+from canvas.queueing.worker import WAITS_FOR_REDIS, WORKER_CLASSES, OutageTolerantWorker, RunQueue, stop_on_signals
 from canvas.settings import redis_url
 
 log = logging.getLogger("canvas.worker")
-WORKER_CLASSES = {"simple": SimpleWorker, "fork": Worker}
-REAP_INTERVAL_SECONDS = 10.0
 PRUNE_INTERVAL_SECONDS = 3600.0
+PROBE_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass
+class WorkOrder:
+    """What `canvas worker` was asked to do, over however many RQ work loops it takes."""
+    burst: bool
+    max_jobs: int | None
+    logging_level: str
+    jobs_done: int = 0
+
+    def jobs_left(self) -> int | None:
+        return None if self.max_jobs is None else self.max_jobs - self.jobs_done
 
 
 def run_worker(worker_class: str | None = None, burst: bool = False, name: str | None = None,
@@ -32,22 +57,94 @@ def run_worker(worker_class: str | None = None, burst: bool = False, name: str |
     app = create_app()
     settings = app.config["CANVAS_SETTINGS"]
     _forked_children_die_with_the_worker()
+    logging.getLogger("rq.worker").addFilter(LostConnectionsWithoutTraceback())
     chosen = worker_class or settings["WORKER_CLASS"] or DEFAULT_WORKER_CLASS
+    url = redis_url(settings)
     # RQ stores pickled payloads: its connection must not decode responses.
-    connection = Redis.from_url(redis_url(settings), health_check_interval=30)
+    connection = Redis.from_url(url, health_check_interval=30)
+    probe = Redis.from_url(url, socket_connect_timeout=PROBE_TIMEOUT_SECONDS, socket_timeout=PROBE_TIMEOUT_SECONDS,
+                           retry=Retry(NoBackoff(), 0))  # our backoff paces the attempts
+    name = name or uuid.uuid4().hex  # one name across reconnects: RQ keeps listing the same worker
+    reconnect_max = settings["RECONNECT_MAX_SECONDS"]
+    outages = OutageLog(log, f"worker {name}")
+    stop = threading.Event()
+
+    def new_worker() -> OutageTolerantWorker:
+        return WORKER_CLASSES[chosen]([RunQueue(RUN_QUEUE, connection=connection)], connection=connection, name=name,
+                                      outages=outages, stop=stop, probe=probe, reconnect_max=reconnect_max)
+
     with app.app_context():
-        _warm_up(app.extensions["canvas"])
-        stop_reaper = _start_reaper(app, connection)
+        services = app.extensions["canvas"]
+        _warm_up(services)
+        stop_reaper = _start_reaper(services, outages)
         try:
-            rq_worker = WORKER_CLASSES[chosen]([Queue(RUN_QUEUE, connection=connection)], connection=connection,
-                                               name=name)
-            log.info("%s worker listening on queue %s", chosen, RUN_QUEUE)
-            # RQ's scheduler (one per queue, elected among workers) runs delayed jobs: callback retries.
-            rq_worker.work(burst=burst, logging_level=settings["LOG_LEVEL"], max_jobs=max_jobs,
-                           with_scheduler=True)
+            log.info("%s worker %s listening on queue %s", chosen, name, RUN_QUEUE)
+            order = WorkOrder(burst, max_jobs, settings["LOG_LEVEL"])
+            return _work_through_outages(new_worker, order, probe, outages, stop, reconnect_max)
         finally:
             stop_reaper.set()
-    return 0
+
+
+def _work_through_outages(new_worker: Callable[[], OutageTolerantWorker], order: WorkOrder, probe: Redis,
+                          outages: OutageLog, stop: threading.Event, reconnect_max: float) -> int:
+    """RQ work loops one after the other, with a wait for Redis between two, until one ends as asked. Exits 1 only
+    when RQ's loop ended on an unexpected error (it logged the traceback), for a supervisor to restart the worker."""
+    unretired: OutageTolerantWorker | None = None  # a worker whose death could not be registered
+    backoff = Backoff(reconnect_max)  # kept across loops that die at once, reset by one that got going
+    try:
+        while True:
+            stop_on_signals(stop)  # RQ installs its own handlers while its loop runs, and leaves them behind
+            if stop.is_set():
+                return 0
+            try:
+                if unretired is not None:
+                    unretired.retire()
+                    unretired = None
+                worker = new_worker()  # its constructor already talks to Redis
+            except REDIS_UNREACHABLE as error:
+                outages.failed(error, "starting the worker", WAITS_FOR_REDIS)
+            else:
+                worker.work(burst=order.burst, logging_level=order.logging_level, max_jobs=order.jobs_left(),
+                            with_scheduler=True)  # RQ's scheduler (elected among workers) runs callback retries
+                order.jobs_done += worker.jobs_done
+                if worker.birth_date is not None:
+                    backoff.reset()
+                if stop.is_set() or worker.ended_as_asked(order.jobs_left()):
+                    return 0
+                if worker.lost is None:
+                    log.error("worker %s: RQ's work loop ended on an unexpected error (logged above)", worker.name)
+                    return 1
+                unretired = None if worker.death_registered else worker
+            stop_on_signals(stop)
+            if not _wait_for_redis(probe, outages, stop, backoff):
+                return 0
+    except StopRequested:  # raised by RQ's handler for a signal that came after its loop ended
+        return 0
+
+
+def _wait_for_redis(probe: Redis, outages: OutageLog, stop: threading.Event, backoff: Backoff) -> bool:
+    """Until Redis answers a PING (True), or a signal asks the worker to stop (False)."""
+    while not stop.wait(backoff.next_delay()):
+        try:
+            probe.ping()
+        except REDIS_UNREACHABLE as error:
+            outages.failed(error, "waiting for Redis", WAITS_FOR_REDIS)
+        else:
+            outages.succeeded("Redis")
+            return True
+    return False
+
+
+class LostConnectionsWithoutTraceback(logging.Filter):
+    """RQ logs a few Redis failures with their traceback (a job's failure it could not store, say): for a lost
+    connection the class name says it all, and the outage is logged anyway."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, REDIS_UNREACHABLE):
+            record.msg = f"{record.msg} ({error.__class__.__name__})"
+            record.exc_info, record.exc_text = None, None
+        return True
 
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -92,26 +189,32 @@ def _warm_up(services) -> None:  # noqa: ANN001 - canvas.extensions.Services
         getattr(services, name)
 
 
-def _start_reaper(app, connection: Redis) -> threading.Event:  # noqa: ANN001
-    """Every worker also looks for runs lost by other workers (a killed worker cannot report its own death), and
-    prunes old outputs once an hour."""
-    services = app.extensions["canvas"]
+def _start_reaper(services, outages: OutageLog) -> threading.Event:  # noqa: ANN001 - canvas.extensions.Services
+    """Every worker also looks after the runs nobody else does (canvas.execution.reaper: a killed worker cannot report
+    its own death, a Redis that lost its data lost the queued jobs), and prunes old outputs once an hour."""
     settings = services.settings
+    config = ReaperConfig.from_settings(settings)
+    interval = settings["REAPER_INTERVAL_SECONDS"]
+    retrying = Retrying("reaping lost runs", outages, settings["RECONNECT_MAX_SECONDS"])
     stop = threading.Event()
+    last_prune = [0.0]
 
-    def reap() -> None:
-        last_prune = 0.0
-        while not stop.wait(REAP_INTERVAL_SECONDS):
+    def one_round() -> None:
+        reap_lost_runs(services.db, services.redis, config)
+        if time.monotonic() - last_prune[0] >= PRUNE_INTERVAL_SECONDS:
+            last_prune[0] = time.monotonic()
+            prune_everything(services)
+
+    def loop() -> None:
+        wait = interval
+        while not stop.wait(wait):
             try:
-                reap_lost_runs(services.db, connection, settings.get("REDIS_PREFIX"),
-                               settings["LOST_RUN_GRACE_SECONDS"])
-                if time.monotonic() - last_prune >= PRUNE_INTERVAL_SECONDS:
-                    last_prune = time.monotonic()
-                    prune_everything(services)
-            except (redis.RedisError, OSError) as exc:
-                log.warning("reaper skipped a round: %s", exc.__class__.__name__)
-            except Exception:  # noqa: BLE001 - the reaper must outlive a database hiccup
-                log.exception("reaper round failed")
+                one_round()
+            except Exception as error:  # noqa: BLE001 - logged by Retrying; the reaper outlives every failure
+                wait = max(interval, retrying.failed(error))
+            else:
+                retrying.succeeded()
+                wait = interval
 
-    threading.Thread(target=reap, name="run-reaper", daemon=True).start()
+    threading.Thread(target=loop, name="run-reaper", daemon=True).start()
     return stop

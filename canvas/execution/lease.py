@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from canvas.execution import run_records
 from canvas.models.base import utcnow
+from canvas.outages import unreachable_service
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,9 +50,7 @@ class DatabaseUnreachableError(Exception):
 
 def is_connection_error(error: BaseException) -> bool:
     """A lost or refused database connection (or SQLite's busy lock): worth waiting out. Anything else is a bug."""
-    if isinstance(error, (OperationalError, InterfaceError)):
-        return True
-    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+    return unreachable_service(error) == "the database"
 
 
 @dataclass(frozen=True)

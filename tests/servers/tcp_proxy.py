@@ -1,72 +1,48 @@
-"""A TCP relay on 127.0.0.1 in front of a real server (PostgreSQL, Redis…) that a test can cut and restore: a network
-outage between the service and that server, without stopping a server other tests share.
-
-`cut()` closes every relayed connection at once and refuses new ones until `restore()`.
-"""
+"""A TCP relay on 127.0.0.1 in front of a real server (PostgreSQL, Redis…) that a test can cut and restore: the
+server goes away for the process under test (connections dropped, new ones refused) without stopping a server that
+other tests share."""
 from __future__ import annotations
 
 import socket
 import threading
 
+from tests.process_tools import free_port
+
+CHUNK = 65536
+
 
 class TcpProxy:
+    """Listens on a free local port and forwards each connection to ``target``. ``cut()`` drops every connection and
+    refuses new ones, as a server that went away; ``restore()`` listens again on the same port."""
+
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.connections: set[socket.socket] = set()
-        self.lock = threading.Lock()
-        self.open = threading.Event()
-        self.open.set()
-        self.stopping = False
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
 
     def start(self) -> TcpProxy:
-        threading.Thread(target=self._accept, name="tcp-proxy", daemon=True).start()
+        if self._listener is not None:  # already relaying
+            return self
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
         return self
 
+    restore = start
+
     def cut(self) -> None:
-        self.open.clear()
-        with self.lock:
-            doomed, self.connections = self.connections, set()
-        for connection in doomed:
-            _close(connection)
+        with self._lock:
+            doomed, self._sockets = [self._listener, *self._sockets], set()
+            self._listener = None
+        for sock in doomed:
+            _close(sock)
 
-    def restore(self) -> None:
-        self.open.set()
-
-    def stop(self) -> None:
-        self.stopping = True
-        self.cut()
-        _close(self.listener)
-
-    def _accept(self) -> None:
-        while not self.stopping:
-            try:
-                client, _address = self.listener.accept()
-            except OSError:
-                return
-            if not self.open.is_set():
-                _close(client)  # refused, as an unreachable server would be
-                continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                _close(client)
-                continue
-            with self.lock:
-                self.connections.update((client, upstream))
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while chunk := source.recv(65536):
-                sink.sendall(chunk)
-        except OSError:
-            pass
-        finally:
-            _close(source)
-            _close(sink)
+    stop = cut
 
     def __enter__(self) -> TcpProxy:
         return self.start()
@@ -74,13 +50,43 @@ class TcpProxy:
     def __exit__(self, *_exc) -> None:
         self.stop()
 
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _address = listener.accept()
+            except OSError:  # cut
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                _close(client)
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                if self._listener is not listener:  # cut meanwhile
+                    _close(client)
+                    _close(upstream)
+                    return
+                self._sockets.update((client, upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
 
-def _close(connection: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(CHUNK):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            _close(source)
+            _close(sink)
+
+
+def _close(sock: socket.socket | None) -> None:
+    if sock is None:
+        return
     try:
-        connection.shutdown(socket.SHUT_RDWR)
+        sock.shutdown(socket.SHUT_RDWR)
     except OSError:
         pass
-    try:
-        connection.close()
-    except OSError:
-        pass
+    sock.close()

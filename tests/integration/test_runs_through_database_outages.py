@@ -9,51 +9,28 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from canvas.execution.runner import Runner
 from canvas.models import BlockRun, WorkflowRun
-from tests.conftest import TEST_DATABASE_URL, Org
+from tests.conftest import Org
 from tests.integration.run_helpers import THREE_BLOCKS, empty_queue, make_workflow, run, wait_for
 from tests.servers.tcp_proxy import TcpProxy
 
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 GRACE, RENEW = 3.0, 0.5
 
 
 @pytest.fixture
-def postgres_url(migrated_database) -> Iterator[str]:
-    """The suite's PostgreSQL database, or a migrated one of its own when the suite runs on SQLite."""
-    if migrated_database.startswith("postgresql"):
-        yield migrated_database
-        return
-    from canvas import migrate
-
-    name = f"canvas_outage_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(DEFAULT_POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"CREATE DATABASE {name}")
-    url = make_url(DEFAULT_POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    engine = create_engine(url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    yield url
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    admin.dispose()
-
-
-@pytest.fixture
-def proxy(postgres_url) -> Iterator[TcpProxy]:
-    url = make_url(postgres_url)
+def proxy(postgres_database_url) -> Iterator[TcpProxy]:
+    url = make_url(postgres_database_url)
     with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as relay:
         yield relay
 
 
 @pytest.fixture
-def outage_app(proxy, postgres_url, make_app):  # the relay goes last: the tables are emptied through it
-    proxied = make_url(postgres_url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+def outage_app(proxy, postgres_database_url, make_app):  # the relay goes last: the tables are emptied through it
+    proxied = make_url(postgres_database_url).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     app = make_app(DATABASE_URL=proxied, LOST_RUN_GRACE_SECONDS=GRACE, LEASE_RENEW_SECONDS=RENEW)
     empty_queue(app)
     yield app

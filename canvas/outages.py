@@ -1,0 +1,105 @@
+"""Riding out a lost Redis or database: which errors say that a service cannot be reached (rather than that the code
+is wrong), how long to wait before the next attempt, and what to log.
+
+A process that keeps trying logs an outage twice: one warning when the service goes away (naming the service and the
+error class, never the error's text, which may carry a URL or a driver's dump) and one line when it is back. Between
+the two, the attempts back off exponentially up to ``RECONNECT_MAX_SECONDS`` and log nothing, so an hour without the
+database is two lines, not thousands of tracebacks. An unexpected error is a bug: it keeps its traceback every time.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import redis
+from sqlalchemy import exc as sqlalchemy_errors
+
+FIRST_RETRY_SECONDS = 1.0
+# ConnectionError covers "loading the dataset" too; ReadOnlyError is a replica answering during a failover.
+REDIS_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError)
+
+
+def unreachable_service(error: BaseException) -> str | None:
+    """"Redis", "the database" or "the network" when ``error`` means that service cannot be reached now; None for
+    any other error."""
+    if isinstance(error, REDIS_UNREACHABLE):
+        return "Redis"
+    if isinstance(error, (sqlalchemy_errors.OperationalError, sqlalchemy_errors.InterfaceError,
+                          sqlalchemy_errors.TimeoutError)):
+        return "the database"  # TimeoutError: no pooled connection came free
+    if isinstance(error, sqlalchemy_errors.DBAPIError) and error.connection_invalidated:
+        return "the database"
+    if isinstance(error, OSError):
+        return "the network"
+    return None
+
+
+class Backoff:
+    """Waits that double after each failed attempt, from ``first_seconds`` up to ``max_seconds``."""
+
+    def __init__(self, max_seconds: float, first_seconds: float = FIRST_RETRY_SECONDS) -> None:
+        self.max_seconds, self.first_seconds = max_seconds, min(first_seconds, max_seconds)
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.max_seconds, self.first_seconds * 2 ** min(self.failures, 32))
+        self.failures += 1
+        return delay
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+class OutageLog:
+    """The outages one process sees, one entry per service, shared by its threads and tasks: the first failure of any
+    task logs the warning, the first success of a task that had failed for want of the service logs its return."""
+
+    def __init__(self, logger: logging.Logger, who: str) -> None:
+        self.logger, self.who = logger, who
+        self._lock = threading.Lock()
+        self._since: dict[str, float] = {}  # service -> monotonic time of its first failure
+
+    def is_down(self, service: str) -> bool:
+        with self._lock:
+            return service in self._since
+
+    def failed(self, error: BaseException, during: str, consequence: str = "retrying") -> str:
+        """Record a failure caused by an unreachable service (see unreachable_service); returns the service."""
+        service = unreachable_service(error) or "a service"
+        with self._lock:
+            first = service not in self._since
+            self._since.setdefault(service, time.monotonic())
+        if first:
+            self.logger.warning("%s: %s failed: %s is unreachable (%s); %s", self.who, during, service,
+                                error.__class__.__name__, consequence)
+        return service
+
+    def succeeded(self, service: str) -> None:
+        with self._lock:
+            since = self._since.pop(service, None)
+        if since is not None:
+            self.logger.info("%s: %s is back after %.0f s", self.who, service, time.monotonic() - since)
+
+
+class Retrying:
+    """The failures of one recurring task: a lost connection goes to the process's OutageLog, an unexpected error is
+    logged with its traceback; either way ``failed`` answers how long to wait before the next attempt."""
+
+    def __init__(self, what: str, outages: OutageLog, max_seconds: float) -> None:
+        self.what, self.outages = what, outages
+        self.backoff = Backoff(max_seconds)
+        self.failed_for: str | None = None  # the service whose absence made the last attempt fail
+
+    def failed(self, error: BaseException) -> float:
+        if unreachable_service(error) is not None:
+            consequence = f"retrying with backoff, at most {self.backoff.max_seconds:g} s apart"
+            self.failed_for = self.outages.failed(error, self.what, consequence)
+        else:
+            self.outages.logger.error("%s: %s failed", self.outages.who, self.what, exc_info=error)
+        return self.backoff.next_delay()
+
+    def succeeded(self) -> None:
+        if self.failed_for is not None:
+            self.outages.succeeded(self.failed_for)
+            self.failed_for = None
+        self.backoff.reset()

@@ -1,0 +1,366 @@
+"""The RQ worker classes of `canvas worker`: RQ's SimpleWorker and Worker with ``OutageTolerantWorker`` mixed in,
+and RQ's scheduler process made patient.
+
+* The database is the source of truth for runs, so RQ's own record of a job (result, status, registries) may be
+  lost: when Redis is away as a run ends, that record is given up (one line, no traceback) instead of ending the
+  process. A lost connection anywhere else in RQ's work loop ends that loop quietly, saying why (``lost``);
+  workers/worker.py then waits for Redis and starts a fresh loop.
+* RQ's scheduler process (elected among workers; it queues delayed jobs, callback retries) waits for Redis too,
+  instead of dying with a traceback and coming back only at the worker's next maintenance, minutes later.
+* A keeper thread registers the worker again when Redis lost its registration (FLUSHALL, a restart without
+  persistence): RQ's heartbeat only renews the expiry of keys it assumes exist, and an idle worker beats only every
+  few minutes, so /healthz would count no workers.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import NoReturn
+
+from redis import Redis
+from rq import Queue, SimpleWorker, Worker, worker_registration
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.exceptions import StopRequested
+from rq.scheduler import RQScheduler
+
+from canvas.defaults import DEFAULT_RECONNECT_MAX_SECONDS
+from canvas.outages import REDIS_UNREACHABLE, Backoff, OutageLog
+
+log = logging.getLogger("canvas.worker")
+REGISTRATION_CHECK_SECONDS = 5.0  # a worker whose registration Redis lost is counted again within this
+PUBSUB_RETRY_SECONDS = 2.0
+WAITS_FOR_REDIS = "the worker waits for it and carries on when it is back"
+
+
+class RedisUnreachable(Exception):
+    """A dequeue that failed for want of Redis. RQ retries a failed dequeue in a loop of its own (an error line per
+    attempt, without end); under this name the failure gets through that loop to ours."""
+
+
+class RunQueue(Queue):
+    @classmethod
+    def dequeue_any(cls, *args, **kwargs):  # noqa: ANN002, ANN003, ANN206 - RQ's signature
+        try:
+            return super().dequeue_any(*args, **kwargs)
+        except REDIS_UNREACHABLE as error:
+            raise RedisUnreachable(error.__class__.__name__) from error
+
+
+class PatientScheduler(RQScheduler):
+    """RQ's scheduler process, which waits for a lost Redis instead of dying with a traceback."""
+
+    def __init__(self, *args, reconnect_max: float = DEFAULT_RECONNECT_MAX_SECONDS,  # noqa: ANN002
+                 **kwargs) -> None:  # noqa: ANN003 - RQ's scheduler arguments
+        super().__init__(*args, **kwargs)
+        self.outages = OutageLog(self.log, f"RQ scheduler {self.name}")
+        self.backoff = Backoff(reconnect_max)
+
+    def work(self) -> None:
+        while True:
+            try:
+                super().work()
+                return
+            except REDIS_UNREACHABLE as error:
+                if self._stop_requested:
+                    return  # its locks expire by themselves, or the worker releases them
+                self.outages.failed(error, "queueing delayed jobs", "waiting for it")
+                self._pause(self.backoff.next_delay())
+
+    def heartbeat(self) -> None:
+        super().heartbeat()
+        self.outages.succeeded("Redis")
+        self.backoff.reset()
+
+    def _pause(self, seconds: float) -> None:
+        """A sleep that a stop request (SIGTERM from the worker) cuts short."""
+        deadline = time.monotonic() + seconds
+        while not self._stop_requested and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+class OutageTolerantWorker:
+    """Mixed into RQ's worker classes, before them (see the module docstring). ``probe`` is a client with short
+    timeouts: RQ gives the worker's own connection a socket timeout of minutes, for its blocking dequeue."""
+
+    queue_class = RunQueue
+
+    def __init__(self, *args, outages: OutageLog | None = None, stop: threading.Event | None = None,  # noqa: ANN002
+                 probe: Redis | None = None, reconnect_max: float = DEFAULT_RECONNECT_MAX_SECONDS,
+                 **kwargs) -> None:  # noqa: ANN003 - RQ's worker arguments
+        super().__init__(*args, **kwargs)
+        self.outages = outages or OutageLog(log, f"worker {self.name}")
+        self.stop = stop or threading.Event()  # set by a signal that came while RQ's handlers were not installed
+        self.probe = probe or self.connection
+        self.reconnect_max = reconnect_max
+        self.lost: BaseException | None = None  # why the work loop ended early, when Redis went away
+        self.finished = False  # the work loop ended as asked: a burst that emptied the queue, the idle limit
+        self.jobs_done = 0
+        self.death_registered = False
+        self._registered = False
+        self._registration_lock = threading.Lock()
+        self._keeper: RegistrationKeeper | None = None
+        self._torn_down = False
+        self._unrecorded_job: str | None = None
+
+    # --- the work loop ------------------------------------------------------------------------------------------
+
+    def work(self, *args, **kwargs) -> bool:  # noqa: ANN002, ANN003 - RQ's arguments
+        try:
+            return super().work(*args, **kwargs)
+        except REDIS_UNREACHABLE as error:  # before RQ's loop: registering, subscribing, starting its scheduler
+            self.teardown()
+            self.lost = error
+            self.outages.failed(error, "starting the worker", WAITS_FOR_REDIS)
+            return False
+
+    def ended_as_asked(self, jobs_left: int | None) -> bool:
+        """A stop signal, the end of a burst or of the idle time, or --max-jobs: not a reason to wait and go on."""
+        if self._shutdown_requested_date is not None:
+            return True
+        return self.lost is None and (self.finished or (jobs_left is not None and jobs_left <= 0))
+
+    def check_for_suspension(self, burst: bool) -> None:
+        if self.stop.is_set():
+            raise StopRequested
+        try:
+            super().check_for_suspension(burst)
+        except StopRequested:
+            self.finished = True  # suspended in burst mode: RQ ends the burst
+            raise
+        except REDIS_UNREACHABLE as error:
+            self._lose(error, "checking for suspension")
+
+    def run_maintenance_tasks(self) -> None:
+        try:
+            super().run_maintenance_tasks()
+        except REDIS_UNREACHABLE as error:
+            self._lose(error, "cleaning RQ's registries")
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):  # noqa: ANN201
+        try:
+            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        except RedisUnreachable as error:
+            self._lose(error.__cause__ or error, "waiting for a run")
+        except REDIS_UNREACHABLE as error:
+            self._lose(error, "waiting for a run")
+        self.finished = result is None
+        return result
+
+    def execute_job(self, job, queue) -> None:  # noqa: ANN001
+        try:
+            super().execute_job(job, queue)
+        except REDIS_UNREACHABLE as error:
+            self._lose(error, f"finishing run {job.id}")
+        finally:
+            self.jobs_done += 1
+
+    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO",
+                         date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+                         log_format: str = DEFAULT_LOGGING_FORMAT) -> None:
+        """RQ's own, but with a PatientScheduler (RQ names its scheduler class in the method's body)."""
+        self.scheduler = PatientScheduler(
+            self.queues, connection=self.connection, serializer=self.serializer, reconnect_max=self.reconnect_max,
+            logging_level=logging_level if logging_level is not None else self.log.level, date_format=date_format,
+            log_format=log_format)
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if not burst:
+            self.scheduler.start()
+            return
+        try:
+            self.scheduler.register_birth()
+            self.scheduler.enqueue_scheduled_jobs()
+        finally:
+            self.scheduler.release_locks()
+            self.scheduler.register_death()
+
+    def _lose(self, error: BaseException, during: str) -> NoReturn:
+        """End RQ's work loop quietly (StopRequested is its way out) and remember why: run_worker waits for Redis."""
+        self.lost = error
+        self.outages.failed(error, during, WAITS_FOR_REDIS)
+        raise StopRequested from error
+
+    # --- RQ's record of a job, which the database makes optional ------------------------------------------------
+
+    def handle_execution_ended(self, job, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+        with self._record_may_be_lost(job):
+            super().handle_execution_ended(job, *args, **kwargs)
+
+    def handle_job_success(self, job, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+        with self._record_may_be_lost(job):
+            super().handle_job_success(job, *args, **kwargs)
+
+    def handle_job_failure(self, job, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+        with self._record_may_be_lost(job):
+            super().handle_job_failure(job, *args, **kwargs)
+
+    def handle_job_retry(self, job, *args, **kwargs) -> None:  # noqa: ANN001, ANN002, ANN003
+        with self._record_may_be_lost(job):
+            super().handle_job_retry(job, *args, **kwargs)
+
+    @contextmanager
+    def _record_may_be_lost(self, job) -> Iterator[None]:  # noqa: ANN001
+        try:
+            yield
+        except REDIS_UNREACHABLE as error:
+            if not self.is_horse:  # a forked child's parent logs the outage, once
+                self.outages.failed(error, f"recording the end of run {job.id} in RQ", WAITS_FOR_REDIS)
+            if self._unrecorded_job != job.id:  # one line per job, though RQ tries several writes
+                self._unrecorded_job = job.id
+                log.info("run %s: its end not recorded in RQ (%s); the database has the run's outcome", job.id,
+                         error.__class__.__name__)
+
+    # --- liveness: heartbeats, registration, commands -----------------------------------------------------------
+
+    def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:  # noqa: ANN001
+        """Never raises for want of Redis: RQ beats where it cannot stop (while a forked job is killed, say); the
+        next dequeue, or the keeper, notices the outage."""
+        try:
+            super().heartbeat(timeout, pipeline)
+        except REDIS_UNREACHABLE as error:
+            self.outages.failed(error, "the worker's heartbeat", WAITS_FOR_REDIS)
+
+    def maintain_heartbeats(self, job, execution) -> None:  # noqa: ANN001
+        """The forking worker's beat while its child runs a job: a failed one must not abandon the child."""
+        try:
+            super().maintain_heartbeats(job, execution)
+        except REDIS_UNREACHABLE as error:
+            self.outages.failed(error, f"the heartbeat of run {job.id}", WAITS_FOR_REDIS)
+
+    def set_shutdown_requested_date(self) -> None:
+        """Called from RQ's signal handler, in the middle of a job: raising there would break the run."""
+        try:
+            super().set_shutdown_requested_date()
+        except REDIS_UNREACHABLE as error:
+            self.outages.failed(error, "noting the stop request", WAITS_FOR_REDIS)
+
+    def bootstrap(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().bootstrap(*args, **kwargs)
+        self._keeper = RegistrationKeeper(self)
+        self._keeper.start()
+
+    def register_birth(self) -> None:
+        super().register_birth()
+        with self._registration_lock:
+            self._registered = True
+
+    def register_death(self) -> None:
+        """Tolerates a lost Redis: ``retire`` registers the death later, before a new loop under the same name."""
+        with self._registration_lock:
+            self._registered = False  # the keeper must not bring the worker back
+        if self._keeper is not None:
+            self._keeper.stopped.set()
+        try:
+            super().register_death()
+            self.death_registered = True
+        except REDIS_UNREACHABLE as error:
+            self.outages.failed(error, "registering the worker's end", WAITS_FOR_REDIS)
+
+    def retire(self) -> None:
+        """What teardown could not do while Redis was away (raises while it still is): register the worker's death,
+        or a worker under the same name would meet RQ's "There exists an active worker named ... already"; and
+        release its scheduler's locks, or the next scheduler would wait for them to expire."""
+        if not self.death_registered:
+            super().register_death()
+            self.death_registered = True
+        if self.scheduler is not None:
+            self.scheduler.release_locks()
+
+    def teardown(self) -> None:
+        if self._torn_down:
+            return
+        self._torn_down = True
+        # RQ's signal handler raises StopRequested when the worker is not busy: in the middle of this, it would skip
+        # registering the worker's death. From here on a signal only says "stop after this loop".
+        stop_on_signals(self.stop)
+        super().teardown()
+
+    def unsubscribe(self) -> None:
+        try:
+            super().unsubscribe()
+        except REDIS_UNREACHABLE:
+            # The pub/sub thread must stop all the same, or it would try Redis every two seconds for ever.
+            self.pubsub_thread.stop()
+            self.pubsub_thread.join(timeout=1)
+            with suppress(Exception):
+                self.pubsub.close()
+
+    def _pubsub_exception_handler(self, exc, pubsub, pubsub_thread) -> None:  # noqa: ANN001
+        """RQ's logs an error every two seconds while Redis is away; redis-py subscribes again once it is back."""
+        if not isinstance(exc, REDIS_UNREACHABLE):
+            super()._pubsub_exception_handler(exc, pubsub, pubsub_thread)
+            return
+        self.outages.failed(exc, "listening for RQ commands", WAITS_FOR_REDIS)
+        time.sleep(PUBSUB_RETRY_SECONDS)
+
+    def keep_registered(self) -> None:
+        """The keeper's check: the worker's key and its place in the sets Worker.count reads are there, or are put
+        back (the worker was registered once, so only a Redis that lost data can have lost them)."""
+        try:
+            restored = self._restore_registration()
+        except REDIS_UNREACHABLE as error:
+            self.outages.failed(error, "checking the worker's registration", WAITS_FOR_REDIS)
+            return
+        self.outages.succeeded("Redis")
+        if restored:
+            log.warning("worker %s: Redis had lost its registration (restarted without its data?); registered again",
+                        self.name)
+
+    def _restore_registration(self) -> bool:
+        worker_sets = [self.redis_workers_keys,
+                       *(worker_registration.WORKERS_BY_QUEUE_KEY % name for name in self.queue_names())]
+        with self.probe.pipeline(transaction=False) as pipeline:
+            pipeline.exists(self.key)
+            for key in worker_sets:
+                pipeline.sismember(key, self.key)
+            if all(pipeline.execute()):
+                return False
+        with self._registration_lock:  # held while writing: register_death must not come between check and write
+            if not self._registered:
+                return False
+            with self.probe.pipeline() as pipeline:
+                pipeline.hset(self.key, mapping={**self.serialize(), "state": self.get_state()})
+                worker_registration.register(self, pipeline)
+                pipeline.expire(self.key, self.worker_ttl + 60)
+                pipeline.execute()
+        return True
+
+
+class RegistrationKeeper(threading.Thread):
+    """Calls the worker's keep_registered every few seconds, from its birth to its death."""
+
+    def __init__(self, worker: OutageTolerantWorker, interval: float = REGISTRATION_CHECK_SECONDS) -> None:
+        super().__init__(name="worker-registration", daemon=True)
+        self.worker, self.interval = worker, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            self.worker.keep_registered()
+
+
+class CanvasSimpleWorker(OutageTolerantWorker, SimpleWorker):
+    """Runs each job in the worker process."""
+
+
+class CanvasForkWorker(OutageTolerantWorker, Worker):
+    """Runs each job in a forked child."""
+
+
+WORKER_CLASSES = {"simple": CanvasSimpleWorker, "fork": CanvasForkWorker}
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    """From here on SIGTERM/SIGINT only say "stop after this loop" (RQ's own handlers raise StopRequested)."""
+
+    def request_stop(signum: int, _frame) -> None:  # noqa: ANN001
+        log.info("received %s; worker stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
