@@ -1,6 +1,8 @@
 """`canvas scheduler`: the process that fires workflow schedules (see canvas/scheduling/scheduler.py).
 
 Run two or more for availability: each occurrence is claimed in the database, so every one fires exactly once.
+It does not exit when its database or Redis goes away: it logs the outage once, retries with backoff (up to
+RECONNECT_MAX_SECONDS) and carries on when they are back.
 """
 from __future__ import annotations
 

@@ -5,6 +5,11 @@ their active runs, insert the ledger rows with ON CONFLICT DO NOTHING (the rows 
 claims; the others belong to a scheduler that got there first), insert the Queued run rows of the claimed firings and
 update the workflows. After the commit, one Redis pipeline enqueues every run: the same job a manual run gets from
 ``canvas.queueing.dispatch``, with the run id as job id.
+
+The database is the source of truth and Redis only a transport: runs that cannot be enqueued because Redis is away
+stay Queued, and their occurrences "fired"; the reaper (``canvas.execution.reaper``) queues again every Queued run
+whose job is missing once its grace period has passed. Occurrences that cannot be claimed because the database is
+away are handed back to the scheduler, whose next reload finds them unclaimed.
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from sqlalchemy.orm import Session
 from canvas.db import Database
 from canvas.models import ACTIVE_RUN_STATES, ScheduleOccurrence, Workflow, WorkflowRun, WorkflowSchedule
 from canvas.models.base import utcnow
+from canvas.outages import OutageLog, unreachable_service
 from canvas.queueing.dispatch import run_job
 from canvas.queueing.keys import RUN_QUEUE
 from canvas.scheduling.decisions import Key, Plan, PlannedRun, WorkflowState, decide
@@ -41,11 +47,14 @@ class OccurrenceDispatcher:
     """Turns firings into ledger rows and runs, exactly once across schedulers."""
 
     def __init__(self, database: Database, connection: redis.Redis, scheduler_name: str,
-                 on_unclaimed: Callable[[set[uuid.UUID]], None] | None = None) -> None:
+                 on_unclaimed: Callable[[set[uuid.UUID]], None] | None = None,
+                 outages: OutageLog | None = None) -> None:
         self.database = database
         self.queue = Queue(RUN_QUEUE, connection=connection)
         self.scheduler_name = scheduler_name
         self.on_unclaimed = on_unclaimed  # told which workflows' occurrences could not be claimed at all
+        self.outages = outages or OutageLog(log, f"scheduler {scheduler_name}")  # one line per outage, not per batch
+        self._warned_left_queued = False
 
     def handle(self, firings: list[Firing]) -> Counter:
         """Claim and dispatch a batch. If an active run appeared meanwhile (the database refuses a second one),
@@ -66,22 +75,29 @@ class OccurrenceDispatcher:
                 return self._with_retries([firing])
             except IntegrityError:
                 continue
+        log.error("could not claim the occurrences of workflow %s; they will be reloaded", firing.workflow_id)
         return self._give_up([firing])
 
     def _with_retries(self, firings: list[Firing]) -> Counter:
         """Deadlocks, lock timeouts and lost connections are retried briefly; then the occurrences are handed back
         (the scheduler reloads those schedules, and the reload finds them unclaimed)."""
+        error: OperationalError | None = None
         for pause in RETRY_PAUSES_SECONDS:
             try:
-                return self._handle_batch(firings)
+                outcomes = self._handle_batch(firings)
             except OperationalError as exc:
-                log.warning("claiming %d firings failed (%s); retrying", len(firings), type(exc).__name__)
+                log.debug("claiming %d firings failed (%s); retrying", len(firings), type(exc).__name__)
+                error = exc
                 time.sleep(pause)
+            else:
+                self.outages.succeeded("the database")
+                return outcomes
+        self.outages.failed(error, f"claiming {len(firings)} occurrences",
+                            "unclaimed occurrences are handed back and claimed once it answers")
         return self._give_up(firings)
 
     def _give_up(self, firings: list[Firing]) -> Counter:
         workflows = {firing.workflow_id for firing in firings}
-        log.error("could not claim the occurrences of %d workflows; they will be reloaded", len(workflows))
         if self.on_unclaimed is not None:
             self.on_unclaimed(workflows)
         return Counter(unclaimed=len(firings))
@@ -100,16 +116,28 @@ class OccurrenceDispatcher:
         return Counter(row["outcome"] for row in plan.ledger if (row["workflow_id"], row["scheduled_time"]) in claimed)
 
     def enqueue(self, runs: list[PlannedRun]) -> None:
-        """One pipeline for the batch (MULTI/EXEC: all enqueued or none); if Redis refuses, the runs fail with the
-        reason, as a manual run's would, and their occurrences are recorded failed."""
+        """One pipeline for the batch (MULTI/EXEC: all enqueued or none). If Redis refuses, the runs stay Queued in
+        the database and their occurrences "fired": the reaper queues them again once Redis answers."""
         if not runs:
             return
         try:
             self.queue.enqueue_many([_job_data(run) for run in runs])
         except redis.RedisError as exc:
-            reason = f"could not be queued: Redis is unavailable ({exc.__class__.__name__})"
-            log.error("%d scheduled runs %s", len(runs), reason)
-            fail_unqueued_runs(self.database, runs, reason)
+            self._left_queued(runs, exc)
+        else:
+            self._warned_left_queued = False
+            self.outages.succeeded("Redis")
+
+    def _left_queued(self, runs: list[PlannedRun], error: redis.RedisError) -> None:
+        """Warned once per outage (later batches at debug level); a refusal by a Redis that answers (out of memory,
+        say) every time."""
+        unreachable = unreachable_service(error) is not None
+        level = logging.DEBUG if unreachable and self._warned_left_queued else logging.WARNING
+        log.log(level, "%d scheduled runs not queued (%s); they stay Queued and will be queued when Redis returns",
+                len(runs), error.__class__.__name__)
+        self._warned_left_queued = unreachable
+        if unreachable:
+            self.outages.failed(error, "queueing scheduled runs", "the runs stay Queued until it returns")
 
     def release_waiting(self) -> int:
         """Start the oldest waiting occurrence of each workflow whose active run has ended."""
@@ -230,18 +258,6 @@ def release_one(session: Session, workflow_id: uuid.UUID, run_id: uuid.UUID, sch
     session.execute(WorkflowRun.__table__.insert(), [_run_row(run, now)])
     session.execute(update(Workflow).where(Workflow.id == workflow_id).values(status="Queued"))
     return run
-
-
-def fail_unqueued_runs(database: Database, runs: list[PlannedRun], reason: str) -> None:
-    run_ids = [run.run_id for run in runs]
-    now = utcnow()
-    with database.transaction() as session:
-        session.execute(update(WorkflowRun).where(WorkflowRun.id.in_(run_ids), WorkflowRun.status == "Queued")
-                        .values(status="Failed", error=reason, error_class="QueueUnavailable", date_finished=now))
-        session.execute(update(Workflow).where(Workflow.id.in_([run.workflow_id for run in runs]))
-                        .values(status="Failed"))
-        session.execute(update(ScheduleOccurrence).where(ScheduleOccurrence.run_id.in_(run_ids))
-                        .values(outcome="failed", reason=reason))
 
 
 def _narrowed(run: PlannedRun, claimed: set[Key]) -> PlannedRun:

@@ -8,7 +8,11 @@
   never drops or merges an occurrence itself: the misfire policy is ours.
 * One dispatcher thread drains the inbox in batches (``claims.OccurrenceDispatcher``).
 * A control thread reconciles with the database when a change is announced on Redis, and every few seconds anyway;
-  releases occurrences that wait for a run to end; and reaps runs whose worker is gone.
+  releases occurrences that wait for a run to end; says the scheduler is alive (for /healthz); and runs the reaper
+  (``canvas.execution.reaper``: runs whose worker is lost, queued runs whose job Redis lost).
+* The scheduler outlives its database and its Redis: a task that fails for want of one is tried again with
+  exponential backoff, and the outage is logged once when it starts and once when it ends (``canvas.outages``).
+  Occurrences that could not be claimed are handed back and found again by the next reload.
 * On load (start, or a changed schedule), the occurrences since the workflow's newest ledger entry (or its last
   schedule change) that nobody claimed are due at once: within the grace time they fire, older ones go to the
   workflow's misfire policy.
@@ -23,6 +27,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -34,13 +39,15 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from canvas import defaults
 from canvas.db import Database
-from canvas.execution.reaper import reap_lost_runs
+from canvas.execution.reaper import ReaperConfig, reap_lost_runs
 from canvas.models.base import utcnow
+from canvas.outages import OutageLog, Retrying
 from canvas.queueing.keys import schedule_changes_channel, schedulers_key
 from canvas.scheduling.claims import OccurrenceDispatcher
 from canvas.scheduling.occurrences import Firing, MisfireRules, latest_fire_times, plan_due
 from canvas.scheduling.store import ScheduleRow, as_utc, enabled_versions, load_schedules, store_next_times
 from canvas.scheduling.trigger import QuartzTrigger, parse_cached
+from canvas.settings import default_settings
 
 log = logging.getLogger("canvas.scheduler")
 BATCH_LIMIT = 1000  # firings per claim transaction
@@ -48,7 +55,7 @@ MISSED_LIMIT = 100  # newest missed occurrences recorded per workflow on load; o
 RELEASE_INTERVAL_SECONDS = 1.0
 PRESENCE_INTERVAL_SECONDS = 5.0  # a scheduler says it is alive this often (counted for SCHEDULER_PRESENCE_SECONDS)
 PRESENCE_FORGET_SECONDS = 3600.0
-REAP_INTERVAL_SECONDS = 10.0
+CONTROL_TICK_SECONDS = 0.25
 UNKNOWN_VERSION = -1  # never a stored version: forces a reload
 
 
@@ -57,14 +64,26 @@ class SchedulerConfig:
     reconcile_seconds: float = defaults.DEFAULT_SCHEDULER_RECONCILE_SECONDS
     misfire_grace_seconds: float = defaults.DEFAULT_SCHEDULER_MISFIRE_GRACE_SECONDS
     run_each_limit: int = defaults.DEFAULT_SCHEDULER_RUN_EACH_LIMIT
-    lost_run_grace_seconds: float = defaults.DEFAULT_LOST_RUN_GRACE_SECONDS
+    lost_run_grace_seconds: float = defaults.DEFAULT_LOST_RUN_GRACE_SECONDS  # for the reaper, when none is given
     redis_prefix: str | None = None
+    reap_interval_seconds: float = defaults.DEFAULT_REAPER_INTERVAL_SECONDS
+    reconnect_max_seconds: float = defaults.DEFAULT_RECONNECT_MAX_SECONDS
+    reaper: ReaperConfig | None = None  # None: built from lost_run_grace_seconds and redis_prefix
+
+    def __post_init__(self) -> None:
+        if self.reaper is None:
+            object.__setattr__(self, "reaper", ReaperConfig.from_settings({
+                **default_settings(), "LOST_RUN_GRACE_SECONDS": self.lost_run_grace_seconds,
+                "SCHEDULER_MISFIRE_GRACE_SECONDS": self.misfire_grace_seconds, "REDIS_PREFIX": self.redis_prefix}))
 
     @classmethod
     def from_settings(cls, settings: dict) -> SchedulerConfig:
         return cls(settings["SCHEDULER_RECONCILE_SECONDS"], settings["SCHEDULER_MISFIRE_GRACE_SECONDS"],
                    settings["SCHEDULER_RUN_EACH_LIMIT"], settings["LOST_RUN_GRACE_SECONDS"],
-                   settings.get("REDIS_PREFIX"))
+                   settings.get("REDIS_PREFIX"),
+                   reap_interval_seconds=settings["REAPER_INTERVAL_SECONDS"],
+                   reconnect_max_seconds=settings["RECONNECT_MAX_SECONDS"],
+                   reaper=ReaperConfig.from_settings(settings))
 
 
 def scheduler_name() -> str:
@@ -91,13 +110,43 @@ class OccurrenceExecutor(BaseExecutor):
         self.on_due(job.id, run_times, job.kwargs.get("version"))
 
 
+class Chore:
+    """A recurring task of the control loop: done every ``interval`` seconds, or sooner once ``wake`` is set; after a
+    failure, not before its backoff has passed, however often it is woken."""
+
+    def __init__(self, action: Callable[[], object], interval: float, retrying: Retrying, first_due: float,
+                 wake: threading.Event | None = None) -> None:
+        self.action, self.interval, self.retrying, self.wake = action, interval, retrying, wake
+        self.next_due = first_due
+        self.not_before = 0.0
+
+    def due(self, now: float) -> bool:
+        woken = self.wake is not None and self.wake.is_set()
+        return now >= self.not_before and (woken or now >= self.next_due)
+
+    def run(self, now: float) -> None:
+        if self.wake is not None:
+            self.wake.clear()
+        try:
+            self.action()
+        except Exception as error:  # noqa: BLE001 - logged by Retrying; the control loop outlives every failure
+            self.not_before = self.next_due = now + max(self.interval, self.retrying.failed(error))
+            return
+        self.retrying.succeeded()
+        self.not_before, self.next_due = now, now + self.interval
+
+
 class SchedulerEngine:
     def __init__(self, database: Database, connection: redis.Redis, config: SchedulerConfig,
                  name: str | None = None) -> None:
         self.database, self.connection, self.config = database, connection, config
         self.name = name or scheduler_name()
         self.rules = MisfireRules(timedelta(seconds=config.misfire_grace_seconds), config.run_each_limit)
-        self.dispatcher = OccurrenceDispatcher(database, connection, self.name, on_unclaimed=self._reload_later)
+        self.outages = OutageLog(log, f"scheduler {self.name}")
+        self.dispatcher = OccurrenceDispatcher(database, connection, self.name, on_unclaimed=self._reload_later,
+                                               outages=self.outages)
+        self.dispatching = Retrying("dispatching occurrences", self.outages, config.reconnect_max_seconds)
+        self.chores: dict[str, Chore] = {}
         self.inbox: queue.SimpleQueue[list[Firing]] = queue.SimpleQueue()
         self.loaded: dict[uuid.UUID, int] = {}  # workflow id -> schedule version of its job
         self.misfire_policies: dict[uuid.UUID, str] = {}
@@ -114,10 +163,12 @@ class SchedulerEngine:
     # --- lifecycle ----------------------------------------------------------------------------------------------
 
     def start(self) -> float:
-        """Load every enabled schedule, then start timing them; returns the seconds the load took."""
+        """Load every enabled schedule, then start timing them; returns the seconds the load took. With the database
+        away, the control loop loads them when it answers."""
         began = time.perf_counter()
         self.apscheduler.start(paused=True)
-        self.reconcile()
+        self.chores = self._chores(time.monotonic())
+        self.chores["reconcile"].run(time.monotonic())
         self.apscheduler.resume()
         seconds = time.perf_counter() - began
         log.info("scheduler %s started: %d schedules loaded in %.2f s", self.name, len(self.loaded), seconds)
@@ -135,8 +186,14 @@ class SchedulerEngine:
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
-        self._guarded("presence", lambda: self.connection.zrem(schedulers_key(self.config.redis_prefix), self.name))
+        self._forget_presence()
         log.info("scheduler %s stopped (%s)", self.name, dict(self.stats))
+
+    def _forget_presence(self) -> None:
+        try:
+            self.connection.zrem(schedulers_key(self.config.redis_prefix), self.name)
+        except Exception as error:  # noqa: BLE001 - /healthz stops counting a silent scheduler by itself
+            log.warning("scheduler %s: presence not removed (%s)", self.name, error.__class__.__name__)
 
     # --- timing -------------------------------------------------------------------------------------------------
 
@@ -205,7 +262,18 @@ class SchedulerEngine:
             if batch is None:
                 return
             if batch:
-                self._guarded("dispatch", lambda: self.stats.update(self.dispatcher.handle(batch)))
+                self._dispatch(batch)
+
+    def _dispatch(self, batch: list[Firing]) -> None:
+        """A batch that fails is not held back for a retry (more are due meanwhile): its occurrences are handed back,
+        and the reload finds the unclaimed ones in the ledger's gap."""
+        try:
+            self.stats.update(self.dispatcher.handle(batch))
+        except Exception as error:  # noqa: BLE001 - logged by Retrying; the dispatcher outlives every failure
+            self.dispatching.failed(error)
+            self._reload_later({firing.workflow_id for firing in batch})
+        else:
+            self.dispatching.succeeded()
 
     def _next_batch(self) -> list[Firing] | None:
         try:
@@ -219,23 +287,30 @@ class SchedulerEngine:
                 break
         return firings
 
+    def _chores(self, now: float) -> dict[str, Chore]:
+        """Presence and release at once, reconcile and reap after their first interval (start() reconciles)."""
+        config = self.config
+
+        def chore(what: str, action: Callable[[], object], interval: float, first_due: float,
+                  wake: threading.Event | None = None) -> Chore:
+            return Chore(action, interval, Retrying(what, self.outages, config.reconnect_max_seconds), first_due, wake)
+
+        return {"presence": chore("saying it is alive", self._say_alive, PRESENCE_INTERVAL_SECONDS, now),
+                "reconcile": chore("reconciling schedules", self.reconcile, config.reconcile_seconds,
+                                   now + config.reconcile_seconds, wake=self.changed),
+                "release": chore("releasing waiting occurrences", self._release, RELEASE_INTERVAL_SECONDS, now),
+                "reap": chore("reaping lost runs", self._reap, config.reap_interval_seconds,
+                              now + config.reap_interval_seconds)}
+
     def _control_loop(self) -> None:
-        last = {"reconcile": time.monotonic(), "release": 0.0, "reap": time.monotonic(), "presence": 0.0}
-        while not self.stopping.wait(0.25):
-            now = time.monotonic()
-            if now - last["presence"] >= PRESENCE_INTERVAL_SECONDS:
-                last["presence"] = now
-                self._guarded("presence", self._say_alive)
-            if self.changed.is_set() or now - last["reconcile"] >= self.config.reconcile_seconds:
-                self.changed.clear()
-                last["reconcile"] = now
-                self._guarded("reconcile", self.reconcile)
-            if now - last["release"] >= RELEASE_INTERVAL_SECONDS:
-                last["release"] = now
-                self._guarded("release", lambda: self.stats.update(released=self.dispatcher.release_waiting()))
-            if now - last["reap"] >= REAP_INTERVAL_SECONDS:
-                last["reap"] = now
-                self._guarded("reap", self._reap)
+        while not self.stopping.wait(CONTROL_TICK_SECONDS):
+            for chore in self.chores.values():
+                now = time.monotonic()
+                if chore.due(now):
+                    chore.run(now)
+
+    def _release(self) -> None:
+        self.stats.update(released=self.dispatcher.release_waiting())
 
     def _say_alive(self) -> None:
         """For /healthz: schedulers are counted by how recently they said so."""
@@ -247,34 +322,27 @@ class SchedulerEngine:
             pipe.execute()
 
     def _reap(self) -> None:
-        reap_lost_runs(self.database, self.connection, self.config.redis_prefix, self.config.lost_run_grace_seconds)
+        reap_lost_runs(self.database, self.connection, self.config.reaper)
 
     def _listen_loop(self) -> None:
         """Announced changes trigger a reconcile at once; while Redis is away, the periodic reconcile covers."""
         channel = schedule_changes_channel(self.config.redis_prefix)
+        retrying = Retrying("listening for schedule changes", self.outages, self.config.reconnect_max_seconds)
         while not self.stopping.is_set():
             try:
-                self._listen(channel)
-            except (redis.RedisError, OSError) as exc:
-                log.warning("schedule change listener: %s; retrying", exc.__class__.__name__)
-                self.stopping.wait(1.0)
+                self._listen(channel, subscribed=retrying.succeeded)
+            except Exception as error:  # noqa: BLE001 - logged by Retrying; the listener outlives every failure
+                self.stopping.wait(retrying.failed(error))
 
-    def _listen(self, channel: str) -> None:
+    def _listen(self, channel: str, subscribed: Callable[[], None]) -> None:
         pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(channel)
+            subscribed()
             self.changed.set()  # anything announced while not subscribed
             while not self.stopping.is_set():
                 if pubsub.get_message(timeout=0.5) is not None:
                     self.changed.set()
         finally:
             pubsub.close()
-
-    def _guarded(self, what: str, action) -> None:  # noqa: ANN001 - a callable
-        """A failed round is logged and tried again next time: the scheduler outlives database and Redis hiccups."""
-        try:
-            action()
-        except Exception:  # noqa: BLE001
-            log.exception("scheduler %s failed", what)
-            self.stopping.wait(0.5)
 

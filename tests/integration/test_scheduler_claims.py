@@ -163,15 +163,19 @@ def test_firing_keeps_date_next_schedule_current(services, make_scheduled):
         assert session.get(Workflow, workflow_id).date_next_schedule == time + timedelta(seconds=1)
 
 
-def test_redis_refusing_the_enqueue_fails_the_run_and_records_why(services, make_scheduled):
+def test_redis_refusing_the_enqueue_leaves_the_run_queued_for_the_reaper(services, make_scheduled, caplog):
+    """The database is the source of truth, Redis a transport: the reaper queues the run once Redis answers."""
     [workflow_id], [time] = make_scheduled(1), coming_seconds(1)
     unreachable = redis.Redis(port=free_port(), socket_connect_timeout=1)
     dispatched = OccurrenceDispatcher(services.db, unreachable, "test-scheduler").handle([Firing(workflow_id, (time,))])
-    assert dispatched == Counter(fired=1), "claimed; the failure is recorded after the claim"
+    assert dispatched == Counter(fired=1)
     [row], [run] = ledger(services, workflow_id), runs_of(services, workflow_id)
-    assert row.outcome == "failed" and row.run_id == run.id
-    assert row.reason == "could not be queued: Redis is unavailable (ConnectionError)"
-    assert (run.status, run.error, run.error_class) == ("Failed", row.reason, "QueueUnavailable")
+    assert (row.outcome, row.run_id, row.reason) == ("fired", run.id, None), "no occurrence recorded failed"
+    assert (run.status, run.error, run.error_class, run.date_finished) == ("Queued", None, None, None)
+    with services.db.sessions() as session:
+        assert session.get(Workflow, workflow_id).status == "Queued"
+    assert "1 scheduled runs not queued (ConnectionError); they stay Queued and will be queued when Redis returns" \
+        in caplog.text
 
 
 def test_a_database_outage_hands_the_occurrences_back(services, make_scheduled):
