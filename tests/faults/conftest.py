@@ -1,0 +1,56 @@
+"""Fixtures of the fault-injection suite, and its table at the end of the run (terminal summary and
+benchmarks/results/faults.md).
+
+Each scenario gets a Redis server of its own (a free loopback port, never the shared one), a side-effect receiver,
+the in-process API on that Redis and on the database the run is configured with (CANVAS_TEST_DATABASE_URL, else the
+SQLite file of the session), and real `canvas worker` / `canvas scheduler` processes. The PostgreSQL scenario always
+runs on PostgreSQL (the `postgres_database_url` fixture of tests/conftest.py).
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+
+from tests.faults.harness import (
+    RESULTS, TIMING, EffectReceiver, RedisServer, notes_lines, results_table, write_report,
+)
+
+@pytest.fixture
+def fault_scenario(make_app, tmp_path) -> Iterator:
+    """`fault_scenario(name, database_url=None)` -> a Scenario (tests/faults/scenario.py), cleaned up whatever
+    happens: its processes stopped before the tables are emptied."""
+    from tests.faults.scenario import Scenario
+
+    built = []
+    with contextlib.ExitStack() as stack:
+
+        def build(name: str, database_url: str | None = None) -> Scenario:
+            index = len(built)
+            built.append(name)
+            redis_server = RedisServer(tmp_path / f"redis-{index}").start()
+            stack.callback(redis_server.stop)
+            receiver = EffectReceiver().start()
+            stack.callback(receiver.stop)
+            overrides = {"REDIS_URL": redis_server.url, **TIMING.settings()}
+            if database_url:
+                overrides["DATABASE_URL"] = database_url
+            app = make_app(**overrides)
+            log_dir = tmp_path / f"logs-{index}"
+            log_dir.mkdir()
+            scenario = Scenario(name, app, redis_server, receiver, log_dir)
+            stack.callback(scenario.close)
+            return scenario
+
+        yield build
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001, ARG001
+    if not RESULTS:
+        return
+    path = write_report(RESULTS)
+    terminalreporter.section("fault-injection suite")
+    for line in results_table(RESULTS).splitlines() + notes_lines(RESULTS):
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(f"(also written to {path})")

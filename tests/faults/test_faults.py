@@ -1,0 +1,272 @@
+"""The fault-injection suite: real `canvas worker` and `canvas scheduler` processes, a Redis server of the test's
+own, PostgreSQL for the database scenario, and workflows whose blocks POST to a side-effect receiver
+(block 1 "begin", block 2 waits, block 3 "end"; each POST names its run and block).
+
+Every scenario checks, besides what is particular to it (see each test): every run ends in exactly one final state,
+no workflow ever has two executing runs, each block's side effect happens once per run that reached it, no run stays
+Queued or Running past the grace period plus a minute after the fault, and every process is alive (or was
+replaced) at the end. The figures of each scenario go into the suite's table (the terminal summary and
+benchmarks/results/faults.md); the definitions are in tests/faults/harness.py.
+
+Run alone: `.venv/bin/python -m pytest tests/faults -m faults`.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from tests.faults.harness import (
+    BEGIN_BLOCK, END_BLOCK, RAW_DRIVER_TEXT, TIMING, WAIT_BLOCK, wait_for, wall_now,
+)
+from tests.faults.scenario import BackendTerminator, RunLoad, Scenario
+
+pytestmark = [pytest.mark.faults, pytest.mark.slow]
+WORKER_LOST = "worker lost"
+
+
+def posts(scenario: Scenario, run_id: str) -> list[int]:
+    return sorted(effect.block for effect in scenario.receiver.effects_of(run_id))
+
+
+def expect_succeeded_once(scenario: Scenario, run_ids: list[str], what: str) -> None:
+    for run_id in run_ids:
+        track = scenario.track(run_id)
+        status = track.status if track else "unseen"
+        scenario.check(status == "Succeeded", f"{what} run {run_id} ended {status} ({track and track.error!r}), "
+                                              f"not Succeeded")
+        scenario.check(posts(scenario, run_id) == [BEGIN_BLOCK, END_BLOCK],
+                       f"{what} run {run_id}: POSTs of blocks {posts(scenario, run_id)}, not exactly [1, 3]")
+
+
+def expect_worker_lost(scenario: Scenario, run_id: str) -> None:
+    track = scenario.track(run_id)
+    scenario.check(track.status == "Failed" and (track.error or "").startswith(WORKER_LOST),
+                   f"the lost run {run_id} ended {track.status} with error {track.error!r}, not Failed "
+                   f"'{WORKER_LOST}…'")
+    scenario.check(track.blocks.get(BEGIN_BLOCK) == "Succeeded" and track.blocks.get(WAIT_BLOCK) != "Succeeded"
+                   and END_BLOCK not in track.blocks,
+                   f"the lost run {run_id}: block rows {track.blocks}, expected block 1 Succeeded, block 2 not, "
+                   f"no block 3")
+    scenario.check(posts(scenario, run_id) == [BEGIN_BLOCK],
+                   f"the lost run {run_id}: POSTs of blocks {posts(scenario, run_id)}, expected only [1]")
+
+
+# --- workers ----------------------------------------------------------------------------------------------------------
+
+
+def test_a_worker_killed_mid_block(fault_scenario):
+    """kill -9 of a worker's process group while its run waits in block 2, and a replacement worker at once: after
+    the grace period the run is Failed 'worker lost', the other runs succeed, the workflow runs again."""
+    scenario = fault_scenario("worker kill -9 mid-block")
+    scenario.start_processes(workers=2, schedulers=1)
+    workflows = scenario.make_workflows(3, delay_seconds=4)
+    runs = scenario.start_runs(workflows)
+    victim_run = scenario.wait_in_block(runs, WAIT_BLOCK)[0]
+    victim = scenario.worker_of(victim_run)
+    time.sleep(0.5)
+    scenario.fault_begins()
+    scenario.fleet.kill9(victim)
+    scenario.fault_ends()
+    scenario.start_prober()
+    scenario.fleet.replace(victim, f"{victim}-r1")
+    scenario.fleet.wait_ready()
+    scenario.recover()
+    expect_worker_lost(scenario, victim_run.run_id)
+    expect_succeeded_once(scenario, [run_id for run_id in runs if run_id != victim_run.run_id], "an untouched")
+    lost_at = scenario.track(victim_run.run_id).final_at
+    if lost_at is not None:
+        scenario.notes.append(f"the lost run was failed {lost_at - scenario.fault_started:.1f} s after the kill")
+    scenario.finish()
+
+
+def test_a_worker_stopped_past_the_grace_period_then_continued(fault_scenario):
+    """SIGSTOP of a worker's process group for the grace period plus 4 s while its run waits in block 2: the run is
+    failed 'worker lost' while the worker is stopped, a re-run of the workflow starts and runs; after SIGCONT the old
+    worker POSTs nothing more for its old run and does not change its final state."""
+    scenario = fault_scenario("worker SIGSTOP past the grace, SIGCONT")
+    scenario.start_processes(workers=2, schedulers=1)
+    workflows = scenario.make_workflows(3, delay_seconds=3)
+    runs = scenario.start_runs(workflows)
+    victim_run = scenario.wait_in_block(runs, WAIT_BLOCK)[0]
+    victim = scenario.worker_of(victim_run)
+    time.sleep(0.3)
+    scenario.fault_begins()
+    scenario.fleet.sigstop(victim)
+    stop_until = scenario.fault_started + TIMING.grace + 4
+    rerun = None
+    while time.monotonic() < stop_until:  # while stopped: once the run is lost, its workflow runs again
+        track = scenario.track(victim_run.run_id)
+        if rerun is None and track.is_final:
+            status, rerun = scenario.api.run(victim_run.workflow_id)
+            scenario.check(status == 202, f"the re-run of the lost run's workflow was answered {status}")
+        time.sleep(0.1)
+    scenario.check(scenario.track(victim_run.run_id).is_final,
+                   f"the run of the stopped worker was not failed within {TIMING.grace + 4:.0f} s (grace "
+                   f"{TIMING.grace:g} s)")
+    scenario.fleet.sigcont(victim)
+    continued_at = time.monotonic()
+    scenario.fault_ends()
+    scenario.start_prober()
+    time.sleep(5)  # what the old worker does once it runs again
+    scenario.recover()
+    expect_worker_lost(scenario, victim_run.run_id)
+    late = [effect for effect in scenario.receiver.effects_of(victim_run.run_id) if effect.at >= continued_at]
+    scenario.check(not late, f"the continued worker POSTed for its lost run: {late}")
+    if rerun:
+        expect_succeeded_once(scenario, [rerun], "the re-run")
+    expect_succeeded_once(scenario, [run_id for run_id in runs if run_id != victim_run.run_id], "an untouched")
+    scenario.finish()
+
+
+# --- Redis ------------------------------------------------------------------------------------------------------------
+
+REDIS_FAULTS = {
+    "keep": "Redis restarted keeping its data",
+    "lose": "Redis restarted losing its data",
+    "flushall": "Redis FLUSHALL",
+}
+
+
+@pytest.mark.parametrize("how", list(REDIS_FAULTS))
+def test_redis_restarts_with_runs_queued_and_running(fault_scenario, how):
+    """Two runs waiting in block 2, three queued, then Redis goes: restarted after 5 s with its append-only file
+    (keep), restarted after 5 s on an empty directory (lose), or emptied by FLUSHALL. The running runs finish (during
+    the outage, for the restarts) and succeed; the queued ones run, once each, also when their jobs were lost."""
+    scenario = fault_scenario(REDIS_FAULTS[how])
+    scenario.start_processes(workers=2, schedulers=1)
+    workflows = scenario.make_workflows(5, delay_seconds=4)
+    runs = scenario.start_runs(workflows)
+    running = [track.run_id for track in scenario.wait_in_block(runs, WAIT_BLOCK, count=2)]
+    queued = [run_id for run_id in runs if scenario.track(run_id).status == "Queued"]
+    scenario.notes.append(f"{len(running)} running, {len(queued)} queued when Redis went")
+    scenario.fault_begins()
+    if how == "flushall":
+        scenario.redis_server.flushall()
+    else:
+        scenario.redis_server.restart(keep_data=how == "keep", down_seconds=5)
+    scenario.fault_ends()
+    scenario.recover()
+    expect_succeeded_once(scenario, running, "a running")
+    expect_succeeded_once(scenario, queued, "a queued")
+    scenario.finish()
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------------------------------
+
+
+def test_postgres_backends_terminated_while_runs_start_and_finish(postgres_database_url, fault_scenario):
+    """Every backend of the database (but the observer's) terminated every 0.1 s for 8 s, while runs of four
+    workflows start and finish one after the other: every run ends Succeeded or Failed with a readable error, none
+    stays Queued or Running, and every workflow runs again."""
+    scenario = fault_scenario("PostgreSQL backends terminated", database_url=postgres_database_url)
+    scenario.start_processes(workers=2, schedulers=1)
+    workflows = scenario.make_workflows(4, delay_seconds=0.5)
+    load = RunLoad(scenario.api, scenario.observer, workflows).start()
+    terminator = BackendTerminator(scenario.database_url, every=0.1)
+    try:
+        wait_for(lambda: len(scenario.observer.tracks(set(workflows))) >= 6, 60,
+                 what="runs under way before the fault")
+        scenario.fault_begins()
+        terminator.start()
+        time.sleep(8)
+    finally:
+        terminator.stop()
+        load.stop()
+    scenario.fault_ends()
+    scenario.notes.append(f"{terminator.terminated} backends terminated in {terminator.rounds} rounds; "
+                          f"RunWorkflow answers {dict(load.answers)}")
+    scenario.check(terminator.terminated > 0, "no backend was terminated: the fault did not happen")
+    leaked = [error for error in scenario.api.errors if RAW_DRIVER_TEXT.search(error)]
+    scenario.check(not leaked, f"the API showed driver text to its client: {leaked[:3]}")
+    if scenario.api.errors:
+        scenario.notes.append(f"API: {scenario.api.errors[0]}")
+    scenario.recover()
+    during = scenario.observer.tracks(set(workflows))
+    scenario.check(len(during) >= 10, f"only {len(during)} runs started: the load did not run")
+    scenario.finish()
+
+
+# --- schedulers -------------------------------------------------------------------------------------------------------
+
+SCHEDULE_PERIOD_SECONDS = 3
+EVERY_THREE_SECONDS = "0/3 * * ? * *"
+
+
+def test_two_schedulers_one_killed(fault_scenario):
+    """Two schedulers fire three every-3-seconds schedules, real workers run the runs; one scheduler is killed
+    (kill -9) just after a fire time and replaced 5 s later. Every occurrence from the first to the last is in the
+    ledger exactly once, fired (or, rarely, skipped because the previous run was still active), each fired one has
+    exactly one run, and every run succeeds."""
+    from canvas.models import ScheduleOccurrence
+
+    scenario = fault_scenario("two schedulers, one killed (kill -9)")
+    scenario.start_processes(workers=2, schedulers=2)
+    workflows = scenario.make_workflows(3, delay_seconds=0.5)
+    enabled_at = wall_now()
+    for workflow_id in workflows:
+        scenario.api.schedule(workflow_id, EVERY_THREE_SECONDS)
+    time.sleep(10)
+    # Just after a fire time, when both schedulers are claiming and dispatching.
+    now = time.time()
+    time.sleep(SCHEDULE_PERIOD_SECONDS - now % SCHEDULE_PERIOD_SECONDS + 0.02)
+    killed_pid = scenario.fleet.procs["s1"].process.pid
+    scenario.fault_begins()
+    scenario.fleet.kill9("s1")
+    scenario.fault_ends()
+    killed_at = wall_now()
+    scenario.start_prober(start_runs=False)  # the schedules themselves run the workflows again
+    time.sleep(5)
+    scenario.fleet.replace("s1", "s1-r1")
+    scenario.fleet.wait_ready()
+    time.sleep(9)
+    disabled_at = wall_now()
+    for workflow_id in workflows:
+        scenario.api.schedule(workflow_id, None)
+    scenario.recover(start_runs=False)
+
+    services = scenario.app.extensions["canvas"]
+    tracks = {track.run_id: track for track in scenario.observer.tracks(set(workflows))}
+    skipped_total = 0
+    with services.db.sessions() as session:
+        for workflow_id in workflows:
+            rows = list(session.scalars(select(ScheduleOccurrence)
+                                        .where(ScheduleOccurrence.workflow_id == uuid.UUID(workflow_id))
+                                        .order_by(ScheduleOccurrence.scheduled_time)))
+            label = f"workflow {workflow_id[:8]}"
+            if not scenario.check(len(rows) >= 6, f"{label}: only {len(rows)} occurrences recorded"):
+                continue
+            times = [row.scheduled_time for row in rows]
+            gaps = [(a.isoformat(), b.isoformat()) for a, b in zip(times, times[1:])
+                    if b - a != timedelta(seconds=SCHEDULE_PERIOD_SECONDS)]
+            scenario.check(not gaps, f"{label}: occurrences missing or doubled between {gaps}")
+            scenario.check(times[0] <= enabled_at + timedelta(seconds=SCHEDULE_PERIOD_SECONDS + 3),
+                           f"{label}: the first occurrence {times[0]} came late (enabled {enabled_at})")
+            scenario.check(times[-1] >= disabled_at - timedelta(seconds=SCHEDULE_PERIOD_SECONDS + 1),
+                           f"{label}: the last occurrence {times[-1]} is long before the schedule was disabled "
+                           f"({disabled_at})")
+            outcomes = [(row.scheduled_time.isoformat(), row.outcome, row.reason) for row in rows]
+            odd = [outcome for outcome in outcomes if outcome[1] not in ("fired", "skipped")]
+            scenario.check(not odd, f"{label}: occurrences neither fired nor skipped: {odd}")
+            skipped = [outcome for outcome in outcomes if outcome[1] == "skipped"]
+            skipped_total += len(skipped)
+            scenario.check(len(skipped) <= 1, f"{label}: {len(skipped)} occurrences skipped: {skipped}")
+            fired = [row for row in rows if row.outcome == "fired"]
+            fired_runs = [str(row.run_id) for row in fired]
+            scenario.check(len(set(fired_runs)) == len(fired_runs), f"{label}: a run id for two occurrences")
+            scheduled_runs = sorted(run_id for run_id, track in tracks.items()
+                                    if track.workflow_id == workflow_id and track.trigger == "schedule")
+            scenario.check(sorted(fired_runs) == scheduled_runs,
+                           f"{label}: fired occurrences {len(fired_runs)} and scheduled runs {len(scheduled_runs)} "
+                           f"differ: {sorted(set(fired_runs) ^ set(scheduled_runs))}")
+            expect_succeeded_once(scenario, fired_runs, f"{label}: a scheduled")
+            by_dead = [row.scheduled_time.isoformat() for row in rows
+                       if row.scheduler.endswith(f":{killed_pid}") and row.scheduled_time > killed_at + timedelta(
+                           seconds=1)]
+            scenario.check(not by_dead, f"{label}: occurrences recorded by the killed scheduler after its death: "
+                                        f"{by_dead}")
+    scenario.notes.append(f"{skipped_total} occurrences skipped")
+    scenario.finish()
