@@ -15,10 +15,12 @@ from canvas.errors import (
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
+from canvas.outages import unreachable_service
 
 log = logging.getLogger(__name__)
 V2_PREFIX = "/v2"
 JSON_MEDIA_TYPES = {"application/json", "application/vnd.api+json"}
+OUTAGE_RETRY_AFTER_SECONDS = 5
 
 
 # --- rendering -------------------------------------------------------------------------------------------------
@@ -128,6 +130,13 @@ def _friendly(message: str) -> str:
 def _handle_unexpected(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return _handle_http_exception(error)
+    service = unreachable_service(error)
+    if service in ("the database", "Redis"):  # an outage, not a bug: say so, and that trying again is the cure
+        log.warning("%s %s: %s is unreachable (%s)", request.method, request.path, service, type(error).__name__)
+        what = "its database" if service == "the database" else service
+        response = render_error(503, f"The service cannot reach {what} at the moment; try again shortly")
+        response.headers["Retry-After"] = str(OUTAGE_RETRY_AFTER_SECONDS)
+        return response
     reference = uuid.uuid4().hex[:12]
     log.exception("unhandled error (reference %s) on %s %s", reference, request.method, request.path)
     return render_error(500, f"Internal error; reference {reference} in the service log")
