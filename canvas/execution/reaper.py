@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 
 import redis
 from rq import Queue
-from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 from sqlalchemy import func, select, update
@@ -36,7 +35,8 @@ from canvas.queueing.keys import RUN_QUEUE
 log = logging.getLogger(__name__)
 WORKER_LOST = "worker lost"  # how every such error starts
 JOB_LOST = "job lost"
-WAITING_JOB_STATES = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
+WAITING_JOB_STATES = {JobStatus.QUEUED.value, JobStatus.DEFERRED.value, JobStatus.SCHEDULED.value}
+RECOVERY_BATCH = 1000  # queued runs looked at per round, the longest waiting first
 
 
 @dataclass(frozen=True)
@@ -120,10 +120,12 @@ def recover_stranded_runs(database: Database, connection: redis.Redis, config: R
                    WorkflowSchedule.misfire_policy)
             .outerjoin(WorkflowSchedule, (WorkflowSchedule.workflow_id == WorkflowRun.workflow_id)
                        & (WorkflowRun.trigger == "schedule"))
-            .where(WorkflowRun.status == "Queued", last_sent < cutoff)))
+            .where(WorkflowRun.status == "Queued", last_sent < cutoff)
+            .order_by(last_sent).limit(RECOVERY_BATCH)))
+    job_states = _job_states(connection, [row[0] for row in waiting])
     recovered = []
     for run_id, workflow_id, dispatched, scheduled_times, misfire_policy in waiting:
-        why = _job_not_waiting(connection, run_id)
+        why = _not_waiting(job_states[run_id])
         if why is None:
             continue
         if misfire_policy == "skip" and _too_late(scheduled_times, config.misfire_grace_seconds):
@@ -139,15 +141,23 @@ def recover_stranded_runs(database: Database, connection: redis.Redis, config: R
     return recovered
 
 
-def _job_not_waiting(connection: redis.Redis, run_id: uuid.UUID) -> str | None:
+def _job_states(connection: redis.Redis, run_ids: list[uuid.UUID]) -> dict[uuid.UUID, str | None]:
+    """The RQ status of each run's job (None: no such job), read in one round trip: a long backlog of runs waiting
+    for a worker is looked at every round, and only its status field is needed."""
+    with connection.pipeline(transaction=False) as pipeline:
+        for run_id in run_ids:
+            pipeline.hget(Job.key_for(str(run_id)), "status")
+        states = pipeline.execute()
+    return {run_id: state.decode() if isinstance(state, bytes) else state for run_id, state in zip(run_ids, states)}
+
+
+def _not_waiting(state: str | None) -> str | None:
     """Why the run's job will not reach a worker, or None while it is waiting in the queue."""
-    try:
-        status = Job.fetch(str(run_id), connection=connection).get_status(refresh=False)
-    except NoSuchJobError:
+    if state is None:
         return "is no longer in Redis"
-    if status in WAITING_JOB_STATES:
+    if state in WAITING_JOB_STATES:
         return None
-    return f"is {status.value if isinstance(status, JobStatus) else status} in Redis but the run never started"
+    return f"is {state} in Redis but the run never started"
 
 
 def _queue_again(database: Database, connection: redis.Redis, run_id: uuid.UUID, workflow_id: uuid.UUID,
