@@ -161,7 +161,8 @@ def test_redis_restarts_with_runs_queued_and_running(fault_scenario, how):
 def test_postgres_backends_terminated_while_runs_start_and_finish(postgres_database_url, fault_scenario):
     """Every backend of the database (but the observer's) terminated every 0.1 s for 8 s, while runs of four
     workflows start and finish one after the other: every run ends Succeeded or Failed with a readable error, none
-    stays Queued or Running, and every workflow runs again."""
+    stays Queued or Running, every workflow runs again, and the API answers 503 (never 500) when it loses its
+    connection."""
     scenario = fault_scenario("PostgreSQL backends terminated", database_url=postgres_database_url)
     scenario.start_processes(workers=2, schedulers=1)
     workflows = scenario.make_workflows(4, delay_seconds=0.5)
@@ -182,6 +183,7 @@ def test_postgres_backends_terminated_while_runs_start_and_finish(postgres_datab
     scenario.check(terminator.terminated > 0, "no backend was terminated: the fault did not happen")
     leaked = [error for error in scenario.api.errors if RAW_DRIVER_TEXT.search(error)]
     scenario.check(not leaked, f"the API showed driver text to its client: {leaked[:3]}")
+    scenario.check(500 not in load.answers, f"RunWorkflow answered 500 (a lost connection is a 503): {load.answers}")
     if scenario.api.errors:
         scenario.notes.append(f"API: {scenario.api.errors[0]}")
     scenario.recover()
