@@ -279,8 +279,11 @@ class Runner:
 
     def _attempts(self, state: RunState, number: int, block, context: BlockContext,  # noqa: ANN001
                   make_input: InputFactory, progress: BlockProgress) -> tuple[dict, int]:
-        """Run the block and store its output, retrying transient failures with exponential backoff and jitter."""
-        retries = int(self.settings.get("BLOCK_RETRIES", 2))
+        """Run the block and store its output, retrying with exponential backoff and jitter the failures that are
+        safe to retry: transient ones, and for a block with side effects only those raised before it sent anything
+        (a repeat of a write whose outcome is unknown could do it twice)."""
+        entry = state.chain[number - 1]
+        retries = int(entry["retries"] if entry.get("retries") is not None else self.settings.get("BLOCK_RETRIES", 2))
         for attempt in range(1, retries + 2):
             try:
                 progress.restart()
@@ -290,7 +293,7 @@ class Runner:
                                                 progress.stored)
                 return self._output_row(state, number, stored, info), attempt
             except BlockError as error:
-                if not error.transient or attempt > retries:
+                if not _safe_to_retry(error, block) or attempt > retries:
                     error.attempts = attempt  # run history shows how often it was tried
                     raise
                 delay = self._backoff(attempt)
@@ -440,6 +443,12 @@ class Runner:
             except Exception:  # noqa: BLE001 - Redis down: cancellation waits for the next block boundary
                 return False
         return self._cancelled
+
+
+def _safe_to_retry(error: BlockError, block) -> bool:  # noqa: ANN001 - a Block
+    if not error.transient or getattr(error, "outcome_unknown", False):
+        return False
+    return not getattr(block, "side_effects", False) or bool(getattr(error, "retry_safe", False))
 
 
 def _readable(state: RunState, error: BaseException) -> BaseException:

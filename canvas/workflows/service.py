@@ -17,6 +17,7 @@ from canvas.errors import BadRequestError, ConflictError, NotFoundError
 from canvas.models import RegisteredApplication, Workflow, WorkflowApplication
 from canvas.models.base import utcnow
 from canvas.queueing.dispatch import active_run
+from canvas.workflows.block_settings import listed_settings, settings_from_json
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ def instantiate(session: Session, actor: Actor, data: dict) -> Workflow:
     version = templates.published_version(session, template)
     definition = definition_from_json(version.definition)
     overrides = parse_overrides(definition, data.get("chain") or [])
+    settings = parse_settings(data.get("chain") or [])
     workflow_id = uuid.uuid4()
     bindings = bind_applications(session, actor, definition, data.get("applications"), workflow_id=None)
     now = utcnow()
@@ -43,7 +45,7 @@ def instantiate(session: Session, actor: Actor, data: dict) -> Workflow:
         name=(data.get("name") or "").strip() or version.name,
         description=data.get("description") if data.get("description") is not None else version.description,
         date_created=now, date_modified=now)
-    apply_overrides(workflow, definition, overrides)
+    apply_overrides(workflow, definition, overrides, settings)
     workflow.bindings = bindings
     session.add(workflow)
     session.flush()
@@ -74,6 +76,13 @@ def parse_overrides(definition: TemplateDefinition, raw: Any, kept: dict[str, di
     return overrides
 
 
+def parse_settings(raw: list, kept: dict[str, dict] | None = None) -> dict[str, dict]:
+    """Per-block settings of the chain entries (their blocks are checked by parse_overrides): a listed block gets
+    exactly the settings given, the others keep theirs."""
+    listed = {str(entry["uniqueBlockId"]).lower(): listed_settings(entry) for entry in raw}
+    return {block_id: settings for block_id, settings in {**(kept or {}), **listed}.items() if settings}
+
+
 def _check_variables(block_key: str, variables: Any, where: str, *, require: bool) -> None:
     from canvas.execution.registry import get_block
 
@@ -83,19 +92,26 @@ def _check_variables(block_key: str, variables: Any, where: str, *, require: boo
         raise BadRequestError(str(exc), field=exc.entry) from None
 
 
-def resolve_chain(definition: TemplateDefinition, overrides: dict[str, dict]) -> list[dict]:
+def resolve_chain(definition: TemplateDefinition, overrides: dict[str, dict],
+                  settings: dict[str, dict] | None = None) -> list[dict]:
     chain = []
     for entry in definition.chain:
         resolved = entry.to_json()
         resolved["variables"] = {**copy.deepcopy(entry.variables), **overrides.get(entry.unique_block_id, {})}
+        resolved.update((settings or {}).get(entry.unique_block_id, {}))
         chain.append(resolved)
     return chain
 
 
-def apply_overrides(workflow: Workflow, definition: TemplateDefinition, overrides: dict[str, dict]) -> None:
-    """The workflow's chain, its stored overrides and whether it differs from its template, from both."""
-    workflow.chain = resolve_chain(definition, overrides)
-    workflow.chain_overrides = overrides_to_json(overrides)
+def apply_overrides(workflow: Workflow, definition: TemplateDefinition, overrides: dict[str, dict],
+                    settings: dict[str, dict] | None = None) -> None:
+    """The workflow's chain, its stored overrides and whether it differs from its template, from both. Without
+    `settings`, the workflow keeps the per-block settings it has (of the blocks still in the definition)."""
+    if settings is None:
+        settings = settings_from_json(workflow.chain_overrides)
+    settings = {block_id: values for block_id, values in settings.items() if definition.entry(block_id) is not None}
+    workflow.chain = resolve_chain(definition, overrides, settings)
+    workflow.chain_overrides = overrides_to_json(overrides, settings)
     workflow.is_customized = is_customized(definition, overrides)
 
 
@@ -110,8 +126,10 @@ def replace_bindings(session: Session, workflow: Workflow, bindings: list) -> No
     workflow.bindings.extend(bindings)
 
 
-def overrides_to_json(overrides: dict[str, dict]) -> list[dict]:
-    return [{"uniqueBlockId": block_id, "variables": variables} for block_id, variables in overrides.items()]
+def overrides_to_json(overrides: dict[str, dict], settings: dict[str, dict] | None = None) -> list[dict]:
+    settings = settings or {}
+    return [{"uniqueBlockId": block_id, "variables": overrides.get(block_id, {}), **settings.get(block_id, {})}
+            for block_id in {**overrides, **settings}]
 
 
 def overrides_from_json(raw: list[dict]) -> dict[str, dict]:
@@ -244,7 +262,8 @@ def update_workflow(session: Session, actor: Actor, data: dict) -> Workflow:
     definition = workflow_definition(session, workflow)
     if data.get("chain") is not None:
         kept = overrides_from_json(workflow.chain_overrides)
-        apply_overrides(workflow, definition, parse_overrides(definition, data["chain"], kept=kept))
+        settings = parse_settings(data["chain"], kept=settings_from_json(workflow.chain_overrides))
+        apply_overrides(workflow, definition, parse_overrides(definition, data["chain"], kept=kept), settings)
     if data.get("applications") is not None:
         mapping = {**current_bindings(workflow), **data["applications"]}
         replace_bindings(session, workflow, bind_applications(session, actor, definition, mapping, workflow.id))
