@@ -3,12 +3,11 @@ redaction, and records → file conversion through the format blocks (csv/json/x
 from __future__ import annotations
 
 import dataclasses
+import socket
 import ssl
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import PurePosixPath
-
-
 
 from canvas.applications.redaction import Redactor
 from canvas.applications.values import flag_value, port_value, text_value
@@ -17,7 +16,7 @@ from canvas.execution.blocks.base import VariableSpec, expect_records, merged_va
 from canvas.execution.context import BlockContext, BlockError, TransientBlockError
 from canvas.execution.data import BlockData, FileData
 from canvas.network.failures import describe_network_error, first_line
-from canvas.network.guard import BlockedAddressError, NetworkPolicy
+from canvas.network.guard import BlockedAddressError, ConnectTimeoutError, NetworkPolicy
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 FILE_FORMATS = ("csv", "json", "xml")
@@ -92,7 +91,10 @@ def network_failures(host: str, port: int, timeout: float, redact: Redactor) -> 
         raise BlockError(describe_network_error(error, host, port, timeout) or "TLS failure") from None
     except (OSError, EOFError) as error:
         reason = describe_network_error(error, host, port, timeout) or f"connection lost: {first_line(error)}"
-        raise TransientBlockError(redact(reason)) from None
+        failure = TransientBlockError(redact(reason))
+        # No connection, nothing sent: a block with side effects may be run again (see the runner's retry rule).
+        failure.retry_safe = isinstance(error, (ConnectionRefusedError, socket.gaierror, ConnectTimeoutError))
+        raise failure from None
 
 
 # --- files ---------------------------------------------------------------------------------------------------
