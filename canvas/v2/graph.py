@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from canvas.catalog.definition import TemplateDefinitionError, check_template_variables, parse_definition
 from canvas.errors import BadRequestError, UnprocessableError
 from canvas.models import RegisteredApplication, Workflow, WorkflowApplication
+from canvas.workflows.block_settings import node_fields, node_settings
 
 # Node ids are the flow's own names (step_1...); blocks need UUIDs, derived stably from the node id.
 NODE_NAMESPACE = uuid.UUID("6f1c2a8e-5d43-4b1e-9a0f-3c2b7d9e4f10")
@@ -34,7 +35,7 @@ def parse_graph(session: Session, catalog, account_id: uuid.UUID, raw: Any) -> P
     incoming = _index_edges(edges, by_id)
     order = path_order(by_id, edges)
     registered = {node_id: _registered_for(session, account_id, by_id[node_id]) for node_id in order}
-    chain = [_chain_entry(by_id[node_id][1], registered[node_id], incoming.get(node_id)) for node_id in order]
+    chain = [_chain_entry(*by_id[node_id], registered[node_id], incoming.get(node_id)) for node_id in order]
     _validate_blocks(chain, order, by_id, catalog)
     return ParsedGraph(chain, _bindings(order, registered, by_id))
 
@@ -133,12 +134,13 @@ def _registered_for(session: Session, account_id: uuid.UUID, indexed: tuple[int,
     return registered
 
 
-def _chain_entry(node: dict, registered: RegisteredApplication | None, incoming: tuple[int, dict] | None) -> dict:
+def _chain_entry(index: int, node: dict, registered: RegisteredApplication | None,
+                 incoming: tuple[int, dict] | None) -> dict:
     entry = {"uniqueBlockId": str(uuid.uuid5(NODE_NAMESPACE, node["id"])),
              "blockName": (node.get("name") or "").strip() or node["id"], "block": node["command"],
              "application": registered.short_name if registered else None,
              "variables": node.get("fields") or {}, "nodeId": node["id"],
-             "description": node.get("description") or ""}
+             "description": node.get("description") or "", **node_settings(node, f"graph.nodes.{index}")}
     if incoming is not None:
         entry.update(_edge_settings(*incoming))
     return entry
@@ -252,6 +254,7 @@ def _node_of(node_id: str, entry: dict, credentials: dict) -> dict:
             "description": entry.get("description") or "", "fields": entry.get("variables") or {}}
     if entry.get("application"):
         node["credentials_id"] = credentials.get(entry["application"])
+    node.update(node_fields(entry))
     return node
 
 

@@ -6,9 +6,46 @@ from __future__ import annotations
 
 from typing import Any
 
+import marshmallow as ma
+
+from canvas.errors import BadRequestError
+
 SETTING_NAMES = ("retries", "timeoutSeconds")
+V2_NODE_FIELDS = {"retries": "retries", "timeoutSeconds": "timeout_seconds"}  # the v2 dialect's names
 MAX_BLOCK_RETRIES = 10
 MAX_BLOCK_TIMEOUT_SECONDS = 24 * 3600.0
+
+
+def retries_field(**metadata: Any) -> ma.fields.Integer:
+    return ma.fields.Integer(strict=True, allow_none=True, validate=ma.validate.Range(0, MAX_BLOCK_RETRIES),
+                             metadata=metadata)
+
+
+def timeout_seconds_field(**metadata: Any) -> ma.fields.Float:
+    return ma.fields.Float(allow_none=True, allow_nan=False, validate=ma.validate.Range(1, MAX_BLOCK_TIMEOUT_SECONDS),
+                           metadata=metadata)
+
+
+class BlockSettingsSchema(ma.Schema):
+    retries = retries_field()
+    timeoutSeconds = timeout_seconds_field()
+
+
+def node_settings(node: dict, where: str) -> dict[str, Any]:
+    """The settings of a v2 node (`retries`, `timeout_seconds`), checked by the same rules as a Canvas chain entry's,
+    under their chain names."""
+    given = {name: node[v2_name] for name, v2_name in V2_NODE_FIELDS.items() if v2_name in node}
+    try:
+        return listed_settings(BlockSettingsSchema().load(given))
+    except ma.ValidationError as error:
+        name, messages = next(iter(error.messages.items()))
+        field = f"{where}.{V2_NODE_FIELDS[name]}"
+        raise BadRequestError(f"{field}: {' '.join(messages)}", field=field) from None
+
+
+def node_fields(entry: dict) -> dict[str, Any]:
+    """A chain entry's settings as v2 node fields."""
+    return {v2_name: entry[name] for name, v2_name in V2_NODE_FIELDS.items() if entry.get(name) is not None}
 
 
 def listed_settings(entry: dict) -> dict[str, Any]:

@@ -4,21 +4,18 @@ from __future__ import annotations
 import marshmallow as ma
 
 from canvas.endpoint import dto
-from canvas.workflows.block_settings import MAX_BLOCK_RETRIES, MAX_BLOCK_TIMEOUT_SECONDS
+from canvas.workflows.block_settings import retries_field, timeout_seconds_field
 
 
 @dto("ChainApiDto")
 class ChainOverrideSchema(ma.Schema):
     uniqueBlockId = ma.fields.UUID(required=True)
     variables = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Raw(allow_none=True), allow_none=True)
-    retries = ma.fields.Integer(strict=True, allow_none=True, validate=ma.validate.Range(0, MAX_BLOCK_RETRIES),
-                                metadata={"description": "further attempts after an error that is safe to retry "
-                                                         "(default: CANVAS_BLOCK_RETRIES; a block with side effects is "
-                                                         "only retried when nothing was sent)"})
-    timeoutSeconds = ma.fields.Float(allow_none=True, allow_nan=False,
-                                     validate=ma.validate.Range(1, MAX_BLOCK_TIMEOUT_SECONDS),
-                                     metadata={"description": "time limit of the block (default: "
-                                                              "CANVAS_BLOCK_TIMEOUT_SECONDS)"})
+    retries = retries_field(description="further attempts after an error that is safe to retry (default: "
+                                        "CANVAS_BLOCK_RETRIES; a block with side effects is only retried when it "
+                                        "sent nothing)")
+    timeoutSeconds = timeout_seconds_field(description="time limit of the block (default: "
+                                                       "CANVAS_BLOCK_TIMEOUT_SECONDS)")
 
 
 def _applications_field(**kwargs) -> ma.fields.Dict:

@@ -97,3 +97,23 @@ def test_a_block_with_side_effects_is_retried_only_when_it_sent_nothing(client, 
     finished = run_and_work(client, app, org.admin_headers, workflow_id)
     assert finished["status"] == status, finished
     assert ATTEMPTS[finished["id"]] == expected_attempts
+
+
+def test_v2_nodes_carry_the_same_settings_under_their_names(app, client, org):
+    from tests.api.test_v2_support import V2, linear_body
+
+    v2 = V2(app, client, org)
+    body = linear_body(v2.credential, v2.org.id)
+    body["data"]["attributes"]["graph"]["nodes"][1].update(retries=1, timeout_seconds=30)
+    created = v2.call("POST", "/v2/flows", body)
+    assert created.status_code == 201, created.json
+    node = created.json["data"]["attributes"]["graph"]["nodes"][1]
+    assert (node["retries"], node["timeout_seconds"]) == (1, 30.0)
+    chain = workflow_detail(client, org.admin_headers, created.json["data"]["id"])["chain"]
+    assert (chain[1]["retries"], chain[1]["timeoutSeconds"]) == (1, 30.0)
+    for name, value in (("retries", -2), ("timeout_seconds", "later")):
+        bad = linear_body(v2.credential, v2.org.id)
+        bad["data"]["attributes"]["graph"]["nodes"][2][name] = value
+        answer = v2.call("POST", "/v2/flows", bad)
+        assert answer.status_code == 400, answer.json
+        assert answer.json["errors"][0]["source"]["pointer"] == f"/data/attributes/graph/nodes/2/{name}"
