@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:  # the storage package imports nothing from here; the hint only documents the collaborators
     from canvas.storage.blob import BlobStore, FileHub
@@ -20,9 +20,14 @@ PLATFORM_RELAY = "platformRelay"
 
 
 class BlockError(Exception):
-    """A block failed. The message is shown in run history as is: never put a secret in it."""
+    """A block failed. The message is shown in run history as is: never put a secret in it.
+
+    `outcome_unknown`: a write was sent and what became of it is not known (never repeated blindly); `retry_safe`:
+    the block sent nothing that could have been processed, so even a block with side effects may run again."""
 
     transient: bool = False
+    outcome_unknown: bool = False
+    retry_safe: bool = False
 
 
 class TransientBlockError(BlockError):
@@ -41,6 +46,13 @@ class BlockCancelledError(BlockError):
 
 def _nobody() -> str | None:
     return None
+
+
+ON_RECORD_ERROR = ("fail", "continue")
+
+
+class RecordErrorSink(Protocol):
+    def add(self, record: Any, position: int, error: BlockError) -> None: ...
 
 
 def _never_cancelled() -> bool:
@@ -62,6 +74,15 @@ class BlockContext:
     is_cancelled: Callable[[], bool] = _never_cancelled
     temp_dir: Path | None = None  # where blocks put temporary files; None = the system's temporary directory
     owner_email: Callable[[], str | None] = _nobody  # the e-mail address of the account the workflow belongs to
+    on_record_error: str = "fail"  # the chain entry's onRecordError
+    record_errors: RecordErrorSink | None = None  # where records set aside go (the runner's error output)
+
+    def fail_record(self, record: Any, position: int, error: BlockError) -> None:
+        """One input record (1-based `position`) could not be processed. With onRecordError `continue` it is set
+        aside in the block's error output and the block goes on; otherwise `error` fails the block."""
+        if self.on_record_error != "continue" or self.record_errors is None:
+            raise error
+        self.record_errors.add(record, position, error)
 
     def raise_if_cancelled(self) -> None:
         if self.is_cancelled():

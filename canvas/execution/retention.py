@@ -1,5 +1,6 @@
 """Pruning stored block outputs by age and by count per block, never the latest successful output of a block
-(partial runs start from it), plus temporary files that a killed worker left behind."""
+(partial runs start from it), error outputs (records set aside) by age, plus temporary files that a killed worker
+left behind."""
 from __future__ import annotations
 
 import logging
@@ -25,6 +26,7 @@ class PruneReport:
     outputs_deleted: int = 0
     bytes_freed: int = 0
     temp_files_deleted: int = 0
+    error_outputs_deleted: int = 0
 
 
 def prune_outputs(database: Database, blob_store, max_age_days: float, keep_per_block: int) -> PruneReport:  # noqa: ANN001
@@ -83,13 +85,27 @@ def prune_temp_files(places: list[tuple[Path, str]], older_than_seconds: float =
     return deleted
 
 
+def prune_record_errors(database: Database, blob_store, max_age_days: float) -> int:  # noqa: ANN001
+    """Error outputs of block runs that ended longer ago than the retention age; their counts stay in run history."""
+    cutoff = utcnow() - timedelta(days=max_age_days)
+    with database.sessions() as session:
+        rows = list(session.execute(select(BlockRun.id, BlockRun.errors_blob_key)
+                                    .where(BlockRun.errors_blob_key.is_not(None), BlockRun.date_finished < cutoff)))
+    for block_run_id, key in rows:
+        with database.transaction() as session:
+            session.execute(update(BlockRun).where(BlockRun.id == block_run_id).values(errors_blob_key=None))
+        blob_store.delete(key)  # after the row, as for outputs
+    return len(rows)
+
+
 def prune_everything(services) -> PruneReport:  # noqa: ANN001 - canvas.extensions.Services
     settings = services.settings
     blob_store = services.blob_store
     report = prune_outputs(services.db, blob_store, settings["OUTPUT_RETENTION_DAYS"],
                            settings["OUTPUT_RETENTION_RUNS"])
+    report.error_outputs_deleted = prune_record_errors(services.db, blob_store, settings["OUTPUT_RETENTION_DAYS"])
     report.temp_files_deleted = prune_temp_files([(services.data_dir / "blobs", BLOB_TEMP_PREFIX),
                                                   (services.data_dir / "tmp", TEMP_FILE_PREFIX)])
-    log.info("retention: %d outputs deleted (%d bytes), %d stale temporary files deleted",
-             report.outputs_deleted, report.bytes_freed, report.temp_files_deleted)
+    log.info("retention: %d outputs deleted (%d bytes), %d error outputs deleted, %d stale temporary files deleted",
+             report.outputs_deleted, report.bytes_freed, report.error_outputs_deleted, report.temp_files_deleted)
     return report

@@ -48,7 +48,8 @@ INSERT_OUTPUT = insert(OUTPUTS)
 COMPLETE_BLOCK_RUN = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block_run_id"))
                       .values(status="Succeeded", date_finished=bindparam("now"), attempts=bindparam("attempts"),
                               records_out=bindparam("records_out"), records_read=bindparam("records_read"),
-                              output_id=bindparam("output_id"),
+                              output_id=bindparam("output_id"), records_failed=bindparam("records_failed"),
+                              errors_blob_key=bindparam("errors_blob_key"),
                               log=bindparam("lines", type_=BLOCK_RUNS.c.log.type)))
 RECORD_PROGRESS = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block_run_id"),
                                             BLOCK_RUNS.c.status == "Running")  # never over a finished block's counts
@@ -57,6 +58,7 @@ FAIL_BLOCK_RUN = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block_r
                   .values(status=bindparam("status"), date_finished=bindparam("now"), error=bindparam("error"),
                           error_class=bindparam("error_class"), attempts=bindparam("attempts"),
                           records_read=bindparam("records_read"), records_out=None,
+                          records_failed=bindparam("records_failed"), errors_blob_key=bindparam("errors_blob_key"),
                           log=bindparam("lines", type_=BLOCK_RUNS.c.log.type)))
 END_RUNNING_BLOCKS = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.run_id == bindparam("of_run"),
                                                BLOCK_RUNS.c.status == "Running")
@@ -118,11 +120,13 @@ def insert_block_run(connection: Connection, workflow_id: uuid.UUID, values: dic
 
 
 def record_completed(connection: Connection, output: dict, block_run_id: uuid.UUID, attempts: int,
-                     lines: list[dict], records_read: int | None, now: datetime) -> None:
+                     lines: list[dict], records_read: int | None, now: datetime, records_failed: int | None = None,
+                     errors_blob_key: str | None = None) -> None:
     connection.execute(INSERT_OUTPUT, output)
     connection.execute(COMPLETE_BLOCK_RUN, {"block_run_id": block_run_id, "now": now, "attempts": attempts,
                                             "records_out": output["record_count"], "records_read": records_read,
-                                            "output_id": output["id"], "lines": lines})
+                                            "output_id": output["id"], "lines": lines,
+                                            "records_failed": records_failed, "errors_blob_key": errors_blob_key})
 
 
 def record_progress(connection: Connection, block_run_id: uuid.UUID, records_read: int | None,

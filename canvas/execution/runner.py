@@ -31,6 +31,7 @@ from canvas.execution.lease import (
 )
 from canvas.execution.placeholders import PlaceholderValues
 from canvas.execution.progress import DEFAULT_INTERVAL_SECONDS, BlockProgress
+from canvas.execution.record_errors import RecordErrors
 from canvas.execution.recorder import recording_block
 from canvas.execution.registry import get_block
 from canvas.applications.redaction import Redactor
@@ -72,6 +73,7 @@ class RunState:
     first_block_run_id: uuid.UUID | None = None
     number: int = 0  # the block in hand
     lease_trouble: bool = False  # a block was stopped because the run's lease could not be confirmed
+    records_failed: int = 0  # input records its blocks set aside (onRecordError continue)
     recorded: set = field(default_factory=set)  # block runs whose completion is already written
     started: float = field(default_factory=time.monotonic)
 
@@ -85,6 +87,8 @@ class CompletedBlock:
     attempts: int
     log: list[dict]
     records_read: int | None  # of its input records; None when its input was not records
+    records_failed: int = 0
+    errors_blob_key: str | None = None
 
 
 def execute_run(run_id: str) -> str:
@@ -266,16 +270,23 @@ class Runner:
         block_log = BlockLog(block_class.key, redact)
         progress = BlockProgress(self._progress_recorder(state, block_run_id),
                                  float(self.settings.get("PROGRESS_INTERVAL_SECONDS", DEFAULT_INTERVAL_SECONDS)))
+        record_errors = RecordErrors(self.temp_dir, redact)
         try:
             variables = resolve_variables(block_class, merged_variables(block_class, entry.get("variables") or {}),
                                           self._placeholder_values(state, number))
-            context = self._context(state, number, variables, credentials, block_log)
+            context = self._context(state, number, variables, credentials, block_log, record_errors)
             block = recording_block(block_class) if state.dry_run and block_class.side_effects else block_class()
             output, attempts = self._attempts(state, number, block, context, make_input, progress)
         except Exception as error:
-            self._fail_block(state, block_run_id, block_log, error, redact, progress)
+            self._fail_block(state, block_run_id, block_log, error, redact, progress, record_errors)
             raise
-        return CompletedBlock(block_run_id, output, attempts, block_log.finished_lines(), progress.read)
+        errors_key = self._store_record_errors(state, number, record_errors)
+        return CompletedBlock(block_run_id, output, attempts, block_log.finished_lines(), progress.read,
+                              record_errors.count, errors_key)
+
+    def _store_record_errors(self, state: RunState, number: int, record_errors: RecordErrors) -> str | None:
+        state.records_failed += record_errors.count
+        return record_errors.store(self.blob_store, f"runs/{state.workflow_id}/{state.run_id}-block-{number}.errors")
 
     def _attempts(self, state: RunState, number: int, block, context: BlockContext,  # noqa: ANN001
                   make_input: InputFactory, progress: BlockProgress) -> tuple[dict, int]:
@@ -298,6 +309,8 @@ class Runner:
                     raise
                 delay = self._backoff(attempt)
                 context.logger.warning("attempt %d failed (%s); retrying in %.1f s", attempt, error, delay)
+                if context.record_errors is not None:
+                    context.record_errors.discard()  # the next attempt reads its input from the start
                 time.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -321,7 +334,7 @@ class Runner:
                 "dry_run": state.dry_run, "date_created": utcnow()}
 
     def _context(self, state: RunState, number: int, variables: dict, credentials: dict | None,
-                 block_log: BlockLog) -> BlockContext:
+                 block_log: BlockLog, record_errors: RecordErrors | None = None) -> BlockContext:
         policy = self.services.network_policy
         if credentials and credentials.get(PLATFORM_RELAY):  # the operator's relay, not a tenant's address
             policy = dataclasses.replace(policy, allow_private=True)
@@ -330,7 +343,8 @@ class Runner:
             file_hub=FileHub(self.blob_store, str(state.account_id)), run_id=str(state.run_id), block_number=number,
             workflow_name=state.workflow_name, network_policy=policy,
             is_cancelled=lambda: self._cancel_requested(state), temp_dir=self.temp_dir,
-            owner_email=lambda: run_credentials.owner_email(self.services, state.account_id))
+            owner_email=lambda: run_credentials.owner_email(self.services, state.account_id),
+            on_record_error=state.chain[number - 1].get("onRecordError") or "fail", record_errors=record_errors)
 
     def _placeholder_values(self, state: RunState, number: int) -> PlaceholderValues:
         return PlaceholderValues(now=datetime.now(state.time_zone), workflow_name=state.workflow_name,
@@ -368,10 +382,11 @@ class Runner:
 
     def _record_completed(self, connection, completed: CompletedBlock) -> None:  # noqa: ANN001
         records.record_completed(connection, completed.output, completed.block_run_id, completed.attempts,
-                                 completed.log, completed.records_read, utcnow())
+                                 completed.log, completed.records_read, utcnow(),
+                                 completed.records_failed or None, completed.errors_blob_key)
 
     def _fail_block(self, state: RunState, block_run_id: uuid.UUID, block_log: BlockLog, error: BaseException,
-                    redact: Redactor, progress: BlockProgress) -> None:
+                    redact: Redactor, progress: BlockProgress, record_errors: RecordErrors) -> None:
         if isinstance(error, (LeaseLostError, DatabaseUnreachableError)) or state.lease_trouble:
             return  # nothing of it is this worker's to record (or can be recorded now): see _stop_unreachable
         cancelled = isinstance(error, (BlockCancelledError, RunCancelled))
@@ -379,10 +394,12 @@ class Runner:
         state.error_text = redact(str(shown) if isinstance(shown, (BlockError, DatabaseUnreachableError))
                                   else f"{type(shown).__name__}: {shown}")
         # How far it read is worth keeping; records it stored belong to no output, so none are "out".
+        errors_key = self._store_record_errors(state, state.number, record_errors)
         values = {"status": "Cancelled" if cancelled else "Failed", "now": utcnow(),
                   "error": state.error_text[:4000], "error_class": type(shown).__name__,
                   "attempts": getattr(error, "attempts", 1), "records_read": progress.read,
-                  "lines": block_log.finished_lines()}
+                  "lines": block_log.finished_lines(), "records_failed": record_errors.count or None,
+                  "errors_blob_key": errors_key}
         state.writer.write(f"recording the failure of block {state.number}",
                            lambda connection: records.fail_block_run(connection, block_run_id, values),
                            landed=lambda connection: records.block_run_ended(connection, block_run_id))
@@ -394,7 +411,7 @@ class Runner:
         """End the run; the last completed block not yet recorded is recorded in the same transaction. Fenced: a run
         that is no longer this worker's keeps the final state it has, and no callback is sent from here."""
         finished = utcnow()
-        run_values = {"status": status, "date_finished": finished}
+        run_values = {"status": status, "date_finished": finished, "records_failed": state.records_failed or None}
         if error is not None:
             run_values.update(error=(state.error_text or str(error) or type(error).__name__)[:4000],
                               error_class=type(error).__name__, failed_block=number)

@@ -48,6 +48,7 @@ class WorkflowRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     error_class: Mapped[str | None] = mapped_column(String(200))
     failed_block: Mapped[int | None] = mapped_column(Integer)
+    records_failed: Mapped[int | None] = mapped_column(Integer)  # records its blocks set aside (onRecordError)
     date_queued: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     date_started: Mapped[datetime | None] = mapped_column(UtcDateTime)
     date_finished: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -69,6 +70,9 @@ class BlockRun(Base):
     records_in: Mapped[int | None] = mapped_column(Integer)
     records_out: Mapped[int | None] = mapped_column(Integer)
     records_read: Mapped[int | None] = mapped_column(Integer)  # of its input records; grows while it runs
+    # Records it could not process and set aside (onRecordError continue), kept as JSON lines at errors_blob_key.
+    records_failed: Mapped[int | None] = mapped_column(Integer)
+    errors_blob_key: Mapped[str | None] = mapped_column(String(300))
     error: Mapped[str | None] = mapped_column(Text)
     error_class: Mapped[str | None] = mapped_column(String(200))
     log: Mapped[list] = mapped_column(JSON, default=list)

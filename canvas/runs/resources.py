@@ -7,6 +7,7 @@ from flask_smorest import Blueprint
 
 from canvas.auth import current_principal
 from canvas.endpoint import canvas_endpoint
+from canvas.execution.record_errors import ERRORS_CONTENT_TYPE
 from canvas.extensions import db_session, services
 from canvas.runs import service
 from canvas.runs.compare import compare_outputs
@@ -70,6 +71,22 @@ class BlockOutput(MethodView):
         response.headers["Content-Length"] = str(output.size)
         if output.file_name:
             response.headers["Content-Disposition"] = f'attachment; filename="{output.file_name}"'
+        return response
+
+
+@blp.route("/WorkflowRun/<string:run_id>/Block/<int:number>/Errors")
+class BlockErrors(MethodView):
+    @canvas_endpoint("WorkflowRunBlockErrors", parameters="Guid runId, int number", returns="bytes",
+                     extension=True)
+    def get(self, run_id, number):
+        """Returns the records a block set aside (onRecordError continue) as JSON lines: position, record, error"""
+        block_run = service.block_errors(db_session(), current_principal().account_id, run_id, number)
+        if not block_run.errors_blob_key:
+            return Response(b"", status=204)
+        response = Response(stream_with_context(_chunks(blob_store().open(block_run.errors_blob_key))),
+                            mimetype=ERRORS_CONTENT_TYPE)
+        name = f"run-{block_run.run_id}-block-{number}-errors.jsonl"
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
 
 

@@ -52,6 +52,9 @@ class BlockRunSchema(ma.Schema):
         "description": "records in the block's output; while it runs, those stored so far"})
     recordsRead = ma.fields.Integer(allow_none=True, metadata={
         "description": "input records the block has read (so far, while it runs); null when its input is not records"})
+    recordsFailed = ma.fields.Integer(metadata={
+        "description": "input records set aside in the block's error output (onRecordError continue); see "
+                       "WorkflowRun/<id>/Block/<n>/Errors"})
     attempts = ma.fields.Integer()
     error = ma.fields.String(allow_none=True)
     errorClass = ma.fields.String(allow_none=True)
@@ -74,5 +77,8 @@ class RunSchema(ma.Schema):
     error = ma.fields.String(allow_none=True)
     errorClass = ma.fields.String(allow_none=True)
     failedBlock = ma.fields.Integer(allow_none=True)
+    recordsFailed = ma.fields.Integer(metadata={
+        "description": "records its blocks set aside (onRecordError continue): a Succeeded run with recordsFailed "
+                       "above 0 succeeded with record errors"})
     scheduledTimes = ma.fields.List(ma.fields.String(), allow_none=True)
     blocks = ma.fields.List(ma.fields.Nested(BlockRunSchema))

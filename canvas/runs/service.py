@@ -113,6 +113,15 @@ def _request_cancel(session: Session, connection: redis.Redis, prefix: str | Non
         log.warning("cancel of run %s: %s; it stops at the next block boundary", run.id, exc.__class__.__name__)
 
 
+def block_errors(session: Session, account_id: uuid.UUID, run_id: Any, number: int) -> BlockRun:
+    """The block run whose error output (records set aside under onRecordError continue) is asked for."""
+    run = get_run(session, account_id, run_id)
+    block_run = session.scalar(select(BlockRun).where(BlockRun.run_id == run.id, BlockRun.number == number))
+    if block_run is None:
+        raise NotFoundError(f"Run {run.id} has no block {number}")
+    return block_run
+
+
 def block_output(session: Session, account_id: uuid.UUID, run_id: Any, number: int) -> BlockOutput:
     run = get_run(session, account_id, run_id)
     output = session.scalar(select(BlockOutput).where(BlockOutput.run_id == run.id, BlockOutput.number == number))
@@ -134,7 +143,8 @@ def run_to_api(session: Session, run: WorkflowRun) -> dict:
         "runFromBlock": run.run_from_block, "runTillBlock": run.run_till_block, "dryRun": run.dry_run,
         "templateVersion": run.template_version, "dateQueued": run.date_queued, "dateStarted": run.date_started,
         "dateFinished": run.date_finished, "error": run.error, "errorClass": run.error_class,
-        "failedBlock": run.failed_block, "scheduledTimes": run.scheduled_times, "blocks": blocks,
+        "failedBlock": run.failed_block, "recordsFailed": run.records_failed or 0,
+        "scheduledTimes": run.scheduled_times, "blocks": blocks,
     }
 
 
@@ -151,6 +161,7 @@ def _block_to_api(number: int, entry: dict, row: BlockRun | None) -> dict:
         "recordsIn": row.records_in if row else None,
         "recordsOut": row.records_out if row else None,
         "recordsRead": row.records_read if row else None,
+        "recordsFailed": (row.records_failed or 0) if row else 0,
         "attempts": row.attempts if row else 0,
         "error": row.error if row else None,
         "errorClass": row.error_class if row else None,

@@ -47,7 +47,7 @@ def execution_to_resource(session: Session, run: WorkflowRun) -> dict:
         "run_from_step": run.run_from_block, "run_till_step": run.run_till_block, "dry_run": run.dry_run,
         "created_at": jsonapi.iso_time(run.date_queued), "started_at": jsonapi.iso_time(run.date_started),
         "finished_at": jsonapi.iso_time(run.date_finished), "error": run.error, "failed_step": run.failed_block,
-        "steps": [_step(block, workflow) for block in answer["blocks"]],
+        "records_failed": answer["recordsFailed"], "steps": [_step(block, workflow) for block in answer["blocks"]],
     }
     relationships = {"flow": jsonapi.to_one("flow", run.workflow_id, f"/v2/flows/{run.workflow_id}")}
     if run.flow_version:
@@ -61,7 +61,8 @@ def _step(block: dict, workflow: Workflow) -> dict:
     number = block["number"]
     return {"number": number, "step_id": step_id(workflow, number), "command": block["block"],
             "name": block["blockName"], "status": block["status"].lower(), "records_in": block["recordsIn"],
-            "records_read": block["recordsRead"], "records_out": block["recordsOut"], "attempts": block["attempts"],
+            "records_read": block["recordsRead"], "records_out": block["recordsOut"],
+            "records_failed": block["recordsFailed"], "attempts": block["attempts"],
             "error": block["error"],
             "started_at": jsonapi.iso_time(block["dateStarted"]),
             "finished_at": jsonapi.iso_time(block["dateFinished"])}

@@ -1,4 +1,5 @@
-"""Per-block run settings of a workflow's chain entry: `retries` and `timeoutSeconds`, set through Workflow POST
+"""Per-block run settings of a workflow's chain entry: `retries`, `timeoutSeconds` and `onRecordError` (`fail`,
+the default, or `continue`: records the block cannot process go to its error output), set through Workflow POST
 and UpdateWorkflow next to `variables`, kept with the variable overrides and copied onto the resolved chain, where
 the runner reads them. A block listed without a setting goes back to the service's default for it; a block not
 listed keeps what it has."""
@@ -9,9 +10,11 @@ from typing import Any
 import marshmallow as ma
 
 from canvas.errors import BadRequestError
+from canvas.execution.context import ON_RECORD_ERROR
 
-SETTING_NAMES = ("retries", "timeoutSeconds")
-V2_NODE_FIELDS = {"retries": "retries", "timeoutSeconds": "timeout_seconds"}  # the v2 dialect's names
+SETTING_NAMES = ("retries", "timeoutSeconds", "onRecordError")
+V2_NODE_FIELDS = {"retries": "retries", "timeoutSeconds": "timeout_seconds",
+                  "onRecordError": "on_record_error"}  # the v2 dialect's names
 MAX_BLOCK_RETRIES = 10
 MAX_BLOCK_TIMEOUT_SECONDS = 24 * 3600.0
 
@@ -26,9 +29,14 @@ def timeout_seconds_field(**metadata: Any) -> ma.fields.Float:
                            metadata=metadata)
 
 
+def on_record_error_field(**metadata: Any) -> ma.fields.String:
+    return ma.fields.String(allow_none=True, validate=ma.validate.OneOf(ON_RECORD_ERROR), metadata=metadata)
+
+
 class BlockSettingsSchema(ma.Schema):
     retries = retries_field()
     timeoutSeconds = timeout_seconds_field()
+    onRecordError = on_record_error_field()
 
 
 def node_settings(node: dict, where: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from canvas.endpoint import dto
-from canvas.workflows.block_settings import retries_field, timeout_seconds_field
+from canvas.workflows.block_settings import on_record_error_field, retries_field, timeout_seconds_field
 
 
 @dto("ChainApiDto")
@@ -16,6 +16,9 @@ class ChainOverrideSchema(ma.Schema):
                                         "sent nothing)")
     timeoutSeconds = timeout_seconds_field(description="time limit of the block (default: "
                                                        "CANVAS_BLOCK_TIMEOUT_SECONDS)")
+    onRecordError = on_record_error_field(description="fail (default): a record the block cannot process fails "
+                                                      "the block; continue: it goes to the block's error output "
+                                                      "(GET WorkflowRun/<id>/Block/<n>/Errors) and the block goes on")
 
 
 def _applications_field(**kwargs) -> ma.fields.Dict:

@@ -1,0 +1,30 @@
+"""block_run.records_failed and errors_blob_key, workflow_run.records_failed: record-level errors
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-12-02
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0009'
+down_revision = '0008'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('block_run') as batch_op:
+        batch_op.add_column(sa.Column('records_failed', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('errors_blob_key', sa.String(length=300), nullable=True))
+    with op.batch_alter_table('workflow_run') as batch_op:
+        batch_op.add_column(sa.Column('records_failed', sa.Integer(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('workflow_run') as batch_op:
+        batch_op.drop_column('records_failed')
+    with op.batch_alter_table('block_run') as batch_op:
+        batch_op.drop_column('errors_blob_key')
+        batch_op.drop_column('records_failed')
