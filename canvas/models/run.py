@@ -49,6 +49,10 @@ class WorkflowRun(Base):
     error_class: Mapped[str | None] = mapped_column(String(200))
     failed_block: Mapped[int | None] = mapped_column(Integer)
     records_failed: Mapped[int | None] = mapped_column(Integer)  # records its blocks set aside (onRecordError)
+    # A run that retries the failed records of `retry_of` at its first block: its input record k was the failed
+    # record at position retried_positions[k-1] of that block in that run.
+    retry_of: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    retried_positions: Mapped[list | None] = mapped_column(JSON)
     date_queued: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     date_started: Mapped[datetime | None] = mapped_column(UtcDateTime)
     date_finished: Mapped[datetime | None] = mapped_column(UtcDateTime)

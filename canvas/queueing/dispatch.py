@@ -44,6 +44,8 @@ class RunRequest:
     dry_run: bool = False
     input_blob_key: str | None = None
     scheduled_times: list[str] | None = field(default=None)
+    retry_of: uuid.UUID | None = None  # a retry of failed records: the run retried, and the records' positions there
+    retried_positions: list[int] | None = None
 
 
 def block_range(workflow: Workflow, run_from: int | None, run_till: int | None) -> tuple[int, int]:
@@ -86,7 +88,8 @@ def create_run(session: Session, workflow: Workflow, request: RunRequest) -> Wor
     run = WorkflowRun(workflow_id=workflow.id, account_id=request.account_id, status="Queued",
                       trigger=request.trigger, run_from_block=first, run_till_block=last, dry_run=request.dry_run,
                       template_version=workflow.template_version, input_blob_key=request.input_blob_key,
-                      scheduled_times=request.scheduled_times, date_queued=(now := utcnow()), heartbeat_at=now)
+                      scheduled_times=request.scheduled_times, retry_of=request.retry_of,
+                      retried_positions=request.retried_positions, date_queued=(now := utcnow()), heartbeat_at=now)
     session.add(run)
     workflow.status = "Queued"
     try:

@@ -10,7 +10,9 @@ from canvas.endpoint import canvas_endpoint
 from canvas.execution.record_errors import ERRORS_CONTENT_TYPE
 from canvas.extensions import db_session, services
 from canvas.runs import service
+from canvas.models import WorkflowRun as WorkflowRunRow
 from canvas.runs.compare import compare_outputs
+from canvas.runs.retry_records import with_original_positions
 from canvas.runs.schemas import CancelRunSchema, CompareOutputsSchema, RunListArgsSchema, RunMetadataSchema, RunSchema
 from canvas.storage.blob import FileSystemBlobStore
 
@@ -28,7 +30,8 @@ class RunWorkflow(MethodView):
     @blp.arguments(RunMetadataSchema)
     def post(self, data):
         """Runs workflow"""
-        run = service.start_run(db_session(), services().redis, current_principal().account_id, data)
+        run = service.start_run(db_session(), services().redis, current_principal().account_id, data,
+                                blob_store=blob_store())
         response = jsonify(RUN_ACCEPTED)
         response.status_code = 202
         response.headers["Location"] = f"/api/WorkflowRun/{run.id}"
@@ -80,14 +83,23 @@ class BlockErrors(MethodView):
                      extension=True)
     def get(self, run_id, number):
         """Returns the records a block set aside (onRecordError continue) as JSON lines: position, record, error"""
-        block_run = service.block_errors(db_session(), current_principal().account_id, run_id, number)
+        session = db_session()
+        block_run = service.block_errors(session, current_principal().account_id, run_id, number)
         if not block_run.errors_blob_key:
             return Response(b"", status=204)
-        response = Response(stream_with_context(_chunks(blob_store().open(block_run.errors_blob_key))),
-                            mimetype=ERRORS_CONTENT_TYPE)
+        lines = _chunks(blob_store().open(block_run.errors_blob_key))
+        run = session.get(WorkflowRunRow, block_run.run_id)
+        if run.retried_positions and number == run.run_from_block:  # name each record's place in the retried run
+            lines = with_original_positions(_lines(blob_store().open(block_run.errors_blob_key)), run.retried_positions)
+        response = Response(stream_with_context(lines), mimetype=ERRORS_CONTENT_TYPE)
         name = f"run-{block_run.run_id}-block-{number}-errors.jsonl"
         response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
+
+
+def _lines(stream):  # noqa: ANN001, ANN202
+    with stream:
+        yield from stream
 
 
 def _chunks(stream):  # noqa: ANN001, ANN202

@@ -7,6 +7,21 @@ from canvas.endpoint import dto
 from canvas.runs.service import RUN_STATES, TRIGGERS
 
 
+class EditedRecordSchema(ma.Schema):
+    position = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(min=1),
+                                 metadata={"description": "the failed record's position (see .../Errors)"})
+    record = ma.fields.Dict(required=True, metadata={"description": "the record to send instead"})
+
+
+class RetryFailedRecordsSchema(ma.Schema):
+    runId = ma.fields.UUID(required=True, metadata={"description": "the run whose failed records are retried"})
+    block = ma.fields.Integer(required=True, strict=True, validate=ma.validate.Range(min=1),
+                              metadata={"description": "the block that set them aside; the new run starts there"})
+    records = ma.fields.List(ma.fields.Nested(EditedRecordSchema), allow_none=True,
+                             validate=ma.validate.Length(max=10_000),
+                             metadata={"description": "edited records replacing failed ones, by position"})
+
+
 @dto("RunMetadataApiDto")
 class RunMetadataSchema(ma.Schema):
     workflowId = ma.fields.UUID(required=True)
@@ -14,6 +29,10 @@ class RunMetadataSchema(ma.Schema):
     runTillBlock = ma.fields.Integer(allow_none=True, strict=True)
     dryRun = ma.fields.Boolean(load_default=False, metadata={"description": "extension: side effects recorded, "
                                                                           "not performed"})
+    retryFailedRecords = ma.fields.Nested(RetryFailedRecordsSchema, allow_none=True, metadata={
+        "description": "extension: run from one block of an earlier run on just the records it set aside "
+                       "(onRecordError continue), some replaced by edited ones; the following blocks go on with what "
+                       "succeeds"})
 
 
 class RunListArgsSchema(ma.Schema):
@@ -77,6 +96,9 @@ class RunSchema(ma.Schema):
     error = ma.fields.String(allow_none=True)
     errorClass = ma.fields.String(allow_none=True)
     failedBlock = ma.fields.Integer(allow_none=True)
+    retryOf = ma.fields.Dict(allow_none=True, metadata={
+        "description": "a retry of failed records: {runId, block, positions} — its input record k was the failed "
+                       "record at positions[k-1] of that block in run runId"})
     recordsFailed = ma.fields.Integer(metadata={
         "description": "records its blocks set aside (onRecordError continue): a Succeeded run with recordsFailed "
                        "above 0 succeeded with record errors"})

@@ -18,6 +18,7 @@ from canvas.models import ACTIVE_RUN_STATES, BlockOutput, BlockRun, RegisteredAp
 from canvas.models.base import utcnow
 from canvas.queueing import keys
 from canvas.queueing.dispatch import RunRequest, dispatch
+from canvas.runs.retry_records import prepare_retry
 from canvas.workflows import service as workflows
 
 log = logging.getLogger(__name__)
@@ -27,12 +28,27 @@ CANCEL_FLAG_TTL_SECONDS = 24 * 3600
 
 
 def start_run(session: Session, connection: redis.Redis, account_id: uuid.UUID, data: dict,
-              trigger: str = "manual") -> WorkflowRun:
+              trigger: str = "manual", blob_store=None) -> WorkflowRun:  # noqa: ANN001 - canvas.storage.BlobStore
     workflow = workflows.get_workflow(session, account_id, data["workflowId"])
     check_bindings_granted(session, workflow)
-    request = RunRequest(workflow.id, account_id, data.get("runFromBlock"), data.get("runTillBlock"), trigger,
-                         bool(data.get("dryRun")), data.get("inputBlobKey"), data.get("scheduledTimes"))
+    if data.get("retryFailedRecords"):
+        request = _retry_request(session, blob_store, account_id, workflow, data, trigger)
+    else:
+        request = RunRequest(workflow.id, account_id, data.get("runFromBlock"), data.get("runTillBlock"), trigger,
+                             bool(data.get("dryRun")), data.get("inputBlobKey"), data.get("scheduledTimes"))
     return dispatch(session, connection, workflow, request)
+
+
+def _retry_request(session: Session, blob_store, account_id: uuid.UUID, workflow: Workflow, data: dict,  # noqa: ANN001
+                   trigger: str) -> RunRequest:
+    if data.get("runFromBlock") is not None:
+        raise BadRequestError("runFromBlock: not with retryFailedRecords, whose run starts at the retried block",
+                              field="runFromBlock")
+    spec = data["retryFailedRecords"]
+    source = get_run(session, account_id, spec["runId"])
+    retry = prepare_retry(session, blob_store, source, workflow, spec)
+    return RunRequest(workflow.id, account_id, retry.block, data.get("runTillBlock"), trigger, bool(data.get("dryRun")),
+                      retry.input_blob_key, retry_of=retry.source_run_id, retried_positions=retry.positions)
 
 
 def check_bindings_granted(session: Session, workflow: Workflow) -> None:
@@ -144,6 +160,8 @@ def run_to_api(session: Session, run: WorkflowRun) -> dict:
         "templateVersion": run.template_version, "dateQueued": run.date_queued, "dateStarted": run.date_started,
         "dateFinished": run.date_finished, "error": run.error, "errorClass": run.error_class,
         "failedBlock": run.failed_block, "recordsFailed": run.records_failed or 0,
+        "retryOf": None if run.retry_of is None else {"runId": run.retry_of, "block": run.run_from_block,
+                                                      "positions": run.retried_positions},
         "scheduledTimes": run.scheduled_times, "blocks": blocks,
     }
 

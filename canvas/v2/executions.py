@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import marshmallow as ma
 from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -15,6 +16,7 @@ from canvas.errors import BadRequestError
 from canvas.extensions import db_session, services
 from canvas.models import Workflow, WorkflowRun
 from canvas.runs import service as runs
+from canvas.runs.schemas import RetryFailedRecordsSchema
 from canvas.v2 import flow_service as flows
 from canvas.v2 import jsonapi
 from canvas.v2.graph import step_id
@@ -32,8 +34,9 @@ def start_execution(session: Session, account_id: uuid.UUID, flow_id: str, optio
     session.commit()
     data = {"workflowId": workflow.id, "runFromBlock": options.get("run_from_step"),
             "runTillBlock": options.get("run_till_step"), "dryRun": options.get("dry_run"),
-            "inputBlobKey": input_blob_key}
-    run = runs.start_run(session, services().redis, account_id, data, trigger=trigger)
+            "inputBlobKey": input_blob_key, "retryFailedRecords": options.get("retry_failed_records")}
+    run = runs.start_run(session, services().redis, account_id, data, trigger=trigger,
+                         blob_store=services().blob_store)
     run.flow_version = version.id  # the row is committed by dispatch; the version is written just after
     session.commit()
     return run
@@ -48,6 +51,8 @@ def execution_to_resource(session: Session, run: WorkflowRun) -> dict:
         "created_at": jsonapi.iso_time(run.date_queued), "started_at": jsonapi.iso_time(run.date_started),
         "finished_at": jsonapi.iso_time(run.date_finished), "error": run.error, "failed_step": run.failed_block,
         "records_failed": answer["recordsFailed"], "steps": [_step(block, workflow) for block in answer["blocks"]],
+        "retry_of": None if run.retry_of is None else {"execution_id": str(run.retry_of), "step": run.run_from_block,
+                                                       "positions": run.retried_positions},
     }
     relationships = {"flow": jsonapi.to_one("flow", run.workflow_id, f"/v2/flows/{run.workflow_id}")}
     if run.flow_version:
@@ -79,7 +84,26 @@ def execution_options() -> dict:
             raise BadRequestError(f"{name} must be an integer", field=name)
     if attributes.get("dry_run") is not None and not isinstance(attributes["dry_run"], bool):
         raise BadRequestError("dry_run must be true or false", field="dry_run")
+    if attributes.get("retry_failed_records") is not None:
+        attributes["retry_failed_records"] = _retry_spec(attributes["retry_failed_records"])
     return attributes
+
+
+RETRY_FIELDS = {"execution_id": "runId", "step": "block", "records": "records"}  # v2 name -> RunWorkflow's
+
+
+def _retry_spec(raw) -> dict:  # noqa: ANN001
+    """`retry_failed_records: {execution_id, step, records?: [{position, record}]}`, checked as RunWorkflow's
+    retryFailedRecords is."""
+    if not isinstance(raw, dict):
+        raise BadRequestError("retry_failed_records must be an object", field="retry_failed_records")
+    try:
+        return RetryFailedRecordsSchema().load({RETRY_FIELDS.get(name, name): value for name, value in raw.items()})
+    except ma.ValidationError as error:
+        canvas_name, messages = next(iter(error.messages.items()))
+        v2_name = next((v2 for v2, canvas in RETRY_FIELDS.items() if canvas == canvas_name), canvas_name)
+        field = f"retry_failed_records.{v2_name}"
+        raise BadRequestError(f"{field}: {messages}", field=field) from None
 
 
 def get_execution(session: Session, account_id: uuid.UUID, execution_id: str) -> WorkflowRun:
@@ -90,7 +114,8 @@ def get_execution(session: Session, account_id: uuid.UUID, execution_id: str) ->
 @blp.route("/flows/<flow_id>/executions")
 class FlowExecutions(MethodView):
     @blp.doc(**doc(202, "The queued execution", 409, 503,
-                   request_body="optional attributes run_from_step, run_till_step, dry_run"))
+                   request_body="optional attributes run_from_step, run_till_step, dry_run, retry_failed_records "
+                                "{execution_id, step, records?: [{position, record}]}"))
     def post(self, flow_id):
         """Run a flow now (the same dispatch as RunWorkflow)"""
         options = execution_options()

@@ -14,7 +14,7 @@ from canvas.execution.data import Records
 from canvas.execution.record_errors import RecordErrors
 from canvas.storage.blob import FileSystemBlobStore
 from tests.api.test_v2_support import V2
-from tests.integration.run_helpers import B1, B2, make_workflow, run_and_work
+from tests.integration.run_helpers import B1, B2, make_workflow, run_and_work, work_off
 
 pytestmark = pytest.mark.usefixtures("clean_run_queue")
 RECORDS = [{"id": 1}, {"id": 2, "bad": "no price"}, {"id": 3}, {"id": 4, "bad": "unknown customer"}, {"id": 5}]
@@ -126,3 +126,60 @@ def test_error_outputs_are_pruned_by_age_and_their_counts_stay(app, client, org,
     again = client.get(f"/api/WorkflowRun/{run['id']}", headers=org.admin_headers).json
     assert again["recordsFailed"] == 2 and again["blocks"][1]["recordsFailed"] == 2
     assert client.get(f"/api/WorkflowRun/{run['id']}/Block/2/Errors", headers=org.admin_headers).status_code == 204
+
+
+def test_retrying_failed_records_sends_only_those_edited_ones_as_edited_and_goes_on(app, client, org, picky_write):
+    workflow_id = make_workflow(client, org.admin_headers, [
+        ("Records", "records.from_variable", {"records": RECORDS}), ("Write", "test.picky_write", {}),
+        ("To CSV", "csv.from_records", {"filename": "sent.csv"})])
+    client.post("/api/UpdateWorkflow", headers=org.admin_headers, json={"id": workflow_id, "chain": [
+        {"uniqueBlockId": B2, "variables": {}, "onRecordError": "continue"}]})
+    first = run_and_work(client, app, org.admin_headers, workflow_id)
+    assert first["recordsFailed"] == 2
+    fixed = {"id": 2, "price": 10}
+    retry = run_and_work(client, app, org.admin_headers, workflow_id, retryFailedRecords={
+        "runId": first["id"], "block": 2, "records": [{"position": 2, "record": fixed}]})
+    assert (retry["status"], retry["runFromBlock"], retry["runTillBlock"]) == ("Succeeded", 2, 3), retry
+    assert retry["retryOf"] == {"runId": first["id"], "block": 2, "positions": [2, 4]}
+    assert retry["blocks"][0]["recordsIn"] is None and retry["blocks"][0]["recordsRead"] == 2
+    assert (retry["blocks"][0]["recordsOut"], retry["recordsFailed"]) == (1, 1)
+    csv_text = client.get(f"/api/WorkflowRun/{retry['id']}/Block/3/Output", headers=org.admin_headers).get_data(
+        as_text=True)
+    assert csv_text.splitlines() == ["id,price,sent", "2,10,true"]  # the edited record went on, only it
+    errors = client.get(f"/api/WorkflowRun/{retry['id']}/Block/2/Errors", headers=org.admin_headers)
+    [line] = [json.loads(text) for text in errors.get_data(as_text=True).splitlines()]
+    assert (line["position"], line["originalPosition"], line["record"]["id"]) == (2, 4, 4)
+
+
+@pytest.mark.parametrize("spec, status, expected", [
+    ({"block": 1}, 409, "set aside no failed records at block 1"),
+    ({"block": 2, "records": [{"position": 3, "record": {"id": 3}}]}, 400, "retryFailedRecords.records.0.position"),
+    ({"block": 2, "runId": "00000000-0000-0000-0000-000000000000"}, 404, "Unknown run"),
+    ({"block": 2, "runFromBlock": 1}, 400, "runFromBlock"),
+])
+def test_a_retry_that_makes_no_sense_is_refused_in_words(app, client, org, picky_write, spec, status, expected):
+    workflow_id = picky_workflow(client, org.admin_headers, "continue")
+    first = run_and_work(client, app, org.admin_headers, workflow_id)
+    spec = {"runId": first["id"], **spec}
+    extra = {"runFromBlock": spec.pop("runFromBlock")} if "runFromBlock" in spec else {}
+    answer = client.post("/api/RunWorkflow", headers=org.admin_headers,
+                         json={"workflowId": workflow_id, "retryFailedRecords": spec, **extra})
+    assert answer.status_code == status and expected in answer.json["Msg"], answer.json
+
+
+def test_v2_retries_failed_records_of_an_execution(app, client, org, picky_write):
+    v2 = V2(app, client, org)
+    workflow_id = picky_workflow(client, org.admin_headers, "continue")
+    first = run_and_work(client, app, org.admin_headers, workflow_id)
+    bad = v2.call("POST", f"/v2/flows/{workflow_id}/executions", {"data": {"type": "execution", "attributes": {
+        "retry_failed_records": {"execution_id": first["id"], "step": "two"}}}})
+    assert bad.status_code == 400 and bad.json["errors"][0]["source"]["pointer"] == \
+        "/data/attributes/retry_failed_records/step"
+    answer = v2.call("POST", f"/v2/flows/{workflow_id}/executions", {"data": {"type": "execution", "attributes": {
+        "retry_failed_records": {"execution_id": first["id"], "step": 2,
+                                 "records": [{"position": 4, "record": {"id": 4, "fixed": True}}]}}}})
+    assert answer.status_code == 202, answer.json
+    work_off(app)
+    execution = v2.call("GET", answer.headers["Location"]).json["data"]["attributes"]
+    assert execution["status"] == "succeeded" and execution["records_failed"] == 1  # record 2 fails again
+    assert execution["retry_of"] == {"execution_id": first["id"], "step": 2, "positions": [2, 4]}

@@ -1,4 +1,5 @@
-"""block_run.records_failed and errors_blob_key, workflow_run.records_failed: record-level errors
+"""block_run.records_failed and errors_blob_key, workflow_run.records_failed, retry_of and retried_positions:
+record-level errors and retrying failed records
 
 Revision ID: 0009
 Revises: 0008
@@ -20,10 +21,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('errors_blob_key', sa.String(length=300), nullable=True))
     with op.batch_alter_table('workflow_run') as batch_op:
         batch_op.add_column(sa.Column('records_failed', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('retry_of', sa.Uuid(), nullable=True))
+        batch_op.add_column(sa.Column('retried_positions', sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table('workflow_run') as batch_op:
+        batch_op.drop_column('retried_positions')
+        batch_op.drop_column('retry_of')
         batch_op.drop_column('records_failed')
     with op.batch_alter_table('block_run') as batch_op:
         batch_op.drop_column('errors_blob_key')
