@@ -3,11 +3,17 @@
 Styles: none; page (page number + page size parameters, stop on an empty page); offset (offset + limit, stop on an
 empty page); link (follow the RFC 8288 `Link: <...>; rel="next"` header); cursor (the next cursor is read from the
 answer at `cursor_path` and sent as `cursor_param`; stop when it is missing, empty or repeats).
+
+A paged read resumes at the failed page. While nothing has been read in the block run, a page fails as any request
+does (see _net_http; the runner may run the block again, which repeats nothing). Once pages were read, a page whose
+retries are used up gets PAGE_ROUNDS - 1 further rounds of them in place, each after a longer pause (a Retry-After
+is honoured), and if it still fails the block fails for good (not transient): running the block again would read
+every page before it again. So within a run no page that was read is fetched twice.
 """
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -20,6 +26,9 @@ from canvas.network.failures import url_without_query
 STYLES = ("none", "page", "offset", "link", "cursor")
 DEFAULT_PAGE_SIZE = 100
 DEFAULT_MAX_PAGES = 10_000
+# Tries of a page after the first, in rounds of the client's `retries`: the first round and as many more as the runner
+# would by default have run the whole block again (BLOCK_RETRIES), which is what a failed page used to cost.
+PAGE_ROUNDS = 3
 _MISSING = object()
 
 
@@ -99,13 +108,16 @@ def records_in(document: Any, path: str) -> list[dict]:
     return [value if isinstance(value, dict) else {"value": value}]
 
 
+Fetch = Callable[[HttpCall], HttpAnswer]  # the answer to one page's request
+
+
 # --- pages ---------------------------------------------------------------------------------------------------
 
 
 def record_pages(client: HttpClient, call: HttpCall, paging: Paging, records_path: str) -> Iterator[list[dict]]:
     """The records of each page, page after page; requests are made only as the pages are consumed."""
     styles = {"none": _single, "page": _numbered, "offset": _offsets, "link": _links, "cursor": _cursors}
-    pages = styles[paging.style](client, call, paging, records_path)
+    pages = styles[paging.style](_PageReader(client, labelled=paging.style != "none"), call, paging, records_path)
     for count, page in enumerate(pages, start=1):
         yield page
         if count >= paging.max_pages:
@@ -124,40 +136,67 @@ def stream_records(context: BlockContext, client: HttpClient, call: HttpCall, pa
     context.logger.info("%s gave %d records in %d page(s)", shown, count, pages)
 
 
+class _PageReader:
+    """Fetches the pages of one read in order, resuming at a page that fails (see the module docstring). Labels
+    each request "page N" when the read is paged: in messages, and so that each page has its own idempotency key."""
+
+    def __init__(self, client: HttpClient, labelled: bool):
+        self.client, self.labelled = client, labelled
+        self.pages_read = 0
+
+    def __call__(self, call: HttpCall) -> HttpAnswer:
+        number = self.pages_read + 1
+        if self.labelled:
+            call = dataclasses.replace(call, label=f"page {number}")
+        answer = self._resumed(call) if self.client.answers else self.client.call(call)
+        self.pages_read = number
+        return answer
+
+    def _resumed(self, call: HttpCall) -> HttpAnswer:
+        try:
+            return self.client.call(call, rounds=PAGE_ROUNDS)
+        except BlockError as error:
+            if not error.transient:
+                raise
+            # Final, not transient: the runner would run the block again from the first page.
+            raise BlockError(f"{error}; gave up after {PAGE_ROUNDS} rounds of retries rather than read the earlier "
+                             "pages again") from None
+
+
 def _with_params(call: HttpCall, **params: Any) -> HttpCall:
     return dataclasses.replace(call, params={**call.params, **{k: v for k, v in params.items() if k}})
 
 
-def _single(client: HttpClient, call: HttpCall, paging: Paging, path: str) -> Iterator[list[dict]]:
-    yield records_in(client.call(call).data, path)
+def _single(fetch: Fetch, call: HttpCall, paging: Paging, path: str) -> Iterator[list[dict]]:
+    yield records_in(fetch(call).data, path)
 
 
-def _numbered(client: HttpClient, call: HttpCall, paging: Paging, path: str) -> Iterator[list[dict]]:
+def _numbered(fetch: Fetch, call: HttpCall, paging: Paging, path: str) -> Iterator[list[dict]]:
     page = paging.first_page
     while True:
         sizes = {paging.size_param: paging.page_size} if paging.size_param else {}
-        records = records_in(client.call(_with_params(call, **{paging.page_param: page}, **sizes)).data, path)
+        records = records_in(fetch(_with_params(call, **{paging.page_param: page}, **sizes)).data, path)
         if not records:
             return
         yield records
         page += 1
 
 
-def _offsets(client: HttpClient, call: HttpCall, paging: Paging, path: str) -> Iterator[list[dict]]:
+def _offsets(fetch: Fetch, call: HttpCall, paging: Paging, path: str) -> Iterator[list[dict]]:
     offset = 0
     while True:
         page_call = _with_params(call, **{paging.offset_param: offset, paging.limit_param: paging.page_size})
-        records = records_in(client.call(page_call).data, path)
+        records = records_in(fetch(page_call).data, path)
         if not records:
             return
         yield records
         offset += len(records)
 
 
-def _links(client: HttpClient, call: HttpCall, paging: Paging, path: str) -> Iterator[list[dict]]:
+def _links(fetch: Fetch, call: HttpCall, paging: Paging, path: str) -> Iterator[list[dict]]:
     origin = _origin(call.url)
     while True:
-        answer = client.call(call)
+        answer = fetch(call)
         yield records_in(answer.data, path)
         next_url = _next_link(answer)
         if next_url is None:
@@ -178,11 +217,11 @@ def _origin(url: str) -> tuple:
     return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
 
 
-def _cursors(client: HttpClient, call: HttpCall, paging: Paging, path: str) -> Iterator[list[dict]]:
+def _cursors(fetch: Fetch, call: HttpCall, paging: Paging, path: str) -> Iterator[list[dict]]:
     cursor, seen = None, set()
     while True:
         page_call = _with_params(call, **{paging.cursor_param: cursor}) if cursor is not None else call
-        answer = client.call(page_call)
+        answer = fetch(page_call)
         records = records_in(answer.data, path)
         yield records
         cursor = dig(answer.data, paging.cursor_path)

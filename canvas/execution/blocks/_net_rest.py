@@ -14,7 +14,7 @@ from canvas.execution.blocks._net_http import (
 )
 from canvas.execution.blocks._net_paging import Paging, records_in, stream_records
 from canvas.execution.blocks.base import VariableSpec
-from canvas.execution.context import BlockContext, BlockError
+from canvas.execution.context import BlockAuthenticationError, BlockCancelledError, BlockContext, BlockError
 from canvas.execution.data import BlockData, Records
 from canvas.network.rest_auth import RestCredentialsError, base_url, build_auth, join_url
 
@@ -22,7 +22,8 @@ LIMIT_VARIABLES = {
     "maxResponseBytes": VariableSpec("integer", default=DEFAULT_MAX_RESPONSE_BYTES,
                                      description="Abandon an answer larger than this (bytes)."),
     "retries": VariableSpec("integer", default=DEFAULT_RETRIES,
-                            description="Retries of a request after HTTP 429/5xx or a connection error."),
+                            description="Retries of a request after HTTP 429/5xx or a connection error (POST/PATCH: "
+                                        "only when it was not processed)."),
     "maxRetryAfter": VariableSpec("number", default=DEFAULT_MAX_RETRY_AFTER,
                                   description="Longest Retry-After (seconds) honoured before giving up."),
     "timeout": timeout_variable(),
@@ -71,19 +72,34 @@ def _text(value: Any) -> str:
 
 def send_each_record(context: BlockContext, client: HttpClient, call: HttpCall, data: BlockData,
                      records_path: str) -> Iterator[dict]:
-    """One request per input record, the record as its JSON body; gives the records of every answer."""
+    """One request per input record, the record as its JSON body, labelled with the record's position ("record 3"):
+    in messages, and in its idempotency key. Gives the records of every answer.
+
+    A record the target refuses (4xx) or whose outcome is unknown fails the block, or under onRecordError `continue`
+    goes to the block's error output (context.fail_record) while the others go on. A transient failure (the target is
+    down) and a refused login fail the block whatever the setting: they are not about one record."""
     records = data if isinstance(data, Records) else Records([])
-    count = 0
+    count = failed = 0
     for count, record in enumerate(context.cancellable(records), start=1):
-        yield from records_in(client.call(dataclasses.replace(call, body=json_body(record))).data, records_path)
-    context.logger.info("sent %d records one by one", count)
+        record_call = dataclasses.replace(call, body=json_body(record), label=f"record {count}")
+        try:
+            answer = client.call(record_call)
+        except BlockError as error:
+            if error.transient or isinstance(error, (BlockAuthenticationError, BlockCancelledError)):
+                raise
+            context.fail_record(record, count, error)
+            failed += 1
+            continue
+        yield from records_in(answer.data, records_path)
+    context.logger.info("sent %d records one by one%s", count, f"; {failed} set aside" if failed else "")
 
 
 def send_all_records(context: BlockContext, client: HttpClient, call: HttpCall, data: BlockData,
                      records_path: str, block_key: str) -> Iterator[dict]:
     """All input records as one JSON array, spilled to a file first so a retry can send the same body again."""
     body_file = as_file(context, data, "json", "request-body", block_key)
-    yield from records_in(client.call(dataclasses.replace(call, body=body_file.open)).data, records_path)
+    all_call = dataclasses.replace(call, body=body_file.open, label="all records")
+    yield from records_in(client.call(all_call).data, records_path)
 
 
 def stream_calls(context: BlockContext, client: HttpClient, calls: list[HttpCall], paging: Paging,

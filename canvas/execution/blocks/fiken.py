@@ -45,9 +45,9 @@ class FikenApi:
         self.client = HttpClient(context, limits_of(context), credential_redactor(credentials))
         self.auth = rest_auth(credentials, self.client)
 
-    def call(self, method: str, path: str, body: Any = None) -> HttpCall:
+    def call(self, method: str, path: str, body: Any = None, label: str = "") -> HttpCall:
         return HttpCall(method, self.company_url + path, auth=self.auth,
-                        body=json_body(body) if body is not None else None)
+                        body=json_body(body) if body is not None else None, label=label)
 
 
 # --- Get all contacts -----------------------------------------------------------------------------------------
@@ -119,21 +119,29 @@ class FikenPostOrdersCustomers(Block):
 
 
 def _posted(context: BlockContext, api: FikenApi, orders: Records, shipping_text: str) -> Iterator[dict]:
+    """The POSTs carry no idempotency key: one whose outcome is unknown fails the block, naming the order."""
     with api.client:
-        for order in context.cancellable(orders):
-            contact_id = _contact_id(api, order)
-            answer = api.client.call(api.call("POST", "/sales", sale_body(order, contact_id, shipping_text)))
+        for position, order in enumerate(context.cancellable(orders), start=1):
+            label = _order_label(position, order)
+            contact_id = _contact_id(api, order, label)
+            answer = api.client.call(api.call("POST", "/sales", sale_body(order, contact_id, shipping_text), label))
             yield {"orderId": order.get("id"), "contactId": contact_id, "sale": answer.headers.get("Location")}
 
 
-def _contact_id(api: FikenApi, order: Mapping) -> Any:
+def _order_label(position: int, order: Mapping) -> str:
+    """Which order a request is for, in messages: its position in the input and its id."""
+    order_id = order.get("id")
+    return f"order {position}" if order_id is None else f"order {position}, id {order_id!r}"
+
+
+def _contact_id(api: FikenApi, order: Mapping, label: str) -> Any:
     contact = order.get("contact")
     if isinstance(contact, dict) and contact.get("contactId") is not None:
         return contact["contactId"]
     customer = _customer(order)
     body = {"name": customer.get("name") or customer.get("email") or "Unknown customer",
             "email": customer.get("email"), "customer": True}
-    answer = api.client.call(api.call("POST", "/contacts", body))
+    answer = api.client.call(api.call("POST", "/contacts", body, f"the contact of {label}"))
     location = answer.headers.get("Location") or ""
     if not location:
         raise BlockError(f"Fiken created a contact for order {order.get('id')!r} but did not say where")

@@ -147,6 +147,17 @@ def test_fiken_posts_missing_customers_and_every_order(http_server, tmp_path):
     assert fiken.posted[1][1] == {"name": "Dora", "email": "dora@example.com", "customer": True}
 
 
+def test_fiken_does_not_post_a_sale_again_when_its_outcome_is_unknown(http_server, tmp_path):
+    fiken = Fiken(http_server)
+    answer_sale = fiken.sales_endpoint
+    http_server.route("/api/v2/companies/demo-as/sales", lambda request: (
+        answer_sale(request), Response("gateway timeout", status=504))[1])  # Fiken saved it; the gateway gave up
+    orders = [{**order, "contact": fiken.contacts[0]} for order in ORDERS]
+    error = failure("fiken.post_orders_customers", tmp_path, credentials=fiken.credentials(), data=Records(iter(orders)))
+    assert error.outcome_unknown and "/sales (order 1, id 'o1'): the outcome is unknown" in str(error)
+    assert [kind for kind, _ in fiken.posted] == ["sale"]  # not repeated, and the second order not sent
+
+
 def test_fiken_needs_the_company_slug(tmp_path):
     error = failure("fiken.get_contacts", tmp_path, BlockError, credentials={"token": "t-1"})
     assert "companySlug" in str(error)
