@@ -10,7 +10,9 @@ SSRF guard; PostgreSQL (libpq) then connects to the checked address itself (host
 driver has one). Parameters are bound (`:name` in the query), never formatted into the text.
 
 `sql.insert`/`sql.upsert` write all input records in ONE transaction (a failure, or a retry after it, never leaves
-half the records behind), in batches of `batchSize`. A record's keys must be columns of the table (or are dropped
+half the records behind), in batches of `batchSize`. A failure before the COMMIT rolled everything back, so the
+block may run again (`retry_safe`); a connection lost during the COMMIT leaves the outcome unknown, and an insert
+then fails saying so instead of risking every row twice (an upsert may run again: it writes the same rows). A record's keys must be columns of the table (or are dropped
 with ignoreUnknownColumns); a column a record lacks is left out of its statement, so an insert gets the column's
 default and an upsert keeps the current value. Upsert uses ON CONFLICT (keyColumns) DO UPDATE on PostgreSQL and
 SQLite, and UPDATE-then-INSERT per record elsewhere; within a batch the last record of a key wins.
@@ -118,6 +120,17 @@ def database_errors(where: str, redact: Redactor) -> Iterator[None]:
         raise BlockError(redact(f"database error: {' '.join(first_line(error).split())}")) from None
 
 
+@contextmanager
+def rolled_back_on_failure(errors) -> Iterator[None]:  # noqa: ANN001 - a database_errors context
+    """Failures before the COMMIT: nothing was written, so even a block with side effects may run again."""
+    try:
+        with errors:
+            yield
+    except BlockError as error:
+        error.retry_safe = error.transient
+        raise
+
+
 def _classified(error: sqlalchemy.exc.DBAPIError, where: str, redact: Redactor) -> BlockError:
     message = redact(" ".join(first_line(error.orig or error).split()))
     lowered = message.lower()
@@ -204,15 +217,32 @@ class SqlInsert(Block):
         engine, redact, where = open_engine(context, self.key)
         count = 0
         try:
-            with database_errors(where, redact), engine.begin() as connection:
-                table = reflect_table(connection, table_name.strip())
-                writer = self.writer(context, table, connection)
-                for batch in batches(context.cancellable(records), size):
-                    writer(connection, table, prepared(batch, table, ignore_unknown, count))
-                    count += len(batch)
+            with engine.connect() as connection:
+                with rolled_back_on_failure(database_errors(where, redact)):
+                    transaction = connection.begin()
+                    table = reflect_table(connection, table_name.strip())
+                    writer = self.writer(context, table, connection)
+                    for batch in batches(context.cancellable(records), size):
+                        writer(connection, table, prepared(batch, table, ignore_unknown, count))
+                        count += len(batch)
+                with self.committing(database_errors(where, redact), count, table_name):
+                    transaction.commit()
         finally:
             engine.dispose()
         context.logger.info("wrote %d records into %s", count, table_name)
+
+    @contextmanager
+    def committing(self, errors, count: int, table_name: str) -> Iterator[None]:  # noqa: ANN001
+        """A COMMIT whose answer was lost: for an insert, the outcome is unknown."""
+        try:
+            with errors:
+                yield
+        except TransientBlockError as error:
+            failure = BlockError(f"{error}: the connection was lost while committing {count} records into "
+                                 f"{table_name}, so the outcome is unknown; check the table before running this "
+                                 "block again")
+            failure.outcome_unknown = True
+            raise failure from None
 
     def writer(self, context: BlockContext, table: sqlalchemy.Table, connection: sqlalchemy.Connection) -> Writer:
         return _insert
@@ -227,6 +257,12 @@ class SqlUpsert(SqlInsert):
         **SqlInsert.variables,
         "keyColumns": VariableSpec("array", required=True, description="Columns that identify a row."),
     }
+
+    @contextmanager
+    def committing(self, errors, count: int, table_name: str) -> Iterator[None]:  # noqa: ANN001
+        """An upsert written twice writes the same rows: a lost COMMIT answer may be retried."""
+        with rolled_back_on_failure(errors):
+            yield
 
     def writer(self, context: BlockContext, table: sqlalchemy.Table, connection: sqlalchemy.Connection) -> Writer:
         keys = context.variables.get("keyColumns") or []

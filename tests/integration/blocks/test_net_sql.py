@@ -151,3 +151,31 @@ def test_network_databases_are_named_in_the_host_part(tmp_path):
     error = failure("sql.query", tmp_path, variables={"query": "SELECT 1"},
                     credentials={"url": "postgresql+psycopg://u@/db?host=/var/run/postgresql"})
     assert "host part" in str(error)
+
+
+def test_a_connection_lost_mid_insert_leaves_nothing_and_is_safe_to_run_again(postgres_table, tmp_path):
+    """A relay to PostgreSQL is cut while the 300th of 600 records is read: the transaction is gone, no row is
+    written, and the failure says the block may run again (nothing was written); run again, every row is there once."""
+    from tests.servers.tcp_proxy import TcpProxy
+
+    url, table = postgres_table
+    target = sqlalchemy.make_url(url)
+    rows = [{"id": n, "name": f"n{n}", "city": "Oslo"} for n in range(1, 601)]
+    with TcpProxy(target.host or "127.0.0.1", target.port or 5432) as proxy:
+        proxied = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+
+        def cut_at_300():  # the block reads its records lazily: the cut falls between two batches
+            for row in rows:
+                if row["id"] == 300:
+                    proxy.cut()
+                yield row
+
+        context = make_context("sql.insert", {"table": table, "batchSize": 50}, {"url": proxied}, tmp_path)
+        with pytest.raises(TransientBlockError) as raised:
+            get_block("sql.insert")().run(context, Records(cut_at_300()))
+        assert raised.value.retry_safe and not raised.value.outcome_unknown
+        proxy.restore()
+        assert query(url, tmp_path, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}]
+        write("sql.insert", proxied, tmp_path, rows, table=table, batchSize=50)
+    counted = query(url, tmp_path, f"SELECT count(*) AS n, count(DISTINCT id) AS ids FROM {table}")
+    assert counted == [{"n": 600, "ids": 600}]
