@@ -12,11 +12,13 @@ from canvas.execution.blocks._net_common import as_file, positive_int, timeout_o
 from canvas.execution.blocks._net_http import (
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRY_AFTER, DEFAULT_RETRIES, HttpCall, HttpClient, HttpLimits, json_body,
 )
-from canvas.execution.blocks._net_paging import Paging, records_in, stream_records
+from canvas.execution.blocks._net_paging import PAGE_ROUNDS, Paging, records_in, stream_records
 from canvas.execution.blocks.base import VariableSpec
 from canvas.execution.context import BlockAuthenticationError, BlockCancelledError, BlockContext, BlockError
 from canvas.execution.data import BlockData, Records
 from canvas.network.rest_auth import RestCredentialsError, base_url, build_auth, join_url
+
+RECORD_ROUNDS = PAGE_ROUNDS  # a record, like a page, is tried in place rather than the whole block again
 
 LIMIT_VARIABLES = {
     "maxResponseBytes": VariableSpec("integer", default=DEFAULT_MAX_RESPONSE_BYTES,
@@ -75,15 +77,19 @@ def send_each_record(context: BlockContext, client: HttpClient, call: HttpCall, 
     """One request per input record, the record as its JSON body, labelled with the record's position ("record 3"):
     in messages, and in its idempotency key. Gives the records of every answer.
 
-    A record the target refuses (4xx) or whose outcome is unknown fails the block, or under onRecordError `continue`
-    goes to the block's error output (context.fail_record) while the others go on. A transient failure (the target is
-    down) and a refused login fail the block whatever the setting: they are not about one record."""
+    A record whose request keeps failing in a way that may pass (after the retries the module docstring of
+    _net_http allows) gets further rounds of them in place (RECORD_ROUNDS): the runner would have to send the earlier
+    records again to retry the block, so the block resumes at the failed record instead. A record the target refuses
+    (4xx) or whose outcome is unknown fails the block, or under onRecordError `continue` goes to the block's error
+    output (context.fail_record) while the others go on. A failure that outlasts the rounds (the target is down) and a
+    refused login fail the block whatever the setting: they are not about one record."""
     records = data if isinstance(data, Records) else Records([])
     count = failed = 0
     for count, record in enumerate(context.cancellable(records), start=1):
         record_call = dataclasses.replace(call, body=json_body(record), label=f"record {count}")
         try:
-            answer = client.call(record_call)
+            # Before anything was processed the runner may run the block again: its own retries, its own pauses.
+            answer = client.call(record_call, rounds=RECORD_ROUNDS if client.may_have_processed else 1)
         except BlockError as error:
             if error.transient or isinstance(error, (BlockAuthenticationError, BlockCancelledError)):
                 raise

@@ -53,3 +53,15 @@ def test_a_target_that_is_down_fails_the_block_whatever_the_setting(tmp_path):
 
     with pytest.raises(TransientBlockError):
         post_each_continuing(Down(), tmp_path)  # the first record: not about one record, the target is down
+
+
+def test_a_record_that_keeps_being_turned_away_is_tried_again_in_place_not_the_block(raw_server, tmp_path):
+    """Record 3 is turned away (429) more often than `retries` allows: the block gives it another round in place,
+    since running the block again would send records 1 and 2 twice."""
+    target = Target({3: ["429", "429", "429"]})
+    variables = {"method": "POST", "path": "/orders", "bodyMode": "each_record", "retries": 1}
+    context = make_context("http.request", variables, rest(raw_server(target)), tmp_path)
+    output = list(get_block("http.request")().run(context, orders()))
+    assert len(output) == len(target.processed) == 5
+    assert target.processed == {record_id: 1 for record_id in (1, 2, 3, 4, 5)}
+    assert [record_id for record_id, _ in target.deliveries].count(3) == 4  # 2 a round; the 2nd round went through
