@@ -2,6 +2,10 @@
 
 Password and public-key authentication; `host_key_line` is what an application's `hostKey` field holds.
 `generate_key()` makes client keys (RSA, Ed25519, ECDSA) in the text forms users paste.
+`before_write(path, offset, length)`, when given, is called before each write into a file (in the session's own
+thread): it may sleep (a slow server) or call `drop_connections()` (a connection lost mid-transfer).
+`rename_replaces=False` makes a server whose rename refuses an existing target and that does not offer OpenSSH's
+posix-rename (which replaces) either.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import os
 import posixpath
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,7 +80,19 @@ class _Authenticator(paramiko.ServerInterface):
         return paramiko.OPEN_SUCCEEDED if kind == "session" else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
 
 
+WriteHook = Callable[[Path, int, int], None]  # (local path, offset, length)
+
+
 class _LocalHandle(paramiko.SFTPHandle):
+    def __init__(self, flags: int, before_write: WriteHook | None):
+        super().__init__(flags)
+        self.before_write = before_write
+
+    def write(self, offset, data):
+        if self.before_write is not None:
+            self.before_write(Path(self.filename), offset, len(data))
+        return super().write(offset, data)
+
     def stat(self):
         try:
             return paramiko.SFTPAttributes.from_stat(os.fstat(self.readfile.fileno()))
@@ -106,9 +123,10 @@ def _errno_answer(function):
 class _LocalSFTPServer(paramiko.SFTPServerInterface):
     """The client sees `root` as "/"; ".." cannot leave it (paths are normalised before mapping)."""
 
-    def __init__(self, server, *args, root: str, **kwargs):
+    def __init__(self, server, *args, root: str, before_write: WriteHook | None = None, rename_replaces: bool = True,
+                 **kwargs):
         super().__init__(server, *args, **kwargs)
-        self.root = root
+        self.root, self.before_write, self.rename_replaces = root, before_write, rename_replaces
 
     def canonicalize(self, path):
         return posixpath.normpath(posixpath.join("/", path)) if path not in ("", ".") else "/"
@@ -139,7 +157,7 @@ class _LocalSFTPServer(paramiko.SFTPServerInterface):
         local = self._local(path)
         descriptor = os.open(local, flags | getattr(os, "O_BINARY", 0), 0o644)
         file = os.fdopen(descriptor, _open_mode(flags))
-        handle = _LocalHandle(flags)
+        handle = _LocalHandle(flags, self.before_write)
         handle.filename = local
         handle.readfile = handle.writefile = file
         return handle
@@ -151,11 +169,15 @@ class _LocalSFTPServer(paramiko.SFTPServerInterface):
 
     @_errno_answer
     def rename(self, oldpath, newpath):
+        if not self.rename_replaces and os.path.lexists(self._local(newpath)):
+            return paramiko.SFTP_FAILURE  # as OpenSSH's server answers: its plain rename does not replace
         os.rename(self._local(oldpath), self._local(newpath))
         return paramiko.SFTP_OK
 
     @_errno_answer
     def posix_rename(self, oldpath, newpath):
+        if not self.rename_replaces:
+            return paramiko.SFTP_OP_UNSUPPORTED
         os.replace(self._local(oldpath), self._local(newpath))
         return paramiko.SFTP_OK
 
@@ -184,8 +206,11 @@ class SftpServer:
         username: str = DEFAULT_USERNAME,
         password: str = DEFAULT_PASSWORD,
         authorized_keys: list[str] | None = None,
+        before_write: WriteHook | None = None,
+        rename_replaces: bool = True,
     ):
         self.root = Path(root)
+        self.before_write, self.rename_replaces = before_write, rename_replaces
         self.username, self.password = username, password
         self.authorized_keys = list(authorized_keys or [])
         self._host_key_pair = generate_key("ed25519")
@@ -224,12 +249,18 @@ class SftpServer:
         transport = paramiko.Transport(connection)
         transport.set_log_channel("tests.servers.sftpd")  # server-side noise apart from the client's paramiko logs
         transport.add_server_key(self.host_key)
-        transport.set_subsystem_handler("sftp", paramiko.SFTPServer, _LocalSFTPServer, root=str(self.root))
+        transport.set_subsystem_handler("sftp", paramiko.SFTPServer, _LocalSFTPServer, root=str(self.root),
+                                        before_write=self.before_write, rename_replaces=self.rename_replaces)
         self._transports.append(transport)
         authenticator = _Authenticator(self.username, self.password, self.authorized_keys)
         try:
             transport.start_server(event=threading.Event(), server=authenticator)  # negotiates in its own thread
         except paramiko.SSHException:
+            transport.close()
+
+    def drop_connections(self) -> None:
+        """Close every client connection at once, as a network failure would; new ones are still accepted."""
+        for transport in self._transports:
             transport.close()
 
     def stop(self) -> None:
@@ -239,8 +270,7 @@ class SftpServer:
             self._thread = None
         if self._listener is not None:
             self._listener.close()
-        for transport in self._transports:
-            transport.close()
+        self.drop_connections()
 
     def __enter__(self) -> "SftpServer":
         return self.start()

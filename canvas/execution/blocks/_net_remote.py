@@ -3,8 +3,12 @@
 A protocol module supplies a RemoteFolder (one open session) and subclasses the blocks below with `open_folder`.
 
 - upload: the input file (or the input records written as csv/json/xml) goes to a temporary name in the target
-  directory, then is renamed to its name, so a reader never sees half a file; an existing file is an error unless
-  `overwrite` is true (then it is replaced: renamed over, or deleted first where rename cannot replace).
+  directory, `.<name>.canvas-<run>-<block>-<nonce>.part` (hidden, traceable to the run, new for every attempt), and
+  is renamed to its name once complete, so the name never shows half a file. An existing file is an error unless
+  `overwrite` is true; then it is replaced: renamed over, or deleted just before the rename where the server's
+  rename cannot replace (the name is missing for that moment, never partial). When anything fails, the temporary
+  file is removed as well as can be (through a fresh session when the failure broke this one) and the failure raised;
+  a failure before the rename is marked `retry_safe` (nothing is visible yet), so the runner may try again.
 - download: the files matching the glob `pattern`; one file gives that file, several give one zip archive of them
   (so a chain always carries exactly one file); afterwards each is deleted (`deleteAfter`) or moved (`moveTo`).
 - list: records {name, size, modified} (modified: ISO 8601 UTC, or null when the server does not say).
@@ -14,23 +18,27 @@ from __future__ import annotations
 import fnmatch
 import mimetypes
 import posixpath
+import re
 import uuid
 import zipfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from canvas.execution.blocks._formats import temp_output_path
 from canvas.execution.blocks._net_common import as_file, file_format_variable, target_file_name, timeout_variable
 from canvas.execution.blocks.base import Block, VariableSpec
-from canvas.execution.context import BlockContext, BlockError
+from canvas.execution.context import BlockContext, BlockError, TransientBlockError
 from canvas.execution.data import BlockData, FileData, Records
 
 DEFAULT_ZIP_NAME = "files.zip"
 ZIP_CONTENT_TYPE = "application/zip"
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
+TEMPORARY_MARK = ".canvas-"
+TEMPORARY_SUFFIX = ".part"
+MAX_NAME_BYTES = 255  # the limit of one file name on common file systems (ext4, XFS, ZFS, APFS)
 
 
 @dataclass(frozen=True)
@@ -64,19 +72,14 @@ class RemoteFolder(ABC):
 
     @abstractmethod
     def replace(self, source: str, target: str) -> None:
-        """Rename over an existing target."""
+        """Rename over an existing target (where the server cannot, delete the target first, then rename)."""
 
     @abstractmethod
-    def delete(self, path: str) -> None: ...
+    def delete(self, path: str) -> None:
+        """Failures raise TransientBlockError when the session itself is broken, BlockError when the server said no."""
 
     @abstractmethod
     def close(self) -> None: ...
-
-    def delete_quietly(self, path: str) -> None:
-        try:
-            self.delete(path)
-        except BlockError:
-            pass  # cleaning up after a failure must not hide that failure
 
 
 def remote_path(directory: str | None, name: str) -> str:
@@ -85,6 +88,9 @@ def remote_path(directory: str | None, name: str) -> str:
 
 def remote_directory(directory: str | None) -> str:
     return posixpath.normpath(posixpath.join("/", directory or "/"))
+
+
+FolderOpener = Callable[[], AbstractContextManager[RemoteFolder]]  # opens a fresh session, closed on leaving
 
 
 class RemoteFilesBlock(Block):
@@ -126,28 +132,79 @@ class RemoteUpload(RemoteFilesBlock):
         file = as_file(context, data, fileformat, name, self.key)
         target = remote_path(variables.get("filepath"), name)
         with self.folder(context) as folder:
-            upload_atomically(folder, file, target, variables.get("overwrite") is True)
+            upload_atomically(folder, file, target, temporary_path(context, target),
+                              overwrite=variables.get("overwrite") is True, reopen=lambda: self.folder(context))
         context.logger.info("uploaded %s", target)
         return file
 
 
-def upload_atomically(folder: RemoteFolder, file: FileData, target: str, overwrite: bool) -> None:
-    if not overwrite and folder.exists(target):
-        raise BlockError(f"file already exists: {target} (set overwrite to true to replace it)")
-    directory, name = posixpath.split(target)
-    temporary = posixpath.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.part")
+def upload_atomically(folder: RemoteFolder, file: FileData, target: str, temporary: str, *, overwrite: bool,
+                      reopen: FolderOpener) -> None:
+    """Store under `temporary`, then rename it to `target`; on any failure remove `temporary` and raise the failure.
+    `reopen` opens a fresh session, for that removal when the failure broke `folder`."""
+    if not overwrite:
+        refuse_existing(folder, target)
+    try:
+        store_unseen(folder, file, temporary, target)
+        put_in_place(folder, temporary, target, overwrite)
+    except BaseException:
+        discard_quietly(folder, temporary, reopen)
+        raise
+
+
+def store_unseen(folder: RemoteFolder, file: FileData, temporary: str, target: str) -> None:
     try:
         with file.open() as stream:
             folder.store(temporary, stream, shown_as=target)
-        if overwrite:
-            folder.replace(temporary, target)
-        elif folder.exists(target):  # appeared while we uploaded: do not rename over it
-            raise BlockError(f"file already exists: {target} (set overwrite to true to replace it)")
-        else:
-            folder.rename(temporary, target)
-    except BaseException:
-        folder.delete_quietly(temporary)
+    except BlockError as error:
+        # Nothing has reached the final name, and another attempt writes a temporary file of its own: the runner may
+        # run this block again although it has side effects (a failed rename, below, is not marked: it may have
+        # happened).
+        error.retry_safe = True
         raise
+
+
+def put_in_place(folder: RemoteFolder, temporary: str, target: str, overwrite: bool) -> None:
+    if overwrite:
+        folder.replace(temporary, target)
+    else:
+        refuse_existing(folder, target)  # it may have appeared while we uploaded: never rename over it
+        folder.rename(temporary, target)
+
+
+def refuse_existing(folder: RemoteFolder, target: str) -> None:
+    if folder.exists(target):
+        raise BlockError(f"file already exists: {target} (set overwrite to true to replace it)")
+
+
+def discard_quietly(folder: RemoteFolder, path: str, reopen: FolderOpener) -> None:
+    """Delete `path`, best effort and raising nothing: the failure that brought us here is the one to report."""
+    try:
+        folder.delete(path)
+        return
+    except TransientBlockError:
+        pass  # the session broke (a dropped connection, a transfer cut short): try once more on a fresh one
+    except BlockError:
+        return  # the server answered: the file was never created, or we may not delete it; nothing more to try
+    try:
+        with reopen() as fresh:
+            fresh.delete(path)
+    except BlockError:
+        pass
+
+
+def temporary_path(context: BlockContext, target: str) -> str:
+    """`.<name>.canvas-<run>-<block>-<nonce>.part` beside `target`: hidden, recognisably ours (which run and block
+    wrote it), and new for every attempt (the runner retries with the same context), so no two uploads share one."""
+    directory, name = posixpath.split(target)
+    run = re.sub(r"[^0-9A-Za-z]", "", str(context.run_id))[:8] or "run"
+    ending = f"{TEMPORARY_MARK}{run}-{context.block_number}-{uuid.uuid4().hex[:6]}{TEMPORARY_SUFFIX}"
+    room = MAX_NAME_BYTES - len(ending) - 1  # a name that fits must not fail for want of room for the temporary one
+    return posixpath.join(directory, f".{_cut_to_bytes(name, room)}{ending}")
+
+
+def _cut_to_bytes(text: str, size: int) -> str:
+    return text.encode()[:size].decode(errors="ignore")  # never half a multibyte character
 
 
 # --- download ------------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """FTP and explicit FTPS (AUTH TLS + PROT P when the application's `secure` is true): upload, download, list.
 
 `ftp.upload` is the Canvas document's "FTP Upload" block (variables filename, fileformat, filepath). The shared
-behaviour (atomic upload, glob download, zip of several files) is described in _net_remote.
+behaviour (atomic upload, glob download, zip of several files) is described in _net_remote. Over FTP, a rename that
+the server refuses to do over an existing file is done, with `overwrite`, as delete then rename (FtpFolder.replace).
 """
 from __future__ import annotations
 
@@ -29,10 +30,13 @@ MLSD_FACTS = ["type", "size", "modify"]
 class FtpFolder(RemoteFolder):
     def __init__(self, ftp: ftplib.FTP, host: str, port: int, timeout: float, redact: Redactor):
         self.ftp, self.host, self.port, self.timeout, self.redact = ftp, host, port, timeout, redact
+        self.abandoned = False  # see _abandon
 
     @contextmanager
     def replies(self, action: str) -> Iterator[None]:
         """FTP replies in plain words: 4xx is worth a retry, 5xx is final; socket trouble is transient."""
+        if self.abandoned:  # ftplib would fail with an AttributeError on its closed socket
+            raise TransientBlockError(f"{action}: the FTP session ended with the interrupted transfer")
         with network_failures(self.host, self.port, self.timeout, self.redact):
             try:
                 yield
@@ -66,7 +70,20 @@ class FtpFolder(RemoteFolder):
 
     def store(self, path: str, stream: BinaryIO, shown_as: str) -> None:
         with self.replies(f"cannot upload {shown_as}"):
-            self.ftp.storbinary(f"STOR {path}", stream)
+            try:
+                self.ftp.storbinary(f"STOR {path}", stream)
+            except ftplib.Error:
+                raise  # the server's reply was read: the session is still in step
+            except BaseException:
+                self._abandon()
+                raise
+
+    def _abandon(self) -> None:
+        """A transfer cut short (the data connection broke, the input failed, a time limit struck) leaves the
+        server's reply to STOR unread: every later command would read an earlier command's reply. So this session
+        ends here; a clean-up needs a fresh one."""
+        self.abandoned = True
+        self.ftp.close()
 
     def fetch(self, path: str, sink: BinaryIO) -> None:
         with self.replies(f"cannot download {path}"):
@@ -77,14 +94,17 @@ class FtpFolder(RemoteFolder):
             self.ftp.rename(source, target)
 
     def replace(self, source: str, target: str) -> None:
+        """RNFR/RNTO, which replaces the target on most servers. Where it is refused and the target exists (the
+        server's rename cannot replace), the target is deleted and the rename tried again: for that moment the name
+        is missing, never partial. Only done with `overwrite` (and download's moveTo), which replace anyway."""
         try:
             self.rename(source, target)
         except TransientBlockError:
             raise
         except BlockError:
-            if not self.exists(target):
-                raise
-            self.delete(target)  # this server's rename cannot replace: make room, then rename again
+            if not (self.exists(target) and self.exists(source)):
+                raise  # another refusal: deleting the target would lose it for nothing
+            self.delete(target)
             self.rename(source, target)
 
     def delete(self, path: str) -> None:
@@ -92,6 +112,8 @@ class FtpFolder(RemoteFolder):
             self.ftp.delete(path)
 
     def close(self) -> None:
+        if self.abandoned:
+            return  # closed already
         try:
             self.ftp.quit()
         except (OSError, EOFError, ftplib.Error):

@@ -58,6 +58,8 @@ class SftpFolder(RemoteFolder):
             except OSError as error:
                 if isinstance(error, (TimeoutError, ConnectionError)):
                     raise
+                if not self.session.transport.is_active():  # paramiko's "Socket is closed": the connection dropped
+                    raise TransientBlockError(self.redact(f"{action}: connection lost ({error})")) from None
                 raise BlockError(self.redact(f"{action}: {error}")) from None  # an SFTP status such as "Failure"
 
     def list_files(self, directory: str) -> list[RemoteEntry]:
@@ -86,13 +88,17 @@ class SftpFolder(RemoteFolder):
             self.sftp.rename(source, target)
 
     def replace(self, source: str, target: str) -> None:
+        """OpenSSH's posix-rename replaces in one step. A server without it gets delete then plain rename (SFTP's
+        own rename refuses an existing target): for that moment the name is missing, never partial."""
         try:
             with self.replies(f"cannot rename {source} to {target}"):
-                self.sftp.posix_rename(source, target)  # OpenSSH's extension: replaces in one step
+                self.sftp.posix_rename(source, target)
         except TransientBlockError:
             raise
         except BlockError:
-            if self.exists(target):  # a server without posix-rename: make room, then plain rename
+            if not self.exists(source):
+                raise  # nothing to put in its place: deleting the target would lose it for nothing
+            if self.exists(target):
                 self.delete(target)
             self.rename(source, target)
 

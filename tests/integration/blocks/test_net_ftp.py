@@ -1,8 +1,10 @@
 """ftp.upload / ftp.download / ftp.list against pyftpdlib on loopback, plain and explicit FTPS."""
 from __future__ import annotations
 
+import ftplib
 import io
 import logging
+import re
 import time
 import zipfile
 
@@ -14,6 +16,10 @@ from canvas.network.guard import NetworkPolicy
 from tests.integration.blocks.net_support import (
     LOOPBACK, SHORT_TIMEOUT, assert_no_secrets, failure, file_of, logged_text, records, run_block,
 )
+from tests.integration.blocks.upload_support import (
+    BIG, Listing, assert_never_partial, breaking_file, list_during, temporary_name_pattern,
+)
+from tests.servers.ftp import FtpServer
 
 EMPLOYEES = [{"id": 1, "name": "Ann"}, {"id": 2, "name": "Bob"}]
 
@@ -56,6 +62,84 @@ def test_an_existing_file_is_kept_unless_overwrite_is_set(ftp_server, tmp_path):
     upload(ftp_server, tmp_path, file_of("a.txt", b"new"), filename="a.txt", overwrite=True)
     assert (ftp_server.home / "a.txt").read_bytes() == b"new"
     assert sorted(path.name for path in ftp_server.home.iterdir()) == ["a.txt"]
+
+
+# --- atomic upload: the final name never holds a partial file --------------------------------------------------
+
+
+def stored_files(caplog: pytest.LogCaptureFixture) -> list[tuple[str, bool, int]]:
+    """(name, complete, bytes) of each upload the server logged ("STOR /path completed=1 bytes=42 seconds=0.1")."""
+    transfers = [re.search(r"STOR (\S+) completed=(\d) bytes=(\d+)", line) for line in logged_text(caplog)]
+    return [(found[1].rsplit("/", 1)[-1], found[2] == "1", int(found[3])) for found in transfers if found]
+
+
+def deleted_files(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Names the server deleted ("DELE /path 250 ...")."""
+    return [found[1].rsplit("/", 1)[-1] for line in logged_text(caplog)
+            if (found := re.search(r" DELE (\S+) 250", line))]
+
+
+def listing(ftp: ftplib.FTP) -> Listing:
+    return {name: int(facts["size"]) for name, facts in ftp.mlsd("/", ["type", "size"]) if facts["type"] == "file"}
+
+
+def test_an_upload_is_written_under_a_temporary_name_of_its_attempt_and_renamed(ftp_server, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="pyftpdlib")
+    for _ in range(2):  # two attempts of the same block of the same run
+        upload(ftp_server, tmp_path, file_of("big.bin", BIG), overwrite=True)
+    assert (ftp_server.home / "big.bin").read_bytes() == BIG
+    assert [path.name for path in ftp_server.home.iterdir()] == ["big.bin"]
+    (first, *_), (second, *_) = stored_files(caplog)
+    assert temporary_name_pattern("big.bin").fullmatch(first) and temporary_name_pattern("big.bin").fullmatch(second)
+    assert first != second
+
+
+def test_overwrite_on_a_server_whose_rename_cannot_replace_deletes_then_renames(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="pyftpdlib")
+    with FtpServer(tmp_path / "ftp", rename_replaces=False) as server:
+        (server.home / "a.txt").write_bytes(b"old")
+        upload(server, tmp_path, file_of("a.txt", b"new"), overwrite=True)
+        assert [path.name for path in server.home.iterdir()] == ["a.txt"]
+        assert (server.home / "a.txt").read_bytes() == b"new"
+    rename_replies = [found[1] for line in logged_text(caplog) if (found := re.search(r" RNTO \S+ (\d{3})", line))]
+    assert rename_replies == ["550", "250"] and deleted_files(caplog) == ["a.txt"]
+
+
+def test_a_connection_cut_mid_upload_leaves_neither_the_file_nor_the_temporary_one(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="pyftpdlib")
+    with FtpServer(tmp_path / "ftp", cut_uploads_after=128 * 1024) as server:
+        error = failure("ftp.upload", tmp_path, TransientBlockError, credentials=server.credentials(),
+                        data=file_of("big.bin", BIG))  # the 426 reply, or a broken pipe if we were still sending
+        assert error.retry_safe  # nothing reached the final name: the runner may try again
+        [(temporary, complete, size)] = stored_files(caplog)
+        assert not complete and 128 * 1024 <= size < len(BIG)  # the server really got part of the file...
+        assert deleted_files(caplog) == [temporary]  # ...and the block removed it
+        assert list(server.home.iterdir()) == []
+
+
+@pytest.mark.parametrize("server_fixture", ["ftp_server", "ftps_server"])
+def test_an_input_that_breaks_off_mid_upload_leaves_no_file(server_fixture, request, tls_certs, tmp_path, caplog):
+    """The dangerous case: we close the data connection early, so the server takes the part it got as complete."""
+    caplog.set_level(logging.INFO, logger="pyftpdlib")
+    server = request.getfixturevalue(server_fixture)
+    policy = NetworkPolicy(allowlist=LOOPBACK.allowlist, ca_file=str(tls_certs.ca_file))
+    with pytest.raises(BlockError, match="the input broke off"):
+        upload(server, tmp_path, breaking_file("big.bin", BIG, fail_after=200 * 1024), policy=policy)
+    # The server created the file; how much of what we sent it read before the connections closed is a race.
+    [(temporary, _, size)] = stored_files(caplog)
+    assert size <= 200 * 1024 and temporary_name_pattern("big.bin").fullmatch(temporary)
+    assert deleted_files(caplog) == [temporary]
+    assert list(server.home.iterdir()) == []
+
+
+def test_a_listing_during_a_slow_upload_never_shows_the_final_name_before_it_is_complete(tmp_path):
+    with FtpServer(tmp_path / "ftp", upload_rate=len(BIG) // 4) as server, ftplib.FTP() as lister:  # about 2 s
+        lister.connect(server.host, server.port, timeout=10)
+        lister.login(server.username, server.password)
+        watched = list_during(lambda: upload(server, tmp_path, file_of("big.bin", BIG)), lambda: listing(lister))
+    assert_never_partial(watched.listings, "big.bin", len(BIG), temporary_name_pattern("big.bin"))
+    assert (server.home / "big.bin").read_bytes() == BIG
+    assert [path.name for path in server.home.iterdir()] == ["big.bin"]
 
 
 def test_list_gives_name_size_and_modified(ftp_server, tmp_path):
@@ -108,7 +192,7 @@ def test_download_without_a_matching_file_says_so(ftp_server, tmp_path):
 def test_ftps_uploads_and_lists_over_tls(ftps_server, tls_certs, tmp_path):
     policy = NetworkPolicy(allowlist=LOOPBACK.allowlist, ca_file=str(tls_certs.ca_file))
     upload(ftps_server, tmp_path, Records(iter(EMPLOYEES)), policy=policy, filename="secure")
-    assert (ftps_server.home / "secure.csv").exists()
+    assert [path.name for path in ftps_server.home.iterdir()] == ["secure.csv"]  # renamed, no temporary file left
     listed = records("ftp.list", tmp_path, credentials=ftps_server.credentials(), policy=policy)
     assert [entry["name"] for entry in listed] == ["secure.csv"]
 
