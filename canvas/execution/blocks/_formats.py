@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import codecs
 import csv
+import decimal
 import io
+import itertools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
+
+import ijson
 
 from canvas.execution.context import BlockContext, BlockError
 from canvas.execution.data import FileData, new_temp_path
@@ -177,112 +181,218 @@ def _loads_line(line: str, line_number: int) -> Any:
         raise BlockError(f"line {line_number} is not valid JSON: {error}") from None
 
 
-def iter_json_records(file: FileData, encoding: str = DEFAULT_ENCODING) -> Iterator[dict]:
-    """Records from a JSON array of objects, or from one or more objects one after the other (a single object,
-    JSON lines); read in chunks, so a big array never sits in memory whole."""
-    with open_text(file, encoding) as text:
-        try:
-            yield from _json_stream_records(_JsonChunks(text))
-        except UnicodeDecodeError as error:
-            raise BlockError(f"JSON is not valid {encoding}: {error.reason}") from None
-
-
-def _json_stream_records(stream: _JsonChunks) -> Iterator[dict]:
-    if stream.next_char() == "[":
-        yield from _array_records(stream)
-        if stream.next_char() is not None:
-            raise BlockError(f"unexpected text after the JSON array at character {stream.offset}")
-        return
-    index = 0
-    while stream.next_char() is not None:
-        yield _as_record(stream.decode_value(), f"value {index}")
-        index += 1
-
-
-def _array_records(stream: _JsonChunks) -> Iterator[dict]:
-    stream.skip(1)  # "["
-    if stream.next_char() == "]":
-        stream.skip(1)
-        return
-    index = 0
-    while True:
-        yield _as_record(stream.decode_value(), f"item {index}")
-        index += 1
-        separator = stream.next_char()
-        stream.skip(1)
-        if separator == "]":
-            return
-        if separator != ",":
-            raise BlockError(f"expected ',' or ']' after item {index - 1} at character {stream.offset - 1}")
-
-
 def _as_record(value: Any, where: str) -> dict:
     if not isinstance(value, dict):
         raise BlockError(f"{where} is {type(value).__name__}, not an object")
     return value
 
 
-class _JsonChunks:
-    """A text stream read in chunks, decoding one JSON value at a time with JSONDecoder.raw_decode."""
+# --- JSON, parsed incrementally by ijson ---------------------------------------------------------------------------
 
-    def __init__(self, text: TextIO):
-        self._text = text
-        self._buffer = ""
-        self._pos = 0
-        self._discarded = 0  # characters dropped from the front of the buffer, for error positions
-        self._eof = False
-        self._decoder = json.JSONDecoder()
 
-    @property
-    def offset(self) -> int:
-        return self._discarded + self._pos
+def _json_backend() -> Any:
+    """ijson's C backend (yajl2_c, in the binary wheels ijson publishes); its pure Python one where no wheel fits."""
+    try:
+        return ijson.get_backend("yajl2_c")
+    except ImportError:
+        return ijson.get_backend("python")
 
-    def next_char(self) -> str | None:
-        """The next non-whitespace character (not consumed), None at the end."""
-        while True:
-            while self._pos < len(self._buffer) and self._buffer[self._pos] in " \t\r\n":
-                self._pos += 1
-            if self._pos < len(self._buffer):
-                return self._buffer[self._pos]
-            if not self._read_more():
-                return None
 
-    def skip(self, count: int) -> None:
-        self._pos += count
+JSON_BACKEND = _json_backend()
+JSON_READ_SIZE = 64 * 1024  # bytes per read: ijson's default, a little faster here than 16 or 256 KiB
+JSON_WHITESPACE = b" \t\r\n"
+UTF8_CODECS = ("utf-8", "utf-8-sig")  # read as they are; a file in another encoding is converted to UTF-8 first
+NOT_JSON_NUMBERS = (b"NaN", b"Infinity", b"-Infinity")  # Python's json writes and reads them unless told not to
+FRIENDLIER_REASONS = {
+    "premature EOF": "the text ends inside a value (is the file cut short?)",
+    "trailing garbage": "unexpected text after the JSON value",
+}
 
-    def decode_value(self) -> Any:
-        self.next_char()  # raw_decode does not skip leading whitespace itself
-        while True:
-            try:
-                value, end = self._decoder.raw_decode(self._buffer, self._pos)
-            except json.JSONDecodeError as error:
-                if self._is_cut_short(error) and self._read_more():
-                    continue
-                raise BlockError(f"invalid JSON at character {self._discarded + error.pos}: {error.msg}") from None
-            if end == len(self._buffer) and self._read_more():
-                continue  # a number or literal at the very end of the chunk may go on in the next one
-            self._pos = end
-            self._compact()
-            return value
 
-    def _is_cut_short(self, error: json.JSONDecodeError) -> bool:
-        if len(self._buffer) - self._pos > MAX_RECORD_CHARS:
-            return False
-        return error.msg.startswith("Unterminated") or error.pos >= len(self._buffer) - NEAR_END
+class _NumberTooBig(Exception):
+    """A number the fast parse cannot hold (an integer of 64 bits or more, 1e400): parse again exactly."""
 
-    def _read_more(self) -> bool:
-        if self._eof:
-            return False
-        chunk = self._text.read(CHUNK_CHARS)
-        if not chunk:
-            self._eof = True
-            return False
-        self._buffer += chunk
-        return True
+    def __init__(self, records_given: int):
+        super().__init__(records_given)
+        self.records_given = records_given
 
-    def _compact(self) -> None:
-        if self._pos > CHUNK_CHARS:
-            self._discarded += self._pos
-            self._buffer = self._buffer[self._pos :]
-            self._pos = 0
 
+def iter_json_records(file: FileData, encoding: str = DEFAULT_ENCODING, items_path: str = "") -> Iterator[dict]:
+    """Records from a JSON array of objects, a single object, or objects one after the other (JSON lines); with
+    `items_path` (ijson's prefix syntax: "data.item" is each item of the array under "data"), the values found at
+    that path in each top-level value.
+
+    Parsed incrementally, so memory holds one record and a 64 KiB read at a time, and time grows linearly with the
+    size. Numbers come as json.loads gives them: int for integers, float for the rest. The fast parse builds floats
+    itself but gives up on numbers beyond 64 bits; a file holding one is parsed again with exact numbers (Decimal,
+    then float), from the record after the last one already given."""
+    try:
+        yield from _parsed_records(file, encoding, items_path, exact_numbers=False)
+    except _NumberTooBig as too_big:
+        exact = _parsed_records(file, encoding, items_path, exact_numbers=True)
+        yield from itertools.islice(exact, too_big.records_given, None)
+
+
+def _parsed_records(file: FileData, encoding: str, items_path: str, exact_numbers: bool) -> Iterator[dict]:
+    with _json_reader(file, encoding) as reader:
+        index = -1
+        try:
+            first_byte = reader.skip_to_first_value()
+            if first_byte is None:
+                return  # nothing but whitespace: no records
+            prefix, several_values = _selection(first_byte, items_path)
+            values = JSON_BACKEND.items(reader, prefix, use_float=not exact_numbers, multiple_values=several_values,
+                                        buf_size=JSON_READ_SIZE)
+            for index, value in enumerate(map(_floats_for_decimals, values) if exact_numbers else values):
+                if not isinstance(value, dict):
+                    raise BlockError(f"{_value_name(index, prefix)} is {type(value).__name__}, not an object")
+                yield value
+        except UnicodeDecodeError as error:
+            raise BlockError(f"JSON is not valid {encoding}: {error.reason}") from None
+        except ijson.JSONError as error:
+            if not exact_numbers and _is_number_overflow(error):
+                raise _NumberTooBig(records_given=index + 1) from None
+            raise _json_error(error, reader, encoding) from None
+
+
+def _selection(first_byte: bytes, items_path: str) -> tuple[str, bool]:
+    """ijson's prefix for the records, and whether the text may hold several top-level values."""
+    if items_path:
+        return items_path, True  # in every top-level value: JSON lines of envelopes unwrap too
+    if first_byte == b"[":
+        return "item", False  # one array: text after it is an error, as it always was
+    return "", True  # objects one after the other: a single object, JSON lines, concatenated objects
+
+
+def _value_name(index: int, prefix: str) -> str:
+    if prefix == "item":
+        return f"item {index}"
+    return f"value {index}" + (f" at {prefix!r}" if prefix else "")
+
+
+def _floats_for_decimals(value: Any) -> Any:
+    """`value` with ijson's exact Decimal numbers as the floats json.loads would give (1e400 is inf, as there)."""
+    if isinstance(value, dict):
+        return {key: _floats_for_decimals(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_floats_for_decimals(item) for item in value]
+    return float(value) if isinstance(value, decimal.Decimal) else value
+
+
+@contextmanager
+def _json_reader(file: FileData, encoding: str) -> Iterator[_JsonReader]:
+    """UTF-8 files go to the parser as they are; a file in another encoding is decoded and encoded as UTF-8."""
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise BlockError(f"unknown text encoding {encoding!r}") from None
+    if codec in UTF8_CODECS:
+        with file.open() as stream:
+            yield _JsonReader(stream.read)
+        return
+    with open_text(file, encoding) as text:
+        yield _TranscodedJsonReader(lambda size: text.read(size).encode("utf-8"))
+
+
+class _JsonReader:
+    """The UTF-8 bytes the parser reads, from `read_chunk`. It keeps the last chunk handed out and counts what came
+    before it, so that a parse error (placed by yajl within the chunk it was parsing) gets a position in the file."""
+
+    unit = "byte"
+
+    def __init__(self, read_chunk: Callable[[int], bytes]):
+        self._read_chunk = read_chunk
+        self._unread = b""
+        self.last = b""
+        self.before_last = 0  # units (bytes here) read before `last`
+
+    def read(self, size: int) -> bytes:
+        if size == 0:
+            return b""  # ijson's probe: are these bytes or text?
+        self.before_last += self.units(self.last)
+        if self._unread:
+            self.last, self._unread = self._unread, b""
+        else:
+            self.last = self._read_chunk(size)
+        return self.last
+
+    def skip_to_first_value(self) -> bytes | None:
+        """Skips a byte order mark and whitespace; returns the first byte of the first value (left to be read), or
+        None at the end. yajl refuses a byte order mark, and the first byte tells an array from other values."""
+        head = self._read_chunk(JSON_READ_SIZE)
+        head_start = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+        while head:
+            rest = head[head_start:].lstrip(JSON_WHITESPACE)
+            self.before_last += self.units(head[: len(head) - len(rest)])
+            if rest:
+                self._unread = rest
+                return rest[:1]
+            head, head_start = self._read_chunk(JSON_READ_SIZE), 0
+        return None
+
+    def units(self, chunk: bytes) -> int:
+        return len(chunk)
+
+    def position(self, offset: int) -> str:
+        """Where the parser stopped: `offset` bytes into the last chunk, counted from 1 in the file's units."""
+        return f"{self.unit} {self.before_last + self.units(self.last[:offset])}"
+
+
+class _TranscodedJsonReader(_JsonReader):
+    """A file decoded from another encoding: positions count characters, which mean something in that file."""
+
+    unit = "character"
+
+    def units(self, chunk: bytes) -> int:
+        return len(chunk.decode("utf-8", errors="ignore"))  # position() may cut the last chunk inside a character
+
+
+def _json_error(error: ijson.JSONError, reader: _JsonReader, encoding: str) -> BlockError:
+    """ijson's error as a message naming the position. yajl words it "parse error: <reason>", then shows the text
+    around the error with an arrow under the place it stopped; finding that text in the last chunk places it."""
+    reason_line, *context = _error_bytes(error).split(b"\n")
+    reason = reason_line.decode("utf-8", errors="replace")
+    if "premature EOF" in reason:  # found when the parse is completed, past the last chunk
+        offset = len(reader.last)
+    else:
+        offset = _yajl_error_offset(reader.last, context[0]) if len(context) >= 2 else None
+    if offset is None:  # another backend's wording, or an excerpt that was not found: ijson's message as it is
+        return BlockError(f"invalid JSON: {reason}")
+    position = reader.position(offset)
+    if "invalid bytes in UTF8" in reason:
+        return BlockError(f"JSON is not valid {encoding}: invalid bytes near {position}")  # ends a byte or two on
+    reason = reason.removeprefix("parse error: ").removeprefix("lexical error: ").rstrip(".")
+    message = f"invalid JSON at {position}: {FRIENDLIER_REASONS.get(reason, reason)}"
+    excerpt = context[0].strip().decode("utf-8", errors="replace")
+    if excerpt:
+        message += f", near {excerpt!r}"
+    if reader.last[max(offset - 1, 0) :].startswith(NOT_JSON_NUMBERS):
+        message += " (NaN and Infinity are not JSON numbers: write null, or the value as text)"
+    return BlockError(message)
+
+
+def _error_bytes(error: ijson.JSONError) -> bytes:
+    """ijson's message; yajl's comes as bytes when its excerpt of the text is not valid UTF-8."""
+    message = error.args[0] if error.args else b""
+    return message if isinstance(message, bytes) else str(message).encode("utf-8")
+
+
+def _is_number_overflow(error: ijson.JSONError) -> bool:
+    """yajl's "integer overflow" or "numeric (floating point) overflow" (the first line: not the excerpt)."""
+    return b"overflow" in _error_bytes(error).split(b"\n")[0]
+
+
+def _yajl_error_offset(chunk: bytes, context: bytes) -> int | None:
+    """The offset in `chunk` at which yajl stopped, from its excerpt `context`: up to 30 bytes either side of the
+    offset, line breaks shown as spaces, shifted right with spaces so that the offset falls at column 40."""
+    shown = chunk.replace(b"\n", b" ").replace(b"\r", b" ")
+
+    def rendered(offset: int) -> bytes:
+        return b" " * (40 - offset if offset < 30 else 10) + shown[max(offset - 30, 0) : offset + 30]
+
+    candidates = list(range(min(30, len(chunk) + 1)))  # near the start of the chunk: any of these
+    found = shown.find(context[10:])
+    while found >= 0:  # further in, the excerpt starts 30 bytes before the offset
+        candidates.append(found + 30)
+        found = shown.find(context[10:], found + 1)
+    return next((offset for offset in candidates if offset <= len(chunk) and rendered(offset) == context), None)

@@ -129,10 +129,10 @@ def test_json_reader_streams_across_chunk_boundaries(tmp_path):
     "content, fragment",
     [
         (b'[{"a": 1}, 2]', "item 1 is int"),
-        (b'[{"a": 1} {"a": 2}]', "expected ',' or ']'"),
-        (b'[{"a": 1}, {"a": }]', "invalid JSON"),
-        (b'[{"a": 1}', "expected ',' or ']'"),
-        (b'[{"a": 1}] extra', "unexpected text"),
+        (b'[{"a": 1} {"a": 2}]', "at byte 11: after array element, I expect ',' or ']'"),
+        (b'[{"a": 1}, {"a": }]', "invalid JSON at byte 18"),
+        (b'[{"a": 1}', "at byte 9: the text ends inside a value"),
+        (b'[{"a": 1}] extra', "at byte 12: unexpected text"),
     ],
 )
 def test_json_errors(tmp_path, content, fragment):
