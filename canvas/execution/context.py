@@ -48,6 +48,10 @@ def _nobody() -> str | None:
     return None
 
 
+def _ignore_confirmation(_count: int) -> None:
+    return None
+
+
 ON_RECORD_ERROR = ("fail", "continue")
 
 
@@ -76,6 +80,10 @@ class BlockContext:
     owner_email: Callable[[], str | None] = _nobody  # the e-mail address of the account the workflow belongs to
     on_record_error: str = "fail"  # the chain entry's onRecordError
     record_errors: RecordErrorSink | None = None  # where records set aside go (the runner's error output)
+    # A resumable block (Block.resumable) skips the first `resume_after` input records, which an earlier run of it
+    # on the same input confirmed, and calls `confirm(n)` once the first n input records are done (sent, or set aside).
+    resume_after: int = 0
+    confirm: Callable[[int], None] = _ignore_confirmation
 
     def fail_record(self, record: Any, position: int, error: BlockError) -> None:
         """One input record (1-based `position`) could not be processed. With onRecordError `continue` it is set

@@ -147,12 +147,37 @@ def end_running_blocks(connection: Connection, run_id: uuid.UUID, status: str, e
                                             "error_class": error_class, "now": now})
 
 
-def latest_record_count(connection: Connection, workflow_id: uuid.UUID, unique_block_id: str) -> int | None:
-    query = (select(OUTPUTS.c.record_count)
+def latest_output_ref(connection: Connection, workflow_id: uuid.UUID,
+                      unique_block_id: str) -> tuple[uuid.UUID | None, int | None]:
+    """(id, record count) of the block's newest stored output: what a run starting after it reads."""
+    query = (select(OUTPUTS.c.id, OUTPUTS.c.record_count)
              .where(OUTPUTS.c.workflow_id == workflow_id, OUTPUTS.c.unique_block_id == unique_block_id,
                     OUTPUTS.c.dry_run.is_(False))
              .order_by(OUTPUTS.c.date_created.desc()).limit(1))
-    return connection.execute(query).scalar()
+    row = connection.execute(query).first()
+    return (row.id, row.record_count) if row else (None, None)
+
+
+CONFIRM_RECORDS = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block_run_id"))
+                   .values(records_confirmed=bindparam("count")))
+
+
+def confirm_records(connection: Connection, block_run_id: uuid.UUID, count: int) -> None:
+    connection.execute(CONFIRM_RECORDS, {"block_run_id": block_run_id, "count": count})
+
+
+def unfinished_confirmations(connection: Connection, workflow_id: uuid.UUID, run_id: uuid.UUID,
+                             unique_block_id: str, input_output_id: uuid.UUID) -> int:
+    """Records confirmed by the block's previous run, when that run of it did not finish and read the same input."""
+    previous = connection.execute(
+        select(BLOCK_RUNS.c.status, BLOCK_RUNS.c.records_confirmed, BLOCK_RUNS.c.input_output_id)
+        .join(RUNS, RUNS.c.id == BLOCK_RUNS.c.run_id)
+        .where(RUNS.c.workflow_id == workflow_id, RUNS.c.id != run_id, RUNS.c.dry_run.is_(False),
+               BLOCK_RUNS.c.unique_block_id == unique_block_id)
+        .order_by(BLOCK_RUNS.c.date_started.desc()).limit(1)).first()
+    if previous is None or previous.status not in ("Failed", "Cancelled") or previous.input_output_id != input_output_id:
+        return 0
+    return previous.records_confirmed or 0
 
 
 def bindings(connection: Connection, workflow_id: uuid.UUID) -> dict:

@@ -74,6 +74,7 @@ class RunState:
     number: int = 0  # the block in hand
     lease_trouble: bool = False  # a block was stopped because the run's lease could not be confirmed
     records_failed: int = 0  # input records its blocks set aside (onRecordError continue)
+    first_input_id: uuid.UUID | None = None  # the stored output the first block reads, when it reads one
     recorded: set = field(default_factory=set)  # block runs whose completion is already written
     started: float = field(default_factory=time.monotonic)
 
@@ -224,12 +225,12 @@ class Runner:
                          claimed.run_from_block, claimed.run_till_block, claimed.dry_run,
                          run_credentials.workflow_time_zone(connection, workflow), claimed.input_blob_key,
                          lease, FencedWriter(self.db.engine, lease), first_block_run_id=first_block_run_id)
+        records_in = None
+        if state.first > 1 and not state.input_blob_key:
+            state.first_input_id, records_in = records.latest_output_ref(
+                connection, workflow.id, state.chain[state.first - 2]["uniqueBlockId"])
         if begin:
-            records_in = None
-            if state.first > 1 and not state.input_blob_key:
-                records_in = records.latest_record_count(connection, workflow.id,
-                                                         state.chain[state.first - 2]["uniqueBlockId"])
-            self._begin_block(connection, state, state.first, records_in, first_block_run_id)
+            self._begin_block(connection, state, state.first, records_in, first_block_run_id, state.first_input_id)
         return state
 
     def _initial_input(self, state: RunState) -> InputFactory:
@@ -276,6 +277,8 @@ class Runner:
                                           self._placeholder_values(state, number))
             context = self._context(state, number, variables, credentials, block_log, record_errors)
             block = recording_block(block_class) if state.dry_run and block_class.side_effects else block_class()
+            if block.resumable:
+                context = self._resumable(state, number, block_run_id, context)
             output, attempts = self._attempts(state, number, block, context, make_input, progress)
         except Exception as error:
             self._fail_block(state, block_run_id, block_log, error, redact, progress, record_errors)
@@ -283,6 +286,25 @@ class Runner:
         errors_key = self._store_record_errors(state, number, record_errors)
         return CompletedBlock(block_run_id, output, attempts, block_log.finished_lines(), progress.read,
                               record_errors.count, errors_key)
+
+    def _resumable(self, state: RunState, number: int, block_run_id: uuid.UUID,
+                   context: BlockContext) -> BlockContext:
+        """Confirmations go to the block run as they come; the first block of a run (runFromBlock) starts after the
+        records that the block's last run on the same input confirmed, if it did not finish."""
+        def confirm(count: int) -> None:
+            state.writer.write_once(f"the records block {number} confirmed", lambda connection: (
+                records.confirm_records(connection, block_run_id, count)))
+
+        resume_after = 0
+        if number == state.first and state.first_input_id is not None:
+            resume_after = state.writer.read(f"how far block {number} got before", lambda: self._confirmed_before(
+                state, number))
+        return dataclasses.replace(context, confirm=confirm, resume_after=resume_after)
+
+    def _confirmed_before(self, state: RunState, number: int) -> int:
+        with self.db.engine.connect() as connection:
+            return records.unfinished_confirmations(connection, state.workflow_id, state.run_id,
+                                                    state.chain[number - 1]["uniqueBlockId"], state.first_input_id)
 
     def _store_record_errors(self, state: RunState, number: int, record_errors: RecordErrors) -> str | None:
         state.records_failed += record_errors.count
@@ -360,12 +382,12 @@ class Runner:
         return record
 
     def _begin_block(self, connection, state: RunState, number: int, records_in: int | None,  # noqa: ANN001
-                     block_run_id: uuid.UUID) -> None:
+                     block_run_id: uuid.UUID, input_output_id: uuid.UUID | None) -> None:
         entry = state.chain[number - 1]
         records.insert_block_run(connection, state.workflow_id, {
             "id": block_run_id, "run_id": state.run_id, "number": number, "unique_block_id": entry["uniqueBlockId"],
             "block_name": entry["blockName"], "block_key": entry["block"], "status": "Running", "attempts": 0,
-            "records_in": records_in, "log": [], "date_started": utcnow()})
+            "records_in": records_in, "log": [], "date_started": utcnow(), "input_output_id": input_output_id})
 
     def _advance(self, state: RunState, completed: CompletedBlock, number: int) -> uuid.UUID:
         """Record the finished block and begin the next one in one transaction."""
@@ -373,7 +395,8 @@ class Runner:
 
         def record(connection) -> None:  # noqa: ANN001
             self._record_completed(connection, completed)
-            self._begin_block(connection, state, number, completed.output["record_count"], block_run_id)
+            self._begin_block(connection, state, number, completed.output["record_count"], block_run_id,
+                              completed.output["id"])
 
         state.writer.write(f"recording block {number - 1}", record,
                            landed=lambda connection: records.block_run_exists(connection, block_run_id))

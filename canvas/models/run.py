@@ -77,6 +77,10 @@ class BlockRun(Base):
     # Records it could not process and set aside (onRecordError continue), kept as JSON lines at errors_blob_key.
     records_failed: Mapped[int | None] = mapped_column(Integer)
     errors_blob_key: Mapped[str | None] = mapped_column(String(300))
+    # Input records whose side effect the block confirmed, in order (a resumable block): a later run of the block on
+    # the same input (the stored output input_output_id) starts after them.
+    records_confirmed: Mapped[int | None] = mapped_column(Integer)
+    input_output_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     error: Mapped[str | None] = mapped_column(Text)
     error_class: Mapped[str | None] = mapped_column(String(200))
     log: Mapped[list] = mapped_column(JSON, default=list)

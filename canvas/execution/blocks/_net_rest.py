@@ -85,7 +85,12 @@ def send_each_record(context: BlockContext, client: HttpClient, call: HttpCall, 
     refused login fail the block whatever the setting: they are not about one record."""
     records = data if isinstance(data, Records) else Records([])
     count = failed = 0
+    if context.resume_after:
+        context.logger.info("resuming after record %d: an earlier run of this block sent the records before it",
+                            context.resume_after)
     for count, record in enumerate(context.cancellable(records), start=1):
+        if count <= context.resume_after:
+            continue
         record_call = dataclasses.replace(call, body=json_body(record), label=f"record {count}")
         try:
             # Before anything was processed the runner may run the block again: its own retries, its own pauses.
@@ -94,8 +99,10 @@ def send_each_record(context: BlockContext, client: HttpClient, call: HttpCall, 
             if error.transient or isinstance(error, (BlockAuthenticationError, BlockCancelledError)):
                 raise
             context.fail_record(record, count, error)
+            context.confirm(count)
             failed += 1
             continue
+        context.confirm(count)
         yield from records_in(answer.data, records_path)
     context.logger.info("sent %d records one by one%s", count, f"; {failed} set aside" if failed else "")
 

@@ -38,6 +38,9 @@ class Block:
     description: ClassVar[str] = ""
     application_kind: ClassVar[str | None] = None  # "ftp", "rest", "smtp", "sql", "sftp", "filehub"; None = none
     side_effects: ClassVar[bool] = False  # changes the outside world (upload, send, insert): dry runs replace it
+    # Confirms its input records one by one (context.confirm) and skips those an earlier run confirmed
+    # (context.resume_after): a later run of the block on the same input goes on where it stopped.
+    resumable: ClassVar[bool] = False
     input_kind: ClassVar[str] = "any"  # "records" | "file" | "none" | "any": what it accepts
     output_kind: ClassVar[str] = "any"  # "records" | "file" | "none" | "any": what it gives
     variables: ClassVar[dict[str, VariableSpec]] = {}

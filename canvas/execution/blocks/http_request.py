@@ -107,6 +107,7 @@ class HttpRequest(HttpGet):
         "all_records one JSON array of them. Gives the records of the answers."
     )
     side_effects = True
+    resumable = True  # bodyMode each_record: a record is done once its request was answered, or it was set aside
     variables = {
         "method": VariableSpec("string", default="GET", choices=METHODS, description="The HTTP method."),
         "bodyMode": VariableSpec("string", default="none", choices=BODY_MODES,
