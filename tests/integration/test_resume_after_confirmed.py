@@ -66,3 +66,23 @@ def test_a_run_on_a_newer_input_starts_from_the_first_record(app, client, org, h
     whole = run_and_work(client, app, org.admin_headers, workflow_id)  # block 1 ran again: a new input
     assert whole["status"] == "Succeeded"
     assert target.processed == {1: 2, 2: 2, 3: 1, 4: 1, 5: 1}
+
+
+def test_failed_records_set_aside_are_retried_alone_with_the_edited_one_as_edited(app, client, org, http_server):
+    """Against the target: orders 2 and 4 are refused and set aside; the retry sends exactly those two again, order 4
+    as edited, and the target then has every order once."""
+    target = Target({2: ["400"], 4: ["400"]})
+    workflow_id = orders_workflow(client, org.admin_headers, http_server, target)
+    client.post("/api/UpdateWorkflow", headers=org.admin_headers, json={"id": workflow_id, "chain": [
+        {"uniqueBlockId": B2, "variables": {"method": "POST", "path": "/orders", "bodyMode": "each_record",
+                                            "retries": 0}, "onRecordError": "continue"}]})
+    first = run_and_work(client, app, org.admin_headers, workflow_id)
+    assert (first["status"], first["recordsFailed"]) == ("Succeeded", 2)
+    assert target.processed == {1: 1, 3: 1, 5: 1}
+    edited = {"id": 4, "total": 40, "customer": "C-17"}
+    retry = run_and_work(client, app, org.admin_headers, workflow_id, retryFailedRecords={
+        "runId": first["id"], "block": 2, "records": [{"position": 4, "record": edited}]})
+    assert (retry["status"], retry["recordsFailed"]) == ("Succeeded", 0), retry
+    assert target.processed == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
+    assert [record_id for record_id, _ in target.deliveries] == [1, 2, 3, 4, 5, 2, 4]
+    assert target.bodies[-1] == edited

@@ -65,11 +65,13 @@ class Target:
         self.honour_keys, self.key_header = honour_keys, key_header.lower()
         self.processed: Counter = Counter()
         self.deliveries: list[tuple[int, str | None]] = []  # (record id, idempotency key) of every request
+        self.bodies: list[dict] = []  # the record of every request, as sent
         self._done_keys: dict[str, RawAnswer] = {}
 
     def deliver(self, record: dict, headers) -> RawAnswer | str:  # noqa: ANN001 - werkzeug Headers or a dict
         record_id, key = record["id"], headers.get(self.key_header)
         self.deliveries.append((record_id, key))
+        self.bodies.append(record)
         if self.honour_keys and key in self._done_keys:
             return self._done_keys[key]
         fault = self.faults[record_id].pop(0) if self.faults.get(record_id) else None
