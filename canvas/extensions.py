@@ -39,10 +39,10 @@ class Services:
         return path
 
     @cached_property
-    def blob_store(self):  # noqa: ANN201 - FileSystemBlobStore
-        from canvas.storage.blob import FileSystemBlobStore
+    def blob_store(self):  # noqa: ANN201 - canvas.storage.BlobStore, chosen by CANVAS_BLOB_URL
+        from canvas.storage.factory import blob_store_from_settings
 
-        return FileSystemBlobStore(self.data_dir / "blobs", fsync=blob_fsync(self.settings))
+        return blob_store_from_settings(self.settings, self.data_dir, fsync=blob_fsync(self.settings))
 
     @cached_property
     def secret_box(self):  # noqa: ANN201 - SecretBox, imported lazily

@@ -2,7 +2,8 @@
 
 Writes are atomic: bytes go to a temporary file beside the target, are fsynced, then renamed over it, so a reader
 sees the old blob or the whole new one, and a writer that fails (or a worker that dies) leaves no partial blob.
-An S3-compatible store can implement the same Protocol later.
+canvas/storage/s3.py implements the same Protocol on S3-compatible object storage; canvas/storage/factory.py picks
+the store from CANVAS_BLOB_URL.
 """
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ FILEHUB_PREFIX = "filehub"
 
 class BlobNotFoundError(NotFoundError):
     """No blob under that key."""
+
+
+class BlobStoreError(RuntimeError):
+    """The store cannot be used (bucket missing, access denied, endpoint unreachable, folder not writable); the
+    message names the setting and says what to fix, and never holds a secret."""
 
 
 class InvalidFileNameError(ValidationError, ValueError):
@@ -65,6 +71,9 @@ class BlobStore(Protocol):
     def list_keys(self, prefix: str) -> list[str]:
         """Keys under the folder `prefix` (recursively), sorted."""
 
+    def check(self) -> None:
+        """BlobStoreError saying what to fix when the store cannot be used: for process start."""
+
 
 def key_problem(key: str) -> str | None:
     """Why `key` is not acceptable (anything that could escape the store's root or confuse it), or None."""
@@ -92,7 +101,7 @@ def validate_key(key: str) -> list[str]:
     return key.split("/")
 
 
-class _HashingWriter(io.RawIOBase):
+class HashingWriter(io.RawIOBase):
     """Counts and hashes the bytes on their way to the file, so the blob is never read back to get its checksum."""
 
     def __init__(self, target: BinaryIO):
@@ -111,6 +120,15 @@ class _HashingWriter(io.RawIOBase):
         while written < view.nbytes:  # an unbuffered file may take fewer bytes than offered
             written += self._target.write(view[written:])
         return view.nbytes
+
+
+def write_through(hashing: HashingWriter, source: Callable[[BinaryIO], Any]) -> Any:
+    """Calls `source` with a buffered stream into `hashing`, flushed at the end; returns what `source` returned."""
+    stream = io.BufferedWriter(hashing, buffer_size=WRITE_BUFFER_SIZE)
+    result = source(stream)
+    if not stream.closed:  # the source may have closed it (e.g. through a TextIOWrapper), which flushes
+        stream.flush()
+    return result
 
 
 class _CannotLink(Exception):
@@ -134,8 +152,8 @@ class FileSystemBlobStore:
     def put(self, key: str, source: Callable[[BinaryIO], Any]) -> StoredBlob:
         def write(temp_path: Path) -> StoredBlob:
             with open(temp_path, "xb", buffering=0) as raw_file:
-                hashing = _HashingWriter(raw_file)
-                result = self._write_through(hashing, source)
+                hashing = HashingWriter(raw_file)
+                result = write_through(hashing, source)
                 self._sync(raw_file)
             return StoredBlob(key, hashing.size, hashing.digest.hexdigest(), result)
 
@@ -158,7 +176,7 @@ class FileSystemBlobStore:
         try:
             return self._atomically(key, link)
         except _CannotLink:
-            return self.put(key, lambda sink: _copy_path(path, sink))
+            return self.put(key, lambda sink: copy_path(path, sink))
 
     def _atomically(self, key: str, fill: Callable[[Path], StoredBlob]) -> StoredBlob:
         """`fill` makes the blob under a temporary name beside the target; then it is renamed into place."""
@@ -178,14 +196,6 @@ class FileSystemBlobStore:
     def _sync(self, file: BinaryIO) -> None:
         if self.fsync:
             os.fsync(file.fileno())
-
-    @staticmethod
-    def _write_through(hashing: _HashingWriter, source: Callable[[BinaryIO], Any]) -> Any:
-        stream = io.BufferedWriter(hashing, buffer_size=WRITE_BUFFER_SIZE)
-        result = source(stream)
-        if not stream.closed:  # the source may have closed it (e.g. through a TextIOWrapper), which flushes
-            stream.flush()
-        return result
 
     def open(self, key: str) -> BinaryIO:
         path = self.path_for(key)
@@ -217,6 +227,15 @@ class FileSystemBlobStore:
                 if not file_name.startswith(TEMP_PREFIX):
                     keys.append(Path(directory, file_name).relative_to(self.root).as_posix())
         return sorted(keys)
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f"{TEMP_PREFIX}check-{os.urandom(8).hex()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise BlobStoreError(f"CANVAS_BLOB_URL: cannot write to {self.root} ({error.strerror or error})") from None
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -282,7 +301,7 @@ def _hash_stream(stream: BinaryIO) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def _copy_path(path: Path, sink: BinaryIO) -> None:
+def copy_path(path: Path, sink: BinaryIO) -> None:
     with open(path, "rb") as stream:
         shutil.copyfileobj(stream, sink, WRITE_BUFFER_SIZE)
 

@@ -1,7 +1,8 @@
 """pytest fixtures around the real test servers. Load with `pytest_plugins = ["tests.servers.fixtures"]`.
 
 Servers are function-scoped (each test gets clean state and its own free port); only the TLS certificates, which
-never change, are shared by the whole session.
+never change, and the S3 server, where each test makes a bucket of its own for clean state, are shared by the whole
+session.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from tests.servers.certs import TlsCerts, generate_tls_certs
 from tests.servers.ftp import FtpServer
 from tests.servers.http import HttpServer
+from tests.servers.s3 import S3Server
 from tests.servers.sftp import SftpServer
 from tests.servers.silent import SilentServer, unused_port
 from tests.servers.smtp import SmtpServer
@@ -77,6 +79,27 @@ def https_server(tls_certs) -> Iterator[HttpServer]:
     """Like http_server, over HTTPS with the test CA's certificate."""
     with HttpServer(tls_certs=tls_certs) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """moto's S3 in a child process (it takes a second to start): make a bucket per test with `create_bucket()`."""
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_environment(s3_server, monkeypatch) -> S3Server:
+    """The standard AWS variables set for the S3 server, as an operator sets them; nothing from the machine's own
+    AWS configuration (profiles, session tokens) gets in."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_access_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", s3_server.region)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    return s3_server
 
 
 @pytest.fixture
