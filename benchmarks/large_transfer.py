@@ -2,7 +2,7 @@
 requests + csv + ftplib script, against the same servers, in the same run.
 
     .venv/bin/python benchmarks/large_transfer.py [--records 1000000] [--page-size 1000] [--rounds 2]
-                                                  [--profile worker.profile]
+                                                  [--profile worker.profile] [--blob-url URL|local-s3]
 
 - the REST API (tests/e2e/employee_api.py, Quinyx-shaped) and the FTP server (pyftpdlib) run in processes of their
   own, so neither shares a GIL with what is measured; the API's pages are generated once in a warm-up pass and
@@ -12,7 +12,9 @@ requests + csv + ftplib script, against the same servers, in the same run.
   from RunWorkflow to the run's end as the API reports it; the worker's peak RSS is its VmHWM;
 - the baseline: requests.Session pages → csv.DictWriter into a file → ftplib STOR, in a process of its own.
 
-Each contender runs `--rounds` times; the best round counts. Goals (issue 6): the platform at least 0.7 of the
+`--blob-url` puts the platform's block outputs on another blob store (CANVAS_BLOB_URL; `local-s3` starts moto's S3
+server on loopback, as the tests do, with a bucket of its own). Each contender runs `--rounds` times; the best round
+counts. Goals (issue 6): the platform at least 0.7 of the
 baseline's records/s; the worker's peak RSS under 200 MB. `--profile PATH` runs the platform once more in a burst
 worker under py-spy (when it is on the PATH; else cProfile) and prints where its time goes.
 
@@ -155,9 +157,9 @@ def measure_baseline(api_port: int, ftp_port: int, page_size: int) -> Result:
 class Environment(InProcessPlatform):
     """The platform with one organization whose Admin keys drive the API in this process (Flask test client)."""
 
-    def __init__(self):
+    def __init__(self, **env: str):
         super().__init__("canvas-bench-transfer-", CANVAS_LOG_LEVEL="WARNING",
-                         CANVAS_ALLOW_PRIVATE_NETWORKS="true")  # the servers are on loopback
+                         CANVAS_ALLOW_PRIVATE_NETWORKS="true", **env)  # the servers are on loopback
         from tests.e2e.template_support import CanvasApi
 
         created = self.create_organization()
@@ -275,12 +277,29 @@ def line_count(path: Path) -> int:
 # --- the benchmark -----------------------------------------------------------------------------------------------
 
 
-def benchmark(records: int, page_size: int, rounds: int, profile: str | None) -> None:
+def blob_store_env(blob_url: str | None) -> tuple[dict, object | None]:
+    """The CANVAS_/AWS_ variables of the blob store to measure on, and the local S3 server to stop, if one."""
+    if not blob_url:
+        return {}, None
+    if blob_url != "local-s3":
+        return {"CANVAS_BLOB_URL": blob_url}, None
+    from tests.servers.s3 import S3Server
+
+    server = S3Server().start()
+    server.client().create_bucket(Bucket="bench")
+    return {"CANVAS_BLOB_URL": "s3://bench/outputs", "CANVAS_S3_ENDPOINT_URL": server.endpoint_url,
+            "AWS_ACCESS_KEY_ID": server.access_key_id, "AWS_SECRET_ACCESS_KEY": server.secret_access_key,
+            "AWS_DEFAULT_REGION": server.region}, server
+
+
+def benchmark(records: int, page_size: int, rounds: int, profile: str | None, blob_url: str | None = None) -> None:
     ftp_home = tempfile.TemporaryDirectory(prefix="canvas-bench-ftp-")
     api_server, api_port = start_server([sys.executable, "-m", "tests.e2e.employee_api", "--total", str(records),
                                          "--api-key", API_KEY, "--cache-pages"])
     ftp_server, ftp_port = start_server([sys.executable, __file__, "ftp", ftp_home.name])
-    environment = Environment()
+    store_env, s3_server = blob_store_env(blob_url)
+    environment = Environment(**store_env)
+    print(f"block outputs on {store_env.get('CANVAS_BLOB_URL', 'the data directory (file://)')}")
     try:
         warm_up(api_port, page_size)
         workflow_id = bulk_workflow(environment.api, api_port, ftp_port, page_size)
@@ -292,6 +311,8 @@ def benchmark(records: int, page_size: int, rounds: int, profile: str | None) ->
             profile_platform(environment, workflow_id, profile)
     finally:
         environment.close()
+        if s3_server is not None:
+            s3_server.stop()
         for server in (api_server, ftp_server):
             server.kill()
             server.wait()
@@ -319,8 +340,9 @@ def main() -> None:
     parser.add_argument("--page-size", type=int, default=1_000)
     parser.add_argument("--rounds", type=int, default=2, help="runs of each contender; the best one counts")
     parser.add_argument("--profile", metavar="PATH", help="also profile one platform run into PATH (cProfile)")
+    parser.add_argument("--blob-url", help="CANVAS_BLOB_URL of the platform's outputs; local-s3: moto on loopback")
     args = parser.parse_args()
-    benchmark(args.records, args.page_size, args.rounds, args.profile)
+    benchmark(args.records, args.page_size, args.rounds, args.profile, args.blob_url)
 
 
 if __name__ == "__main__":

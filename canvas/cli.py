@@ -24,6 +24,23 @@ def _settings() -> dict:
     return settings
 
 
+def _check_blob_store(settings: dict) -> None:
+    """The blob store (CANVAS_BLOB_URL) must be usable before a process starts: a missing bucket, refused
+    credentials or an unreachable endpoint end it here, with exit status 2 and one line saying what to fix, instead
+    of failing every run later."""
+    from pathlib import Path
+
+    from canvas.extensions import blob_fsync
+    from canvas.storage.blob import BlobStoreError
+    from canvas.storage.factory import blob_store_from_settings
+
+    try:
+        blob_store_from_settings(settings, Path(settings["DATA_DIR"]), fsync=blob_fsync(settings)).check()
+    except (BlobStoreError, SettingsError) as exc:
+        click.echo(f"Error: {' '.join(str(exc).split())}", err=True)  # one line, whatever the message holds
+        sys.exit(2)
+
+
 def _database(settings: dict):  # noqa: ANN202
     from canvas.db import Database
 
@@ -67,6 +84,7 @@ def up(host: str | None, port: int | None) -> None:
     from canvas.supervisor import Child, Supervisor, canvas_command
 
     settings = _settings()
+    _check_blob_store(settings)  # once here, rather than each child failing and being restarted for a while
     _prepare_data_dir(settings)
     embedded = ensure_redis(settings)
     try:
@@ -110,6 +128,7 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
     from canvas.wsgi_server import CanvasServer
 
     settings = _settings()
+    _check_blob_store(settings)
     _prepare_data_dir(settings)
     embedded = ensure_redis(settings)
     try:
@@ -133,6 +152,7 @@ def worker(worker_class: str | None, burst: bool, max_jobs: int | None, name: st
     from workers.worker import run_worker
 
     settings = _settings()
+    _check_blob_store(settings)
     embedded = ensure_redis(settings)
     try:
         sys.exit(run_worker(worker_class=worker_class, burst=burst, name=name, max_jobs=max_jobs))
@@ -148,6 +168,7 @@ def scheduler() -> None:
     from workers.scheduler import run_scheduler
 
     settings = _settings()
+    _check_blob_store(settings)
     embedded = ensure_redis(settings)
     try:
         sys.exit(run_scheduler())

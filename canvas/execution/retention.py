@@ -104,8 +104,11 @@ def prune_everything(services) -> PruneReport:  # noqa: ANN001 - canvas.extensio
     report = prune_outputs(services.db, blob_store, settings["OUTPUT_RETENTION_DAYS"],
                            settings["OUTPUT_RETENTION_RUNS"])
     report.error_outputs_deleted = prune_record_errors(services.db, blob_store, settings["OUTPUT_RETENTION_DAYS"])
-    report.temp_files_deleted = prune_temp_files([(services.data_dir / "blobs", BLOB_TEMP_PREFIX),
-                                                  (services.data_dir / "tmp", TEMP_FILE_PREFIX)])
+    # The file store's unfinished writes lie under its root (CANVAS_BLOB_URL=file:///… may put it anywhere); an
+    # object store has no such files (an aborted upload leaves nothing), so only the data dir's tmp is swept then.
+    blob_root = getattr(blob_store, "root", None)
+    places = [(blob_root, BLOB_TEMP_PREFIX)] if blob_root is not None else []
+    report.temp_files_deleted = prune_temp_files([*places, (services.data_dir / "tmp", TEMP_FILE_PREFIX)])
     log.info("retention: %d outputs deleted (%d bytes), %d error outputs deleted, %d stale temporary files deleted",
              report.outputs_deleted, report.bytes_freed, report.error_outputs_deleted, report.temp_files_deleted)
     return report

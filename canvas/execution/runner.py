@@ -43,7 +43,7 @@ from canvas.models import BlockOutput, Workflow
 from canvas.models.base import utcnow
 from canvas.queueing import keys
 from canvas.queueing.dispatch import latest_output
-from canvas.storage.blob import FileHub
+from canvas.storage.blob import BlobStoreError, FileHub
 from canvas.v2.edge import with_edge
 
 log = logging.getLogger(__name__)
@@ -152,10 +152,10 @@ class Runner:
             return self._finish(state, "Failed", state.number, error, completed)
         except Exception as error:  # noqa: BLE001 - a bug must fail the run, not leave it Running
             shown = _readable(state, error)
-            if shown is error:
-                log.exception("run %s: unexpected error in block %d", state.run_id, state.number)
+            if isinstance(shown, INFRASTRUCTURE_ERRORS):  # the driver's text, if any, for the log only
+                log.warning("run %s: %s%s", state.run_id, shown, "" if shown is error else f" ({error})")
             else:
-                log.warning("run %s: %s (%s)", state.run_id, shown, error)
+                log.exception("run %s: unexpected error in block %d", state.run_id, state.number)
             return self._finish(state, "Failed", state.number, shown, completed)
         return self._finish(state, "Succeeded", state.last, None, completed)
 
@@ -414,7 +414,7 @@ class Runner:
             return  # nothing of it is this worker's to record (or can be recorded now): see _stop_unreachable
         cancelled = isinstance(error, (BlockCancelledError, RunCancelled))
         shown = _readable(state, error)
-        state.error_text = redact(str(shown) if isinstance(shown, (BlockError, DatabaseUnreachableError))
+        state.error_text = redact(str(shown) if isinstance(shown, (BlockError, *INFRASTRUCTURE_ERRORS))
                                   else f"{type(shown).__name__}: {shown}")
         # How far it read is worth keeping; records it stored belong to no output, so none are "out".
         errors_key = self._store_record_errors(state, state.number, record_errors)
@@ -489,6 +489,10 @@ def _safe_to_retry(error: BlockError, block) -> bool:  # noqa: ANN001 - a Block
     if not error.transient or getattr(error, "outcome_unknown", False):
         return False
     return not getattr(block, "side_effects", False) or bool(getattr(error, "retry_safe", False))
+
+
+# Failures of the platform's own services, whose messages are written for people: no traceback, no class name.
+INFRASTRUCTURE_ERRORS = (DatabaseUnreachableError, BlobStoreError)
 
 
 def _readable(state: RunState, error: BaseException) -> BaseException:
