@@ -147,15 +147,14 @@ def end_running_blocks(connection: Connection, run_id: uuid.UUID, status: str, e
                                             "error_class": error_class, "now": now})
 
 
-def latest_output_ref(connection: Connection, workflow_id: uuid.UUID,
-                      unique_block_id: str) -> tuple[uuid.UUID | None, int | None]:
-    """(id, record count) of the block's newest stored output: what a run starting after it reads."""
-    query = (select(OUTPUTS.c.id, OUTPUTS.c.record_count)
+def latest_output_row(connection: Connection, workflow_id: uuid.UUID, unique_block_id: str) -> Row | None:
+    """The block's newest stored output (id, where and what it is): what a run starting after it reads."""
+    query = (select(OUTPUTS.c.id, OUTPUTS.c.record_count, OUTPUTS.c.kind, OUTPUTS.c.content_type,
+                    OUTPUTS.c.file_name, OUTPUTS.c.blob_key)
              .where(OUTPUTS.c.workflow_id == workflow_id, OUTPUTS.c.unique_block_id == unique_block_id,
                     OUTPUTS.c.dry_run.is_(False))
              .order_by(OUTPUTS.c.date_created.desc()).limit(1))
-    row = connection.execute(query).first()
-    return (row.id, row.record_count) if row else (None, None)
+    return connection.execute(query).first()
 
 
 CONFIRM_RECORDS = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block_run_id"))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError
 
 from canvas.execution import credentials as run_credentials
@@ -39,10 +40,8 @@ from canvas.execution.run_log import BlockLog
 from canvas.execution.serialization import OutputInfo, load_output, store_output
 from canvas.execution.timeouts import time_limit
 from canvas.v2 import callbacks
-from canvas.models import BlockOutput, Workflow
 from canvas.models.base import utcnow
 from canvas.queueing import keys
-from canvas.queueing.dispatch import latest_output
 from canvas.storage.blob import BlobStoreError, FileHub
 from canvas.v2.edge import with_edge
 
@@ -74,7 +73,11 @@ class RunState:
     number: int = 0  # the block in hand
     lease_trouble: bool = False  # a block was stopped because the run's lease could not be confirmed
     records_failed: int = 0  # input records its blocks set aside (onRecordError continue)
-    first_input_id: uuid.UUID | None = None  # the stored output the first block reads, when it reads one
+    first_input: Row | None = None  # the stored output the first block reads, when it reads one
+
+    @property
+    def first_input_id(self) -> uuid.UUID | None:
+        return None if self.first_input is None else self.first_input.id
     recorded: set = field(default_factory=set)  # block runs whose completion is already written
     started: float = field(default_factory=time.monotonic)
 
@@ -227,8 +230,9 @@ class Runner:
                          lease, FencedWriter(self.db.engine, lease), first_block_run_id=first_block_run_id)
         records_in = None
         if state.first > 1 and not state.input_blob_key:
-            state.first_input_id, records_in = records.latest_output_ref(
-                connection, workflow.id, state.chain[state.first - 2]["uniqueBlockId"])
+            state.first_input = records.latest_output_row(connection, workflow.id,
+                                                          state.chain[state.first - 2]["uniqueBlockId"])
+            records_in = None if state.first_input is None else state.first_input.record_count
         if begin:
             self._begin_block(connection, state, state.first, records_in, first_block_run_id, state.first_input_id)
         return state
@@ -239,17 +243,12 @@ class Runner:
             return lambda: load_output(self.blob_store, state.input_blob_key, info)
         if state.first == 1:
             return lambda: None
-        output = state.writer.read(f"reading the stored output of block {state.first - 1}",
-                                   lambda: self._latest_output(state))
+        output = state.first_input  # read with the claim
         if output is None:
             raise BlockError(f"block {state.first - 1} has no stored output to start from")
         return self._reader(output)
 
-    def _latest_output(self, state: RunState) -> BlockOutput | None:
-        with self.db.sessions() as session:
-            return latest_output(session, session.get(Workflow, state.workflow_id), state.first - 1)
-
-    def _reader(self, output: BlockOutput | dict) -> InputFactory:
+    def _reader(self, output: Row | dict) -> InputFactory:
         if isinstance(output, dict):
             info = OutputInfo(output["kind"], output["content_type"], output["record_count"], output["file_name"])
             key = output["blob_key"]
