@@ -14,6 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from canvas.errors import BadRequestError, ConflictError
+from canvas.execution.data import Records
+from canvas.execution.serialization import store_output
 from canvas.models import ACTIVE_RUN_STATES, BlockRun, Workflow, WorkflowRun
 
 MAX_FAILED_RECORDS = 100_000  # records one retry takes
@@ -47,8 +49,7 @@ def prepare_retry(session: Session, blob_store, source: WorkflowRun, workflow: W
                                   field=f"retryFailedRecords.records.{index}.position")
         failed[edit["position"]] = edit["record"]
     key = f"retries/{workflow.id}/{uuid.uuid4()}.jsonl"
-    lines = b"".join(json.dumps(record, ensure_ascii=False, default=str).encode() + b"\n" for record in failed.values())
-    blob_store.put(key, lambda target: target.write(lines))
+    store_output(blob_store, key, Records(list(failed.values())))  # read back as a run's input records
     return RetryInput(spec["block"], key, source.id, list(failed))
 
 

@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 
 from canvas.auth import current_principal
 from canvas.errors import AuthenticationError, BadRequestError, ConflictError, NotFoundError
+from canvas.execution.data import Records
+from canvas.execution.serialization import store_output
 from canvas.extensions import db_session, services
 from canvas.models import FlowWebhook, WebhookNonce, Workflow
 from canvas.models.base import utcnow
@@ -143,8 +145,7 @@ def store_input(workflow: Workflow, body: bytes) -> str | None:
     records = value if isinstance(value, list) else [value]
     records = [item if isinstance(item, dict) else {"value": item} for item in records]
     key = f"webhooks/{workflow.id}/{uuid.uuid4()}.jsonl"
-    lines = b"".join(json.dumps(record, ensure_ascii=False).encode() + b"\n" for record in records)
-    services().blob_store.put(key, lambda target: target.write(lines))
+    store_output(services().blob_store, key, Records(records))  # read back as the first block's input records
     return key
 
 
