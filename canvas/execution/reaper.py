@@ -186,14 +186,8 @@ def _skip_missed(database: Database, run_id: uuid.UUID, dispatched: int, misfire
     """A scheduled run whose job was lost past its misfire grace, under misfire policy skip: as if never fired."""
     reason = (f"missed: the scheduled run could not be queued within the misfire grace time of "
               f"{misfire_grace_seconds:g} s (Redis was unavailable); misfire policy skip")
-    now = utcnow()
     with database.transaction() as session:
-        changed = session.execute(update(WorkflowRun)
-                                  .where(WorkflowRun.id == run_id, WorkflowRun.status == "Queued",
-                                         WorkflowRun.dispatch_count == dispatched)
-                                  .values(status="Cancelled", error=reason, error_class="Missed", date_finished=now,
-                                          lease_token=WorkflowRun.lease_token + 1))
-        if not changed.rowcount:
+        if not _end_queued(session, run_id, dispatched, "Cancelled", reason, "Missed", utcnow()):
             return False
         session.execute(update(ScheduleOccurrence).where(ScheduleOccurrence.run_id == run_id)
                         .values(outcome="missed", reason=reason))
@@ -208,13 +202,20 @@ def _fail_unstartable(database: Database, run_id: uuid.UUID, dispatched: int, wh
               f"restarted or lost its data, or a worker failed before starting it); the run was not started")
     now = utcnow()
     with database.transaction() as session:
-        changed = session.execute(update(WorkflowRun)
-                                  .where(WorkflowRun.id == run_id, WorkflowRun.status == "Queued",
-                                         WorkflowRun.dispatch_count == dispatched)
-                                  .values(status="Failed", error=reason, error_class="JobLost", date_finished=now,
-                                          lease_token=WorkflowRun.lease_token + 1))
-        if not changed.rowcount:
+        if not _end_queued(session, run_id, dispatched, "Failed", reason, "JobLost", now):
             return False
         _settle_workflow(session, session.get(WorkflowRun, run_id).workflow_id, "Failed", now)
     log.error("run %s: %s", run_id, reason)
     return True
+
+
+def _end_queued(session, run_id: uuid.UUID, dispatched: int, status: str, reason: str, error_class: str,  # noqa: ANN001
+                now: datetime) -> bool:
+    """Ends a run that never started, only if it is still Queued as the reaper saw it (its token raised, as every
+    ending the reaper writes)."""
+    changed = session.execute(update(WorkflowRun)
+                              .where(WorkflowRun.id == run_id, WorkflowRun.status == "Queued",
+                                     WorkflowRun.dispatch_count == dispatched)
+                              .values(status=status, error=reason, error_class=error_class, date_finished=now,
+                                      lease_token=WorkflowRun.lease_token + 1))
+    return bool(changed.rowcount)
