@@ -12,6 +12,7 @@ Run alone: `.venv/bin/python -m pytest tests/faults -m faults`.
 """
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from datetime import timedelta
@@ -195,13 +196,17 @@ def test_postgres_backends_terminated_while_runs_start_and_finish(postgres_datab
 # --- schedulers -------------------------------------------------------------------------------------------------------
 
 SCHEDULE_PERIOD_SECONDS = 3
+# A run the killed scheduler claimed but had not yet queued waits in the database until the reaper queues it again
+# (after the grace, within a reaper interval); occurrences due meanwhile are skipped by the overlap policy. Besides
+# those, one may be skipped because the previous run was still running.
+MAX_SKIPPED = 1 + math.ceil((TIMING.grace + TIMING.reaper) / SCHEDULE_PERIOD_SECONDS)
 EVERY_THREE_SECONDS = "0/3 * * ? * *"
 
 
 def test_two_schedulers_one_killed(fault_scenario):
     """Two schedulers fire three every-3-seconds schedules, real workers run the runs; one scheduler is killed
     (kill -9) just after a fire time and replaced 5 s later. Every occurrence from the first to the last is in the
-    ledger exactly once, fired (or, rarely, skipped because the previous run was still active), each fired one has
+    ledger exactly once, fired (or skipped while the previous run was still active: see MAX_SKIPPED), each fired one has
     exactly one run, and every run succeeds."""
     from canvas.models import ScheduleOccurrence
 
@@ -255,7 +260,7 @@ def test_two_schedulers_one_killed(fault_scenario):
             scenario.check(not odd, f"{label}: occurrences neither fired nor skipped: {odd}")
             skipped = [outcome for outcome in outcomes if outcome[1] == "skipped"]
             skipped_total += len(skipped)
-            scenario.check(len(skipped) <= 1, f"{label}: {len(skipped)} occurrences skipped: {skipped}")
+            scenario.check(len(skipped) <= MAX_SKIPPED, f"{label}: {len(skipped)} occurrences skipped: {skipped}")
             fired = [row for row in rows if row.outcome == "fired"]
             fired_runs = [str(row.run_id) for row in fired]
             scenario.check(len(set(fired_runs)) == len(fired_runs), f"{label}: a run id for two occurrences")
