@@ -15,36 +15,56 @@ _DTO_SCHEMAS: dict[str, type[ma.Schema]] = {}
 
 
 @dataclass(frozen=True)
+class RoleRule:
+    """Who may call an endpoint, checked with authentication, before the body is read: a caller without the role
+    learns nothing of the endpoint's schema."""
+
+    allows: Callable[[Any], bool]  # the key account's Role -> allowed
+    refusal: str
+
+
+@dataclass(frozen=True)
 class EndpointMeta:
     name: str
     authenticate: bool = True
     parameters: str = ""
     returns: str = ""
     extension: bool = False
+    role: RoleRule | None = None
 
 
 def canvas_endpoint(name: str, *, authenticate: bool = True, parameters: str = "", returns: str = "",
-                    extension: bool = False) -> Callable:
+                    extension: bool = False, role: RoleRule | None = None) -> Callable:
     """Mark a view method as the Canvas endpoint `name`. Its docstring's first line is its description."""
 
     def decorate(view: Callable) -> Callable:
-        setattr(view, META_ATTRIBUTE, EndpointMeta(name, authenticate, parameters, returns, extension))
+        setattr(view, META_ATTRIBUTE, EndpointMeta(name, authenticate, parameters, returns, extension, role))
         return view
 
     return decorate
 
 
 def endpoint_meta(view_function: Callable, method: str) -> EndpointMeta | None:
-    view_class = getattr(view_function, "view_class", None)
-    handler = getattr(view_class, method.lower(), None) if view_class else view_function
-    return getattr(handler, META_ATTRIBUTE, None)
+    return getattr(_handler(view_function, method), META_ATTRIBUTE, None)
 
 
 def description_of(view_function: Callable, method: str) -> str:
-    view_class = getattr(view_function, "view_class", None)
-    handler = getattr(view_class, method.lower(), None) if view_class else view_function
+    handler = _handler(view_function, method)
     doc = (handler.__doc__ or "").strip()
     return doc.splitlines()[0] if doc else ""
+
+
+def _handler(view_function: Callable, method: str) -> Callable | None:
+    """The view method serving `method`; HEAD is served by GET (as Flask's MethodView does), so it is GET's
+    metadata, authentication included, that applies to it."""
+    view_class = getattr(view_function, "view_class", None)
+    if view_class is None:
+        return view_function
+    method = method.lower()
+    handler = getattr(view_class, method, None)
+    if handler is None and method == "head":
+        handler = getattr(view_class, "get", None)
+    return handler
 
 
 def dto(name: str) -> Callable[[type[ma.Schema]], type[ma.Schema]]:

@@ -17,7 +17,7 @@ from canvas.accounts.schemas import (
     IssuedKeysSchema,
     account_to_api,
 )
-from canvas.auth import current_principal
+from canvas.auth import account_managers, admins, current_principal
 from canvas.endpoint import canvas_endpoint
 from canvas.errors import ForbiddenError
 from canvas.extensions import db_session, services
@@ -46,12 +46,12 @@ class Accounts(MethodView):
 
 @blp.route("/Account")
 class AccountRegistration(MethodView):
-    @canvas_endpoint("Account", parameters="[FromBody]AddAccountApiDto data", returns="Guid")
+    @canvas_endpoint("Account", parameters="[FromBody]AddAccountApiDto data", returns="Guid",
+                     role=account_managers("create accounts"))
     @blp.arguments(AddAccountSchema)
     def post(self, data):
         """Account registration"""
         principal = current_principal()
-        principal.require_account_manager("create accounts")
         session = db_session()
         account = service.create_account(session, principal.organization_id, data)
         if not account.active:
@@ -82,13 +82,13 @@ class ActivateAccount(MethodView):
 
 @blp.route("/AccountKeys")
 class AccountKeys(MethodView):
-    @canvas_endpoint("AccountKeys", parameters="[FromBody]AccountKeysApiDto data", returns="JSON", extension=True)
+    @canvas_endpoint("AccountKeys", parameters="[FromBody]AccountKeysApiDto data", returns="JSON", extension=True,
+                     role=account_managers("issue API keys"))
     @blp.arguments(AccountKeysSchema)
     @blp.response(200, IssuedKeysSchema)
     def post(self, data):
         """Issues new API keys for an account of the organization; its old keys stop working at once"""
         principal = current_principal()
-        principal.require_account_manager("issue API keys")
         session = db_session()
         target = session.get(Account, data["accountId"])
         if target is None or target.organization_id != principal.organization_id:
@@ -109,14 +109,13 @@ class IpAllowlist(MethodView):
         organization = db_session().get(Organization, current_principal().organization_id)
         return {"cidrs": organization.ip_allowlist or []}
 
-    @canvas_endpoint("IpAllowlist", parameters="[FromBody]IpAllowlistApiDto data", returns="JSON", extension=True)
+    @canvas_endpoint("IpAllowlist", parameters="[FromBody]IpAllowlistApiDto data", returns="JSON", extension=True,
+                     role=admins("change the IP allowlist"))
     @blp.arguments(IpAllowlistSchema)
     @blp.response(200, IpAllowlistSchema)
     def post(self, data):
         """Replaces the organization's IP allowlist (Admin only)"""
         principal = current_principal()
-        if principal.key_role is not Role.ADMIN:
-            raise ForbiddenError("Only an Admin may change the IP allowlist")
         session = db_session()
         cidrs = service.set_ip_allowlist(session, principal.organization_id, data["cidrs"])
         session.commit()

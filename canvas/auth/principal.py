@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from flask import g
 
+from canvas.endpoint import RoleRule
 from canvas.errors import ForbiddenError
 from canvas.models.account import Role
 
@@ -23,9 +24,17 @@ class Principal:
     def is_managing(self) -> bool:
         return self.account_id != self.key_account_id
 
-    def require_account_manager(self, action: str) -> None:
-        if not self.key_role.may_manage_accounts:
-            raise ForbiddenError(f"Only Admin or SuperPartner accounts may {action}")
+    def require(self, rule: RoleRule) -> None:
+        if not rule.allows(self.key_role):
+            raise ForbiddenError(rule.refusal)
+
+
+def account_managers(action: str) -> RoleRule:
+    return RoleRule(lambda role: role.may_manage_accounts, f"Only Admin or SuperPartner accounts may {action}")
+
+
+def admins(action: str) -> RoleRule:
+    return RoleRule(lambda role: role is Role.ADMIN, f"Only an Admin may {action}")
 
 
 def current_principal() -> Principal:

@@ -26,6 +26,8 @@ def resolve_canvas_principal() -> None:
     key_account = accounts.authenticate(session, request.headers.get(CONSUMER_HEADER),
                                         request.headers.get(SECRET_HEADER))
     g.principal = principal_for(session, key_account, request.headers.get(MANAGED_ACCOUNT_HEADER))
+    if meta.role is not None:
+        g.principal.require(meta.role)
 
 
 def principal_for(session, key_account: Account, managed_account_id: str | None) -> Principal:  # noqa: ANN001

@@ -5,7 +5,7 @@ from flask import jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from canvas.auth import current_principal
+from canvas.auth import account_managers, current_principal
 from canvas.catalog import service
 from canvas.catalog.schemas import (
     AddWorkflowTemplateSchema,
@@ -35,12 +35,11 @@ class WorkflowTemplates(MethodView):
 @blp.route("/WorkflowTemplate")
 class WorkflowTemplateDrafts(MethodView):
     @canvas_endpoint("WorkflowTemplate", parameters="[FromBody]AddWorkflowTemplateApiDto template", returns="Guid",
-                     extension=True)
+                     extension=True, role=account_managers("create workflow templates"))
     @blp.arguments(AddWorkflowTemplateSchema)
     def post(self, data):
         """Creates a Draft template of the organization (Admin or SuperPartner) and returns Id"""
         principal = current_principal()
-        principal.require_account_manager("create workflow templates")
         session = db_session()
         row = service.create_org_template(session, services().application_catalog, principal.organization_id, data)
         session.commit()
@@ -50,13 +49,12 @@ class WorkflowTemplateDrafts(MethodView):
 @blp.route("/UpdateWorkflowTemplate")
 class UpdateWorkflowTemplate(MethodView):
     @canvas_endpoint("UpdateWorkflowTemplate", parameters="[FromBody]UpdateWorkflowTemplateApiDto template",
-                     returns="JSON", extension=True)
+                     returns="JSON", extension=True, role=account_managers("edit workflow templates"))
     @blp.arguments(UpdateWorkflowTemplateSchema)
     @blp.response(200, WorkflowTemplateSchema)
     def post(self, data):
         """Edits the draft of an organization template; publishing makes it a new version"""
         principal = current_principal()
-        principal.require_account_manager("edit workflow templates")
         session = db_session()
         row = service.update_org_template(session, services().application_catalog, principal.organization_id, data)
         session.commit()
@@ -66,13 +64,12 @@ class UpdateWorkflowTemplate(MethodView):
 @blp.route("/PublishWorkflowTemplate")
 class PublishWorkflowTemplate(MethodView):
     @canvas_endpoint("PublishWorkflowTemplate", parameters="[FromBody]PublishWorkflowTemplateApiDto template",
-                     returns="JSON", extension=True)
+                     returns="JSON", extension=True, role=account_managers("publish workflow templates"))
     @blp.arguments(PublishWorkflowTemplateSchema)
     @blp.response(200, WorkflowTemplateSchema)
     def post(self, data):
         """Publishes the draft as a new version (default: the next patch version)"""
         principal = current_principal()
-        principal.require_account_manager("publish workflow templates")
         session = db_session()
         row = service.publish_org_template(session, principal.organization_id, data["id"], data.get("version"))
         session.commit()
