@@ -1,6 +1,6 @@
 """Settings of the production WSGI server that `canvas api` runs (gunicorn, sync workers)."""
 
-worker_class = "sync"
+worker_class = "canvas.wsgi_server.JsonErrorSyncWorker"  # gunicorn's sync worker, its own errors in JSON
 timeout = 60
 graceful_timeout = 20
 keepalive = 5
