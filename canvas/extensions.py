@@ -1,6 +1,8 @@
 """Per-process collaborators of the app (database, Redis, secrets, catalogs), built once, reached through the app."""
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 from functools import cached_property
 from pathlib import Path
@@ -14,6 +16,7 @@ from canvas.db import Database
 from canvas.settings import redis_url
 
 EXTENSION_KEY = "canvas"
+log = logging.getLogger(__name__)
 
 
 class Services:
@@ -103,6 +106,13 @@ def db_session() -> Session:
 
 def _close_request_session(_exc: BaseException | None) -> None:
     session = g.pop("db_session", None)
-    if session is not None:
+    if session is None:
+        return
+    try:
         session.close()  # rolls back whatever a failed request left uncommitted
+    except Exception as error:  # noqa: BLE001 - the answer is decided; a dead connection must not turn it into a 500
+        log.warning("closing the request's database session failed (%s: %s); its connection is discarded",
+                    type(error).__name__, error)
+        with contextlib.suppress(Exception):
+            session.invalidate()
 

@@ -38,3 +38,18 @@ def test_both_dialects_answer_503_while_the_database_is_away(proxied_app, proxy)
     assert flows.json["errors"][0]["status"] == "503" and "database" in flows.json["errors"][0]["detail"]
     proxy.restore()
     assert client.get("/api/Workflows", headers=org.admin_headers).status_code == 200
+
+
+def test_a_session_that_fails_to_close_does_not_change_the_answer(client, org, monkeypatch):
+    """The answer is decided when the request's session is closed; a connection that died meanwhile (closing
+    rolls back on it) is logged and dropped, not turned into a 500 page."""
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.orm import Session
+
+    def dead_connection(self):  # noqa: ANN001
+        raise OperationalError("ROLLBACK", {}, Exception("terminating connection due to administrator command"))
+
+    monkeypatch.setattr(Session, "close", dead_connection)
+    answer = client.get("/api/Workflows", headers=org.admin_headers)
+    assert answer.status_code == 200
+    assert answer.json == []
