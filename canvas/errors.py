@@ -11,11 +11,13 @@ class CanvasError(Exception):
     status = 400
     title = "Bad Request"
 
-    def __init__(self, message: str, *, field: str | None = None, parameter: str | None = None):
+    def __init__(self, message: str, *, field: str | None = None, parameter: str | None = None,
+                 retry_after: int | None = None):
         super().__init__(message)
         self.message = message
         self.field = field  # body field at fault (JSON:API source.pointer)
         self.parameter = parameter  # query parameter at fault (JSON:API source.parameter)
+        self.retry_after = retry_after  # seconds after which the same request may succeed (Retry-After)
 
 
 class BadRequestError(CanvasError):

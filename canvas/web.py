@@ -65,7 +65,10 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def _handle_canvas_error(error: CanvasError) -> Response:
-    return render_error(error.status, error.message, error)
+    response = render_error(error.status, error.message, error)
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def _handle_http_exception(error: HTTPException) -> Response:

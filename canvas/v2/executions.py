@@ -3,6 +3,7 @@ dispatch as RunWorkflow; each records the flow version it ran."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 import marshmallow as ma
 from flask import request
@@ -27,11 +28,14 @@ blp = Blueprint("v2_executions", __name__, url_prefix="/v2", description="v2 (JS
 
 
 def start_execution(session: Session, account_id: uuid.UUID, flow_id: str, options: dict,
-                    trigger: str = "api", input_blob_key: str | None = None) -> WorkflowRun:
-    """A run of the flow's current version, recorded on the run."""
+                    trigger: str = "api", input_blob_key: str | None = None,
+                    committed_with_run: Sequence[object] = ()) -> WorkflowRun:
+    """A run of the flow's current version, recorded on the run. `committed_with_run`: rows written in the same
+    transaction as the run's row, so that they exist if and only if the run was accepted."""
     workflow = flows.get_flow(session, account_id, flow_id)
     version = flows.record_version(session, workflow)
     session.commit()
+    session.add_all(committed_with_run)
     data = {"workflowId": workflow.id, "runFromBlock": options.get("run_from_step"),
             "runTillBlock": options.get("run_till_step"), "dryRun": options.get("dry_run"),
             "inputBlobKey": input_blob_key, "retryFailedRecords": options.get("retry_failed_records")}

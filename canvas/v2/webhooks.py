@@ -35,6 +35,7 @@ ALGORITHMS = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
 BAD_SIGNATURE = "The webhook signature is missing or invalid"
 HOOK_PATH = "/v2/hooks/"
 REPLAYED = "This webhook call was already received (nonce replayed)"
+ACTIVE_RUN_RETRY_AFTER_SECONDS = 30
 DEFAULT_HEADERS = {"signature_header": "X-Signature", "timestamp_header": "X-Timestamp", "nonce_header": "X-Nonce"}
 
 
@@ -100,10 +101,13 @@ def find_webhook(session: Session, token: str) -> tuple[FlowWebhook, Workflow]:
     return webhook, workflow
 
 
-def verify_signature(session: Session, webhook: FlowWebhook, body: bytes, now: float | None = None) -> None:
-    """HMAC over `<timestamp>.<nonce>.<body>`; a stale timestamp or a nonce seen before is refused."""
+def verify_signature(session: Session, webhook: FlowWebhook, body: bytes,
+                     now: float | None = None) -> WebhookNonce | None:
+    """HMAC over `<timestamp>.<nonce>.<body>`; a stale timestamp or a nonce seen before is refused. The nonce comes
+    back as a row to commit with the run it starts: a call refused after this point (a run is active, the queue is
+    down) leaves its nonce unspent, so the sender's retry of the same call is accepted."""
     if webhook.hmac_algorithm is None:
-        return
+        return None
     signature = (request.headers.get(webhook.signature_header) or "").strip()
     timestamp = (request.headers.get(webhook.timestamp_header) or "").strip()
     nonce = (request.headers.get(webhook.nonce_header) or "").strip()
@@ -115,26 +119,21 @@ def verify_signature(session: Session, webhook: FlowWebhook, body: bytes, now: f
         raise AuthenticationError(BAD_SIGNATURE)
     if abs((now or time.time()) - int(timestamp)) > webhook.tolerance_seconds:
         raise AuthenticationError(f"The webhook timestamp is outside the tolerance of {webhook.tolerance_seconds} s")
-    _remember_nonce(session, webhook, nonce)
+    return _unseen_nonce(session, webhook, nonce)
 
 
 def sign(algorithm: str, secret: bytes, payload: bytes) -> str:
     return hmac.new(secret, payload, ALGORITHMS[algorithm]).hexdigest()
 
 
-def _remember_nonce(session: Session, webhook: FlowWebhook, nonce: str) -> None:
+def _unseen_nonce(session: Session, webhook: FlowWebhook, nonce: str) -> WebhookNonce:
     """A nonce is accepted once; rows older than the tolerance can go (their timestamps would be refused anyway)."""
     horizon = utcnow() - timedelta(seconds=webhook.tolerance_seconds * 2)
     session.execute(delete(WebhookNonce).where(WebhookNonce.webhook_id == webhook.id,
                                                WebhookNonce.date_seen < horizon))
     if session.get(WebhookNonce, (webhook.id, nonce)) is not None:
         raise ConflictError(REPLAYED)
-    session.add(WebhookNonce(webhook_id=webhook.id, nonce=nonce, date_seen=utcnow()))
-    try:
-        session.commit()
-    except IntegrityError:  # the same call arrived twice at once: the database lets one through
-        session.rollback()
-        raise ConflictError(REPLAYED) from None
+    return WebhookNonce(webhook_id=webhook.id, nonce=nonce, date_seen=utcnow())
 
 
 def store_input(workflow: Workflow, body: bytes) -> str | None:
@@ -200,8 +199,32 @@ class WebhookCall(MethodView):
         session = db_session()
         webhook, workflow = find_webhook(session, token)
         body = request.get_data(cache=True)
-        verify_signature(session, webhook, body)
-        key = store_input(workflow, body)
-        run = start_execution(session, workflow.account_id, str(workflow.id), {}, "webhook", key)
+        nonce = verify_signature(session, webhook, body)
+        run = receive_call(session, workflow, body, nonce)
         return jsonapi.document(execution_to_resource(session, run), status=202,
                                 headers={"Location": f"/v2/executions/{run.id}"})
+
+
+def receive_call(session: Session, workflow: Workflow, body: bytes, nonce: WebhookNonce | None):  # noqa: ANN201
+    """The run the call starts, its nonce committed with the run row. A call that starts nothing leaves neither its
+    nonce nor its stored body behind, and says when to send it again."""
+    key = store_input(workflow, body)
+    try:
+        return start_execution(session, workflow.account_id, str(workflow.id), {}, "webhook", key,
+                               committed_with_run=[nonce] if nonce else [])
+    except IntegrityError:  # the same signed call arrived twice at once: the nonce's key lets one through
+        session.rollback()
+        _drop_input(key)
+        raise ConflictError(REPLAYED) from None
+    except ConflictError as refusal:
+        _drop_input(key)
+        raise ConflictError(f"{refusal.message}; the call was not accepted, send it again once the run has "
+                            f"finished", retry_after=ACTIVE_RUN_RETRY_AFTER_SECONDS) from None
+    except Exception:
+        _drop_input(key)
+        raise
+
+
+def _drop_input(key: str | None) -> None:
+    if key is not None:
+        services().blob_store.delete(key)

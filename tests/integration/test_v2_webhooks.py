@@ -100,3 +100,27 @@ def test_webhook_settings_are_validated_and_secrets_never_shown(v2):
     webhook_id = listed.json["data"][0]["id"]
     assert v2.call("DELETE", f"/v2/flows/{flow_id}/webhooks/{webhook_id}").status_code == 204
     assert v2.call("DELETE", f"/v2/flows/{flow_id}/webhooks/{webhook_id}").status_code == 404
+
+
+def test_a_call_refused_while_a_run_is_active_can_be_sent_again(app, v2):
+    """The refusal spends neither the nonce nor storage: the sender's retry of the very same call starts the run."""
+    flow_id = webhook_flow(v2)
+    path = add_webhook(v2, flow_id, {"algorithm": "sha256", "secret": SECRET, "tolerance_seconds": 600})
+    first, second = json.dumps({"id": 1}).encode(), json.dumps({"id": 2}).encode()
+    assert v2.client.post(path, data=first, headers=signed_headers(first)).status_code == 202
+    retried_headers = signed_headers(second, nonce="sent-while-busy")
+
+    refused = v2.client.post(path, data=second, headers=retried_headers)
+    assert refused.status_code == 409
+    assert int(refused.headers["Retry-After"]) > 0
+    assert "send it again" in refused.json["errors"][0]["detail"]
+    blob_store = app.extensions["canvas"].blob_store
+    assert len(blob_store.list_keys(f"webhooks/{flow_id}")) == 1  # the refused body was not kept
+
+    work_off(app)
+    accepted = v2.client.post(path, data=second, headers=retried_headers)
+    assert accepted.status_code == 202, accepted.json
+    work_off(app)
+    done = v2.call("GET", f"/v2/executions/{accepted.json['data']['id']}").json["data"]["attributes"]
+    assert done["status"] == "succeeded" and done["steps"][0]["records_out"] == 1
+    assert v2.client.post(path, data=second, headers=retried_headers).status_code == 409  # now it is a replay
