@@ -19,7 +19,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from canvas.auth import current_principal
-from canvas.errors import AuthenticationError, BadRequestError, ConflictError, NotFoundError
+from canvas.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
 from canvas.execution.data import Records
 from canvas.execution.serialization import store_output
 from canvas.extensions import db_session, services
@@ -220,9 +226,20 @@ def receive_call(session: Session, workflow: Workflow, body: bytes, nonce: Webho
         _drop_input(key)
         raise ConflictError(f"{refusal.message}; the call was not accepted, send it again once the run has "
                             f"finished", retry_after=ACTIVE_RUN_RETRY_AFTER_SECONDS) from None
+    except ServiceUnavailableError:  # the run row (Failed, with its input) stays as a record; the call may come again
+        _forget_nonce(session, nonce)
+        raise
     except Exception:
         _drop_input(key)
         raise
+
+
+def _forget_nonce(session: Session, nonce: WebhookNonce | None) -> None:
+    if nonce is not None:
+        session.rollback()
+        session.execute(delete(WebhookNonce).where(WebhookNonce.webhook_id == nonce.webhook_id,
+                                                   WebhookNonce.nonce == nonce.nonce))
+        session.commit()
 
 
 def _drop_input(key: str | None) -> None:

@@ -124,3 +124,19 @@ def test_a_call_refused_while_a_run_is_active_can_be_sent_again(app, v2):
     done = v2.call("GET", f"/v2/executions/{accepted.json['data']['id']}").json["data"]["attributes"]
     assert done["status"] == "succeeded" and done["steps"][0]["records_out"] == 1
     assert v2.client.post(path, data=second, headers=retried_headers).status_code == 409  # now it is a replay
+
+
+def test_a_call_that_could_not_be_queued_can_be_sent_again(app, make_app, tmp_path, v2):
+    flow_id = webhook_flow(v2)
+    path = add_webhook(v2, flow_id, {"algorithm": "sha256", "secret": SECRET, "tolerance_seconds": 600})
+    body = json.dumps({"id": 7}).encode()
+    headers = signed_headers(body, nonce="sent-while-redis-was-away")
+    broken = make_app(REDIS_URL=f"unix://{tmp_path}/no-redis.sock").test_client()
+
+    unavailable = broken.post(path, data=body, headers=headers)
+    assert unavailable.status_code == 503, unavailable.json
+    accepted = v2.client.post(path, data=body, headers=headers)
+    assert accepted.status_code == 202, accepted.json
+    work_off(app)
+    done = v2.call("GET", f"/v2/executions/{accepted.json['data']['id']}").json["data"]["attributes"]
+    assert done["status"] == "succeeded" and done["steps"][0]["records_out"] == 1
