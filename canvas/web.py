@@ -19,6 +19,7 @@ from canvas.outages import unreachable_service
 
 log = logging.getLogger(__name__)
 V2_PREFIX = "/v2"
+V2_REALM = "Canvas v2: account e-mail and API key"
 JSON_MEDIA_TYPES = {"application/json", "application/vnd.api+json"}
 OUTAGE_RETRY_AFTER_SECONDS = 5
 
@@ -42,6 +43,8 @@ def _render_jsonapi_error(status: int, message: str, error: CanvasError | None) 
     response = jsonify({"errors": [entry]})
     response.status_code = status
     response.mimetype = "application/vnd.api+json"
+    if status == 401:  # RFC 9110: a 401 names its scheme, or HTTP clients (urllib's Basic handler) never send one
+        response.headers["WWW-Authenticate"] = f'Basic realm="{V2_REALM}", charset="UTF-8"'
     return response
 
 

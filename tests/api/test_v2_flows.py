@@ -169,6 +169,15 @@ def test_basic_auth_is_required_and_checked(app, client, org):
     assert client.get("/v2/users/me", headers=v2.headers).json["data"]["id"] == org.admin_id
 
 
+def test_a_401_names_the_basic_scheme_so_http_clients_send_credentials(client, org):
+    import urllib.request
+
+    for answer in (client.get("/v2/flows"), client.get("/v2/flows", auth=("nobody@example.test", "secret"))):
+        challenge = answer.headers["WWW-Authenticate"]
+        match = urllib.request.AbstractBasicAuthHandler.rx.search(challenge)  # how urllib reads a challenge
+        assert match is not None and match.group(1) == "Basic" and match.group(3), challenge
+
+
 def test_a_new_api_key_works_for_basic_auth(app, client, org):
     v2 = V2(app, client, org)
     created = v2.call("POST", "/v2/api-keys")
