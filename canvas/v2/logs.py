@@ -50,18 +50,28 @@ def levels_parameter() -> set[int]:
 
 
 def log_hits(account_id, flow_ids: list, start: datetime | None, end: datetime | None) -> list[dict]:  # noqa: ANN001
-    statement = (select(BlockRun, WorkflowRun, Workflow).join(WorkflowRun, BlockRun.run_id == WorkflowRun.id)
-                 .join(Workflow, Workflow.id == WorkflowRun.workflow_id).where(WorkflowRun.account_id == account_id))
+    """Every block's log lines, and for each failed run a line of its own with the error: a run that failed
+    before a block logged anything (lost worker, queue unavailable, a refused binding) shows up too."""
+    hits = []
+    for block, run, workflow in db_session().execute(_runs_of(select(BlockRun, WorkflowRun, Workflow).join(
+            WorkflowRun, BlockRun.run_id == WorkflowRun.id), account_id, flow_ids, start, end)):
+        hits += [_hit(index, line, block, run, workflow) for index, line in enumerate(block.log or [])]
+    failed = _runs_of(select(WorkflowRun, Workflow), account_id, flow_ids, start, end).where(
+        WorkflowRun.status == "Failed")
+    hits += [_failure_hit(run, workflow) for run, workflow in db_session().execute(failed)]
+    return hits
+
+
+def _runs_of(statement, account_id, flow_ids: list, start: datetime | None, end: datetime | None):  # noqa: ANN001, ANN202
+    statement = statement.join(Workflow, Workflow.id == WorkflowRun.workflow_id).where(
+        WorkflowRun.account_id == account_id)
     if flow_ids:
         statement = statement.where(WorkflowRun.workflow_id.in_(flow_ids))
     if end is not None:
         statement = statement.where(WorkflowRun.date_queued <= end)
     if start is not None:
         statement = statement.where((WorkflowRun.date_finished.is_(None)) | (WorkflowRun.date_finished >= start))
-    hits = []
-    for block, run, workflow in db_session().execute(statement):
-        hits += [_hit(index, line, block, run, workflow) for index, line in enumerate(block.log or [])]
-    return hits
+    return statement
 
 
 def _hit(index: int, line: dict, block: BlockRun, run: WorkflowRun, workflow: Workflow) -> dict:
@@ -70,6 +80,15 @@ def _hit(index: int, line: dict, block: BlockRun, run: WorkflowRun, workflow: Wo
             "exec_id": str(run.id), "method": block.block_key, "component_name": block.block_name,
             "timestamp": line.get("time"), "level": LEVELS.get(str(line.get("level")).upper(), 30),
             "message": line.get("message") or ""}
+
+
+def _failure_hit(run: WorkflowRun, workflow: Workflow) -> dict:
+    failed_step = step_id(workflow, run.failed_block) if run.failed_block else None
+    where = f" at step {failed_step}" if failed_step else ""
+    return {"id": f"{run.id}-failed", "workspace_id": str(workflow.organization_id), "flow_id": str(workflow.id),
+            "user_id": str(run.account_id), "step_id": failed_step, "exec_id": str(run.id), "method": None,
+            "component_name": None, "timestamp": jsonapi.iso_time(run.date_finished or run.date_queued),
+            "level": LEVELS["ERROR"], "message": f"Execution failed{where}: {run.error or 'no reason recorded'}"}
 
 
 def _within(hit: dict, start: datetime | None, end: datetime | None) -> bool:

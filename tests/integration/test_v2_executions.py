@@ -97,3 +97,18 @@ def test_edge_condition_and_mapper_transform_the_records_between_blocks(app, v2)
     output = v2.client.get(f"/api/WorkflowRun/{run_id}/Block/2/Output", headers=v2.org.admin_headers)
     assert [json.loads(line) for line in output.get_data(as_text=True).splitlines()] == [
         {"status": "sold", "name": "Rex"}]
+
+
+def test_a_failed_run_has_its_error_in_the_logs_even_before_any_step_ran(app, make_app, tmp_path, v2):
+    flow_id = v2.create()["id"]
+    broken = V2(app, make_app(REDIS_URL=f"unix://{tmp_path}/no-redis.sock").test_client(), v2.org)
+    assert broken.call("POST", f"/v2/flows/{flow_id}/executions").status_code == 503
+    failed = v2.call("GET", "/v2/executions", **{"filter[flow]": flow_id}).json["data"][0]
+    assert failed["attributes"]["status"] == "failed"
+
+    logs = v2.call("GET", "/v2/logs", **{"flow_ids[]": flow_id}).json
+    assert logs["total"] == 1
+    hit = logs["hits"][0]
+    assert hit["exec_id"] == failed["id"] and hit["level"] == 50
+    assert "could not be queued" in hit["message"]
+    assert v2.call("GET", "/v2/logs", **{"flow_ids[]": flow_id, "levels[]": "50"}).json["total"] == 1
