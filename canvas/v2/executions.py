@@ -33,8 +33,7 @@ def start_execution(session: Session, account_id: uuid.UUID, flow_id: str, optio
     """A run of the flow's current version, recorded on the run. `committed_with_run`: rows written in the same
     transaction as the run's row, so that they exist if and only if the run was accepted."""
     workflow = flows.get_flow(session, account_id, flow_id)
-    version = flows.record_version(session, workflow)
-    session.commit()
+    version = flows.settle_version(session, workflow)
     session.add_all(committed_with_run)
     data = {"workflowId": workflow.id, "runFromBlock": options.get("run_from_step"),
             "runTillBlock": options.get("run_till_step"), "dryRun": options.get("dry_run"),

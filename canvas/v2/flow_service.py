@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import exists, func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from canvas.errors import BadRequestError, NotFoundError, UnprocessableError
+from canvas.schema_fields import parse_id
 from canvas.models import FlowDraft, FlowSettings, FlowVersion, Workflow
 from canvas.models.base import utcnow
 from canvas.schedules import service as schedules
@@ -20,6 +22,7 @@ from canvas.workflows.service import Actor, slice_of
 
 FLOW_TYPES = ("ordinary", "long_running")
 FLOW_STATUSES = ("active", "inactive")
+VERSION_RECORD_ATTEMPTS = 3  # concurrent first reads of a new graph: one makes it, the others read it
 SORT_COLUMNS = {"created_at": Workflow.date_created, "updated_at": Workflow.date_modified, "name": Workflow.name}
 
 
@@ -150,7 +153,7 @@ def quartz_cron(raw: Any) -> str | None:
         fields = _quartz_fields(fields)
     text = " ".join(fields)
     try:
-        schedules.parse_frequency(json.dumps({"cronSchedule": text}), None)
+        schedules.check_fires(schedules.parse_frequency(json.dumps({"cronSchedule": text}), None), utcnow())
     except BadRequestError as exc:
         raise BadRequestError(f"cron: '{raw}' is not a valid cron expression ({exc.message})", field="cron") from None
     return text
@@ -176,7 +179,7 @@ def delete_flow(session: Session, account_id: uuid.UUID, flow_id: str) -> None:
 def as_id(value: Any, kind: str) -> uuid.UUID:
     """A path id; one that is no id names nothing (404, as an unknown one)."""
     try:
-        return uuid.UUID(str(value))
+        return parse_id(value)
     except ValueError:
         raise NotFoundError(f"Unknown {kind} {value}") from None
 
@@ -217,24 +220,49 @@ def _set_schedule(session: Session, workflow: Workflow, settings: FlowSettings, 
 # --- versions -------------------------------------------------------------------------------------------------------
 
 def record_version(session: Session, workflow: Workflow) -> FlowVersion:
-    """The version of the current graph, made when the graph is new (content-addressed: unchanged graph, same id)."""
+    """The version of the current graph, made when the graph is new (content-addressed: unchanged graph, same id),
+    in the caller's transaction. A graph that becomes current again (a revert) heads the history again: it takes
+    the next number."""
     graph = graph_of(workflow)
-    version_id = graph_hash(graph)
+    return _head_version(session, workflow, graph_hash(graph), graph)
+
+
+def settle_version(session: Session, workflow: Workflow) -> FlowVersion:
+    """record_version for a reader, committed at once. Versions are recorded on first sight, so concurrent first
+    reads race to make the same row: the loser's insert fails on the row's key, and it reads the winner's."""
+    for _attempt in range(VERSION_RECORD_ATTEMPTS - 1):
+        try:
+            version = record_version(session, workflow)
+            session.commit()
+            return version
+        except IntegrityError:
+            session.rollback()
+    version = record_version(session, workflow)
+    session.commit()
+    return version
+
+
+def _head_version(session: Session, workflow: Workflow, version_id: str, graph: dict) -> FlowVersion:
+    latest = session.scalar(select(FlowVersion).where(FlowVersion.workflow_id == workflow.id)
+                            .order_by(FlowVersion.number.desc()).limit(1))
+    if latest is not None and latest.id == version_id:
+        return latest
+    number = (latest.number if latest is not None else 0) + 1
     version = session.get(FlowVersion, (workflow.id, version_id))
     if version is None:
-        number = (session.scalar(select(func.max(FlowVersion.number))
-                                 .where(FlowVersion.workflow_id == workflow.id)) or 0) + 1
         version = FlowVersion(workflow_id=workflow.id, id=version_id, number=number, graph=graph,
                               chain=workflow.chain, date_created=utcnow())
         session.add(version)
-        session.flush()
+    else:
+        version.number = number
+    session.flush()
     return version
 
 
 def list_versions(session: Session, account_id: uuid.UUID, flow_id: str, offset: int,
                   limit: int) -> tuple[Workflow, list[FlowVersion], int]:
     workflow = get_flow(session, account_id, flow_id)
-    record_version(session, workflow)  # a change made in the Canvas dialect becomes a version when first seen
+    settle_version(session, workflow)  # a change made in the Canvas dialect becomes a version when first seen
     query = select(FlowVersion).where(FlowVersion.workflow_id == workflow.id)
     rows, total = slice_of(session, query, (FlowVersion.number.desc(),), offset, limit)
     return workflow, rows, total
@@ -242,7 +270,7 @@ def list_versions(session: Session, account_id: uuid.UUID, flow_id: str, offset:
 
 def get_version(session: Session, account_id: uuid.UUID, flow_id: str, version_id: str) -> FlowVersion:
     workflow = get_flow(session, account_id, flow_id)
-    record_version(session, workflow)
+    settle_version(session, workflow)
     version = session.get(FlowVersion, (workflow.id, version_id))
     if version is None:
         raise NotFoundError(f"Flow {flow_id} has no version {version_id}")

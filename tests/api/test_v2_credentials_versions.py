@@ -77,3 +77,44 @@ def test_a_canvas_workflow_change_becomes_a_version_when_seen(v2):
     v2.client.post("/api/UpdateWorkflow", json=body, headers=v2.org.admin_headers)
     versions = v2.call("GET", f"/v2/flows/{flow_id}/versions").json
     assert versions["meta"]["total"] >= 1
+
+
+def test_a_revert_heads_the_version_history(v2):
+    flow = v2.create()
+    flow_id, graph_a = flow["id"], flow["attributes"]["graph"]
+    ids = [flow["relationships"]["latest_version"]["data"]["id"]]
+    for expression in ("$merge([$, {'b': true}])", "$merge([$, {'c': true}])", "$"):  # A -> B -> C -> A
+        graph_a["nodes"][1]["fields"] = {"expression": expression}
+        changed = v2.call("PATCH", f"/v2/flows/{flow_id}",
+                          {"data": {"type": "flow", "id": flow_id, "attributes": {"graph": graph_a}}})
+        assert changed.status_code == 200, changed.json
+        ids.append(changed.json["data"]["relationships"]["latest_version"]["data"]["id"])
+    a, b, c, current = ids
+    assert current == a  # content-addressed: the same graph is the same version
+    listed = v2.call("GET", f"/v2/flows/{flow_id}/versions").json["data"]
+    assert [entry["id"] for entry in listed] == [a, c, b]
+
+
+def test_concurrent_first_reads_of_the_versions_all_succeed(app, v2):
+    """A workflow made in the Canvas dialect has no version until one is first read: four readers at once."""
+    import threading
+
+    from tests.api.workflow_helpers import new_workflow, published_template
+
+    template_id = published_template(v2.client, v2.org.admin_headers)
+    answers, barrier = [], threading.Barrier(4)
+    for _round in range(3):
+        workflow_id = new_workflow(v2.client, v2.org.admin_headers, template_id, v2.credential)
+
+        def read(workflow_id: str = workflow_id) -> None:
+            client = app.test_client()
+            barrier.wait()
+            answers.append(client.get(f"/v2/flows/{workflow_id}/versions", headers=v2.headers))
+
+        threads = [threading.Thread(target=read) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert [answer.status_code for answer in answers] == [200] * 12
+    assert all(answer.json["meta"]["total"] == 1 for answer in answers)
