@@ -207,6 +207,11 @@ class FlowCallbacks(MethodView):
 
 @blp.route("/flows/<flow_id>/callbacks/<callback_id>")
 class FlowCallbackById(MethodView):
+    @blp.doc(**doc(200, "The callback (its secret is shown only when created)"))
+    def get(self, flow_id, callback_id):
+        """Get a callback"""
+        return jsonapi.document(callback_to_resource(_own_callback(db_session(), flow_id, callback_id)))
+
     @blp.doc(**doc(204, "Deleted"))
     def delete(self, flow_id, callback_id):
         """Delete a callback"""
@@ -226,6 +231,21 @@ class CallbackDeliveries(MethodView):
         rows = session.scalars(select(CallbackDelivery).where(CallbackDelivery.callback_id == callback.id)
                                .order_by(CallbackDelivery.date_created.desc()).limit(200))
         return jsonapi.document([delivery_to_resource(row) for row in rows])
+
+
+@blp.route("/callback-deliveries/<delivery_id>")
+class CallbackDeliveryById(MethodView):
+    @blp.doc(**doc(200, "One delivery of a callback and how it went"))
+    def get(self, delivery_id):
+        """Get a callback delivery"""
+        session = db_session()
+        delivery = session.get(CallbackDelivery, flows.as_id(delivery_id, "callback delivery"))
+        callback = session.get(FlowCallback, delivery.callback_id) if delivery is not None else None
+        try:
+            flows.get_flow(session, current_principal().account_id, str(callback.workflow_id) if callback else "-")
+        except NotFoundError:
+            raise NotFoundError(f"Unknown callback delivery {delivery_id}") from None
+        return jsonapi.document(delivery_to_resource(delivery))
 
 
 def _own_callback(session: Session, flow_id: str, callback_id: str) -> FlowCallback:

@@ -183,17 +183,26 @@ class FlowWebhooks(MethodView):
 
 @blp.route("/flows/<flow_id>/webhooks/<webhook_id>")
 class FlowWebhookById(MethodView):
+    @blp.doc(**doc(200, "The webhook (its URL is shown only when created)"))
+    def get(self, flow_id, webhook_id):
+        """Get a webhook"""
+        return jsonapi.document(webhook_to_resource(_own_webhook(db_session(), flow_id, webhook_id)))
+
     @blp.doc(**doc(204, "Deleted"))
     def delete(self, flow_id, webhook_id):
         """Delete a webhook"""
         session = db_session()
-        workflow = flows.get_flow(session, current_principal().account_id, flow_id)
-        webhook = session.get(FlowWebhook, flows.as_id(webhook_id, "webhook"))
-        if webhook is None or webhook.workflow_id != workflow.id:
-            raise NotFoundError(f"Unknown webhook {webhook_id}")
-        session.delete(webhook)
+        session.delete(_own_webhook(session, flow_id, webhook_id))
         session.commit()
         return jsonapi.no_content()
+
+
+def _own_webhook(session: Session, flow_id: str, webhook_id: str) -> FlowWebhook:
+    workflow = flows.get_flow(session, current_principal().account_id, flow_id)
+    webhook = session.get(FlowWebhook, flows.as_id(webhook_id, "webhook"))
+    if webhook is None or webhook.workflow_id != workflow.id:
+        raise NotFoundError(f"Unknown webhook {webhook_id}")
+    return webhook
 
 
 @blp.route("/hooks/<token>")

@@ -62,6 +62,10 @@ def test_a_finished_run_is_delivered_signed_and_retried_after_a_500(v2, fast_app
     assert [(d["attributes"]["status"], d["attributes"]["attempts"]) for d in deliveries] == [("Delivered", 2)]
     listed = v2.call("GET", f"/v2/flows/{flow['id']}/callbacks").json["data"]
     assert "secret" not in listed[0]["attributes"]
+    for resource in (deliveries[0], listed[0]):  # self links lead to the resource
+        followed = v2.call("GET", resource["links"]["self"])
+        assert followed.status_code == 200, resource["links"]["self"]
+        assert followed.json["data"]["id"] == resource["id"]
 
 
 def test_delivery_gives_up_after_max_attempts(v2, fast_app, http_server):
