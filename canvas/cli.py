@@ -133,10 +133,24 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
     embedded = ensure_redis(settings)
     try:
         _synced_database(settings).dispose()
-        CanvasServer(f"{host or DEFAULT_HOST}:{port or DEFAULT_PORT}", workers or settings["API_WORKERS"]).run()
+        host, port = host or DEFAULT_HOST, port or DEFAULT_PORT
+        CanvasServer(f"{host}:{port}", workers or settings["API_WORKERS"], _listening_public_url(host, port)).run()
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def _listening_public_url(host: str, port: int) -> dict | None:
+    """Without CANVAS_PUBLIC_URL, links the service gives (activation e-mails, webhook URLs) lead to where this API
+    listens, not to the default port."""
+    import os
+    import socket
+
+    if os.environ.get("CANVAS_PUBLIC_URL"):
+        return None
+    shown = socket.gethostname() if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - naming, not binding
+    shown = f"[{shown}]" if ":" in shown else shown
+    return {"PUBLIC_URL": f"http://{shown}:{port}"}
 
 
 @cli.command()

@@ -86,7 +86,8 @@ def token_hash(token: str) -> str:
 
 
 def webhook_to_resource(webhook: FlowWebhook, token: str | None = None) -> dict:
-    attributes = {"url": f"{request.host_url.rstrip('/')}{HOOK_PATH}{token}" if token else None,
+    public_url = services().settings["PUBLIC_URL"].rstrip("/")  # never the request's Host header: a caller sets it
+    attributes = {"url": f"{public_url}{HOOK_PATH}{token}" if token else None,
                   "hmac": None if webhook.hmac_algorithm is None else {
                       "algorithm": webhook.hmac_algorithm, "secret": "********",
                       "signature_header": webhook.signature_header, "timestamp_header": webhook.timestamp_header,

@@ -1,23 +1,29 @@
 """The answers the HTTP server gives on its own, before the app sees a request (a request line or headers too long,
-a malformed request), are JSON like every other answer: a real `canvas api` process, spoken to over a socket."""
+a malformed request), are JSON like every other answer: a real `canvas api` process, spoken to over a socket.
+And the links it gives lead to where it listens, whatever Host a caller sends."""
 from __future__ import annotations
 
 import json
 import socket
 
 import pytest
+import requests
 
-from tests.process_tools import canvas_env, free_port, start_canvas, wait_for_http
+from tests.process_tools import canvas_env, free_port, run_canvas, start_canvas, wait_for_http
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def api_address(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("server-answers")
+def api_environment(tmp_path_factory) -> dict:
+    return canvas_env(tmp_path_factory.mktemp("server-answers"), CANVAS_API_WORKERS="1")
+
+
+@pytest.fixture(scope="module")
+def api_address(api_environment):
     port = free_port()
-    process = start_canvas("api", "--port", str(port), env=canvas_env(data_dir, CANVAS_API_WORKERS="1"),
-                           log_path=data_dir / "api.log")
+    data_dir = api_environment["CANVAS_DATA_DIR"]
+    process = start_canvas("api", "--port", str(port), env=api_environment, log_path=f"{data_dir}/api.log")
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", process)
         yield "127.0.0.1", port
@@ -60,3 +66,25 @@ def test_the_servers_own_answers_are_json(api_address, label, raw, status):
     assert document["State"] == status
     assert isinstance(document["Msg"], str) and document["Msg"], label
     assert b"<html" not in body.lower()
+
+
+def test_a_webhook_url_leads_to_where_the_api_listens_whatever_host_is_sent(api_address, api_environment):
+    created = run_canvas("org", "create", "--name", "Links", "--admin-email", "admin@links.test", "--json",
+                         env=api_environment)
+    assert created.returncode == 0, created.stderr
+    secret = json.loads(created.stdout)["secretKey"]
+    base = "http://{}:{}".format(*api_address)
+    session = requests.Session()
+    session.auth = ("admin@links.test", secret)
+    session.headers["Host"] = "attacker.example"
+    graph = {"nodes": [{"id": "only", "command": "records.from_variable", "fields": {"records": [{"a": 1}]}}],
+             "edges": []}
+    flow = session.post(f"{base}/v2/flows", json={"data": {"type": "flow", "attributes": {
+        "name": "Hooked", "type": "ordinary", "graph": graph}}}, timeout=30)
+    assert flow.status_code == 201, flow.text
+    hook = session.post(f"{base}/v2/flows/{flow.json()['data']['id']}/webhooks", timeout=30)
+    assert hook.status_code == 201, hook.text
+    url = hook.json()["data"]["attributes"]["url"]
+    assert url.startswith(f"{base}/v2/hooks/"), url
+    called = requests.post(url, json={"b": 2}, timeout=30)
+    assert called.status_code == 202, called.text
