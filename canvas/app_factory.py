@@ -10,9 +10,23 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from canvas.auth.resolver import resolve_canvas_principal
 from canvas.extensions import Services, init_services
+from canvas.openapi import (
+    SWAGGER_UI_ASSETS_PATH,
+    TruthfulResponsesPlugin,
+    drop_unanswered_schemas,
+    swagger_ui_assets,
+)
 from canvas.settings import load_settings
 from canvas.v2.auth import resolve_v2_principal
-from canvas.web import CaseInsensitiveApiPaths, check_request_body, register_error_handlers
+from canvas.v2.jsonapi import check_acceptable
+from canvas.web import (
+    PATH_CONVERTERS,
+    CaseInsensitiveApiPaths,
+    RequestJSONProvider,
+    check_request_body,
+    refuse_bad_path_and_query_values,
+    register_error_handlers,
+)
 
 API_SPEC_OPTIONS = {
     "info": {"description": "Canvas-compatible workflow-template orchestrator. Canvas dialect under /api, "
@@ -32,6 +46,9 @@ API_SPEC_OPTIONS = {
 def build_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_settings(config)
     app = Flask("canvas")
+    app.url_map.strict_slashes = False  # `/v2/flows/` (as the seed writes some URLs) is `/v2/flows`, not a 404
+    app.json = RequestJSONProvider(app)  # request.get_json uses the one request decoder
+    app.url_map.converters.update(PATH_CONVERTERS)  # before any rule is added: they use them
     app.config.update(
         MAX_CONTENT_LENGTH=settings["MAX_REQUEST_BYTES"],
         JSON_SORT_KEYS=False,
@@ -41,7 +58,7 @@ def build_app(config: Mapping[str, Any] | None = None) -> Flask:
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
         OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        OPENAPI_SWAGGER_UI_URL=SWAGGER_UI_ASSETS_PATH + "/",  # same origin: /docs works offline
         API_SPEC_OPTIONS=API_SPEC_OPTIONS,
         CANVAS_SETTINGS=settings,
     )
@@ -49,16 +66,29 @@ def build_app(config: Mapping[str, Any] | None = None) -> Flask:
     services = Services(settings)
     services.application_catalog  # noqa: B018 - load now: never serve on a broken or half-loaded catalog
     init_services(app, services)
-    api = Api(app)
+    api = Api(app, spec_kwargs={"extra_plugins": [TruthfulResponsesPlugin(app)]})
+    app.register_blueprint(swagger_ui_assets())
+    _register_path_converters(api)
     _register_blueprints(app, api, settings)
+    drop_unanswered_schemas(api.spec)
     register_error_handlers(app)  # after Api(), whose own HTTPException handler it replaces
     app.before_request(resolve_canvas_principal)
     app.before_request(resolve_v2_principal)
+    app.before_request(check_acceptable)
+    app.before_request(refuse_bad_path_and_query_values)
     app.before_request(check_request_body)
     app.wsgi_app = CaseInsensitiveApiPaths(app.wsgi_app, app)
     if settings["TRUSTED_PROXY_COUNT"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["TRUSTED_PROXY_COUNT"])
     return app
+
+
+def _register_path_converters(api: Api) -> None:
+    """How the OpenAPI document describes the path parameters of canvas.web's converters."""
+    documented = {"id": {"type": "string", "format": "uuid"},
+                  "position": {"type": "integer", "format": "int32", "minimum": 1}}
+    for name, schema in documented.items():
+        api.register_converter(PATH_CONVERTERS[name], lambda converter, schema=schema: dict(schema))
 
 
 def _register_blueprints(app: Flask, api: Api, settings: Mapping[str, Any]) -> None:

@@ -29,3 +29,6 @@ DEFAULT_RECONNECT_MAX_SECONDS = 30.0
 DEFAULT_SCHEDULER_RECONCILE_SECONDS = 3.0
 DEFAULT_SCHEDULER_MISFIRE_GRACE_SECONDS = 60.0
 DEFAULT_SCHEDULER_RUN_EACH_LIMIT = 10
+MAX_JSON_NESTING = 100  # arrays/objects inside each other in one request document; far beyond any real request
+# What the Canvas document shows as schedulerFrequency of a workflow that was never scheduled, byte for byte
+DEFAULT_SCHEDULER_FREQUENCY = '{ "cronSchedule": "0 0 * ? * *"}'

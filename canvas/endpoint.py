@@ -96,7 +96,7 @@ def route_with_optional_id(blp, path: str) -> Callable:  # noqa: ANN001 - flask_
 
     def register(view_class: type) -> type:
         blp.route(path, endpoint=view_class.__name__)(view_class)
-        blp.route(f"{path}/<string:path_id>", endpoint=view_class.__name__ + "ById")(view_class)
+        blp.route(f"{path}/<id:path_id>", endpoint=view_class.__name__ + "ById")(view_class)
         return view_class
 
     return register

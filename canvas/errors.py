@@ -44,6 +44,10 @@ class MethodNotAllowedError(CanvasError):
     status, title = 405, "Method Not Allowed"
 
 
+class NotAcceptableError(CanvasError):
+    status, title = 406, "Not Acceptable"
+
+
 class ConflictError(CanvasError):
     status, title = 409, "Conflict"
 

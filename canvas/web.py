@@ -1,21 +1,26 @@
 """HTTP plumbing shared by both dialects: error rendering, request-body checks, case-insensitive Canvas paths."""
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter
 
 from canvas.errors import (
     BadRequestError,
     CanvasError,
+    NotFoundError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
 )
+from canvas.json_input import JsonInputError, check_text, decode_json
 from canvas.outages import unreachable_service
+from canvas.schema_fields import ID_FORMAT, INT32_MAX, parse_id, parse_int_text
+from canvas.v2.vocabulary import v2_field, v2_message
 
 log = logging.getLogger(__name__)
 V2_PREFIX = "/v2"
@@ -35,17 +40,31 @@ def render_error(status: int, message: str, error: CanvasError | None = None) ->
 
 
 def _render_jsonapi_error(status: int, message: str, error: CanvasError | None) -> Response:
-    entry: dict[str, Any] = {"status": str(status), "title": _title(status, error), "detail": message}
-    if error is not None and error.field:
-        entry["source"] = {"pointer": "/data/attributes/" + error.field.replace(".", "/")}
-    elif error is not None and error.parameter:
-        entry["source"] = {"parameter": error.parameter}
+    entry: dict[str, Any] = {"status": str(status), "title": _title(status, error), "detail": v2_message(message)}
+    source = _jsonapi_source(error)
+    if source:
+        entry["source"] = source
     response = jsonify({"errors": [entry]})
     response.status_code = status
     response.mimetype = "application/vnd.api+json"
     if status == 401:  # RFC 9110: a 401 names its scheme, or HTTP clients (urllib's Basic handler) never send one
         response.headers["WWW-Authenticate"] = f'Basic realm="{V2_REALM}", charset="UTF-8"'
     return response
+
+
+def _jsonapi_source(error: CanvasError | None) -> dict | None:
+    """Where the fault is: a pointer into the request's document (only when it sent one: a DELETE has none to
+    point into), else the query parameter. `type` and `id` are members of `data`, not attributes."""
+    if error is None:
+        return None
+    if error.field and request.get_data(cache=True).strip():
+        field = v2_field(error.field)
+        if field in ("type", "id"):
+            return {"pointer": f"/data/{field}"}
+        return {"pointer": "/data/attributes/" + field.replace(".", "/")}
+    if error.parameter:
+        return {"parameter": v2_field(error.parameter)}
+    return None
 
 
 def _title(status: int, error: CanvasError | None) -> str:
@@ -167,13 +186,100 @@ def check_request_body() -> None:
         _parse_json_or_fail(raw)
 
 
-def _parse_json_or_fail(raw: bytes) -> None:
+def _parse_json_or_fail(raw: bytes) -> Any:
+    """The request document, decoded by the one decoder; a refusal names where the fault is."""
     try:
-        json.loads(raw)
+        return decode_json(raw)
     except UnicodeDecodeError:
         raise BadRequestError("Request body is not UTF-8 encoded JSON") from None
+    except JsonInputError as exc:
+        raise _refusal_of_body_value(exc) from None
     except ValueError as exc:
         raise BadRequestError(f"Malformed JSON body: {exc}") from None
+
+
+def _refusal_of_body_value(exc: JsonInputError) -> BadRequestError:
+    message = f"{exc.where}: {exc.message}" if exc.path else exc.message
+    if not _is_v2():
+        return BadRequestError(message, field=exc.where or None)
+    attribute = exc.path[2:] if exc.path[:2] == ("data", "attributes") else ()  # JSON:API points into attributes
+    return BadRequestError(message, field=".".join(str(part) for part in attribute) or None)
+
+
+def _is_v2() -> bool:
+    return request.path.startswith(V2_PREFIX + "/") or request.path == V2_PREFIX
+
+
+class RequestJSONProvider(DefaultJSONProvider):
+    """flask's `request.get_json` decodes with the one request decoder too, so no view can read a body that the
+    before-request check would refuse."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return _parse_json_or_fail(s)
+
+
+# --- path and query values -------------------------------------------------------------------------------------------
+
+class RefusedPathValue:
+    """What a path converter yields for a segment it refuses: routing goes on (no misleading "No endpoint" 404),
+    and refuse_bad_path_and_query_values answers it naming the parameter, after authentication."""
+
+    def __init__(self, reason: str, error_class: type[CanvasError]):
+        self.reason, self.error_class = reason, error_class
+
+
+class IdConverter(BaseConverter):
+    """`<id:name>`: an id in the path, by parse_id, as its canonical lowercase text. One that is no id names no
+    resource: 404, as an unknown one."""
+
+    regex = "[^/]+"
+
+    def to_python(self, value: str) -> Any:
+        try:
+            return str(parse_id(value))
+        except ValueError:
+            return RefusedPathValue(f"'{value[:60]}' is not an id ({ID_FORMAT}), so it names nothing", NotFoundError)
+
+
+class PositionConverter(BaseConverter):
+    """`<position:name>`: a number counted from 1 (a block's) in the path, within a signed 32-bit column. werkzeug's
+    `int` takes any count of digits, and the database then fails on 99999999999999999999999."""
+
+    regex = "[^/]+"
+
+    def to_python(self, value: str) -> Any:
+        try:
+            return parse_int_text(value, 1, INT32_MAX)
+        except ValueError as exc:
+            return RefusedPathValue(str(exc), BadRequestError)
+
+
+PATH_CONVERTERS = {"id": IdConverter, "position": PositionConverter}
+
+
+def refuse_bad_path_and_query_values() -> None:
+    """Before any view: path values the converters refused, and text no database can store in path segments and
+    query strings (NUL characters), are answered naming the parameter."""
+    for name, value in (request.view_args or {}).items():
+        if isinstance(value, RefusedPathValue):
+            raise value.error_class(f"{name}: {value.reason}", parameter=name)
+        if isinstance(value, str):
+            _check_parameter_text(name, value)
+    for name, value in request.args.items(multi=True):
+        _check_parameter_text(name, name)
+        _check_parameter_text(name, value)
+
+
+def _check_parameter_text(name: str, value: str) -> None:
+    try:
+        check_text(value)
+    except JsonInputError as exc:
+        raise BadRequestError(f"{_printable(name)}: {exc.message}", parameter=_printable(name)) from None
+
+
+def _printable(name: str) -> str:
+    """A parameter name fit to be shown back, even when it is the offending text."""
+    return name.encode("unicode_escape").decode("ascii")
 
 
 # --- case-insensitive endpoint names -------------------------------------------------------------------------------

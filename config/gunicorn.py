@@ -9,3 +9,5 @@ accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 # Several `canvas api` processes may run on one machine; gunicorn's control socket would make them collide.
 control_socket_disable = True
+# The longest request line gunicorn allows (a long search or filter); longer ones get a JSON 414.
+limit_request_line = 8190

@@ -19,9 +19,10 @@ from canvas.accounts.schemas import (
 )
 from canvas.auth import account_managers, admins, current_principal
 from canvas.endpoint import canvas_endpoint
-from canvas.errors import ForbiddenError
 from canvas.extensions import db_session, services
-from canvas.models import Account, Organization, Role
+from canvas.models import Account, Organization
+from canvas.openapi import may_answer
+from canvas.openapi_schemas import GUID_ANSWER, TEXT_ANSWER, TRUE_ANSWER
 
 blp = Blueprint("accounts", __name__, url_prefix="/api", description="Organization administration")
 
@@ -29,6 +30,7 @@ blp = Blueprint("accounts", __name__, url_prefix="/api", description="Organizati
 @blp.route("/Authenticate")
 class Authenticate(MethodView):
     @canvas_endpoint("Authenticate", returns="boolean")
+    @blp.response(200, TRUE_ANSWER)
     def get(self):
         """Checks authentification"""
         return jsonify(True)
@@ -46,9 +48,11 @@ class Accounts(MethodView):
 
 @blp.route("/Account")
 class AccountRegistration(MethodView):
-    @canvas_endpoint("Account", parameters="[FromBody]AddAccountApiDto data", returns="Guid",
+    @canvas_endpoint("Account", parameters="[FromBody]AddAccountApiDto data",  # returns "": as the document says
                      role=account_managers("create accounts"))
     @blp.arguments(AddAccountSchema)
+    @may_answer(409, 503)  # the e-mail is taken; SMTP is down
+    @blp.response(200, GUID_ANSWER)
     def post(self, data):
         """Account registration"""
         principal = current_principal()
@@ -72,6 +76,8 @@ class ActivateAccount(MethodView):
     @canvas_endpoint("ActivateAccount", authenticate=False, parameters="String token", returns="string",
                      extension=True)
     @blp.arguments(ActivationArgsSchema, location="query")
+    @may_answer(503)
+    @blp.response(200, TEXT_ANSWER)
     def get(self, args):
         """Activates an account through the single-use link of its activation e-mail"""
         session = db_session()
@@ -82,6 +88,7 @@ class ActivateAccount(MethodView):
 
 @blp.route("/AccountKeys")
 class AccountKeys(MethodView):
+    @may_answer(404)  # no such account
     @canvas_endpoint("AccountKeys", parameters="[FromBody]AccountKeysApiDto data", returns="JSON", extension=True,
                      role=account_managers("issue API keys"))
     @blp.arguments(AccountKeysSchema)
@@ -90,12 +97,7 @@ class AccountKeys(MethodView):
         """Issues new API keys for an account of the organization; its old keys stop working at once"""
         principal = current_principal()
         session = db_session()
-        target = session.get(Account, data["accountId"])
-        if target is None or target.organization_id != principal.organization_id:
-            raise ForbiddenError(service.BAD_MANAGED_ACCOUNT_MESSAGE)
-        if target.role_enum is Role.ADMIN and principal.key_role is not Role.ADMIN:
-            raise ForbiddenError("Only an Admin may issue keys for an Admin account")
-        keys = service.issue_keys(session, target.id)
+        keys = service.issue_keys_for(session, principal.organization_id, principal.key_role, data["accountId"])
         session.commit()
         return {"accountId": keys.account_id, "consumer": keys.consumer, "secretKey": keys.secret_key}
 

@@ -4,50 +4,51 @@ from __future__ import annotations
 import marshmallow as ma
 
 from canvas.endpoint import dto
+from canvas.schema_fields import CanvasSchema, Id, StrictBoolean
 
 
 @dto("AddAccountApiDto")
-class AddAccountSchema(ma.Schema):
+class AddAccountSchema(CanvasSchema):
     firstName = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=200))
     lastName = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=200))
     email = ma.fields.String(required=True, validate=ma.validate.Length(min=3, max=320))
     phone = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=50))
     roleName = ma.fields.String(allow_none=True)
     countryKey = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=8))
-    globalNotifications = ma.fields.Boolean(allow_none=True)
+    globalNotifications = StrictBoolean(allow_none=True)
     defaultNotificationEmail = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=320))
-    activated = ma.fields.Boolean(allow_none=True)
+    activated = StrictBoolean(allow_none=True)
 
 
-class AccountSchema(ma.Schema):
-    id = ma.fields.UUID()
+class AccountSchema(CanvasSchema):
+    id = Id()
     firstName = ma.fields.String()
     lastName = ma.fields.String()
     email = ma.fields.String()
-    organizationId = ma.fields.UUID()
+    organizationId = Id()
     organizationName = ma.fields.String()
-    roleId = ma.fields.UUID()
+    roleId = Id()
     role = ma.fields.String()
     dateCreated = ma.fields.DateTime()
 
 
-class ActivationArgsSchema(ma.Schema):
+class ActivationArgsSchema(CanvasSchema):
     token = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
 
 
 @dto("AccountKeysApiDto")
-class AccountKeysSchema(ma.Schema):
-    accountId = ma.fields.UUID(required=True)
+class AccountKeysSchema(CanvasSchema):
+    accountId = Id(required=True)
 
 
-class IssuedKeysSchema(ma.Schema):
-    accountId = ma.fields.UUID()
+class IssuedKeysSchema(CanvasSchema):
+    accountId = Id()
     consumer = ma.fields.String()
     secretKey = ma.fields.String()
 
 
 @dto("IpAllowlistApiDto")
-class IpAllowlistSchema(ma.Schema):
+class IpAllowlistSchema(CanvasSchema):
     cidrs = ma.fields.List(ma.fields.String(validate=ma.validate.Length(max=64)), required=True,
                            validate=ma.validate.Length(max=500))
 

@@ -16,6 +16,7 @@ from canvas.auth.keys import issue_key, secret_matches
 from canvas.errors import AuthenticationError, BadRequestError, ConflictError, ForbiddenError, NotFoundError
 from canvas.models import Account, ActivationToken, ApiKey, Organization, Role
 from canvas.models.base import utcnow
+from canvas.schema_fields import parse_id
 
 BAD_KEYS_MESSAGE = "Consumer or SecretKey are incorrect or missing"
 BAD_MANAGED_ACCOUNT_MESSAGE = "ManagedAccountId does not identify an account you may manage"
@@ -82,6 +83,17 @@ def issue_keys(session: Session, account_id: uuid.UUID) -> NewKeys:
     return NewKeys(account_id, issued.consumer, issued.secret)
 
 
+def issue_keys_for(session: Session, organization_id: uuid.UUID, key_role: Role, account_id: uuid.UUID) -> NewKeys:
+    """AccountKeys: new keys for an account of the caller's organization. The account is named in the body, not by
+    ManagedAccountId, so an unknown one is a 404 about that account; another organization's reads as unknown."""
+    target = session.get(Account, account_id)
+    if target is None or target.organization_id != organization_id:
+        raise NotFoundError(f"Unknown account {account_id}", field="accountId")
+    if target.role_enum is Role.ADMIN and key_role is not Role.ADMIN:
+        raise ForbiddenError("Only an Admin may issue keys for an Admin account")
+    return issue_keys(session, target.id)
+
+
 def rotate_keys(session: Session, account_id: uuid.UUID) -> NewKeys:
     if session.get(Account, account_id) is None:
         raise NotFoundError(f"Unknown account {account_id}")
@@ -103,7 +115,7 @@ def authenticate(session: Session, consumer: str | None, secret: str | None) -> 
 def resolve_managed_account(session: Session, key_account: Account, raw_id: str) -> Account:
     """The account named by ManagedAccountId, if the key's account may act as it; one answer for every refusal."""
     try:
-        managed_id = uuid.UUID(raw_id.strip())
+        managed_id = parse_id(raw_id.strip())  # a header's surrounding spaces are HTTP's, not the id's
     except ValueError:
         raise ForbiddenError(BAD_MANAGED_ACCOUNT_MESSAGE) from None
     if managed_id == key_account.id:

@@ -17,6 +17,7 @@ MASK = "********"
 AUTHENTICATION_ERROR = "Authentication Error: "  # the prefix Canvas puts before credential problems
 _DIGITS = re.compile(r"^[0-9]+$")
 _BOOL_WORDS = {"true": True, "false": False}
+_LINE_BREAKS = ("\r", "\n")  # only a textarea (an SSH private key) holds several lines
 
 
 def parse_credentials_json(raw: Any) -> dict[str, Any]:
@@ -120,6 +121,10 @@ def _normalise(credential_field: CredentialField, value: Any) -> Any:
         return _as_option(credential_field, value)
     if not isinstance(value, str):
         raise ValueError(f"{credential_field.name} must be text")
+    if credential_field.type != "textarea" and any(character in value for character in _LINE_BREAKS):
+        # A line break ends an FTP or SMTP command and an HTTP header early; the libraries then refuse it deep in a
+        # verification or a run ("an illegal newline character should not be contained").
+        raise ValueError(f"{credential_field.name} must be a single line (it holds a line break)")
     return value
 
 

@@ -19,6 +19,8 @@ from canvas.applications.schemas import (
 from canvas.auth import current_principal
 from canvas.endpoint import canvas_endpoint, id_argument, route_with_optional_id
 from canvas.extensions import db_session, services
+from canvas.openapi import may_answer
+from canvas.openapi_schemas import GUID_ANSWER, TRUE_ANSWER
 
 blp = Blueprint("applications", __name__, url_prefix="/api", description="Applications and registered applications")
 
@@ -50,17 +52,23 @@ class RegApplications(MethodView):
 class RegApplication(MethodView):
     @canvas_endpoint("RegApplication", parameters="[FromBody]AddRegApplicationApiDto regApp", returns="Guid")
     @blp.arguments(AddRegApplicationSchema)
+    @blp.response(200, GUID_ANSWER)
     def post(self, data, path_id=None):
         """Registers a new application and returns Id"""
         session = db_session()
-        registered = service.register_application(session, services().application_catalog, services().secret_box,
-                                                  service.Verifier.of(services()), current_principal().account_id, data)
+        arguments = (session, services().application_catalog, services().secret_box, service.Verifier.of(services()),
+                     current_principal().account_id)
+        if path_id is not None:  # a path that names a registered application: act on it, never register a new one
+            registered = service.register_application_again(*arguments, path_id, data)
+        else:
+            registered = service.register_application(*arguments, data)
         session.commit()
         return jsonify(str(registered.id))
 
     @canvas_endpoint("RegApplication", parameters="Guid id", returns="JSON", extension=True)
     @blp.arguments(OptionalIdArgsSchema, location="query")
     @blp.response(200, RegApplicationSchema)
+    @may_answer(404)
     def get(self, args, path_id=None):
         """Returns one registered application of the account (never its credentials)"""
         return _to_api(service.get_registered(db_session(), current_principal().account_id,
@@ -73,6 +81,7 @@ class UpdateRegApplication(MethodView):
                      returns="JSON", extension=True)
     @blp.arguments(UpdateRegApplicationSchema)
     @blp.response(200, RegApplicationSchema)
+    @may_answer(404)
     def post(self, data):
         """Updates a registered application's tag or credentials; new credentials are verified before they are kept"""
         session = db_session()
@@ -88,6 +97,7 @@ class VerifyRegApplication(MethodView):
                      extension=True)
     @blp.arguments(RegApplicationIdSchema)
     @blp.response(200, RegApplicationSchema)
+    @may_answer(404)
     def post(self, data):
         """Verifies a registered application's stored credentials again; success clears faulted"""
         session = db_session()
@@ -101,6 +111,8 @@ class VerifyRegApplication(MethodView):
 class DeleteRegApplication(MethodView):
     @canvas_endpoint("DeleteRegApplication", parameters="Guid id", returns="boolean", extension=True)
     @blp.arguments(OptionalIdArgsSchema, location="query")
+    @may_answer(404, 409)  # still used by a workflow
+    @blp.response(200, TRUE_ANSWER)
     def get(self, args, path_id=None):
         """Deletes a registered application; refused while a workflow uses it"""
         session = db_session()
@@ -114,6 +126,7 @@ class RegApplicationGrants(MethodView):
     @canvas_endpoint("RegApplicationGrants", parameters="Guid id", returns="JSON", extension=True)
     @blp.arguments(OptionalIdArgsSchema, location="query")
     @blp.response(200, RegApplicationGrantsAnswerSchema)
+    @may_answer(404)
     def get(self, args, path_id=None):
         """Returns which workflows may use a registered application (restricted false: every workflow of the account)"""
         session = db_session()
@@ -124,10 +137,12 @@ class RegApplicationGrants(MethodView):
                      returns="JSON", extension=True)
     @blp.arguments(RegApplicationGrantsSchema)
     @blp.response(200, RegApplicationGrantsAnswerSchema)
+    @may_answer(404)
     def post(self, data, path_id=None):
         """Restricts a registered application to the listed workflows, or lifts the restriction"""
         session = db_session()
-        registered = service.set_grants(session, current_principal().account_id, data["id"], data["restricted"],
+        registered = service.set_grants(session, current_principal().account_id,
+                                        service.request_id(path_id, data["id"]), data["restricted"],
                                         data["workflowIds"])
         session.commit()
         return _grants_answer(session, registered)

@@ -4,52 +4,52 @@ from __future__ import annotations
 import marshmallow as ma
 
 from canvas.endpoint import dto
-from canvas.schema_fields import JsonString
+from canvas.schema_fields import CanvasSchema, Id, Int, JsonString, StrictBoolean
 
 
 @dto("AddRegApplicationApiDto")
-class AddRegApplicationSchema(ma.Schema):
-    applicationId = ma.fields.UUID(required=True)
+class AddRegApplicationSchema(CanvasSchema):
+    applicationId = Id(required=True)
     tagText = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=200))
     credentialsJson = JsonString(required=True)
 
 
 @dto("UpdateRegApplicationApiDto")
-class UpdateRegApplicationSchema(ma.Schema):
-    id = ma.fields.UUID(required=True)
+class UpdateRegApplicationSchema(CanvasSchema):
+    id = Id(required=True)
     tagText = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=200))
     credentialsJson = JsonString(allow_none=True)
 
 
 @dto("RegApplicationIdApiDto")
-class RegApplicationIdSchema(ma.Schema):
-    id = ma.fields.UUID(required=True)
+class RegApplicationIdSchema(CanvasSchema):
+    id = Id(required=True)
 
 
-class OptionalIdArgsSchema(ma.Schema):
-    id = ma.fields.String(metadata={"description": "The id, when it is not given in the path"})
+class OptionalIdArgsSchema(CanvasSchema):
+    id = Id(metadata={"description": "The id, when it is not given in the path"})
 
 
 @dto("RegApplicationGrantsApiDto")
-class RegApplicationGrantsSchema(ma.Schema):
-    id = ma.fields.UUID(required=True)
-    restricted = ma.fields.Boolean(required=True)
-    workflowIds = ma.fields.List(ma.fields.UUID(), load_default=list, validate=ma.validate.Length(max=1000))
+class RegApplicationGrantsSchema(CanvasSchema):
+    id = Id(required=True)
+    restricted = StrictBoolean(required=True)
+    workflowIds = ma.fields.List(Id(), load_default=list, validate=ma.validate.Length(max=1000))
 
 
-class CredentialFieldSchema(ma.Schema):
+class CredentialFieldSchema(CanvasSchema):
     ShortName = ma.fields.String()
     Name = ma.fields.String()
     Type = ma.fields.String()
     Value = ma.fields.String()
     Options = ma.fields.String()
-    Optional = ma.fields.Boolean()
+    Optional = StrictBoolean()
     Desc = ma.fields.String()
-    Hidden = ma.fields.Boolean()
+    Hidden = StrictBoolean()
 
 
-class ApplicationSchema(ma.Schema):
-    id = ma.fields.UUID()
+class ApplicationSchema(CanvasSchema):
+    id = Id()
     name = ma.fields.String()
     shortName = ma.fields.String()
     description = ma.fields.String()
@@ -57,29 +57,29 @@ class ApplicationSchema(ma.Schema):
     credentialFields = ma.fields.List(ma.fields.Nested(CredentialFieldSchema))
     credentialsJson = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Raw(allow_none=True))
     tag = ma.fields.String()
-    sessionTimeMins = ma.fields.Integer()
-    sessionSlidingExpiry = ma.fields.Boolean()
+    sessionTimeMins = Int()
+    sessionSlidingExpiry = StrictBoolean()
 
 
-class RegApplicationSchema(ma.Schema):
-    id = ma.fields.UUID()
+class RegApplicationSchema(CanvasSchema):
+    id = Id()
     shortName = ma.fields.String()
-    accountId = ma.fields.UUID()
-    applicationId = ma.fields.UUID()
+    accountId = Id()
+    applicationId = Id()
     name = ma.fields.String()
     tagText = ma.fields.String()
     description = ma.fields.String()
-    isAuthenticated = ma.fields.Boolean()
-    isOAuthApp = ma.fields.Boolean()
+    isAuthenticated = StrictBoolean()
+    isOAuthApp = StrictBoolean()
     dateModified = ma.fields.DateTime()
     dateTimeUtcAuthenticated = ma.fields.DateTime(allow_none=True)
     dateTimeForReAuth = ma.fields.DateTime(allow_none=True)
-    sessionTimeMins = ma.fields.Integer()
-    sessionSlidingExpiry = ma.fields.Boolean()
-    faulted = ma.fields.Boolean()
+    sessionTimeMins = Int()
+    sessionSlidingExpiry = StrictBoolean()
+    faulted = StrictBoolean()
 
 
-class RegApplicationGrantsAnswerSchema(ma.Schema):
-    id = ma.fields.UUID()
-    restricted = ma.fields.Boolean()
-    workflowIds = ma.fields.List(ma.fields.UUID())
+class RegApplicationGrantsAnswerSchema(CanvasSchema):
+    id = Id()
+    restricted = StrictBoolean()
+    workflowIds = ma.fields.List(Id())

@@ -12,12 +12,16 @@ from sqlalchemy.orm import Session
 
 from canvas.applications.catalog import ApplicationCatalog, ApplicationSpec
 from canvas.applications.credentials import merge_credentials, parse_credentials_json, validate_credentials
+from canvas.applications.sql_urls import check_sql_url
 from canvas.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError
 from canvas.models import ApplicationGrant, RegisteredApplication, Workflow, WorkflowApplication
 from canvas.models.base import utcnow
 
 log = logging.getLogger(__name__)
 AUTHENTICATION_ERROR = "Authentication Error: "
+# Kinds whose applications hold no credentials of a system elsewhere (the platform's own File Hub): authenticated
+# without a verification, as the Canvas document shows File Hub (isAuthenticated true, dateTimeUtcAuthenticated null).
+NOTHING_TO_VERIFY = frozenset({"filehub", "none"})
 
 
 @dataclass(frozen=True)
@@ -58,17 +62,63 @@ def register_application(session: Session, catalog: ApplicationCatalog, box, ver
                          account_id: uuid.UUID, data: dict) -> RegisteredApplication:
     """Validate, verify against the real system, then store encrypted. Nothing is stored when any step fails."""
     spec = find_application(catalog, data["applicationId"])
-    credentials = validate_credentials(spec, parse_credentials_json(data["credentialsJson"]))
+    credentials = checked_credentials(spec, parse_credentials_json(data["credentialsJson"]))
     verified = verifier.verify(spec, credentials)
     now = utcnow()
     registered = RegisteredApplication(
         account_id=account_id, application_id=uuid.UUID(spec.id), short_name=spec.short_name,
         tag_text=(data.get("tagText") or "").strip() or spec.name,
-        credentials_ciphertext=box.encrypt_json(credentials), is_authenticated=True,
+        credentials_ciphertext=box.encrypt_json(credentials), is_authenticated=is_authenticated(spec, verified),
         date_authenticated=now if verified else None, date_created=now, date_modified=now)
     session.add(registered)
     session.flush()
     return registered
+
+
+def register_application_again(session: Session, catalog: ApplicationCatalog, box, verifier: Verifier,  # noqa: ANN001
+                               account_id: uuid.UUID, registered_id: Any, data: dict) -> RegisteredApplication:
+    """POST RegApplication/<id>: the body's registration applied to registered application <id> (credentials
+    replaced, verified first), rather than a new registration that would leave the path's id silently unused."""
+    registered = get_registered(session, account_id, registered_id)
+    if str(data["applicationId"]).lower() != str(registered.application_id):
+        raise BadRequestError(f"applicationId: registered application {registered.id} is of application "
+                              f"{registered.application_id}, not {data['applicationId']}", field="applicationId")
+    spec = find_application(catalog, registered.application_id)
+    credentials = checked_credentials(spec, parse_credentials_json(data["credentialsJson"]))
+    _mark_verified(registered, spec, verifier.verify(spec, credentials))
+    registered.credentials_ciphertext = box.encrypt_json(credentials)
+    registered.tag_text = (data.get("tagText") or "").strip() or spec.name
+    registered.date_modified = utcnow()
+    return registered
+
+
+def checked_credentials(spec: ApplicationSpec, values: dict) -> dict:
+    """Credentials validated against the application's fields, and usable."""
+    credentials = validate_credentials(spec, values)
+    check_usable(spec, credentials)
+    return credentials
+
+
+def check_usable(spec: ApplicationSpec, credentials: dict) -> None:
+    """Refuse, before any verification touches a network or a file, credentials that cannot be used at all (an
+    SQLite file while those are off, a URL scheme of no database)."""
+    if spec.kind == "sql":
+        check_sql_url(credentials)
+
+
+def is_authenticated(spec: ApplicationSpec, verified: bool) -> bool:
+    """Verified against the real system, or nothing there to verify. An application whose credentials are never
+    checked (Quinyx, Talentsoft, Talent Manager) is not authenticated: saying so would be a claim nobody made."""
+    return verified or spec.kind in NOTHING_TO_VERIFY
+
+
+def request_id(path_id: str | None, body_id: Any) -> Any:
+    """The id a request acts on when it may give one in the path and one in the body: they must agree."""
+    if path_id is None or body_id is None:
+        return body_id if path_id is None else path_id
+    if _as_uuid(path_id, "id") != _as_uuid(body_id, "id"):
+        raise BadRequestError(f"id: the body's id {body_id} differs from the path's id {path_id}", field="id")
+    return body_id
 
 
 def list_registered(session: Session, account_id: uuid.UUID) -> list[RegisteredApplication]:
@@ -99,7 +149,8 @@ def update_registered(session: Session, catalog: ApplicationCatalog, box, verifi
     if data.get("credentialsJson") is not None:
         update = parse_credentials_json(data["credentialsJson"])
         credentials = merge_credentials(spec, box.decrypt_json(registered.credentials_ciphertext), update)
-        _mark_verified(registered, verifier.verify(spec, credentials))
+        check_usable(spec, credentials)
+        _mark_verified(registered, spec, verifier.verify(spec, credentials))
         registered.credentials_ciphertext = box.encrypt_json(credentials)
     if data.get("tagText"):
         registered.tag_text = data["tagText"].strip()
@@ -112,18 +163,20 @@ def reverify_registered(session: Session, catalog: ApplicationCatalog, box, veri
     """Check stored credentials again; success clears `faulted`, failure sets it and answers the reason."""
     registered = get_registered(session, account_id, registered_id)
     spec = find_application(catalog, registered.application_id)
+    credentials = box.decrypt_json(registered.credentials_ciphertext)
     try:
-        verified = verifier.verify(spec, box.decrypt_json(registered.credentials_ciphertext))
+        check_usable(spec, credentials)  # stored before SQLite was turned off, say: still no file is touched
+        verified = verifier.verify(spec, credentials)
     except BadRequestError as failure:
         mark_faulted(registered, failure.message.removeprefix(AUTHENTICATION_ERROR))
         session.commit()  # the fault is a fact worth keeping even though the call fails
         raise
-    _mark_verified(registered, verified)
+    _mark_verified(registered, spec, verified)
     return registered
 
 
-def _mark_verified(registered: RegisteredApplication, verified: bool) -> None:
-    registered.is_authenticated = True
+def _mark_verified(registered: RegisteredApplication, spec: ApplicationSpec, verified: bool) -> None:
+    registered.is_authenticated = is_authenticated(spec, verified)
     registered.faulted = False
     registered.fault_reason = None
     registered.date_authenticated = utcnow() if verified else registered.date_authenticated
@@ -195,6 +248,14 @@ def decrypt_credentials(box, registered: RegisteredApplication) -> dict:  # noqa
     return box.decrypt_json(registered.credentials_ciphertext)
 
 
+def shown_authenticated(registered: RegisteredApplication, spec: ApplicationSpec | None) -> bool:
+    """Rows registered before verification was told apart say true without ever having been verified: never show
+    that as authenticated."""
+    verified_or_nothing_to_verify = registered.date_authenticated is not None or (
+        spec is not None and spec.kind in NOTHING_TO_VERIFY)
+    return registered.is_authenticated and verified_or_nothing_to_verify
+
+
 def registered_to_api(registered: RegisteredApplication, spec: ApplicationSpec | None) -> dict:
     authenticated_at = registered.date_authenticated
     session_minutes = spec.session_time_mins if spec else 0
@@ -207,7 +268,7 @@ def registered_to_api(registered: RegisteredApplication, spec: ApplicationSpec |
         "name": spec.name if spec else registered.short_name,
         "tagText": registered.tag_text,
         "description": spec.description if spec else "",
-        "isAuthenticated": registered.is_authenticated,
+        "isAuthenticated": shown_authenticated(registered, spec),
         "isOAuthApp": spec.is_oauth_app if spec else False,
         "dateModified": registered.date_modified,
         "dateTimeUtcAuthenticated": authenticated_at,

@@ -3,6 +3,7 @@
 Each caller raises its own error class with its own wording; these functions only say what the value is."""
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
@@ -53,3 +54,10 @@ def smtp_reply_text(reply: object) -> str:
 SQL_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306, "mssql": 1433, "oracle": 1521}
 SQL_HOST_QUERY_KEYS = frozenset({"host", "hostaddr", "unix_socket", "service", "server", "dsn"})  # host elsewhere
 DEFAULT_SQL_DRIVER = "mssql+pymssql"  # the server/port/database/username/password form (MS SQL applications)
+# SQLite URLs open files on the worker (and, during verification, on the API host): off unless the operator turns
+# them on. Read from the environment, as the SQL blocks read it on the worker.
+ALLOW_SQLITE_SETTING = "CANVAS_ALLOW_SQLITE_APPLICATIONS"
+
+
+def sqlite_allowed() -> bool:
+    return flag_value(os.environ.get(ALLOW_SQLITE_SETTING))

@@ -248,10 +248,19 @@ def _sql_url(credentials: Mapping, settings: Mapping) -> sqlalchemy.URL:
 
 
 def _sqlite_connect_args(url: sqlalchemy.URL, timeout: float) -> dict:
-    database = url.database or ":memory:"
-    if database != ":memory:" and not database.startswith("file:") and not os.path.isfile(database):
-        raise VerificationError(f"SQLite database file not found: {database}")
+    path = _sqlite_file_path(url.database or ":memory:")
+    if path is not None and not os.path.isfile(path):
+        # Connecting would create it (a `file:` URI with mode=rwc does even when told to open): verifying must not.
+        raise VerificationError(f"SQLite database file not found: {path}")
     return {"timeout": timeout}
+
+
+def _sqlite_file_path(database: str) -> str | None:
+    """The file an SQLite database name opens, `file:` URIs included; None for an in-memory database."""
+    if database.startswith("file:"):
+        database = database.removeprefix("file:")
+        database = database[2:] if database.startswith("///") else database  # file:///path -> /path
+    return None if database in ("", ":memory:") else database
 
 
 def _network_connect_args(url: sqlalchemy.URL, timeout: float, addresses: list[str]) -> dict:

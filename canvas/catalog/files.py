@@ -54,10 +54,29 @@ def _load_file(path: Path, applications: ApplicationCatalog) -> CatalogTemplate:
         raise TemplateFileError(f"{path}: cannot be read: {exc}") from None
     if not isinstance(raw, dict):
         raise TemplateFileError(f"{path}: must hold one template (a mapping)")
-    unknown = set(raw) - {"id", "name", "description", "version", "state", "organizationId", "applications", "chain"}
+    unknown = set(raw) - {"id", "name", "description", "version", "state", "organizationId", "applications", "chain",
+                          "draftIsCommitted"}
     if unknown:
         raise TemplateFileError(f"{path}: {sorted(unknown)[0]}: unknown key")
     try:
-        return CatalogTemplate(path, parse_header(raw), parse_definition(raw, applications))
+        header = parse_header(raw)
+        header["draft_is_committed"] = _draft_is_committed(raw, header["state"])
+        return CatalogTemplate(path, header, parse_definition(raw, applications))
     except TemplateDefinitionError as exc:
         raise TemplateFileError(f"{path}: {exc}") from None
+
+
+def _draft_is_committed(raw: dict, state: str) -> bool | None:
+    """Whether a Published template's draft holds nothing beyond its last published version (default true); the
+    Canvas document shows a Published template with uncommitted draft changes as `draftIsCommitted: false`, and a
+    Draft as null."""
+    value = raw.get("draftIsCommitted")
+    if state != "Published":
+        if value is not None:
+            raise TemplateDefinitionError("draftIsCommitted", "applies to a Published template only")
+        return None
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        raise TemplateDefinitionError("draftIsCommitted", "must be true or false")
+    return value

@@ -5,6 +5,7 @@ from flask import jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from canvas.applications.schemas import OptionalIdArgsSchema
 from canvas.auth import account_managers, current_principal
 from canvas.catalog import service
 from canvas.catalog.schemas import (
@@ -15,9 +16,10 @@ from canvas.catalog.schemas import (
     UpdateWorkflowTemplateSchema,
     WorkflowTemplateSchema,
 )
-from canvas.applications.schemas import OptionalIdArgsSchema
 from canvas.endpoint import canvas_endpoint, id_argument, route_with_optional_id
 from canvas.extensions import db_session, services
+from canvas.openapi import may_answer
+from canvas.openapi_schemas import GUID_ANSWER
 
 blp = Blueprint("templates", __name__, url_prefix="/api", description="Workflow templates")
 
@@ -37,6 +39,7 @@ class WorkflowTemplateDrafts(MethodView):
     @canvas_endpoint("WorkflowTemplate", parameters="[FromBody]AddWorkflowTemplateApiDto template", returns="Guid",
                      extension=True, role=account_managers("create workflow templates"))
     @blp.arguments(AddWorkflowTemplateSchema)
+    @blp.response(200, GUID_ANSWER)
     def post(self, data):
         """Creates a Draft template of the organization (Admin or SuperPartner) and returns Id"""
         principal = current_principal()
@@ -52,6 +55,7 @@ class UpdateWorkflowTemplate(MethodView):
                      returns="JSON", extension=True, role=account_managers("edit workflow templates"))
     @blp.arguments(UpdateWorkflowTemplateSchema)
     @blp.response(200, WorkflowTemplateSchema)
+    @may_answer(404)
     def post(self, data):
         """Edits the draft of an organization template; publishing makes it a new version"""
         principal = current_principal()
@@ -67,6 +71,7 @@ class PublishWorkflowTemplate(MethodView):
                      returns="JSON", extension=True, role=account_managers("publish workflow templates"))
     @blp.arguments(PublishWorkflowTemplateSchema)
     @blp.response(200, WorkflowTemplateSchema)
+    @may_answer(404, 409)  # nothing new to publish
     def post(self, data):
         """Publishes the draft as a new version (default: the next patch version)"""
         principal = current_principal()
@@ -81,6 +86,7 @@ class WorkflowTemplateVersions(MethodView):
     @canvas_endpoint("WorkflowTemplateVersions", parameters="Guid id", returns="JSON array", extension=True)
     @blp.arguments(OptionalIdArgsSchema, location="query")
     @blp.response(200, TemplateVersionSchema(many=True))
+    @may_answer(404)
     def get(self, args, path_id=None):
         """Returns the published versions of a visible template, oldest first"""
         session = db_session()

@@ -86,6 +86,7 @@ def _create_from_file(session: Session, template: CatalogTemplate) -> None:
     session.add(row)
     if header["state"] == PUBLISHED:
         _add_version(session, row, header["version"], template.definition)
+    row.draft_is_committed = header.get("draft_is_committed", row.draft_is_committed)
 
 
 def _update_from_file(session: Session, row: WorkflowTemplate, template: CatalogTemplate) -> bool:
@@ -100,6 +101,7 @@ def _update_from_file(session: Session, row: WorkflowTemplate, template: Catalog
             _add_version(session, row, header["version"], template.definition)
             published_new = True
     row.name, row.description, row.state = header["name"], header["description"], header["state"]
+    row.draft_is_committed = header.get("draft_is_committed", row.draft_is_committed)
     row.definition = template.definition.to_json()
     row.content_hash = template.content_hash
     row.date_modified = utcnow()
@@ -152,8 +154,8 @@ def published_version(session: Session, row: WorkflowTemplate, version: str | No
         raise BadRequestError(f"Workflow template {row.id} is a Draft; only Published templates can be instantiated",
                               field="workflowTemplateId")
     found = _version_row(session, row.id, version or row.version)
-    if found is None:
-        raise BadRequestError(f"Workflow template {row.id} has no version {version}", field="version")
+    if found is None:  # a well-formed version that names nothing: not found, as an unknown id is
+        raise NotFoundError(f"Workflow template {row.id} has no version {version}", field="version")
     return found
 
 

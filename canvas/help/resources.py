@@ -8,6 +8,8 @@ from flask_smorest import Blueprint
 
 from canvas.endpoint import canvas_endpoint
 from canvas.help import service
+from canvas.openapi import may_answer
+from canvas.openapi_schemas import DESCRIBE_ANSWER, ENDPOINT_LIST_ANSWER
 
 blp = Blueprint("help", __name__, url_prefix="/api", description="APIs that describe the API")
 
@@ -19,6 +21,7 @@ class DescribeArgsSchema(ma.Schema):
 @blp.route("/GetMetaData")
 class GetMetaData(MethodView):
     @canvas_endpoint("GetMetaData", authenticate=False, returns="JSON array")
+    @blp.response(200, ENDPOINT_LIST_ANSWER)
     def get(self):
         """Returns controllers actions"""
         return jsonify(service.endpoint_catalog(current_app))
@@ -26,8 +29,10 @@ class GetMetaData(MethodView):
 
 @blp.route("/Describe")
 class Describe(MethodView):
-    @canvas_endpoint("Describe", authenticate=False, parameters="String name", returns="JSON array")
+    @canvas_endpoint("Describe", authenticate=False, parameters="String name")  # returns "": as the document says
     @blp.arguments(DescribeArgsSchema, location="query")
+    @may_answer(404)
+    @blp.response(200, DESCRIBE_ANSWER)
     def get(self, args):
         """Describes object properties"""
         return jsonify(service.describe(args["name"]))

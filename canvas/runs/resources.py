@@ -7,13 +7,30 @@ from flask_smorest import Blueprint
 
 from canvas.auth import current_principal
 from canvas.endpoint import canvas_endpoint
+from canvas.errors import BadRequestError
 from canvas.execution.record_errors import ERRORS_CONTENT_TYPE
 from canvas.extensions import db_session, services
-from canvas.runs import service
 from canvas.models import WorkflowRun as WorkflowRunRow
+from canvas.openapi import may_answer
+from canvas.openapi_schemas import (
+    ANY_CONTENT,
+    ANY_OBJECT,
+    BYTES_ANSWER,
+    LOCATION_HEADER,
+    RUN_ACCEPTED_ANSWER,
+    TOTAL_COUNT_HEADER,
+)
+from canvas.runs import service
 from canvas.runs.compare import compare_outputs
 from canvas.runs.retry_records import with_original_positions
-from canvas.runs.schemas import CancelRunSchema, CompareOutputsSchema, RunListArgsSchema, RunMetadataSchema, RunSchema
+from canvas.runs.schemas import (
+    CancelRunSchema,
+    CompareOutputsSchema,
+    RunIdArgsSchema,
+    RunListArgsSchema,
+    RunMetadataSchema,
+    RunSchema,
+)
 from canvas.storage.blob import FileSystemBlobStore
 
 blp = Blueprint("runs", __name__, url_prefix="/api", description="Running workflows and their history")
@@ -28,6 +45,8 @@ def blob_store() -> FileSystemBlobStore:
 class RunWorkflow(MethodView):
     @canvas_endpoint("RunWorkflow", parameters="[FromBody]RunMetadataApiDto metadata", returns="Guid")
     @blp.arguments(RunMetadataSchema)
+    @may_answer(404, 409, 503)  # already running, or an earlier block must run first; Redis is down
+    @blp.response(202, RUN_ACCEPTED_ANSWER, headers=LOCATION_HEADER)
     def post(self, data):
         """Runs workflow"""
         run = service.start_run(db_session(), services().redis, current_principal().account_id, data,
@@ -42,7 +61,8 @@ class RunWorkflow(MethodView):
 class WorkflowRuns(MethodView):
     @canvas_endpoint("WorkflowRuns", parameters="Guid workflowId", returns="JSON array", extension=True)
     @blp.arguments(RunListArgsSchema, location="query")
-    @blp.response(200, RunSchema(many=True))
+    @blp.response(200, RunSchema(many=True), headers=TOTAL_COUNT_HEADER)
+    @may_answer(404)
     def get(self, args):
         """Returns a workflow's runs, newest first (total in X-Total-Count)"""
         session = db_session()
@@ -50,20 +70,28 @@ class WorkflowRuns(MethodView):
         return [service.run_to_api(session, run) for run in runs], 200, {"X-Total-Count": str(total)}
 
 
-@blp.route("/WorkflowRun/<string:run_id>")
+@blp.route("/WorkflowRun", endpoint="WorkflowRun")  # a Guid parameter is taken in the path and as ?runId=
+@blp.route("/WorkflowRun/<id:run_id>", endpoint="WorkflowRunById")
 class WorkflowRun(MethodView):
     @canvas_endpoint("WorkflowRun", parameters="Guid runId", returns="JSON", extension=True)
+    @blp.arguments(RunIdArgsSchema, location="query")
     @blp.response(200, RunSchema)
-    def get(self, run_id):
+    @may_answer(404)
+    def get(self, args, run_id=None):
         """Returns one run with every block's status, timings, records and log lines"""
+        run_id = run_id or args.get("runId")
+        if not run_id:
+            raise BadRequestError("runId: a Guid runId is required, in the path or as ?runId=", parameter="runId")
         session = db_session()
         return service.run_to_api(session, service.get_run(session, current_principal().account_id, run_id))
 
 
-@blp.route("/WorkflowRun/<string:run_id>/Block/<int:number>/Output")
+@blp.route("/WorkflowRun/<id:run_id>/Block/<position:number>/Output")
 class BlockOutput(MethodView):
     @canvas_endpoint("WorkflowRunBlockOutput", parameters="Guid runId, int number", returns="bytes",
                      extension=True)
+    @blp.response(200, BYTES_ANSWER, content_type=ANY_CONTENT)
+    @blp.alt_response(204, description="The block gave no output")
     def get(self, run_id, number):
         """Returns a block's stored output: records as JSON lines, files as themselves (204 when it gave none)"""
         output = service.block_output(db_session(), current_principal().account_id, run_id, number)
@@ -77,10 +105,12 @@ class BlockOutput(MethodView):
         return response
 
 
-@blp.route("/WorkflowRun/<string:run_id>/Block/<int:number>/Errors")
+@blp.route("/WorkflowRun/<id:run_id>/Block/<position:number>/Errors")
 class BlockErrors(MethodView):
     @canvas_endpoint("WorkflowRunBlockErrors", parameters="Guid runId, int number", returns="bytes",
                      extension=True)
+    @blp.response(200, BYTES_ANSWER, content_type=ERRORS_CONTENT_TYPE)
+    @blp.alt_response(204, description="The block set no record aside")
     def get(self, run_id, number):
         """Returns the records a block set aside (onRecordError continue) as JSON lines: position, record, error"""
         session = db_session()
@@ -113,6 +143,7 @@ class CancelRun(MethodView):
     @canvas_endpoint("CancelRun", parameters="[FromBody]CancelRunApiDto cancel", returns="JSON", extension=True)
     @blp.arguments(CancelRunSchema)
     @blp.response(200, RunSchema)
+    @may_answer(404, 409)  # the run has already ended
     def post(self, data):
         """Cancels a run: a queued one leaves the queue, a running one stops after the block in flight"""
         session = db_session()
@@ -126,6 +157,8 @@ class CompareBlockOutputs(MethodView):
     @canvas_endpoint("CompareBlockOutputs", parameters="[FromBody]CompareBlockOutputsApiDto compare",
                      returns="JSON", extension=True)
     @blp.arguments(CompareOutputsSchema)
+    @may_answer(404)
+    @blp.response(200, ANY_OBJECT)
     def post(self, data):
         """Compares one block's stored outputs of two runs (records by a key, files by bytes)"""
         session = db_session()

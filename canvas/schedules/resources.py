@@ -9,6 +9,8 @@ from flask_smorest import Blueprint
 from canvas.auth import current_principal
 from canvas.endpoint import canvas_endpoint
 from canvas.extensions import db_session
+from canvas.openapi import may_answer
+from canvas.openapi_schemas import INSTANTS_ANSWER, SCHEDULER_ANSWER, TOTAL_COUNT_HEADER
 from canvas.schedules import service
 from canvas.schedules.notify import announce_schedule_change
 from canvas.schedules.schemas import (
@@ -28,11 +30,13 @@ blp = Blueprint("schedules", __name__, url_prefix="/api", description="Workflow 
 
 @blp.route("/WorkflowScheduler")
 class WorkflowScheduler(MethodView):
-    @canvas_endpoint("WorkflowScheduler", parameters="[FromBody]UpdateWorkfowSchedulerApiDto scheduler",
-                     returns="string")
+    # returns "": as the document says
+    @canvas_endpoint("WorkflowScheduler", parameters="[FromBody]UpdateWorkfowSchedulerApiDto scheduler")
     @blp.arguments(UpdateWorkflowSchedulerSchema)
+    @may_answer(404)
+    @blp.response(200, SCHEDULER_ANSWER)
     def post(self, data):
-        """Enables or disables the workflow scheduler"""
+        """Updates the workflow scheduler"""
         session = db_session()
         answer = service.set_workflow_scheduler(session, current_principal().account_id, data)
         session.commit()
@@ -45,6 +49,7 @@ class SchedulePreview(MethodView):
     @canvas_endpoint("SchedulePreview", parameters="[FromBody]SchedulePreviewApiDto preview", returns="JSON array",
                      extension=True)
     @blp.arguments(SchedulePreviewSchema)
+    @blp.response(200, INSTANTS_ANSWER)
     def post(self, data):
         """Returns the next fire times of a schedule (ISO 8601 with the schedule's offset), strictly after `after`"""
         return jsonify(service.preview(db_session(), current_principal().account_id, data))
@@ -55,6 +60,7 @@ class WorkflowSchedule(MethodView):
     @canvas_endpoint("WorkflowSchedule", parameters="Guid workflowId", returns="JSON", extension=True)
     @blp.arguments(WorkflowIdArgsSchema, location="query")
     @blp.response(200, WorkflowScheduleSchema)
+    @may_answer(404)
     def get(self, args):
         """Returns a workflow's schedule: expression, effective time zone, policies and next fire time"""
         return service.get_schedule(db_session(), current_principal().account_id, args["workflowId"])
@@ -66,6 +72,7 @@ class WorkflowSchedulePolicy(MethodView):
                      returns="JSON", extension=True)
     @blp.arguments(SchedulePolicySchema)
     @blp.response(200, WorkflowScheduleSchema)
+    @may_answer(404)
     def post(self, data):
         """Sets what happens to an occurrence due while a run is active (overlap) or missed (misfire)"""
         session = db_session()
@@ -79,7 +86,8 @@ class WorkflowSchedulePolicy(MethodView):
 class ScheduleOccurrences(MethodView):
     @canvas_endpoint("ScheduleOccurrences", parameters="Guid workflowId", returns="JSON array", extension=True)
     @blp.arguments(OccurrenceListArgsSchema, location="query")
-    @blp.response(200, OccurrenceSchema(many=True))
+    @blp.response(200, OccurrenceSchema(many=True), headers=TOTAL_COUNT_HEADER)
+    @may_answer(404)
     def get(self, args):
         """Returns a workflow's schedule occurrences, newest first: fired, skipped, missed, queued or failed, and why"""
         rows, total = service.list_occurrences(db_session(), current_principal().account_id, args)

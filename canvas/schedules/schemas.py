@@ -5,6 +5,15 @@ import marshmallow as ma
 
 from canvas.endpoint import dto
 from canvas.models.schedule import MISFIRE_POLICIES, OUTCOMES, OVERLAP_POLICIES
+from canvas.schema_fields import (
+    CanvasSchema,
+    Id,
+    Int,
+    StrictBoolean,
+    check_embedded_json,
+    page_number_field,
+    page_size_field,
+)
 
 FREQUENCY_DESCRIPTION = ('a JSON string: {"cronSchedule": "<Quartz cron, 6 or 7 fields>", '
                          '"timeZone": "<IANA name, optional; default the account\'s, else UTC>"}')
@@ -15,38 +24,40 @@ class FrequencyField(ma.fields.String):
     a message showing the expected form, instead of a bare "Not a valid string."."""
 
     def _deserialize(self, value, attr, data, **kwargs):  # noqa: ANN001, ANN202
+        if isinstance(value, str):
+            check_embedded_json(value)  # the service decodes it: the body's rules (nesting, storable text) hold
         return value
 
 
 @dto("UpdateWorkfowSchedulerApiDto")  # sic: the Canvas document's spelling
-class UpdateWorkflowSchedulerSchema(ma.Schema):
-    workflowId = ma.fields.UUID(required=True)
-    isScheduled = ma.fields.Boolean(required=True)
+class UpdateWorkflowSchedulerSchema(CanvasSchema):
+    workflowId = Id(required=True)
+    isScheduled = StrictBoolean(required=True)
     scheduleFrequency = FrequencyField(allow_none=True, metadata={"description": FREQUENCY_DESCRIPTION})
 
 
 @dto("SchedulePreviewApiDto")
-class SchedulePreviewSchema(ma.Schema):
+class SchedulePreviewSchema(CanvasSchema):
     scheduleFrequency = FrequencyField(required=True, metadata={"description": FREQUENCY_DESCRIPTION})
     after = ma.fields.String(allow_none=True, metadata={"description": "ISO 8601 instant (no offset: UTC); "
                                                                        "default now"})
-    count = ma.fields.Integer(load_default=5, strict=True, validate=ma.validate.Range(min=1, max=100))
+    count = Int(load_default=5, minimum=1, maximum=100)
 
 
 @dto("AccountTimeZoneApiDto")
-class AccountTimeZoneSchema(ma.Schema):
+class AccountTimeZoneSchema(CanvasSchema):
     timeZone = ma.fields.String(required=True, allow_none=True,
                                 metadata={"description": "IANA name, or null to clear (schedules then use UTC)"})
 
 
-class AccountTimeZoneAnswerSchema(ma.Schema):
-    accountId = ma.fields.UUID()
+class AccountTimeZoneAnswerSchema(CanvasSchema):
+    accountId = Id()
     timeZone = ma.fields.String(allow_none=True)
 
 
 @dto("WorkflowSchedulePolicyApiDto")
-class SchedulePolicySchema(ma.Schema):
-    workflowId = ma.fields.UUID(required=True)
+class SchedulePolicySchema(CanvasSchema):
+    workflowId = Id(required=True)
     overlapPolicy = ma.fields.String(allow_none=True, validate=ma.validate.OneOf(OVERLAP_POLICIES), metadata={
         "description": "skip (default): an occurrence due while a run is active is skipped; queue: one waits"})
     misfirePolicy = ma.fields.String(allow_none=True, validate=ma.validate.OneOf(MISFIRE_POLICIES), metadata={
@@ -54,13 +65,13 @@ class SchedulePolicySchema(ma.Schema):
                        "run_each: one run each, newest first up to a limit"})
 
 
-class WorkflowIdArgsSchema(ma.Schema):
-    workflowId = ma.fields.UUID(required=True)
+class WorkflowIdArgsSchema(CanvasSchema):
+    workflowId = Id(required=True)
 
 
-class WorkflowScheduleSchema(ma.Schema):
-    workflowId = ma.fields.UUID()
-    isScheduled = ma.fields.Boolean()
+class WorkflowScheduleSchema(CanvasSchema):
+    workflowId = Id()
+    isScheduled = StrictBoolean()
     scheduleFrequency = ma.fields.String(allow_none=True)
     cronSchedule = ma.fields.String(allow_none=True)
     timeZone = ma.fields.String(allow_none=True)
@@ -69,18 +80,18 @@ class WorkflowScheduleSchema(ma.Schema):
     dateNextSchedule = ma.fields.DateTime(allow_none=True)
 
 
-class OccurrenceListArgsSchema(ma.Schema):
-    workflowId = ma.fields.UUID(required=True)
+class OccurrenceListArgsSchema(CanvasSchema):
+    workflowId = Id(required=True)
     outcome = ma.fields.String(validate=ma.validate.OneOf(OUTCOMES))
-    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1))
-    pageSize = ma.fields.Integer(load_default=50, validate=ma.validate.Range(min=1, max=500))
+    page = page_number_field()
+    pageSize = page_size_field()
 
 
-class OccurrenceSchema(ma.Schema):
-    workflowId = ma.fields.UUID()
+class OccurrenceSchema(CanvasSchema):
+    workflowId = Id()
     scheduledTime = ma.fields.DateTime()
     dispatchTime = ma.fields.DateTime(allow_none=True)
     outcome = ma.fields.String()
     reason = ma.fields.String(allow_none=True)
-    runId = ma.fields.UUID(allow_none=True)
+    runId = Id(allow_none=True)
     scheduler = ma.fields.String()

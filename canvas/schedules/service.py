@@ -18,6 +18,7 @@ from canvas.errors import BadRequestError
 from canvas.models import Account, ScheduleOccurrence, Workflow, WorkflowSchedule
 from canvas.models.base import utcnow
 from canvas.scheduling.quartz import CronExpression, CronSyntaxError, parse
+from canvas.scheduling.quartz.search import last_fire_year
 from canvas.workflows.service import get_workflow
 
 FIELD = "scheduleFrequency"
@@ -80,6 +81,15 @@ def _frequency_fields(text: Any) -> dict:
     return fields
 
 
+def check_fires(spec: ScheduleSpec, now: datetime) -> None:
+    """Quartz refuses to schedule a trigger that will never fire (February 30, a year gone by); so do we, rather than
+    enable a schedule whose dateNextSchedule is null."""
+    if spec.cron.next_fire_time(now, spec.zone) is None:
+        raise BadRequestError(f"{FIELD}.cronSchedule: '{spec.cron}' never fires: it has no fire time from now up to "
+                              f"the end of {last_fire_year()} in {spec.zone_name} (Quartz: based on configured "
+                              "schedule, the given trigger will never fire)", field=FIELD)
+
+
 @lru_cache(maxsize=1)
 def known_time_zones() -> frozenset[str]:
     return frozenset(available_timezones() | {DEFAULT_ZONE})
@@ -110,8 +120,10 @@ def set_workflow_scheduler(session: Session, account_id: uuid.UUID, data: dict) 
             raise BadRequestError(f"{FIELD}: required to turn the scheduler on; expected a JSON string holding "
                                   f"{EXPECTED_FORM}", field=FIELD)
     spec = None if text in (None, "") else parse_frequency(text, account_time_zone(session, account_id))
-    schedule = schedule_row(session, workflow)
     now = utcnow()
+    if spec is not None and on:
+        check_fires(spec, now)
+    schedule = schedule_row(session, workflow)
     if spec is not None:
         _apply_spec(workflow, schedule, text, spec, now)
     if on != workflow.is_scheduled:

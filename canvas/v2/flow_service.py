@@ -11,11 +11,11 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from canvas.errors import BadRequestError, NotFoundError, UnprocessableError
-from canvas.schema_fields import parse_id
+from canvas.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError
 from canvas.models import FlowDraft, FlowSettings, FlowVersion, Workflow
 from canvas.models.base import utcnow
 from canvas.schedules import service as schedules
+from canvas.schema_fields import parse_id
 from canvas.v2.graph import graph_hash, graph_of, parse_graph
 from canvas.workflows import service as workflows
 from canvas.workflows.service import Actor, slice_of
@@ -195,20 +195,32 @@ def get_flow(session: Session, account_id: uuid.UUID, flow_id: Any) -> Workflow:
 # --- start / stop: the schedule ----------------------------------------------------------------------------------
 
 def start_flow(session: Session, account_id: uuid.UUID, flow_id: str) -> Workflow:
+    """Its cron on, and webhook calls accepted again after a stop. With neither to do, a 422 says what is missing."""
     workflow = get_flow(session, account_id, flow_id)
     settings = _stored_settings(session, workflow)
-    if settings.cron is None:
+    if settings.cron is None and settings.stopped_at is None:
         raise UnprocessableError(f"Flow {workflow.id} has no cron: set attributes.cron (PATCH) to start it",
                                  field="cron")
-    _set_schedule(session, workflow, settings, on=True)
+    settings.stopped_at = None
+    if settings.cron is not None:
+        _set_schedule(session, workflow, settings, on=True)
     settings.last_start_time = utcnow()
     return workflow
 
 
 def stop_flow(session: Session, account_id: uuid.UUID, flow_id: str) -> Workflow:
+    """Its cron off, and its webhooks refusing calls (409) until the flow is started again."""
     workflow = get_flow(session, account_id, flow_id)
-    _set_schedule(session, workflow, settings_of(session, workflow), on=False)
+    settings = _stored_settings(session, workflow)
+    _set_schedule(session, workflow, settings, on=False)
+    settings.stopped_at = utcnow()
     return workflow
+
+
+def refuse_if_stopped(session: Session, workflow: Workflow) -> None:
+    if settings_of(session, workflow).stopped_at is not None:
+        raise ConflictError(f"Flow {workflow.id} is stopped: its webhooks accept calls again once it is started "
+                            f"(POST /v2/flows/{workflow.id}/start)")
 
 
 def _set_schedule(session: Session, workflow: Workflow, settings: FlowSettings, *, on: bool) -> None:
@@ -352,6 +364,8 @@ def copy_flow(session: Session, catalog, actor: Actor, flow_id: str, attributes:
     """Copy a flow into the draft of a new flow (`dest_workspace`, the caller's organization) or of an existing flow
     (`attributes.dest_flow_id`). The copied flow and the destination's running graph are not changed."""
     source = get_flow(session, actor.account_id, flow_id)
+    if not source.chain:
+        raise UnprocessableError(f"Flow {source.id} has no steps: there is no graph to copy")
     dest_flow_id = attributes.get("dest_flow_id")
     if (dest_flow_id is None) == (dest_workspace is None):
         raise BadRequestError("Give either attributes.dest_flow_id or relationships.dest_workspace, not both",

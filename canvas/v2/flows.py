@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 from canvas.auth import current_principal
 from canvas.errors import BadRequestError, NotFoundError
 from canvas.extensions import db_session, services
+from canvas.openapi import may_answer
 from canvas.schedules.notify import announce_schedule_change
 from canvas.v2 import flow_service as flows
 from canvas.v2 import jsonapi
@@ -44,6 +45,7 @@ def check_workspace() -> None:
 @blp.route("/flows")
 class Flows(MethodView):
     @blp.doc(**doc(200, "A page of flows", parameters=FLOW_LIST_PARAMETERS))
+    @may_answer(404)  # a workspace_id other than the caller's
     def get(self):
         """List flows (paging, filters, sort, search)"""
         check_workspace()

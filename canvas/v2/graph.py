@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from canvas.catalog.definition import TemplateDefinitionError, check_template_variables, parse_definition
 from canvas.errors import BadRequestError, UnprocessableError
 from canvas.models import RegisteredApplication, Workflow, WorkflowApplication
+from canvas.schema_fields import parse_id
 from canvas.workflows.block_settings import node_fields, node_settings
 
 # Node ids are the flow's own names (step_1...); blocks need UUIDs, derived stably from the node id.
@@ -37,6 +38,7 @@ def parse_graph(session: Session, catalog, account_id: uuid.UUID, raw: Any) -> P
     registered = {node_id: _registered_for(session, account_id, by_id[node_id]) for node_id in order}
     chain = [_chain_entry(*by_id[node_id], registered[node_id], incoming.get(node_id)) for node_id in order]
     _validate_blocks(chain, order, by_id, catalog)
+    _refuse_record_edges_after_files(edges, by_id)
     return ParsedGraph(chain, _bindings(order, registered, by_id))
 
 
@@ -125,7 +127,7 @@ def _registered_for(session: Session, account_id: uuid.UUID, indexed: tuple[int,
     if raw in (None, ""):
         return None
     try:
-        registered = session.get(RegisteredApplication, uuid.UUID(str(raw)))
+        registered = session.get(RegisteredApplication, parse_id(raw))
     except ValueError:
         registered = None
     if registered is None or registered.account_id != account_id:
@@ -201,6 +203,23 @@ def _validate_blocks(chain: list[dict], order: list[str], by_id: dict, catalog) 
     except TemplateDefinitionError as exc:
         message, field = _node_problem(exc, order, by_id)
         raise UnprocessableError(message, field=field) from None
+
+
+def _refuse_record_edges_after_files(edges: list, by_id: dict) -> None:
+    """A mapper or a condition works on records; after a step that gives a file (or nothing) it would have nothing
+    to work on, and the run would pass the file on untouched."""
+    from canvas.execution.registry import get_block
+
+    for index, edge in enumerate(edges):
+        config = edge.get("config") or {}
+        source = by_id[edge["source"]][1]
+        gives = get_block(source["command"]).output_kind
+        for part in ("mapper", "condition"):
+            if config.get(part) not in (None, "", {}) and gives in ("file", "none"):
+                given = "a file" if gives == "file" else "nothing"
+                raise UnprocessableError(f"graph.edges[{index}].config.{part}: step '{source['id']}' "
+                                         f"({source['command']}) gives {given}, and a {part} applies to records",
+                                         field=f"graph.edges.{index}.config.{part}")
 
 
 def _node_problem(exc: TemplateDefinitionError, order: list[str], by_id: dict) -> tuple[str, str]:

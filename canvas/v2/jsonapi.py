@@ -11,11 +11,12 @@ from urllib.parse import urlencode
 
 from flask import Response, current_app, request
 
-from canvas.errors import BadRequestError, ConflictError
+from canvas.errors import BadRequestError, ConflictError, NotAcceptableError
+from canvas.schema_fields import DEFAULT_PAGE_SIZE, INT64_MAX, MAX_PAGE_NUMBER, MAX_PAGE_SIZE, parse_id, parse_int_text
+from canvas.web import V2_PREFIX
 
 MEDIA_TYPE = "application/vnd.api+json"
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 500
+ACCEPTABLE_TYPES = (MEDIA_TYPE, "application/json")
 
 
 # --- answers ------------------------------------------------------------------------------------------------------
@@ -36,7 +37,20 @@ def raw_json(body: Any, *, status: int = 200, headers: dict | None = None) -> Re
 
 
 def no_content() -> Response:
-    return current_app.response_class(status=204)
+    response = current_app.response_class(status=204)
+    del response.headers["Content-Type"]  # there is no content to have a type (Flask would say text/html)
+    return response
+
+
+def check_acceptable() -> None:
+    """Before every /v2 view: a client that accepts neither JSON:API nor JSON gets 406, not an answer it cannot
+    read (the seed lists 406)."""
+    if not (request.path == V2_PREFIX or request.path.startswith(V2_PREFIX + "/")):
+        return
+    accepted = request.accept_mimetypes
+    if request.headers.get("Accept") and not any(accepted.quality(kind) for kind in ACCEPTABLE_TYPES):
+        raise NotAcceptableError(f"This API answers {MEDIA_TYPE} (or application/json); the request accepts only "
+                                 f"{request.headers['Accept'][:200]}")
 
 
 def _json_default(value: Any) -> Any:
@@ -100,13 +114,9 @@ def int_parameter(name: str, default: int, *, minimum: int, maximum: int | None 
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = int(raw.strip())
-    except ValueError:
-        raise BadRequestError(f"{name} must be an integer, got '{raw}'", parameter=name) from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-        raise BadRequestError(f"{name} must be {bounds}, got {value}", parameter=name)
-    return value
+        return parse_int_text(raw.strip(), minimum, INT64_MAX if maximum is None else maximum)
+    except ValueError as exc:
+        raise BadRequestError(f"{name} {exc}", parameter=name) from None
 
 
 def choice_parameter(name: str, allowed: tuple[str, ...]) -> str | None:
@@ -124,7 +134,7 @@ def uuid_parameter(name: str) -> uuid.UUID | None:
     if raw is None or raw.strip() == "":
         return None
     try:
-        return uuid.UUID(raw.strip())
+        return parse_id(raw)  # as sent: " id " is no id in a query, in either dialect
     except ValueError:
         raise BadRequestError(f"{name} must be an id, got '{raw}'", parameter=name) from None
 
@@ -148,7 +158,7 @@ class Page:
 
 
 def page_parameters() -> Page:
-    return Page(int_parameter("page[number]", 1, minimum=1),
+    return Page(int_parameter("page[number]", 1, minimum=1, maximum=MAX_PAGE_NUMBER),
                 int_parameter("page[size]", DEFAULT_PAGE_SIZE, minimum=1, maximum=MAX_PAGE_SIZE))
 
 

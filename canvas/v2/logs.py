@@ -12,6 +12,7 @@ from canvas.auth import current_principal
 from canvas.errors import BadRequestError
 from canvas.extensions import db_session
 from canvas.models import BlockRun, Workflow, WorkflowRun
+from canvas.schema_fields import parse_id
 from canvas.v2 import jsonapi
 from canvas.v2.graph import step_id
 from canvas.v2.schemas import LOG_PARAMETERS, doc
@@ -34,10 +35,8 @@ def time_parameter(name: str) -> datetime | None:
 
 
 def flow_ids_parameter() -> list:
-    import uuid
-
     try:
-        return [uuid.UUID(value) for value in jsonapi.list_parameter("flow_ids")]
+        return [parse_id(value) for value in jsonapi.list_parameter("flow_ids")]
     except ValueError:
         raise BadRequestError("flow_ids[] must be flow ids", parameter="flow_ids[]") from None
 

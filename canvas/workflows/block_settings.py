@@ -11,6 +11,7 @@ import marshmallow as ma
 
 from canvas.errors import BadRequestError
 from canvas.execution.context import ON_RECORD_ERROR
+from canvas.schema_fields import Int
 
 SETTING_NAMES = ("retries", "timeoutSeconds", "onRecordError")
 V2_NODE_FIELDS = {"retries": "retries", "timeoutSeconds": "timeout_seconds",
@@ -19,9 +20,8 @@ MAX_BLOCK_RETRIES = 10
 MAX_BLOCK_TIMEOUT_SECONDS = 24 * 3600.0
 
 
-def retries_field(**metadata: Any) -> ma.fields.Integer:
-    return ma.fields.Integer(strict=True, allow_none=True, validate=ma.validate.Range(0, MAX_BLOCK_RETRIES),
-                             metadata=metadata)
+def retries_field(**metadata: Any) -> Int:
+    return Int(allow_none=True, minimum=0, maximum=MAX_BLOCK_RETRIES, metadata=metadata)
 
 
 def timeout_seconds_field(**metadata: Any) -> ma.fields.Float:

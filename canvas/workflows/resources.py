@@ -10,6 +10,8 @@ from canvas.auth import current_principal
 from canvas.endpoint import canvas_endpoint, id_argument, route_with_optional_id
 from canvas.errors import MethodNotAllowedError
 from canvas.extensions import db_session
+from canvas.openapi import may_answer
+from canvas.openapi_schemas import GUID_ANSWER, TRUE_ANSWER
 from canvas.workflows import service, upgrade
 from canvas.workflows.schemas import (
     AddWorkflowSchema,
@@ -43,6 +45,7 @@ class Workflow(MethodView):
     @canvas_endpoint("Workflow", parameters="Guid id", returns="JSON")
     @blp.arguments(OptionalIdArgsSchema, location="query")
     @blp.response(200, WorkflowDetailSchema)
+    @may_answer(404)
     def get(self, args, path_id=None):
         """Returns registered workflow by id"""
         workflow = service.get_workflow(db_session(), current_principal().account_id, id_argument(path_id, args))
@@ -50,6 +53,7 @@ class Workflow(MethodView):
 
     @canvas_endpoint("Workflow", parameters="[FromBody]AddWorkflowApiDto workflow", returns="Guid")
     @blp.arguments(AddWorkflowSchema)
+    @blp.response(200, GUID_ANSWER)
     def post(self, data, path_id=None):
         """Registers a new workflow based on template and returns Id"""
         if path_id is not None:
@@ -64,6 +68,8 @@ class Workflow(MethodView):
 class DeleteWorkflow(MethodView):
     @canvas_endpoint("DeleteWorkflow", parameters="Guid id", returns="Guid")
     @blp.arguments(OptionalIdArgsSchema, location="query")
+    @may_answer(404, 409)  # a run is active
+    @blp.response(200, TRUE_ANSWER)
     def get(self, args, path_id=None):
         """Deletes workflow by Id"""
         session = db_session()
@@ -79,6 +85,7 @@ class UpdateWorkflow(MethodView):
                      extension=True)
     @blp.arguments(UpdateWorkflowSchema)
     @blp.response(200, WorkflowDetailSchema)
+    @may_answer(404, 409)
     def post(self, data):
         """Renames a workflow, changes its variable overrides or rebinds its applications"""
         session = db_session()
@@ -93,6 +100,7 @@ class WorkflowUpgradePreview(MethodView):
                      extension=True)
     @blp.arguments(UpgradeWorkflowSchema)
     @blp.response(200, UpgradePlanSchema)
+    @may_answer(404)
     def post(self, data):
         """Shows, block by block, what upgrading to a newer template version would change, and any conflicts"""
         session = db_session()
@@ -106,6 +114,7 @@ class UpgradeWorkflow(MethodView):
                      extension=True)
     @blp.arguments(UpgradeWorkflowSchema)
     @blp.response(200, UpgradePlanSchema)
+    @may_answer(404, 409)  # a run is active; the upgrade conflicts
     def post(self, data):
         """Upgrades a workflow to a newer template version, keeping its overrides; 409 with a report on conflicts"""
         session = db_session()

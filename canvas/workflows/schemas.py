@@ -4,12 +4,13 @@ from __future__ import annotations
 import marshmallow as ma
 
 from canvas.endpoint import dto
+from canvas.schema_fields import CanvasSchema, Id, Int, StrictBoolean
 from canvas.workflows.block_settings import on_record_error_field, retries_field, timeout_seconds_field
 
 
 @dto("ChainApiDto")
-class ChainOverrideSchema(ma.Schema):
-    uniqueBlockId = ma.fields.UUID(required=True)
+class ChainOverrideSchema(CanvasSchema):
+    uniqueBlockId = Id(required=True)
     variables = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Raw(allow_none=True), allow_none=True)
     retries = retries_field(description="further attempts after an error that is safe to retry (default: "
                                         "CANVAS_BLOCK_RETRIES; a block with side effects is only retried when it "
@@ -22,12 +23,12 @@ class ChainOverrideSchema(ma.Schema):
 
 
 def _applications_field(**kwargs) -> ma.fields.Dict:
-    return ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.UUID(), **kwargs)
+    return ma.fields.Dict(keys=ma.fields.String(), values=Id(), **kwargs)
 
 
 @dto("AddWorkflowApiDto")
-class AddWorkflowSchema(ma.Schema):
-    workflowTemplateId = ma.fields.UUID(required=True)
+class AddWorkflowSchema(CanvasSchema):
+    workflowTemplateId = Id(required=True)
     name = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=200))
     description = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=4000))
     applications = _applications_field(required=True)
@@ -36,8 +37,8 @@ class AddWorkflowSchema(ma.Schema):
 
 
 @dto("UpdateWorkflowApiDto")
-class UpdateWorkflowSchema(ma.Schema):
-    id = ma.fields.UUID(required=True)
+class UpdateWorkflowSchema(CanvasSchema):
+    id = Id(required=True)
     name = ma.fields.String(allow_none=True, validate=ma.validate.Length(min=1, max=200))
     description = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=4000))
     applications = _applications_field(allow_none=True)
@@ -48,29 +49,29 @@ class UpdateWorkflowSchema(ma.Schema):
 
 
 @dto("UpgradeWorkflowApiDto")
-class UpgradeWorkflowSchema(ma.Schema):
-    id = ma.fields.UUID(required=True)
+class UpgradeWorkflowSchema(CanvasSchema):
+    id = Id(required=True)
     version = ma.fields.String(allow_none=True)
     applications = _applications_field(allow_none=True)
 
 
-class WorkflowSchema(ma.Schema):
-    id = ma.fields.UUID()
+class WorkflowSchema(CanvasSchema):
+    id = Id()
     name = ma.fields.String()
     description = ma.fields.String()
     status = ma.fields.String()
-    isScheduled = ma.fields.Boolean()
+    isScheduled = StrictBoolean()
     schedulerFrequency = ma.fields.String(allow_none=True)
-    workflowTemplateId = ma.fields.UUID(allow_none=True)
-    isCustomizedStructure = ma.fields.Boolean()
-    accountId = ma.fields.UUID()
-    organizationId = ma.fields.UUID()
+    workflowTemplateId = Id(allow_none=True)
+    isCustomizedStructure = StrictBoolean()
+    accountId = Id()
+    organizationId = Id()
     dateCreated = ma.fields.DateTime()
     dateModified = ma.fields.DateTime()
     dateLastRun = ma.fields.DateTime(allow_none=True)
     dateNextSchedule = ma.fields.DateTime(allow_none=True)
-    regApplicationIds = ma.fields.List(ma.fields.UUID())
-    currentBlock = ma.fields.Integer()
+    regApplicationIds = ma.fields.List(Id())
+    currentBlock = Int()
 
 
 class WorkflowDetailSchema(WorkflowSchema):
@@ -78,11 +79,11 @@ class WorkflowDetailSchema(WorkflowSchema):
     chain = ma.fields.List(ma.fields.Dict())
 
 
-class UpgradePlanSchema(ma.Schema):
+class UpgradePlanSchema(CanvasSchema):
     workflowId = ma.fields.String()
     fromVersion = ma.fields.String()
     toVersion = ma.fields.String()
-    canUpgrade = ma.fields.Boolean()
+    canUpgrade = StrictBoolean()
     conflicts = ma.fields.List(ma.fields.String())
     newApplications = ma.fields.List(ma.fields.String())
     removedApplications = ma.fields.List(ma.fields.String())

@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session, selectinload
 
 from canvas.applications import service as applications
 from canvas.catalog import service as templates
-from canvas.catalog.definition import TemplateDefinition, TemplateDefinitionError, check_template_variables, \
-    definition_from_json
+from canvas.catalog.definition import ChainEntry, TemplateDefinition, TemplateDefinitionError, \
+    check_template_variables, definition_from_json
+from canvas.defaults import DEFAULT_SCHEDULER_FREQUENCY
 from canvas.errors import BadRequestError, ConflictError, NotFoundError
 from canvas.models import RegisteredApplication, Workflow, WorkflowApplication
 from canvas.models.base import utcnow
@@ -67,12 +68,12 @@ def parse_overrides(definition: TemplateDefinition, raw: Any, kept: dict[str, di
             raise BadRequestError(f"{where}.uniqueBlockId: block {entry.get('uniqueBlockId') if block_id else None} "
                                   "is not in the template", field=f"{where}.uniqueBlockId")
         variables = entry.get("variables") or {}
-        _check_variables(template_entry.block, variables, f"{where}.variables", require=False)
+        _check_variables(template_entry, variables, f"{where}.variables", require=False)
         listed.setdefault(block_id, {}).update(variables)
     overrides = {block_id: variables for block_id, variables in {**(kept or {}), **listed}.items() if variables}
     for number, template_entry in enumerate(definition.chain):
         merged = {**template_entry.variables, **overrides.get(template_entry.unique_block_id, {})}
-        _check_variables(template_entry.block, merged, f"chain[{number}].variables", require=True)
+        _check_variables(template_entry, merged, f"chain[{number}].variables", require=True)
     return overrides
 
 
@@ -83,13 +84,15 @@ def parse_settings(raw: list, kept: dict[str, dict] | None = None) -> dict[str, 
     return {block_id: settings for block_id, settings in {**(kept or {}), **listed}.items() if settings}
 
 
-def _check_variables(block_key: str, variables: Any, where: str, *, require: bool) -> None:
+def _check_variables(template_entry: ChainEntry, variables: Any, where: str, *, require: bool) -> None:
+    """A 400 naming the block (its uniqueBlockId and name, as the caller knows it) and the variable at fault."""
     from canvas.execution.registry import get_block
 
     try:
-        check_template_variables(get_block(block_key), variables, where, require=require)
+        check_template_variables(get_block(template_entry.block), variables, where, require=require)
     except TemplateDefinitionError as exc:
-        raise BadRequestError(str(exc), field=exc.entry) from None
+        block = f"block {template_entry.unique_block_id} '{template_entry.block_name}'"
+        raise BadRequestError(f"{exc.entry} ({block}): {exc.problem}", field=exc.entry) from None
 
 
 def resolve_chain(definition: TemplateDefinition, overrides: dict[str, dict],
@@ -225,7 +228,7 @@ def workflow_to_api(workflow: Workflow, *, with_chain: bool = False) -> dict:
         "description": workflow.description,
         "status": workflow.status,
         "isScheduled": workflow.is_scheduled,
-        "schedulerFrequency": workflow.schedule_frequency,
+        "schedulerFrequency": workflow.schedule_frequency or DEFAULT_SCHEDULER_FREQUENCY,
         "workflowTemplateId": workflow.template_id,
         "isCustomizedStructure": workflow.is_customized,
         "accountId": workflow.account_id,

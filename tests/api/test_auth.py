@@ -193,4 +193,5 @@ def test_account_keys_endpoint_issues_keys_within_the_organization(client, org, 
     assert client.get("/api/Authenticate", headers=new_headers).status_code == 200
     foreign_id = make_org("Other").add_account("User")[0]
     refused = client.post("/api/AccountKeys", json={"accountId": foreign_id}, headers=org.admin_headers)
-    assert (refused.status_code, refused.json) == (403, MANAGED_REFUSED)
+    # the account is named in the body, not by ManagedAccountId: another organization's account reads as unknown
+    assert (refused.status_code, refused.json) == (404, {"State": 404, "Msg": f"Unknown account {foreign_id}"})

@@ -51,7 +51,7 @@ def routes(app) -> list[tuple[str, str, list[str]]]:
 def fill(rule: str, values: dict[str, str]) -> str:
     path = rule
     for name, value in values.items():
-        for converter in ("", "string:", "int:", "uuid:", "path:"):
+        for converter in ("", "string:", "int:", "uuid:", "path:", "id:", "position:"):
             path = path.replace(f"<{converter}{name}>", quote(value, safe=""))
     return path
 

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from canvas.defaults import DEFAULT_SCHEDULER_FREQUENCY
 from canvas.queueing.keys import schedule_changes_channel
 from canvas.scheduling.quartz import parse
 from tests.api.workflow_helpers import file_hub_app, new_workflow, published_template
@@ -97,8 +98,8 @@ def test_invalid_frequencies_are_400s_that_quote_the_text_and_name_the_field(cli
     assert answer.status_code == 400 and answer.json["State"] == 400
     assert answer.json["Msg"].startswith(message), answer.json["Msg"]
     workflow = client.get(f"/api/Workflow/{workflow_id}", headers=org.admin_headers).json
-    assert (workflow["isScheduled"], workflow["dateNextSchedule"], workflow["schedulerFrequency"]) == (False, None,
-                                                                                                      None)
+    assert (workflow["isScheduled"], workflow["dateNextSchedule"], workflow["schedulerFrequency"]) == (
+        False, None, DEFAULT_SCHEDULER_FREQUENCY)
 
 
 def test_turning_on_without_any_frequency_is_a_400(client, org, workflow_id):
@@ -127,10 +128,13 @@ def test_unknown_and_other_accounts_workflows_are_404(client, org, workflow_id):
         assert answer.status_code == 404 and answer.json["Msg"] == f"Unknown workflow {target}"
 
 
-def test_a_past_year_is_valid_and_never_fires(client, org, workflow_id):
-    assert schedule(client, org.admin_headers, workflow_id, frequency("0 0 0 1 1 ? 2020")).status_code == 200
+def test_a_past_year_is_valid_but_never_fires_so_it_is_not_scheduled(client, org, workflow_id):
+    """As Quartz refuses a trigger that will never fire, rather than enable it with no next fire time."""
+    answer = schedule(client, org.admin_headers, workflow_id, frequency("0 0 0 1 1 ? 2020"))
+    assert answer.status_code == 400 and answer.json["Msg"].startswith("scheduleFrequency.cronSchedule: "
+                                                                       "'0 0 0 1 1 ? 2020' never fires")
     workflow = client.get(f"/api/Workflow/{workflow_id}", headers=org.admin_headers).json
-    assert (workflow["isScheduled"], workflow["dateNextSchedule"]) == (True, None)
+    assert (workflow["isScheduled"], workflow["dateNextSchedule"]) == (False, None)
 
 
 def test_a_change_is_announced_to_the_schedulers(app, client, org, workflow_id, services):

@@ -20,6 +20,18 @@ def compile_expression(text: Any, variable: str) -> jsonata.Jsonata:
         raise BlockError(f"variable '{variable}' is not a valid JSONata expression: {_describe(error)}") from None
 
 
+def jsonata_problem(text: str) -> str | None:
+    """Why `text` is no JSONata expression, or None: a variable's ``text_check``, so that a typo is refused when the
+    workflow is written instead of failing its runs."""
+    if not text.strip():
+        return "must be a non-empty JSONata expression"
+    try:
+        jsonata.Jsonata(text)
+    except Exception as error:  # as in compile_expression
+        return f"is not a valid JSONata expression: {_describe(error)}"
+    return None
+
+
 def evaluate(expression: jsonata.Jsonata, value: Any, where: str) -> Any:
     """The expression's result over `value` (made JSON-only first: the library refuses dates, decimals...)."""
     try:

@@ -27,6 +27,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from canvas.execution.blocks._file_names import file_name_problem
 from canvas.execution.blocks._formats import temp_output_path
 from canvas.execution.blocks._net_common import as_file, file_format_variable, target_file_name, timeout_variable
 from canvas.execution.blocks.base import Block, VariableSpec
@@ -116,7 +117,8 @@ class RemoteUpload(RemoteFilesBlock):
     input_kind = "any"
     output_kind = "file"
     variables = {
-        "filename": VariableSpec("string", description="Remote file name; the format's extension is appended."),
+        "filename": VariableSpec("string", description="Remote file name; the format's extension is appended.",
+                                 text_check=file_name_problem),
         "fileformat": file_format_variable(),
         "filepath": VariableSpec("string", default="/", description="Remote directory."),
         "overwrite": VariableSpec("boolean", default=False, description="Replace an existing file."),
@@ -220,7 +222,8 @@ class RemoteDownload(RemoteFilesBlock):
         "pattern": VariableSpec("string", default="*", description="Glob of the files to download, e.g. *.csv."),
         "deleteAfter": VariableSpec("boolean", default=False, description="Delete each file once downloaded."),
         "moveTo": VariableSpec("string", description="Move each file into this remote directory once downloaded."),
-        "zipName": VariableSpec("string", default=DEFAULT_ZIP_NAME, description="Name of the zip of several files."),
+        "zipName": VariableSpec("string", default=DEFAULT_ZIP_NAME, description="Name of the zip of several files.",
+                                text_check=file_name_problem),
         "timeout": timeout_variable(),
     }
 

@@ -7,7 +7,7 @@ runner makes a fresh instance per block run.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -30,6 +30,9 @@ class VariableSpec:
     description: str = ""
     choices: tuple = ()  # allowed values, when the variable is an enumeration
     placeholders: bool = True  # False: taken literally, for values with brace syntax of their own (JSONata)
+    # Why a string value cannot work (bad JSONata, a path where a file name belongs), or None: checked when a template
+    # or workflow is written, so the mistake is refused then rather than found by a run.
+    text_check: Callable[[str], str | None] | None = None
 
 
 class Block:
@@ -125,10 +128,16 @@ def check_variables(block_class: type[Block], values: dict, *, partial: bool = F
         value = values.get(name)
         if value is None and spec.default is None and spec.required and not partial:
             errors.append(f"variable '{name}' is required")
-        problem = type_problem(spec, value)
+        problem = type_problem(spec, value) or _text_problem(spec, value)
         if problem:
             errors.append(f"variable '{name}' {problem}")
     return errors
+
+
+def _text_problem(spec: VariableSpec, value: Any) -> str | None:
+    if spec.text_check is None or not isinstance(value, str):
+        return None
+    return spec.text_check(value)
 
 
 def merged_variables(block_class: type[Block], overrides: dict) -> dict:

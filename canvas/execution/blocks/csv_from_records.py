@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from canvas.execution.blocks._file_names import output_file_name_problem
 from canvas.execution.blocks._formats import checked_delimiter, csv_cell, temp_output_path, with_extension
 from canvas.execution.blocks.base import Block, VariableSpec, expect_records, register
 from canvas.execution.context import BlockContext, BlockError
@@ -50,7 +51,8 @@ class CsvFromRecords(Block):
     input_kind = "records"
     output_kind = "file"
     variables = {
-        "filename": VariableSpec("string", default="records.csv", description="File name; '.csv' is appended."),
+        "filename": VariableSpec("string", default="records.csv", description="File name; '.csv' is appended.",
+                                 text_check=output_file_name_problem),
         "delimiter": VariableSpec("string", default=",", description="Cell delimiter (one character)."),
         "columns": VariableSpec("array", description="Columns in order; default: the keys of the records."),
         "header": VariableSpec("boolean", default=True, description="Whether to write a header row."),

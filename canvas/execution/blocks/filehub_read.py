@@ -1,6 +1,7 @@
 """File Hub read: a file the account keeps on the platform's own blob store."""
 from __future__ import annotations
 
+from canvas.execution.blocks._file_names import file_hub_name_problem
 from canvas.execution.blocks._filehub import checked_file_name, require_file_hub
 from canvas.execution.blocks.base import Block, VariableSpec, register
 from canvas.execution.context import BlockContext, BlockError
@@ -17,7 +18,8 @@ class FileHubRead(Block):
     input_kind = "any"
     output_kind = "file"
     variables = {
-        "filename": VariableSpec("string", required=True, description="Name of the file, folders separated by '/'."),
+        "filename": VariableSpec("string", required=True, description="Name of the file, folders separated by '/'.",
+                                 text_check=file_hub_name_problem),
     }
 
     def run(self, context: BlockContext, data: BlockData) -> FileData:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from canvas.execution.blocks._file_names import file_hub_name_problem
 from canvas.execution.blocks._filehub import checked_file_name, require_file_hub
 from canvas.execution.blocks.base import Block, VariableSpec, register
 from canvas.execution.context import BlockContext, BlockError
@@ -26,7 +27,8 @@ class FileHubWrite(Block):
     input_kind = "any"
     output_kind = "file"
     variables = {
-        "filename": VariableSpec("string", description="Name in the File Hub, folders separated by '/'."),
+        "filename": VariableSpec("string", description="Name in the File Hub, folders separated by '/'.",
+                                 text_check=file_hub_name_problem),
         "overwrite": VariableSpec("boolean", default=True, description="Replace a file of the same name."),
     }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from canvas.execution.blocks._file_names import output_file_name_problem
 from canvas.execution.blocks._formats import temp_output_path, with_extension
 from canvas.execution.blocks.base import Block, VariableSpec, expect_records, register
 from canvas.execution.context import BlockContext, BlockError
@@ -21,7 +22,8 @@ class JsonFromRecords(Block):
     input_kind = "records"
     output_kind = "file"
     variables = {
-        "filename": VariableSpec("string", description="File name; default records.json (records.jsonl for lines)."),
+        "filename": VariableSpec("string", description="File name; default records.json (records.jsonl for lines).",
+                                 text_check=output_file_name_problem),
         "lines": VariableSpec("boolean", default=False, description="Write JSON lines instead of an array."),
     }
 

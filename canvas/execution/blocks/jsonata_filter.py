@@ -5,7 +5,7 @@ from collections.abc import Iterable, Iterator
 
 import jsonata
 
-from canvas.execution.blocks._jsonata import compile_expression, evaluate, is_truthy
+from canvas.execution.blocks._jsonata import compile_expression, evaluate, is_truthy, jsonata_problem
 from canvas.execution.blocks.base import Block, VariableSpec, expect_records, register
 from canvas.execution.context import BlockContext
 from canvas.execution.data import BlockData, Records
@@ -19,7 +19,8 @@ class JsonataFilter(Block):
     input_kind = "records"
     output_kind = "records"
     variables = {
-        "condition": VariableSpec("string", required=True, placeholders=False, description="JSONata condition."),
+        "condition": VariableSpec("string", required=True, placeholders=False, description="JSONata condition.",
+                                  text_check=jsonata_problem),
     }
 
     def run(self, context: BlockContext, data: BlockData) -> Records:

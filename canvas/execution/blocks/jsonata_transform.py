@@ -5,7 +5,7 @@ from collections.abc import Iterable, Iterator
 
 import jsonata
 
-from canvas.execution.blocks._jsonata import compile_expression, evaluate, result_records
+from canvas.execution.blocks._jsonata import compile_expression, evaluate, jsonata_problem, result_records
 from canvas.execution.blocks.base import Block, VariableSpec, expect_records, register
 from canvas.execution.context import BlockContext
 from canvas.execution.data import BlockData, Records
@@ -26,7 +26,8 @@ class JsonataTransform(Block):
     input_kind = "records"
     output_kind = "records"
     variables = {
-        "expression": VariableSpec("string", required=True, placeholders=False, description="JSONata expression."),
+        "expression": VariableSpec("string", required=True, placeholders=False, description="JSONata expression.",
+                                   text_check=jsonata_problem),
         "mode": VariableSpec("string", default="per_record", choices=MODES, description="per_record or whole."),
     }
 

@@ -21,6 +21,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 
 from canvas.applications.values import SMTP_DEFAULT_PORTS, smtp_reply_text, smtp_security_value
+from canvas.execution.blocks._file_names import file_name_problem
 from canvas.execution.blocks._net_common import (
     credential_redactor,
     Redactor, as_file, credentials_of, file_format_variable, network_failures, policy_of, port_field, required_field,
@@ -53,7 +54,8 @@ class SendEmail(Block):
                                               "address of the account the workflow belongs to."),
         "cc": VariableSpec("any", description="Copy recipients: an array or a comma-separated text."),
         "subject": VariableSpec("string", default="", description="The subject line."),
-        "fileName": VariableSpec("string", default=DEFAULT_FILE_NAME, description="Attachment name (records)."),
+        "fileName": VariableSpec("string", default=DEFAULT_FILE_NAME, description="Attachment name (records).",
+                                 text_check=file_name_problem),
         "note": VariableSpec("string", default="", description="The body text."),
         "fileformat": file_format_variable(),
         "timeout": timeout_variable(),

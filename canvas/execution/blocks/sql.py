@@ -21,17 +21,18 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import sqlalchemy
 from sqlalchemy.dialects import postgresql, sqlite
 
-from canvas.applications.values import DEFAULT_SQL_DRIVER, SQL_DEFAULT_PORTS, SQL_HOST_QUERY_KEYS
+from canvas.applications.values import (  # the SQLite switch is shared with verification at registration
+    ALLOW_SQLITE_SETTING, DEFAULT_SQL_DRIVER, SQL_DEFAULT_PORTS, SQL_HOST_QUERY_KEYS, sqlite_allowed,
+)
 from canvas.execution.blocks._net_common import (
     credential_redactor,
-    Redactor, credentials_of, flag, network_failures, policy_of, port_field, required_field, timeout_of,
+    Redactor, credentials_of, network_failures, policy_of, port_field, required_field, timeout_of,
     timeout_variable,
 )
 from canvas.execution.blocks.base import Block, VariableSpec, expect_records
@@ -40,17 +41,12 @@ from canvas.execution.data import BlockData, Records
 from canvas.execution.registry import register
 from canvas.network.failures import endpoint, first_line
 
-ALLOW_SQLITE_SETTING = "CANVAS_ALLOW_SQLITE_APPLICATIONS"
 DEFAULT_QUERY_BATCH = 1000
 DEFAULT_WRITE_BATCH = 500
 _TRANSIENT_WORDS = ("connection refused", "could not connect", "timeout expired", "timed out", "server closed")
 _AUTH_WORDS = ("authentication failed", "access denied", "login failed", "password")
 
 Writer = Callable[[sqlalchemy.Connection, sqlalchemy.Table, list[dict]], None]
-
-
-def sqlite_allowed() -> bool:
-    return flag(os.environ.get(ALLOW_SQLITE_SETTING))
 
 
 # --- connecting ----------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 from xml.sax.saxutils import escape
 
+from canvas.execution.blocks._file_names import output_file_name_problem
 from canvas.execution.blocks._formats import csv_cell, temp_output_path, with_extension
 from canvas.execution.blocks.base import Block, VariableSpec, expect_records, register
 from canvas.execution.context import BlockContext, BlockError
@@ -34,7 +35,8 @@ class XmlFromRecords(Block):
     variables = {
         "root": VariableSpec("string", default="records", description="Name of the document element."),
         "item": VariableSpec("string", default="record", description="Name of the element of each record."),
-        "filename": VariableSpec("string", default="records.xml", description="File name; '.xml' is appended."),
+        "filename": VariableSpec("string", default="records.xml", description="File name; '.xml' is appended.",
+                                 text_check=output_file_name_problem),
     }
 
     def run(self, context: BlockContext, data: BlockData) -> FileData:

@@ -54,7 +54,7 @@ class CronExpression:
 
     def next_fire_time(self, after: datetime, tz: tzinfo) -> datetime | None:
         """The first fire time strictly after ``after`` (timezone-aware, any zone), aware in ``tz``; None if none
-        is left before the year 2100."""
+        is left up to the current year + 100 (Quartz's horizon)."""
         return search.next_fire_time(self, after, tz)
 
     def fire_times(self, after: datetime, tz: tzinfo, count: int) -> list[datetime]:

@@ -33,9 +33,10 @@ MONTH_NAMES = {name: number for number, name in enumerate(
     ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], start=1)}
 WEEKDAY_NAMES = {name: number for number, name in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"], start=1)}
 
-# Quartz documents years 1970-2199; fire times are searched only up to LAST_FIRE_YEAR, so a later year parses but
-# never fires.
-FIRST_YEAR, LAST_YEAR, LAST_FIRE_YEAR = 1970, 2199, 2099
+# Quartz documents years 1970-2199; fire times are searched only up to the current year + FIRE_HORIZON_YEARS (Quartz's
+# MAX_YEAR), so a later year parses but never fires.
+FIRST_YEAR, LAST_YEAR = 1970, 2199
+FIRE_HORIZON_YEARS = 100
 
 
 @dataclass(frozen=True, eq=False)

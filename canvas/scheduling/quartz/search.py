@@ -18,10 +18,16 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Protocol
 
-from .fields import LAST_FIRE_YEAR
+from .fields import FIRE_HORIZON_YEARS
 
 MIDNIGHT = time(0, 0, 0)
 ONE_SECOND = timedelta(seconds=1)
+
+
+def last_fire_year() -> int:
+    """The last year searched for a fire time: Quartz's ``MAX_YEAR``, the current year + 100. A fixed year would
+    drop rare fire times Quartz still finds (the 5th Tuesday of February falls in 2084, then in 2124)."""
+    return datetime.now(timezone.utc).year + FIRE_HORIZON_YEARS
 
 
 class Schedule(Protocol):
@@ -41,7 +47,7 @@ def next_fire_time(schedule: Schedule, after: datetime, zone: tzinfo) -> datetim
     if after.tzinfo is None or after.utcoffset() is None:
         raise ValueError("'after' must be a timezone-aware datetime")
     after_utc = after.astimezone(timezone.utc)
-    if after_utc.year > LAST_FIRE_YEAR + 1:  # surely past the last year in any zone (and clear of datetime.max)
+    if after_utc.year > last_fire_year() + 1:  # surely past the last year in any zone (and clear of datetime.max)
         return None
     start = after_utc.replace(microsecond=0) + ONE_SECOND
     wall = start.astimezone(zone).replace(tzinfo=None, fold=0)
@@ -54,11 +60,13 @@ def next_fire_time(schedule: Schedule, after: datetime, zone: tzinfo) -> datetim
 
 
 def next_wall_time(schedule: Schedule, start: datetime) -> datetime | None:
-    """The first naive wall-clock time at or after ``start`` that every field matches; None if none is left in 2099."""
+    """The first naive wall-clock time at or after ``start`` that every field matches; None if none is left by the
+    end of ``last_fire_year()``."""
+    last_year = last_fire_year()
     year, month, day, earliest = start.year, start.month, start.day, start.time()
-    while year <= LAST_FIRE_YEAR:
+    while year <= last_year:
         next_year = _first_at_or_after(schedule.years, year)
-        if next_year is None or next_year > LAST_FIRE_YEAR:
+        if next_year is None or next_year > last_year:
             return None
         if next_year != year:
             year, month, day, earliest = next_year, 1, 1, MIDNIGHT

@@ -14,6 +14,7 @@ import pytest
 from canvas.scheduling.quartz import parse
 
 UTC = timezone.utc
+HORIZON = datetime.now(UTC).year + 100  # Quartz's MAX_YEAR: no fire time is searched for past it
 
 
 def utc(text: str) -> datetime:
@@ -144,12 +145,16 @@ STEPS_AND_YEARS = [
     pytest.param("*/20 * * ? * *", "2026-12-31T23:59:40", ["2027-01-01T00:00:00"], id="step-rolls-the-year"),
     pytest.param("0 0 0 1 1 ? 2027/2", "2026-01-01T00:00:00", ["2027-01-01T00:00:00", "2029-01-01T00:00:00"],
                  id="every-other-year"),
-    pytest.param("0 0 0 1 1 ? 2099", "2099-01-01T00:00:00", [], id="nothing-after-the-last-allowed-year"),
-    pytest.param("0 0 0 31 12 ? *", "2099-12-31T00:00:00", [], id="year-star-stops-at-2099"),
-    pytest.param("0 0 0 31 12 ? *", "2099-12-30T00:00:00", ["2099-12-31T00:00:00"], id="last-fire-in-2099"),
-    pytest.param("0 0 0 1 1 ? 2150", "2026-01-01T00:00:00", [], id="valid-year-beyond-2099-never-fires"),
-    pytest.param("0 0 0 1 1 ? 2098-2150", "2026-01-01T00:00:00", ["2098-01-01T00:00:00", "2099-01-01T00:00:00"],
-                 id="year-range-fires-only-through-2099"),
+    pytest.param("0 0 0 1 1 ? 2099", "2099-01-01T00:00:00", [], id="nothing-after-the-only-year"),
+    pytest.param("0 0 0 31 12 ? *", f"{HORIZON}-12-31T00:00:00", [], id="year-star-stops-at-current-year-plus-100"),
+    pytest.param("0 0 0 31 12 ? *", f"{HORIZON}-12-30T00:00:00", [f"{HORIZON}-12-31T00:00:00"],
+                 id="last-fire-in-current-year-plus-100"),
+    pytest.param("0 0 0 1 1 ? 2199", "2026-01-01T00:00:00", [], id="valid-year-beyond-the-horizon-never-fires"),
+    pytest.param(f"0 0 0 1 1 ? {HORIZON - 1}-2199", "2026-01-01T00:00:00",
+                 [f"{HORIZON - 1}-01-01T00:00:00", f"{HORIZON}-01-01T00:00:00"],
+                 id="year-range-fires-only-through-current-year-plus-100"),
+    pytest.param("0 30 6 ? FEB 3#5", "2084-03-01T00:00:00", ["2124-02-29T06:30:00"],
+                 id="fifth-tuesday-of-february-found-past-2100-like-quartz"),
 ]
 
 

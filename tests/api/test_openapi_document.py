@@ -1,0 +1,98 @@
+"""The OpenAPI document: every answer declared, none by a catch-all, error bodies in each dialect's shape; and
+/docs served from the app itself."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+
+
+@pytest.fixture()
+def document(client) -> dict:
+    return client.get("/openapi.json").get_json()
+
+
+def operations(document: dict):
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if method in HTTP_METHODS:
+                yield path, method, operation
+
+
+def test_no_operation_has_a_default_response(document):
+    with_default = [f"{method.upper()} {path}" for path, method, operation in operations(document)
+                    if "default" in operation["responses"]]
+    assert with_default == []
+
+
+def test_every_operation_declares_a_success_answer(document):
+    without = [f"{method.upper()} {path}" for path, method, operation in operations(document)
+               if not any(status.startswith("2") for status in operation["responses"])]
+    assert without == []
+
+
+def test_validation_errors_are_declared_as_the_400_the_api_answers(document):
+    assert [path for path, _, operation in operations(document) if "422" in operation["responses"]
+            and path.startswith("/api/")] == []
+    assert "400" in document["paths"]["/api/RunWorkflow"]["post"]["responses"]
+
+
+def test_error_bodies_are_in_the_shape_of_each_dialect(document):
+    schemas = document["components"]["schemas"]
+    assert schemas["CanvasError"]["properties"] == {"State": {"type": "integer"}, "Msg": {"type": "string"}}
+    assert "errors" in schemas["JsonApiErrors"]["properties"]
+    assert "Error" not in schemas  # flask-smorest's {code, status, message, errors}: no answer has it
+    for path, _, operation in operations(document):
+        for status, answer in operation["responses"].items():
+            if int(status) < 400:
+                continue
+            ((media_type, content),) = answer["content"].items()
+            expected = ("application/vnd.api+json", "JsonApiErrors") if path.startswith("/v2/") else (
+                "application/json", "CanvasError")
+            assert (media_type, content["schema"]["$ref"].rsplit("/", 1)[1]) == expected, (path, status)
+
+
+def test_authenticated_operations_declare_401_and_public_ones_do_not(document):
+    paths = document["paths"]
+    assert "401" in paths["/api/Workflows"]["get"]["responses"]
+    assert "401" in paths["/v2/flows"]["get"]["responses"]
+    assert "401" not in paths["/api/GetMetaData"]["get"]["responses"]
+
+
+def test_run_workflow_declares_its_202_with_a_location(document):
+    accepted = document["paths"]["/api/RunWorkflow"]["post"]["responses"]["202"]
+    assert "Location" in accepted["headers"]
+    assert accepted["content"]["application/json"]["schema"]["enum"] == ["Workflow will now run"]
+
+
+def test_v2_collections_are_documents_whose_data_is_an_array(document):
+    def data_type(path: str, method: str = "get", status: str = "200") -> str:
+        answer = document["paths"][path][method]["responses"][status]
+        return answer["content"]["application/vnd.api+json"]["schema"]["properties"]["data"]["type"]
+
+    assert data_type("/v2/flows") == "array"
+    assert data_type("/v2/flows/{flow_id}") == "object"
+    assert data_type("/v2/flows", "post", "201") == "object"
+    assert data_type("/v2/users/me") == "object"
+
+
+def test_a_path_id_route_documents_only_the_methods_that_take_an_id(document):
+    assert set(document["paths"]["/api/Workflow/{path_id}"]) - {"parameters"} == {"get"}
+
+
+def test_docs_page_loads_only_same_origin_assets_and_they_are_served(client):
+    page = client.get("/docs")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    references = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert references and all(reference.startswith("/") and not reference.startswith("//")
+                              for reference in references), references
+    expected_types = {".js": "text/javascript", ".css": "text/css"}
+    for reference in references:
+        asset = client.get(reference)
+        assert asset.status_code == 200, reference
+        suffix = reference[reference.rfind("."):]
+        assert asset.mimetype == expected_types[suffix], (reference, asset.mimetype)
+        assert len(asset.get_data()) > 1000
