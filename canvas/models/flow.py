@@ -24,6 +24,7 @@ class FlowSettings(Base):
     stats_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     latest_version: Mapped[str | None] = mapped_column(String(64))
     last_start_time: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    stopped_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # set by stop: webhook calls are refused
 
 
 class FlowVersion(Base):

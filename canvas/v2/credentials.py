@@ -24,7 +24,8 @@ def credential_to_resource(registered) -> dict:  # noqa: ANN001
     spec = services().application_catalog.get(registered.application_id)
     keys = service.decrypt_credentials(services().secret_box, registered)
     attributes = {"name": registered.tag_text, "keys": mask_credentials(spec, keys) if spec else {},
-                  "application": registered.short_name, "is_authenticated": registered.is_authenticated,
+                  "application": registered.short_name,
+                  "is_authenticated": service.shown_authenticated(registered, spec),
                   "faulted": registered.faulted, "updated_at": jsonapi.iso_time(registered.date_modified)}
     relationships = {
         "user": jsonapi.to_one("user", registered.account_id, f"/v2/users/{registered.account_id}"),
@@ -46,13 +47,34 @@ def v2_field_names():
         raise
 
 
-def keys_attribute(attributes: dict, required: bool) -> str | None:
+# The seed's credentials name a server `host` (and sometimes `hostname`, `user`); the catalog's applications name
+# it `address` or `server`. A key the application does not know is read as the first synonym it does know.
+KEY_SYNONYMS = {"host": ("address", "server"), "hostname": ("address", "host", "server"),
+                "address": ("host", "server"), "server": ("host", "address"), "user": ("username",),
+                "login": ("username",)}
+
+
+def keys_attribute(attributes: dict, required: bool, application_id: str | None = None) -> dict | None:
     keys = attributes.get("keys")
     if keys is None and not required:
         return None
     if not isinstance(keys, dict):
         raise BadRequestError("keys must be an object of credential values", field="keys")
-    return json.dumps(keys)
+    spec = services().application_catalog.get(application_id) if application_id else None
+    return {_catalog_name(spec, name): value for name, value in keys.items()} if spec else dict(keys)
+
+
+def _catalog_name(spec, name: str) -> str:  # noqa: ANN001 - ApplicationSpec
+    known = set(spec.field_names)
+    if name in known:
+        return name
+    return next((synonym for synonym in KEY_SYNONYMS.get(name, ()) if synonym in known), name)
+
+
+def replacing(stored: dict, keys: dict) -> dict:
+    """PATCH replaces `keys` entirely (the seed): a stored key the new object leaves out is cleared. A secret sent
+    back as the mask keeps its stored value, as clients send back what they read."""
+    return {**{name: None for name in stored if name not in keys}, **keys}
 
 
 def component_id(data: dict) -> str:
@@ -87,7 +109,8 @@ class Credentials(MethodView):
             registered = service.register_application(
                 session, services().application_catalog, services().secret_box, service.Verifier.of(services()),
                 current_principal().account_id,
-                {"applicationId": component_id(data), "credentialsJson": keys_attribute(attributes, True),
+                {"applicationId": component_id(data),
+                 "credentialsJson": json.dumps(keys_attribute(attributes, True, component_id(data))),
                  "tagText": attributes.get("name") if isinstance(attributes.get("name"), str) else None})
         session.commit()
         return jsonapi.document(credential_to_resource(registered), status=201,
@@ -105,17 +128,21 @@ class CredentialById(MethodView):
 
     @blp.doc(**doc(200, "The updated credential", 409, 415, request_body="attributes.name and/or attributes.keys"))
     def patch(self, credential_id):
-        """Update a credential's name or keys (masked values keep the stored secret)"""
+        """Update a credential's name or keys (keys are replaced entirely; masked values keep the stored secret)"""
         attributes = jsonapi.attributes_of(jsonapi.request_data("credential", resource_id=credential_id))
         name = attributes.get("name")
         if name is not None and not isinstance(name, str):
             raise BadRequestError("name must be a string", field="name")
         session = db_session()
         with v2_field_names():
+            current = service.get_registered(session, current_principal().account_id, credential_id)
+            keys = keys_attribute(attributes, False, str(current.application_id))
+            if keys is not None:
+                keys = replacing(service.decrypt_credentials(services().secret_box, current), keys)
             registered = service.update_registered(
                 session, services().application_catalog, services().secret_box, service.Verifier.of(services()),
                 current_principal().account_id,
-                {"id": credential_id, "credentialsJson": keys_attribute(attributes, False), "tagText": name})
+                {"id": credential_id, "credentialsJson": None if keys is None else json.dumps(keys), "tagText": name})
         session.commit()
         return jsonapi.document(credential_to_resource(registered))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
 import marshmallow as ma
 from flask import request
@@ -13,7 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from canvas.auth import current_principal
-from canvas.errors import BadRequestError
+from canvas.errors import BadRequestError, ServiceUnavailableError, UnprocessableError
+from canvas.execution.data import Records
+from canvas.execution.serialization import store_output
 from canvas.extensions import db_session, services
 from canvas.models import Workflow, WorkflowRun
 from canvas.runs import service as runs
@@ -28,21 +31,43 @@ blp = Blueprint("v2_executions", __name__, url_prefix="/v2", description="v2 (JS
 
 
 def start_execution(session: Session, account_id: uuid.UUID, flow_id: str, options: dict,
-                    trigger: str = "api", input_blob_key: str | None = None,
+                    trigger: str = "api", input_records: list | None = None,
                     committed_with_run: Sequence[object] = ()) -> WorkflowRun:
-    """A run of the flow's current version, recorded on the run. `committed_with_run`: rows written in the same
-    transaction as the run's row, so that they exist if and only if the run was accepted."""
+    """A run of the flow's current version, recorded on the run. `input_records`: the first step's input, stored
+    for the run (and removed again if no run starts). `committed_with_run`: rows written in the same transaction
+    as the run's row, so that they exist if and only if the run was accepted."""
     workflow = flows.get_flow(session, account_id, flow_id)
+    if not workflow.chain:
+        raise UnprocessableError(f"Flow {workflow.id} has no steps: give it a graph (PATCH /v2/flows/{workflow.id}) "
+                                 f"before starting it")
     version = flows.settle_version(session, workflow)
+    input_key = store_input_records(workflow, input_records) if input_records is not None else None
     session.add_all(committed_with_run)
     data = {"workflowId": workflow.id, "runFromBlock": options.get("run_from_step"),
             "runTillBlock": options.get("run_till_step"), "dryRun": options.get("dry_run"),
-            "inputBlobKey": input_blob_key, "retryFailedRecords": options.get("retry_failed_records")}
-    run = runs.start_run(session, services().redis, account_id, data, trigger=trigger,
-                         blob_store=services().blob_store)
+            "inputBlobKey": input_key, "retryFailedRecords": options.get("retry_failed_records")}
+    try:
+        run = runs.start_run(session, services().redis, account_id, data, trigger=trigger,
+                             blob_store=services().blob_store)
+    except ServiceUnavailableError:
+        raise  # the run's row (Failed) refers to its input: kept as the record of what was sent
+    except Exception:
+        if input_key is not None:
+            services().blob_store.delete(input_key)
+        raise
     run.flow_version = version.id  # the row is committed by dispatch; the version is written just after
     session.commit()
     return run
+
+
+def store_input_records(workflow: Workflow, value: Any) -> str:
+    """Records for the first step, stored as a run's input: an object is one record, an array one per item (an
+    item that is not an object becomes {"value": item})."""
+    records = value if isinstance(value, list) else [value]
+    records = [item if isinstance(item, dict) else {"value": item} for item in records]
+    key = f"inputs/{workflow.id}/{uuid.uuid4()}.jsonl"
+    store_output(services().blob_store, key, Records(records))
+    return key
 
 
 def execution_to_resource(session: Session, run: WorkflowRun) -> dict:
@@ -89,6 +114,9 @@ def execution_options() -> dict:
         raise BadRequestError("dry_run must be true or false", field="dry_run")
     if attributes.get("retry_failed_records") is not None:
         attributes["retry_failed_records"] = _retry_spec(attributes["retry_failed_records"])
+        if attributes.get("input") is not None:
+            raise BadRequestError("input: not with retry_failed_records, whose input is the retried records",
+                                  field="input")
     return attributes
 
 
@@ -117,13 +145,15 @@ def get_execution(session: Session, account_id: uuid.UUID, execution_id: str) ->
 @blp.route("/flows/<flow_id>/executions")
 class FlowExecutions(MethodView):
     @blp.doc(**doc(202, "The queued execution", 409, 503,
-                   request_body="optional attributes run_from_step, run_till_step, dry_run, retry_failed_records "
+                   request_body="optional attributes run_from_step, run_till_step, dry_run, input (an object: one "
+                                "record, or an array of records, for the first step), retry_failed_records "
                                 "{execution_id, step, records?: [{position, record}]}"))
     def post(self, flow_id):
         """Run a flow now (the same dispatch as RunWorkflow)"""
         options = execution_options()
         session = db_session()
-        run = start_execution(session, current_principal().account_id, flow_id, options)
+        run = start_execution(session, current_principal().account_id, flow_id, options,
+                              input_records=options.get("input"))
         return jsonapi.document(execution_to_resource(session, run), status=202,
                                 headers={"Location": f"/v2/executions/{run.id}"})
 

@@ -26,8 +26,6 @@ from canvas.errors import (
     NotFoundError,
     ServiceUnavailableError,
 )
-from canvas.execution.data import Records
-from canvas.execution.serialization import store_output
 from canvas.extensions import db_session, services
 from canvas.models import FlowWebhook, WebhookNonce, Workflow
 from canvas.models.base import utcnow
@@ -143,18 +141,6 @@ def _unseen_nonce(session: Session, webhook: FlowWebhook, nonce: str) -> Webhook
     return WebhookNonce(webhook_id=webhook.id, nonce=nonce, date_seen=utcnow())
 
 
-def store_input(workflow: Workflow, body: bytes) -> str | None:
-    """The body as JSON-lines records for the first block: an object is one record, an array one per item."""
-    if not body.strip():
-        return None
-    value = json.loads(body)
-    records = value if isinstance(value, list) else [value]
-    records = [item if isinstance(item, dict) else {"value": item} for item in records]
-    key = f"webhooks/{workflow.id}/{uuid.uuid4()}.jsonl"
-    store_output(services().blob_store, key, Records(records))  # read back as the first block's input records
-    return key
-
-
 # --- views ----------------------------------------------------------------------------------------------------------
 
 @blp.route("/flows/<flow_id>/webhooks")
@@ -214,6 +200,7 @@ class WebhookCall(MethodView):
         """Start a run of the webhook's flow with the body as the first block's input"""
         session = db_session()
         webhook, workflow = find_webhook(session, token)
+        flows.refuse_if_stopped(session, workflow)
         body = request.get_data(cache=True)
         nonce = verify_signature(session, webhook, body)
         run = receive_call(session, workflow, body, nonce)
@@ -224,23 +211,18 @@ class WebhookCall(MethodView):
 def receive_call(session: Session, workflow: Workflow, body: bytes, nonce: WebhookNonce | None):  # noqa: ANN201
     """The run the call starts, its nonce committed with the run row. A call that starts nothing leaves neither its
     nonce nor its stored body behind, and says when to send it again."""
-    key = store_input(workflow, body)
+    records = json.loads(body) if body.strip() else None  # the body is JSON: checked before any view
     try:
-        return start_execution(session, workflow.account_id, str(workflow.id), {}, "webhook", key,
+        return start_execution(session, workflow.account_id, str(workflow.id), {}, "webhook", records,
                                committed_with_run=[nonce] if nonce else [])
     except IntegrityError:  # the same signed call arrived twice at once: the nonce's key lets one through
         session.rollback()
-        _drop_input(key)
         raise ConflictError(REPLAYED) from None
     except ConflictError as refusal:
-        _drop_input(key)
         raise ConflictError(f"{refusal.message}; the call was not accepted, send it again once the run has "
                             f"finished", retry_after=ACTIVE_RUN_RETRY_AFTER_SECONDS) from None
     except ServiceUnavailableError:  # the run row (Failed, with its input) stays as a record; the call may come again
         _forget_nonce(session, nonce)
-        raise
-    except Exception:
-        _drop_input(key)
         raise
 
 
@@ -251,7 +233,3 @@ def _forget_nonce(session: Session, nonce: WebhookNonce | None) -> None:
                                                    WebhookNonce.nonce == nonce.nonce))
         session.commit()
 
-
-def _drop_input(key: str | None) -> None:
-    if key is not None:
-        services().blob_store.delete(key)

@@ -118,3 +118,29 @@ def test_concurrent_first_reads_of_the_versions_all_succeed(app, v2):
             thread.join()
     assert [answer.status_code for answer in answers] == [200] * 12
     assert all(answer.json["meta"]["total"] == 1 for answer in answers)
+
+
+def test_the_seeds_key_names_are_understood_and_patch_replaces_keys(v2, ftp_server):
+    seed_keys = {"host": ftp_server.host, "port": ftp_server.port, "username": ftp_server.username,
+                 "password": ftp_server.password}
+    created = v2.call("POST", "/v2/credentials/", credential_body(seed_keys, FTP_APP, "seed names"))
+    assert created.status_code == 201, created.json
+    shown = created.json["data"]["attributes"]
+    assert shown["keys"]["address"] == ftp_server.host and shown["keys"]["password"] == "********"
+    assert shown["is_authenticated"] is True
+    credential_id = created.json["data"]["id"]
+
+    with_secure = {**seed_keys, "password": "********", "secure": False}  # the mask keeps the stored secret
+    patched = v2.call("PATCH", f"/v2/credentials/{credential_id}/", {"data": {
+        "type": "credential", "id": credential_id, "attributes": {"keys": with_secure}}})
+    assert patched.status_code == 200, patched.json
+    assert patched.json["data"]["attributes"]["keys"]["secure"] is False
+    replaced = v2.call("PATCH", f"/v2/credentials/{credential_id}", {"data": {
+        "type": "credential", "id": credential_id, "attributes": {"keys": {**seed_keys, "password": "********"}}}})
+    assert replaced.status_code == 200, replaced.json
+    assert "secure" not in replaced.json["data"]["attributes"]["keys"]  # left out: cleared, not kept
+    without_password = {name: value for name, value in seed_keys.items() if name != "password"}
+    refused = v2.call("PATCH", f"/v2/credentials/{credential_id}", {"data": {
+        "type": "credential", "id": credential_id, "attributes": {"keys": without_password}}})
+    assert refused.status_code == 400  # the whole object replaces the stored one: a required key is missing
+    assert refused.json["errors"][0]["source"]["pointer"].startswith("/data/attributes/keys")

@@ -64,7 +64,8 @@ def test_get_patch_start_stop_delete_as_in_the_seed(v2):
     assert patched.json["data"]["attributes"]["nodes_config"]["step_2"]["replicas"] == 2
 
     no_cron = v2.call("POST", f"/v2/flows/{flow_id}/start")
-    assert no_cron.status_code == 422 and no_cron.json["errors"][0]["source"]["pointer"] == "/data/attributes/cron"
+    assert no_cron.status_code == 422 and "cron" in no_cron.json["errors"][0]["detail"]
+    assert "source" not in no_cron.json["errors"][0]  # the request has no document to point into
     body = {"data": {"type": "flow", "id": flow_id, "attributes": {"cron": "*/3 * * * *"}}}
     assert v2.call("PATCH", f"/v2/flows/{flow_id}", body).json["data"]["attributes"]["cron"] == "0 */3 * * * ?"
 

@@ -112,3 +112,24 @@ def test_a_failed_run_has_its_error_in_the_logs_even_before_any_step_ran(app, ma
     assert hit["exec_id"] == failed["id"] and hit["level"] == 50
     assert "could not be queued" in hit["message"]
     assert v2.call("GET", "/v2/logs", **{"flow_ids[]": flow_id, "levels[]": "50"}).json["total"] == 1
+
+
+def test_a_manual_execution_can_carry_input_records_for_the_first_step(app, v2):
+    graph = {"nodes": [{"id": "in", "command": "jsonata.transform", "fields": {"expression": "$"}},
+                       {"id": "out", "command": "filehub.write", "credentials_id": v2.credential,
+                        "fields": {"filename": "manual_{runId}.jsonl"}}],
+             "edges": [{"source": "in", "target": "out"}]}
+    created = v2.call("POST", "/v2/flows", {"data": {"type": "flow", "attributes": {
+        "name": "Fed by hand", "type": "ordinary", "graph": graph}}})
+    assert created.status_code == 201, created.json
+    flow_id = created.json["data"]["id"]
+    started = v2.call("POST", f"/v2/flows/{flow_id}/executions",
+                      {"data": {"type": "execution", "attributes": {"input": [{"id": 1}, {"id": 2}]}}})
+    assert started.status_code == 202, started.json
+    work_off(app)
+    done = v2.call("GET", started.headers["Location"]).json["data"]["attributes"]
+    assert done["status"] == "succeeded" and done["steps"][0]["records_out"] == 2
+    mixed = v2.call("POST", f"/v2/flows/{flow_id}/executions", {"data": {"type": "execution", "attributes": {
+        "input": {"id": 3}, "retry_failed_records": {"execution_id": started.json["data"]["id"], "step": 1}}}})
+    assert mixed.status_code == 400
+    assert mixed.json["errors"][0]["source"] == {"pointer": "/data/attributes/input"}

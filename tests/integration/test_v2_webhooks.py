@@ -115,7 +115,7 @@ def test_a_call_refused_while_a_run_is_active_can_be_sent_again(app, v2):
     assert int(refused.headers["Retry-After"]) > 0
     assert "send it again" in refused.json["errors"][0]["detail"]
     blob_store = app.extensions["canvas"].blob_store
-    assert len(blob_store.list_keys(f"webhooks/{flow_id}")) == 1  # the refused body was not kept
+    assert len(blob_store.list_keys(f"inputs/{flow_id}")) == 1  # the refused body was not kept
 
     work_off(app)
     accepted = v2.client.post(path, data=second, headers=retried_headers)
@@ -140,3 +140,21 @@ def test_a_call_that_could_not_be_queued_can_be_sent_again(app, make_app, tmp_pa
     work_off(app)
     done = v2.call("GET", f"/v2/executions/{accepted.json['data']['id']}").json["data"]["attributes"]
     assert done["status"] == "succeeded" and done["steps"][0]["records_out"] == 1
+
+
+def test_a_stopped_flow_refuses_webhook_calls_until_it_is_started(app, v2):
+    flow_id = webhook_flow(v2)
+    path = add_webhook(v2, flow_id)
+    assert v2.call("POST", f"/v2/flows/{flow_id}/stop").status_code == 202
+    refused = v2.client.post(path, json={"id": 1})
+    assert refused.status_code == 409
+    assert "stopped" in refused.json["errors"][0]["detail"]
+    history = v2.call("GET", "/v2/executions", **{"filter[flow]": flow_id}).json
+    assert history["meta"]["total"] == 0  # no run was started
+
+    assert v2.call("POST", f"/v2/flows/{flow_id}/start").status_code == 202  # no cron: start only lifts the stop
+    assert v2.call("GET", f"/v2/flows/{flow_id}").json["data"]["attributes"]["cron"] is None
+    accepted = v2.client.post(path, json={"id": 1})
+    assert accepted.status_code == 202, accepted.json
+    work_off(app)
+    assert v2.call("POST", f"/v2/flows/{flow_id}/start").status_code == 422  # nothing to start: no cron, not stopped
