@@ -115,6 +115,15 @@ class StrictBoolean(ma.fields.Boolean):
         return value
 
 
+class Number(ma.fields.Float):
+    """A JSON number only: marshmallow's Float also takes "5" and true."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.make_error("invalid", input=value)
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 # --- JSON inside a string -----------------------------------------------------------------------------------------
 
 class JsonString(ma.fields.Raw):

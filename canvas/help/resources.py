@@ -10,11 +10,12 @@ from canvas.endpoint import canvas_endpoint
 from canvas.help import service
 from canvas.openapi import may_answer
 from canvas.openapi_schemas import DESCRIBE_ANSWER, ENDPOINT_LIST_ANSWER
+from canvas.schema_fields import CanvasSchema
 
 blp = Blueprint("help", __name__, url_prefix="/api", description="APIs that describe the API")
 
 
-class DescribeArgsSchema(ma.Schema):
+class DescribeArgsSchema(CanvasSchema):
     name = ma.fields.String(required=True, metadata={"description": "A DTO name, e.g. AddWorkflowApiDto"})
 
 

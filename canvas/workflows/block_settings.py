@@ -11,7 +11,7 @@ import marshmallow as ma
 
 from canvas.errors import BadRequestError
 from canvas.execution.context import ON_RECORD_ERROR
-from canvas.schema_fields import Int
+from canvas.schema_fields import Int, Number
 
 SETTING_NAMES = ("retries", "timeoutSeconds", "onRecordError")
 V2_NODE_FIELDS = {"retries": "retries", "timeoutSeconds": "timeout_seconds",
@@ -24,9 +24,9 @@ def retries_field(**metadata: Any) -> Int:
     return Int(allow_none=True, minimum=0, maximum=MAX_BLOCK_RETRIES, metadata=metadata)
 
 
-def timeout_seconds_field(**metadata: Any) -> ma.fields.Float:
-    return ma.fields.Float(allow_none=True, allow_nan=False, validate=ma.validate.Range(1, MAX_BLOCK_TIMEOUT_SECONDS),
-                           metadata=metadata)
+def timeout_seconds_field(**metadata: Any) -> Number:
+    return Number(allow_none=True, allow_nan=False, validate=ma.validate.Range(1, MAX_BLOCK_TIMEOUT_SECONDS),
+                  metadata=metadata)
 
 
 def on_record_error_field(**metadata: Any) -> ma.fields.String:

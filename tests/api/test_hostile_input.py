@@ -253,6 +253,8 @@ def test_canvas_query_keys_bind_ignoring_case(client, org, workflow_id):
     assert answer.status_code == 200, answer.json
     answer = client.get("/api/Workflow", query_string={"Id": workflow_id}, headers=org.admin_headers)
     assert answer.status_code == 200 and answer.json["id"] == workflow_id
+    described = client.get("/api/Describe", query_string={"Name": "AddAccountApiDto"})
+    assert described.status_code == 200, described.json
 
 
 def test_properties_equal_but_for_case_are_refused_naming_both(client, org, workflow_id):

@@ -65,7 +65,8 @@ def test_settings_are_kept_with_the_chain_and_changed_like_variables(client, org
     ("retries", -1, "chain.0.retries"), ("retries", 11, "chain.0.retries"), ("retries", "2", "chain.0.retries"),
     ("retries", True, "chain.0.retries"), ("retries", 1.5, "chain.0.retries"),
     ("timeoutSeconds", 0, "chain.0.timeoutSeconds"), ("timeoutSeconds", 10 ** 9, "chain.0.timeoutSeconds"),
-    ("timeoutSeconds", "soon", "chain.0.timeoutSeconds"),
+    ("timeoutSeconds", "soon", "chain.0.timeoutSeconds"), ("timeoutSeconds", "5", "chain.0.timeoutSeconds"),
+    ("timeoutSeconds", True, "chain.0.timeoutSeconds"),
 ])
 def test_settings_that_make_no_sense_are_refused_naming_the_field(client, org, setting, value, expected):
     workflow_id = make_workflow(client, org.admin_headers)
