@@ -18,7 +18,7 @@ from canvas.openapi import (
 )
 from canvas.settings import load_settings
 from canvas.v2.auth import resolve_v2_principal
-from canvas.v2.jsonapi import check_acceptable
+from canvas.v2.jsonapi import check_acceptable, refuse_unknown_query_parameters
 from canvas.web import (
     PATH_CONVERTERS,
     CaseInsensitiveApiPaths,
@@ -75,6 +75,7 @@ def build_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(resolve_canvas_principal)
     app.before_request(resolve_v2_principal)
     app.before_request(check_acceptable)
+    app.before_request(refuse_unknown_query_parameters)
     app.before_request(refuse_bad_path_and_query_values)
     app.before_request(check_request_body)
     app.wsgi_app = CaseInsensitiveApiPaths(app.wsgi_app, app)

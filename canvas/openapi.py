@@ -134,6 +134,8 @@ def operation_errors(path: str, method: str, operation: dict, view: Callable) ->
         statuses |= {400, 404}  # a malformed or unknown id
     if path.startswith(V2_PREFIX):
         statuses.add(406)  # canvas.v2.jsonapi.check_acceptable: an Accept without JSON
+        if not path.startswith(V2_PUBLIC_PREFIX):
+            statuses.add(400)  # canvas.v2.jsonapi.refuse_unknown_query_parameters
     return statuses
 
 

@@ -42,6 +42,29 @@ def no_content() -> Response:
     return response
 
 
+def refuse_unknown_query_parameters() -> None:
+    """Before every /v2 view: a query parameter the endpoint does not take is a 400 naming it, not silently
+    ignored (`filter[statsu]=x` must not answer every flow). What an endpoint takes is what its documentation
+    (@blp.doc parameters) says. Webhook URLs are exempt: senders add their own parameters."""
+    if not request.path.startswith(V2_PREFIX + "/") or request.path.startswith(V2_PREFIX + "/hooks/"):
+        return
+    if request.url_rule is None or not request.args:
+        return
+    taken = _documented_query_parameters(current_app.view_functions[request.endpoint], request.method)
+    unknown = sorted(name for name in request.args if name not in taken)
+    if unknown:
+        offered = ", ".join(sorted(taken)) or "none"
+        raise BadRequestError(f"Unknown query parameter {unknown[0]}; this endpoint takes: {offered}",
+                              parameter=unknown[0])
+
+
+def _documented_query_parameters(view, method: str) -> set[str]:  # noqa: ANN001 - a Flask view function
+    view_class = getattr(view, "view_class", None)
+    handler = getattr(view_class, "get" if method == "HEAD" else method.lower(), None) if view_class else view
+    documented = (getattr(handler, "_apidoc", None) or {}).get("manual_doc", {}).get("parameters", [])
+    return {parameter["name"] for parameter in documented if parameter.get("in") == "query"}
+
+
 def check_acceptable() -> None:
     """Before every /v2 view: a client that accepts neither JSON:API nor JSON gets 406, not an answer it cannot
     read (the seed lists 406)."""

@@ -117,3 +117,19 @@ def test_the_seeds_urls_with_a_trailing_slash_answer_as_without(v2):
         answer = v2.call("GET", path)
         assert answer.status_code == 200, path
         assert answer.json["data"] == v2.call("GET", path.rstrip("/")).json["data"]
+
+
+@pytest.mark.parametrize(("path", "parameter"), [
+    ("/v2/flows", "filter[statsu]"), ("/v2/flows", "include"), ("/v2/executions", "filter[flows]"),
+    ("/v2/credentials", "page[nmber]"), ("/v2/users/me", "fields[user]"),
+])
+def test_an_unknown_query_parameter_is_refused_naming_it(v2, path, parameter):
+    answer = v2.call("GET", path, **{parameter: "x"})
+    assert answer.status_code == 400, answer.json
+    error = only_error(answer)
+    assert error["source"] == {"parameter": parameter} and parameter in error["detail"]
+
+
+def test_known_query_parameters_still_work(v2):
+    v2.create()
+    assert v2.call("GET", "/v2/flows", **{"filter[status]": "inactive", "page[size]": "5"}).json["meta"]["total"] == 1
