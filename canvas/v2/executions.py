@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from canvas.auth import current_principal
-from canvas.errors import BadRequestError, ServiceUnavailableError, UnprocessableError
+from canvas.errors import BadRequestError, NotFoundError, ServiceUnavailableError, UnprocessableError
 from canvas.execution.data import Records
 from canvas.execution.serialization import store_output
 from canvas.extensions import db_session, services
@@ -23,6 +23,7 @@ from canvas.runs import service as runs
 from canvas.runs.schemas import RetryFailedRecordsSchema
 from canvas.v2 import flow_service as flows
 from canvas.v2 import jsonapi
+from canvas.v2.visibility import Viewer, current_viewer
 from canvas.v2.graph import step_id
 from canvas.workflows.service import slice_of
 from canvas.v2.schemas import PAGE_PARAMETERS, doc, query
@@ -137,9 +138,12 @@ def _retry_spec(raw) -> dict:  # noqa: ANN001
         raise BadRequestError(f"{field}: {messages}", field=field) from None
 
 
-def get_execution(session: Session, account_id: uuid.UUID, execution_id: str) -> WorkflowRun:
-    flows.as_id(execution_id, "execution")  # no id at all: 404, as an unknown one
-    return runs.get_run(session, account_id, execution_id)
+def get_execution(session: Session, viewer: Viewer, execution_id: str) -> WorkflowRun:
+    run = session.get(WorkflowRun, flows.as_id(execution_id, "execution"))  # no id at all: 404, as an unknown one
+    workflow = session.get(Workflow, run.workflow_id) if run is not None else None
+    if workflow is None or not viewer.sees(workflow.account_id, workflow.organization_id):
+        raise NotFoundError(f"Unknown execution {execution_id}")
+    return run
 
 
 @blp.route("/flows/<flow_id>/executions")
@@ -167,7 +171,9 @@ class Executions(MethodView):
         page = jsonapi.page_parameters()
         flow = jsonapi.uuid_parameter("filter[flow]")
         status = jsonapi.choice_parameter("filter[status]", tuple(state.lower() for state in runs.RUN_STATES))
-        statement = (select(WorkflowRun).where(WorkflowRun.account_id == current_principal().account_id)
+        viewer = current_viewer()
+        statement = (select(WorkflowRun).join(Workflow, Workflow.id == WorkflowRun.workflow_id)
+                     .where(viewer.condition(Workflow.account_id, Workflow.organization_id))
                      .options(runs.WITH_BLOCKS))
         if flow is not None:
             statement = statement.where(WorkflowRun.workflow_id == flow)
@@ -186,5 +192,4 @@ class ExecutionById(MethodView):
     def get(self, execution_id):
         """Get an execution"""
         session = db_session()
-        return jsonapi.document(execution_to_resource(
-            session, get_execution(session, current_principal().account_id, execution_id)))
+        return jsonapi.document(execution_to_resource(session, get_execution(session, current_viewer(), execution_id)))

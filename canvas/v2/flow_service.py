@@ -15,6 +15,7 @@ from canvas.errors import BadRequestError, ConflictError, NotFoundError, Unproce
 from canvas.models import FlowDraft, FlowSettings, FlowVersion, Workflow
 from canvas.models.base import utcnow
 from canvas.schedules import service as schedules
+from canvas.v2.visibility import Viewer
 from canvas.schema_fields import parse_id
 from canvas.v2.graph import graph_hash, graph_of, parse_graph
 from canvas.workflows import service as workflows
@@ -55,11 +56,21 @@ def _stored_settings(session: Session, workflow: Workflow) -> FlowSettings:
     return found
 
 
-def list_flows(session: Session, account_id: uuid.UUID, filters: FlowFilters, offset: int,
+def list_flows(session: Session, viewer: Viewer, filters: FlowFilters, offset: int,
                limit: int) -> tuple[list[Workflow], int]:
     query = _filtered(select(Workflow).outerjoin(FlowSettings, FlowSettings.workflow_id == Workflow.id)
-                      .where(Workflow.account_id == account_id, Workflow.date_deleted.is_(None)), filters)
+                      .where(viewer.condition(Workflow.account_id, Workflow.organization_id),
+                             Workflow.date_deleted.is_(None)), filters)
     return slice_of(session, query, _ordering(filters.sort), offset, limit)
+
+
+def visible_flow(session: Session, viewer: Viewer, flow_id: Any) -> Workflow:
+    """A flow to read: the viewer's own, or for a manager one of its workspace (see canvas.v2.visibility)."""
+    workflow = session.get(Workflow, as_id(flow_id, "flow"))
+    if workflow is None or workflow.date_deleted is not None or not viewer.sees(workflow.account_id,
+                                                                                 workflow.organization_id):
+        raise NotFoundError(f"Unknown flow {flow_id}")
+    return workflow
 
 
 def _filtered(query, filters: FlowFilters):  # noqa: ANN001, ANN202 - a Select
@@ -271,17 +282,17 @@ def _head_version(session: Session, workflow: Workflow, version_id: str, graph: 
     return version
 
 
-def list_versions(session: Session, account_id: uuid.UUID, flow_id: str, offset: int,
+def list_versions(session: Session, viewer: Viewer, flow_id: str, offset: int,
                   limit: int) -> tuple[Workflow, list[FlowVersion], int]:
-    workflow = get_flow(session, account_id, flow_id)
+    workflow = visible_flow(session, viewer, flow_id)
     settle_version(session, workflow)  # a change made in the Canvas dialect becomes a version when first seen
     query = select(FlowVersion).where(FlowVersion.workflow_id == workflow.id)
     rows, total = slice_of(session, query, (FlowVersion.number.desc(),), offset, limit)
     return workflow, rows, total
 
 
-def get_version(session: Session, account_id: uuid.UUID, flow_id: str, version_id: str) -> FlowVersion:
-    workflow = get_flow(session, account_id, flow_id)
+def get_version(session: Session, viewer: Viewer, flow_id: str, version_id: str) -> FlowVersion:
+    workflow = visible_flow(session, viewer, flow_id)
     settle_version(session, workflow)
     version = session.get(FlowVersion, (workflow.id, version_id))
     if version is None:

@@ -12,6 +12,7 @@ from canvas.openapi import may_answer
 from canvas.schedules.notify import announce_schedule_change
 from canvas.v2 import flow_service as flows
 from canvas.v2 import jsonapi
+from canvas.v2.visibility import current_viewer
 from canvas.v2.resources import draft_to_resource, flow_to_resource, version_to_resource
 from canvas.v2.schemas import FLOW_LIST_PARAMETERS, PAGE_PARAMETERS, doc
 from canvas.workflows.service import Actor
@@ -51,7 +52,7 @@ class Flows(MethodView):
         check_workspace()
         page, filters = jsonapi.page_parameters(), flow_filters()
         session = db_session()
-        rows, total = flows.list_flows(session, current_principal().account_id, filters, page.offset, page.size)
+        rows, total = flows.list_flows(session, current_viewer(), filters, page.offset, page.size)
         return jsonapi.document([flow_to_resource(session, row) for row in rows], meta=jsonapi.page_meta(page, total),
                                 links=jsonapi.page_links(page, total))
 
@@ -72,8 +73,7 @@ class FlowById(MethodView):
     def get(self, flow_id):
         """Get a flow"""
         session = db_session()
-        return jsonapi.document(flow_to_resource(session, flows.get_flow(session, current_principal().account_id,
-                                                                         flow_id)))
+        return jsonapi.document(flow_to_resource(session, flows.visible_flow(session, current_viewer(), flow_id)))
 
     @blp.doc(**doc(200, "The updated flow", 409, 415, 422, request_body="Attributes to change"))
     def patch(self, flow_id):
@@ -127,7 +127,7 @@ class FlowVersions(MethodView):
         """List a flow's versions"""
         page = jsonapi.page_parameters()
         session = db_session()
-        _, rows, total = flows.list_versions(session, current_principal().account_id, flow_id, page.offset,
+        _, rows, total = flows.list_versions(session, current_viewer(), flow_id, page.offset,
                                              page.size)
         session.commit()  # a version first seen now is kept
         return jsonapi.document([version_to_resource(row) for row in rows], meta=jsonapi.page_meta(page, total),
@@ -140,7 +140,7 @@ class FlowVersionById(MethodView):
     def get(self, flow_id, version_id):
         """Get a flow version by its content hash"""
         session = db_session()
-        version = flows.get_version(session, current_principal().account_id, flow_id, version_id)
+        version = flows.get_version(session, current_viewer(), flow_id, version_id)
         session.commit()
         return jsonapi.document(version_to_resource(version))
 

@@ -8,12 +8,12 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from canvas.auth import current_principal
 from canvas.errors import BadRequestError
 from canvas.extensions import db_session
 from canvas.models import BlockRun, Workflow, WorkflowRun
 from canvas.schema_fields import parse_id
 from canvas.v2 import jsonapi
+from canvas.v2.visibility import Viewer, current_viewer
 from canvas.v2.graph import step_id
 from canvas.v2.schemas import LOG_PARAMETERS, doc
 
@@ -48,22 +48,23 @@ def levels_parameter() -> set[int]:
     return {int(value) for value in values}
 
 
-def log_hits(account_id, flow_ids: list, start: datetime | None, end: datetime | None) -> list[dict]:  # noqa: ANN001
+def log_hits(viewer: Viewer, flow_ids: list, start: datetime | None, end: datetime | None) -> list[dict]:
     """Every block's log lines, and for each failed run a line of its own with the error: a run that failed
     before a block logged anything (lost worker, queue unavailable, a refused binding) shows up too."""
     hits = []
     for block, run, workflow in db_session().execute(_runs_of(select(BlockRun, WorkflowRun, Workflow).join(
-            WorkflowRun, BlockRun.run_id == WorkflowRun.id), account_id, flow_ids, start, end)):
+            WorkflowRun, BlockRun.run_id == WorkflowRun.id), viewer, flow_ids, start, end)):
         hits += [_hit(index, line, block, run, workflow) for index, line in enumerate(block.log or [])]
-    failed = _runs_of(select(WorkflowRun, Workflow), account_id, flow_ids, start, end).where(
+    failed = _runs_of(select(WorkflowRun, Workflow), viewer, flow_ids, start, end).where(
         WorkflowRun.status == "Failed")
     hits += [_failure_hit(run, workflow) for run, workflow in db_session().execute(failed)]
     return hits
 
 
-def _runs_of(statement, account_id, flow_ids: list, start: datetime | None, end: datetime | None):  # noqa: ANN001, ANN202
+def _runs_of(statement, viewer: Viewer, flow_ids: list,  # noqa: ANN001, ANN202 - a Select
+             start: datetime | None, end: datetime | None):
     statement = statement.join(Workflow, Workflow.id == WorkflowRun.workflow_id).where(
-        WorkflowRun.account_id == account_id)
+        viewer.condition(Workflow.account_id, Workflow.organization_id))
     if flow_ids:
         statement = statement.where(WorkflowRun.workflow_id.in_(flow_ids))
     if end is not None:
@@ -109,7 +110,7 @@ class Logs(MethodView):
         offset = jsonapi.int_parameter("offset", 0, minimum=0)
         limit = jsonapi.int_parameter("limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
         levels, search = levels_parameter(), (request.args.get("search") or "").strip().lower()
-        hits = [hit for hit in log_hits(current_principal().account_id, flow_ids_parameter(), start, end)
+        hits = [hit for hit in log_hits(current_viewer(), flow_ids_parameter(), start, end)
                 if _within(hit, start, end) and (not levels or hit["level"] in levels)
                 and (not search or search in hit["message"].lower())]
         hits.sort(key=lambda hit: str(hit["timestamp"]), reverse=True)
