@@ -2,13 +2,17 @@
 exceptions into BlockErrors that say what went wrong and where."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jsonata
 from jsonata.functions import Functions
+from jsonata.jexception import JException
 
 from canvas.execution.context import BlockError
 from canvas.execution.serialization import to_jsonable
+
+_NUMBER_CAST = re.compile(r"could not convert string to float: (.*)")
 
 
 def compile_expression(text: Any, variable: str) -> jsonata.Jsonata:
@@ -54,4 +58,11 @@ def result_records(result: Any) -> list[dict]:
 
 
 def _describe(error: Exception) -> str:
-    return str(error) or type(error).__name__
+    """The library's own message (JException: JSONata's wording); a plain Python error escaping from the library
+    is told in JSONata's terms instead of Python's ("could not convert string to float")."""
+    if isinstance(error, JException):
+        return str(error) or "JSONata error"
+    cast = _NUMBER_CAST.fullmatch(str(error))
+    if cast:
+        return f"unable to cast {cast.group(1)} to a number"
+    return "a function or operator was given a value it cannot take"

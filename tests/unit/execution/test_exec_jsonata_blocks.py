@@ -103,3 +103,14 @@ def test_filter_errors(tmp_path):
         run_block("jsonata.filter", Records([{"a": "x"}]), tmp_path, condition="a + 1 > 0")
     with pytest.raises(BlockError, match="needs records"):
         run_block("jsonata.filter", None, tmp_path, condition="true")
+
+
+@pytest.mark.parametrize(("expression", "said"), [
+    ('$number(name)', "unable to cast 'Ana' to a number"),
+    ('"a" + 1', "The left side of the + operator must evaluate to a number"),
+])
+def test_evaluation_errors_speak_jsonata_not_python(tmp_path, expression, said):
+    with pytest.raises(BlockError) as raised:
+        run_block("jsonata.transform", Records(iter(EMPLOYEES)), tmp_path, expression=expression)
+    assert said in str(raised.value)
+    assert "could not convert" not in str(raised.value) and "float" not in str(raised.value)
