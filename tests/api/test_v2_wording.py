@@ -133,3 +133,10 @@ def test_an_unknown_query_parameter_is_refused_naming_it(v2, path, parameter):
 def test_known_query_parameters_still_work(v2):
     v2.create()
     assert v2.call("GET", "/v2/flows", **{"filter[status]": "inactive", "page[size]": "5"}).json["meta"]["total"] == 1
+
+
+def test_a_search_with_a_nul_character_is_refused_not_a_match_for_everything(v2):
+    v2.create()
+    answer = v2.call("GET", "/v2/flows", search="\x00")
+    assert answer.status_code == 400
+    assert only_error(answer)["source"] == {"parameter": "search"}

@@ -88,3 +88,10 @@ def test_a_webhook_url_leads_to_where_the_api_listens_whatever_host_is_sent(api_
     assert url.startswith(f"{base}/v2/hooks/"), url
     called = requests.post(url, json={"b": 2}, timeout=30)
     assert called.status_code == 202, called.text
+
+
+def test_a_long_search_reaches_the_app(api_address):
+    """A 5,000-character query (a long search or filter) is within the request line the server allows: the app
+    answers it (here 401, no keys), not the server's 414."""
+    answered, headers, body = exchange(api_address, request("/v2/flows?search=" + "s" * 5000))
+    assert answered == 401 and headers["content-type"] == "application/vnd.api+json", body[:200]

@@ -133,3 +133,18 @@ def test_a_manual_execution_can_carry_input_records_for_the_first_step(app, v2):
         "input": {"id": 3}, "retry_failed_records": {"execution_id": started.json["data"]["id"], "step": 1}}}})
     assert mixed.status_code == 400
     assert mixed.json["errors"][0]["source"] == {"pointer": "/data/attributes/input"}
+
+
+def test_renaming_a_node_of_a_template_workflow_keeps_its_stored_outputs(app, v2):
+    from tests.integration.run_helpers import make_workflow, run_and_work
+
+    workflow_id = make_workflow(v2.client, v2.org.admin_headers)  # a template's workflow: the template's block ids
+    assert run_and_work(v2.client, app, v2.org.admin_headers, workflow_id)["status"] == "Succeeded"
+    flow = v2.call("GET", f"/v2/flows/{workflow_id}").json["data"]
+    graph = flow["attributes"]["graph"]
+    graph["nodes"][0]["name"] = "Renamed in v2"
+    patched = v2.call("PATCH", f"/v2/flows/{workflow_id}",
+                      {"data": {"type": "flow", "id": workflow_id, "attributes": {"graph": graph}}})
+    assert patched.status_code == 200, patched.json
+    resumed = run_and_work(v2.client, app, v2.org.admin_headers, workflow_id, runFromBlock=2)
+    assert resumed["status"] == "Succeeded", resumed
