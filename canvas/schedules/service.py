@@ -19,11 +19,18 @@ from canvas.models import Account, ScheduleOccurrence, Workflow, WorkflowSchedul
 from canvas.models.base import utcnow
 from canvas.scheduling.quartz import CronExpression, CronSyntaxError, parse
 from canvas.scheduling.quartz.search import last_fire_year
+from canvas.scheduling.trigger import Expression, parse_cached
+from canvas.scheduling.unix_cron import parse_unix
 from canvas.workflows.service import get_workflow
 
 FIELD = "scheduleFrequency"
 EXPECTED_FORM = '{"cronSchedule": "<Quartz cron>", "timeZone": "<IANA name, optional>"}'
-FREQUENCY_KEYS = {"cronschedule": "cronSchedule", "timezone": "timeZone"}  # read case-insensitively, as ASP.NET does
+FREQUENCY_KEYS = {"cronschedule": "cronSchedule", "timezone": "timeZone",  # read case-insensitively, as ASP.NET does
+                  "crondialect": "cronDialect"}
+# cronDialect (optional): "quartz" (the default) or "unix", a classic 5-field cron (the v2 dialect's `cron`, whose
+# schedule the Canvas dialect reads back with this key, and may send back as it read it).
+CRON_DIALECTS = ("quartz", "unix")
+MAX_EXPRESSION_LENGTH = 200
 ENABLED, DISABLED = "Workflow Scheduler enabled", "Workflow Scheduler disabled"
 DEFAULT_ZONE = "UTC"
 
@@ -32,7 +39,7 @@ DEFAULT_ZONE = "UTC"
 class ScheduleSpec:
     """A valid scheduleFrequency: the expression and the effective zone (given, else the account's, else UTC)."""
 
-    cron: CronExpression
+    cron: Expression  # a Quartz CronExpression, or a UnixCronExpression (cronDialect "unix")
     zone_name: str
 
     @property
@@ -50,11 +57,19 @@ def parse_frequency(text: Any, default_zone: str | None) -> ScheduleSpec:
         raise BadRequestError(f"{FIELD}.cronSchedule: missing in '{text}'; expected {EXPECTED_FORM}", field=FIELD)
     if not isinstance(cron_text, str):
         raise BadRequestError(f"{FIELD}.cronSchedule: must be a string, got {json.dumps(cron_text)}", field=FIELD)
+    dialect = fields.get("cronDialect") or "quartz"
+    if dialect not in CRON_DIALECTS:
+        raise BadRequestError(f"{FIELD}.cronDialect: must be one of {', '.join(CRON_DIALECTS)}, got "
+                              f"{json.dumps(dialect)}", field=FIELD)
     try:
-        cron = parse(cron_text)
+        cron = parse_unix(cron_text) if dialect == "unix" else parse(cron_text)
     except CronSyntaxError as exc:
-        raise BadRequestError(f"{FIELD}.cronSchedule: '{cron_text}' is not a valid Quartz cron expression: {exc}",
+        kind = "Unix" if dialect == "unix" else "Quartz"
+        raise BadRequestError(f"{FIELD}.cronSchedule: '{cron_text}' is not a valid {kind} cron expression: {exc}",
                               field=FIELD) from None
+    if len(str(cron)) > MAX_EXPRESSION_LENGTH:  # the stored expression's column
+        raise BadRequestError(f"{FIELD}.cronSchedule: '{cron_text}' is {len(str(cron))} characters long; at most "
+                              f"{MAX_EXPRESSION_LENGTH}", field=FIELD)
     zone = fields.get("timeZone")
     if zone is not None:
         check_time_zone(zone, f"{FIELD}.timeZone", f" (schedule '{cron_text}')")
@@ -85,9 +100,10 @@ def check_fires(spec: ScheduleSpec, now: datetime) -> None:
     """Quartz refuses to schedule a trigger that will never fire (February 30, a year gone by); so do we, rather than
     enable a schedule whose dateNextSchedule is null."""
     if spec.cron.next_fire_time(now, spec.zone) is None:
+        quartz = " (Quartz: based on configured schedule, the given trigger will never fire)" \
+            if isinstance(spec.cron, CronExpression) else ""
         raise BadRequestError(f"{FIELD}.cronSchedule: '{spec.cron}' never fires: it has no fire time from now up to "
-                              f"the end of {last_fire_year()} in {spec.zone_name} (Quartz: based on configured "
-                              "schedule, the given trigger will never fire)", field=FIELD)
+                              f"the end of {last_fire_year()} in {spec.zone_name}{quartz}", field=FIELD)
 
 
 @lru_cache(maxsize=1)
@@ -152,8 +168,29 @@ def _touch(workflow: Workflow, schedule: WorkflowSchedule, now: datetime) -> Non
 def next_schedule(schedule: WorkflowSchedule, after: datetime) -> datetime | None:
     if schedule.cron_expression is None:
         return None
-    fire_time = parse(schedule.cron_expression).next_fire_time(after, ZoneInfo(schedule.time_zone))
+    fire_time = parse_cached(schedule.cron_expression).next_fire_time(after, ZoneInfo(schedule.time_zone))
     return None if fire_time is None else fire_time.astimezone(timezone.utc)
+
+
+def stored_frequency(workflow: Workflow) -> dict:
+    """The fields of the workflow's stored scheduleFrequency (keys as FREQUENCY_KEYS spells them); {} when none."""
+    try:
+        return _frequency_fields(workflow.schedule_frequency) if workflow.schedule_frequency else {}
+    except BadRequestError:
+        return {}
+
+
+def clear_schedule(session: Session, workflow: Workflow, zone_name: str) -> None:
+    """No schedule (the v2 dialect's cron set to null): off, no expression, no scheduleFrequency; the time zone is
+    kept for the next schedule."""
+    schedule = schedule_row(session, workflow)
+    now = utcnow()
+    if (schedule.cron_expression, schedule.time_zone, workflow.is_scheduled) != (None, zone_name, False):
+        schedule.date_changed = now
+    schedule.cron_expression, schedule.time_zone = None, zone_name
+    workflow.schedule_frequency = None
+    workflow.is_scheduled = False
+    _touch(workflow, schedule, now)
 
 
 def schedule_row(session: Session, workflow: Workflow) -> WorkflowSchedule:
@@ -244,7 +281,7 @@ def preview(session: Session, account_id: uuid.UUID, data: dict, now: datetime |
     return fire_time_texts(spec.cron, spec.zone, after, data.get("count") or 5)
 
 
-def fire_time_texts(cron: CronExpression, zone: ZoneInfo, after: datetime, count: int) -> list[str]:
+def fire_time_texts(cron: Expression, zone: ZoneInfo, after: datetime, count: int) -> list[str]:
     """ISO 8601 with the zone's offset, whole seconds: ``2026-03-29T03:00:00+02:00``."""
     try:
         return [fire_time.isoformat(timespec="seconds") for fire_time in cron.fire_times(after, zone, count)]

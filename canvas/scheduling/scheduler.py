@@ -1,7 +1,8 @@
 """The scheduler engine: APScheduler times the schedules, this module claims and dispatches what comes due.
 
 * APScheduler runs one job per enabled workflow (job id = workflow id) in its memory job store, timed by
-  ``QuartzTrigger``. The database is the source of truth; the job store is a cache rebuilt at every start.
+  ``QuartzTrigger`` (Quartz expressions) or ``UnixCronTrigger`` (5-field Unix cron of the v2 dialect, croniter's
+  fire times). The database is the source of truth; the job store is a cache rebuilt at every start.
 * Its executor is ``OccurrenceExecutor``: instead of calling a function in a thread pool (where APScheduler drops
   runs that wait longer than ``misfire_grace_time``, about a fifth of 1,000 simultaneous ones by default), it puts the
   due (workflow, fire times) on an inbox. Jobs have ``misfire_grace_time=None`` and ``coalesce=False``, so APScheduler
@@ -46,7 +47,7 @@ from canvas.queueing.keys import schedule_changes_channel, schedulers_key
 from canvas.scheduling.claims import OccurrenceDispatcher
 from canvas.scheduling.occurrences import Firing, MisfireRules, latest_fire_times, plan_due
 from canvas.scheduling.store import ScheduleRow, as_utc, enabled_versions, load_schedules, store_next_times
-from canvas.scheduling.trigger import QuartzTrigger, parse_cached
+from canvas.scheduling.trigger import trigger_for
 from canvas.settings import default_settings
 
 log = logging.getLogger("canvas.scheduler")
@@ -220,7 +221,7 @@ class SchedulerEngine:
                 store_next_times(session, stale)
 
     def _load(self, row: ScheduleRow, stale: dict) -> None:
-        trigger = QuartzTrigger(parse_cached(row.cron_expression), ZoneInfo(row.time_zone))
+        trigger = trigger_for(row.cron_expression, ZoneInfo(row.time_zone))
         now = utcnow()
         backlog = latest_fire_times(trigger.expression, trigger.zone, row.window_start, now, MISSED_LIMIT)
         next_time = trigger.expression.next_fire_time(now, trigger.zone)

@@ -14,7 +14,9 @@ from canvas.auth import current_principal
 from canvas.errors import BadRequestError, CanvasError
 from canvas.extensions import db_session, services
 from canvas.v2 import jsonapi
-from canvas.v2.schemas import PAGE_PARAMETERS, doc, query
+from canvas.openapi import may_answer
+from canvas.v2.schemas import PAGE_PARAMETERS, WORKSPACE_PARAMETER, doc, query
+from canvas.v2.visibility import check_workspace
 
 blp = Blueprint("v2_credentials", __name__, url_prefix="/v2", description="v2 (JSON:API): credentials")
 FIELD_NAMES = {"credentialsJson": "keys", "tagText": "name", "applicationId": "component"}
@@ -87,9 +89,11 @@ def component_id(data: dict) -> str:
 @blp.route("/credentials")
 class Credentials(MethodView):
     @blp.doc(**doc(200, "The account's credentials (keys masked)",
-                   parameters=PAGE_PARAMETERS + [query("filter[component]", "application id")]))
+                   parameters=PAGE_PARAMETERS + [query("filter[component]", "application id"), WORKSPACE_PARAMETER]))
+    @may_answer(404)  # a workspace_id other than the caller's
     def get(self):
         """List credentials"""
+        check_workspace()
         page = jsonapi.page_parameters()
         component = jsonapi.uuid_parameter("filter[component]")
         rows = [row for row in service.list_registered(db_session(), current_principal().account_id)

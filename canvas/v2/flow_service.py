@@ -12,9 +12,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from canvas.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError
-from canvas.models import FlowDraft, FlowSettings, FlowVersion, Workflow
+from canvas.models import FlowDraft, FlowSettings, FlowVersion, Workflow, WorkflowSchedule
 from canvas.models.base import utcnow
 from canvas.schedules import service as schedules
+from canvas.scheduling.unix_cron import is_unix_form
 from canvas.v2.visibility import Viewer
 from canvas.schema_fields import parse_id
 from canvas.v2.graph import graph_hash, graph_of, parse_graph
@@ -117,6 +118,7 @@ def create_flow(session: Session, catalog, actor: Actor, attributes: dict) -> Wo
     settings = settings_of(session, workflow)
     session.add(settings)
     _apply_settings(settings, attributes)
+    _change_schedule(session, workflow, settings, attributes)
     settings.latest_version = record_version(session, workflow).id
     return workflow
 
@@ -124,7 +126,7 @@ def create_flow(session: Session, catalog, actor: Actor, attributes: dict) -> Wo
 def update_flow(session: Session, catalog, actor: Actor, flow_id: str, attributes: dict) -> Workflow:  # noqa: ANN001
     workflow = get_flow(session, actor.account_id, flow_id)
     if "graph" in attributes:
-        parsed = parse_graph(session, catalog, actor.account_id, attributes["graph"])
+        parsed = parse_graph(session, catalog, actor.account_id, attributes["graph"], current=workflow)
         workflow.chain = parsed.chain
         workflows.replace_bindings(session, workflow, parsed.bindings)
     if "name" in attributes:
@@ -135,8 +137,7 @@ def update_flow(session: Session, catalog, actor: Actor, flow_id: str, attribute
     _apply_settings(settings, attributes)
     workflow.date_modified = utcnow()
     settings.latest_version = record_version(session, workflow).id
-    if "cron" in attributes and workflow.is_scheduled:
-        _set_schedule(session, workflow, settings, on=settings.cron is not None)
+    _change_schedule(session, workflow, settings, attributes)
     return workflow
 
 
@@ -145,41 +146,88 @@ def _apply_settings(settings: FlowSettings, attributes: dict) -> None:
         settings.flow_type = _choice(attributes, "type", FLOW_TYPES)
     if attributes.get("default_mapper_type") is not None:
         settings.default_mapper_type = _choice(attributes, "default_mapper_type", ("jsonata",))
-    if "cron" in attributes:
-        settings.cron = quartz_cron(attributes["cron"])
     if attributes.get("nodes_config") is not None:
         settings.nodes_config = _object(attributes, "nodes_config")
     if attributes.get("stats_enabled") is not None:
         settings.stats_enabled = _boolean(attributes, "stats_enabled")
 
 
-def quartz_cron(raw: Any) -> str | None:
-    """The flow's cron as a Quartz expression; a classic 5-field cron gets seconds and the `?` Quartz needs."""
+# --- cron and time zone: the workflow's schedule, shared with the Canvas dialect -----------------------------------
+
+@dataclass(frozen=True)
+class FlowSchedule:
+    """The flow's `cron` (as given: 5-field Unix cron, or Quartz) and `time_zone` (the effective IANA zone)."""
+
+    cron: str | None
+    time_zone: str
+    names_zone: bool  # the zone is the schedule's own, not the account's default that it follows
+
+
+def flow_schedule(session: Session, workflow: Workflow) -> FlowSchedule:
+    """Read from the workflow's schedule, whichever dialect set it: its scheduleFrequency's cronSchedule (the text
+    given) and its zone; a flow whose v2 cron never reached the schedule reads the cron kept in its settings."""
+    fields = schedules.stored_frequency(workflow)
+    schedule = session.get(WorkflowSchedule, workflow.id)
+    cron = fields.get("cronSchedule") if isinstance(fields.get("cronSchedule"), str) else None
+    if cron is not None:
+        zone = schedule.time_zone if schedule is not None else fields.get("timeZone") or _default_zone(session,
+                                                                                                     workflow)
+        return FlowSchedule(cron, zone, "timeZone" in fields)
+    stored = session.get(FlowSettings, workflow.id)
+    cron = stored.cron if stored is not None else None
+    default = _default_zone(session, workflow)
+    if schedule is None:
+        return FlowSchedule(cron, default, False)
+    return FlowSchedule(cron, schedule.time_zone, schedule.time_zone != default)
+
+
+def _default_zone(session: Session, workflow: Workflow) -> str:
+    return schedules.account_time_zone(session, workflow.account_id) or schedules.DEFAULT_ZONE
+
+
+def checked_cron(raw: Any, zone: str) -> str | None:
+    """A v2 `cron`: classic 5-field Unix cron (croniter's fire times), or Quartz (6 or 7 fields); kept as given (in
+    single spaces). One that is not valid, or never fires in ``zone``, is a 400 pointing at the attribute."""
     if raw in (None, ""):
         return None
     if not isinstance(raw, str):
         raise BadRequestError("cron must be a cron expression string or null", field="cron")
-    fields = raw.split()
-    if len(fields) == 5:
-        fields = _quartz_fields(fields)
-    text = " ".join(fields)
+    text = " ".join(raw.split())
+    if len(text) > schedules.MAX_EXPRESSION_LENGTH:
+        raise BadRequestError(f"cron must be at most {schedules.MAX_EXPRESSION_LENGTH} characters", field="cron")
     try:
-        schedules.check_fires(schedules.parse_frequency(json.dumps({"cronSchedule": text}), None), utcnow())
+        schedules.check_fires(schedules.parse_frequency(_frequency(text, zone), None), utcnow())
     except BadRequestError as exc:
         raise BadRequestError(f"cron: '{raw}' is not a valid cron expression ({exc.message})", field="cron") from None
     return text
 
 
-def _quartz_fields(fields: list[str]) -> list[str]:
-    minute, hour, day_of_month, month, day_of_week = fields
-    if any(ch.isdigit() for ch in day_of_week):  # Unix counts Sunday as 0, Quartz as 1: no silent shift
-        raise BadRequestError("cron: a 5-field cron with a numeric day of week is ambiguous; use names (MON-FRI) "
-                              "or a Quartz expression", field="cron")
-    if day_of_week == "*":
-        day_of_week = "?"
-    elif day_of_month == "*":
-        day_of_month = "?"
-    return ["0", minute, hour, day_of_month, month, day_of_week]
+def _frequency(cron: str, zone: str | None) -> str:
+    """The scheduleFrequency of a v2 cron: a Unix one says so (cronDialect), a zone of its own is named."""
+    return json.dumps({"cronSchedule": cron, **({"timeZone": zone} if zone else {}),
+                       **({"cronDialect": "unix"} if is_unix_form(cron) else {})})
+
+
+def _change_schedule(session: Session, workflow: Workflow, settings: FlowSettings, attributes: dict) -> None:
+    """A v2 write of `cron` and/or `time_zone` goes to the workflow's schedule: on or off as it was, its time zone
+    kept unless `time_zone` is given (null: the account's default); `cron` null removes the schedule (and stops it)."""
+    if "cron" not in attributes and "time_zone" not in attributes:
+        return
+    current = flow_schedule(session, workflow)
+    zone, names_zone = current.time_zone, current.names_zone
+    if "time_zone" in attributes:
+        if attributes["time_zone"] in (None, ""):
+            zone, names_zone = _default_zone(session, workflow), False
+        else:
+            zone, names_zone = schedules.check_time_zone(attributes["time_zone"], "time_zone"), True
+    cron = checked_cron(attributes.get("cron", current.cron), zone)
+    settings.cron = cron
+    if cron is None:
+        schedules.clear_schedule(session, workflow, zone)
+        return
+    schedules.set_workflow_scheduler(session, workflow.account_id, {
+        "workflowId": workflow.id, "isScheduled": workflow.is_scheduled,
+        "scheduleFrequency": _frequency(cron, zone if names_zone else None)})
 
 
 def delete_flow(session: Session, account_id: uuid.UUID, flow_id: str) -> None:
@@ -209,12 +257,13 @@ def start_flow(session: Session, account_id: uuid.UUID, flow_id: str) -> Workflo
     """Its cron on, and webhook calls accepted again after a stop. With neither to do, a 422 says what is missing."""
     workflow = get_flow(session, account_id, flow_id)
     settings = _stored_settings(session, workflow)
-    if settings.cron is None and settings.stopped_at is None:
+    cron = flow_schedule(session, workflow).cron
+    if cron is None and settings.stopped_at is None:
         raise UnprocessableError(f"Flow {workflow.id} has no cron: set attributes.cron (PATCH) to start it",
                                  field="cron")
     settings.stopped_at = None
-    if settings.cron is not None:
-        _set_schedule(session, workflow, settings, on=True)
+    if cron is not None:
+        _set_schedule(session, workflow, on=True)
     settings.last_start_time = utcnow()
     return workflow
 
@@ -223,7 +272,7 @@ def stop_flow(session: Session, account_id: uuid.UUID, flow_id: str) -> Workflow
     """Its cron off, and its webhooks refusing calls (409) until the flow is started again."""
     workflow = get_flow(session, account_id, flow_id)
     settings = _stored_settings(session, workflow)
-    _set_schedule(session, workflow, settings, on=False)
+    _set_schedule(session, workflow, on=False)
     settings.stopped_at = utcnow()
     return workflow
 
@@ -234,8 +283,13 @@ def refuse_if_stopped(session: Session, workflow: Workflow) -> None:
                             f"(POST /v2/flows/{workflow.id}/start)")
 
 
-def _set_schedule(session: Session, workflow: Workflow, settings: FlowSettings, *, on: bool) -> None:
-    frequency = json.dumps({"cronSchedule": settings.cron}) if on else None
+def _set_schedule(session: Session, workflow: Workflow, *, on: bool) -> None:
+    """The schedule on (with the scheduleFrequency it has) or off; a v2 cron that never reached the schedule (kept
+    in the flow's settings only) is written to it first."""
+    frequency = None
+    if on and "cronSchedule" not in schedules.stored_frequency(workflow):
+        current = flow_schedule(session, workflow)
+        frequency = _frequency(current.cron, current.time_zone if current.names_zone else None)
     schedules.set_workflow_scheduler(session, workflow.account_id, {
         "workflowId": workflow.id, "isScheduled": on, "scheduleFrequency": frequency})
 
@@ -331,7 +385,8 @@ def _write_draft(session: Session, catalog, actor: Actor, workflow: Workflow,  #
         settings = settings_of(session, workflow)
         draft = FlowDraft(workflow_id=workflow.id, account_id=actor.account_id, name=workflow.name,
                           description=workflow.description,
-                          cron=settings.cron, graph=graph_of(workflow), nodes_config=settings.nodes_config or {},
+                          cron=flow_schedule(session, workflow).cron, graph=graph_of(workflow),
+                          nodes_config=settings.nodes_config or {},
                           stats_enabled=settings.stats_enabled, date_created=utcnow())
         session.add(draft)
     if "name" in attributes:
@@ -339,7 +394,7 @@ def _write_draft(session: Session, catalog, actor: Actor, workflow: Workflow,  #
     if "description" in attributes:
         draft.description = _optional_text(attributes, "description")
     if "cron" in attributes:
-        draft.cron = quartz_cron(attributes["cron"])
+        draft.cron = checked_cron(attributes["cron"], flow_schedule(session, workflow).time_zone)
     if "graph" in attributes:
         parse_graph(session, catalog, actor.account_id, attributes["graph"])  # validation only
         draft.graph = attributes["graph"]
@@ -383,7 +438,8 @@ def copy_flow(session: Session, catalog, actor: Actor, flow_id: str, attributes:
                               field="dest_flow_id")
     settings = settings_of(session, source)
     copied = {"name": attributes.get("name") or source.name, "description": source.description,
-              "cron": settings.cron, "graph": graph_of(source), "nodes_config": settings.nodes_config or {},
+              "cron": flow_schedule(session, source).cron, "graph": graph_of(source),
+              "nodes_config": settings.nodes_config or {},
               "stats_enabled": settings.stats_enabled}
     if dest_flow_id is not None:
         destination = get_flow(session, actor.account_id, dest_flow_id)

@@ -6,13 +6,13 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from canvas.auth import current_principal
-from canvas.errors import BadRequestError, NotFoundError
+from canvas.errors import BadRequestError
 from canvas.extensions import db_session, services
 from canvas.openapi import may_answer
 from canvas.schedules.notify import announce_schedule_change
 from canvas.v2 import flow_service as flows
 from canvas.v2 import jsonapi
-from canvas.v2.visibility import current_viewer
+from canvas.v2.visibility import check_workspace, current_viewer
 from canvas.v2.resources import draft_to_resource, flow_to_resource, version_to_resource
 from canvas.v2.schemas import FLOW_LIST_PARAMETERS, PAGE_PARAMETERS, doc
 from canvas.workflows.service import Actor
@@ -34,13 +34,6 @@ def flow_filters() -> flows.FlowFilters:
                              user=jsonapi.uuid_parameter("filter[user]"),
                              has_draft=None if has_draft is None else has_draft == "true",
                              search=search or None, sort=sort)
-
-
-def check_workspace() -> None:
-    """`workspace_id` is optional; given, it must be the caller's organization (the only workspace it sees)."""
-    workspace = request.args.get("workspace_id")
-    if workspace and workspace.strip().lower() != str(current_principal().organization_id):
-        raise NotFoundError(f"Unknown workspace {workspace}", parameter="workspace_id")
 
 
 @blp.route("/flows")

@@ -20,6 +20,8 @@ from canvas.workflows.block_settings import node_fields, node_settings
 
 # Node ids are the flow's own names (step_1...); blocks need UUIDs, derived stably from the node id.
 NODE_NAMESPACE = uuid.UUID("6f1c2a8e-5d43-4b1e-9a0f-3c2b7d9e4f10")
+# A node's command may name a version (`csv:from_records@latest`); built-in blocks have only this one.
+COMMAND_VERSIONS = ("latest",)
 CHAIN_TO_NODE_FIELD = {"block": "command", "variables": "fields", "application": "credentials_id",
                        "blockName": "name", "uniqueBlockId": "id"}
 
@@ -30,13 +32,17 @@ class ParsedGraph:
     bindings: list[WorkflowApplication]
 
 
-def parse_graph(session: Session, catalog, account_id: uuid.UUID, raw: Any) -> ParsedGraph:  # noqa: ANN001
+def parse_graph(session: Session, catalog, account_id: uuid.UUID, raw: Any,  # noqa: ANN001
+                current: Workflow | None = None) -> ParsedGraph:
+    """`current`: the workflow whose graph this replaces; a node it already has (same id, same command) keeps its
+    block id, so stored outputs stay attached (a template workflow's blocks have the template's ids)."""
     nodes, edges = _graph_parts(raw)
     by_id = _index_nodes(nodes)
     incoming = _index_edges(edges, by_id)
     order = path_order(by_id, edges)
     registered = {node_id: _registered_for(session, account_id, by_id[node_id]) for node_id in order}
-    chain = [_chain_entry(*by_id[node_id], registered[node_id], incoming.get(node_id)) for node_id in order]
+    kept = _block_ids(current) if current is not None else {}
+    chain = [_chain_entry(*by_id[node_id], registered[node_id], incoming.get(node_id), kept) for node_id in order]
     _validate_blocks(chain, order, by_id, catalog)
     _refuse_record_edges_after_files(edges, by_id)
     return ParsedGraph(chain, _bindings(order, registered, by_id))
@@ -65,8 +71,26 @@ def _index_nodes(nodes: list) -> dict[str, tuple[int, dict]]:
         if not isinstance(node.get("command"), str):
             raise BadRequestError(f"graph.nodes[{index}].command must be a block key string",
                                   field=f"graph.nodes.{index}.command")
-        by_id[node["id"]] = (index, node)
+        by_id[node["id"]] = (index, {**node, "command": block_key_of(node["command"], index, node["id"])})
     return by_id
+
+
+def block_key_of(command: str, index: int, node_id: str) -> str:
+    """The block key a node's `command` names: the key itself (`csv.from_records`) or the seed's component form
+    `name:action` (`csv:from_records`), either with `@latest` or no version. Blocks are built into the service, so
+    `latest` is the one version there is; any other is a 422 pointing at the command."""
+    name, at, version = command.partition("@")
+    if at and version not in COMMAND_VERSIONS:
+        raise UnprocessableError(f"graph: node '{node_id}' command '{command}': there is no version '{version}' of "
+                                 f"{name.replace(':', '.', 1)}; the versions are: {', '.join(COMMAND_VERSIONS)} "
+                                 "(or give no version)", field=f"graph.nodes.{index}.command")
+    return name.replace(":", ".", 1)
+
+
+def command_forms(key: str) -> list[str]:
+    """Every `command` that names the block `key` (see block_key_of), the plain key first."""
+    forms = [key] + ([key.replace(".", ":", 1)] if "." in key else [])
+    return forms + [f"{form}@{version}" for form in forms for version in COMMAND_VERSIONS]
 
 
 def _index_edges(edges: list, by_id: dict) -> dict[str, tuple[int, dict]]:
@@ -136,9 +160,16 @@ def _registered_for(session: Session, account_id: uuid.UUID, indexed: tuple[int,
     return registered
 
 
+def _block_ids(workflow: Workflow) -> dict[tuple[str, str], str]:
+    """(node id, block key) -> block id of the workflow's chain as it is."""
+    return {(step_id(workflow, number), entry["block"]): entry["uniqueBlockId"]
+            for number, entry in enumerate(workflow.chain, start=1)}
+
+
 def _chain_entry(index: int, node: dict, registered: RegisteredApplication | None,
-                 incoming: tuple[int, dict] | None) -> dict:
-    entry = {"uniqueBlockId": str(uuid.uuid5(NODE_NAMESPACE, node["id"])),
+                 incoming: tuple[int, dict] | None, kept: dict[tuple[str, str], str]) -> dict:
+    block_id = kept.get((node["id"], node["command"])) or str(uuid.uuid5(NODE_NAMESPACE, node["id"]))
+    entry = {"uniqueBlockId": block_id,
              "blockName": (node.get("name") or "").strip() or node["id"], "block": node["command"],
              "application": registered.short_name if registered else None,
              "variables": node.get("fields") or {}, "nodeId": node["id"],
@@ -229,6 +260,8 @@ def _node_problem(exc: TemplateDefinitionError, order: list[str], by_id: dict) -
     node_id = order[int(head.removeprefix("chain["))]
     node_field = CHAIN_TO_NODE_FIELD.get(rest.split(".")[0], rest.split(".")[0] or "command")
     message = f"graph: node '{node_id}' {node_field}: {exc.problem}"
+    if node_field == "command" and exc.problem.startswith("unknown block"):
+        message += " (GET /v2/components lists the components a command can name)"
     return message, f"graph.nodes.{by_id[node_id][0]}.{node_field}"
 
 

@@ -13,8 +13,9 @@ from canvas.extensions import db_session
 from canvas.models import BlockRun, Workflow, WorkflowRun
 from canvas.schema_fields import parse_id
 from canvas.v2 import jsonapi
-from canvas.v2.visibility import Viewer, current_viewer
+from canvas.v2.visibility import Viewer, check_workspace, current_viewer
 from canvas.v2.graph import step_id
+from canvas.openapi import may_answer
 from canvas.v2.schemas import LOG_PARAMETERS, doc
 
 blp = Blueprint("v2_logs", __name__, url_prefix="/v2", description="v2 (JSON:API): logs")
@@ -102,8 +103,10 @@ def _within(hit: dict, start: datetime | None, end: datetime | None) -> bool:
 @blp.route("/logs")
 class Logs(MethodView):
     @blp.doc(**doc(200, "{total, hits[]} newest first", parameters=LOG_PARAMETERS))
+    @may_answer(404)  # a workspace_id other than the caller's
     def get(self):
         """Log lines of the account's runs"""
+        check_workspace()
         start, end = time_parameter("from"), time_parameter("to")
         if start and end and start > end:
             raise BadRequestError("from must not be after to", parameter="from")

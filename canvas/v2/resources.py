@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from canvas.models import FlowDraft, FlowVersion, Workflow
-from canvas.v2.flow_service import find_draft, settings_of
+from canvas.v2.flow_service import find_draft, flow_schedule, settings_of
 from canvas.v2.graph import graph_hash, graph_of
 from canvas.v2.jsonapi import iso_time, resource, to_one
 
@@ -21,6 +21,7 @@ def version_link(flow_id, version_id: str) -> str:  # noqa: ANN001
 
 def flow_to_resource(session: Session, workflow: Workflow) -> dict:
     settings = settings_of(session, workflow)
+    schedule = flow_schedule(session, workflow)
     graph = graph_of(workflow)
     attributes = {
         "api_version": API_VERSION,
@@ -31,7 +32,8 @@ def flow_to_resource(session: Session, workflow: Workflow) -> dict:
         "run_status": workflow.status,  # the Canvas status: Ready, Queued, Running, Failed
         "type": settings.flow_type,
         "default_mapper_type": settings.default_mapper_type,
-        "cron": settings.cron,
+        "cron": schedule.cron,  # as given, in either dialect (5-field Unix, or Quartz)
+        "time_zone": schedule.time_zone,
         "graph": graph,
         "nodes_config": settings.nodes_config or {},
         "stats_enabled": settings.stats_enabled,
@@ -44,6 +46,7 @@ def flow_to_resource(session: Session, workflow: Workflow) -> dict:
         "workflow_template_id": str(workflow.template_id) if workflow.template_id else None,
     }
     relationships = _flow_relationships(workflow, graph_hash(graph))
+    relationships["components"] = components_relationship(graph)
     draft = find_draft(session, workflow)
     if draft is not None:
         relationships["draft"] = {"data": {"id": str(draft.id), "type": "flow-draft"},
@@ -63,6 +66,14 @@ def draft_to_resource(draft: FlowDraft) -> dict:
                      "flow": to_one("flow", draft.workflow_id, flow_link(draft.workflow_id))}
     return resource("flow-draft", draft.id, attributes, self_link=draft_link(draft.workflow_id),
                     relationships=relationships)
+
+
+def components_relationship(graph: dict) -> dict:
+    """The components (/v2/components/{id}) the flow's nodes run, each once, with the ids of its nodes in `meta`."""
+    nodes: dict[str, list[str]] = {}
+    for node in graph["nodes"]:
+        nodes.setdefault(node["command"], []).append(node["id"])
+    return {"data": [{"type": "component", "id": key, "meta": {"nodes": ids}} for key, ids in nodes.items()]}
 
 
 def _flow_relationships(workflow: Workflow, latest_version: str) -> dict:

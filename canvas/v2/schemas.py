@@ -17,16 +17,18 @@ PAGE_PARAMETERS = [
     query("page[number]", "Page number, from 1 (default 1)", "integer"),
     query("page[size]", "Items per page, 1..500 (default 50)", "integer"),
 ]
+WORKSPACE_PARAMETER = query("workspace_id", "the caller's organization id (optional; another one is 404)")
 FLOW_LIST_PARAMETERS = PAGE_PARAMETERS + [
     query("filter[status]", "active | inactive"),
     query("filter[type]", "ordinary | long_running"),
     query("filter[user]", "id of the user (account) who created the flow"),
-    query("filter[has_draft]", "true | false (flows have no drafts here: true gives none)"),
+    query("filter[has_draft]", "true: only flows with a draft; false: only flows without one"),
     query("sort", "created_at, updated_at or name; prefix - for descending (default: by id)"),
     query("search", "case-insensitive substring of name or description"),
-    query("workspace_id", "the caller's organization id (optional)"),
+    WORKSPACE_PARAMETER,
 ]
 LOG_PARAMETERS = [
+    WORKSPACE_PARAMETER,
     query("flow_ids[]", "flow ids (repeatable)"),
     query("from", "ISO 8601 start of the period"),
     query("to", "ISO 8601 end of the period"),

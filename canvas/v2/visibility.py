@@ -38,3 +38,16 @@ def current_viewer() -> Viewer:
     from canvas.auth import current_principal
 
     return Viewer.of(current_principal())
+
+
+def check_workspace() -> None:
+    """`workspace_id` (the seed's lists take it) is optional; given, it must be the caller's organization, the
+    only workspace it sees."""
+    from flask import request
+
+    from canvas.auth import current_principal
+    from canvas.errors import NotFoundError
+
+    workspace = request.args.get("workspace_id")
+    if workspace and workspace.strip().lower() != str(current_principal().organization_id):
+        raise NotFoundError(f"Unknown workspace {workspace}", parameter="workspace_id")

@@ -38,7 +38,7 @@ def test_get_put_delete_a_draft_without_touching_the_flow(v2):
     assert draft["type"] == "flow-draft" and draft["links"]["self"] == f"/v2/flows/{flow_id}/draft"
     attributes = draft["attributes"]
     assert attributes["name"] == "Drafted v2" and attributes["description"] == "Some real description"
-    assert attributes["cron"] == "0 */5 * * * ?" and attributes["graph"] == graph
+    assert attributes["cron"] == "*/5 * * * *" and attributes["graph"] == graph
     assert attributes["nodes_config"]["step_2"]["prefetch"] == 3  # kept from the flow
     assert attributes["created_at"] and attributes["updated_at"]
     assert draft["relationships"]["flow"]["data"] == {"type": "flow", "id": flow_id}

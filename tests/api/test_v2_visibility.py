@@ -88,3 +88,11 @@ def test_no_one_sees_another_organization(workspace, app, client, make_org):
     assert other.call("GET", f"/v2/flows/{flows['admin']}").status_code == 404
     assert other.call("GET", "/v2/executions").json["meta"]["total"] == 0
     assert other.call("GET", "/v2/logs").json["total"] == 0
+
+
+@pytest.mark.parametrize("path", ["/v2/flows", "/v2/credentials", "/v2/logs"])
+def test_workspace_id_is_the_callers_or_404(app, client, org, make_org, path):
+    caller = V2(app, client, org)
+    assert caller.call("GET", path, workspace_id=org.id).status_code == 200
+    other = caller.call("GET", path, workspace_id=make_org("Other").id)
+    assert other.status_code == 404 and other.json["errors"][0]["source"] == {"parameter": "workspace_id"}
