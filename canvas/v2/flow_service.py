@@ -1,5 +1,6 @@
-"""Flows over the workflow services: create, update, list with filters, start/stop (the schedule), versions.
-Plain functions over a session; the v2 views parse the request and call these."""
+"""Flows over the workflow services: create, update, list with filters, start/stop (the schedule), versions
+(drafts and copies: canvas.v2.flow_drafts). Plain functions over a session; the v2 views parse the request and
+call these."""
 from __future__ import annotations
 
 import json
@@ -105,12 +106,12 @@ def _ordering(sort: str | None) -> list:
 # --- creating and changing -----------------------------------------------------------------------------------------
 
 def create_flow(session: Session, catalog, actor: Actor, attributes: dict) -> Workflow:  # noqa: ANN001
-    name = _required_text(attributes, "name")
-    parsed = parse_graph(session, catalog, actor.account_id, _required(attributes, "graph"))
+    name = required_text(attributes, "name")
+    parsed = parse_graph(session, catalog, actor.account_id, required(attributes, "graph"))
     now = utcnow()
     workflow = Workflow(id=uuid.uuid4(), account_id=actor.account_id, organization_id=actor.organization_id,
                         template_id=None, template_version=None, name=name,
-                        description=_optional_text(attributes, "description") or "", chain=parsed.chain,
+                        description=optional_text(attributes, "description") or "", chain=parsed.chain,
                         chain_overrides=[], is_customized=False, date_created=now, date_modified=now)
     workflow.bindings = parsed.bindings
     session.add(workflow)
@@ -130,9 +131,9 @@ def update_flow(session: Session, catalog, actor: Actor, flow_id: str, attribute
         workflow.chain = parsed.chain
         workflows.replace_bindings(session, workflow, parsed.bindings)
     if "name" in attributes:
-        workflow.name = _required_text(attributes, "name")
+        workflow.name = required_text(attributes, "name")
     if "description" in attributes:
-        workflow.description = _optional_text(attributes, "description") or ""
+        workflow.description = optional_text(attributes, "description") or ""
     settings = _stored_settings(session, workflow)
     _apply_settings(settings, attributes)
     workflow.date_modified = utcnow()
@@ -143,13 +144,13 @@ def update_flow(session: Session, catalog, actor: Actor, flow_id: str, attribute
 
 def _apply_settings(settings: FlowSettings, attributes: dict) -> None:
     if attributes.get("type") is not None:
-        settings.flow_type = _choice(attributes, "type", FLOW_TYPES)
+        settings.flow_type = choice(attributes, "type", FLOW_TYPES)
     if attributes.get("default_mapper_type") is not None:
-        settings.default_mapper_type = _choice(attributes, "default_mapper_type", ("jsonata",))
+        settings.default_mapper_type = choice(attributes, "default_mapper_type", ("jsonata",))
     if attributes.get("nodes_config") is not None:
-        settings.nodes_config = _object(attributes, "nodes_config")
+        settings.nodes_config = object_attribute(attributes, "nodes_config")
     if attributes.get("stats_enabled") is not None:
-        settings.stats_enabled = _boolean(attributes, "stats_enabled")
+        settings.stats_enabled = boolean(attributes, "stats_enabled")
 
 
 # --- cron and time zone: the workflow's schedule, shared with the Canvas dialect -----------------------------------
@@ -354,128 +355,16 @@ def get_version(session: Session, viewer: Viewer, flow_id: str, version_id: str)
     return version
 
 
-# --- drafts -----------------------------------------------------------------------------------------------------
-
-
-
-def find_draft(session: Session, workflow: Workflow) -> FlowDraft | None:
-    return session.scalar(select(FlowDraft).where(FlowDraft.workflow_id == workflow.id))
-
-
-def get_draft(session: Session, account_id: uuid.UUID, flow_id: str) -> tuple[Workflow, FlowDraft]:
-    workflow = get_flow(session, account_id, flow_id)
-    draft = find_draft(session, workflow)
-    if draft is None:
-        raise NotFoundError(f"Flow {workflow.id} has no draft")
-    return workflow, draft
-
-
-def save_draft(session: Session, catalog, actor: Actor, flow_id: str,  # noqa: ANN001
-               attributes: dict) -> tuple[Workflow, FlowDraft]:
-    """Create or update the flow's draft. Attributes not given keep the draft's value (a new draft starts from the
-    flow as it is). The graph is validated as a flow's graph is; the running flow is not touched."""
-    workflow = get_flow(session, actor.account_id, flow_id)
-    return workflow, _write_draft(session, catalog, actor, workflow, attributes)
-
-
-def _write_draft(session: Session, catalog, actor: Actor, workflow: Workflow,  # noqa: ANN001
-                 attributes: dict) -> FlowDraft:
-    draft = find_draft(session, workflow)
-    if draft is None:
-        settings = settings_of(session, workflow)
-        draft = FlowDraft(workflow_id=workflow.id, account_id=actor.account_id, name=workflow.name,
-                          description=workflow.description,
-                          cron=flow_schedule(session, workflow).cron, graph=graph_of(workflow),
-                          nodes_config=settings.nodes_config or {},
-                          stats_enabled=settings.stats_enabled, date_created=utcnow())
-        session.add(draft)
-    if "name" in attributes:
-        draft.name = _required_text(attributes, "name")
-    if "description" in attributes:
-        draft.description = _optional_text(attributes, "description")
-    if "cron" in attributes:
-        draft.cron = checked_cron(attributes["cron"], flow_schedule(session, workflow).time_zone)
-    if "graph" in attributes:
-        parse_graph(session, catalog, actor.account_id, attributes["graph"])  # validation only
-        draft.graph = attributes["graph"]
-    if attributes.get("nodes_config") is not None:
-        draft.nodes_config = _object(attributes, "nodes_config")
-    if attributes.get("stats_enabled") is not None:
-        draft.stats_enabled = _boolean(attributes, "stats_enabled")
-    draft.account_id = actor.account_id
-    draft.date_modified = utcnow()
-    session.flush()
-    return draft
-
-
-def delete_draft(session: Session, account_id: uuid.UUID, flow_id: str) -> None:
-    _, draft = get_draft(session, account_id, flow_id)
-    session.delete(draft)
-    session.flush()
-
-
-def publish_draft(session: Session, catalog, actor: Actor, flow_id: str) -> Workflow:  # noqa: ANN001
-    """Apply the draft through the PATCH path (a new version when the graph changed), then drop the draft."""
-    _, draft = get_draft(session, actor.account_id, flow_id)
-    attributes = {"name": draft.name, "description": draft.description, "cron": draft.cron, "graph": draft.graph,
-                  "nodes_config": draft.nodes_config, "stats_enabled": draft.stats_enabled}
-    workflow = update_flow(session, catalog, actor, flow_id, attributes)
-    session.delete(draft)
-    session.flush()
-    return workflow
-
-
-def copy_flow(session: Session, catalog, actor: Actor, flow_id: str, attributes: dict,  # noqa: ANN001
-              dest_workspace: str | None) -> Workflow:
-    """Copy a flow into the draft of a new flow (`dest_workspace`, the caller's organization) or of an existing flow
-    (`attributes.dest_flow_id`). The copied flow and the destination's running graph are not changed."""
-    source = get_flow(session, actor.account_id, flow_id)
-    if not source.chain:
-        raise UnprocessableError(f"Flow {source.id} has no steps: there is no graph to copy")
-    dest_flow_id = attributes.get("dest_flow_id")
-    if (dest_flow_id is None) == (dest_workspace is None):
-        raise BadRequestError("Give either attributes.dest_flow_id or relationships.dest_workspace, not both",
-                              field="dest_flow_id")
-    settings = settings_of(session, source)
-    copied = {"name": attributes.get("name") or source.name, "description": source.description,
-              "cron": flow_schedule(session, source).cron, "graph": graph_of(source),
-              "nodes_config": settings.nodes_config or {},
-              "stats_enabled": settings.stats_enabled}
-    if dest_flow_id is not None:
-        destination = get_flow(session, actor.account_id, dest_flow_id)
-    else:
-        if dest_workspace.strip().lower() != str(actor.organization_id):
-            raise NotFoundError(f"Unknown workspace {dest_workspace}")
-        now = utcnow()
-        destination = Workflow(id=uuid.uuid4(), account_id=actor.account_id,
-                               organization_id=actor.organization_id, template_id=None, template_version=None,
-                               name=_required_text(copied, "name"), description=source.description or "", chain=[],
-                               chain_overrides=[], is_customized=False, date_created=now, date_modified=now)
-        session.add(destination)
-        session.flush()
-        new_settings = settings_of(session, destination)
-        new_settings.flow_type = settings.flow_type
-        new_settings.default_mapper_type = settings.default_mapper_type
-        session.add(new_settings)
-        new_settings.latest_version = record_version(session, destination).id
-    existing = find_draft(session, destination)
-    if existing is not None:  # the copy replaces the destination's draft
-        session.delete(existing)
-        session.flush()
-    _write_draft(session, catalog, actor, destination, copied)
-    return destination
-
-
 # --- attribute readers --------------------------------------------------------------------------------------------
 
-def _required(attributes: dict, name: str) -> Any:
+def required(attributes: dict, name: str) -> Any:
     if attributes.get(name) is None:
         raise BadRequestError(f"{name} is required", field=name)
     return attributes[name]
 
 
-def _required_text(attributes: dict, name: str) -> str:
-    value = _required(attributes, name)
+def required_text(attributes: dict, name: str) -> str:
+    value = required(attributes, name)
     if not isinstance(value, str) or not value.strip():
         raise BadRequestError(f"{name} must be a non-empty string", field=name)
     if len(value.strip()) > 200:
@@ -483,27 +372,27 @@ def _required_text(attributes: dict, name: str) -> str:
     return value.strip()
 
 
-def _optional_text(attributes: dict, name: str) -> str | None:
+def optional_text(attributes: dict, name: str) -> str | None:
     value = attributes.get(name)
     if value is not None and not isinstance(value, str):
         raise BadRequestError(f"{name} must be a string or null", field=name)
     return value
 
 
-def _choice(attributes: dict, name: str, allowed: tuple[str, ...]) -> str:
+def choice(attributes: dict, name: str, allowed: tuple[str, ...]) -> str:
     if attributes[name] not in allowed:
         raise BadRequestError(f"{name} must be one of {', '.join(allowed)}, got {json.dumps(attributes[name])}",
                               field=name)
     return attributes[name]
 
 
-def _object(attributes: dict, name: str) -> dict:
+def object_attribute(attributes: dict, name: str) -> dict:
     if not isinstance(attributes[name], dict):
         raise BadRequestError(f"{name} must be an object", field=name)
     return attributes[name]
 
 
-def _boolean(attributes: dict, name: str) -> bool:
+def boolean(attributes: dict, name: str) -> bool:
     if not isinstance(attributes[name], bool):
         raise BadRequestError(f"{name} must be true or false", field=name)
     return attributes[name]

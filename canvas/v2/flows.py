@@ -10,11 +10,12 @@ from canvas.errors import BadRequestError
 from canvas.extensions import db_session, services
 from canvas.openapi import may_answer
 from canvas.schedules.notify import announce_schedule_change
+from canvas.v2 import flow_drafts as drafts
 from canvas.v2 import flow_service as flows
 from canvas.v2 import jsonapi
-from canvas.v2.visibility import check_workspace, current_viewer
 from canvas.v2.resources import draft_to_resource, flow_to_resource, version_to_resource
 from canvas.v2.schemas import FLOW_LIST_PARAMETERS, PAGE_PARAMETERS, doc
+from canvas.v2.visibility import check_workspace, current_viewer
 from canvas.workflows.service import Actor
 
 blp = Blueprint("v2_flows", __name__, url_prefix="/v2", description="v2 (JSON:API): flows and their versions")
@@ -144,7 +145,7 @@ class FlowDraftById(MethodView):
     def get(self, flow_id):
         """Get a flow's draft (404 when it has none)"""
         session = db_session()
-        _, draft = flows.get_draft(session, current_principal().account_id, flow_id)
+        _, draft = drafts.get_draft(session, current_principal().account_id, flow_id)
         return jsonapi.document(draft_to_resource(draft))
 
     @blp.doc(**doc(200, "The created or updated draft", 409, 415, 422, request_body="A flow-draft: name, "
@@ -153,7 +154,7 @@ class FlowDraftById(MethodView):
         """Create or update a flow's draft; the running flow is not changed"""
         data = jsonapi.request_data("flow-draft")
         session = db_session()
-        _, draft = flows.save_draft(session, services().application_catalog, actor(), flow_id,
+        _, draft = drafts.save_draft(session, services().application_catalog, actor(), flow_id,
                                     jsonapi.attributes_of(data))
         session.commit()
         return jsonapi.document(draft_to_resource(draft))
@@ -162,7 +163,7 @@ class FlowDraftById(MethodView):
     def delete(self, flow_id):
         """Delete a flow's draft"""
         session = db_session()
-        flows.delete_draft(session, current_principal().account_id, flow_id)
+        drafts.delete_draft(session, current_principal().account_id, flow_id)
         session.commit()
         return jsonapi.no_content()
 
@@ -173,7 +174,7 @@ class FlowDraftPublish(MethodView):
     def post(self, flow_id):
         """Publish a flow's draft: applied as a PATCH would be (a new version), then the draft is deleted"""
         session = db_session()
-        workflow = flows.publish_draft(session, services().application_catalog, actor(), flow_id)
+        workflow = drafts.publish_draft(session, services().application_catalog, actor(), flow_id)
         session.commit()
         announce_schedule_change()
         return jsonapi.document(flow_to_resource(session, workflow))
@@ -188,7 +189,7 @@ class FlowCopy(MethodView):
         data = jsonapi.request_data("flow-copy")
         attributes = jsonapi.attributes_of(data)
         session = db_session()
-        workflow = flows.copy_flow(session, services().application_catalog, actor(), flow_id, attributes,
+        workflow = drafts.copy_flow(session, services().application_catalog, actor(), flow_id, attributes,
                                    _dest_workspace(data))
         session.commit()
         return jsonapi.document(flow_to_resource(session, workflow), status=201,

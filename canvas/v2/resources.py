@@ -4,7 +4,8 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from canvas.models import FlowDraft, FlowVersion, Workflow
-from canvas.v2.flow_service import find_draft, flow_schedule, settings_of
+from canvas.v2.flow_drafts import find_draft
+from canvas.v2.flow_service import flow_schedule, settings_of
 from canvas.v2.graph import graph_hash, graph_of
 from canvas.v2.jsonapi import iso_time, resource, to_one
 
