@@ -249,8 +249,5 @@ class CallbackDeliveryById(MethodView):
 
 
 def _own_callback(session: Session, flow_id: str, callback_id: str) -> FlowCallback:
-    workflow = flows.get_flow(session, current_principal().account_id, flow_id)
-    callback = session.get(FlowCallback, flows.as_id(callback_id, "callback"))
-    if callback is None or callback.workflow_id != workflow.id:
-        raise NotFoundError(f"Unknown callback {callback_id}")
-    return callback
+    return flows.get_flow_part(session, current_principal().account_id, flow_id, FlowCallback, callback_id,
+                               "callback")

@@ -252,6 +252,16 @@ def get_flow(session: Session, account_id: uuid.UUID, flow_id: Any) -> Workflow:
         raise NotFoundError(f"Unknown flow {flow_id}") from None
 
 
+def get_flow_part(session: Session, account_id: uuid.UUID, flow_id: Any, model: type, part_id: Any,  # noqa: ANN201
+                  kind: str):
+    """A row of `model` (a webhook, a callback...) that belongs to one of the account's flows; 404 otherwise."""
+    workflow = get_flow(session, account_id, flow_id)
+    part = session.get(model, as_id(part_id, kind))
+    if part is None or part.workflow_id != workflow.id:
+        raise NotFoundError(f"Unknown {kind} {part_id}")
+    return part
+
+
 # --- start / stop: the schedule ----------------------------------------------------------------------------------
 
 def start_flow(session: Session, account_id: uuid.UUID, flow_id: str) -> Workflow:

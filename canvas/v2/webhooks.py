@@ -185,11 +185,7 @@ class FlowWebhookById(MethodView):
 
 
 def _own_webhook(session: Session, flow_id: str, webhook_id: str) -> FlowWebhook:
-    workflow = flows.get_flow(session, current_principal().account_id, flow_id)
-    webhook = session.get(FlowWebhook, flows.as_id(webhook_id, "webhook"))
-    if webhook is None or webhook.workflow_id != workflow.id:
-        raise NotFoundError(f"Unknown webhook {webhook_id}")
-    return webhook
+    return flows.get_flow_part(session, current_principal().account_id, flow_id, FlowWebhook, webhook_id, "webhook")
 
 
 @blp.route("/hooks/<token>")
