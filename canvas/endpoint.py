@@ -45,16 +45,16 @@ def canvas_endpoint(name: str, *, authenticate: bool = True, parameters: str = "
 
 
 def endpoint_meta(view_function: Callable, method: str) -> EndpointMeta | None:
-    return getattr(_handler(view_function, method), META_ATTRIBUTE, None)
+    return getattr(view_method(view_function, method), META_ATTRIBUTE, None)
 
 
 def description_of(view_function: Callable, method: str) -> str:
-    handler = _handler(view_function, method)
+    handler = view_method(view_function, method)
     doc = (handler.__doc__ or "").strip()
     return doc.splitlines()[0] if doc else ""
 
 
-def _handler(view_function: Callable, method: str) -> Callable | None:
+def view_method(view_function: Callable, method: str) -> Callable | None:
     """The view method serving `method`; HEAD is served by GET (as Flask's MethodView does), so it is GET's
     metadata, authentication included, that applies to it."""
     view_class = getattr(view_function, "view_class", None)

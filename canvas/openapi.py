@@ -17,7 +17,7 @@ import swagger_ui_bundle
 from apispec import BasePlugin
 from flask import Blueprint, Flask
 
-from canvas.endpoint import endpoint_meta
+from canvas.endpoint import endpoint_meta, view_method
 from canvas.v2.jsonapi import MEDIA_TYPE as JSONAPI_MEDIA_TYPE
 
 ERROR_STATUSES_ATTRIBUTE = "_canvas_error_statuses"
@@ -147,8 +147,7 @@ def _authenticated(path: str, method: str, view: Callable) -> bool:
 
 
 def _declared_on(view: Callable, method: str) -> frozenset[int]:
-    handler = getattr(getattr(view, "view_class", None), method, view)
-    return getattr(handler, ERROR_STATUSES_ATTRIBUTE, frozenset())
+    return getattr(view_method(view, method), ERROR_STATUSES_ATTRIBUTE, frozenset())
 
 
 def _error_answer(status: int, v2: bool) -> dict:

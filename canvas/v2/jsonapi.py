@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 from flask import Response, current_app, request
 
+from canvas.endpoint import view_method
 from canvas.errors import BadRequestError, ConflictError, NotAcceptableError
 from canvas.schema_fields import DEFAULT_PAGE_SIZE, INT64_MAX, MAX_PAGE_NUMBER, MAX_PAGE_SIZE, parse_id, parse_int_text
 from canvas.web import V2_PREFIX
@@ -59,8 +60,7 @@ def refuse_unknown_query_parameters() -> None:
 
 
 def _documented_query_parameters(view, method: str) -> set[str]:  # noqa: ANN001 - a Flask view function
-    view_class = getattr(view, "view_class", None)
-    handler = getattr(view_class, "get" if method == "HEAD" else method.lower(), None) if view_class else view
+    handler = view_method(view, method)
     documented = (getattr(handler, "_apidoc", None) or {}).get("manual_doc", {}).get("parameters", [])
     return {parameter["name"] for parameter in documented if parameter.get("in") == "query"}
 
