@@ -79,6 +79,7 @@ class RunLease:
         self.clock, self.wall = clock, wall
         self.revoked = False
         self.renewed_at = (clock(), wall())
+        self.node: tuple[uuid.UUID, str] | None = None  # (block run, worker) when held for one block of the run
 
     def now(self) -> tuple[float, float]:
         return self.clock(), self.wall()
@@ -169,7 +170,7 @@ class FencedWriter:
     def _attempt(self, work: Callable[[Connection], None]) -> None:
         began = self.lease.now()
         with run_records.bookkeeping(self.engine) as connection:
-            if not run_records.renew_lease(connection, self.lease.run_id, self.lease.token, utcnow()):
+            if not run_records.renew_lease(connection, self.lease.run_id, self.lease.token, utcnow(), self.lease.node):
                 self.lease.revoked = True
                 raise LeaseLostError(f"run {self.lease.run_id} was declared lost and ended by another process")
             work(connection)
@@ -228,7 +229,7 @@ class LeaseKeeper:
         began = lease.now()
         try:
             with run_records.bookkeeping(self.engine) as connection:
-                held = run_records.renew_lease(connection, lease.run_id, lease.token, utcnow())
+                held = run_records.renew_lease(connection, lease.run_id, lease.token, utcnow(), lease.node)
         except DBAPIError as error:
             if not self.failing:  # one line per outage, not one per beat
                 log.warning("run leases not renewed: database unavailable (%s)", type(error.orig or error).__name__)

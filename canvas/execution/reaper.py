@@ -96,7 +96,11 @@ def _revoke(database: Database, run_id: uuid.UUID, token: int, cutoff: datetime,
         if not changed.rowcount:
             return False
         run = session.get(WorkflowRun, run_id)
-        for block in session.scalars(select(BlockRun).where(BlockRun.run_id == run_id, BlockRun.status == "Running")):
+        for block in session.scalars(select(BlockRun).where(BlockRun.run_id == run_id,
+                                                            BlockRun.status.in_(("Running", "Queued")))):
+            if block.status == "Queued":  # a parallel branch's block no worker had started
+                block.status, block.error, block.date_finished = "Cancelled", "not started: the run was lost", now
+                continue
             block.status, block.error, block.error_class, block.date_finished = status, reason, "WorkerLost", now
             run.failed_block = block.number
         _settle_workflow(session, run.workflow_id, status, now)

@@ -19,7 +19,7 @@ RUNS, WORKFLOWS = WorkflowRun.__table__, Workflow.__table__
 BLOCK_RUNS, OUTPUTS = BlockRun.__table__, BlockOutput.__table__
 
 CLAIMED = (RUNS.c.workflow_id, RUNS.c.account_id, RUNS.c.run_from_block, RUNS.c.run_till_block, RUNS.c.dry_run,
-           RUNS.c.input_blob_key, RUNS.c.lease_token)
+           RUNS.c.input_blob_key, RUNS.c.lease_token, RUNS.c.block_numbers)
 CLAIM_RUN = (update(RUNS).where(RUNS.c.id == bindparam("run_id"), RUNS.c.status == "Queued")
              .values(status="Running", date_started=bindparam("now"), worker_name=bindparam("worker"),
                      heartbeat_at=bindparam("now"), lease_token=RUNS.c.lease_token + 1)
@@ -38,7 +38,8 @@ BLOCK_RUN_EXISTS = select(BLOCK_RUNS.c.id).where(BLOCK_RUNS.c.id == bindparam("b
 BLOCK_RUN_ENDED = select(BLOCK_RUNS.c.id).where(BLOCK_RUNS.c.id == bindparam("block_run_id"),
                                                 BLOCK_RUNS.c.status != "Running")
 WORKFLOW_FOR_RUN = select(WORKFLOWS.c.id, WORKFLOWS.c.name, WORKFLOWS.c.chain, WORKFLOWS.c.account_id,
-                          WORKFLOWS.c.schedule_frequency).where(WORKFLOWS.c.id == bindparam("workflow_id"))
+                          WORKFLOWS.c.schedule_frequency, WORKFLOWS.c.failure_policy
+                          ).where(WORKFLOWS.c.id == bindparam("workflow_id"))
 SET_WORKFLOW_RUNNING = (update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow_id"))
                         .values(status="Running"))
 SET_CURRENT_BLOCK = (update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow_id"))
@@ -88,8 +89,14 @@ def claimed_by(connection: Connection, run_id: uuid.UUID, worker: str, now: date
     return connection.execute(CLAIMED_BY, {"run_id": run_id, "worker": worker, "now": now}).first()
 
 
-def renew_lease(connection: Connection, run_id: uuid.UUID, token: int, now: datetime) -> bool:
-    return connection.execute(RENEW_LEASE, {"run_id": run_id, "token": token, "now": now}).rowcount == 1
+def renew_lease(connection: Connection, run_id: uuid.UUID, token: int, now: datetime,
+                node: tuple[uuid.UUID, str] | None = None) -> bool:
+    """`node`: (block run id, worker) of a block run by another worker than its run's: its claim is fenced too."""
+    if connection.execute(RENEW_LEASE, {"run_id": run_id, "token": token, "now": now}).rowcount != 1:
+        return False
+    if node is None:
+        return True
+    return connection.execute(RENEW_NODE, {"block_run_id": node[0], "worker": node[1], "now": now}).rowcount == 1
 
 
 def run_ended_as(connection: Connection, run_id: uuid.UUID, token: int, status: str) -> bool:
@@ -190,3 +197,72 @@ def bindings(connection: Connection, workflow_id: uuid.UUID) -> dict:
 
 def cancel_requested(connection: Connection, run_id: uuid.UUID) -> bool:
     return bool(connection.execute(CANCEL_REQUESTED, {"run_id": run_id}).scalar())
+
+
+# --- blocks of parallel branches: queued for any worker, claimed by one, watched by the run's worker -------------
+
+RENEW_NODE = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block_run_id"), BLOCK_RUNS.c.status == "Running",
+                                       BLOCK_RUNS.c.worker_name == bindparam("worker"))
+              .values(heartbeat_at=bindparam("now")))
+CLAIM_NODE = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block_run_id"), BLOCK_RUNS.c.status == "Queued")
+              .values(status="Running", worker_name=bindparam("worker"), heartbeat_at=bindparam("now"),
+                      date_started=bindparam("now"))
+              .returning(BLOCK_RUNS.c.run_id, BLOCK_RUNS.c.number))
+RUN_OF_NODE = select(RUNS.c.status, *CLAIMED).where(RUNS.c.id == bindparam("run_id"))
+NODE_STATES = select(BLOCK_RUNS.c.id, BLOCK_RUNS.c.number, BLOCK_RUNS.c.status, BLOCK_RUNS.c.error,
+                     BLOCK_RUNS.c.output_id, BLOCK_RUNS.c.heartbeat_at
+                     ).where(BLOCK_RUNS.c.run_id == bindparam("of_run"))
+OUTPUT_BY_ID = select(OUTPUTS.c.id, OUTPUTS.c.record_count, OUTPUTS.c.kind, OUTPUTS.c.content_type,
+                      OUTPUTS.c.file_name, OUTPUTS.c.blob_key).where(OUTPUTS.c.id == bindparam("output_id"))
+END_QUEUED_NODES = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.run_id == bindparam("of_run"),
+                                             BLOCK_RUNS.c.status == "Queued")
+                    .values(status=bindparam("status"), error=bindparam("error"), date_finished=bindparam("now")))
+LOSE_SILENT_NODE = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block_run_id"),
+                                             BLOCK_RUNS.c.status == "Running",
+                                             BLOCK_RUNS.c.heartbeat_at < bindparam("cutoff"))
+                    .values(status="Failed", error=bindparam("error"), error_class="WorkerLost",
+                            date_finished=bindparam("now")))
+SKIP_BLOCK_RUN = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block_run_id"))
+                  .values(status="Skipped", date_finished=bindparam("now"), error=bindparam("why"),
+                          log=bindparam("lines", type_=BLOCK_RUNS.c.log.type)))
+
+
+def claim_node(connection: Connection, block_run_id: uuid.UUID, worker: str, now: datetime) -> Row | None:
+    return connection.execute(CLAIM_NODE, {"block_run_id": block_run_id, "worker": worker, "now": now}).first()
+
+
+def node_claimed_by(connection: Connection, block_run_id: uuid.UUID, worker: str) -> bool:
+    return connection.execute(select(BLOCK_RUNS.c.id).where(BLOCK_RUNS.c.id == block_run_id,
+                                                            BLOCK_RUNS.c.worker_name == worker)).first() is not None
+
+
+def run_of_node(connection: Connection, run_id: uuid.UUID) -> Row:
+    return connection.execute(RUN_OF_NODE, {"run_id": run_id}).one()
+
+
+def node_states(connection: Connection, run_id: uuid.UUID) -> list[Row]:
+    return list(connection.execute(NODE_STATES, {"of_run": run_id}))
+
+
+def output_by_id(connection: Connection, output_id: uuid.UUID) -> Row | None:
+    return connection.execute(OUTPUT_BY_ID, {"output_id": output_id}).first()
+
+
+def end_queued_nodes(connection: Connection, run_id: uuid.UUID, status: str, error: str, now: datetime) -> None:
+    connection.execute(END_QUEUED_NODES, {"of_run": run_id, "status": status, "error": error, "now": now})
+
+
+def end_block_run(connection: Connection, block_run_id: uuid.UUID, status: str, error: str, now: datetime) -> None:
+    connection.execute(update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == block_run_id)
+                       .values(status=status, error=error, date_finished=now))
+
+
+def lose_silent_node(connection: Connection, block_run_id: uuid.UUID, cutoff: datetime, error: str,
+                     now: datetime) -> bool:
+    return connection.execute(LOSE_SILENT_NODE, {"block_run_id": block_run_id, "cutoff": cutoff, "error": error,
+                                                 "now": now}).rowcount == 1
+
+
+def skip_block_run(connection: Connection, block_run_id: uuid.UUID, why: str, lines: list[dict],
+                   now: datetime) -> None:
+    connection.execute(SKIP_BLOCK_RUN, {"block_run_id": block_run_id, "why": why, "lines": lines, "now": now})

@@ -14,10 +14,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Row
+from rq import Queue
 from sqlalchemy.exc import DBAPIError
 
 from canvas.execution import credentials as run_credentials
@@ -27,6 +29,9 @@ from canvas.execution.context import (
     PLATFORM_RELAY, BlockAuthenticationError, BlockCancelledError, BlockContext, BlockError,
 )
 from canvas.execution.data import BlockData
+from canvas.execution.edges import joined, peeked, with_edge
+from canvas.execution.graph import DEFAULT_FAILURE_POLICY, BlockGraph, block_graph, outside_inputs
+from canvas.execution import run_callbacks
 from canvas.execution.lease import (
     DatabaseUnreachableError, FencedWriter, LeaseLostError, LeaseTiming, RunLease, is_connection_error, lease_keeper,
 )
@@ -39,13 +44,13 @@ from canvas.applications.redaction import Redactor
 from canvas.execution.run_log import BlockLog
 from canvas.execution.serialization import OutputInfo, load_output, store_output
 from canvas.execution.timeouts import time_limit
-from canvas.v2 import callbacks
 from canvas.models.base import utcnow
 from canvas.queueing import keys
+from canvas.queueing.keys import RUN_QUEUE
 from canvas.storage.blob import BlobStoreError, FileHub
-from canvas.v2.edge import with_edge
 
 log = logging.getLogger(__name__)
+POLL_FIRST_SECONDS, POLL_MAX_SECONDS = 0.02, 0.5  # waiting for blocks on other workers
 InputFactory = Callable[[], BlockData]
 
 
@@ -61,8 +66,9 @@ class RunState:
     workflow_name: str
     chain: list[dict]
     bindings: dict[str, uuid.UUID]
-    first: int
-    last: int
+    graph: BlockGraph
+    plan: list[int]  # the blocks this run executes, in block order
+    policy: str  # failFast | continue
     dry_run: bool
     time_zone: ZoneInfo
     input_blob_key: str | None
@@ -73,13 +79,70 @@ class RunState:
     number: int = 0  # the block in hand
     lease_trouble: bool = False  # a block was stopped because the run's lease could not be confirmed
     records_failed: int = 0  # input records its blocks set aside (onRecordError continue)
-    first_input: Row | None = None  # the stored output the first block reads, when it reads one
-
-    @property
-    def first_input_id(self) -> uuid.UUID | None:
-        return None if self.first_input is None else self.first_input.id
+    # What the blocks read, by block number: stored outputs of parents outside the plan, outputs made in this run.
+    outputs: dict[int, Row | dict] = field(default_factory=dict)
+    outside: set[int] = field(default_factory=set)  # the block numbers in `outputs` that are stored, not this run's
+    settled: dict[int, str] = field(default_factory=dict)  # block number -> Succeeded | Skipped | Failed | Cancelled
+    begun: dict[int, uuid.UUID] = field(default_factory=dict)  # block number -> its block run, wherever it runs
+    elsewhere: set[int] = field(default_factory=set)  # queued for, or running on, another worker
+    unclaimed: set[int] = field(default_factory=set)  # of those, the ones no worker had claimed when last looked
+    blocked: set[int] = field(default_factory=set)  # will not run: a block they depend on failed
+    failures: list[tuple[int, str]] = field(default_factory=list)  # (block number, error) in the order they failed
     recorded: set = field(default_factory=set)  # block runs whose completion is already written
     started: float = field(default_factory=time.monotonic)
+
+    @property
+    def first(self) -> int:
+        return self.plan[0]
+
+    @property
+    def last(self) -> int:
+        return self.plan[-1]
+
+    @cached_property
+    def planned(self) -> frozenset[int]:
+        return frozenset(self.plan)
+
+    def fed_by_run_input(self, number: int) -> bool:
+        """A webhook body (the run's input) feeds the blocks of the plan that have no parent in the plan."""
+        return bool(self.input_blob_key) and not any(edge.source in self.planned for edge in self.graph.parents(number))
+
+    def ready(self) -> list[int]:
+        """Blocks not begun whose parents in the plan have all succeeded or been skipped, in block order."""
+        return [number for number in self.plan if number not in self.begun and number not in self.blocked
+                and all(edge.source not in self.planned or self.settled.get(edge.source) in ("Succeeded", "Skipped")
+                        for edge in self.graph.parents(number))]
+
+    def settle(self, number: int, status: str, output: Row | dict | None = None) -> None:
+        self.settled[number] = status
+        self.elsewhere.discard(number)
+        self.unclaimed.discard(number)
+        if output is not None:
+            self.outputs[number] = output
+        if status in ("Failed", "Cancelled"):
+            self.blocked |= self.graph.descendants(number) & self.planned
+
+    def stored_input(self, number: int) -> Row | None:
+        """The stored output that is the block's one input, when it has exactly one parent and that parent is
+        outside the plan (a resumable block picks up after what it confirmed on that same input)."""
+        parents = self.graph.parents(number)
+        if self.fed_by_run_input(number) or len(parents) != 1 or parents[0].source not in self.outside:
+            return None
+        return self.outputs.get(parents[0].source)
+
+    def input_output_id(self, number: int) -> uuid.UUID | None:
+        parents = self.graph.parents(number)
+        if self.fed_by_run_input(number) or len(parents) != 1:
+            return None
+        output = self.outputs.get(parents[0].source)
+        return None if output is None else _field(output, "id")
+
+    def records_in(self, number: int) -> int | None:
+        if self.fed_by_run_input(number):
+            return None
+        counts = [_field(self.outputs[edge.source], "record_count") for edge in self.graph.parents(number)
+                  if edge.source in self.outputs]
+        return None if not counts or None in counts else sum(counts)
 
 
 @dataclass
@@ -95,6 +158,14 @@ class CompletedBlock:
     errors_blob_key: str | None = None
 
 
+@dataclass
+class SkippedBlock:
+    """A block none of whose inputs delivered anything (a condition kept no record, or its parents were skipped)."""
+
+    block_run_id: uuid.UUID
+    why: str
+
+
 def execute_run(run_id: str) -> str:
     """The RQ job function. The worker process has pushed an app context; we only read its services."""
     from flask import current_app
@@ -102,6 +173,15 @@ def execute_run(run_id: str) -> str:
     services = current_app.extensions["canvas"]
     services.db.after_fork()
     return Runner(services).run(uuid.UUID(run_id))
+
+
+def execute_block(run_id: str, block_run_id: str) -> str:
+    """The RQ job of one block of a parallel branch, for any worker; the run's own worker runs it if none does."""
+    from flask import current_app
+
+    services = current_app.extensions["canvas"]
+    services.db.after_fork()
+    return Runner(services).run_elsewhere(uuid.UUID(run_id), uuid.UUID(block_run_id))
 
 
 class Runner:
@@ -132,35 +212,203 @@ class Runner:
                 return self._stop_unreachable(state, error)
 
     def _run_blocks(self, state: RunState) -> str:
-        completed = None
+        """Blocks in block order, one at a time in this worker; when several are ready at once (branches), the
+        others are queued for any worker, and this one takes them back if nobody has by the time it is free."""
+        done = None
         try:
-            state.number = state.first
-            make_input = self._initial_input(state)
-            for number in range(state.first, state.last + 1):
+            number, block_run_id = state.first, state.first_block_run_id
+            while number is not None:
                 state.number = number
-                if completed is not None:
-                    self._check_cancelled(state, number)
-                    block_run_id = self._advance(state, completed, number)
-                    make_input = self._reader(completed.output)
-                else:
-                    block_run_id = state.first_block_run_id
-                completed = self._run_block(state, number, make_input, block_run_id)
+                done = self._run_here(state, number, block_run_id)
+                number, block_run_id, done = self._next_block(state, done)
         except (LeaseLostError, DatabaseUnreachableError):
             raise
         except (RunCancelled, BlockCancelledError):
             if state.lease_trouble:  # nobody cancelled it: the lease could not be confirmed
                 raise self._lease_trouble(state) from None
-            return self._finish(state, "Cancelled", state.number, None, completed)
-        except BlockError as error:
-            return self._finish(state, "Failed", state.number, error, completed)
+            self._settle_elsewhere(state, "Cancelled", "not started: the run was cancelled")
+            return self._finish(state, "Cancelled", state.number, None, done)
+        except BlockError as error:  # failFast
+            failed = state.failures[0][0] if state.failures else state.number
+            self._settle_elsewhere(state, "Cancelled", f"not started: block {failed} failed")
+            return self._finish(state, "Failed", failed, self._run_error(state, error), done)
         except Exception as error:  # noqa: BLE001 - a bug must fail the run, not leave it Running
             shown = _readable(state, error)
             if isinstance(shown, INFRASTRUCTURE_ERRORS):  # the driver's text, if any, for the log only
                 log.warning("run %s: %s%s", state.run_id, shown, "" if shown is error else f" ({error})")
             else:
                 log.exception("run %s: unexpected error in block %d", state.run_id, state.number)
-            return self._finish(state, "Failed", state.number, shown, completed)
-        return self._finish(state, "Succeeded", state.last, None, completed)
+            self._settle_elsewhere(state, "Cancelled", f"not started: block {state.number} failed")
+            return self._finish(state, "Failed", state.number, shown, done)
+        if state.failures:  # policy continue: every block that could run has run
+            failed = state.failures[0][0]
+            return self._finish(state, "Failed", failed, self._run_error(state, None), done)
+        return self._finish(state, "Succeeded", state.last, None, done)
+
+    def _run_here(self, state: RunState, number: int, block_run_id: uuid.UUID) -> CompletedBlock | SkippedBlock | None:
+        try:
+            done = self._run_block(state, number, block_run_id)
+        except BlockError as error:
+            state.failures.append((number, state.error_text or str(error)))
+            state.settle(number, "Failed")
+            if state.policy != "continue" or state.lease_trouble:
+                raise
+            return None
+        if isinstance(done, SkippedBlock):
+            state.settle(number, "Skipped")
+        else:
+            state.settle(number, "Succeeded", done.output)
+        return done
+
+    def _run_error(self, state: RunState, error: BaseException | None) -> BaseException:
+        """The run's error: the failed block's own when one failed, every failed block named when several did."""
+        if len(state.failures) <= 1 and error is not None:
+            return error
+        if len(state.failures) == 1:
+            return BlockError(state.failures[0][1])
+        named = "; ".join(f"block {number} ({state.chain[number - 1].get('blockName')}): {text}"
+                          for number, text in state.failures)
+        state.error_text = f"{len(state.failures)} blocks failed: {named}"
+        return BlockError(state.error_text)
+
+    def _next_block(self, state: RunState, done: CompletedBlock | SkippedBlock | None
+                    ) -> tuple[int | None, uuid.UUID | None, CompletedBlock | SkippedBlock | None]:
+        """The next block for this worker: a ready one (begun in the same transaction that records `done`, the
+        other ready ones queued for other workers), else one queued for another worker that none has taken; or
+        None when every block of the plan has ended (`done` is then recorded with the run's end)."""
+        pause = POLL_FIRST_SECONDS
+        while True:
+            if state.elsewhere:
+                self._watch_elsewhere(state)
+            if state.failures and state.policy != "continue":
+                raise BlockError(state.failures[0][1])
+            ready = state.ready()
+            if ready:
+                self._check_cancelled(state, ready[0])
+                return (*self._begin_ready(state, done, ready), None)
+            if not state.elsewhere:
+                return None, None, done
+            if done is not None:
+                self._record_alone(state, done)
+                done = None
+            self._check_cancelled(state, min(state.elsewhere))
+            taken = self._take_back(state)
+            if taken is not None:
+                return (*taken, None)
+            time.sleep(pause)
+            pause = min(pause * 2, POLL_MAX_SECONDS)
+
+    def _begin_ready(self, state: RunState, done, ready: list[int]) -> tuple[int, uuid.UUID]:  # noqa: ANN001
+        """Record `done` and begin the first ready block here, queueing the others, in one transaction."""
+        number, others = ready[0], ready[1:]
+        block_run_id = uuid.uuid4()
+        queued = {other: uuid.uuid4() for other in others}
+
+        def record(connection) -> None:  # noqa: ANN001
+            if done is not None:
+                self._record_done(connection, done)
+            self._begin_block(connection, state, number, block_run_id)
+            for other, other_id in queued.items():
+                self._begin_block(connection, state, other, other_id, status="Queued")
+
+        what = f"recording block {state.number}" if done is not None else f"beginning block {number}"
+        state.writer.write(what, record, landed=lambda connection: records.block_run_exists(connection, block_run_id))
+        if done is not None:
+            state.recorded.add(done.block_run_id)
+        state.begun[number] = block_run_id
+        for other, other_id in queued.items():
+            state.begun[other] = other_id
+            state.elsewhere.add(other)
+            state.unclaimed.add(other)
+        if queued:
+            self._queue_blocks(state, queued)
+        return number, block_run_id
+
+    def _record_alone(self, state: RunState, done) -> None:  # noqa: ANN001
+        state.writer.write(f"recording block {state.number}", lambda connection: self._record_done(connection, done),
+                           landed=lambda connection: records.block_run_ended(connection, done.block_run_id))
+        state.recorded.add(done.block_run_id)
+
+    def _queue_blocks(self, state: RunState, queued: dict[int, uuid.UUID]) -> None:
+        """One RQ job per block for any free worker. Not queued (Redis unreachable) is not lost: this worker takes
+        queued blocks back when it is free."""
+        from canvas.queueing.dispatch import block_job
+
+        try:
+            queue = Queue(RUN_QUEUE, connection=self.services.redis)
+            for number, block_run_id in queued.items():
+                queue.enqueue_call(**block_job(state.run_id, block_run_id, number))
+        except Exception as error:  # noqa: BLE001 - Redis trouble: the blocks run here instead
+            log.warning("run %s: blocks %s not queued for other workers (%s); this worker runs them", state.run_id,
+                        sorted(queued), type(error).__name__)
+
+    def _take_back(self, state: RunState) -> tuple[int, uuid.UUID] | None:
+        """Claim the first block queued for other workers that none has started, to run it here."""
+        worker = _worker_name()
+        for number in sorted(state.unclaimed):
+            block_run_id, claims = state.begun[number], []
+            state.writer.write(f"taking back block {number}", lambda connection, block_run_id=block_run_id: (
+                claims.append(records.claim_node(connection, block_run_id, worker, utcnow()))),
+                landed=lambda connection, block_run_id=block_run_id: records.node_claimed_by(
+                    connection, block_run_id, worker))
+            state.unclaimed.discard(number)
+            if not claims or claims[-1] is not None:  # claimed now, or by the attempt whose COMMIT got lost
+                state.elsewhere.discard(number)
+                return number, block_run_id
+        return None
+
+    def _watch_elsewhere(self, state: RunState) -> None:
+        """Settle the blocks other workers have ended; a block whose worker has gone silent past the grace period
+        fails as lost (its outcome is unknown, so it is not run again)."""
+        rows = state.writer.read("checking blocks on other workers", lambda: self._node_rows(state))
+        cutoff = utcnow() - timedelta(seconds=self.timing.grace)
+        for row in rows:
+            if row.number not in state.elsewhere:
+                continue
+            if row.status == "Queued":
+                state.unclaimed.add(row.number)
+                continue
+            state.unclaimed.discard(row.number)
+            if row.status == "Running" and row.heartbeat_at is not None and row.heartbeat_at < cutoff:
+                self._lose_block(state, row, cutoff)
+            elif row.status == "Succeeded":
+                output = state.writer.read("reading a block's output", lambda row=row: self._output(row.output_id))
+                state.settle(row.number, "Succeeded", output)
+            elif row.status in ("Failed", "Cancelled", "Skipped"):
+                if row.status == "Failed":
+                    state.failures.append((row.number, row.error or "failed"))
+                state.settle(row.number, row.status)
+
+    def _lose_block(self, state: RunState, row: Row, cutoff: datetime) -> None:
+        error = (f"worker lost while running block {row.number}: no sign of life for {self.timing.grace:.0f} s; "
+                 "not run again, as its outcome is unknown")
+        state.writer.write(f"declaring block {row.number} lost", lambda connection: records.lose_silent_node(
+            connection, row.id, cutoff, error, utcnow()))
+        log.warning("run %s: %s", state.run_id, error)
+
+    def _node_rows(self, state: RunState) -> list[Row]:
+        with self.db.engine.connect() as connection:
+            return records.node_states(connection, state.run_id)
+
+    def _output(self, output_id: uuid.UUID) -> Row | None:
+        with self.db.engine.connect() as connection:
+            return records.output_by_id(connection, output_id)
+
+    def _settle_elsewhere(self, state: RunState, status: str, why: str) -> None:
+        """Before the run ends: blocks queued for other workers and not started never will be; those running
+        elsewhere are let finish (they stop at a cancel), up to the grace period of a silent worker."""
+        if not state.elsewhere:
+            return
+        state.writer.write("ending blocks not started", lambda connection: records.end_queued_nodes(
+            connection, state.run_id, status, why, utcnow()))
+        pause = POLL_FIRST_SECONDS
+        while True:
+            self._watch_elsewhere(state)
+            rows = state.writer.read("checking blocks on other workers", lambda: self._node_rows(state))
+            if not any(row.number in state.elsewhere and row.status in ("Queued", "Running") for row in rows):
+                return
+            time.sleep(pause)
+            pause = min(pause * 2, POLL_MAX_SECONDS)
 
     def _lease_trouble(self, state: RunState) -> Exception:
         if state.lease.revoked:
@@ -220,49 +468,124 @@ class Runner:
 
     def _begin_run(self, connection, run_id: uuid.UUID, claimed, first_block_run_id: uuid.UUID,  # noqa: ANN001
                    begin: bool) -> RunState:
-        workflow = records.workflow_for_run(connection, claimed.workflow_id, mark_running=begin)
-        uses_applications = any(entry.get("application") for entry in workflow.chain)
-        lease = RunLease(run_id, claimed.lease_token, self.timing)
-        state = RunState(run_id, workflow.id, claimed.account_id, workflow.name, list(workflow.chain),
-                         records.bindings(connection, workflow.id) if uses_applications else {},
-                         claimed.run_from_block, claimed.run_till_block, claimed.dry_run,
-                         run_credentials.workflow_time_zone(connection, workflow), claimed.input_blob_key,
-                         lease, FencedWriter(self.db.engine, lease), first_block_run_id=first_block_run_id)
-        records_in = None
-        if state.first > 1 and not state.input_blob_key:
-            state.first_input = records.latest_output_row(connection, workflow.id,
-                                                          state.chain[state.first - 2]["uniqueBlockId"])
-            records_in = None if state.first_input is None else state.first_input.record_count
+        state = self._run_state(connection, run_id, claimed, mark_running=begin)
+        state.first_block_run_id = first_block_run_id
+        state.begun[state.first] = first_block_run_id
         if begin:
-            self._begin_block(connection, state, state.first, records_in, first_block_run_id, state.first_input_id)
+            self._begin_block(connection, state, state.first, first_block_run_id)
         return state
 
-    def _initial_input(self, state: RunState) -> InputFactory:
-        if state.input_blob_key:
+    def _run_state(self, connection, run_id: uuid.UUID, claimed, mark_running: bool) -> RunState:  # noqa: ANN001
+        """The run as its blocks need it; the stored outputs of parents outside the plan are read now (no other run
+        of the workflow can store one while this run is active)."""
+        workflow = records.workflow_for_run(connection, claimed.workflow_id, mark_running=mark_running)
+        uses_applications = any(entry.get("application") for entry in workflow.chain)
+        lease = RunLease(run_id, claimed.lease_token, self.timing)
+        graph = block_graph(workflow.chain)
+        plan = list(claimed.block_numbers or range(claimed.run_from_block, claimed.run_till_block + 1))
+        state = RunState(run_id, workflow.id, claimed.account_id, workflow.name, list(workflow.chain),
+                         records.bindings(connection, workflow.id) if uses_applications else {}, graph, plan,
+                         workflow.failure_policy or DEFAULT_FAILURE_POLICY, claimed.dry_run,
+                         run_credentials.workflow_time_zone(connection, workflow), claimed.input_blob_key,
+                         lease, FencedWriter(self.db.engine, lease))
+        for number, edges in outside_inputs(graph, plan).items():
+            if state.fed_by_run_input(number):
+                continue
+            for edge in edges:
+                if edge.source in state.outputs:
+                    continue
+                stored = records.latest_output_row(connection, workflow.id,
+                                                   state.chain[edge.source - 1]["uniqueBlockId"])
+                if stored is not None:
+                    state.outputs[edge.source] = stored
+                    state.outside.add(edge.source)
+        return state
+
+    # --- a block of a parallel branch, on another worker ---------------------------------------------------------
+
+    def run_elsewhere(self, run_id: uuid.UUID, block_run_id: uuid.UUID) -> str:
+        """Run one block queued by its run's worker, if nobody has started it. Its writes are fenced by the run's
+        lease and by this worker's claim on the block, so a block declared lost or a run that has ended takes
+        nothing more from it."""
+        worker = _worker_name()
+        with records.bookkeeping(self.db.engine) as connection:
+            claimed = records.claim_node(connection, block_run_id, worker, utcnow())
+            if claimed is None:
+                return "not started"  # its run's worker took it back, or the run ended
+            run = records.run_of_node(connection, run_id)
+            if run.status != "Running":
+                records.end_block_run(connection, block_run_id, "Cancelled", "not started: the run had ended",
+                                      utcnow())
+                return "not started"
+            state = self._run_state(connection, run_id, run, mark_running=False)
+            for row in records.node_states(connection, run_id):
+                if row.status == "Succeeded" and row.output_id is not None:
+                    state.outputs[row.number] = records.output_by_id(connection, row.output_id)
+                    state.settled[row.number] = "Succeeded"
+                elif row.status == "Skipped":
+                    state.settled[row.number] = "Skipped"
+        state.lease.node = (block_run_id, worker)
+        state.number = claimed.number
+        with lease_keeper(self.db.engine, self.timing).holding(state.lease):
+            try:
+                done = self._run_block(state, claimed.number, block_run_id)
+                state.writer.write(f"recording block {claimed.number}",
+                                   lambda connection: self._record_done(connection, done),
+                                   landed=lambda connection: records.block_run_ended(connection, block_run_id))
+                return "skipped" if isinstance(done, SkippedBlock) else "succeeded"
+            except LeaseLostError as lost:
+                log.warning("%s; this worker stopped block %d and wrote nothing more", lost, claimed.number)
+                return "lease lost"
+            except DatabaseUnreachableError as error:
+                log.error("run %s, block %d: %s", run_id, claimed.number, error)
+                return "stopped"
+            except Exception:  # noqa: BLE001 - recorded as the block's failure (_fail_block); its run decides
+                return "failed"
+
+    # --- one block -------------------------------------------------------------------------------------------------
+
+    def _node_input(self, state: RunState, number: int) -> InputFactory | None:
+        """What the block reads: the run's input, nothing (a start block), or its parents' outputs through their
+        edges' conditions and mappers, joined in block order. None: no edge delivers anything, the block is
+        skipped."""
+        if state.fed_by_run_input(number):
             info = OutputInfo("records", "application/x-ndjson", None, None)
             return lambda: load_output(self.blob_store, state.input_blob_key, info)
-        if state.first == 1:
+        parents = state.graph.parents(number)
+        if not parents:
             return lambda: None
-        output = state.first_input  # read with the claim
-        if output is None:
-            raise BlockError(f"block {state.first - 1} has no stored output to start from")
-        return self._reader(output)
+        delivering = []
+        for edge in parents:
+            output = state.outputs.get(edge.source)
+            if output is None:
+                if edge.source not in state.planned:  # checked when the run was made; deleted since?
+                    raise BlockError(f"block {edge.source} has no stored output to start from")
+                continue  # skipped in this run
+            make_input = with_edge(edge.settings, self._reader(output))
+            if edge.has_condition and not peeked(make_input())[1]:
+                continue
+            delivering.append(make_input)
+        if not delivering:
+            return None
+        if len(delivering) == 1:
+            return delivering[0]
+        return lambda: joined([make_input() for make_input in delivering], number, state.chain[number - 1])
 
     def _reader(self, output: Row | dict) -> InputFactory:
-        if isinstance(output, dict):
-            info = OutputInfo(output["kind"], output["content_type"], output["record_count"], output["file_name"])
-            key = output["blob_key"]
-        else:
-            info = OutputInfo(output.kind, output.content_type, output.record_count, output.file_name)
-            key = output.blob_key
+        info = OutputInfo(_field(output, "kind"), _field(output, "content_type"), _field(output, "record_count"),
+                          _field(output, "file_name"))
+        key = _field(output, "blob_key")
         return lambda: load_output(self.blob_store, key, info)
 
     # --- one block -------------------------------------------------------------------------------------------------
 
-    def _run_block(self, state: RunState, number: int, make_input: InputFactory,
-                   block_run_id: uuid.UUID) -> CompletedBlock:
+    def _run_block(self, state: RunState, number: int, block_run_id: uuid.UUID) -> CompletedBlock | SkippedBlock:
         entry = state.chain[number - 1]
-        make_input = with_edge(entry, make_input)  # a v2 flow edge's condition and mapper, if it has them
+        make_input = self._node_input(state, number)
+        if make_input is None:
+            why = "skipped: no input reached it (a condition kept no record, or the blocks feeding it were skipped)"
+            log.info("run %s: block %d (%s) %s", state.run_id, number, entry.get("blockName"), why)
+            return SkippedBlock(block_run_id, why)
         block_class = get_block(entry["block"])
         credentials, secrets = state.writer.read(f"reading the credentials of block {number}",
                                                  lambda: run_credentials.for_block(self.services, state, entry))
@@ -295,7 +618,7 @@ class Runner:
                 records.confirm_records(connection, block_run_id, count)))
 
         resume_after = 0
-        if number == state.first and state.first_input_id is not None:
+        if state.stored_input(number) is not None:
             resume_after = state.writer.read(f"how far block {number} got before", lambda: self._confirmed_before(
                 state, number))
         return dataclasses.replace(context, confirm=confirm, resume_after=resume_after)
@@ -303,7 +626,8 @@ class Runner:
     def _confirmed_before(self, state: RunState, number: int) -> int:
         with self.db.engine.connect() as connection:
             return records.unfinished_confirmations(connection, state.workflow_id, state.run_id,
-                                                    state.chain[number - 1]["uniqueBlockId"], state.first_input_id)
+                                                    state.chain[number - 1]["uniqueBlockId"],
+                                                    state.stored_input(number).id)
 
     def _store_record_errors(self, state: RunState, number: int, record_errors: RecordErrors) -> str | None:
         state.records_failed += record_errors.count
@@ -380,32 +704,22 @@ class Runner:
 
         return record
 
-    def _begin_block(self, connection, state: RunState, number: int, records_in: int | None,  # noqa: ANN001
-                     block_run_id: uuid.UUID, input_output_id: uuid.UUID | None) -> None:
+    def _begin_block(self, connection, state: RunState, number: int, block_run_id: uuid.UUID,  # noqa: ANN001
+                     status: str = "Running") -> None:
         entry = state.chain[number - 1]
         records.insert_block_run(connection, state.workflow_id, {
             "id": block_run_id, "run_id": state.run_id, "number": number, "unique_block_id": entry["uniqueBlockId"],
-            "block_name": entry["blockName"], "block_key": entry["block"], "status": "Running", "attempts": 0,
-            "records_in": records_in, "log": [], "date_started": utcnow(), "input_output_id": input_output_id})
+            "block_name": entry["blockName"], "block_key": entry["block"], "status": status, "attempts": 0,
+            "records_in": state.records_in(number), "log": [],
+            "date_started": utcnow() if status == "Running" else None,
+            "input_output_id": state.input_output_id(number)})
 
-    def _advance(self, state: RunState, completed: CompletedBlock, number: int) -> uuid.UUID:
-        """Record the finished block and begin the next one in one transaction."""
-        block_run_id = uuid.uuid4()
-
-        def record(connection) -> None:  # noqa: ANN001
-            self._record_completed(connection, completed)
-            self._begin_block(connection, state, number, completed.output["record_count"], block_run_id,
-                              completed.output["id"])
-
-        state.writer.write(f"recording block {number - 1}", record,
-                           landed=lambda connection: records.block_run_exists(connection, block_run_id))
-        state.recorded.add(completed.block_run_id)
-        return block_run_id
-
-    def _record_completed(self, connection, completed: CompletedBlock) -> None:  # noqa: ANN001
-        records.record_completed(connection, completed.output, completed.block_run_id, completed.attempts,
-                                 completed.log, completed.records_read, utcnow(),
-                                 completed.records_failed or None, completed.errors_blob_key)
+    def _record_done(self, connection, done: CompletedBlock | SkippedBlock) -> None:  # noqa: ANN001
+        if isinstance(done, SkippedBlock):
+            records.skip_block_run(connection, done.block_run_id, done.why, [], utcnow())
+            return
+        records.record_completed(connection, done.output, done.block_run_id, done.attempts, done.log,
+                                 done.records_read, utcnow(), done.records_failed or None, done.errors_blob_key)
 
     def _fail_block(self, state: RunState, block_run_id: uuid.UUID, block_log: BlockLog, error: BaseException,
                     redact: Redactor, progress: BlockProgress, record_errors: RecordErrors) -> None:
@@ -429,7 +743,8 @@ class Runner:
             run_credentials.mark_faulted(self.services, state, state.chain[state.number - 1], redact(str(error)))
 
     def _finish(self, state: RunState, status: str, number: int, error: BaseException | None,
-                completed: CompletedBlock | None, until: float | None = None, settle_blocks: bool = False) -> str:
+                completed: CompletedBlock | SkippedBlock | None, until: float | None = None,
+                settle_blocks: bool = False) -> str:
         """End the run; the last completed block not yet recorded is recorded in the same transaction. Fenced: a run
         that is no longer this worker's keeps the final state it has, and no callback is sent from here."""
         finished = utcnow()
@@ -442,7 +757,7 @@ class Runner:
 
         def record(connection) -> None:  # noqa: ANN001
             if completed is not None and completed.block_run_id not in state.recorded:
-                self._record_completed(connection, completed)
+                self._record_done(connection, completed)
             records.finish_run(connection, state.run_id, state.workflow_id, run_values, workflow_values)
             if settle_blocks:  # the block in flight when the run was stopped from outside the block
                 records.end_running_blocks(connection, state.run_id, status, run_values["error"],
@@ -451,7 +766,7 @@ class Runner:
         state.writer.write("finishing the run", record, until=until, landed=lambda connection: records.run_ended_as(
             connection, state.run_id, state.lease.token, status))
         _log_outcome(state, status, number)
-        callbacks.run_finished(self.services, state.run_id, state.workflow_id, status)
+        run_callbacks.run_finished(self.services, state.run_id, state.workflow_id, status)
         return status
 
     # --- cancellation ----------------------------------------------------------------------------------------------
@@ -524,3 +839,7 @@ def _worker_name() -> str:
     except Exception:  # noqa: BLE001 - outside RQ
         pass
     return f"pid-{os.getpid()}"
+
+
+def _field(output: Row | dict, name: str):  # noqa: ANN202 - a stored output as a row, or one made in this run
+    return output[name] if isinstance(output, dict) else getattr(output, name)

@@ -32,6 +32,8 @@ class WorkflowRun(Base):
     trigger: Mapped[str] = mapped_column(String(20), default="manual")  # manual | schedule | webhook | api
     run_from_block: Mapped[int] = mapped_column(Integer)
     run_till_block: Mapped[int] = mapped_column(Integer)
+    # The blocks it runs, when they are not every block from run_from_block to run_till_block (a range on a graph).
+    block_numbers: Mapped[list | None] = mapped_column(JSON)
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     template_version: Mapped[str | None] = mapped_column(String(40))
     flow_version: Mapped[str | None] = mapped_column(String(64))
@@ -59,6 +61,11 @@ class WorkflowRun(Base):
 
     blocks: Mapped[list[BlockRun]] = relationship(order_by="BlockRun.number", cascade="all, delete-orphan")
 
+    @property
+    def block_plan(self) -> list[int]:
+        """The blocks it executes: its range, or on a graph the blocks the range selected."""
+        return list(self.block_numbers or range(self.run_from_block, self.run_till_block + 1))
+
 
 class BlockRun(Base):
     __tablename__ = "block_run"
@@ -69,7 +76,10 @@ class BlockRun(Base):
     unique_block_id: Mapped[str] = mapped_column(String(36))
     block_name: Mapped[str] = mapped_column(String(200))
     block_key: Mapped[str] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(20), default="Pending")
+    status: Mapped[str] = mapped_column(String(20), default="Pending")  # Queued (parallel branch) | Running | ...
+    # A block of a parallel branch run by another worker than its run's: who claimed it, and its last sign of life.
+    worker_name: Mapped[str | None] = mapped_column(String(200))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     records_in: Mapped[int | None] = mapped_column(Integer)
     records_out: Mapped[int | None] = mapped_column(Integer)

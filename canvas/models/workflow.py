@@ -25,6 +25,9 @@ class Workflow(Base):
     # The resolved chain: [{uniqueBlockId, blockName, block, application, variables}], overrides merged in.
     chain: Mapped[list] = mapped_column(JSON)
     chain_overrides: Mapped[list] = mapped_column(JSON, default=list)
+    # What a run does when a block fails while other branches could go on: failFast starts no further block,
+    # continue runs every block that does not depend on a failed one (canvas.execution.graph.FAILURE_POLICIES).
+    failure_policy: Mapped[str] = mapped_column(String(20), default="failFast", server_default="failFast")
     is_customized: Mapped[bool] = mapped_column(Boolean, default=False)
     is_scheduled: Mapped[bool] = mapped_column(Boolean, default=False)
     schedule_frequency: Mapped[str | None] = mapped_column(Text)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import redis
 from rq import Queue
@@ -15,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from canvas.errors import BadRequestError, ConflictError, ServiceUnavailableError
+from canvas.execution.graph import BlockGraph, RangeError, block_graph, outside_inputs, run_plan
 from canvas.models import ACTIVE_RUN_STATES, BlockOutput, Workflow, WorkflowRun
 from canvas.models.base import utcnow
 from canvas.queueing.keys import RUN_QUEUE
@@ -61,6 +63,19 @@ def block_range(workflow: Workflow, run_from: int | None, run_till: int | None) 
     return first, last
 
 
+def run_blocks(workflow: Workflow, run_from: int | None, run_till: int | None) -> list[int]:
+    """The blocks a run of the range executes (canvas.execution.graph.run_plan): on a chain, from..till."""
+    block_range(workflow, run_from, run_till)
+    graph = block_graph(workflow.chain)
+    try:
+        return run_plan(graph, run_from, run_till)
+    except RangeError as error:
+        names = {number: workflow.chain[number - 1].get("blockName") for number in (run_from, run_till)}
+        raise BadRequestError(f"runTillBlock {run_till} ({names[run_till]}) is not downstream of runFromBlock "
+                              f"{run_from} ({names[run_from]}): no block runs after the one and before the other",
+                              field=error.field) from None
+
+
 def latest_output(session: Session, workflow: Workflow, number: int) -> BlockOutput | None:
     """The newest stored output of block `number` (by its uniqueBlockId, so it survives template upgrades)."""
     unique_block_id = workflow.chain[number - 1]["uniqueBlockId"]
@@ -71,22 +86,38 @@ def latest_output(session: Session, workflow: Workflow, number: int) -> BlockOut
     return session.scalar(query)
 
 
-def _require_previous_output(session: Session, workflow: Workflow, first: int, request: RunRequest) -> None:
-    if first == 1 or request.input_blob_key:
-        return
-    if latest_output(session, workflow, first - 1) is None:
-        name = workflow.chain[first - 2]["blockName"]
-        raise ConflictError(f"Block {first - 1} ({name}) has no stored output yet: run blocks 1..{first - 1} first "
-                            f"(runTillBlock {first - 1})", field="runFromBlock")
+def _require_stored_inputs(session: Session, workflow: Workflow, plan: list[int], request: RunRequest) -> None:
+    """Every block of the range whose parent is outside it reads that parent's stored output: a 409 naming both
+    when there is none (a webhook body feeds the blocks with no parent in the range instead)."""
+    graph = block_graph(workflow.chain)
+    planned = set(plan)
+    for number, edges in outside_inputs(graph, plan).items():
+        if request.input_blob_key and not any(edge.source in planned for edge in graph.parents(number)):
+            continue
+        for edge in edges:
+            if latest_output(session, workflow, edge.source) is None:
+                _missing_output(workflow, graph, edge.source, number, plan)
+
+
+def _missing_output(workflow: Workflow, graph: BlockGraph, source: int, number: int, plan: list[int]) -> NoReturn:
+    name = workflow.chain[source - 1]["blockName"]
+    if graph.is_path:
+        raise ConflictError(f"Block {source} ({name}) has no stored output yet: run blocks 1..{source} first "
+                            f"(runTillBlock {source})", field="runFromBlock")
+    raise ConflictError(f"Block {source} ({name}) has no stored output yet, and block {number} "
+                        f"({workflow.chain[number - 1]['blockName']}) reads it: run block {source} first "
+                        f"(runTillBlock {source})", field="runFromBlock" if number == plan[0] else "runTillBlock")
 
 
 def create_run(session: Session, workflow: Workflow, request: RunRequest) -> WorkflowRun:
     """The Queued run row, committed. The database refuses a second active run of the same workflow."""
-    first, last = block_range(workflow, request.run_from_block, request.run_till_block)
-    _require_previous_output(session, workflow, first, request)
+    plan = run_blocks(workflow, request.run_from_block, request.run_till_block)
+    first, last = plan[0], plan[-1]
+    _require_stored_inputs(session, workflow, plan, request)
     refuse_if_active(session, workflow.id)
     run = WorkflowRun(workflow_id=workflow.id, account_id=request.account_id, status="Queued",
                       trigger=request.trigger, run_from_block=first, run_till_block=last, dry_run=request.dry_run,
+                      block_numbers=None if plan == list(range(first, last + 1)) else plan,
                       template_version=workflow.template_version, input_blob_key=request.input_blob_key,
                       scheduled_times=request.scheduled_times, retry_of=request.retry_of,
                       retried_positions=request.retried_positions, date_queued=(now := utcnow()), heartbeat_at=now)
@@ -137,3 +168,13 @@ def dispatch(session: Session, connection: redis.Redis, workflow: Workflow, requ
              run.run_from_block, run.run_till_block, run.trigger, ", dry run" if run.dry_run else "")
     return run
 
+
+
+BLOCK_JOB_FUNCTION = "canvas.execution.runner.execute_block"
+
+
+def block_job(run_id: uuid.UUID, block_run_id: uuid.UUID, number: int) -> dict:
+    """The RQ job of one block of a parallel branch: its id is the block run's id."""
+    return {"func": BLOCK_JOB_FUNCTION, "args": (str(run_id), str(block_run_id)), "job_id": str(block_run_id),
+            "timeout": -1, "result_ttl": JOB_RESULT_TTL_SECONDS, "failure_ttl": JOB_FAILURE_TTL_SECONDS,
+            "description": f"block {number} of run {run_id}"}

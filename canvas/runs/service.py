@@ -153,7 +153,7 @@ def run_to_api(session: Session, run: WorkflowRun) -> dict:
     workflow = session.get(Workflow, run.workflow_id)
     block_rows = {block.number: block for block in run.blocks}
     blocks = [_block_to_api(number, workflow.chain[number - 1] if number <= len(workflow.chain) else {},
-                            block_rows.get(number)) for number in range(run.run_from_block, run.run_till_block + 1)]
+                            block_rows.get(number)) for number in run.block_plan]
     return {
         "id": run.id, "workflowId": run.workflow_id, "status": run.status, "trigger": run.trigger,
         "runFromBlock": run.run_from_block, "runTillBlock": run.run_till_block, "dryRun": run.dry_run,

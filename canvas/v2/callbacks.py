@@ -1,42 +1,28 @@
-"""Callbacks of a flow: when a run succeeds or fails, POST a signed JSON summary to a configured URL, retried with
-exponential backoff. Deliveries are RQ jobs on the run queue; a retry is scheduled with RQ's own scheduler, which
-every `canvas worker` runs.
-
-Signature (Stripe-style, so receivers can reuse their verifiers): header `X-Canvas-Signature: t=<unix seconds>,
-v1=<hex HMAC-SHA256 of "<t>.<body>">`, plus `X-Canvas-Event` and `X-Canvas-Delivery`."""
+"""Callbacks of a flow over HTTP (JSON:API): create, list, get and delete them, and see how their deliveries went.
+Sending them when a run ends (signed summaries, retries) is the engine's: canvas.execution.run_callbacks."""
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import logging
 import secrets
-import time
 import uuid
-from datetime import timedelta
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from rq import Queue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from canvas.auth import current_principal
 from canvas.errors import BadRequestError, NotFoundError
+from canvas.execution.run_callbacks import EVENTS, deliver, run_finished  # noqa: F401 - re-exported, see below
 from canvas.extensions import db_session
-from canvas.models import CallbackDelivery, FlowCallback, WorkflowRun
+from canvas.models import CallbackDelivery, FlowCallback
 from canvas.models.base import utcnow
-from canvas.queueing.keys import RUN_QUEUE
 from canvas.v2 import flow_service as flows
 from canvas.v2 import jsonapi
 from canvas.v2.schemas import doc
 
-log = logging.getLogger(__name__)
+# Re-exported: `deliver` for RQ jobs queued as "canvas.v2.callbacks.deliver" before delivery moved to the engine
+# (canvas.execution.run_callbacks), `run_finished` for callers not yet switched to the engine's.
 blp = Blueprint("v2_callbacks", __name__, url_prefix="/v2", description="v2 (JSON:API): run callbacks")
-EVENTS = {"Succeeded": "run.succeeded", "Failed": "run.failed"}
-DELIVERY_JOB = "canvas.v2.callbacks.deliver"
-DELIVERY_TIMEOUT_SECONDS = 10
-MAX_BACKOFF_SECONDS = 3600
 
 
 # --- managing callbacks -----------------------------------------------------------------------------------------
@@ -77,105 +63,6 @@ def delivery_to_resource(delivery: CallbackDelivery) -> dict:
         "attempts": delivery.attempts, "last_status_code": delivery.last_status_code,
         "last_error": delivery.last_error, "created_at": jsonapi.iso_time(delivery.date_created),
         "delivered_at": jsonapi.iso_time(delivery.date_delivered)}, self_link=f"/v2/callback-deliveries/{delivery.id}")
-
-
-# --- after a run --------------------------------------------------------------------------------------------------
-
-def run_finished(services, run_id: uuid.UUID, workflow_id: uuid.UUID, status: str) -> int:  # noqa: ANN001
-    """Queue one delivery per matching callback. Called by the runner; never raises into it."""
-    event = EVENTS.get(status)
-    if event is None:
-        return 0
-    try:
-        return _queue_deliveries(services, run_id, workflow_id, event)
-    except Exception:  # noqa: BLE001 - a callback problem must not change the run's outcome
-        log.exception("could not queue the callbacks of run %s", run_id)
-        return 0
-
-
-def _queue_deliveries(services, run_id: uuid.UUID, workflow_id: uuid.UUID, event: str) -> int:  # noqa: ANN001
-    with services.db.transaction() as session:
-        callbacks = [callback for callback in session.scalars(
-            select(FlowCallback).where(FlowCallback.workflow_id == workflow_id)) if event in callback.events]
-        deliveries = [CallbackDelivery(callback_id=callback.id, run_id=run_id, event=event, date_created=utcnow())
-                      for callback in callbacks]
-        session.add_all(deliveries)
-    queue = Queue(RUN_QUEUE, connection=services.redis)
-    for delivery in deliveries:
-        queue.enqueue_call(DELIVERY_JOB, args=(str(delivery.id),), result_ttl=0, failure_ttl=24 * 3600)
-    return len(deliveries)
-
-
-def deliver(delivery_id: str) -> str:
-    """The RQ job: one attempt; on failure a later attempt is scheduled until max_attempts."""
-    from flask import current_app
-
-    services = current_app.extensions["canvas"]
-    with services.db.transaction() as session:
-        delivery = session.get(CallbackDelivery, uuid.UUID(delivery_id))
-        callback = session.get(FlowCallback, delivery.callback_id) if delivery else None
-        if delivery is None or callback is None or delivery.status != "Pending":
-            return "nothing to deliver"
-        body = json.dumps(run_summary(session, delivery), sort_keys=True).encode()
-        secret = services.secret_box.decrypt(callback.secret)
-        delivery.attempts += 1
-        ok = _post(services, callback, delivery, body, secret)
-        if ok:
-            delivery.status, delivery.date_delivered = "Delivered", utcnow()
-        elif delivery.attempts >= callback.max_attempts:
-            delivery.status = "Failed"
-        retry_in = None if ok or delivery.status == "Failed" else backoff(services.settings, delivery.attempts)
-    if retry_in is not None:
-        _schedule_retry(services, delivery_id, retry_in)
-    return delivery.status
-
-
-def run_summary(session: Session, delivery: CallbackDelivery) -> dict:
-    from canvas.runs.service import run_to_api
-
-    run = run_to_api(session, session.get(WorkflowRun, delivery.run_id))
-    blocks = [{key: block[key] for key in ("number", "blockName", "status", "recordsIn", "recordsOut", "error")}
-              for block in run["blocks"]]
-    return {"event": delivery.event, "delivery_id": str(delivery.id), "run_id": str(run["id"]),
-            "flow_id": str(run["workflowId"]), "status": run["status"], "trigger": run["trigger"],
-            "error": run["error"], "started_at": jsonapi.iso_time(run["dateStarted"]),
-            "finished_at": jsonapi.iso_time(run["dateFinished"]), "steps": blocks}
-
-
-def signature(secret: bytes, timestamp: int, body: bytes) -> str:
-    digest = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
-
-
-def _post(services, callback: FlowCallback, delivery: CallbackDelivery, body: bytes,  # noqa: ANN001
-          secret: bytes) -> bool:
-    from canvas.network.guard import guarded_session
-
-    headers = {"Content-Type": "application/json", "X-Canvas-Event": delivery.event,
-               "X-Canvas-Delivery": str(delivery.id), "X-Canvas-Signature": signature(secret, int(time.time()), body)}
-    try:
-        with guarded_session(services.network_policy, default_timeout=DELIVERY_TIMEOUT_SECONDS) as session:
-            response = session.post(callback.url, data=body, headers=headers, timeout=DELIVERY_TIMEOUT_SECONDS,
-                                    allow_redirects=False)
-        delivery.last_status_code, delivery.last_error = response.status_code, None
-        return 200 <= response.status_code < 300
-    except Exception as error:  # noqa: BLE001 - refused by the guard, connection errors, timeouts: all retried
-        delivery.last_status_code = None
-        delivery.last_error = f"{type(error).__name__}: {str(error)[:300]}"
-        return False
-
-
-def backoff(settings: dict, attempts: int) -> float:
-    base = float(settings.get("CALLBACK_RETRY_BASE_SECONDS", 10.0))
-    return min(MAX_BACKOFF_SECONDS, base * 2 ** (attempts - 1))
-
-
-def _schedule_retry(services, delivery_id: str, seconds: float) -> None:  # noqa: ANN001
-    queue = Queue(RUN_QUEUE, connection=services.redis)
-    if seconds <= 0:
-        queue.enqueue_call(DELIVERY_JOB, args=(delivery_id,), result_ttl=0)
-        return
-    queue.enqueue_in(timedelta(seconds=seconds), DELIVERY_JOB, delivery_id, result_ttl=0)
 
 
 # --- views ----------------------------------------------------------------------------------------------------------

@@ -1,0 +1,146 @@
+"""Run callbacks, the engine side: when a run succeeds or fails, POST a signed JSON summary to each of its flow's
+callback URLs that wants the event, retried with exponential backoff. Deliveries are RQ jobs on the run queue; a
+retry is scheduled with RQ's own scheduler, which every `canvas worker` runs. Callbacks are created, listed and
+deleted through a dialect (canvas.v2.callbacks); nothing here knows about one.
+
+Signature (Stripe-style, so receivers can reuse their verifiers): header `X-Canvas-Signature: t=<unix seconds>,
+v1=<hex HMAC-SHA256 of "<t>.<body>">`, plus `X-Canvas-Event` and `X-Canvas-Delivery`."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from datetime import datetime, timedelta
+
+from rq import Queue
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from canvas.models import CallbackDelivery, FlowCallback, Workflow, WorkflowRun
+from canvas.models.base import utcnow
+from canvas.queueing.keys import RUN_QUEUE
+
+log = logging.getLogger(__name__)
+EVENTS = {"Succeeded": "run.succeeded", "Failed": "run.failed"}  # a run's final status: the event it raises
+# The RQ job function. Jobs queued before it moved name "canvas.v2.callbacks.deliver", which re-exports it.
+DELIVERY_JOB = "canvas.execution.run_callbacks.deliver"
+DELIVERY_TIMEOUT_SECONDS = 10
+MAX_BACKOFF_SECONDS = 3600
+
+
+def run_finished(services, run_id: uuid.UUID, workflow_id: uuid.UUID, status: str) -> int:  # noqa: ANN001
+    """Queue one delivery per matching callback. Called by the runner; never raises into it."""
+    event = EVENTS.get(status)
+    if event is None:
+        return 0
+    try:
+        return _queue_deliveries(services, run_id, workflow_id, event)
+    except Exception:  # noqa: BLE001 - a callback problem must not change the run's outcome
+        log.exception("could not queue the callbacks of run %s", run_id)
+        return 0
+
+
+def _queue_deliveries(services, run_id: uuid.UUID, workflow_id: uuid.UUID, event: str) -> int:  # noqa: ANN001
+    with services.db.transaction() as session:
+        callbacks = [callback for callback in session.scalars(
+            select(FlowCallback).where(FlowCallback.workflow_id == workflow_id)) if event in callback.events]
+        deliveries = [CallbackDelivery(callback_id=callback.id, run_id=run_id, event=event, date_created=utcnow())
+                      for callback in callbacks]
+        session.add_all(deliveries)
+    queue = Queue(RUN_QUEUE, connection=services.redis)
+    for delivery in deliveries:
+        queue.enqueue_call(DELIVERY_JOB, args=(str(delivery.id),), result_ttl=0, failure_ttl=24 * 3600)
+    return len(deliveries)
+
+
+def deliver(delivery_id: str) -> str:
+    """The RQ job: one attempt; on failure a later attempt is scheduled until max_attempts. The worker process has
+    pushed an app context; only its services are read."""
+    from flask import current_app
+
+    services = current_app.extensions["canvas"]
+    with services.db.transaction() as session:
+        delivery = session.get(CallbackDelivery, uuid.UUID(delivery_id))
+        callback = session.get(FlowCallback, delivery.callback_id) if delivery else None
+        if delivery is None or callback is None or delivery.status != "Pending":
+            return "nothing to deliver"
+        body = json.dumps(run_summary(session, delivery), sort_keys=True).encode()
+        secret = services.secret_box.decrypt(callback.secret)
+        delivery.attempts += 1
+        ok = _post(services, callback, delivery, body, secret)
+        if ok:
+            delivery.status, delivery.date_delivered = "Delivered", utcnow()
+        elif delivery.attempts >= callback.max_attempts:
+            delivery.status = "Failed"
+        retry_in = None if ok or delivery.status == "Failed" else backoff(services.settings, delivery.attempts)
+    if retry_in is not None:
+        _schedule_retry(services, delivery_id, retry_in)
+    return delivery.status
+
+
+def run_summary(session: Session, delivery: CallbackDelivery) -> dict:
+    """The body POSTed: the run and one entry per block of its range, read from the run's rows."""
+    run = session.get(WorkflowRun, delivery.run_id)
+    workflow = session.get(Workflow, run.workflow_id)
+    chain = workflow.chain if workflow is not None else []
+    rows = {block.number: block for block in run.blocks}
+    steps = [_step(number, chain[number - 1] if number <= len(chain) else {}, rows.get(number))
+             for number in run.block_plan]
+    return {"event": delivery.event, "delivery_id": str(delivery.id), "run_id": str(run.id),
+            "flow_id": str(run.workflow_id), "status": run.status, "trigger": run.trigger, "error": run.error,
+            "started_at": iso_time(run.date_started), "finished_at": iso_time(run.date_finished), "steps": steps}
+
+
+def _step(number: int, entry: dict, row) -> dict:  # noqa: ANN001 - a BlockRun, or None when the block did not run
+    return {"number": number,
+            "blockName": row.block_name if row else entry.get("blockName"),
+            "status": row.status if row else "Pending",
+            "recordsIn": row.records_in if row else None,
+            "recordsOut": row.records_out if row else None,
+            "error": row.error if row else None}
+
+
+def iso_time(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with milliseconds and a Z."""
+    if value is None:
+        return None
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def signature(secret: bytes, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def _post(services, callback: FlowCallback, delivery: CallbackDelivery, body: bytes,  # noqa: ANN001
+          secret: bytes) -> bool:
+    from canvas.network.guard import guarded_session
+
+    headers = {"Content-Type": "application/json", "X-Canvas-Event": delivery.event,
+               "X-Canvas-Delivery": str(delivery.id), "X-Canvas-Signature": signature(secret, int(time.time()), body)}
+    try:
+        with guarded_session(services.network_policy, default_timeout=DELIVERY_TIMEOUT_SECONDS) as session:
+            response = session.post(callback.url, data=body, headers=headers, timeout=DELIVERY_TIMEOUT_SECONDS,
+                                    allow_redirects=False)
+        delivery.last_status_code, delivery.last_error = response.status_code, None
+        return 200 <= response.status_code < 300
+    except Exception as error:  # noqa: BLE001 - refused by the guard, connection errors, timeouts: all retried
+        delivery.last_status_code = None
+        delivery.last_error = f"{type(error).__name__}: {str(error)[:300]}"
+        return False
+
+
+def backoff(settings: dict, attempts: int) -> float:
+    base = float(settings.get("CALLBACK_RETRY_BASE_SECONDS", 10.0))
+    return min(MAX_BACKOFF_SECONDS, base * 2 ** (attempts - 1))
+
+
+def _schedule_retry(services, delivery_id: str, seconds: float) -> None:  # noqa: ANN001
+    queue = Queue(RUN_QUEUE, connection=services.redis)
+    if seconds <= 0:
+        queue.enqueue_call(DELIVERY_JOB, args=(delivery_id,), result_ttl=0)
+        return
+    queue.enqueue_in(timedelta(seconds=seconds), DELIVERY_JOB, delivery_id, result_ttl=0)
