@@ -41,6 +41,8 @@ def start_execution(session: Session, account_id: uuid.UUID, flow_id: str, optio
     if not workflow.chain:
         raise UnprocessableError(f"Flow {workflow.id} has no steps: give it a graph (PATCH /v2/flows/{workflow.id}) "
                                  f"before starting it")
+    options = {**options, **{name: step_number(workflow, options.get(name), name)
+                             for name in STEP_OPTIONS if name in options}}
     version = flows.settle_version(session, workflow)
     input_key = store_input_records(workflow, input_records) if input_records is not None else None
     session.add_all(committed_with_run)
@@ -59,6 +61,22 @@ def start_execution(session: Session, account_id: uuid.UUID, flow_id: str, optio
     run.flow_version = version.id  # the row is committed by dispatch; the version is written just after
     session.commit()
     return run
+
+
+STEP_OPTIONS = ("run_from_step", "run_till_step")
+
+
+def step_number(workflow: Workflow, value: Any, name: str) -> int | None:
+    """A step as `run_from_step` / `run_till_step` name it: its number (from 1, as is: the run checks the range) or
+    its id in the flow's graph (`step_3`), a 400 naming the attribute and the flow's step ids when it has no such
+    step."""
+    if not isinstance(value, str):
+        return value
+    ids = [step_id(workflow, number) for number in range(1, len(workflow.chain) + 1)]
+    if value not in ids:
+        raise BadRequestError(f"{name}: flow {workflow.id} has no step '{value}'; its steps are: {', '.join(ids)}",
+                              field=name)
+    return ids.index(value) + 1
 
 
 def store_input_records(workflow: Workflow, value: Any) -> str:
@@ -103,14 +121,16 @@ def _step(block: dict, workflow: Workflow) -> dict:
 
 
 def execution_options() -> dict:
-    """Optional attributes of POST .../executions: run_from_step, run_till_step (1-based), dry_run."""
+    """Optional attributes of POST .../executions: run_from_step, run_till_step (a step number from 1, or a step
+    id of the flow's graph), dry_run."""
     if not request.get_data(cache=True).strip():
         return {}
     attributes = jsonapi.attributes_of(jsonapi.request_data("execution"))
-    for name in ("run_from_step", "run_till_step"):
+    for name in STEP_OPTIONS:
         value = attributes.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise BadRequestError(f"{name} must be an integer", field=name)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool)) and not (
+                isinstance(value, str) and value.strip()):
+            raise BadRequestError(f"{name} must be a step number (from 1) or a step id", field=name)
     if attributes.get("dry_run") is not None and not isinstance(attributes["dry_run"], bool):
         raise BadRequestError("dry_run must be true or false", field="dry_run")
     if attributes.get("retry_failed_records") is not None:
@@ -149,7 +169,8 @@ def get_execution(session: Session, viewer: Viewer, execution_id: str) -> Workfl
 @blp.route("/flows/<flow_id>/executions")
 class FlowExecutions(MethodView):
     @blp.doc(**doc(202, "The queued execution", 409, 503,
-                   request_body="optional attributes run_from_step, run_till_step, dry_run, input (an object: one "
+                   request_body="optional attributes run_from_step, run_till_step (a step number from 1 or a "
+                                "step id), dry_run, input (an object: one "
                                 "record, or an array of records, for the first step), retry_failed_records "
                                 "{execution_id, step, records?: [{position, record}]}"))
     def post(self, flow_id):

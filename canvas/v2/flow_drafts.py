@@ -13,6 +13,7 @@ from canvas.models.base import utcnow
 from canvas.v2.flow_service import (
     boolean,
     checked_cron,
+    failure_policy_of,
     flow_schedule,
     get_flow,
     object_attribute,
@@ -118,7 +119,8 @@ def copy_flow(session: Session, catalog, actor: Actor, flow_id: str, attributes:
         destination = Workflow(id=uuid.uuid4(), account_id=actor.account_id,
                                organization_id=actor.organization_id, template_id=None, template_version=None,
                                name=required_text(copied, "name"), description=source.description or "", chain=[],
-                               chain_overrides=[], is_customized=False, date_created=now, date_modified=now)
+                               chain_overrides=[], is_customized=False, date_created=now, date_modified=now,
+                               failure_policy=failure_policy_of(source))
         session.add(destination)
         session.flush()
         new_settings = settings_of(session, destination)

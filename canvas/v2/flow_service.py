@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from canvas.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError
+from canvas.execution.graph import DEFAULT_FAILURE_POLICY, FAILURE_POLICIES
 from canvas.models import FlowDraft, FlowSettings, FlowVersion, Workflow, WorkflowSchedule
 from canvas.models.base import utcnow
 from canvas.schedules import service as schedules
@@ -112,7 +113,9 @@ def create_flow(session: Session, catalog, actor: Actor, attributes: dict) -> Wo
     workflow = Workflow(id=uuid.uuid4(), account_id=actor.account_id, organization_id=actor.organization_id,
                         template_id=None, template_version=None, name=name,
                         description=optional_text(attributes, "description") or "", chain=parsed.chain,
-                        chain_overrides=[], is_customized=False, date_created=now, date_modified=now)
+                        chain_overrides=[], is_customized=False, date_created=now, date_modified=now,
+                        failure_policy=DEFAULT_FAILURE_POLICY)
+    _apply_failure_policy(workflow, attributes)
     workflow.bindings = parsed.bindings
     session.add(workflow)
     session.flush()
@@ -134,12 +137,24 @@ def update_flow(session: Session, catalog, actor: Actor, flow_id: str, attribute
         workflow.name = required_text(attributes, "name")
     if "description" in attributes:
         workflow.description = optional_text(attributes, "description") or ""
+    _apply_failure_policy(workflow, attributes)
     settings = _stored_settings(session, workflow)
     _apply_settings(settings, attributes)
     workflow.date_modified = utcnow()
     settings.latest_version = record_version(session, workflow).id
     _change_schedule(session, workflow, settings, attributes)
     return workflow
+
+
+def _apply_failure_policy(workflow: Workflow, attributes: dict) -> None:
+    """`failure_policy`: what a run does when a step fails while other branches could go on (failFast: start no
+    further step; continue: run every step that does not depend on a failed one). Kept on the workflow."""
+    if attributes.get("failure_policy") is not None:
+        workflow.failure_policy = choice(attributes, "failure_policy", FAILURE_POLICIES)
+
+
+def failure_policy_of(workflow: Workflow) -> str:
+    return workflow.failure_policy or DEFAULT_FAILURE_POLICY
 
 
 def _apply_settings(settings: FlowSettings, attributes: dict) -> None:

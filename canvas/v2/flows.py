@@ -4,21 +4,30 @@ from __future__ import annotations
 from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from sqlalchemy.orm import Session
 
 from canvas.auth import current_principal
 from canvas.errors import BadRequestError
 from canvas.extensions import db_session, services
+from canvas.models import Workflow
 from canvas.openapi import may_answer
 from canvas.schedules.notify import announce_schedule_change
 from canvas.v2 import flow_drafts as drafts
 from canvas.v2 import flow_service as flows
-from canvas.v2 import jsonapi
-from canvas.v2.resources import draft_to_resource, flow_to_resource, version_to_resource
+from canvas.v2 import jsonapi, resources
+from canvas.v2.resources import draft_to_resource, version_to_resource
 from canvas.v2.schemas import FLOW_LIST_PARAMETERS, PAGE_PARAMETERS, doc
 from canvas.v2.visibility import check_workspace, current_viewer
 from canvas.workflows.service import Actor
 
 blp = Blueprint("v2_flows", __name__, url_prefix="/v2", description="v2 (JSON:API): flows and their versions")
+
+
+def flow_to_resource(session: Session, workflow: Workflow) -> dict:
+    """The flow resource, with `failure_policy` (failFast | continue) among its attributes."""
+    flow = resources.flow_to_resource(session, workflow)
+    flow["attributes"]["failure_policy"] = flows.failure_policy_of(workflow)
+    return flow
 
 
 def actor() -> Actor:
@@ -50,7 +59,8 @@ class Flows(MethodView):
         return jsonapi.document([flow_to_resource(session, row) for row in rows], meta=jsonapi.page_meta(page, total),
                                 links=jsonapi.page_links(page, total))
 
-    @blp.doc(**doc(201, "The created flow", 409, 415, 422, request_body="A flow: name, type, graph, cron..."))
+    @blp.doc(**doc(201, "The created flow", 409, 415, 422,
+                   request_body="A flow: name, type, graph, cron, failure_policy (failFast | continue)..."))
     def post(self):
         """Create a flow (its graph becomes the workflow's chain)"""
         data = jsonapi.request_data("flow")

@@ -1,6 +1,8 @@
-"""A flow's graph *is* its workflow's chain. A graph that is a single path maps to a chain: each node a block
-(command = block key, fields = variables, credentials_id = registered application), each edge's JSONata mapper and
-condition carried by the target block as `inputMapper` / `inputCondition`. Graphs that branch are refused."""
+"""A flow's graph *is* its workflow's chain (canvas.execution.graph describes the storage): each node a block
+(command = block key, fields = variables, credentials_id = registered application), in topological order. A graph
+that is a single path is stored as a chain always was: each edge's JSONata mapper and condition carried by the
+target block as `inputMapper` / `inputCondition`. A graph that forks or joins names each block's parents in
+`inputs`, one per incoming edge with that edge's mapper and condition. Cycles are refused."""
 from __future__ import annotations
 
 import hashlib
@@ -14,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from canvas.catalog.definition import TemplateDefinitionError, check_template_variables, parse_definition
 from canvas.errors import BadRequestError, UnprocessableError
+from canvas.execution.graph import CycleError, block_graph, topological_order
 from canvas.models import RegisteredApplication, Workflow, WorkflowApplication
 from canvas.schema_fields import parse_id
 from canvas.workflows.block_settings import node_fields, node_settings
@@ -38,13 +41,15 @@ def parse_graph(session: Session, catalog, account_id: uuid.UUID, raw: Any,  # n
     block id, so stored outputs stay attached (a template workflow's blocks have the template's ids)."""
     nodes, edges = _graph_parts(raw)
     by_id = _index_nodes(nodes)
-    incoming = _index_edges(edges, by_id)
-    order = path_order(by_id, edges)
+    _check_edges(edges, by_id)
+    order = graph_order(by_id, edges)
     registered = {node_id: _registered_for(session, account_id, by_id[node_id]) for node_id in order}
     kept = _block_ids(current) if current is not None else {}
-    chain = [_chain_entry(*by_id[node_id], registered[node_id], incoming.get(node_id), kept) for node_id in order]
+    chain = [_chain_entry(*by_id[node_id], registered[node_id], kept) for node_id in order]
+    _connect(chain, order, edges)
     _validate_blocks(chain, order, by_id, catalog)
     _refuse_record_edges_after_files(edges, by_id)
+    _refuse_joins_of_what_is_not_records(chain, order, by_id)
     return ParsedGraph(chain, _bindings(order, registered, by_id))
 
 
@@ -93,56 +98,57 @@ def command_forms(key: str) -> list[str]:
     return forms + [f"{form}@{version}" for form in forms for version in COMMAND_VERSIONS]
 
 
-def _index_edges(edges: list, by_id: dict) -> dict[str, tuple[int, dict]]:
-    """Each target's incoming edge (more than one is caught by path_order)."""
-    incoming = {}
+def _check_edges(edges: list, by_id: dict) -> None:
+    """Each edge an object between two nodes of the graph, and no two edges from the same source to the same
+    target."""
+    seen: dict[tuple[str, str], int] = {}
     for index, edge in enumerate(edges):
         if not isinstance(edge, dict):
             raise BadRequestError(f"graph.edges[{index}] must be an object", field=f"graph.edges.{index}")
         for end in ("source", "target"):
-            if edge.get(end) not in by_id:
+            if not isinstance(edge.get(end), str) or edge[end] not in by_id:
                 raise BadRequestError(f"graph.edges[{index}].{end}: no node '{edge.get(end)}' in graph.nodes",
                                       field=f"graph.edges.{index}.{end}")
-        incoming.setdefault(edge["target"], (index, edge))
-    return incoming
+        pair = (edge["source"], edge["target"])
+        if pair in seen:
+            raise UnprocessableError(f"graph.edges[{index}]: a second edge from '{pair[0]}' to '{pair[1]}' (the "
+                                     f"first is graph.edges[{seen[pair]}]); two steps are joined by one edge at most",
+                                     field=f"graph.edges.{index}")
+        seen[pair] = index
 
 
-def path_order(by_id: dict, edges: list) -> list[str]:
-    """The node ids along the single path, or a 422 naming the node where the graph is not one."""
-    following: dict[str, list[str]] = {node_id: [] for node_id in by_id}
-    preceding: dict[str, list[str]] = {node_id: [] for node_id in by_id}
-    for edge in edges:
-        following[edge["source"]].append(edge["target"])
-        preceding[edge["target"]].append(edge["source"])
-    for node_id in by_id:
-        _refuse_branch(node_id, following[node_id], "outgoing edges (to", by_id)
-        _refuse_branch(node_id, preceding[node_id], "incoming edges (from", by_id)
-    starts = [node_id for node_id in by_id if not preceding[node_id]]
-    if len(starts) != 1:
-        named = starts[1] if len(starts) > 1 else next(iter(by_id))
-        raise UnprocessableError(f"graph: node '{named}' is not connected to the path (a flow graph must be a single "
-                                 f"path; it has {len(starts)} start nodes)", field=f"graph.nodes.{by_id[named][0]}")
-    return _walk(starts[0], following, by_id)
+def graph_order(by_id: dict, edges: list) -> list[str]:
+    """The node ids in topological order, the order given breaking ties (a path keeps its order, branches the
+    order their nodes were given in); a cycle is a 422 naming it."""
+    try:
+        return topological_order(list(by_id), [(edge["source"], edge["target"]) for edge in edges])
+    except CycleError as error:
+        raise UnprocessableError(f"graph: {error}", field="graph.edges") from None
 
 
-def _refuse_branch(node_id: str, neighbours: list[str], what: str, by_id: dict) -> None:
-    if len(neighbours) > 1:
-        raise UnprocessableError(f"graph: node '{node_id}' has {len(neighbours)} {what} {', '.join(neighbours)}); "
-                                 "branches are not supported, a flow graph must be a single path",
-                                 field=f"graph.nodes.{by_id[node_id][0]}")
+def _is_path(order: list[str], edges: list) -> bool:
+    """Every edge goes from a node to the one after it, and every node but the first is fed: the graph is a chain."""
+    position = {node_id: number for number, node_id in enumerate(order)}
+    return len(edges) == len(order) - 1 and all(
+        position[edge["target"]] == position[edge["source"]] + 1 for edge in edges)
 
 
-def _walk(start: str, following: dict, by_id: dict) -> list[str]:
-    order, current = [], start
-    while current is not None and current not in order:
-        order.append(current)
-        current = following[current][0] if following[current] else None
-    if len(order) != len(by_id):
-        missing = next(node_id for node_id in by_id if node_id not in order)
-        raise UnprocessableError(f"graph: node '{missing}' is not on the path from '{start}' (cycle or "
-                                 "disconnected node); a flow graph must be a single path",
-                                 field=f"graph.nodes.{by_id[missing][0]}")
-    return order
+def _connect(chain: list[dict], order: list[str], edges: list) -> None:
+    """The edges into the chain: on a path each block carries its incoming edge's settings (the chain as it always
+    was); otherwise every block names its parents in `inputs`, by the parents' position, each with its edge's."""
+    position = {node_id: number for number, node_id in enumerate(order)}
+    incoming: dict[str, list[tuple[int, dict]]] = {node_id: [] for node_id in order}
+    for index, edge in enumerate(edges):
+        incoming[edge["target"]].append((index, edge))
+    if _is_path(order, edges):
+        for entry, node_id in zip(chain, order):
+            for index, edge in incoming[node_id]:
+                entry.update(_edge_settings(index, edge))
+        return
+    for entry, node_id in zip(chain, order):
+        parents = sorted(incoming[node_id], key=lambda given: position[given[1]["source"]])
+        entry["inputs"] = [{"from": chain[position[edge["source"]]]["uniqueBlockId"], **_edge_settings(index, edge)}
+                           for index, edge in parents]
 
 
 def _registered_for(session: Session, account_id: uuid.UUID, indexed: tuple[int, dict]) -> RegisteredApplication | None:
@@ -167,15 +173,13 @@ def _block_ids(workflow: Workflow) -> dict[tuple[str, str], str]:
 
 
 def _chain_entry(index: int, node: dict, registered: RegisteredApplication | None,
-                 incoming: tuple[int, dict] | None, kept: dict[tuple[str, str], str]) -> dict:
+                 kept: dict[tuple[str, str], str]) -> dict:
     block_id = kept.get((node["id"], node["command"])) or str(uuid.uuid5(NODE_NAMESPACE, node["id"]))
     entry = {"uniqueBlockId": block_id,
              "blockName": (node.get("name") or "").strip() or node["id"], "block": node["command"],
              "application": registered.short_name if registered else None,
              "variables": node.get("fields") or {}, "nodeId": node["id"],
              "description": node.get("description") or "", **node_settings(node, f"graph.nodes.{index}")}
-    if incoming is not None:
-        entry.update(_edge_settings(*incoming))
     return entry
 
 
@@ -226,8 +230,11 @@ def _validate_blocks(chain: list[dict], order: list[str], by_id: dict, catalog) 
     from canvas.execution.registry import get_block
 
     applications = list(dict.fromkeys(entry["application"] for entry in chain if entry["application"]))
+    # The blocks one by one; the graph's own rules (cycles, joins, edges after files) are checked here, naming
+    # nodes and edges.
+    blocks = [{key: value for key, value in entry.items() if key != "inputs"} for entry in chain]
     try:
-        definition = parse_definition({"applications": applications, "chain": chain}, catalog)
+        definition = parse_definition({"applications": applications, "chain": blocks}, catalog)
         for index, entry in enumerate(definition.chain):
             check_template_variables(get_block(entry.block), entry.variables, f"chain[{index}].variables",
                                      require=True)
@@ -251,6 +258,24 @@ def _refuse_record_edges_after_files(edges: list, by_id: dict) -> None:
                 raise UnprocessableError(f"graph.edges[{index}].config.{part}: step '{source['id']}' "
                                          f"({source['command']}) gives {given}, and a {part} applies to records",
                                          field=f"graph.edges.{index}.config.{part}")
+
+
+def _refuse_joins_of_what_is_not_records(chain: list[dict], order: list[str], by_id: dict) -> None:
+    """A step with several incoming edges concatenates its parents' records: each parent must give records (or may,
+    "any": checked when the run joins them)."""
+    from canvas.execution.graph import join_problems
+    from canvas.execution.registry import get_block
+
+    gives = [get_block(entry["block"]).output_kind for entry in chain]
+    graph = block_graph(chain)
+    for number, _problem in join_problems(graph, gives):
+        parents = [order[edge.source - 1] for edge in graph.parents(number)]
+        culprit = next(parent for parent in parents if gives[order.index(parent)] in ("file", "none"))
+        given = "a file" if gives[order.index(culprit)] == "file" else "nothing"
+        node_id = order[number - 1]
+        raise UnprocessableError(f"graph: node '{node_id}' joins the outputs of steps {', '.join(parents)}, and "
+                                 f"step '{culprit}' ({by_id[culprit][1]['command']}) gives {given}: a join takes "
+                                 "records only", field=f"graph.nodes.{by_id[node_id][0]}")
 
 
 def _node_problem(exc: TemplateDefinitionError, order: list[str], by_id: dict) -> tuple[str, str]:
@@ -292,12 +317,13 @@ def step_id(workflow: Workflow | None, number: int) -> str:
 
 
 def graph_of(workflow: Workflow) -> dict:
-    """The graph of any workflow, whichever dialect made it (Canvas workflows get nodes step_1, step_2...)."""
+    """The graph of any workflow, whichever dialect made it (Canvas workflows get nodes step_1, step_2...): its
+    edges are the chain's (canvas.execution.graph.block_graph), by target block, a target's by source block."""
     credentials = {binding.short_name: str(binding.registered_application_id) for binding in workflow.bindings}
     node_ids = [step_id(workflow, number) for number in range(1, len(workflow.chain) + 1)]
     nodes = [_node_of(node_id, entry, credentials) for node_id, entry in zip(node_ids, workflow.chain)]
-    edges = [_edge_of(source, target, entry) for source, target, entry in
-             zip(node_ids, node_ids[1:], workflow.chain[1:])]
+    edges = [_edge_of(node_ids[edge.source - 1], node_ids[edge.target - 1], edge.settings)
+             for edge in block_graph(workflow.chain).edges]
     return {"nodes": nodes, "edges": edges}
 
 
@@ -310,9 +336,9 @@ def _node_of(node_id: str, entry: dict, credentials: dict) -> dict:
     return node
 
 
-def _edge_of(source: str, target: str, entry: dict) -> dict:
+def _edge_of(source: str, target: str, settings: dict) -> dict:
     edge = {"id": f"{source}:{target}", "source": source, "target": target}
-    config = entry.get("edge")
+    config = settings.get("edge")
     if config and (config.get("mapper") or config.get("condition")):
         edge["id"] = f"mapper:{source}:{target}"
         edge["config"] = config

@@ -9,7 +9,7 @@ import re
 
 FIELD_NAMES = {"runFromBlock": "run_from_step", "runTillBlock": "run_till_step", "dryRun": "dry_run",
                "retryFailedRecords": "retry_failed_records", "workflowId": "flow_id",
-               "registeredApplicationId": "credentials_id", "tagText": "name"}
+               "registeredApplicationId": "credentials_id", "tagText": "name", "failurePolicy": "failure_policy"}
 _FIELD_PATTERN = re.compile(r"\b(" + "|".join(FIELD_NAMES) + r")\b")
 _WORDS = [
     (re.compile(r"\bRegistered application\b"), "Credential"),

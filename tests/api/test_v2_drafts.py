@@ -74,10 +74,10 @@ def test_a_bad_graph_in_a_draft_is_refused_naming_the_node(v2):
     assert "step_2" in error["detail"] and error["source"]["pointer"] == "/data/attributes/graph/nodes/1/command"
     assert v2.call("GET", f"/v2/flows/{flow['id']}/draft").status_code == 404  # nothing was kept
 
-    branching = changed_graph(flow)
-    branching["edges"].append({"source": "step_1", "target": "step_3"})
-    answer = v2.call("PUT", f"/v2/flows/{flow['id']}/draft", draft_body(graph=branching))
-    assert answer.status_code == 422 and "step_" in answer.json["errors"][0]["detail"]
+    cyclic = changed_graph(flow)  # graphs may branch, not loop
+    cyclic["edges"].append({"source": "step_3", "target": "step_1"})
+    answer = v2.call("PUT", f"/v2/flows/{flow['id']}/draft", draft_body(graph=cyclic))
+    assert answer.status_code == 422 and "step_1 -> step_2 -> step_3 -> step_1" in answer.json["errors"][0]["detail"]
     assert v2.call("PUT", f"/v2/flows/{flow['id']}/draft", draft_body(cron="nope")).status_code == 400
     wrong_type = {"data": {"type": "flow", "attributes": {"name": "x"}}}
     assert v2.call("PUT", f"/v2/flows/{flow['id']}/draft", wrong_type).status_code == 409

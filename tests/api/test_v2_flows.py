@@ -13,13 +13,12 @@ def v2(app, client, org):
     return V2(app, client, org)
 
 
-def test_seed_create_with_a_branching_graph_is_refused_naming_the_node(v2):
+def test_seed_create_with_a_branching_graph_is_accepted(v2):
+    # graphs may fork (tests/api/test_v2_graphs.py): the seed's graph, forking at step_2, is the seed's answer
     answer = v2.call("POST", "/v2/flows", seed_create_body(v2.credential, v2.org.id))
-    assert answer.status_code == 422
-    error = answer.json["errors"][0]
-    assert error["status"] == "422" and "step_2" in error["detail"]
-    assert error["source"]["pointer"] == "/data/attributes/graph/nodes/1"
-    assert answer.mimetype == JSONAPI
+    assert answer.status_code == 201 and answer.mimetype == JSONAPI
+    edges = answer.json["data"]["attributes"]["graph"]["edges"]
+    assert [edge["id"] for edge in edges] == ["step_1:step_2", "mapper:step_2:step_3", "mapper:step_2:step_4"]
 
 
 def test_seed_create_of_a_single_path_answers_the_documented_flow(v2):

@@ -316,17 +316,8 @@ def test_flows_create_a_flow(replay):
     assert malformed.status_code == 400 and malformed.mimetype == JSONAPI
     with pytest.raises(ValueError):
         json.loads(seed.body)
-    # Deliberate difference (docs/v2.md, "The graph"): the graph must be a single path; the seed's graph branches
-    # at step_2, which is refused with 422 naming the node and pointing at it.
-    refused = replay.send(seed)
-    assert refused.status_code == 422 and refused.mimetype == JSONAPI
-    error = refused.json["errors"][0]
-    assert "step_2" in error["detail"] and error["source"]["pointer"] == "/data/attributes/graph/nodes/1"
-
-    body = replay.body(seed)  # the seed's request without its branch (step_4 and the edge to it)
-    graph = body["data"]["attributes"]["graph"]
-    graph["nodes"] = [node for node in graph["nodes"] if node["id"] != "step_4"]
-    graph["edges"] = [edge for edge in graph["edges"] if edge["target"] != "step_4"]
+    # The seed's graph forks at step_2 (docs/v2.md, "Graphs: forks, routers and joins"): replayed as written.
+    body = replay.body(seed)
     answer = replay.send(seed, body)
     document = assert_documented(answer, seed)
     flow = document["data"]
@@ -335,11 +326,12 @@ def test_flows_create_a_flow(replay):
     assert attributes["api_version"] == "2.0" and attributes["status"] == attributes["current_status"] == "inactive"
     assert attributes["name"] == "My flow" and attributes["type"] == "ordinary"
     assert attributes["nodes_config"] == body["data"]["attributes"]["nodes_config"]
-    assert [node["id"] for node in attributes["graph"]["nodes"]] == ["step_1", "step_2", "step_3"]
+    assert [node["id"] for node in attributes["graph"]["nodes"]] == ["step_1", "step_2", "step_3", "step_4"]
     assert attributes["graph"]["nodes"][2]["credentials_id"] == replay.v2.credential
-    # the seed's answer names the edges as this service does: "step_1:step_2", "mapper:step_2:step_3"
-    seed_edges = [edge["id"] for edge in seed.response["data"]["attributes"]["graph"]["edges"]][:2]
-    assert [edge["id"] for edge in attributes["graph"]["edges"]] == seed_edges
+    # the seed's answer names the edges as this service does: "step_1:step_2", "mapper:step_2:step_3", ...
+    seed_edges = seed.response["data"]["attributes"]["graph"]["edges"]
+    assert [edge["id"] for edge in attributes["graph"]["edges"]] == [edge["id"] for edge in seed_edges]
+    assert [edge["config"] for edge in attributes["graph"]["edges"][1:]] == [edge["config"] for edge in seed_edges[1:]]
     assert flow["relationships"]["user"]["data"] == {"type": "user", "id": replay.org.admin_id}
     assert flow["relationships"]["workspace"]["data"] == {"type": "workspace", "id": replay.org.id}
 
