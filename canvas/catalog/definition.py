@@ -1,5 +1,9 @@
 """A workflow template's definition (applications and chain), parsed and validated the same way whether it comes
-from a catalog file or from the API: against the block registry and the application catalog."""
+from a catalog file or from the API: against the block registry and the application catalog.
+
+A chain may be a graph (canvas.execution.graph): an entry names its parents in `inputs`, `[{"from": <uniqueBlockId>,
+"inputMapper": <JSONata>, "inputCondition": <JSONata>}]` (`[]`: a start node). A parsed graph is stored in stable
+topological order with every entry's inputs explicit; a chain without any `inputs` is stored exactly as given."""
 from __future__ import annotations
 
 import hashlib
@@ -10,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from canvas.applications.catalog import ApplicationCatalog
+from canvas.execution.graph import FAILURE_POLICIES, CycleError, block_graph, join_problems, topological_order
 
 STATES = ("Draft", "Published")
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
@@ -31,19 +36,32 @@ class ChainEntry:
     block: str
     application: str | None
     variables: dict = field(hash=False, compare=True)
+    # None: fed by the entry before it (every chain); else its parents: ({"from", "inputMapper"?, ...}, ...)
+    inputs: tuple[dict, ...] | None = field(default=None, hash=False, compare=True)
 
     def to_json(self) -> dict:
-        return {"uniqueBlockId": self.unique_block_id, "blockName": self.block_name, "block": self.block,
+        data = {"uniqueBlockId": self.unique_block_id, "blockName": self.block_name, "block": self.block,
                 "application": self.application, "variables": self.variables}
+        if self.inputs is not None:
+            data["inputs"] = [dict(given) for given in self.inputs]
+        return data
 
 
 @dataclass(frozen=True)
 class TemplateDefinition:
     applications: tuple[str, ...]
     chain: tuple[ChainEntry, ...]
+    failure_policy: str | None = None  # None: the workflow's default (canvas.execution.graph)
 
     def to_json(self) -> dict:
-        return {"applications": list(self.applications), "chain": [entry.to_json() for entry in self.chain]}
+        data = {"applications": list(self.applications), "chain": [entry.to_json() for entry in self.chain]}
+        if self.failure_policy is not None:
+            data["failurePolicy"] = self.failure_policy
+        return data
+
+    @property
+    def is_graph(self) -> bool:
+        return any(entry.inputs is not None for entry in self.chain)
 
     def content_hash(self, *extra: Any) -> str:
         canonical = json.dumps([self.to_json(), *extra], sort_keys=True, separators=(",", ":"), default=str)
@@ -56,8 +74,28 @@ class TemplateDefinition:
 def definition_from_json(data: dict) -> TemplateDefinition:
     """Rebuild a stored definition (already validated when it was stored)."""
     chain = tuple(ChainEntry(e["uniqueBlockId"], e["blockName"], e["block"], e.get("application"),
-                             dict(e.get("variables") or {})) for e in data.get("chain", []))
-    return TemplateDefinition(tuple(data.get("applications", [])), chain)
+                             dict(e.get("variables") or {}), _stored_inputs(e.get("inputs")))
+                  for e in data.get("chain", []))
+    return TemplateDefinition(tuple(data.get("applications", [])), chain, data.get("failurePolicy"))
+
+
+def _stored_inputs(inputs: list | None) -> tuple[dict, ...] | None:
+    return None if inputs is None else tuple(dict(given) for given in inputs)
+
+
+def inputs_for_display(chain: list[dict]) -> list[list[dict] | None]:
+    """Each stored chain entry's `inputs` as the Canvas dialect shows them, parents by block number:
+    `[{"fromBlock": n, "inputMapper"?, "inputCondition"?}]`; None for an entry fed by the one before it."""
+    numbers = {entry.get("uniqueBlockId"): number for number, entry in enumerate(chain, start=1)}
+    shown: list[list[dict] | None] = []
+    for entry in chain:
+        if entry.get("inputs") is None:
+            shown.append(None)
+            continue
+        shown.append([{"fromBlock": numbers.get(given.get("from")),
+                       **{key: given[key] for key in ("inputMapper", "inputCondition") if given.get(key)}}
+                      for given in entry["inputs"]])
+    return shown
 
 
 def parse_definition(raw: dict, catalog: ApplicationCatalog) -> TemplateDefinition:
@@ -74,7 +112,147 @@ def parse_definition(raw: dict, catalog: ApplicationCatalog) -> TemplateDefiniti
                                           f"duplicate uniqueBlockId {parsed.unique_block_id}")
         seen.add(parsed.unique_block_id)
         chain.append(parsed)
-    return TemplateDefinition(applications, tuple(chain))
+    if any(isinstance(entry, dict) and entry.get("inputs") is not None for entry in chain_raw):
+        chain = _parse_graph(chain, chain_raw)
+    return TemplateDefinition(applications, tuple(chain), _parse_failure_policy(raw.get("failurePolicy")))
+
+
+def _parse_failure_policy(value: Any) -> str | None:
+    if value is None:
+        return None
+    if value not in FAILURE_POLICIES:
+        raise TemplateDefinitionError("failurePolicy", f"must be one of {', '.join(FAILURE_POLICIES)}, not "
+                                                       f"{json.dumps(value, default=str)}")
+    return value
+
+
+# --- graphs ----------------------------------------------------------------------------------------------------------
+
+INPUT_KEYS = ("from", "inputMapper", "inputCondition", "edge")  # edge: the v2 dialect's edge as given
+
+
+def _parse_graph(chain: list[ChainEntry], chain_raw: list) -> list[ChainEntry]:
+    """The entries with their inputs checked and explicit (an entry without `inputs` is fed by the one given before
+    it), in stable topological order (the given order breaks ties). Errors name entries by their given index."""
+    ids = [entry.unique_block_id for entry in chain]
+    given_index = {block_id: index for index, block_id in enumerate(ids)}
+    explicit = []
+    for index, (entry, raw) in enumerate(zip(chain, chain_raw)):
+        if raw.get("inputs") is not None:
+            inputs = _parse_inputs(raw["inputs"], f"chain[{index}].inputs", entry.unique_block_id, given_index)
+        else:
+            inputs = ({"from": ids[index - 1]},) if index else ()
+        explicit.append(ChainEntry(entry.unique_block_id, entry.block_name, entry.block, entry.application,
+                                   entry.variables, inputs))
+    edges = [(given["from"], entry.unique_block_id) for entry in explicit for given in entry.inputs]
+    try:
+        order = topological_order(ids, edges)
+    except CycleError as cycle:
+        names = _display_names(explicit)
+        raise TemplateDefinitionError("chain", "the graph has a cycle: "
+                                      + " -> ".join(names[block_id] for block_id in cycle.cycle)) from None
+    ordered = [explicit[given_index[block_id]] for block_id in order]
+    _check_records_edges(ordered, given_index)
+    _check_joins(ordered, given_index)
+    return ordered
+
+
+def _parse_inputs(raw: Any, where: str, own_id: str, given_index: dict[str, int]) -> tuple[dict, ...]:
+    if not isinstance(raw, list):
+        raise TemplateDefinitionError(where, "must be a list of inputs {from, inputMapper, inputCondition} "
+                                             "([] for a block that starts the graph)")
+    inputs, parents = [], set()
+    for number, given in enumerate(raw):
+        at = f"{where}[{number}]"
+        if not isinstance(given, dict):
+            raise TemplateDefinitionError(at, "must be an object {from, inputMapper, inputCondition}")
+        unknown = sorted(str(key) for key in given if key not in INPUT_KEYS)
+        if unknown:
+            raise TemplateDefinitionError(f"{at}.{unknown[0]}", f"unknown property; an input has "
+                                                                f"{', '.join(INPUT_KEYS[:3])}")
+        parent = _parent_id(given.get("from"), f"{at}.from", own_id, given_index)
+        if parent in parents:
+            raise TemplateDefinitionError(f"{at}.from", f"block {parent} is already an input of this block")
+        parents.add(parent)
+        parsed = {"from": parent}
+        for key in ("inputMapper", "inputCondition"):
+            if given.get(key) is not None:
+                parsed[key] = _checked_jsonata(given[key], f"{at}.{key}")
+        if given.get("edge") is not None:
+            if not isinstance(given["edge"], dict):
+                raise TemplateDefinitionError(f"{at}.edge", "must be an object")
+            parsed["edge"] = dict(given["edge"])
+        inputs.append(parsed)
+    return tuple(inputs)
+
+
+def _parent_id(value: Any, where: str, own_id: str, given_index: dict[str, int]) -> str:
+    try:
+        parent = str(uuid.UUID(str(value))) if isinstance(value, (str, uuid.UUID)) else None
+    except ValueError:
+        parent = None
+    if parent is None or parent not in given_index:
+        raise TemplateDefinitionError(where, f"unknown block {json.dumps(value, default=str)}: `from` must be the "
+                                             "uniqueBlockId of another block of the chain")
+    if parent == own_id:
+        raise TemplateDefinitionError(where, f"block {parent} cannot be an input of itself")
+    return parent
+
+
+def _checked_jsonata(text: Any, where: str) -> str:
+    from canvas.execution.blocks._jsonata import jsonata_problem
+
+    if not isinstance(text, str):
+        raise TemplateDefinitionError(where, "must be a JSONata expression (a string)")
+    problem = jsonata_problem(text)
+    if problem:
+        raise TemplateDefinitionError(where, problem)
+    return text
+
+
+def _display_names(chain: list[ChainEntry]) -> dict[str, str]:
+    """A block's name where no other block has it, else its uniqueBlockId."""
+    names = [entry.block_name for entry in chain]
+    return {entry.unique_block_id: entry.block_name if names.count(entry.block_name) == 1 else entry.unique_block_id
+            for entry in chain}
+
+
+def _output_kinds(chain: list[ChainEntry]) -> list[str]:
+    from canvas.execution.registry import get_block
+
+    return [get_block(entry.block).output_kind for entry in chain]
+
+
+def _check_records_edges(chain: list[ChainEntry], given_index: dict[str, int]) -> None:
+    """A mapper or a condition works on records: not on an edge from a block that gives a file or nothing."""
+    kinds = dict(zip((entry.unique_block_id for entry in chain), _output_kinds(chain)))
+    by_id = {entry.unique_block_id: entry for entry in chain}
+    for entry in chain:
+        for number, given in enumerate(entry.inputs):
+            kind = kinds[given["from"]]
+            for key in ("inputMapper", "inputCondition"):
+                if given.get(key) and kind in ("file", "none"):
+                    parent = by_id[given["from"]]
+                    raise TemplateDefinitionError(
+                        f"chain[{given_index[entry.unique_block_id]}].inputs[{number}].{key}",
+                        f"'{parent.block_name}' ({parent.block}) gives {'a file' if kind == 'file' else 'nothing'}, "
+                        f"and {key} applies to records")
+
+
+def _check_joins(chain: list[ChainEntry], given_index: dict[str, int]) -> None:
+    """A block with several inputs concatenates their records: each parent must give records."""
+    graph = block_graph([entry.to_json() for entry in chain])
+    kinds = _output_kinds(chain)
+    for number, _problem in join_problems(graph, kinds):
+        entry = chain[number - 1]
+        parents = [edge.source for edge in graph.parents(number)]
+        culprit = next(source for source in parents if kinds[source - 1] in ("file", "none"))
+        gives = "a file" if kinds[culprit - 1] == "file" else "nothing"
+        raise TemplateDefinitionError(
+            f"chain[{given_index[entry.unique_block_id]}].inputs",
+            f"'{entry.block_name}' joins the outputs of {', '.join(repr(chain[s - 1].block_name) for s in parents)}, "
+            f"and {chain[culprit - 1].block_name!r} ({chain[culprit - 1].block}) gives {gives}: a join takes records "
+            "only")
 
 
 def _parse_applications(raw: Any, catalog: ApplicationCatalog) -> tuple[str, ...]:

@@ -55,7 +55,7 @@ def _load_file(path: Path, applications: ApplicationCatalog) -> CatalogTemplate:
     if not isinstance(raw, dict):
         raise TemplateFileError(f"{path}: must hold one template (a mapping)")
     unknown = set(raw) - {"id", "name", "description", "version", "state", "organizationId", "applications", "chain",
-                          "draftIsCommitted"}
+                          "failurePolicy", "draftIsCommitted"}
     if unknown:
         raise TemplateFileError(f"{path}: {sorted(unknown)[0]}: unknown key")
     try:

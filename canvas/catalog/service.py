@@ -11,10 +11,12 @@ from sqlalchemy.orm import Session
 
 from canvas.applications.catalog import ApplicationCatalog
 from canvas.catalog.definition import (
+    ChainEntry,
     TemplateDefinition,
     TemplateDefinitionError,
     bump_version,
     definition_from_json,
+    inputs_for_display,
     parse_definition,
     version_key,
 )
@@ -166,7 +168,7 @@ def list_versions(session: Session, template_id: uuid.UUID) -> list[WorkflowTemp
 
 def template_to_api(row: WorkflowTemplate) -> dict:
     definition = definition_from_json(row.definition)
-    return {
+    answer = {
         "id": row.id,
         "name": row.name,
         "description": row.description,
@@ -178,9 +180,19 @@ def template_to_api(row: WorkflowTemplate) -> dict:
         "dateCommitted": row.date_committed,
         "organizationId": row.organization_id,
         "applications": list(definition.applications),
-        "chain": [{"uniqueBlockId": entry.unique_block_id, "blockName": entry.block_name,
-                   "variables": entry.variables} for entry in definition.chain],
+        "chain": [_chain_entry_to_api(entry, inputs)
+                  for entry, inputs in zip(definition.chain, inputs_for_display(row.definition["chain"]))],
     }
+    if definition.failure_policy is not None:  # a template that sets one (graphs); others show the documented shape
+        answer["failurePolicy"] = definition.failure_policy
+    return answer
+
+
+def _chain_entry_to_api(entry: ChainEntry, inputs: list[dict] | None) -> dict:
+    shown = {"uniqueBlockId": entry.unique_block_id, "blockName": entry.block_name, "variables": entry.variables}
+    if inputs is not None:  # a graph's block: its parents by block number
+        shown["inputs"] = inputs
+    return shown
 
 
 # --- organization templates through the API --------------------------------------------------------------------------
@@ -201,10 +213,11 @@ def create_org_template(session: Session, catalog: ApplicationCatalog, organizat
 def update_org_template(session: Session, catalog: ApplicationCatalog, organization_id: uuid.UUID,
                         data: dict) -> WorkflowTemplate:
     row = own_template(session, organization_id, data["id"])
-    if "chain" in data or "applications" in data:
+    if "chain" in data or "applications" in data or "failurePolicy" in data:
         current = row.definition
         merged = {"applications": data.get("applications", current["applications"]),
-                  "chain": data.get("chain", current["chain"])}
+                  "chain": data.get("chain", current["chain"]),
+                  "failurePolicy": data.get("failurePolicy", current.get("failurePolicy"))}
         definition = _parse_api_definition(merged, catalog)
         row.definition = definition.to_json()
         row.content_hash = definition.content_hash()

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from canvas.catalog.schemas import FAILURE_POLICY_DESCRIPTION
 from canvas.endpoint import dto
+from canvas.execution.graph import FAILURE_POLICIES
 from canvas.schema_fields import CanvasSchema, Id, Int, StrictBoolean
 from canvas.workflows.block_settings import on_record_error_field, retries_field, timeout_seconds_field
 
@@ -46,6 +48,8 @@ class UpdateWorkflowSchema(CanvasSchema):
                            validate=ma.validate.Length(max=500), metadata={
                                "description": "a listed block gets exactly the variables given (none: the template's); "
                                               "blocks not listed keep their overrides"})
+    failurePolicy = ma.fields.String(allow_none=True, validate=ma.validate.OneOf(FAILURE_POLICIES),
+                                     metadata={"description": FAILURE_POLICY_DESCRIPTION + " (none: unchanged)"})
 
 
 @dto("UpgradeWorkflowApiDto")
@@ -74,9 +78,64 @@ class WorkflowSchema(CanvasSchema):
     currentBlock = Int()
 
 
+# A block of a workflow's chain as GET Workflow shows it. Dumped as stored (a workflow made through v2 carries its
+# node's fields too: nodeId, description, edge, inputMapper, inputCondition), so described here rather than by a schema
+# that would drop what it does not declare.
+WORKFLOW_BLOCK = {
+    "type": "object",
+    "additionalProperties": True,
+    "required": ["number", "uniqueBlockId", "blockName", "block", "application", "variables"],
+    "properties": {
+        "number": {"type": "integer", "description": "1-based; on a graph a stable topological order"},
+        "uniqueBlockId": {"type": "string", "format": "uuid"},
+        "blockName": {"type": "string"},
+        "block": {"type": "string", "description": "block implementation key, see BlockTypes"},
+        "application": {"type": "string", "nullable": True},
+        "variables": {"type": "object", "description": "the template's variables with the workflow's overrides"},
+        "inputs": {"type": "array", "description": "only on a graph's blocks: the blocks whose outputs feed this one "
+                                                   "([]: it starts the graph); a block without inputs is fed by the "
+                                                   "block before it",
+                   "items": {"type": "object", "required": ["fromBlock"], "properties": {
+                       "fromBlock": {"type": "integer", "description": "the number of the block whose output "
+                                                                      "comes in"},
+                       "inputMapper": {"type": "string", "description": "JSONata applied to each record on the way "
+                                                                        "in"},
+                       "inputCondition": {"type": "string", "description": "JSONata; only records for which it "
+                                                                           "holds come in"}}}},
+        "retries": {"type": "integer", "description": "only when the workflow sets it"},
+        "timeoutSeconds": {"type": "number", "description": "only when the workflow sets it"},
+        "onRecordError": {"type": "string", "description": "only when the workflow sets it"},
+    },
+}
+
+
 class WorkflowDetailSchema(WorkflowSchema):
     templateVersion = ma.fields.String(allow_none=True)
-    chain = ma.fields.List(ma.fields.Dict())
+    failurePolicy = ma.fields.String(validate=ma.validate.OneOf(FAILURE_POLICIES),
+                                     metadata={"description": FAILURE_POLICY_DESCRIPTION})
+    chain = ma.fields.List(ma.fields.Dict(metadata=WORKFLOW_BLOCK))
+
+
+UPGRADE_BLOCK = {
+    "type": "object",
+    "required": ["uniqueBlockId", "blockName", "change", "newDefaults", "keptOverrides", "conflicts"],
+    "properties": {
+        "uniqueBlockId": {"type": "string", "format": "uuid"},
+        "blockName": {"type": "string"},
+        "change": {"type": "string", "enum": ["kept", "added", "removed", "replaced"],
+                   "description": "replaced: the block keeps its uniqueBlockId but uses another implementation"},
+        "newDefaults": {"type": "object", "description": "variables whose template default changes and that the "
+                                                        "workflow does not override"},
+        "keptOverrides": {"type": "object", "description": "the workflow's overrides that carry over"},
+        "conflicts": {"type": "array", "items": {"type": "string"}},
+        "inputsChanged": {"type": "boolean", "description": "only when either version is a graph: whether the "
+                                                            "blocks, mappers or conditions feeding the block change "
+                                                            "(edges come from the new version)"},
+        "inputs": {**WORKFLOW_BLOCK["properties"]["inputs"],
+                   "description": "only when either version is a graph, not on a removed block: what feeds the "
+                                  "block in the new version, by its block numbers ([]: it starts the graph)"},
+    },
+}
 
 
 class UpgradePlanSchema(CanvasSchema):
@@ -87,4 +146,7 @@ class UpgradePlanSchema(CanvasSchema):
     conflicts = ma.fields.List(ma.fields.String())
     newApplications = ma.fields.List(ma.fields.String())
     removedApplications = ma.fields.List(ma.fields.String())
-    blocks = ma.fields.List(ma.fields.Dict())
+    blocks = ma.fields.List(ma.fields.Dict(metadata=UPGRADE_BLOCK))
+    failurePolicy = ma.fields.String(validate=ma.validate.OneOf(FAILURE_POLICIES), metadata={
+        "description": "only when the new version changes the template's failure policy: the workflow's policy "
+                       "after the upgrade (the new template's, unless the workflow chose its own)"})

@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session, selectinload
 from canvas.applications import service as applications
 from canvas.catalog import service as templates
 from canvas.catalog.definition import ChainEntry, TemplateDefinition, TemplateDefinitionError, \
-    check_template_variables, definition_from_json
+    check_template_variables, definition_from_json, inputs_for_display
 from canvas.defaults import DEFAULT_SCHEDULER_FREQUENCY
 from canvas.errors import BadRequestError, ConflictError, NotFoundError
+from canvas.execution.graph import DEFAULT_FAILURE_POLICY
 from canvas.models import RegisteredApplication, Workflow, WorkflowApplication
 from canvas.models.base import utcnow
 from canvas.queueing.dispatch import active_run
@@ -45,7 +46,7 @@ def instantiate(session: Session, actor: Actor, data: dict) -> Workflow:
         template_id=template.id, template_version=version.version,
         name=(data.get("name") or "").strip() or version.name,
         description=data.get("description") if data.get("description") is not None else version.description,
-        date_created=now, date_modified=now)
+        failure_policy=definition.failure_policy or DEFAULT_FAILURE_POLICY, date_created=now, date_modified=now)
     apply_overrides(workflow, definition, overrides, settings)
     workflow.bindings = bindings
     session.add(workflow)
@@ -242,8 +243,21 @@ def workflow_to_api(workflow: Workflow, *, with_chain: bool = False) -> dict:
     }
     if with_chain:
         answer["templateVersion"] = workflow.template_version
-        answer["chain"] = [{"number": number, **entry} for number, entry in enumerate(workflow.chain, start=1)]
+        answer["failurePolicy"] = workflow.failure_policy or DEFAULT_FAILURE_POLICY
+        answer["chain"] = chain_to_api(workflow.chain)
     return answer
+
+
+def chain_to_api(chain: list[dict]) -> list[dict]:
+    """The stored chain as the Canvas dialect shows it: each block with its number, and a graph's blocks with their
+    `inputs` by block number (`[{fromBlock, inputMapper?, inputCondition?}]`) instead of by uniqueBlockId."""
+    shown = []
+    for number, (entry, inputs) in enumerate(zip(chain, inputs_for_display(chain)), start=1):
+        block = {"number": number, **entry}
+        if inputs is not None:
+            block["inputs"] = inputs
+        shown.append(block)
+    return shown
 
 
 # --- changing --------------------------------------------------------------------------------------------------------
@@ -260,7 +274,8 @@ def delete_workflow(session: Session, account_id: uuid.UUID, workflow_id: Any) -
 
 
 def update_workflow(session: Session, actor: Actor, data: dict) -> Workflow:
-    """Rename, change variable overrides, or rebind applications, validated like instantiation."""
+    """Rename, change variable overrides or the failure policy, or rebind applications, validated like
+    instantiation."""
     workflow = get_workflow(session, actor.account_id, data["id"])
     definition = workflow_definition(session, workflow)
     if data.get("chain") is not None:
@@ -274,6 +289,8 @@ def update_workflow(session: Session, actor: Actor, data: dict) -> Workflow:
         workflow.name = data["name"].strip()
     if data.get("description") is not None:
         workflow.description = data["description"]
+    if data.get("failurePolicy") is not None:
+        workflow.failure_policy = data["failurePolicy"]
     workflow.date_modified = utcnow()
     return workflow
 

@@ -1,5 +1,10 @@
 """Upgrading a workflow to a newer version of its template: a per-block preview, then a three-way merge of the old
-template, the new template and the workflow's overrides, refused with a report where they conflict."""
+template, the new template and the workflow's overrides, refused with a report where they conflict.
+
+Blocks are matched by uniqueBlockId. A graph's edges (`inputs`) are structure, not settings a workflow overrides: they
+come from the new version. When either version is a graph, each block of the preview also says whether its inputs
+change (`inputsChanged`) and what they will be (`inputs`, by block number of the new version); a chain's preview is
+as it always was."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,8 +13,15 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from canvas.catalog import service as templates
-from canvas.catalog.definition import ChainEntry, TemplateDefinition, definition_from_json, version_key
+from canvas.catalog.definition import (
+    ChainEntry,
+    TemplateDefinition,
+    definition_from_json,
+    inputs_for_display,
+    version_key,
+)
 from canvas.errors import BadRequestError, ConflictError
+from canvas.execution.graph import DEFAULT_FAILURE_POLICY, block_graph
 from canvas.models import Workflow
 from canvas.models.base import utcnow
 from canvas.queueing.dispatch import active_run
@@ -24,6 +36,12 @@ class BlockChange:
     newDefaults: dict = field(default_factory=dict)
     keptOverrides: dict = field(default_factory=dict)
     conflicts: list = field(default_factory=list)
+    graph: dict = field(default_factory=dict)  # inputsChanged, inputs: only when either version is a graph
+
+    def to_api(self) -> dict:
+        return {"uniqueBlockId": self.uniqueBlockId, "blockName": self.blockName, "change": self.change,
+                "newDefaults": self.newDefaults, "keptOverrides": self.keptOverrides, "conflicts": self.conflicts,
+                **self.graph}
 
 
 @dataclass
@@ -36,6 +54,8 @@ class UpgradePlan:
     removedApplications: list[str]
     merged_overrides: dict[str, dict] = field(default_factory=dict, repr=False)
     new_definition: TemplateDefinition | None = field(default=None, repr=False)
+    failure_policy: str = field(default=DEFAULT_FAILURE_POLICY, repr=False)  # the workflow's after the upgrade
+    policy_changes: bool = field(default=False, repr=False)  # the new version changes the template's policy
 
     @property
     def conflicts(self) -> list[str]:
@@ -43,10 +63,13 @@ class UpgradePlan:
                 for block in self.blocks for conflict in block.conflicts]
 
     def to_api(self) -> dict:
-        return {"workflowId": self.workflowId, "fromVersion": self.fromVersion, "toVersion": self.toVersion,
-                "canUpgrade": not self.conflicts, "conflicts": self.conflicts,
-                "newApplications": self.newApplications, "removedApplications": self.removedApplications,
-                "blocks": [block.__dict__ for block in self.blocks]}
+        answer = {"workflowId": self.workflowId, "fromVersion": self.fromVersion, "toVersion": self.toVersion,
+                  "canUpgrade": not self.conflicts, "conflicts": self.conflicts,
+                  "newApplications": self.newApplications, "removedApplications": self.removedApplications,
+                  "blocks": [block.to_api() for block in self.blocks]}
+        if self.policy_changes:
+            answer["failurePolicy"] = self.failure_policy
+        return answer
 
 
 def plan_upgrade(session: Session, workflow: Workflow, to_version: str | None) -> UpgradePlan:
@@ -67,7 +90,47 @@ def plan_upgrade(session: Session, workflow: Workflow, to_version: str | None) -
     for entry in old.chain:
         if new.entry(entry.unique_block_id) is None:
             plan.blocks.append(_removed_block(entry, overrides.get(entry.unique_block_id, {})))
+    if old.is_graph or new.is_graph:
+        _report_inputs(plan.blocks, old, new)
+    _merge_failure_policy(plan, workflow, old, new)
     return plan
+
+
+def _report_inputs(blocks: list[BlockChange], old: TemplateDefinition, new: TemplateDefinition) -> None:
+    """Per block: whether what feeds it changes (parents, mappers, conditions), and its inputs in the new version."""
+    old_inputs, new_inputs = _effective_inputs(old), _effective_inputs(new)
+    new_chain = new.to_json()["chain"]
+    shown = {entry["uniqueBlockId"]: inputs for entry, inputs in zip(new_chain, inputs_for_display(new_chain))}
+    for block in blocks:
+        block.graph["inputsChanged"] = old_inputs.get(block.uniqueBlockId) != new_inputs.get(block.uniqueBlockId)
+        if block.change != "removed":
+            block.graph["inputs"] = shown[block.uniqueBlockId] if shown[block.uniqueBlockId] is not None else \
+                _implicit_inputs(new_chain, block.uniqueBlockId)
+
+
+def _effective_inputs(definition: TemplateDefinition) -> dict[str, list[tuple]]:
+    """Block id -> what feeds it, as (parent id, mapper, condition), whether given in `inputs` or implied by order."""
+    chain = definition.to_json()["chain"]
+    graph = block_graph(chain)
+    return {entry["uniqueBlockId"]: [(chain[edge.source - 1]["uniqueBlockId"], edge.settings.get("inputMapper"),
+                                      edge.settings.get("inputCondition")) for edge in graph.parents(number)]
+            for number, entry in enumerate(chain, start=1)}
+
+
+def _implicit_inputs(chain: list[dict], block_id: str) -> list[dict]:
+    """A chain's block is fed by the block before it (none for the first)."""
+    number = next(number for number, entry in enumerate(chain, start=1) if entry["uniqueBlockId"] == block_id)
+    return [{"fromBlock": number - 1}] if number > 1 else []
+
+
+def _merge_failure_policy(plan: UpgradePlan, workflow: Workflow, old: TemplateDefinition,
+                          new: TemplateDefinition) -> None:
+    """The workflow follows its template's failure policy unless it chose another one itself."""
+    current = workflow.failure_policy or DEFAULT_FAILURE_POLICY
+    old_policy = old.failure_policy or DEFAULT_FAILURE_POLICY
+    new_policy = new.failure_policy or DEFAULT_FAILURE_POLICY
+    plan.policy_changes = old_policy != new_policy
+    plan.failure_policy = new_policy if current == old_policy else current
 
 
 def _merge_block(old: ChainEntry | None, new: ChainEntry, overrides: dict, merged: dict[str, dict]) -> BlockChange:
@@ -132,6 +195,7 @@ def apply_upgrade(session: Session, actor: workflows.Actor, workflow_id: Any, to
     workflows.parse_overrides(plan.new_definition, workflows.overrides_to_json(plan.merged_overrides))
     workflows.replace_bindings(session, workflow, bindings)
     workflow.template_version = plan.toVersion
+    workflow.failure_policy = plan.failure_policy
     workflows.apply_overrides(workflow, plan.new_definition, plan.merged_overrides)
     workflow.date_modified = utcnow()
     return workflow, plan
