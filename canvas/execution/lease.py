@@ -80,6 +80,7 @@ class RunLease:
         self.revoked = False
         self.renewed_at = (clock(), wall())
         self.node: tuple[uuid.UUID, str] | None = None  # (block run, worker) when held for one block of the run
+        self.cancel_requested = False  # as the last renewal found the run
 
     def now(self) -> tuple[float, float]:
         return self.clock(), self.wall()
@@ -170,9 +171,12 @@ class FencedWriter:
     def _attempt(self, work: Callable[[Connection], None]) -> None:
         began = self.lease.now()
         with run_records.bookkeeping(self.engine) as connection:
-            if not run_records.renew_lease(connection, self.lease.run_id, self.lease.token, utcnow(), self.lease.node):
+            renewal = run_records.renew_lease(connection, self.lease.run_id, self.lease.token, utcnow(),
+                                              self.lease.node)
+            if renewal is None:
                 self.lease.revoked = True
                 raise LeaseLostError(f"run {self.lease.run_id} was declared lost and ended by another process")
+            self.lease.cancel_requested = bool(renewal.cancel_requested)
             work(connection)
         self.lease.renewed(began)
 
@@ -229,7 +233,7 @@ class LeaseKeeper:
         began = lease.now()
         try:
             with run_records.bookkeeping(self.engine) as connection:
-                held = run_records.renew_lease(connection, lease.run_id, lease.token, utcnow(), lease.node)
+                renewal = run_records.renew_lease(connection, lease.run_id, lease.token, utcnow(), lease.node)
         except DBAPIError as error:
             if not self.failing:  # one line per outage, not one per beat
                 log.warning("run leases not renewed: database unavailable (%s)", type(error.orig or error).__name__)
@@ -238,8 +242,9 @@ class LeaseKeeper:
         if self.failing:
             log.info("run leases renewed again: the database is back")
         self.failing = False
-        if held:
+        if renewal is not None:
             lease.renewed(began)
+            lease.cancel_requested = bool(renewal.cancel_requested)
         else:
             lease.revoked = True
             log.warning("run %s was declared lost and ended by another process; this worker stops it", lease.run_id)

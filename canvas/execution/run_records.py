@@ -10,12 +10,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.engine import Connection, Engine, Row
 
-from canvas.models import BlockOutput, BlockRun, Workflow, WorkflowRun
+from canvas.models import BlockOutput, BlockRun, FlowCallback, Workflow, WorkflowRun
 
-RUNS, WORKFLOWS = WorkflowRun.__table__, Workflow.__table__
+RUNS, WORKFLOWS, CALLBACKS = WorkflowRun.__table__, Workflow.__table__, FlowCallback.__table__
 BLOCK_RUNS, OUTPUTS = BlockRun.__table__, BlockOutput.__table__
 
 CLAIMED = (RUNS.c.workflow_id, RUNS.c.account_id, RUNS.c.run_from_block, RUNS.c.run_till_block, RUNS.c.dry_run,
@@ -28,7 +28,8 @@ CLAIM_RUN = (update(RUNS).where(RUNS.c.id == bindparam("run_id"), RUNS.c.status 
 # run row until the commit, so a reaper cannot revoke the lease between the fence and the write it guards).
 RENEW_LEASE = (update(RUNS).where(RUNS.c.id == bindparam("run_id"), RUNS.c.lease_token == bindparam("token"),
                                   RUNS.c.status == "Running")
-               .values(heartbeat_at=bindparam("now")))
+               .values(heartbeat_at=bindparam("now"))
+               .returning(RUNS.c.cancel_requested))  # every renewal also says whether a cancel was asked for
 CLAIMED_BY = select(*CLAIMED).where(RUNS.c.id == bindparam("run_id"), RUNS.c.status == "Running",
                                              RUNS.c.worker_name == bindparam("worker"),
                                              RUNS.c.date_started == bindparam("now"))
@@ -37,11 +38,14 @@ RUN_ENDED_AS = select(RUNS.c.id).where(RUNS.c.id == bindparam("run_id"), RUNS.c.
 BLOCK_RUN_EXISTS = select(BLOCK_RUNS.c.id).where(BLOCK_RUNS.c.id == bindparam("block_run_id"))
 BLOCK_RUN_ENDED = select(BLOCK_RUNS.c.id).where(BLOCK_RUNS.c.id == bindparam("block_run_id"),
                                                 BLOCK_RUNS.c.status != "Running")
+# Whether the run has callbacks to send when it ends is asked here, once, so a run without any (most) costs no
+# query at its end.
+HAS_CALLBACKS = exists().where(CALLBACKS.c.workflow_id == WORKFLOWS.c.id).label("has_callbacks")
 WORKFLOW_FOR_RUN = select(WORKFLOWS.c.id, WORKFLOWS.c.name, WORKFLOWS.c.chain, WORKFLOWS.c.account_id,
-                          WORKFLOWS.c.schedule_frequency, WORKFLOWS.c.failure_policy
+                          WORKFLOWS.c.schedule_frequency, WORKFLOWS.c.failure_policy, HAS_CALLBACKS
                           ).where(WORKFLOWS.c.id == bindparam("workflow_id"))
 SET_WORKFLOW_RUNNING = (update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow_id"))
-                        .values(status="Running"))
+                        .values(status="Running", current_block=bindparam("number")))
 SET_CURRENT_BLOCK = (update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow_id"))
                      .values(current_block=bindparam("number")))
 INSERT_BLOCK_RUN = insert(BLOCK_RUNS)
@@ -90,13 +94,14 @@ def claimed_by(connection: Connection, run_id: uuid.UUID, worker: str, now: date
 
 
 def renew_lease(connection: Connection, run_id: uuid.UUID, token: int, now: datetime,
-                node: tuple[uuid.UUID, str] | None = None) -> bool:
-    """`node`: (block run id, worker) of a block run by another worker than its run's: its claim is fenced too."""
-    if connection.execute(RENEW_LEASE, {"run_id": run_id, "token": token, "now": now}).rowcount != 1:
-        return False
-    if node is None:
-        return True
-    return connection.execute(RENEW_NODE, {"block_run_id": node[0], "worker": node[1], "now": now}).rowcount == 1
+                node: tuple[uuid.UUID, str] | None = None) -> Row | None:
+    """The renewal (its `cancel_requested`), or None when the lease is lost. `node`: (block run id, worker) of a
+    block run by another worker than its run's: its claim is fenced too."""
+    renewal = connection.execute(RENEW_LEASE, {"run_id": run_id, "token": token, "now": now}).first()
+    if renewal is None or node is None:
+        return renewal
+    held = connection.execute(RENEW_NODE, {"block_run_id": node[0], "worker": node[1], "now": now}).rowcount == 1
+    return renewal if held else None
 
 
 def run_ended_as(connection: Connection, run_id: uuid.UUID, token: int, status: str) -> bool:
@@ -115,15 +120,18 @@ def fail_block_run(connection: Connection, block_run_id: uuid.UUID, values: dict
     connection.execute(FAIL_BLOCK_RUN, {"block_run_id": block_run_id, **values})
 
 
-def workflow_for_run(connection: Connection, workflow_id: uuid.UUID, mark_running: bool = True) -> Row:
-    if mark_running:
-        connection.execute(SET_WORKFLOW_RUNNING, {"workflow_id": workflow_id})
+def workflow_for_run(connection: Connection, workflow_id: uuid.UUID, first_block: int | None = None) -> Row:
+    """The workflow a run runs; `first_block`: the run starts now, at that block (the workflow shows it)."""
+    if first_block is not None:
+        connection.execute(SET_WORKFLOW_RUNNING, {"workflow_id": workflow_id, "number": first_block})
     return connection.execute(WORKFLOW_FOR_RUN, {"workflow_id": workflow_id}).one()
 
 
-def insert_block_run(connection: Connection, workflow_id: uuid.UUID, values: dict) -> None:
+def insert_block_run(connection: Connection, workflow_id: uuid.UUID, values: dict, show: bool = True) -> None:
+    """`show`: the workflow's current block becomes this one (not needed when the run's start already said so)."""
     connection.execute(INSERT_BLOCK_RUN, values)
-    connection.execute(SET_CURRENT_BLOCK, {"workflow_id": workflow_id, "number": values["number"]})
+    if show:
+        connection.execute(SET_CURRENT_BLOCK, {"workflow_id": workflow_id, "number": values["number"]})
 
 
 def record_completed(connection: Connection, output: dict, block_run_id: uuid.UUID, attempts: int,

@@ -79,6 +79,7 @@ class RunState:
     number: int = 0  # the block in hand
     lease_trouble: bool = False  # a block was stopped because the run's lease could not be confirmed
     records_failed: int = 0  # input records its blocks set aside (onRecordError continue)
+    has_callbacks: bool = False  # the workflow has run callbacks to send when the run ends
     # What the blocks read, by block number: stored outputs of parents outside the plan, outputs made in this run.
     outputs: dict[int, Row | dict] = field(default_factory=dict)
     outside: set[int] = field(default_factory=set)  # the block numbers in `outputs` that are stored, not this run's
@@ -284,7 +285,6 @@ class Runner:
                 raise BlockError(state.failures[0][1])
             ready = state.ready()
             if ready:
-                self._check_cancelled(state, ready[0])
                 return (*self._begin_ready(state, done, ready), None)
             if not state.elsewhere:
                 return None, None, done
@@ -299,12 +299,15 @@ class Runner:
             pause = min(pause * 2, POLL_MAX_SECONDS)
 
     def _begin_ready(self, state: RunState, done, ready: list[int]) -> tuple[int, uuid.UUID]:  # noqa: ANN001
-        """Record `done` and begin the first ready block here, queueing the others, in one transaction."""
+        """Record `done` and begin the first ready block here, queueing the others, in one transaction, unless the
+        run was cancelled (its lease's renewal, the first statement of the transaction, says so)."""
         number, others = ready[0], ready[1:]
         block_run_id = uuid.uuid4()
         queued = {other: uuid.uuid4() for other in others}
 
         def record(connection) -> None:  # noqa: ANN001
+            if state.lease.cancel_requested:  # as the fence of this transaction just read it: nothing is written
+                raise RunCancelled(f"cancelled before block {number}")
             if done is not None:
                 self._record_done(connection, done)
             self._begin_block(connection, state, number, block_run_id)
@@ -471,14 +474,15 @@ class Runner:
         state = self._run_state(connection, run_id, claimed, mark_running=begin)
         state.first_block_run_id = first_block_run_id
         state.begun[state.first] = first_block_run_id
-        if begin:
-            self._begin_block(connection, state, state.first, first_block_run_id)
+        if begin:  # the workflow's current block was set with the claim
+            self._begin_block(connection, state, state.first, first_block_run_id, show=False)
         return state
 
     def _run_state(self, connection, run_id: uuid.UUID, claimed, mark_running: bool) -> RunState:  # noqa: ANN001
         """The run as its blocks need it; the stored outputs of parents outside the plan are read now (no other run
         of the workflow can store one while this run is active)."""
-        workflow = records.workflow_for_run(connection, claimed.workflow_id, mark_running=mark_running)
+        workflow = records.workflow_for_run(connection, claimed.workflow_id,
+                                            claimed.run_from_block if mark_running else None)
         uses_applications = any(entry.get("application") for entry in workflow.chain)
         lease = RunLease(run_id, claimed.lease_token, self.timing)
         graph = block_graph(workflow.chain)
@@ -487,7 +491,7 @@ class Runner:
                          records.bindings(connection, workflow.id) if uses_applications else {}, graph, plan,
                          workflow.failure_policy or DEFAULT_FAILURE_POLICY, claimed.dry_run,
                          run_credentials.workflow_time_zone(connection, workflow), claimed.input_blob_key,
-                         lease, FencedWriter(self.db.engine, lease))
+                         lease, FencedWriter(self.db.engine, lease), has_callbacks=bool(workflow.has_callbacks))
         for number, edges in outside_inputs(graph, plan).items():
             if state.fed_by_run_input(number):
                 continue
@@ -705,14 +709,14 @@ class Runner:
         return record
 
     def _begin_block(self, connection, state: RunState, number: int, block_run_id: uuid.UUID,  # noqa: ANN001
-                     status: str = "Running") -> None:
+                     status: str = "Running", show: bool = True) -> None:
         entry = state.chain[number - 1]
         records.insert_block_run(connection, state.workflow_id, {
             "id": block_run_id, "run_id": state.run_id, "number": number, "unique_block_id": entry["uniqueBlockId"],
             "block_name": entry["blockName"], "block_key": entry["block"], "status": status, "attempts": 0,
             "records_in": state.records_in(number), "log": [],
             "date_started": utcnow() if status == "Running" else None,
-            "input_output_id": state.input_output_id(number)})
+            "input_output_id": state.input_output_id(number)}, show=show and status == "Running")
 
     def _record_done(self, connection, done: CompletedBlock | SkippedBlock) -> None:  # noqa: ANN001
         if isinstance(done, SkippedBlock):
@@ -766,7 +770,8 @@ class Runner:
         state.writer.write("finishing the run", record, until=until, landed=lambda connection: records.run_ended_as(
             connection, state.run_id, state.lease.token, status))
         _log_outcome(state, status, number)
-        run_callbacks.run_finished(self.services, state.run_id, state.workflow_id, status)
+        if state.has_callbacks:
+            run_callbacks.run_finished(self.services, state.run_id, state.workflow_id, status)
         return status
 
     # --- cancellation ----------------------------------------------------------------------------------------------

@@ -63,10 +63,9 @@ def block_range(workflow: Workflow, run_from: int | None, run_till: int | None) 
     return first, last
 
 
-def run_blocks(workflow: Workflow, run_from: int | None, run_till: int | None) -> list[int]:
+def run_blocks(workflow: Workflow, graph: BlockGraph, run_from: int | None, run_till: int | None) -> list[int]:
     """The blocks a run of the range executes (canvas.execution.graph.run_plan): on a chain, from..till."""
     block_range(workflow, run_from, run_till)
-    graph = block_graph(workflow.chain)
     try:
         return run_plan(graph, run_from, run_till)
     except RangeError as error:
@@ -86,10 +85,10 @@ def latest_output(session: Session, workflow: Workflow, number: int) -> BlockOut
     return session.scalar(query)
 
 
-def _require_stored_inputs(session: Session, workflow: Workflow, plan: list[int], request: RunRequest) -> None:
+def _require_stored_inputs(session: Session, workflow: Workflow, graph: BlockGraph, plan: list[int],
+                           request: RunRequest) -> None:
     """Every block of the range whose parent is outside it reads that parent's stored output: a 409 naming both
     when there is none (a webhook body feeds the blocks with no parent in the range instead)."""
-    graph = block_graph(workflow.chain)
     planned = set(plan)
     for number, edges in outside_inputs(graph, plan).items():
         if request.input_blob_key and not any(edge.source in planned for edge in graph.parents(number)):
@@ -111,10 +110,12 @@ def _missing_output(workflow: Workflow, graph: BlockGraph, source: int, number: 
 
 def create_run(session: Session, workflow: Workflow, request: RunRequest) -> WorkflowRun:
     """The Queued run row, committed. The database refuses a second active run of the same workflow."""
-    plan = run_blocks(workflow, request.run_from_block, request.run_till_block)
+    graph = block_graph(workflow.chain)
+    plan = run_blocks(workflow, graph, request.run_from_block, request.run_till_block)
     first, last = plan[0], plan[-1]
-    _require_stored_inputs(session, workflow, plan, request)
-    refuse_if_active(session, workflow.id)
+    _require_stored_inputs(session, workflow, graph, plan, request)
+    # No "is one active?" query first: the database's unique index refuses a second active run, and the rare refusal
+    # is what pays for the query that names the active run.
     run = WorkflowRun(workflow_id=workflow.id, account_id=request.account_id, status="Queued",
                       trigger=request.trigger, run_from_block=first, run_till_block=last, dry_run=request.dry_run,
                       block_numbers=None if plan == list(range(first, last + 1)) else plan,
