@@ -115,12 +115,15 @@ class FencedWriter:
         self.engine, self.lease, self.sleep = engine, lease, sleep
 
     def write(self, what: str, work: Callable[[Connection], None],
-              landed: Callable[[Connection], bool] | None = None, until: float | None = None) -> None:
-        """``until``: a monotonic time to keep trying until, instead of the lease's deadline."""
+              landed: Callable[[Connection], bool] | None = None, until: float | None = None,
+              fences_itself: bool = False) -> None:
+        """``until``: a monotonic time to keep trying until, instead of the lease's deadline. ``fences_itself``: the
+        work's first statement is a conditional write of the run row that raises LeaseLostError when it finds the
+        lease gone (the run's end), so the renewal would only repeat it."""
         pause = FIRST_PAUSE_SECONDS
         while True:
             try:
-                self._attempt(work)
+                self._attempt(work, fences_itself)
                 break
             except DBAPIError as error:
                 if not is_connection_error(error):
@@ -168,9 +171,12 @@ class FencedWriter:
                 self._wait_out(what, error, pause, None)
                 pause = min(pause * 2, self.lease.timing.renew)
 
-    def _attempt(self, work: Callable[[Connection], None]) -> None:
+    def _attempt(self, work: Callable[[Connection], None], fences_itself: bool = False) -> None:
         began = self.lease.now()
         with run_records.bookkeeping(self.engine) as connection:
+            if fences_itself:
+                work(connection)
+                return
             renewal = run_records.renew_lease(connection, self.lease.run_id, self.lease.token, utcnow(),
                                               self.lease.node)
             if renewal is None:

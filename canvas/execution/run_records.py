@@ -72,16 +72,25 @@ END_RUNNING_BLOCKS = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.run_id == bindparam(
 CANCEL_REQUESTED = select(RUNS.c.cancel_requested).where(RUNS.c.id == bindparam("run_id"))
 
 
+ASYNC_COMMIT = "canvas.async_commit"  # marks a pooled PostgreSQL connection already set to synchronous_commit off
+
+
 @contextmanager
 def bookkeeping(engine: Engine) -> Iterator[Connection]:
     """A transaction for run bookkeeping. On PostgreSQL it does not wait for its WAL flush (synchronous_commit
     off): a database crash may lose the last few milliseconds of run progress, which the reaper then settles as
     "worker lost", and in exchange a short run spends no time waiting on the disk. Outputs are not at risk: a
-    block output row refers to a blob written before it."""
-    with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.exec_driver_sql("SET LOCAL synchronous_commit = off")
-        yield connection
+    block output row refers to a blob written before it.
+
+    The setting is made once per pooled connection (a session setting, not one statement per transaction); only
+    worker processes write bookkeeping, and everything a worker writes is run bookkeeping."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql" and not connection.info.get(ASYNC_COMMIT):
+            connection.exec_driver_sql("SET synchronous_commit = off")
+            connection.commit()
+            connection.info[ASYNC_COMMIT] = True
+        with connection.begin():
+            yield connection
 
 
 def claim_run(connection: Connection, run_id: uuid.UUID, now: datetime, worker: str) -> Row | None:
@@ -150,10 +159,16 @@ def record_progress(connection: Connection, block_run_id: uuid.UUID, records_rea
                                          "records_out": records_out})
 
 
-def finish_run(connection: Connection, run_id: uuid.UUID, workflow_id: uuid.UUID, run_values: dict,
-               workflow_values: dict) -> None:
-    connection.execute(update(RUNS).where(RUNS.c.id == run_id).values(**run_values))
+def finish_run(connection: Connection, run_id: uuid.UUID, token: int, workflow_id: uuid.UUID, run_values: dict,
+               workflow_values: dict) -> bool:
+    """End the run, fenced like a lease renewal: only while it is still Running under `token` (else False, and
+    nothing is written)."""
+    ended = connection.execute(update(RUNS).where(RUNS.c.id == run_id, RUNS.c.lease_token == token,
+                                                  RUNS.c.status == "Running").values(**run_values))
+    if ended.rowcount != 1:
+        return False
     connection.execute(update(WORKFLOWS).where(WORKFLOWS.c.id == workflow_id).values(**workflow_values))
+    return True
 
 
 def end_running_blocks(connection: Connection, run_id: uuid.UUID, status: str, error: str | None,

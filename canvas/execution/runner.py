@@ -760,15 +760,18 @@ class Runner:
                            "date_last_run": finished}
 
         def record(connection) -> None:  # noqa: ANN001
+            if not records.finish_run(connection, state.run_id, state.lease.token, state.workflow_id, run_values,
+                                      workflow_values):
+                state.lease.revoked = True
+                raise LeaseLostError(f"run {state.run_id} was declared lost and ended by another process")
             if completed is not None and completed.block_run_id not in state.recorded:
                 self._record_done(connection, completed)
-            records.finish_run(connection, state.run_id, state.workflow_id, run_values, workflow_values)
             if settle_blocks:  # the block in flight when the run was stopped from outside the block
                 records.end_running_blocks(connection, state.run_id, status, run_values["error"],
                                            run_values["error_class"], finished)
 
         state.writer.write("finishing the run", record, until=until, landed=lambda connection: records.run_ended_as(
-            connection, state.run_id, state.lease.token, status))
+            connection, state.run_id, state.lease.token, status), fences_itself=True)
         _log_outcome(state, status, number)
         if state.has_callbacks:
             run_callbacks.run_finished(self.services, state.run_id, state.workflow_id, status)
