@@ -1,23 +1,170 @@
-"""Shared pieces of the benchmarks: a `canvas` process on a temp data dir, and an HTTP load generator."""
+"""Shared pieces of the benchmarks: a `canvas` process on a temp data dir, an HTTP load generator, and the child
+processes of a benchmark, each in a process group of its own that is killed on every way out (an exception, Ctrl-C,
+SIGTERM, the end of the script)."""
 from __future__ import annotations
 
+import atexit
+import ctypes
 import http.client
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.process_tools import canvas_env, free_port, run_canvas, start_canvas, wait_for_http  # noqa: E402
+from tests.process_tools import canvas_env, descendants, free_port, run_canvas  # noqa: E402
+
+# --- child processes that never outlive the benchmark -----------------------------------------------------------
+
+_PR_SET_PDEATHSIG, _SIGTERM = 1, int(signal.SIGTERM)
+try:
+    _PRCTL = ctypes.CDLL(None).prctl if sys.platform == "linux" else None
+except (OSError, AttributeError):
+    _PRCTL = None
+_children: dict[int, subprocess.Popen] = {}
+_children_lock = threading.Lock()
+_cleanup_installed = False
+
+
+def spawn(command: list[str], env: dict, log_path: Path | None = None) -> subprocess.Popen:
+    """Start `command` as the leader of a new session (so of a process group of its own: Ctrl-C in the terminal
+    reaches only this script, which stops it), tracked until `stop_processes` ends it, or the script ends."""
+    install_cleanup()
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - the child's for its lifetime
+    try:
+        process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True,
+                                   preexec_fn=_term_when_parent_dies)  # noqa: PLW1509 - one prepared C call
+    finally:
+        if log_path:
+            log.close()  # the child holds its own descriptor
+    process.log_path = log_path  # for error messages: log_tail(process)
+    with _children_lock:
+        _children[process.pid] = process
+    return process
+
+
+def _term_when_parent_dies() -> None:
+    """In the child, before exec: SIGTERM when this script dies, even of SIGKILL, which no handler sees (Linux)."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, _SIGTERM)
+
+
+def stop_processes(processes: list[subprocess.Popen], grace: float = 30.0) -> None:
+    """SIGTERM to each one's process group, up to `grace` seconds for them to exit, then SIGKILL to the groups and to
+    every process found below them before (a child that made a session of its own, like the embedded Redis)."""
+    below = {process.pid: {pid: _started_at(pid) for pid in descendants(process.pid)}
+             for process in processes if process.poll() is None}
+    for process in processes:
+        _signal_group(process, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for process in processes:
+        try:
+            process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for process in processes:
+        _signal_group(process, signal.SIGKILL)
+        for pid, started_at in below.get(process.pid, {}).items():
+            if started_at is not None and _started_at(pid) == started_at:  # still that process, not a reused id
+                with suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(5)
+        with _children_lock:
+            _children.pop(process.pid, None)
+
+
+def _started_at(pid: int) -> str | None:
+    """The start time of process `pid` (field 22 of /proc/<pid>/stat): with the id, it names one process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    """Signal the group `process` leads; its leader may be gone while the group's members are not."""
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)
+
+
+def stop_all_children(grace: float = 10.0) -> None:
+    with _children_lock:
+        processes = list(_children.values())
+    if processes:
+        stop_processes(processes, grace)
+
+
+def install_cleanup() -> None:
+    """Once: kill the tracked children at exit, and turn SIGTERM (and SIGINT) into an exit that runs every `finally`
+    on the way. Only the main thread may install signal handlers; elsewhere atexit alone is set."""
+    global _cleanup_installed
+    if _cleanup_installed:
+        return
+    _cleanup_installed = True
+    atexit.register(stop_all_children)
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def leave(signum, _frame):  # noqa: ANN001
+        signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, leave)
+    signal.signal(signal.SIGINT, leave)
+
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # a local server: no proxy of the environment
+
+
+def wait_until_ready(url: str, process: subprocess.Popen, timeout: float = 120.0, log_path: Path | None = None,
+                     ready=lambda body: True, attempt_timeout: float = 5.0) -> dict | str:  # noqa: ANN001
+    """GET `url` until it answers 200 and `ready(body)` holds. Any failure on the way (refused or reset connections,
+    timeouts while gunicorn's workers boot, 5xx) is retried until the deadline; then a RuntimeError says what the
+    last attempt saw, with the end of the process's log. Fails at once if the process exits."""
+    deadline = time.monotonic() + timeout
+    last = "no attempt"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{' '.join(map(str, process.args[-4:]))} exited with {process.returncode} before "
+                               f"{url} was ready (last attempt: {last}){_log_tail(log_path)}")
+        try:
+            with _DIRECT.open(url, timeout=attempt_timeout) as response:
+                raw = response.read().decode()
+            body = json.loads(raw) if raw.startswith(("{", "[")) else raw
+            if ready(body):
+                return body
+            last = f"200 but not ready yet: {raw[:200]}"
+        except Exception as error:  # noqa: BLE001 - every kind of failure is retried until the deadline
+            last = f"{error.__class__.__name__}: {error}"
+        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+    raise RuntimeError(f"{url} was not ready within {timeout:.0f} s (last attempt: {last}){_log_tail(log_path)}")
+
+
+def log_tail(process: subprocess.Popen, chars: int = 2000) -> str:
+    """The end of the output of a process `spawn` started (empty when it had no log file)."""
+    return _log_tail(getattr(process, "log_path", None), chars)
+
+
+def _log_tail(log_path: Path | None, chars: int = 2000) -> str:
+    if not log_path or not Path(log_path).exists():
+        return ""
+    return f"\n--- end of {log_path} ---\n{Path(log_path).read_text(errors='replace')[-chars:]}"
 
 
 @dataclass
@@ -69,7 +216,7 @@ def load(port: int, path: str, headers: dict, seconds: float, concurrency: int, 
             latencies.extend(mine)
             errors[0] += failed
 
-    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(concurrency)]
     began = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -83,21 +230,32 @@ def median(values: list[float]) -> float:
 
 
 class CanvasProcess:
-    """`canvas <command>` on a fresh temp data dir (embedded defaults unless env overrides)."""
+    """`canvas <command>` on a fresh temp data dir (embedded defaults unless env overrides), in a process group of
+    its own; its whole tree is killed on leaving the `with`, however it is left (see `spawn`)."""
 
-    def __init__(self, command: str, extra_env: dict | None = None):
+    def __init__(self, command: str, extra_env: dict | None = None, ready_timeout: float = 120.0):
         self.tmp = tempfile.TemporaryDirectory(prefix="canvas-bench-")
         self.data_dir = Path(self.tmp.name)
         self.port = free_port()
         self.env = canvas_env(self.data_dir, **(extra_env or {}))
         self.command = command
+        self.ready_timeout = ready_timeout
         self.process: subprocess.Popen | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / f"{self.command}.log"
 
     def __enter__(self) -> "CanvasProcess":
         args = [self.command, "--port", str(self.port)] if self.command in ("api", "up") else [self.command]
-        self.process = start_canvas(*args, env=self.env, log_path=self.data_dir / f"{self.command}.log")
-        if self.command in ("api", "up"):
-            wait_for_http(f"http://127.0.0.1:{self.port}/healthz", self.process)
+        self.process = spawn([sys.executable, "-m", "canvas", *args], self.env, self.log_path)
+        try:
+            if self.command in ("api", "up"):
+                wait_until_ready(f"http://127.0.0.1:{self.port}/healthz", self.process, self.ready_timeout,
+                                 self.log_path)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def create_org(self) -> dict:
@@ -106,9 +264,11 @@ class CanvasProcess:
         return json.loads(created.stdout)
 
     def __exit__(self, *_exc) -> None:
-        self.process.terminate()
-        self.process.wait(60)
-        self.tmp.cleanup()
+        try:
+            if self.process is not None:
+                stop_processes([self.process], grace=60)
+        finally:
+            self.tmp.cleanup()
 
 
 class InProcessPlatform:

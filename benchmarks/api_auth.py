@@ -4,6 +4,11 @@
 
 Set CANVAS_DATABASE_URL / CANVAS_REDIS_URL to measure on PostgreSQL and a Redis server; the default is the
 embedded install (SQLite + embedded Redis). The goal: Authenticate at 0.8 of the baseline's requests/s or better.
+
+The server is ready when /healthz answers 200; until --ready-timeout every failure is retried (refused or reset
+connections, timeouts while gunicorn's workers boot, 5xx), then the script stops saying what it last saw, with the
+end of the server's log. `canvas api` runs in a process group of its own whose whole tree (gunicorn's workers, the
+embedded Redis) is killed however the script ends: an error, Ctrl-C, SIGTERM.
 """
 from __future__ import annotations
 
@@ -18,12 +23,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ready-timeout", type=float, default=120.0, help="seconds for the server to be ready")
     args = parser.parse_args()
     extra = {"CANVAS_BENCHMARK_ENDPOINTS": "1", "CANVAS_API_WORKERS": os.environ.get("CANVAS_API_WORKERS", "5")}
     for name in ("CANVAS_DATABASE_URL", "CANVAS_REDIS_URL"):
         if os.environ.get(name):
             extra[name] = os.environ[name]
-    with CanvasProcess("api", extra) as server:
+    with CanvasProcess("api", extra, ready_timeout=args.ready_timeout) as server:
         keys = server.create_org()
         headers = {"Consumer": keys["consumer"], "SecretKey": keys["secretKey"]}
         baseline_path = f"/bench/baseline?id={keys['organizationId']}"

@@ -1,33 +1,78 @@
-"""Runs/s and enqueue→block-start latency of one-block no-op workflows, next to raw RQ no-op jobs, with the same
+"""Worker throughput and start latency of one-block no-op workflow runs, next to raw RQ no-op jobs, with the same
 worker class and worker count, in the same run.
 
-    .venv/bin/python benchmarks/run_throughput.py [--runs 300] [--worker-class simple|fork] [--workers 1 2]
+    .venv/bin/python benchmarks/run_throughput.py [--runs 300] [--raw-runs 1500] [--probes 60] [--rounds 2]
+        [--worker-class simple|fork] [--workers 1 2] [--dispatchers 4] [--dispatch-mode threads|processes]
+    .venv/bin/python benchmarks/run_throughput.py --through-api [--runs 200] [--workers 1 2] [--api-workers 2]
 
 Embedded defaults (SQLite + embedded Redis) unless CANVAS_DATABASE_URL / CANVAS_REDIS_URL are set.
-Goals (issue 5): runs/s >= 0.5 of raw RQ's; enqueue→block-start p50 and p99 within 2x raw RQ's.
+
+For each worker count and round, for raw RQ and for the platform alike (their order alternating between rounds):
+
+* pre-filled: every run is dispatched (by `--dispatchers` threads or processes) BEFORE the workers start; then the
+  workers start and empty the queue. "dispatch rate" = runs / time the dispatchers took; "execution rate" = runs /
+  (first run's start -> LAST run's finish): what the workers can execute, whatever the dispatch costs.
+* concurrent: with the workers running, `--dispatchers` threads (or processes) dispatch the runs; the same two rates.
+  An execution rate close to the dispatch rate means the dispatch, not the workers, set the pace.
+* start latency: `--probes` runs one at a time, each dispatched when the previous one has finished:
+  enqueue -> (first block) start without a backlog, p50 and p99.
+
+A platform run is dispatched as the API does it (`canvas.queueing.dispatch.dispatch`: the run row, then the RQ job),
+one workflow per run (two runs of one workflow cannot be active at once). A raw-RQ job records its start and finish
+over one Redis connection per worker process (benchmarks/rq_noop.py). The table gives min / median over the rounds
+of every figure and of every ratio (ratios are taken within a round). "spread" is the time between the first starts
+of the first and of the last worker in a pre-filled burst: the workers' boot times differ by that much.
+
+--through-api starts a real `canvas up` (its API, one worker, the scheduler) plus `--workers - 1` more
+`canvas worker`s on this platform's database and Redis, and sends `POST /api/RunWorkflow` from `--dispatchers` client
+threads (runs/s the API accepted; execution rate first start -> last finish), then `--probes` runs one at a time:
+request sent -> first block start, and creation (date_queued) -> start. The workflows are written to the database
+directly, as the other modes do; the org and its keys are made as the harness does.
+
+Every process this starts leads a process group of its own, killed on every way out (benchmarks/_harness.spawn).
+Goals (issue 5): runs/s >= 0.5 of raw RQ's; enqueue->block-start p50 and p99 within 2x raw RQ's.
 """
 from __future__ import annotations
 
 import argparse
+import http.client
+import itertools
+import json
+import multiprocessing
 import os
+import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness: it puts the project on the path too
 
+import rq_noop  # noqa: E402
+from _harness import (  # noqa: E402
+    ROOT,
+    InProcessPlatform,
+    cpu_note,
+    free_port,
+    log_tail,
+    percentile,
+    spawn,
+    stop_processes,
+    wait_until_ready,
+)
 from redis import Redis  # noqa: E402
 from rq import Queue  # noqa: E402
-from sqlalchemy import select  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
-import rq_noop  # noqa: E402
-from _harness import ROOT, InProcessPlatform, percentile  # noqa: E402
 from canvas.settings import redis_url  # noqa: E402
 
 RQ_WORKER_CLASSES = {"simple": "rq.worker.SimpleWorker", "fork": "rq.worker.Worker"}
 BASELINE_QUEUE = "bench-raw-rq"
+BURST_TIMEOUT_SECONDS = 900
 
 
 class Environment(InProcessPlatform):
@@ -35,15 +80,16 @@ class Environment(InProcessPlatform):
 
     def __init__(self):
         super().__init__("canvas-bench-runs-", CANVAS_LOG_LEVEL=os.environ.get("CANVAS_LOG_LEVEL", "WARNING"))
-        self.account_id = self.create_organization().account_id
+        self.organization = self.create_organization()
+        self.account_id = self.organization.account_id
+        self.log_dir = Path(self.tmp.name) / "bench-logs"
+        self.log_dir.mkdir(exist_ok=True)
 
     def workflows(self, count: int) -> list:
-        from canvas.models import Workflow
+        from canvas.models import Account, Workflow
 
         chain = [{"uniqueBlockId": str(uuid.uuid4()), "blockName": "No-op", "block": "noop", "application": None,
                   "variables": {}}]
-        from canvas.models import Account
-
         with self.services.db.transaction() as session:
             account = session.get(Account, self.account_id)
             rows = [Workflow(account_id=account.id, organization_id=account.organization_id, name=f"bench {n}",
@@ -51,81 +97,182 @@ class Environment(InProcessPlatform):
             session.add_all(rows)
         return rows
 
-    def env(self) -> dict:
+    def env(self, **extra: str) -> dict:
         return self.child_env(CANVAS_LOG_LEVEL="WARNING", BENCH_REDIS_URL=redis_url(self.settings),
-                              PYTHONPATH=str(ROOT / "benchmarks"))
+                              PYTHONPATH=str(ROOT / "benchmarks"), **extra)
+
+    @property
+    def database(self) -> str:
+        return "PostgreSQL" if "postgresql" in self.settings["DATABASE_URL"] else "SQLite (WAL)"
 
 
-def start(command: list[str], env: dict, count: int) -> list[subprocess.Popen]:
-    return [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+# --- processes ---------------------------------------------------------------------------------------------------
+
+_log_numbers = itertools.count(1)
+
+
+def start(command: list[str], env: dict, count: int, log_dir: Path | None = None) -> list[subprocess.Popen]:
+    """`count` processes of `command`, each in a process group of its own (killed however the benchmark ends); their
+    output goes to numbered files under `log_dir`, if given."""
+    name = "rq-worker" if "rq.cli" in command else f"canvas-{command[3]}"
+    return [spawn(command, env, log_dir / f"{name}-{next(_log_numbers)}.log" if log_dir else None)
             for _ in range(count)]
 
 
 def stop(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    stop_processes(processes, grace=30)
 
 
-def measure_raw_rq(environment: Environment, runs: int, probes: int, worker_class: str, workers: int) -> dict:
-    connection = Redis.from_url(redis_url(environment.settings))
+def _check_alive(processes: Sequence[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is not None:
+            raise RuntimeError(f"{' '.join(map(str, process.args[2:]))} exited with {process.returncode} during "
+                               f"the measurement{log_tail(process)}")
+
+
+def _wait(done: Callable[[], bool], processes: Sequence[subprocess.Popen], poll: float,
+          what: str, timeout: float = BURST_TIMEOUT_SECONDS) -> None:
+    deadline = time.time() + timeout
+    while not done():
+        if time.time() > deadline:
+            raise RuntimeError(f"{what} not done within {timeout:.0f} s")
+        _check_alive(processes)
+        time.sleep(poll)
+
+
+# --- figures -----------------------------------------------------------------------------------------------------
+
+@dataclass
+class Burst:
+    """One burst of runs: when they were dispatched, started and finished (epoch seconds), and by which worker."""
+
+    dispatched: int
+    dispatch_seconds: float
+    starts: list[float]
+    finishes: list[float]
+    workers: list[str]
+    succeeded: int
+
+    @property
+    def dispatch_rate(self) -> float:
+        return self.dispatched / self.dispatch_seconds
+
+    @property
+    def execution_rate(self) -> float:
+        """Runs finished per second from the first start to the LAST FINISH."""
+        return len(self.finishes) / (max(self.finishes) - min(self.starts))
+
+    @property
+    def spread(self) -> float:
+        """Seconds between the first start of the first worker and that of the last worker that ran any."""
+        first: dict[str, float] = {}
+        for worker, started in zip(self.workers, self.starts):
+            first[worker] = min(started, first.get(worker, started))
+        return max(first.values()) - min(first.values())
+
+    @property
+    def active_workers(self) -> int:
+        return len(set(self.workers))
+
+
+@dataclass
+class Figures:
+    prefilled: Burst
+    concurrent: Burst
+    latencies_ms: list[float]
+    values: dict[str, float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.values = {"prefilled_dispatch": self.prefilled.dispatch_rate,
+                       "prefilled_execution": self.prefilled.execution_rate,
+                       "concurrent_dispatch": self.concurrent.dispatch_rate,
+                       "concurrent_execution": self.concurrent.execution_rate,
+                       "p50": percentile(self.latencies_ms, 0.5), "p99": percentile(self.latencies_ms, 0.99)}
+
+    def line(self, label: str, unit: str) -> str:
+        v, pre, con = self.values, self.prefilled, self.concurrent
+        return (f"  {label:<7} pre-filled: dispatch {v['prefilled_dispatch']:7.1f}/s, execution "
+                f"{v['prefilled_execution']:7.1f} {unit}/s (spread {pre.spread * 1000:4.0f} ms, "
+                f"{pre.active_workers} workers ran)  concurrent: dispatch {v['concurrent_dispatch']:7.1f}/s, "
+                f"execution {v['concurrent_execution']:7.1f}/s  latency p50 {v['p50']:6.1f} ms p99 {v['p99']:6.1f} ms"
+                f"  ({pre.succeeded + con.succeeded}/{pre.dispatched + con.dispatched} ok)")
+
+
+# --- raw RQ --------------------------------------------------------------------------------------------------------
+
+def measure_raw_rq(environment: Environment, runs: int, probes: int, worker_class: str, workers: int,
+                   dispatchers: int) -> Figures:
+    url = redis_url(environment.settings)
+    connection = Redis.from_url(url)
     queue = Queue(BASELINE_QUEUE, connection=connection)
     queue.empty()
-    command = [sys.executable, "-m", "rq.cli", "worker", "-w", RQ_WORKER_CLASSES[worker_class], "--url",
-               redis_url(environment.settings), "-q", BASELINE_QUEUE]
-    processes = start(command, environment.env(), workers)
-    time.sleep(3)  # workers up and listening
+    connection.delete(rq_noop.RESULTS_KEY)
+    command = [sys.executable, "-m", "rq.cli", "worker", "-w", RQ_WORKER_CLASSES[worker_class], "--url", url,
+               "--quiet", BASELINE_QUEUE]
+    dispatch_seconds = _enqueue_raw(url, runs, dispatchers)  # (a) pre-filled: before any worker starts
+    processes = start(command, environment.env(), workers, environment.log_dir)
     try:
-        rate, done = _raw_burst(connection, queue, runs)
-        latencies = _raw_latencies(connection, queue, probes)
+        prefilled = _raw_burst(connection, processes, runs, dispatch_seconds)
+        dispatch_seconds = _enqueue_raw(url, runs, dispatchers)  # (b) while the workers run
+        concurrent = _raw_burst(connection, processes, runs, dispatch_seconds)
+        latencies = _raw_latencies(connection, queue, processes, probes)
     finally:
         stop(processes)
-    return {"rate": rate, "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99), "done": done}
+    return Figures(prefilled, concurrent, latencies)
 
 
-def _raw_burst(connection: Redis, queue: Queue, runs: int) -> tuple[float, int]:
+def _enqueue_raw(url: str, jobs: int, dispatchers: int) -> float:
+    """`jobs` no-op jobs enqueued by `dispatchers` threads, each with a connection of its own: the seconds taken."""
+    def enqueue(count: int) -> Callable[[], None]:
+        queue = Queue(BASELINE_QUEUE, connection=Redis.from_url(url))
+        return lambda: [queue.enqueue(rq_noop.record_start, time.time(), result_ttl=0) for _ in range(count)]
+
+    return _concurrently([enqueue(len(range(n, jobs, dispatchers))) for n in range(dispatchers)])[0]
+
+
+def _raw_burst(connection: Redis, processes: list, jobs: int, dispatch_seconds: float) -> Burst:
+    _wait(lambda: connection.llen(rq_noop.RESULTS_KEY) >= jobs, processes, 0.02, f"{jobs} raw RQ jobs")
+    records = _raw_records(connection)
     connection.delete(rq_noop.RESULTS_KEY)
-    first_enqueue = time.time()
-    for _ in range(runs):
-        queue.enqueue(rq_noop.record_start, time.time(), result_ttl=0)
-    _wait_for_results(connection, runs)
-    pairs = _raw_pairs(connection)
-    return len(pairs) / (max(started for _, started in pairs) - first_enqueue), len(pairs)
+    return Burst(jobs, dispatch_seconds, [started for _, started, _, _ in records],
+                 [finished for *_, finished, _ in records], [worker for *_, worker in records], len(records))
 
 
-def _raw_latencies(connection: Redis, queue: Queue, probes: int) -> list[float]:
+def _raw_latencies(connection: Redis, queue: Queue, processes: list, probes: int) -> list[float]:
     """One job at a time, each enqueued when the previous has started: latency without a backlog."""
-    connection.delete(rq_noop.RESULTS_KEY)
     for number in range(1, probes + 1):
         queue.enqueue(rq_noop.record_start, time.time(), result_ttl=0)
-        _wait_for_results(connection, number)
-    return [(started - enqueued) * 1000 for enqueued, started in _raw_pairs(connection)]
+        _wait(lambda: connection.llen(rq_noop.RESULTS_KEY) >= number, processes, 0.002, "a raw RQ probe", 60)  # noqa: B023
+    latencies = [(started - enqueued) * 1000 for enqueued, started, _, _ in _raw_records(connection)]
+    connection.delete(rq_noop.RESULTS_KEY)
+    return latencies
 
 
-def _wait_for_results(connection: Redis, count: int) -> None:
-    deadline = time.time() + 600
-    while connection.llen(rq_noop.RESULTS_KEY) < count and time.time() < deadline:
-        time.sleep(0.002)
+def _raw_records(connection: Redis) -> list[tuple[float, float, float, str]]:
+    records = []
+    for item in connection.lrange(rq_noop.RESULTS_KEY, 0, -1):
+        enqueued, started, finished, worker = item.decode().split(",", 3)
+        records.append((float(enqueued), float(started), float(finished), worker))
+    return records
 
 
-def _raw_pairs(connection: Redis) -> list[tuple[float, float]]:
-    return [tuple(map(float, item.decode().split(","))) for item in connection.lrange(rq_noop.RESULTS_KEY, 0, -1)]
+# --- the platform ------------------------------------------------------------------------------------------------
 
-
-def measure_canvas(environment: Environment, runs: int, probes: int, worker_class: str, workers: int) -> dict:
+def measure_canvas(environment: Environment, runs: int, probes: int, worker_class: str, workers: int,
+                   dispatchers: int, dispatch_mode: str = "threads") -> Figures:
     command = [sys.executable, "-m", "canvas", "worker", "--worker-class", worker_class]
-    processes = start(command, environment.env(), workers)
-    time.sleep(4)
+    rows = environment.workflows(runs)
+    dispatch_seconds, run_ids = dispatch_all(environment, rows, dispatchers, dispatch_mode)  # (a) pre-filled
+    processes = start(command, environment.env(), workers, environment.log_dir)
     try:
-        rate, done = _canvas_burst(environment, runs)
-        latencies = _canvas_latencies(environment, probes)
+        prefilled = _canvas_burst(environment, processes, run_ids, dispatch_seconds)
+        rows = environment.workflows(runs)
+        dispatch_seconds, run_ids = dispatch_all(environment, rows, dispatchers, dispatch_mode)  # (b) concurrent
+        concurrent = _canvas_burst(environment, processes, run_ids, dispatch_seconds)
+        latencies = _canvas_latencies(environment, probes, processes)
     finally:
         stop(processes)
-    return {"rate": rate, "p50": percentile(latencies, 0.5), "p99": percentile(latencies, 0.99), "done": done}
+    return Figures(prefilled, concurrent, latencies)
 
 
 def _dispatch(environment: Environment, workflow) -> uuid.UUID:  # noqa: ANN001
@@ -137,72 +284,367 @@ def _dispatch(environment: Environment, workflow) -> uuid.UUID:  # noqa: ANN001
         return dispatch(session, services.redis, workflow, RunRequest(workflow.id, environment.account_id)).id
 
 
-def _canvas_burst(environment: Environment, runs: int) -> tuple[float, int]:
-    rows = environment.workflows(runs)
-    first_enqueue = time.time()
-    run_ids = [_dispatch(environment, workflow) for workflow in rows]
-    _wait_until_finished(environment, run_ids)
-    timings = _timings(environment, run_ids)
-    last_start = max(started for _, started, _ in timings).timestamp()
-    return len(timings) / (last_start - first_enqueue), sum(1 for *_, status in timings if status == "Succeeded")
+def dispatch_all(environment: Environment, workflows: list, dispatchers: int,
+                 mode: str = "threads") -> tuple[float, list[uuid.UUID]]:
+    """One run of each workflow, dispatched by `dispatchers` threads of this process (sharing its engine and Redis
+    client, as an API process's threads do), or by as many processes (each with its own app, started and ready
+    before the clock starts). Returns the seconds from the first dispatch to the last, and the run ids."""
+    shares = [workflows[n::dispatchers] for n in range(dispatchers)]
+    if mode == "processes":
+        return _dispatch_in_processes(environment, [[str(row.id) for row in share] for share in shares])
+    seconds, results = _concurrently([lambda share=share: [_dispatch(environment, row) for row in share]
+                                      for share in shares])
+    return seconds, [run_id for ids in results for run_id in ids]
 
 
-def _canvas_latencies(environment: Environment, probes: int) -> list[float]:
+def _concurrently(jobs: list[Callable[[], object]]) -> tuple[float, list]:
+    """Run each job on a thread of its own, all let go at once: (seconds until the last ended, their results)."""
+    results: list = [None] * len(jobs)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(jobs) + 1)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = jobs[index]()
+        except BaseException as error:  # noqa: BLE001 - handed to the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(index,), daemon=True) for index in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - began
+    if errors:
+        raise errors[0]
+    return seconds, results
+
+
+def _dispatch_in_processes(environment: Environment, shares: list[list[str]]) -> tuple[float, list[uuid.UUID]]:
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no engine or Redis client inherited
+    barrier, results = context.Barrier(len(shares) + 1), context.Queue()
+    processes = [context.Process(target=_dispatcher_process, daemon=True,
+                                 args=(share, str(environment.account_id), barrier, results)) for share in shares]
+    for process in processes:
+        process.start()
+    try:
+        try:
+            barrier.wait(timeout=120)  # every dispatcher has its app: the clock starts now
+        except threading.BrokenBarrierError:
+            raise RuntimeError(f"a dispatcher process did not start: {results.get(timeout=5)}") from None
+        began = time.perf_counter()
+        answers = [results.get(timeout=BURST_TIMEOUT_SECONDS) for _ in processes]
+        seconds = time.perf_counter() - began
+    finally:
+        for process in processes:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+                process.join()
+    failed = [answer for answer in answers if isinstance(answer, str)]
+    if failed:
+        raise RuntimeError(f"a dispatcher process failed: {failed[0]}")
+    return seconds, [uuid.UUID(run_id) for answer in answers for run_id in answer]
+
+
+def _dispatcher_process(workflow_ids: list[str], account_id: str, barrier, results) -> None:  # noqa: ANN001
+    from canvas import create_app
+    from canvas.models import Workflow
+    from canvas.queueing.dispatch import RunRequest, dispatch
+
+    try:
+        services = create_app().extensions["canvas"]
+    except BaseException as error:  # noqa: BLE001 - reported to the parent
+        barrier.abort()
+        results.put(f"{error.__class__.__name__}: {error}")
+        return
+    barrier.wait()
+    try:
+        run_ids = []
+        for workflow_id in workflow_ids:
+            with services.db.sessions() as session:
+                workflow = session.get(Workflow, uuid.UUID(workflow_id))
+                request = RunRequest(workflow.id, uuid.UUID(account_id))
+                run_ids.append(str(dispatch(session, services.redis, workflow, request).id))
+        results.put(run_ids)
+    except BaseException as error:  # noqa: BLE001 - reported to the parent
+        results.put(f"{error.__class__.__name__}: {error}")
+
+
+def _canvas_burst(environment: Environment, processes: list, run_ids: list, dispatch_seconds: float) -> Burst:
+    _wait_until_finished(environment, run_ids, processes=processes)
+    rows = _run_rows(environment, run_ids)
+    return Burst(len(run_ids), dispatch_seconds, [started.timestamp() for _, started, *_ in rows],
+                 [finished.timestamp() for _, _, _, finished, *_ in rows], [worker for *_, worker in rows],
+                 sum(1 for *_, status, _ in rows if status == "Succeeded"))
+
+
+def _canvas_latencies(environment: Environment, probes: int, processes: list | None = None) -> list[float]:
     """One run at a time through the same dispatch the API uses: enqueue -> block start without a backlog."""
     run_ids = []
     for workflow in environment.workflows(probes):
         run_ids.append(_dispatch(environment, workflow))
-        _wait_until_finished(environment, run_ids[-1:], poll=0.002)
-    return [(started - queued).total_seconds() * 1000 for queued, started, _ in _timings(environment, run_ids)]
+        _wait_until_finished(environment, run_ids[-1:], poll=0.002, processes=processes)
+    return [(block_started - queued).total_seconds() * 1000
+            for queued, _, block_started, *_ in _run_rows(environment, run_ids)]
 
 
-def _wait_until_finished(environment: Environment, run_ids: list, poll: float = 0.1) -> None:
+def _wait_until_finished(environment: Environment, run_ids: list, poll: float = 0.1,
+                         processes: Sequence[subprocess.Popen] = ()) -> None:
     from canvas.models import WorkflowRun
 
-    deadline = time.time() + 900
-    while time.time() < deadline:
+    def finished() -> bool:
         with environment.services.db.sessions() as session:
-            busy = session.scalar(select(WorkflowRun.id).where(WorkflowRun.id.in_(run_ids),
+            return session.scalar(select(WorkflowRun.id).where(WorkflowRun.id.in_(run_ids),
                                                                WorkflowRun.status.in_(("Queued", "Running")))
-                                  .limit(1))
-        if busy is None:
-            return
-        time.sleep(poll)
+                                  .limit(1)) is None
+
+    _wait(finished, processes or (), poll, f"{len(run_ids)} runs")
 
 
-def _timings(environment: Environment, run_ids: list) -> list:
+def _run_rows(environment: Environment, run_ids: list) -> list:
+    """(date_queued, run date_started, first block's date_started, date_finished, status, worker_name) per run."""
     from canvas.models import BlockRun, WorkflowRun
 
+    first_block = (select(BlockRun.run_id, func.min(BlockRun.date_started).label("started"))
+                   .where(BlockRun.run_id.in_(run_ids)).group_by(BlockRun.run_id).subquery())
     with environment.services.db.sessions() as session:
-        return list(session.execute(select(WorkflowRun.date_queued, BlockRun.date_started, WorkflowRun.status)
-                                    .join(BlockRun, BlockRun.run_id == WorkflowRun.id)
-                                    .where(WorkflowRun.id.in_(run_ids))))
+        return list(session.execute(
+            select(WorkflowRun.date_queued, WorkflowRun.date_started, first_block.c.started,
+                   WorkflowRun.date_finished, WorkflowRun.status, WorkflowRun.worker_name)
+            .join(first_block, first_block.c.run_id == WorkflowRun.id)
+            .where(WorkflowRun.id.in_(run_ids))))
+
+
+# --- the report ----------------------------------------------------------------------------------------------------
+
+def min_median(values: list[float], digits: int = 1) -> str:
+    return f"{min(values):.{digits}f} / {statistics.median(values):.{digits}f}"
+
+
+ROWS = [("prefilled_dispatch", "pre-filled: dispatch rate (runs/s)"),
+        ("prefilled_execution", "pre-filled: execution rate (runs/s)"),
+        ("concurrent_dispatch", "concurrent: dispatch rate (runs/s)"),
+        ("concurrent_execution", "concurrent: execution rate (runs/s)"),
+        ("p50", "start latency p50 (ms)"),
+        ("p99", "start latency p99 (ms)")]
+
+
+def report(results: dict[int, dict[str, list[Figures]]], rounds: int) -> None:
+    for workers, by_system in results.items():
+        raw, ours = by_system["raw"], by_system["canvas"]
+        print(f"\n{workers} worker(s), min / median over {rounds} rounds (ratios taken within each round)")
+        print(f"  {'figure':<38} {'raw RQ':>17} {'canvas':>17} {'canvas / raw RQ':>17}")
+        for key, label in ROWS:
+            ratios = [o.values[key] / r.values[key] for o, r in zip(ours, raw)]
+            print(f"  {label:<38} {min_median([r.values[key] for r in raw]):>17} "
+                  f"{min_median([o.values[key] for o in ours]):>17} {min_median(ratios, 3):>17}")
+        spreads = [f.prefilled.spread * 1000 for f in ours], [f.prefilled.spread * 1000 for f in raw]
+        print(f"  {'pre-filled: spread of worker starts (ms)':<38} {min_median(spreads[1], 0):>17} "
+              f"{min_median(spreads[0], 0):>17}")
+    counts = sorted(results)
+    if len(counts) >= 2:
+        low, high = counts[0], counts[-1]
+        print(f"\nscaling {low} -> {high} workers (execution rate with {high} / with {low}, per round): min / median")
+        for key in ("prefilled_execution", "concurrent_execution"):
+            line = []
+            for system in ("raw", "canvas"):
+                ratios = [h.values[key] / lo.values[key]
+                          for h, lo in zip(results[high][system], results[low][system])]
+                line.append(f"{'raw RQ' if system == 'raw' else 'canvas'} {min_median(ratios, 2)}")
+            print(f"  {key.replace('_', ' '):<22} {line[0]:<24} {line[1]}")
+    print("\ngoals (issue 5): execution rate ratio >= 0.5; latency ratios <= 2")
+
+
+def main_in_process(args: argparse.Namespace) -> None:
+    environment = Environment()
+    print(f"{cpu_note()}; {environment.database}; Redis {redis_url(environment.settings)[:40]}; "
+          f"{args.worker_class} workers; {args.runs} runs (raw RQ: {args.raw_runs} jobs) per burst, "
+          f"{args.dispatchers} dispatcher {args.dispatch_mode}, {args.probes} sequential latency probes, "
+          f"{args.rounds} rounds")
+    results: dict[int, dict[str, list[Figures]]] = {workers: {"raw": [], "canvas": []} for workers in args.workers}
+    try:
+        for round_number in range(1, args.rounds + 1):
+            for workers in args.workers:
+                systems = ["raw", "canvas"] if round_number % 2 else ["canvas", "raw"]
+                print(f"round {round_number}, {workers} worker(s):")
+                for system in systems:
+                    if system == "raw":
+                        figures = measure_raw_rq(environment, args.raw_runs, args.probes, args.worker_class, workers,
+                                                 args.dispatchers)
+                    else:
+                        figures = measure_canvas(environment, args.runs, args.probes, args.worker_class, workers,
+                                                 args.dispatchers, args.dispatch_mode)
+                    results[workers][system].append(figures)
+                    print(figures.line(system, "jobs" if system == "raw" else "runs"), flush=True)
+    finally:
+        environment.close()
+    report(results, args.rounds)
+
+
+# --- through the API ---------------------------------------------------------------------------------------------
+
+@dataclass
+class ApiFigures:
+    accepted_rate: float  # runs/s the API accepted, from the first request to the last answer
+    execution_rate: float  # runs / (first start -> last finish)
+    end_to_end_rate: float  # runs / (first request -> last finish)
+    http_p50: float
+    http_p99: float
+    request_to_start_p50: float
+    request_to_start_p99: float
+    queued_to_start_p50: float
+    queued_to_start_p99: float
+    succeeded: int
+    runs: int
+
+
+class ApiClient:
+    def __init__(self, port: int, consumer: str, secret: str):
+        self.port = port
+        self.headers = {"Consumer": consumer, "SecretKey": secret, "Content-Type": "application/json"}
+
+    def run_workflow(self, workflow_id: uuid.UUID) -> tuple[uuid.UUID, float, float]:
+        """POST /api/RunWorkflow: (run id, epoch seconds when sent, seconds until answered)."""
+        sent, began = time.time(), time.perf_counter()
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            connection.request("POST", "/api/RunWorkflow", json.dumps({"workflowId": str(workflow_id)}),
+                               self.headers)
+            response = connection.getresponse()
+            body = response.read()
+        finally:
+            connection.close()
+        if response.status != 202:
+            raise RuntimeError(f"RunWorkflow answered {response.status}: {body[:300]!r}")
+        return uuid.UUID(response.getheader("Location").rsplit("/", 1)[1]), sent, time.perf_counter() - began
+
+
+def measure_through_api(environment: Environment, client: ApiClient, processes: list, runs: int, probes: int,
+                        dispatchers: int) -> ApiFigures:
+    rows = environment.workflows(runs)
+    shares = [rows[n::dispatchers] for n in range(dispatchers)]
+    seconds, answers = _concurrently([lambda share=share: [client.run_workflow(row.id) for row in share]
+                                      for share in shares])
+    sent = [answer for share in answers for answer in share]
+    run_ids = [run_id for run_id, _, _ in sent]
+    _wait_until_finished(environment, run_ids, processes=processes)
+    burst = _run_rows(environment, run_ids)
+    first_request = min(at for _, at, _ in sent)
+    last_finish = max(finished.timestamp() for _, _, _, finished, *_ in burst)
+    first_start = min(started.timestamp() for _, started, *_ in burst)
+    http_ms = [took * 1000 for *_, took in sent]
+
+    probe_ids, sent_at = [], {}
+    for workflow in environment.workflows(probes):
+        run_id, at, _ = client.run_workflow(workflow.id)
+        probe_ids.append(run_id)
+        sent_at[run_id] = at
+        _wait_until_finished(environment, [run_id], poll=0.002, processes=processes)
+    request_ms, queued_ms = [], []
+    for run_id in probe_ids:
+        (queued, _, block_started, *_), = _run_rows(environment, [run_id])
+        request_ms.append((block_started.timestamp() - sent_at[run_id]) * 1000)
+        queued_ms.append((block_started - queued).total_seconds() * 1000)
+    succeeded = sum(1 for *_, status, _ in burst if status == "Succeeded")
+    return ApiFigures(len(sent) / seconds, len(burst) / (last_finish - first_start),
+                      len(burst) / (last_finish - first_request), percentile(http_ms, 0.5),
+                      percentile(http_ms, 0.99), percentile(request_ms, 0.5), percentile(request_ms, 0.99),
+                      percentile(queued_ms, 0.5), percentile(queued_ms, 0.99), succeeded, len(burst))
+
+
+def warm_up(environment: Environment, client: ApiClient, processes: list, runs: int) -> None:
+    """A few runs through every part first: each gunicorn worker's and each `canvas worker`'s first requests and
+    runs pay for imports and connections."""
+    rows = environment.workflows(runs)
+    _, answers = _concurrently([lambda row=row: client.run_workflow(row.id) for row in rows])
+    _wait_until_finished(environment, [run_id for run_id, _, _ in answers], processes=processes)
+
+
+def _with_workers(workers: int) -> Callable[[object], bool]:
+    """/healthz's answer once `workers` workers have registered (or more: a killed worker's registration expires
+    only after RQ's worker TTL)."""
+    return lambda health: isinstance(health, dict) and health.get("workers", 0) >= workers
+
+
+def main_through_api(args: argparse.Namespace) -> None:
+    environment = Environment()
+    organization = environment.organization
+    print(f"{cpu_note()}; {environment.database}; Redis {redis_url(environment.settings)[:40]}; through the API: "
+          f"`canvas up` ({args.api_workers} gunicorn workers) + more `canvas worker`s, {args.worker_class} workers; "
+          f"{args.runs} runs per burst from {args.dispatchers} client threads, {args.probes} probes one at a time, "
+          f"{args.rounds} rounds")
+    results: dict[int, list[ApiFigures]] = {}
+    try:
+        for workers in args.workers:
+            port = free_port()
+            env = environment.env(CANVAS_API_WORKERS=str(args.api_workers), CANVAS_WORKER_CLASS=args.worker_class)
+            up_log = environment.log_dir / f"up-{workers}.log"
+            processes = [spawn([sys.executable, "-m", "canvas", "up", "--port", str(port)], env, up_log)]
+            try:
+                processes += start([sys.executable, "-m", "canvas", "worker", "--worker-class", args.worker_class],
+                                   env, workers - 1, environment.log_dir)
+                wait_until_ready(f"http://127.0.0.1:{port}/healthz", processes[0], 180, up_log,
+                                 ready=_with_workers(workers))
+                client = ApiClient(port, organization.consumer, organization.secret_key)
+                warm_up(environment, client, processes, 4 * args.api_workers)
+                results[workers] = []
+                for round_number in range(1, args.rounds + 1):
+                    figures = measure_through_api(environment, client, processes, args.runs, args.probes,
+                                                  args.dispatchers)
+                    results[workers].append(figures)
+                    print(f"  {workers} worker(s) round {round_number}: accepted {figures.accepted_rate:6.1f} runs/s, "
+                          f"execution {figures.execution_rate:6.1f} runs/s, end to end {figures.end_to_end_rate:6.1f}"
+                          f" runs/s; RunWorkflow p50 {figures.http_p50:5.1f} ms p99 {figures.http_p99:6.1f} ms; "
+                          f"request->start p50 {figures.request_to_start_p50:5.1f} ms p99 "
+                          f"{figures.request_to_start_p99:6.1f} ms ({figures.succeeded}/{figures.runs} ok)",
+                          flush=True)
+            finally:
+                stop_processes(processes, grace=60)
+    finally:
+        environment.close()
+    rows = [("accepted_rate", "RunWorkflow accepted (runs/s)"), ("execution_rate", "execution rate (runs/s)"),
+            ("end_to_end_rate", "first request -> last finish (runs/s)"),
+            ("http_p50", "RunWorkflow answer p50 in burst (ms)"), ("http_p99", "RunWorkflow answer p99 in burst (ms)"),
+            ("request_to_start_p50", "request -> start p50, one at a time (ms)"),
+            ("request_to_start_p99", "request -> start p99, one at a time (ms)"),
+            ("queued_to_start_p50", "creation -> start p50, one at a time (ms)"),
+            ("queued_to_start_p99", "creation -> start p99, one at a time (ms)")]
+    print(f"\nthrough the API, min / median over {args.rounds} rounds")
+    print(f"  {'figure':<42}" + "".join(f"{f'{w} worker(s)':>18}" for w in results))
+    for key, label in rows:
+        print(f"  {label:<42}" + "".join(f"{min_median([getattr(f, key) for f in figures]):>18}"
+                                          for figures in results.values()))
+    counts = sorted(results)
+    if len(counts) >= 2:
+        low, high = counts[0], counts[-1]
+        ratios = [h.execution_rate / lo.execution_rate for h, lo in zip(results[high], results[low])]
+        print(f"  scaling {low} -> {high} workers, execution rate: {min_median(ratios, 2)}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=300, help="runs in the throughput burst")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=300, help="platform runs per burst (pre-filled, concurrent)")
+    parser.add_argument("--raw-runs", type=int, default=None,
+                        help="raw RQ jobs per burst (default 5 x --runs: a raw burst of --runs is over too soon "
+                             "for its rate to mean much)")
     parser.add_argument("--probes", type=int, default=60, help="sequential runs for the latency figures")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds per figure (min and median are printed)")
     parser.add_argument("--worker-class", choices=["simple", "fork"], default="simple")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--dispatchers", type=int, default=4, help="concurrent dispatchers (or API client threads)")
+    parser.add_argument("--dispatch-mode", choices=["threads", "processes"], default="threads",
+                        help="platform dispatchers: threads of this process, or processes with an app each")
+    parser.add_argument("--through-api", action="store_true", help="drive `canvas up` through POST /api/RunWorkflow")
+    parser.add_argument("--api-workers", type=int, default=2, help="gunicorn workers of the API (--through-api)")
     args = parser.parse_args()
-    environment = Environment()
-    database = "PostgreSQL" if "postgresql" in environment.settings["DATABASE_URL"] else "SQLite (WAL)"
-    print(f"{os.cpu_count()} cores; {database}; Redis {redis_url(environment.settings)[:40]}; "
-          f"{args.worker_class} workers; {args.runs} runs per burst, {args.probes} sequential latency probes")
-    try:
-        for workers in args.workers:
-            raw = measure_raw_rq(environment, args.runs, args.probes, args.worker_class, workers)
-            ours = measure_canvas(environment, args.runs, args.probes, args.worker_class, workers)
-            print(f"\n{workers} worker(s):")
-            print(f"  raw RQ no-op jobs : {raw['rate']:7.1f} jobs/s   start latency p50 {raw['p50']:6.1f} ms  "
-                  f"p99 {raw['p99']:7.1f} ms  ({raw['done']} done)")
-            print(f"  canvas no-op runs : {ours['rate']:7.1f} runs/s   start latency p50 {ours['p50']:6.1f} ms  "
-                  f"p99 {ours['p99']:7.1f} ms  ({ours['done']} succeeded)")
-            print(f"  ratios            : throughput {ours['rate'] / raw['rate']:.2f} (goal >= 0.5), "
-                  f"p50 {ours['p50'] / raw['p50']:.2f}x, p99 {ours['p99'] / raw['p99']:.2f}x (goal <= 2x)")
-    finally:
-        environment.close()
+    args.raw_runs = args.raw_runs or 5 * args.runs
+    if args.rounds < 1 or args.dispatchers < 1 or min(args.workers) < 1:
+        parser.error("--rounds, --dispatchers and --workers must be at least 1")
+    (main_through_api if args.through_api else main_in_process)(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,165 @@
+"""benchmarks/_harness.py: readiness that survives a slow server, child processes that never outlive a benchmark; and
+benchmarks/run_throughput.py's rates (execution to the last finish)."""
+from __future__ import annotations
+
+import contextlib
+import http.server
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.process_tools import alive, descendants
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import _harness  # noqa: E402
+import run_throughput  # noqa: E402
+
+
+class StillRunning:
+    args = ("canvas", "api")
+
+    def poll(self) -> None:
+        return None
+
+
+def serve(answers: list) -> tuple[http.server.HTTPServer, str]:
+    """A local server giving `answers` in turn (the last one for ever): (status, body), or "drop" (close the
+    connection without an answer), or ("slow", seconds) (answer 200 {} after that long)."""
+    queue = list(answers)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            answer = queue.pop(0) if len(queue) > 1 else queue[0]
+            if answer == "drop":
+                self.close_connection = True
+                return
+            if answer[0] == "slow":
+                time.sleep(answer[1])
+                answer = (200, {})
+            body = json.dumps(answer[1]).encode()
+            self.send_response(answer[0])
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/healthz"
+
+
+def test_readiness_retries_errors_timeouts_and_dropped_connections_until_ready():
+    server, url = serve([(503, {"status": "unavailable"}), "drop", ("slow", 0.6), (500, {}),
+                         (200, {"workers": 0}), (200, {"workers": 1})])
+    try:
+        body = _harness.wait_until_ready(url, StillRunning(), timeout=20, attempt_timeout=0.3,
+                                         ready=lambda health: health.get("workers", 0) >= 1)
+    finally:
+        server.shutdown()
+    assert body == {"workers": 1}
+
+
+def test_readiness_gives_up_at_the_deadline_saying_what_it_saw(tmp_path):
+    log = tmp_path / "api.log"
+    log.write_text("gunicorn: worker boot failed\n")
+    server, url = serve([(500, {"error": "boom"})])
+    began = time.monotonic()
+    try:
+        with pytest.raises(RuntimeError) as raised:
+            _harness.wait_until_ready(url, StillRunning(), timeout=1.0, log_path=log)
+    finally:
+        server.shutdown()
+    assert time.monotonic() - began < 5
+    assert "not ready within 1 s" in str(raised.value) and "500" in str(raised.value)
+    assert "worker boot failed" in str(raised.value)
+
+
+def test_readiness_fails_at_once_when_the_process_exits():
+    process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    process.wait()
+    with pytest.raises(RuntimeError, match="exited with 3"):
+        _harness.wait_until_ready("http://127.0.0.1:9/healthz", process, timeout=30)
+
+
+SCRIPT = """
+import sys, time
+sys.path.insert(0, {benchmarks!r})
+import _harness
+child = _harness.spawn({command!r}, {{"PATH": "/usr/bin:/bin"}})
+print(child.pid, flush=True)
+{then}
+"""
+
+
+@pytest.mark.parametrize("ending", ["sigterm", "exception", "stop_processes"])
+def test_spawned_trees_are_killed_on_every_way_out(ending):
+    then = {"sigterm": "time.sleep(60)", "exception": "time.sleep(1.0); raise ValueError('benchmark failed')",
+            "stop_processes": "time.sleep(1.0); _harness.stop_processes([child], grace=5); time.sleep(60)"}[ending]
+    # a child that starts a grandchild in a session of its own (as `canvas api` starts the embedded Redis)
+    command = ["sh", "-c", "setsid sleep 300 & exec sleep 300"]
+    script = textwrap.dedent(SCRIPT.format(benchmarks=str(BENCHMARKS), command=command, then=then))
+    runner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(runner.stdout.readline())
+        deadline = time.monotonic() + 10
+        while len(tree := {child, *descendants(child)}) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(tree) >= 2, tree  # the child (sleep), and the sleep it started in a session of its own
+        if ending == "sigterm":
+            runner.send_signal(signal.SIGTERM)
+        if ending == "stop_processes":
+            deadline = time.monotonic() + 10
+            while any(alive(pid) for pid in tree) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert [pid for pid in tree if alive(pid)] == []
+            runner.send_signal(signal.SIGTERM)
+        runner.wait(30)
+        assert [pid for pid in tree if alive(pid)] == []
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+
+
+def test_execution_rate_runs_to_the_last_finish_and_spread_of_worker_starts():
+    burst = run_throughput.Burst(dispatched=4, dispatch_seconds=0.5, starts=[10.0, 10.2, 10.5, 11.0],
+                                 finishes=[10.1, 10.4, 10.6, 12.0], workers=["a", "b", "a", "b"], succeeded=4)
+    assert burst.dispatch_rate == 8.0
+    assert burst.execution_rate == pytest.approx(4 / 2.0)  # first start 10.0 -> last finish 12.0, not last start
+    assert burst.spread == pytest.approx(0.2)
+    assert burst.active_workers == 2
+
+
+def test_a_spawned_process_gets_sigterm_when_the_benchmark_is_killed():
+    """SIGKILL reaches no handler: Linux's parent-death signal tells the child (which stops its own children)."""
+    script = textwrap.dedent(SCRIPT.format(benchmarks=str(BENCHMARKS), command=["sleep", "300"],
+                                           then="time.sleep(60)"))
+    runner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(runner.stdout.readline())
+        assert alive(child)
+        runner.kill()
+        runner.wait(10)
+        deadline = time.monotonic() + 10
+        while alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not alive(child)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+            runner.wait()
+        if "child" in locals() and alive(child):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
