@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import uuid
+from collections.abc import Callable
+from typing import ClassVar
 
 import click
 
@@ -41,6 +44,50 @@ def _check_blob_store(settings: dict) -> None:
         sys.exit(2)
 
 
+def _in_a_child(step: Callable[..., object], *args: object) -> None:
+    """Run a start-up step in a forked child and wait for it: what the step imports (migrations, the catalog loader,
+    a blob store's client library: tens of MB) then never weighs on the long-lived process that runs it, nor on the
+    processes that process forks (gunicorn's workers). A step that fails ends this process too, with its status;
+    it has said why."""
+    if not hasattr(os, "fork"):
+        step(*args)
+        return
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            step(*args)
+            status = 0
+        except click.ClickException as exc:
+            exc.show()
+            status = exc.exit_code
+        except KeyboardInterrupt:
+            status = 130
+        except SystemExit as exc:
+            status = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:  # noqa: BLE001 - the child must end here whatever happened, its traceback shown
+            log.exception("starting failed")
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
+    try:
+        status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    except KeyboardInterrupt:  # Ctrl-C reached the child too
+        os.waitpid(pid, 0)
+        sys.exit(130)
+    if status != 0:
+        sys.exit(status if status > 0 else 1)
+
+
+def _prepare(settings: dict) -> None:
+    """Before `canvas up` or `canvas api` starts anything: the blob store, the data dir, the database migrated and
+    the catalog synced, once, rather than each child failing and being restarted for a while."""
+    _check_blob_store(settings)
+    _prepare_data_dir(settings)
+    _synced_database(settings).dispose()
+
+
 def _database(settings: dict):  # noqa: ANN202
     from canvas.db import Database
 
@@ -67,7 +114,26 @@ def _synced_database(settings: dict):  # noqa: ANN202
     return database
 
 
-@click.group()
+class CommandsImportedWhenUsed(click.Group):
+    """Commands that live with their capability package (``name: "module:attribute"``) are imported only when they
+    run or are listed in help: importing `canvas.schedules.cli` loads every model and SQLAlchemy (~20 MB), which
+    `canvas up`'s supervisor and gunicorn's master would otherwise hold for good."""
+
+    elsewhere: ClassVar[dict[str, str]] = {"cron": "canvas.schedules.cli:cron"}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.elsewhere])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.elsewhere:
+            return super().get_command(ctx, name)
+        import importlib
+
+        module, attribute = self.elsewhere[name].split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=CommandsImportedWhenUsed)
 def cli() -> None:
     """Canvas: a self-hosted workflow-template orchestrator."""
 
@@ -84,11 +150,9 @@ def up(host: str | None, port: int | None) -> None:
     from canvas.supervisor import Child, Supervisor, canvas_command
 
     settings = _settings()
-    _check_blob_store(settings)  # once here, rather than each child failing and being restarted for a while
-    _prepare_data_dir(settings)
+    _in_a_child(_prepare, settings)  # the supervisor stays small: it only starts and watches processes
     embedded = ensure_redis(settings)
     try:
-        _synced_database(settings).dispose()
         bind = ["--host", host or DEFAULT_HOST, "--port", str(port or DEFAULT_PORT)]
         children = [Child("api", canvas_command("api", *bind)), Child("worker", canvas_command("worker")),
                     Child("scheduler", canvas_command("scheduler"))]
@@ -120,7 +184,9 @@ def _prepare_data_dir(settings: dict) -> None:
 @cli.command()
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port to listen on (default 8080).")
-@click.option("--workers", default=None, type=int, help="gunicorn worker processes (default 2 x cores + 1).")
+@click.option("--workers", default=None, type=int,
+              help="gunicorn worker processes (default: CANVAS_API_WORKERS, else 2 x cores + 1 as far as half the "
+                   "available memory holds them at ~100 MB each, at least 2).")
 def api(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the HTTP API on gunicorn."""
     from canvas.defaults import DEFAULT_HOST, DEFAULT_PORT
@@ -128,16 +194,21 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
     from canvas.wsgi_server import CanvasServer
 
     settings = _settings()
-    _check_blob_store(settings)
-    _prepare_data_dir(settings)
+    _in_a_child(_prepare, settings)  # gunicorn's master stays small, and so do the workers it forks
     embedded = ensure_redis(settings)
     try:
-        _synced_database(settings).dispose()
         host, port = host or DEFAULT_HOST, port or DEFAULT_PORT
-        CanvasServer(f"{host}:{port}", workers or settings["API_WORKERS"], _listening_public_url(host, port)).run()
+        CanvasServer(f"{host}:{port}", workers or _api_workers(settings), _listening_public_url(host, port)).run()
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def _api_workers(settings: dict) -> int:
+    """CANVAS_API_WORKERS when it is set (not 0), else a count sized for this machine's cores and memory."""
+    from config.gunicorn import machine_default_workers
+
+    return settings["API_WORKERS"] or machine_default_workers()
 
 
 def _listening_public_url(host: str, port: int) -> dict | None:
@@ -160,16 +231,24 @@ def _listening_public_url(host: str, port: int) -> dict | None:
 @click.option("--max-jobs", type=int, default=None,
               help="Exit after this many runs (a supervisor restarts it): bounds what a leaky block can hold.")
 @click.option("--name", default=None, help="Worker name (default: RQ's).")
-def worker(worker_class: str | None, burst: bool, max_jobs: int | None, name: str | None) -> None:
-    """Run an RQ worker that executes workflow runs."""
+@click.option("--with-rq-scheduler", is_flag=True,
+              help="Also fork RQ's scheduler, which queues delayed jobs (callback retries), when no other process "
+                   "holds its lock. `canvas scheduler` runs it already: use this only without one (~90 MB).")
+def worker(worker_class: str | None, burst: bool, max_jobs: int | None, name: str | None,
+           with_rq_scheduler: bool) -> None:
+    """Run an RQ worker that executes workflow runs.
+
+    Delayed jobs (callback retries) are queued by RQ's scheduler, which `canvas scheduler` runs: a deployment needs
+    one `canvas scheduler`, or one worker started with --with-rq-scheduler."""
     from canvas.queueing.embedded import ensure_redis
     from workers.worker import run_worker
 
     settings = _settings()
-    _check_blob_store(settings)
+    _in_a_child(_check_blob_store, settings)  # a store's client library loads with the first run that needs it
     embedded = ensure_redis(settings)
     try:
-        sys.exit(run_worker(worker_class=worker_class, burst=burst, name=name, max_jobs=max_jobs))
+        sys.exit(run_worker(worker_class=worker_class, burst=burst, name=name, max_jobs=max_jobs,
+                            with_rq_scheduler=with_rq_scheduler))
     finally:
         if embedded is not None:
             embedded.stop()
@@ -177,12 +256,15 @@ def worker(worker_class: str | None, burst: bool, max_jobs: int | None, name: st
 
 @cli.command()
 def scheduler() -> None:
-    """Run the scheduler that fires workflow schedules."""
+    """Run the scheduler that fires workflow schedules.
+
+    It also runs RQ's scheduler, which queues delayed jobs (callback retries); with several schedulers one does at a
+    time, the others stand by."""
     from canvas.queueing.embedded import ensure_redis
     from workers.scheduler import run_scheduler
 
     settings = _settings()
-    _check_blob_store(settings)
+    _in_a_child(_check_blob_store, settings)
     embedded = ensure_redis(settings)
     try:
         sys.exit(run_scheduler())
@@ -354,7 +436,4 @@ class _domain_errors:  # noqa: N801 - used as a context manager, reads like a st
 
 
 def main() -> None:
-    from canvas.schedules.cli import cron  # the command lives with its capability package
-
-    cli.add_command(cron)
     cli(prog_name="canvas")

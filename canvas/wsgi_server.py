@@ -25,7 +25,7 @@ class CanvasServer(BaseApplication):
         self.cfg.set("workers", self.workers)
         self.cfg.set("proc_name", "canvas-api")
 
-    def load(self):  # noqa: ANN201 - each gunicorn worker builds its own app (and database engine) after the fork
+    def load(self):  # noqa: ANN201 - built once in the master (preload_app); engines connect after the fork
         from canvas import create_app
 
         return create_app(self.app_config)

@@ -2,7 +2,6 @@
 
 The type of each default decides how its environment value is parsed (int, float, bool, str or None for text).
 """
-import os
 
 from canvas import defaults as d
 
@@ -37,7 +36,8 @@ RECONNECT_MAX_SECONDS = d.DEFAULT_RECONNECT_MAX_SECONDS  # longest wait between 
 BLOB_URL = None  # None: files under DATA_DIR/blobs; file:///absolute/path, or s3://bucket/prefix for object storage
 S3_ENDPOINT_URL = None  # an S3-compatible server (MinIO, Ceph...) for s3:// blob URLs; None: AWS S3 itself
 BLOB_FSYNC = None  # None: like the database (fsync on PostgreSQL, not on SQLite); true/false to force
-API_WORKERS = 2 * (os.cpu_count() or 1) + 1
+# gunicorn workers of `canvas api`; 0: sized for the machine's cores and memory (config.gunicorn.default_workers).
+API_WORKERS = 0
 BENCHMARK_ENDPOINTS = False  # exposes /bench/baseline for benchmarks/api_auth.py
 CATALOG_DIR = None  # None: the templates_catalog package shipped with the service
 # Schedulers reconcile with the database this often (changes are also announced on Redis, picked up at once).

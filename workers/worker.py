@@ -6,6 +6,10 @@ burst, --max-jobs.
 exponential backoff up to RECONNECT_MAX_SECONDS, until Redis answers a PING, then starts a fresh loop under the same
 worker name, which registers the worker again. The outage is logged once when it starts and once when Redis is back
 (``canvas.outages``). The database is used only by runs (the runner) and by the reaper thread, and both outlive it.
+
+An idle worker stays small: it builds no HTTP API (``workers.process_app``), and a simple worker imports the runner
+and its blocks with its first run. RQ's scheduler (delayed jobs: callback retries) runs in `canvas scheduler`; a
+worker forks one only when asked (``--with-rq-scheduler``), for a deployment without a `canvas scheduler`.
 """
 from __future__ import annotations
 
@@ -26,7 +30,6 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from rq.exceptions import StopRequested
 
-from canvas import create_app
 from canvas.defaults import DEFAULT_WORKER_CLASS
 from canvas.execution.reaper import ReaperConfig, reap_lost_runs
 from canvas.execution.retention import prune_everything
@@ -34,6 +37,7 @@ from canvas.outages import REDIS_UNREACHABLE, Backoff, OutageLog, Retrying
 from canvas.queueing.keys import RUN_QUEUE
 from canvas.queueing.worker import WAITS_FOR_REDIS, WORKER_CLASSES, OutageTolerantWorker, RunQueue, stop_on_signals
 from canvas.settings import redis_url
+from workers import process_app
 
 log = logging.getLogger("canvas.worker")
 PRUNE_INTERVAL_SECONDS = 3600.0
@@ -46,6 +50,7 @@ class WorkOrder:
     burst: bool
     max_jobs: int | None
     logging_level: str
+    with_rq_scheduler: bool = False  # fork RQ's scheduler (when no other process holds its lock)
     jobs_done: int = 0
 
     def jobs_left(self) -> int | None:
@@ -53,8 +58,8 @@ class WorkOrder:
 
 
 def run_worker(worker_class: str | None = None, burst: bool = False, name: str | None = None,
-               max_jobs: int | None = None) -> int:
-    app = create_app()
+               max_jobs: int | None = None, with_rq_scheduler: bool = False) -> int:
+    app = process_app()
     settings = app.config["CANVAS_SETTINGS"]
     _forked_children_die_with_the_worker()
     logging.getLogger("rq.worker").addFilter(LostConnectionsWithoutTraceback())
@@ -75,11 +80,12 @@ def run_worker(worker_class: str | None = None, burst: bool = False, name: str |
 
     with app.app_context():
         services = app.extensions["canvas"]
-        _warm_up(services)
+        if chosen == "fork":
+            _warm_up(services)
         stop_reaper = _start_reaper(services, outages)
         try:
             log.info("%s worker %s listening on queue %s", chosen, name, RUN_QUEUE)
-            order = WorkOrder(burst, max_jobs, settings["LOG_LEVEL"])
+            order = WorkOrder(burst, max_jobs, settings["LOG_LEVEL"], with_rq_scheduler)
             return _work_through_outages(new_worker, order, probe, outages, stop, reconnect_max)
         finally:
             stop_reaper.set()
@@ -105,7 +111,7 @@ def _work_through_outages(new_worker: Callable[[], OutageTolerantWorker], order:
                 outages.failed(error, "starting the worker", WAITS_FOR_REDIS)
             else:
                 worker.work(burst=order.burst, logging_level=order.logging_level, max_jobs=order.jobs_left(),
-                            with_scheduler=True)  # RQ's scheduler (elected among workers) runs callback retries
+                            with_scheduler=order.with_rq_scheduler)
                 order.jobs_done += worker.jobs_done
                 if worker.birth_date is not None:
                     backoff.reset()
@@ -151,9 +157,10 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _forked_children_die_with_the_worker() -> None:
-    """RQ forks its scheduler (and, as the fork worker class, a child per job). Killed with SIGKILL, a worker cannot
-    stop them, and the scheduler would run on for ever; so each forked child asks Linux for SIGTERM when its parent
-    dies (RQ's scheduler stops on it, releasing its lock) and leaves at once if the parent is already gone."""
+    """RQ forks a child per job (the fork worker class) and its scheduler (--with-rq-scheduler). Killed with
+    SIGKILL, a worker cannot stop them, and the scheduler would run on for ever; so each forked child asks Linux for
+    SIGTERM when its parent dies (RQ's scheduler stops on it, releasing its lock) and leaves at once if the parent is
+    already gone."""
     libc = _libc()
     if libc is None:
         return
@@ -182,7 +189,8 @@ def _libc() -> ctypes.CDLL | None:
 
 def _warm_up(services) -> None:  # noqa: ANN001 - canvas.extensions.Services
     """Import the runner and every block, and build the lazy services, before the first job: a forking worker's
-    children then inherit them instead of paying for them on every run (~200 ms of imports)."""
+    children then inherit them (copy-on-write) instead of paying for them on every run (~200 ms of imports). A
+    simple worker pays for them once, with its first run, and stays ~25 MB smaller until then."""
     importlib.import_module("canvas.execution.runner")  # and with it the block registry and every block
 
     for name in ("blob_store", "network_policy", "secret_box", "redis"):

@@ -1,7 +1,8 @@
 """Run callbacks, the engine side: when a run succeeds or fails, POST a signed JSON summary to each of its flow's
 callback URLs that wants the event, retried with exponential backoff. Deliveries are RQ jobs on the run queue; a
-retry is scheduled with RQ's own scheduler, which every `canvas worker` runs. Callbacks are created, listed and
-deleted through a dialect (canvas.v2.callbacks); nothing here knows about one.
+retry is scheduled with RQ's own scheduler, which `canvas scheduler` hosts (or a worker started with
+--with-rq-scheduler). Callbacks are created, listed and deleted through a dialect (canvas.v2.callbacks); nothing
+here knows about one.
 
 Signature (Stripe-style, so receivers can reuse their verifiers): header `X-Canvas-Signature: t=<unix seconds>,
 v1=<hex HMAC-SHA256 of "<t>.<body>">`, plus `X-Canvas-Event` and `X-Canvas-Delivery`."""

@@ -5,8 +5,9 @@ and RQ's scheduler process made patient.
   lost: when Redis is away as a run ends, that record is given up (one line, no traceback) instead of ending the
   process. A lost connection anywhere else in RQ's work loop ends that loop quietly, saying why (``lost``);
   workers/worker.py then waits for Redis and starts a fresh loop.
-* RQ's scheduler process (elected among workers; it queues delayed jobs, callback retries) waits for Redis too,
-  instead of dying with a traceback and coming back only at the worker's next maintenance, minutes later.
+* RQ's scheduler (it queues delayed jobs: callback retries) runs in one place at a time, whoever holds RQ's lock:
+  a thread of `canvas scheduler` (``PatientScheduler.serve``), or the process RQ forks for a worker started with
+  ``--with-rq-scheduler``. Either waits for a lost Redis instead of dying with a traceback.
 * A keeper thread registers the worker again when Redis lost its registration (FLUSHALL, a restart without
   persistence): RQ's heartbeat only renews the expiry of keys it assumes exist, and an idle worker beats only every
   few minutes, so /healthz would count no workers.
@@ -34,6 +35,7 @@ log = logging.getLogger("canvas.worker")
 REGISTRATION_CHECK_SECONDS = 5.0  # a worker whose registration Redis lost is counted again within this
 PUBSUB_RETRY_SECONDS = 2.0
 WAITS_FOR_REDIS = "the worker waits for it and carries on when it is back"
+LOCK_RETRY_SECONDS = 5.0  # a standby RQ scheduler asks for the lock this often
 
 
 class RedisUnreachable(Exception):
@@ -51,12 +53,13 @@ class RunQueue(Queue):
 
 
 class PatientScheduler(RQScheduler):
-    """RQ's scheduler process, which waits for a lost Redis instead of dying with a traceback."""
+    """RQ's scheduler, which waits for a lost Redis instead of dying with a traceback: in a process of its own,
+    forked by a worker (``work``), or in a thread of another process (``serve``)."""
 
     def __init__(self, *args, reconnect_max: float = DEFAULT_RECONNECT_MAX_SECONDS,  # noqa: ANN002
-                 **kwargs) -> None:  # noqa: ANN003 - RQ's scheduler arguments
+                 outages: OutageLog | None = None, **kwargs) -> None:  # noqa: ANN003 - RQ's scheduler arguments
         super().__init__(*args, **kwargs)
-        self.outages = OutageLog(self.log, f"RQ scheduler {self.name}")
+        self.outages = outages or OutageLog(self.log, f"RQ scheduler {self.name}")  # its host's, in a thread
         self.backoff = Backoff(reconnect_max)
 
     def work(self) -> None:
@@ -69,6 +72,44 @@ class PatientScheduler(RQScheduler):
                     return  # its locks expire by themselves, or the worker releases them
                 self.outages.failed(error, "queueing delayed jobs", "waiting for it")
                 self._pause(self.backoff.next_delay())
+
+    def serve(self, stop: threading.Event, acquire_interval: float = LOCK_RETRY_SECONDS) -> None:
+        """RQ's scheduler loop in a thread, until ``stop``: while another holds RQ's lock this one stands by and asks
+        for it every ``acquire_interval`` (the lock outlives a killed holder by a minute at most); while it holds
+        it, it queues the delayed jobs that are due every ``interval`` seconds. RQ's own loop installs signal
+        handlers, which only a main thread may do."""
+        next_try = 0.0
+        try:
+            while not stop.is_set():
+                try:
+                    if not self.acquired_locks and time.monotonic() >= next_try:
+                        next_try = time.monotonic() + acquire_interval
+                        if self.acquire_locks():
+                            self.register_birth()
+                    if self.acquired_locks:
+                        self.heartbeat()  # renews the lock, or finds it taken over and stands by again
+                        self.enqueue_scheduled_jobs()
+                except REDIS_UNREACHABLE as error:
+                    self.outages.failed(error, "queueing delayed jobs", "waiting for it")
+                except Exception:  # noqa: BLE001 - logged with its traceback; the thread outlives every failure
+                    self.log.exception("RQ scheduler %s: queueing delayed jobs failed", self.name)
+                else:
+                    self.outages.succeeded("Redis")
+                    self.backoff.reset()
+                    stop.wait(self.interval)
+                    continue
+                stop.wait(self.backoff.next_delay())
+        finally:
+            self._retire()
+
+    def _retire(self) -> None:
+        if not self.acquired_locks:
+            return
+        try:
+            self.release_locks()
+            self.register_death()
+        except REDIS_UNREACHABLE:  # the lock expires by itself within a minute
+            self.log.info("RQ scheduler %s: Redis is away; its lock expires by itself", self.name)
 
     def heartbeat(self) -> None:
         super().heartbeat()

@@ -455,8 +455,8 @@ class Proc:
 
 
 class Fleet:
-    """Real `canvas worker` and `canvas scheduler` processes, each in a process group of its own (a worker forks
-    RQ's scheduler), killed, stopped, continued and replaced as a test says, always cleaned up."""
+    """Real `canvas worker` and `canvas scheduler` processes, each in a process group of its own (a fork worker's
+    job children), killed, stopped, continued and replaced as a test says, always cleaned up."""
 
     def __init__(self, env: dict[str, str], log_dir: Path, redis_server: RedisServer):
         self.env = env

@@ -83,8 +83,8 @@ def worker_env(settings: dict) -> dict:
 
 
 def start_worker(settings: dict, log_path: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
-    """A `canvas worker` in a process group of its own: it forks RQ's scheduler (and, with --worker-class fork,
-    its job children), which must go with it. `env` adds to its environment (CANVAS_ settings)."""
+    """A `canvas worker` in a process group of its own: with --worker-class fork it forks its job children (with
+    --with-rq-scheduler, RQ's scheduler), which must go with it. `env` adds to its environment (CANVAS_ settings)."""
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
     return subprocess.Popen([sys.executable, "-m", "canvas", "worker", *extra],
                             env={**worker_env(settings), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,

@@ -37,7 +37,7 @@ def test_a_child_that_keeps_failing_stops_everything(monkeypatch):
 
 
 def test_what_a_killed_child_left_behind_is_killed_before_it_restarts(monkeypatch, tmp_path):
-    """A worker killed with SIGKILL cannot stop the scheduler process it forked: the supervisor must."""
+    """A worker killed with SIGKILL cannot stop the processes it forked (a job's child): the supervisor must."""
     grandchild_pid = tmp_path / "grandchild.pid"
     code = ("import os, subprocess, sys, time; "
             f"p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
