@@ -22,7 +22,8 @@ from canvas.endpoint import canvas_endpoint
 from canvas.extensions import db_session, services
 from canvas.models import Account, Organization
 from canvas.openapi import may_answer
-from canvas.openapi_schemas import GUID_ANSWER, TEXT_ANSWER, TRUE_ANSWER
+from canvas.openapi_schemas import GUID_ANSWER, TEXT_ANSWER, TOTAL_COUNT_HEADER, TRUE_ANSWER
+from canvas.workflows.schemas import PageArgsSchema
 
 blp = Blueprint("accounts", __name__, url_prefix="/api", description="Organization administration")
 
@@ -39,11 +40,12 @@ class Authenticate(MethodView):
 @blp.route("/Accounts")
 class Accounts(MethodView):
     @canvas_endpoint("Accounts", returns="JSON array")
-    @blp.response(200, AccountSchema(many=True))
-    def get(self):
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, AccountSchema(many=True), headers=TOTAL_COUNT_HEADER)
+    def get(self, args):
         """Returns list of accounts in the organization"""
-        accounts = service.list_active_accounts(db_session(), current_principal().organization_id)
-        return [account_to_api(account) for account in accounts]
+        accounts, total = service.list_active_accounts(db_session(), current_principal().organization_id, args)
+        return [account_to_api(account) for account in accounts], 200, {"X-Total-Count": str(total)}
 
 
 @blp.route("/Account")

@@ -154,10 +154,14 @@ def set_ip_allowlist(session: Session, organization_id: uuid.UUID, cidrs: list[s
     return normalised
 
 
-def list_active_accounts(session: Session, organization_id: uuid.UUID) -> list[Account]:
-    query = (select(Account).where(Account.organization_id == organization_id, Account.active.is_(True))
-             .order_by(Account.date_created, Account.email))
-    return list(session.scalars(query))
+def list_active_accounts(session: Session, organization_id: uuid.UUID,
+                         args: dict | None = None) -> tuple[list[Account], int]:
+    """The organization's active accounts, oldest first (e-mails are unique: they break ties), all of them or the
+    page `args` asks for; and how many there are in all."""
+    from canvas.workflows.service import list_of  # the paging of every Canvas list
+
+    query = select(Account).where(Account.organization_id == organization_id, Account.active.is_(True))
+    return list_of(session, query, (Account.date_created, Account.email), args)
 
 
 def create_account(session: Session, organization_id: uuid.UUID, data: dict) -> Account:

@@ -20,7 +20,8 @@ from canvas.auth import current_principal
 from canvas.endpoint import canvas_endpoint, id_argument, route_with_optional_id
 from canvas.extensions import db_session, services
 from canvas.openapi import may_answer
-from canvas.openapi_schemas import GUID_ANSWER, TRUE_ANSWER
+from canvas.openapi_schemas import GUID_ANSWER, TOTAL_COUNT_HEADER, TRUE_ANSWER
+from canvas.workflows.schemas import PageArgsSchema
 
 blp = Blueprint("applications", __name__, url_prefix="/api", description="Applications and registered applications")
 
@@ -41,11 +42,12 @@ class Applications(MethodView):
 @blp.route("/RegApplications")
 class RegApplications(MethodView):
     @canvas_endpoint("RegApplications", returns="JSON Array")
-    @blp.response(200, RegApplicationSchema(many=True))
-    def get(self):
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, RegApplicationSchema(many=True), headers=TOTAL_COUNT_HEADER)
+    def get(self, args):
         """Returns account registerred applications"""
-        return [_to_api(registered) for registered in
-                service.list_registered(db_session(), current_principal().account_id)]
+        rows, total = service.list_registered(db_session(), current_principal().account_id, args)
+        return [_to_api(registered) for registered in rows], 200, {"X-Total-Count": str(total)}
 
 
 @route_with_optional_id(blp, "/RegApplication")

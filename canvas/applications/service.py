@@ -121,10 +121,32 @@ def request_id(path_id: str | None, body_id: Any) -> Any:
     return body_id
 
 
-def list_registered(session: Session, account_id: uuid.UUID) -> list[RegisteredApplication]:
-    query = (select(RegisteredApplication).where(RegisteredApplication.account_id == account_id)
-             .order_by(RegisteredApplication.date_created, RegisteredApplication.id))
-    return list(session.scalars(query))
+REGISTERED_ORDER = (RegisteredApplication.date_created, RegisteredApplication.id)
+
+
+def list_registered(session: Session, account_id: uuid.UUID,
+                    args: dict | None = None) -> tuple[list[RegisteredApplication], int]:
+    """The account's registered applications, oldest first: all of them or the page `args` asks for (see
+    canvas.workflows.service.list_of); and how many there are in all."""
+    from canvas.workflows.service import list_of  # imported here: the workflows service uses this one
+
+    return list_of(session, _registered_of(account_id), REGISTERED_ORDER, args)
+
+
+def slice_of_registered(session: Session, account_id: uuid.UUID, offset: int, limit: int,
+                        application_id: uuid.UUID | None = None) -> tuple[list[RegisteredApplication], int]:
+    """The account's registered applications (of one application, if given) from `offset` on, at most `limit`,
+    oldest first; and how many there are in all."""
+    from canvas.workflows.service import slice_of
+
+    query = _registered_of(account_id)
+    if application_id is not None:
+        query = query.where(RegisteredApplication.application_id == application_id)
+    return slice_of(session, query, REGISTERED_ORDER, offset, limit)
+
+
+def _registered_of(account_id: uuid.UUID):  # noqa: ANN202 - a Select
+    return select(RegisteredApplication).where(RegisteredApplication.account_id == account_id)
 
 
 def get_registered(session: Session, account_id: uuid.UUID, registered_id: Any) -> RegisteredApplication:

@@ -19,7 +19,8 @@ from canvas.catalog.schemas import (
 from canvas.endpoint import canvas_endpoint, id_argument, route_with_optional_id
 from canvas.extensions import db_session, services
 from canvas.openapi import may_answer
-from canvas.openapi_schemas import GUID_ANSWER
+from canvas.openapi_schemas import GUID_ANSWER, TOTAL_COUNT_HEADER
+from canvas.workflows.schemas import PageArgsSchema
 
 blp = Blueprint("templates", __name__, url_prefix="/api", description="Workflow templates")
 
@@ -27,11 +28,12 @@ blp = Blueprint("templates", __name__, url_prefix="/api", description="Workflow 
 @blp.route("/WorkflowTemplates")
 class WorkflowTemplates(MethodView):
     @canvas_endpoint("WorkflowTemplates", returns="JSON array")
-    @blp.response(200, WorkflowTemplateSchema(many=True))
-    def get(self):
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, WorkflowTemplateSchema(many=True), headers=TOTAL_COUNT_HEADER)
+    def get(self, args):
         """Returns list of workflow templates"""
-        rows = service.visible_templates(db_session(), current_principal().organization_id)
-        return [service.template_to_api(row) for row in rows]
+        rows, total = service.visible_templates(db_session(), current_principal().organization_id, args)
+        return [service.template_to_api(row) for row in rows], 200, {"X-Total-Count": str(total)}
 
 
 @blp.route("/WorkflowTemplate")

@@ -131,13 +131,15 @@ def _uuid_or_none(value: str | None) -> uuid.UUID | None:
 
 # --- visibility ------------------------------------------------------------------------------------------------------
 
-def visible_templates(session: Session, organization_id: uuid.UUID) -> list[WorkflowTemplate]:
-    """Global templates (as the Canvas document lists them, drafts included) and every template of the organization."""
-    query = (select(WorkflowTemplate)
-             .where(or_(WorkflowTemplate.organization_id.is_(None),
-                        WorkflowTemplate.organization_id == organization_id))
-             .order_by(WorkflowTemplate.name, WorkflowTemplate.id))
-    return list(session.scalars(query))
+def visible_templates(session: Session, organization_id: uuid.UUID,
+                      args: dict | None = None) -> tuple[list[WorkflowTemplate], int]:
+    """Global templates (as the Canvas document lists them, drafts included) and every template of the organization,
+    by name: all of them or the page `args` asks for (see canvas.workflows.service.list_of); and how many in all."""
+    from canvas.workflows.service import list_of  # imported here: the workflows service uses this one
+
+    query = select(WorkflowTemplate).where(or_(WorkflowTemplate.organization_id.is_(None),
+                                               WorkflowTemplate.organization_id == organization_id))
+    return list_of(session, query, (WorkflowTemplate.name, WorkflowTemplate.id), args)
 
 
 def find_visible_template(session: Session, organization_id: uuid.UUID, template_id: Any) -> WorkflowTemplate:

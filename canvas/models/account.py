@@ -5,7 +5,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, LargeBinary, String, Uuid
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from canvas.models.base import Base, UtcDateTime, new_id, utcnow
@@ -47,6 +47,8 @@ class Organization(Base):
 
 class Account(Base):
     __tablename__ = "account"
+    # GET Accounts: an organization's active accounts, oldest first
+    __table_args__ = (Index("ix_account_organization_listed", "organization_id", "active", "date_created", "email"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String, Text, Uuid
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from canvas.models.base import Base, UtcDateTime, new_id, utcnow
@@ -12,6 +12,8 @@ from canvas.models.base import Base, UtcDateTime, new_id, utcnow
 
 class RegisteredApplication(Base):
     __tablename__ = "registered_application"
+    # GET RegApplications and /v2/credentials: an account's, oldest first
+    __table_args__ = (Index("ix_registered_application_account_created", "account_id", "date_created", "id"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("account.id"), index=True)

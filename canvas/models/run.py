@@ -22,6 +22,8 @@ class WorkflowRun(Base):
               sqlite_where=text("status IN ('Queued', 'Running')"),
               postgresql_where=text("status IN ('Queued', 'Running')")),
         Index("ix_workflow_run_workflow_queued", "workflow_id", "date_queued"),
+        # /v2/executions: the runs of a workspace's (or a User's) workflows, newest first, a page at a time
+        Index("ix_workflow_run_queued", "date_queued"),
         Index("ix_workflow_run_status_heartbeat", "status", "heartbeat_at"),  # the reaper's question
     )
 

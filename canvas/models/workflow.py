@@ -4,14 +4,26 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, Uuid
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from canvas.models.base import Base, UtcDateTime, new_id, utcnow
 
 
+LIVE = "date_deleted IS NULL"
+
+
 class Workflow(Base):
     __tablename__ = "workflow"
+    __table_args__ = (
+        # The lists of live workflows, each in its order, counted without reading the table: GET Workflows (an
+        # account's, oldest first), GET /v2/flows of a User (its own, by id) and of a manager (its organization's).
+        Index("ix_workflow_account_created", "account_id", "date_created", "id",
+              sqlite_where=text(LIVE), postgresql_where=text(LIVE)),
+        Index("ix_workflow_account_live", "account_id", "id", sqlite_where=text(LIVE), postgresql_where=text(LIVE)),
+        Index("ix_workflow_organization_live", "organization_id", "id",
+              sqlite_where=text(LIVE), postgresql_where=text(LIVE)),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("account.id"), index=True)

@@ -67,7 +67,8 @@ class WorkflowRuns(MethodView):
         """Returns a workflow's runs, newest first (total in X-Total-Count)"""
         session = db_session()
         runs, total = service.list_runs(session, current_principal().account_id, args)
-        return [service.run_to_api(session, run) for run in runs], 200, {"X-Total-Count": str(total)}
+        workflows: dict = {}
+        return [service.run_to_api(session, run, workflows) for run in runs], 200, {"X-Total-Count": str(total)}
 
 
 @blp.route("/WorkflowRun", endpoint="WorkflowRun")  # a Guid parameter is taken in the path and as ?runId=

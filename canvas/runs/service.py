@@ -149,8 +149,12 @@ def block_output(session: Session, account_id: uuid.UUID, run_id: Any, number: i
 WITH_BLOCKS = selectinload(WorkflowRun.blocks).selectinload(BlockRun.output)  # run_to_api of a page of runs
 
 
-def run_to_api(session: Session, run: WorkflowRun) -> dict:
-    workflow = session.get(Workflow, run.workflow_id)
+def run_to_api(session: Session, run: WorkflowRun, workflows: dict | None = None) -> dict:
+    """`workflows`: the page's workflows by id, kept by the caller (the session holds objects weakly, and would
+    load the same workflow again for every run of a page)."""
+    workflows = {} if workflows is None else workflows
+    workflow = workflows.get(run.workflow_id) or workflows.setdefault(run.workflow_id,
+                                                                       session.get(Workflow, run.workflow_id))
     block_rows = {block.number: block for block in run.blocks}
     blocks = [_block_to_api(number, workflow.chain[number - 1] if number <= len(workflow.chain) else {},
                             block_rows.get(number)) for number in run.block_plan]

@@ -96,11 +96,10 @@ class Credentials(MethodView):
         check_workspace()
         page = jsonapi.page_parameters()
         component = jsonapi.uuid_parameter("filter[component]")
-        rows = [row for row in service.list_registered(db_session(), current_principal().account_id)
-                if component is None or row.application_id == component]
-        shown = rows[page.offset:page.offset + page.size]
-        return jsonapi.document([credential_to_resource(row) for row in shown],
-                                meta=jsonapi.page_meta(page, len(rows)), links=jsonapi.page_links(page, len(rows)))
+        rows, total = service.slice_of_registered(db_session(), current_principal().account_id, page.offset,
+                                                  page.size, application_id=component)
+        return jsonapi.document([credential_to_resource(row) for row in rows],
+                                meta=jsonapi.page_meta(page, total), links=jsonapi.page_links(page, total))
 
     @blp.doc(**doc(201, "The created credential (keys masked)", 409, 415,
                    request_body="attributes.name, attributes.keys; relationships.component"))

@@ -203,6 +203,9 @@ class Executions(MethodView):
         session = db_session()
         rows, total = slice_of(session, statement, (WorkflowRun.date_queued.desc(), WorkflowRun.id), page.offset,
                                page.size)
+        # Their workflows in one query, held while the page is built: execution_to_resource's session.get() finds
+        # them in the session (which holds objects weakly) instead of loading one per run
+        _held = session.scalars(select(Workflow).where(Workflow.id.in_({run.workflow_id for run in rows}))).all()
         return jsonapi.document([execution_to_resource(session, run) for run in rows],
                                 meta=jsonapi.page_meta(page, total), links=jsonapi.page_links(page, total))
 

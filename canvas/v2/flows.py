@@ -23,9 +23,9 @@ from canvas.workflows.service import Actor
 blp = Blueprint("v2_flows", __name__, url_prefix="/v2", description="v2 (JSON:API): flows and their versions")
 
 
-def flow_to_resource(session: Session, workflow: Workflow) -> dict:
+def flow_to_resource(session: Session, workflow: Workflow, page: flows.FlowPage | None = None) -> dict:
     """The flow resource, with `failure_policy` (failFast | continue) among its attributes."""
-    flow = resources.flow_to_resource(session, workflow)
+    flow = resources.flow_to_resource(session, workflow, page)
     flow["attributes"]["failure_policy"] = flows.failure_policy_of(workflow)
     return flow
 
@@ -56,8 +56,9 @@ class Flows(MethodView):
         page, filters = jsonapi.page_parameters(), flow_filters()
         session = db_session()
         rows, total = flows.list_flows(session, current_viewer(), filters, page.offset, page.size)
-        return jsonapi.document([flow_to_resource(session, row) for row in rows], meta=jsonapi.page_meta(page, total),
-                                links=jsonapi.page_links(page, total))
+        loaded = flows.load_flow_page(session, rows)
+        return jsonapi.document([flow_to_resource(session, row, loaded) for row in rows],
+                                meta=jsonapi.page_meta(page, total), links=jsonapi.page_links(page, total))
 
     @blp.doc(**doc(201, "The created flow", 409, 415, 422,
                    request_body="A flow: name, type, graph, cron, failure_policy (failFast | continue)..."))

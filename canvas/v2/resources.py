@@ -5,7 +5,7 @@ from sqlalchemy.orm import Session
 
 from canvas.models import FlowDraft, FlowVersion, Workflow
 from canvas.v2.flow_drafts import find_draft
-from canvas.v2.flow_service import flow_schedule, settings_of
+from canvas.v2.flow_service import FlowPage, flow_schedule, settings_of
 from canvas.v2.graph import graph_hash, graph_of
 from canvas.v2.jsonapi import iso_time, resource, to_one
 
@@ -20,9 +20,10 @@ def version_link(flow_id, version_id: str) -> str:  # noqa: ANN001
     return f"{flow_link(flow_id)}/versions/{version_id}"
 
 
-def flow_to_resource(session: Session, workflow: Workflow) -> dict:
-    settings = settings_of(session, workflow)
-    schedule = flow_schedule(session, workflow)
+def flow_to_resource(session: Session, workflow: Workflow, page: FlowPage | None = None) -> dict:
+    """`page`: what the flows of a list's page show beside their workflows, read at once (load_flow_page)."""
+    settings = page.settings_of(workflow) if page else settings_of(session, workflow)
+    schedule = page.schedule_of(workflow) if page else flow_schedule(session, workflow)
     graph = graph_of(workflow)
     attributes = {
         "api_version": API_VERSION,
@@ -48,7 +49,7 @@ def flow_to_resource(session: Session, workflow: Workflow) -> dict:
     }
     relationships = _flow_relationships(workflow, graph_hash(graph))
     relationships["components"] = components_relationship(graph)
-    draft = find_draft(session, workflow)
+    draft = page.draft_of(workflow) if page else find_draft(session, workflow)
     if draft is not None:
         relationships["draft"] = {"data": {"id": str(draft.id), "type": "flow-draft"},
                                   "links": {"self": draft_link(workflow.id), "related": draft_link(workflow.id)}}

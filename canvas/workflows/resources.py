@@ -11,10 +11,11 @@ from canvas.endpoint import canvas_endpoint, id_argument, route_with_optional_id
 from canvas.errors import MethodNotAllowedError
 from canvas.extensions import db_session
 from canvas.openapi import may_answer
-from canvas.openapi_schemas import GUID_ANSWER, TRUE_ANSWER
+from canvas.openapi_schemas import GUID_ANSWER, TOTAL_COUNT_HEADER, TRUE_ANSWER
 from canvas.workflows import service, upgrade
 from canvas.workflows.schemas import (
     AddWorkflowSchema,
+    PageArgsSchema,
     UpdateWorkflowSchema,
     UpgradePlanSchema,
     UpgradeWorkflowSchema,
@@ -33,11 +34,13 @@ def actor() -> service.Actor:
 @blp.route("/Workflows")
 class Workflows(MethodView):
     @canvas_endpoint("Workflows", returns="JSON array")
-    @blp.response(200, WorkflowSchema(many=True))
-    def get(self):
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, WorkflowSchema(many=True), headers=TOTAL_COUNT_HEADER)
+    def get(self, args):
         """Returns list of registered workflows"""
-        return [service.workflow_to_api(workflow)
-                for workflow in service.list_workflows(db_session(), current_principal().account_id)]
+        workflows, total = service.list_workflows(db_session(), current_principal().account_id, args)
+        # Already as WorkflowSchema dumps them (see list_workflows): a Response, which flask-smorest sends as it is
+        return jsonify(workflows), 200, {"X-Total-Count": str(total)}
 
 
 @route_with_optional_id(blp, "/Workflow")

@@ -6,7 +6,7 @@ import marshmallow as ma
 from canvas.catalog.schemas import FAILURE_POLICY_DESCRIPTION
 from canvas.endpoint import dto
 from canvas.execution.graph import FAILURE_POLICIES
-from canvas.schema_fields import CanvasSchema, Id, Int, StrictBoolean
+from canvas.schema_fields import CanvasSchema, Id, Int, StrictBoolean, page_number_field, page_size_field
 from canvas.workflows.block_settings import on_record_error_field, retries_field, timeout_seconds_field
 
 
@@ -57,6 +57,25 @@ class UpgradeWorkflowSchema(CanvasSchema):
     id = Id(required=True)
     version = ma.fields.String(allow_none=True)
     applications = _applications_field(allow_none=True)
+
+
+def _described(field: ma.fields.Field, description: str) -> ma.fields.Field:
+    field.metadata = {**field.metadata, "description": description}
+    return field
+
+
+class PageArgsSchema(CanvasSchema):
+    """Optional paging of a Canvas list (Workflows, Accounts, RegApplications, WorkflowTemplates): without page and
+    pageSize the answer is the whole list, as Canvas gives it; with either, one page (the other taking its
+    default). The total is in X-Total-Count either way. Loads as {page, pageSize, paged}."""
+
+    page = _described(page_number_field(), "extension: the page, from 1; without page and pageSize, the whole list")
+    pageSize = _described(page_size_field(), "extension: items per page; without page and pageSize, the whole list")
+
+    @ma.post_load(pass_original=True)
+    def note_whether_paged(self, data: dict, original_data, **kwargs) -> dict:  # noqa: ANN001 - the query's mapping
+        asked = {str(key).lower() for key in original_data} & {"page", "pagesize"}
+        return {**data, "paged": bool(asked)}
 
 
 class WorkflowSchema(CanvasSchema):

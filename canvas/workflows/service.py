@@ -6,8 +6,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import String, cast, func, select
+from sqlalchemy.orm import Session
 
 from canvas.applications import service as applications
 from canvas.catalog import service as templates
@@ -185,10 +185,67 @@ def _registered_for(session: Session, actor: Actor, short_name: str, raw_id: Any
 
 # --- reading ---------------------------------------------------------------------------------------------------------
 
-def list_workflows(session: Session, account_id: uuid.UUID) -> list[Workflow]:
-    query = (select(Workflow).where(Workflow.account_id == account_id, Workflow.date_deleted.is_(None))
-             .options(selectinload(Workflow.bindings)).order_by(Workflow.date_created, Workflow.id))
-    return list(session.scalars(query))
+# GET Workflows reads plain rows of these columns, ids as text, and builds its answer from them: loading ORM objects
+# (their chain JSON too) with their bindings, making uuid.UUID objects only to write them back as text, and dumping
+# every field through marshmallow took 1.1 s for 10,000 workflows, against 0.16 s so.
+LISTED_COLUMNS = (cast(Workflow.id, String), Workflow.name, Workflow.description, Workflow.status,
+                  Workflow.is_scheduled, Workflow.schedule_frequency, cast(Workflow.template_id, String),
+                  Workflow.is_customized, cast(Workflow.account_id, String), cast(Workflow.organization_id, String),
+                  Workflow.date_created, Workflow.date_modified, Workflow.date_last_run, Workflow.date_next_schedule,
+                  Workflow.current_block)
+LIST_ORDER = (Workflow.date_created, Workflow.id)
+
+
+def list_workflows(session: Session, account_id: uuid.UUID, args: dict | None = None) -> tuple[list[dict], int]:
+    """The account's live workflows, oldest first: all of them, or the page `args` asks for (see list_of); and how
+    many there are in all. Each is what WorkflowSchema dumps of workflow_to_api(workflow), built without the
+    dump: ids and instants as text already."""
+    query = select(*LISTED_COLUMNS).where(Workflow.account_id == account_id, Workflow.date_deleted.is_(None))
+    rows, total = list_of(session, query, LIST_ORDER, args)
+    if is_paged(args):
+        listed = WorkflowApplication.workflow_id.in_([uuid.UUID(row[0]) for row in rows])
+    else:
+        listed = WorkflowApplication.workflow_id.in_(select(Workflow.id).where(Workflow.account_id == account_id))
+    bindings = (select(cast(WorkflowApplication.workflow_id, String),
+                       cast(WorkflowApplication.registered_application_id, String))
+                .where(listed).order_by(WorkflowApplication.workflow_id, WorkflowApplication.position))
+    registered: dict[str, list[str]] = {row[0]: [] for row in rows}
+    for workflow_id, registered_id in session.execute(bindings):
+        if workflow_id in registered:  # not one made since the first query
+            registered[workflow_id].append(id_text(registered_id))
+    return [_listed_to_api(row, registered[row[0]]) for row in rows], total
+
+
+def _listed_to_api(row, registered_ids: list[str]) -> dict:  # noqa: ANN001 - a Row of LISTED_COLUMNS
+    """workflow_to_api's fields, in its order, as WorkflowSchema dumps them (an Id as str, a DateTime isoformat)."""
+    (workflow_id, name, description, status, is_scheduled, frequency, template_id, is_customized, account_id,
+     organization_id, created, modified, last_run, next_schedule, current_block) = row
+    return {
+        "id": id_text(workflow_id),
+        "name": name,
+        "description": description,
+        "status": status,
+        "isScheduled": is_scheduled,
+        "schedulerFrequency": frequency or DEFAULT_SCHEDULER_FREQUENCY,
+        "workflowTemplateId": id_text(template_id),
+        "isCustomizedStructure": is_customized,
+        "accountId": id_text(account_id),
+        "organizationId": id_text(organization_id),
+        "dateCreated": created.isoformat(),
+        "dateModified": modified.isoformat(),
+        "dateLastRun": last_run.isoformat() if last_run else None,
+        "dateNextSchedule": next_schedule.isoformat() if next_schedule else None,
+        "regApplicationIds": registered_ids,
+        "currentBlock": current_block,
+    }
+
+
+def id_text(stored: str | None) -> str | None:
+    """An id read as text (CAST(id AS VARCHAR)) in the API's 8-4-4-4-12 form: PostgreSQL's uuid text is in it
+    already; SQLite holds SQLAlchemy's Uuid as its 32 hex digits."""
+    if stored is None or len(stored) != 32:
+        return stored
+    return f"{stored[:8]}-{stored[8:12]}-{stored[12:16]}-{stored[16:20]}-{stored[20:]}"
 
 
 def get_workflow(session: Session, account_id: uuid.UUID, workflow_id: Any) -> Workflow:
@@ -210,6 +267,19 @@ def history_owner(session: Session, account_id: uuid.UUID, workflow_id: Any) -> 
     return workflow
 
 
+def list_of(session: Session, query, order_by, args: dict | None) -> tuple[list, int]:  # noqa: ANN001
+    """A Canvas list: every row when `args` asks for no page (no page or pageSize was given: the whole list, as
+    Canvas answers), else the page they ask for; and the total count."""
+    if not is_paged(args):
+        rows = list(_rows(session, query.order_by(*order_by)))
+        return rows, len(rows)
+    return page_of(session, query, order_by, args["page"], args["pageSize"])
+
+
+def is_paged(args: dict | None) -> bool:
+    return bool(args and args.get("paged"))
+
+
 def page_of(session: Session, query, order_by, page: int, size: int) -> tuple[list, int]:  # noqa: ANN001
     """One page of a query's rows (page from 1) and the total count."""
     return slice_of(session, query, order_by, (page - 1) * size, size)
@@ -218,8 +288,14 @@ def page_of(session: Session, query, order_by, page: int, size: int) -> tuple[li
 def slice_of(session: Session, query, order_by, offset: int, limit: int) -> tuple[list, int]:  # noqa: ANN001
     """The query's rows from `offset` on, at most `limit` of them, in `order_by` order, and the total count."""
     total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(*order_by).offset(offset).limit(limit))
+    rows = _rows(session, query.order_by(*order_by).offset(offset).limit(limit))
     return list(rows), total
+
+
+def _rows(session: Session, query):  # noqa: ANN001, ANN202
+    """Entities of a query of one entity (or values of one column); Row tuples of a query of several columns."""
+    result = session.execute(query)
+    return result.scalars() if len(query.column_descriptions) == 1 else result
 
 
 def workflow_to_api(workflow: Workflow, *, with_chain: bool = False) -> dict:

@@ -1,0 +1,238 @@
+"""How long the lists take as their tables grow: 100, 10,000 and 100,000 workflows (and as many runs) in one account.
+
+    .venv/bin/python benchmarks/list_timings.py [--sizes 100,10000,100000] [--rounds 5]
+
+Server-side time: each request goes through the Flask test client in this process (the whole WSGI app: auth,
+argument parsing, queries, serialisation, JSON encoding), so network and HTTP-server time are left out. Rows are
+added with Core executemany inserts, one size after the other (the next size adds the missing rows): workflows with
+one binding each, and runs of the first workflow (one in a hundred Failed, a /v2/logs line each; no block runs).
+After each size, ANALYZE (PostgreSQL: VACUUM ANALYZE, as autovacuum soon would). Timed: the whole Workflows list (up
+to 10,000), its second and its last page of 50, a page of WorkflowRuns, /v2/flows and /v2/executions, 50 /v2/logs
+lines, and Authenticate as the baseline.
+
+The database: CANVAS_DATABASE_URL if set (an empty database: it is migrated here), else SQLite in a temp dir.
+`--postgres` makes a scratch database on CANVAS_BENCH_PG (default postgresql+psycopg://postgres@127.0.0.1:5432/
+postgres) and drops it at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+ADMIN_URL = os.environ.get("CANVAS_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+INSERT_BATCH = 5_000
+TEMPLATE_ID = uuid.UUID("bbe52876-aca2-4ece-ba31-11e0d98ddc19")  # a catalog template (Quinyx -> FTP)
+
+
+@contextmanager
+def scratch_postgres():
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"canvas_bench_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+class Platform:
+    """The app in this process on a temp data dir: a migrated database and the catalog. Redis is never reached by
+    a list, so none is started."""
+
+    def __init__(self, database_url: str | None):
+        from canvas import create_app, migrate
+        from canvas.catalog.loader import sync_catalog_files
+
+        self.tmp = tempfile.TemporaryDirectory(prefix="canvas-bench-lists-")
+        url = database_url or f"sqlite:///{self.tmp.name}/canvas.db"
+        self.app = create_app({"DATA_DIR": self.tmp.name, "DATABASE_URL": url, "REDIS_URL": "redis://127.0.0.1:1/0"})
+        self.services = self.app.extensions["canvas"]
+        self.database = url.split(":", 1)[0]
+        migrate.upgrade(self.services.db.engine)
+        sync_catalog_files(self.services.db, self.app.config["CANVAS_SETTINGS"])
+
+    def create_organization(self) -> tuple:
+        """(canvas.accounts.service.NewOrganization, its admin's e-mail)"""
+        from canvas.accounts import service
+
+        email = f"{uuid.uuid4().hex[:8]}@bench.test"
+        with self.services.db.transaction() as session:
+            return service.create_organization(session, "Bench", email), email
+
+    def close(self) -> None:
+        self.services.close()
+        self.tmp.cleanup()
+
+
+class Seeder:
+    """Adds workflows (each bound to one registered application) and runs of one workflow, in bulk."""
+
+    def __init__(self, platform: Platform, organization):  # noqa: ANN001
+        from canvas.models import RegisteredApplication, WorkflowTemplate
+
+        self.engine = platform.services.db.engine
+        self.account_id, self.organization_id = organization.account_id, organization.organization_id
+        self.start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        self.workflows = self.runs = 0
+        with platform.services.db.transaction() as session:
+            self.chain = session.get(WorkflowTemplate, TEMPLATE_ID).definition["chain"]
+            registered = RegisteredApplication(account_id=self.account_id, application_id=uuid.uuid4(),
+                                               short_name="quinyx", tag_text="bench", credentials_ciphertext="x")
+            session.add(registered)
+            session.flush()
+            self.registered_id = registered.id
+        self.first_workflow = self._add_workflows(1)[0]
+
+    def grow_to(self, size: int) -> float:
+        """Seconds taken to add the missing workflows and runs."""
+        started = time.perf_counter()
+        self._add_workflows(size - self.workflows)
+        self._add_runs(size - self.runs)
+        return time.perf_counter() - started
+
+    def _add_workflows(self, count: int) -> list[uuid.UUID]:
+        from sqlalchemy import insert
+
+        from canvas.models import Workflow, WorkflowApplication
+
+        ids = []
+        for batch_start in range(0, count, INSERT_BATCH):
+            rows, bindings = [], []
+            for _ in range(min(INSERT_BATCH, count - batch_start)):
+                stamp = self.start + timedelta(milliseconds=self.workflows // 3)  # every third shares a timestamp
+                workflow_id = uuid.uuid4()
+                rows.append({"id": workflow_id, "account_id": self.account_id,
+                             "organization_id": self.organization_id, "template_id": TEMPLATE_ID,
+                             "template_version": "1.0.0", "name": f"Workflow {self.workflows}", "description": "",
+                             "status": "Ready", "current_block": 0, "chain": self.chain, "chain_overrides": [],
+                             "failure_policy": "failFast", "is_customized": False, "is_scheduled": False,
+                             "date_created": stamp, "date_modified": stamp})
+                bindings.append({"workflow_id": workflow_id, "short_name": "quinyx", "position": 0,
+                                 "registered_application_id": self.registered_id})
+                ids.append(workflow_id)
+                self.workflows += 1
+            with self.engine.begin() as connection:
+                connection.execute(insert(Workflow), rows)
+                connection.execute(insert(WorkflowApplication), bindings)
+        return ids
+
+    def _add_runs(self, count: int) -> None:
+        from sqlalchemy import insert
+
+        from canvas.models import WorkflowRun
+
+        for batch_start in range(0, count, INSERT_BATCH):
+            rows = []
+            for _ in range(min(INSERT_BATCH, count - batch_start)):
+                stamp = self.start + timedelta(seconds=self.runs)
+                failed = self.runs % 100 == 99  # one in a hundred failed: a line of /v2/logs each
+                rows.append({"id": uuid.uuid4(), "workflow_id": self.first_workflow, "account_id": self.account_id,
+                             "status": "Failed" if failed else "Succeeded", "error": "boom" if failed else None,
+                             "trigger": "manual", "run_from_block": 1, "run_till_block": 2,
+                             "dry_run": False, "cancel_requested": False, "lease_token": 0, "dispatch_count": 1,
+                             "date_queued": stamp, "date_started": stamp, "date_finished": stamp})
+                self.runs += 1
+            with self.engine.begin() as connection:
+                connection.execute(insert(WorkflowRun), rows)
+
+
+def timed(client, path: str, headers: dict, rounds: int, expect_items: int | None = None) -> tuple[float, float]:  # noqa: ANN001
+    """(min, median) milliseconds of `rounds` requests, after one warm-up request."""
+    response = client.get(path, headers=headers)
+    assert response.status_code == 200, (path, response.status_code, response.get_data(as_text=True)[:300])
+    if expect_items is not None:
+        body = response.get_json()
+        items = body if isinstance(body, list) else body.get("data", body.get("hits"))
+        assert len(items) == expect_items, (path, len(items), expect_items)
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        client.get(path, headers=headers)
+        times.append((time.perf_counter() - started) * 1000)
+    return min(times), statistics.median(times)
+
+
+def analyse(platform: Platform) -> None:
+    """After a bulk load, what autovacuum gives soon after (PostgreSQL: VACUUM ANALYZE, so that a count reads only
+    the index; SQLite: ANALYZE)."""
+    engine = platform.services.db.engine
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("VACUUM ANALYZE" if engine.dialect.name == "postgresql" else "ANALYZE")
+
+
+def measure(platform: Platform, sizes: list[int], rounds: int) -> list[tuple[str, int, float, float]]:
+    organization, email = platform.create_organization()
+    canvas_headers = {"Consumer": organization.consumer, "SecretKey": organization.secret_key}
+    basic = base64.b64encode(f"{email}:{organization.secret_key}".encode()).decode()
+    v2_headers = {"Authorization": f"Basic {basic}"}
+    seeder = Seeder(platform, organization)
+    client = platform.app.test_client()
+    results = []
+    for size in sizes:
+        seconds = seeder.grow_to(size)
+        analyse(platform)
+        print(f"{size:>7} workflows and runs: inserted in {seconds:.1f} s", flush=True)
+        cases = [("Authenticate (baseline)", "/api/Authenticate", None)]
+        if size <= 10_000:
+            cases.append(("Workflows, all", "/api/Workflows", size))
+        cases += [
+            ("Workflows, page of 50", "/api/Workflows?page=2&pageSize=50", 50),
+            ("Workflows, last page of 50", f"/api/Workflows?page={size // 50}&pageSize=50", 50),
+            ("WorkflowRuns, page of 50", f"/api/WorkflowRuns?workflowId={seeder.first_workflow}&page=2", 50),
+            ("v2 flows, page of 50", "/v2/flows?page[number]=2&page[size]=50", 50),
+            ("v2 executions, page of 50", "/v2/executions?page[number]=2&page[size]=50", 50),
+            ("v2 logs, 50 lines", "/v2/logs?limit=50", min(50, size // 100)),
+        ]
+        for label, path, items in cases:
+            best, middle = timed(client, path, v2_headers if path.startswith("/v2/") else canvas_headers, rounds,
+                                 items)
+            results.append((label, size, best, middle))
+            print(f"  {label:<28} min {best:8.1f} ms   median {middle:8.1f} ms", flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="100,10000,100000")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--postgres", action="store_true", help="a scratch database on CANVAS_BENCH_PG")
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
+    with scratch_postgres() if args.postgres else _nothing() as url:
+        platform = Platform(url)
+        try:
+            print(f"{os.cpu_count()} cores, python {sys.version.split()[0]}, {platform.database}, Flask test client "
+                  f"in-process, {args.rounds} rounds after a warm-up")
+            results = measure(platform, sizes, args.rounds)
+        finally:
+            platform.close()
+    auth = {size: middle for label, size, _best, middle in results if label.startswith("Authenticate")}
+    print("\n| list | rows | min ms | median ms | median / Authenticate |\n|---|---:|---:|---:|---:|")
+    for label, size, best, middle in results:
+        print(f"| {label} | {size:,} | {best:.1f} | {middle:.1f} | {middle / auth[size]:.1f} |")
+
+
+@contextmanager
+def _nothing():
+    yield os.environ.get("CANVAS_DATABASE_URL")
+
+
+if __name__ == "__main__":
+    main()
