@@ -24,7 +24,9 @@ from canvas.queueing.keys import RUN_QUEUE
 log = logging.getLogger(__name__)
 RUN_JOB_FUNCTION = "canvas.execution.runner.execute_run"
 DEFAULT_BLOCK_TIMEOUT_SECONDS = 15 * 60
-JOB_RESULT_TTL_SECONDS = 3600
+# A run's outcome is in the database; RQ keeping a finished job's result would only cost Redis writes per run
+# (a failed job is kept, for the reaper and for people reading RQ's registries).
+JOB_RESULT_TTL_SECONDS = 0
 JOB_FAILURE_TTL_SECONDS = 7 * 24 * 3600
 
 
