@@ -14,6 +14,7 @@ worker forks one only when asked (``--with-rq-scheduler``), for a deployment wit
 from __future__ import annotations
 
 import ctypes
+import gc
 import importlib
 import logging
 import os
@@ -195,6 +196,9 @@ def _warm_up(services) -> None:  # noqa: ANN001 - canvas.extensions.Services
 
     for name in ("blob_store", "network_policy", "secret_box", "redis"):
         getattr(services, name)
+    # Out of the garbage collector's sight: a child's collection would otherwise walk (and so copy) every page the
+    # parent's objects live on, which cost a forked run ~30 ms of its ~75 (measured, SQLite, no-op run).
+    gc.freeze()
 
 
 def _start_reaper(services, outages: OutageLog) -> threading.Event:  # noqa: ANN001 - canvas.extensions.Services

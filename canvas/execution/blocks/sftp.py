@@ -14,8 +14,6 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import BinaryIO
 
-import paramiko
-
 from canvas.execution.blocks._net_common import (
     credential_redactor,
     Redactor, credentials_of, network_failures, policy_of, port_field, required_field, timeout_of,
@@ -48,6 +46,8 @@ class SftpFolder(RemoteFolder):
     @contextmanager
     def replies(self, action: str) -> Iterator[None]:
         """SFTP status errors (no such file, permission denied) are final; socket trouble is transient."""
+        import paramiko  # already loaded by the open session; not at import time, which the API pays for
+
         with network_failures(self.host, self.port, self.timeout, self.redact):
             try:
                 yield
