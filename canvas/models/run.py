@@ -25,6 +25,9 @@ class WorkflowRun(Base):
         # /v2/executions: the runs of a workspace's (or a User's) workflows, newest first, a page at a time
         Index("ix_workflow_run_queued", "date_queued"),
         Index("ix_workflow_run_status_heartbeat", "status", "heartbeat_at"),  # the reaper's question
+        # /v2/logs: the runs of a workspace's (or of some flows') workflows, newest finished first, a batch at a time
+        Index("ix_workflow_run_finished", "date_finished", "id"),
+        Index("ix_workflow_run_workflow_finished", "workflow_id", "date_finished", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)

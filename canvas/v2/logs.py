@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 
 from canvas.errors import BadRequestError
 from canvas.extensions import db_session
@@ -49,17 +49,106 @@ def levels_parameter() -> set[int]:
     return {int(value) for value in values}
 
 
-def log_hits(viewer: Viewer, flow_ids: list, start: datetime | None, end: datetime | None) -> list[dict]:
-    """Every block's log lines, and for each failed run a line of its own with the error: a run that failed
-    before a block logged anything (lost worker, queue unavailable, a refused binding) shows up too."""
-    hits = []
-    for block, run, workflow in db_session().execute(_runs_of(select(BlockRun, WorkflowRun, Workflow).join(
-            WorkflowRun, BlockRun.run_id == WorkflowRun.id), viewer, flow_ids, start, end)):
-        hits += [_hit(index, line, block, run, workflow) for index, line in enumerate(block.log or [])]
-    failed = _runs_of(select(WorkflowRun, Workflow), viewer, flow_ids, start, end).where(
-        WorkflowRun.status == "Failed")
-    hits += [_failure_hit(run, workflow) for run, workflow in db_session().execute(failed)]
-    return hits
+BATCH_RUNS = 50  # runs read at a time, newest finished first; the next batch is twice as large
+
+
+def log_page(viewer: Viewer, flow_ids: list, start: datetime | None, end: datetime | None, levels: set[int],
+             search: str, offset: int, limit: int) -> tuple[int, list[dict]]:
+    """The total of the matching hits and the page `offset:offset + limit` of them, newest first.
+
+    The runs are read newest finished first (the unfinished ones, whose lines may be newer than anything, before
+    them), a batch at a time, with their block runs: a hit's timestamp is at most its run's date_finished, so once
+    `offset + limit` hits are newer (to the second) than the date_finished of the last run read, no later run can
+    add to the page and the reading stops. The total comes from one aggregate query when no filter looks into the
+    lines (levels, search, from, to); with such a filter the lines of every selected run are read to count them."""
+    need = offset + limit
+    line_filtered = bool(levels or search or start or end)
+
+    def keep(hit: dict) -> bool:
+        return (_within(hit, start, end) and (not levels or hit["level"] in levels)
+                and (not search or search in hit["message"].lower()))
+
+    hits: list[tuple[str, dict]] = []
+    count = 0
+    batch, bound, done = BATCH_RUNS, None, False
+    runs = _runs_of(select(WorkflowRun, Workflow), viewer, flow_ids, start, end)
+    runs = runs.where((WorkflowRun.status == "Failed") | select(BlockRun.id).where(
+        BlockRun.run_id == WorkflowRun.id).exists())
+    for unfinished in (True, False):
+        query = runs.where(WorkflowRun.date_finished.is_(None)) if unfinished else runs.where(
+            WorkflowRun.date_finished.is_not(None)).order_by(WorkflowRun.date_finished.desc(), WorkflowRun.id.desc())
+        while not done:
+            page = query if unfinished else (query if bound is None else query.where(
+                (WorkflowRun.date_finished < bound[0])
+                | ((WorkflowRun.date_finished == bound[0]) & (WorkflowRun.id < bound[1])))).limit(batch)
+            chunk = list(db_session().execute(page))
+            found = _hits_of(chunk)
+            matched = [entry for entry in found if keep(entry[1])]
+            count += len(matched)
+            hits += matched
+            hits.sort(key=lambda entry: entry[0], reverse=True)
+            del hits[need:]  # a hit after the first `need` stays after them, whatever comes later
+            if unfinished:
+                break
+            if len(chunk) < batch:
+                done = True
+                break
+            last = chunk[-1][0]
+            bound, batch = (last.date_finished, last.id), min(batch * 2, 1000)
+            if not line_filtered and len(hits) >= need and (
+                    _second(hits[-1][0]) > _second(jsonapi.iso_time(last.date_finished))):
+                done = True  # every later run's hits are older than the page's last
+    total = count if line_filtered else _total(viewer, flow_ids, start, end)
+    return total, [hit for _key, hit in hits[offset:need]]
+
+
+def _hits_of(chunk: list) -> list[tuple[str, dict]]:
+    """The hits of a batch of (run, workflow) rows with their sort keys: each block's lines (a line without an
+    ISO timestamp sorts as its block's, or its run's, end), then the run's failure line if it failed."""
+    if not chunk:
+        return []
+    blocks: dict = {}
+    for block in db_session().scalars(select(BlockRun).where(BlockRun.run_id.in_([run.id for run, _ in chunk]))
+                                      .order_by(BlockRun.run_id, BlockRun.number)):
+        blocks.setdefault(block.run_id, []).append(block)
+    found = []
+    for run, workflow in chunk:
+        for block in blocks.get(run.id, []):
+            fallback = jsonapi.iso_time(block.date_finished or run.date_finished or run.date_queued)
+            for index, line in enumerate(block.log or []):
+                hit = _hit(index, line, block, run, workflow)
+                found.append((_key(hit["timestamp"], fallback), hit))
+        if run.status == "Failed":
+            hit = _failure_hit(run, workflow)
+            found.append((str(hit["timestamp"]), hit))
+    return found
+
+
+def _key(timestamp: object, fallback: str) -> str:
+    try:
+        datetime.fromisoformat(str(timestamp))
+    except ValueError:
+        return fallback
+    return str(timestamp)
+
+
+def _second(stamp: str) -> str:
+    """An ISO 8601 UTC instant to the second, "YYYY-MM-DDTHH:MM:SS": the prefix its string order follows whatever
+    its fraction and offset notation."""
+    return stamp[:19]
+
+
+def _total(viewer: Viewer, flow_ids: list, start: datetime | None, end: datetime | None) -> int:
+    """Every log line of the selected runs' blocks and a line per failed run, counted by the database."""
+    if db_session().get_bind().dialect.name == "postgresql":
+        lines = case((func.json_typeof(BlockRun.log) == "array", func.json_array_length(BlockRun.log)), else_=0)
+    else:
+        lines = case((func.json_type(BlockRun.log) == "array", func.json_array_length(BlockRun.log)), else_=0)
+    block_lines = db_session().scalar(_runs_of(select(func.coalesce(func.sum(lines), 0)).select_from(BlockRun).join(
+        WorkflowRun, BlockRun.run_id == WorkflowRun.id), viewer, flow_ids, start, end))
+    failed = db_session().scalar(_runs_of(select(func.count()).select_from(WorkflowRun), viewer, flow_ids, start,
+                                          end).where(WorkflowRun.status == "Failed"))
+    return int(block_lines or 0) + int(failed or 0)
 
 
 def _runs_of(statement, viewer: Viewer, flow_ids: list,  # noqa: ANN001, ANN202 - a Select
@@ -113,8 +202,5 @@ class Logs(MethodView):
         offset = jsonapi.int_parameter("offset", 0, minimum=0)
         limit = jsonapi.int_parameter("limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
         levels, search = levels_parameter(), (request.args.get("search") or "").strip().lower()
-        hits = [hit for hit in log_hits(current_viewer(), flow_ids_parameter(), start, end)
-                if _within(hit, start, end) and (not levels or hit["level"] in levels)
-                and (not search or search in hit["message"].lower())]
-        hits.sort(key=lambda hit: str(hit["timestamp"]), reverse=True)
-        return jsonapi.raw_json({"total": len(hits), "hits": hits[offset:offset + limit]})
+        total, hits = log_page(current_viewer(), flow_ids_parameter(), start, end, levels, search, offset, limit)
+        return jsonapi.raw_json({"total": total, "hits": hits})

@@ -90,8 +90,12 @@ LISTS = [
     # runs of the viewer's workflows, newest first: the runs are found through each workflow's index, then sorted
     ("v2-executions", "admin", "/v2/executions?page[size]=2", False),
     ("v2-executions-of-a-flow", "user", "/v2/executions?filter[flow]={user}&page[size]=2", True),
-    # every log line of the viewer's runs, found through the indexes, then filtered and sorted in Python
+    # the viewer's runs newest finished first, a batch at a time, with their block runs' lines: the runs are found
+    # through each workflow's index, then sorted (on a large table, ix_workflow_run_finished serves the order);
+    # the total is counted by the database through the same indexes
     ("v2-logs", "user", "/v2/logs?limit=2", False),
+    ("v2-logs-of-a-workspace", "admin", "/v2/logs?limit=2", False),
+    ("v2-logs-of-a-flow", "user", "/v2/logs?limit=2&flow_ids[]={user}", True),
 ]
 
 
