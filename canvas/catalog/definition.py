@@ -242,17 +242,14 @@ def _check_records_edges(chain: list[ChainEntry], given_index: dict[str, int]) -
 def _check_joins(chain: list[ChainEntry], given_index: dict[str, int]) -> None:
     """A block with several inputs concatenates their records: each parent must give records."""
     graph = block_graph([entry.to_json() for entry in chain])
-    kinds = _output_kinds(chain)
-    for number, _problem in join_problems(graph, kinds):
-        entry = chain[number - 1]
-        parents = [edge.source for edge in graph.parents(number)]
-        culprit = next(source for source in parents if kinds[source - 1] in ("file", "none"))
-        gives = "a file" if kinds[culprit - 1] == "file" else "nothing"
+    for problem in join_problems(graph, _output_kinds(chain)):
+        entry, culprit = chain[problem.number - 1], chain[problem.culprit - 1]
+        gives = "a file" if problem.kind == "file" else "nothing"
         raise TemplateDefinitionError(
             f"chain[{given_index[entry.unique_block_id]}].inputs",
-            f"'{entry.block_name}' joins the outputs of {', '.join(repr(chain[s - 1].block_name) for s in parents)}, "
-            f"and {chain[culprit - 1].block_name!r} ({chain[culprit - 1].block}) gives {gives}: a join takes records "
-            "only")
+            f"'{entry.block_name}' joins the outputs of "
+            f"{', '.join(repr(chain[s - 1].block_name) for s in problem.parents)}, "
+            f"and {culprit.block_name!r} ({culprit.block}) gives {gives}: a join takes records only")
 
 
 def _parse_applications(raw: Any, catalog: ApplicationCatalog) -> tuple[str, ...]:

@@ -84,6 +84,11 @@ class BlockGraph:
     def ancestors(self, number: int) -> set[int]:
         return _reach(number, lambda n: (edge.source for edge in self.parents(n)))
 
+    def fed_from_within(self, number: int, planned: frozenset[int] | set[int]) -> bool:
+        """Has the block a parent among the `planned` blocks? One that has none is fed by the run's input (a
+        webhook body) when the run has one, instead of by stored outputs."""
+        return any(edge.source in planned for edge in self.parents(number))
+
 
 def _reach(start: int, step) -> set[int]:  # noqa: ANN001
     seen: set[int] = set()
@@ -180,20 +185,25 @@ def outside_inputs(graph: BlockGraph, plan: Sequence[int]) -> dict[int, list[Edg
             if any(edge.source not in planned for edge in graph.parents(number))}
 
 
-def join_problems(graph: BlockGraph, gives: Sequence[str]) -> list[tuple[int, str]]:
-    """(block number, problem) for joins of what cannot be joined: a block with several inputs concatenates their
-    records, so each parent must give records. `gives`: each block's output kind ("records" | "file" | "none" |
-    "any"), by position; "any" is checked when the run joins them."""
+@dataclass(frozen=True)
+class JoinProblem:
+    """A block with several parents (`parents`, block numbers in order) one of which, `culprit`, gives `kind`
+    ("file" or "none"): what a join cannot concatenate."""
+
+    number: int
+    parents: tuple[int, ...]
+    culprit: int
+    kind: str
+
+
+def join_problems(graph: BlockGraph, gives: Sequence[str]) -> list[JoinProblem]:
+    """Joins of what cannot be joined: a block with several inputs concatenates their records, so each parent must
+    give records. `gives`: each block's output kind ("records" | "file" | "none" | "any"), by position; "any" is
+    checked when the run joins them. Each dialect words the problem its own way."""
     problems = []
     for number in range(1, graph.size + 1):
-        parents = graph.parents(number)
-        if len(parents) < 2:
-            continue
-        for edge in parents:
-            kind = gives[edge.source - 1]
-            if kind in ("file", "none"):
-                given = "a file" if kind == "file" else "nothing"
-                problems.append((number, f"joins the outputs of blocks {', '.join(str(e.source) for e in parents)}, "
-                                         f"and block {edge.source} gives {given}: a join takes records only"))
-                break
+        parents = tuple(edge.source for edge in graph.parents(number))
+        culprit = next((source for source in parents if gives[source - 1] in ("file", "none")), None)
+        if len(parents) > 1 and culprit is not None:
+            problems.append(JoinProblem(number, parents, culprit, gives[culprit - 1]))
     return problems

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.engine import Row
 from rq import Queue
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError
 
 from canvas.execution import credentials as run_credentials
@@ -46,6 +46,7 @@ from canvas.execution.serialization import OutputInfo, load_output, store_output
 from canvas.execution.timeouts import time_limit
 from canvas.models.base import utcnow
 from canvas.queueing import keys
+from canvas.queueing.dispatch import block_job
 from canvas.queueing.keys import RUN_QUEUE
 from canvas.storage.blob import BlobStoreError, FileHub
 
@@ -106,7 +107,7 @@ class RunState:
 
     def fed_by_run_input(self, number: int) -> bool:
         """A webhook body (the run's input) feeds the blocks of the plan that have no parent in the plan."""
-        return bool(self.input_blob_key) and not any(edge.source in self.planned for edge in self.graph.parents(number))
+        return bool(self.input_blob_key) and not self.graph.fed_from_within(number, self.planned)
 
     def ready(self) -> list[int]:
         """Blocks not begun whose parents in the plan have all succeeded or been skipped, in block order."""
@@ -335,8 +336,6 @@ class Runner:
     def _queue_blocks(self, state: RunState, queued: dict[int, uuid.UUID]) -> None:
         """One RQ job per block for any free worker. Not queued (Redis unreachable) is not lost: this worker takes
         queued blocks back when it is free."""
-        from canvas.queueing.dispatch import block_job
-
         try:
             queue = Queue(RUN_QUEUE, connection=self.services.redis)
             for number, block_run_id in queued.items():
@@ -406,9 +405,8 @@ class Runner:
             connection, state.run_id, status, why, utcnow()))
         pause = POLL_FIRST_SECONDS
         while True:
-            self._watch_elsewhere(state)
-            rows = state.writer.read("checking blocks on other workers", lambda: self._node_rows(state))
-            if not any(row.number in state.elsewhere and row.status in ("Queued", "Running") for row in rows):
+            self._watch_elsewhere(state)  # what it settles leaves `elsewhere`: what is left is still running
+            if not state.elsewhere:
                 return
             time.sleep(pause)
             pause = min(pause * 2, POLL_MAX_SECONDS)
@@ -546,7 +544,7 @@ class Runner:
             except Exception:  # noqa: BLE001 - recorded as the block's failure (_fail_block); its run decides
                 return "failed"
 
-    # --- one block -------------------------------------------------------------------------------------------------
+    # --- what a block reads ----------------------------------------------------------------------------------------
 
     def _node_input(self, state: RunState, number: int) -> InputFactory | None:
         """What the block reads: the run's input, nothing (a start block), or its parents' outputs through their

@@ -32,10 +32,14 @@ JOB_FAILURE_TTL_SECONDS = 7 * 24 * 3600
 
 def run_job(run_id: uuid.UUID, workflow_id: uuid.UUID) -> dict:
     """The RQ job of a run, for `Queue.enqueue_call` and `Queue.prepare_data` alike (the scheduler enqueues in
-    batches): its id is the run id, and no RQ timeout, since blocks have their own."""
-    return {"func": RUN_JOB_FUNCTION, "args": (str(run_id),), "job_id": str(run_id), "timeout": -1,
-            "result_ttl": JOB_RESULT_TTL_SECONDS, "failure_ttl": JOB_FAILURE_TTL_SECONDS,
-            "description": f"run {run_id} of workflow {workflow_id}"}
+    batches): its id is the run id."""
+    return _job(RUN_JOB_FUNCTION, (str(run_id),), run_id, f"run {run_id} of workflow {workflow_id}")
+
+
+def _job(func: str, args: tuple, job_id: uuid.UUID, description: str) -> dict:
+    """The settings every job of a run shares: no RQ timeout, since blocks have their own."""
+    return {"func": func, "args": args, "job_id": str(job_id), "timeout": -1, "result_ttl": JOB_RESULT_TTL_SECONDS,
+            "failure_ttl": JOB_FAILURE_TTL_SECONDS, "description": description}
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ def _require_stored_inputs(session: Session, workflow: Workflow, graph: BlockGra
     when there is none (a webhook body feeds the blocks with no parent in the range instead)."""
     planned = set(plan)
     for number, edges in outside_inputs(graph, plan).items():
-        if request.input_blob_key and not any(edge.source in planned for edge in graph.parents(number)):
+        if request.input_blob_key and not graph.fed_from_within(number, planned):
             continue
         for edge in edges:
             if latest_output(session, workflow, edge.source) is None:
@@ -178,6 +182,5 @@ BLOCK_JOB_FUNCTION = "canvas.execution.runner.execute_block"
 
 def block_job(run_id: uuid.UUID, block_run_id: uuid.UUID, number: int) -> dict:
     """The RQ job of one block of a parallel branch: its id is the block run's id."""
-    return {"func": BLOCK_JOB_FUNCTION, "args": (str(run_id), str(block_run_id)), "job_id": str(block_run_id),
-            "timeout": -1, "result_ttl": JOB_RESULT_TTL_SECONDS, "failure_ttl": JOB_FAILURE_TTL_SECONDS,
-            "description": f"block {number} of run {run_id}"}
+    return _job(BLOCK_JOB_FUNCTION, (str(run_id), str(block_run_id)), block_run_id,
+                f"block {number} of run {run_id}")

@@ -267,12 +267,10 @@ def _refuse_joins_of_what_is_not_records(chain: list[dict], order: list[str], by
     from canvas.execution.registry import get_block
 
     gives = [get_block(entry["block"]).output_kind for entry in chain]
-    graph = block_graph(chain)
-    for number, _problem in join_problems(graph, gives):
-        parents = [order[edge.source - 1] for edge in graph.parents(number)]
-        culprit = next(parent for parent in parents if gives[order.index(parent)] in ("file", "none"))
-        given = "a file" if gives[order.index(culprit)] == "file" else "nothing"
-        node_id = order[number - 1]
+    for problem in join_problems(block_graph(chain), gives):
+        parents = [order[source - 1] for source in problem.parents]
+        node_id, culprit = order[problem.number - 1], order[problem.culprit - 1]
+        given = "a file" if problem.kind == "file" else "nothing"
         raise UnprocessableError(f"graph: node '{node_id}' joins the outputs of steps {', '.join(parents)}, and "
                                  f"step '{culprit}' ({by_id[culprit][1]['command']}) gives {given}: a join takes "
                                  "records only", field=f"graph.nodes.{by_id[node_id][0]}")

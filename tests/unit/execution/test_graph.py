@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from canvas.execution.graph import (
-    CycleError, RangeError, block_graph, is_chain, join_problems, outside_inputs, run_plan, topological_order,
+    CycleError, JoinProblem, RangeError, block_graph, is_chain, join_problems, outside_inputs, run_plan,
+    topological_order,
 )
 
 CHAIN = [{"uniqueBlockId": f"b{n}", "inputMapper": "x"} if n == 3 else {"uniqueBlockId": f"b{n}"} for n in (1, 2, 3)]
@@ -74,7 +75,7 @@ def test_blocks_fed_from_outside_the_range_read_stored_outputs():
     assert outside_inputs(DIAMOND, [1, 2, 3, 4]) == {}
 
 
-def test_a_join_of_a_block_that_gives_a_file_is_refused_naming_the_join():
+def test_a_join_of_a_block_that_gives_a_file_is_refused_naming_the_join_and_the_parent():
     problems = join_problems(DIAMOND, ["records", "file", "any", "records"])
-    assert problems == [(4, "joins the outputs of blocks 2, 3, and block 2 gives a file: a join takes records only")]
+    assert problems == [JoinProblem(number=4, parents=(2, 3), culprit=2, kind="file")]
     assert join_problems(DIAMOND, ["records", "records", "any", "file"]) == []
