@@ -47,3 +47,15 @@ SCHEDULER_MISFIRE_GRACE_SECONDS = d.DEFAULT_SCHEDULER_MISFIRE_GRACE_SECONDS
 # Misfire policy run_each: at most this many catch-up runs per workflow; older missed occurrences are recorded missed.
 SCHEDULER_RUN_EACH_LIMIT = d.DEFAULT_SCHEDULER_RUN_EACH_LIMIT
 CALLBACK_RETRY_BASE_SECONDS = 10.0  # first retry of a failed run callback; doubles each attempt
+
+# --- metrics (Prometheus) ---
+
+# --- logs ---
+
+# --- notifications ---
+
+# --- rate limits ---
+
+# --- audit log ---
+
+# --- command line ---
