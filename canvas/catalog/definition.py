@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from canvas.applications.catalog import ApplicationCatalog
-from canvas.execution.graph import FAILURE_POLICIES, CycleError, block_graph, join_problems, topological_order
+from canvas.execution.graph import (
+    FAILURE_POLICIES,
+    CycleError,
+    block_graph,
+    join_problems,
+    records_edge_problems,
+    topological_order,
+)
 
 STATES = ("Draft", "Published")
 SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
@@ -152,8 +159,7 @@ def _parse_graph(chain: list[ChainEntry], chain_raw: list) -> list[ChainEntry]:
         raise TemplateDefinitionError("chain", "the graph has a cycle: "
                                       + " -> ".join(names[block_id] for block_id in cycle.cycle)) from None
     ordered = [explicit[given_index[block_id]] for block_id in order]
-    _check_records_edges(ordered, given_index)
-    _check_joins(ordered, given_index)
+    _check_edges_take_records(ordered, given_index)
     return ordered
 
 
@@ -223,33 +229,26 @@ def _output_kinds(chain: list[ChainEntry]) -> list[str]:
     return [get_block(entry.block).output_kind for entry in chain]
 
 
-def _check_records_edges(chain: list[ChainEntry], given_index: dict[str, int]) -> None:
-    """A mapper or a condition works on records: not on an edge from a block that gives a file or nothing."""
-    kinds = dict(zip((entry.unique_block_id for entry in chain), _output_kinds(chain)))
-    by_id = {entry.unique_block_id: entry for entry in chain}
-    for entry in chain:
-        for number, given in enumerate(entry.inputs):
-            kind = kinds[given["from"]]
-            for key in ("inputMapper", "inputCondition"):
-                if given.get(key) and kind in ("file", "none"):
-                    parent = by_id[given["from"]]
-                    raise TemplateDefinitionError(
-                        f"chain[{given_index[entry.unique_block_id]}].inputs[{number}].{key}",
-                        f"'{parent.block_name}' ({parent.block}) gives {'a file' if kind == 'file' else 'nothing'}, "
-                        f"and {key} applies to records")
-
-
-def _check_joins(chain: list[ChainEntry], given_index: dict[str, int]) -> None:
-    """A block with several inputs concatenates their records: each parent must give records."""
-    graph = block_graph([entry.to_json() for entry in chain])
-    for problem in join_problems(graph, _output_kinds(chain)):
-        entry, culprit = chain[problem.number - 1], chain[problem.culprit - 1]
-        gives = "a file" if problem.kind == "file" else "nothing"
+def _check_edges_take_records(chain: list[ChainEntry], given_index: dict[str, int]) -> None:
+    """Mappers, conditions and joins work on records: not on an edge from a block that gives a file or nothing."""
+    graph, gives = block_graph([entry.to_json() for entry in chain]), _output_kinds(chain)
+    for edge in records_edge_problems(graph, gives):
+        entry, parent = chain[edge.target - 1], chain[edge.source - 1]
+        number = next(index for index, given in enumerate(entry.inputs) if given["from"] == parent.unique_block_id)
+        raise TemplateDefinitionError(
+            f"chain[{given_index[entry.unique_block_id]}].inputs[{number}].{edge.setting}",
+            f"'{parent.block_name}' ({parent.block}) gives {_gives(edge.kind)}, and {edge.setting} applies to records")
+    for join in join_problems(graph, gives):
+        entry, culprit = chain[join.number - 1], chain[join.culprit - 1]
         raise TemplateDefinitionError(
             f"chain[{given_index[entry.unique_block_id]}].inputs",
             f"'{entry.block_name}' joins the outputs of "
-            f"{', '.join(repr(chain[s - 1].block_name) for s in problem.parents)}, "
-            f"and {culprit.block_name!r} ({culprit.block}) gives {gives}: a join takes records only")
+            f"{', '.join(repr(chain[s - 1].block_name) for s in join.parents)}, "
+            f"and {culprit.block_name!r} ({culprit.block}) gives {_gives(join.kind)}: a join takes records only")
+
+
+def _gives(kind: str) -> str:
+    return "a file" if kind == "file" else "nothing"
 
 
 def _parse_applications(raw: Any, catalog: ApplicationCatalog) -> tuple[str, ...]:

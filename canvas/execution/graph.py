@@ -196,6 +196,25 @@ class JoinProblem:
     kind: str
 
 
+@dataclass(frozen=True)
+class RecordsEdgeProblem:
+    """An edge into `target` whose `setting` ("inputMapper" or "inputCondition") works on records, from a parent,
+    `source`, that gives `kind` ("file" or "none"): the run would have nothing to map or test."""
+
+    source: int
+    target: int
+    setting: str
+    kind: str
+
+
+def records_edge_problems(graph: BlockGraph, gives: Sequence[str]) -> list[RecordsEdgeProblem]:
+    """Mappers and conditions on edges from blocks that give no records. `gives` as for join_problems; each dialect
+    words the problem its own way."""
+    return [RecordsEdgeProblem(edge.source, edge.target, setting, gives[edge.source - 1])
+            for edge in graph.edges for setting in ("inputMapper", "inputCondition")
+            if edge.settings.get(setting) and gives[edge.source - 1] in ("file", "none")]
+
+
 def join_problems(graph: BlockGraph, gives: Sequence[str]) -> list[JoinProblem]:
     """Joins of what cannot be joined: a block with several inputs concatenates their records, so each parent must
     give records. `gives`: each block's output kind ("records" | "file" | "none" | "any"), by position; "any" is

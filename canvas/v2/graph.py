@@ -11,12 +11,18 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import jsonata
 from sqlalchemy.orm import Session
 
 from canvas.catalog.definition import TemplateDefinitionError, check_template_variables, parse_definition
 from canvas.errors import BadRequestError, UnprocessableError
-from canvas.execution.graph import CycleError, block_graph, topological_order
+from canvas.execution.blocks._jsonata import jsonata_problem
+from canvas.execution.graph import (
+    CycleError,
+    block_graph,
+    join_problems,
+    records_edge_problems,
+    topological_order,
+)
 from canvas.models import RegisteredApplication, Workflow, WorkflowApplication
 from canvas.schema_fields import parse_id
 from canvas.workflows.block_settings import node_fields, node_settings
@@ -48,8 +54,7 @@ def parse_graph(session: Session, catalog, account_id: uuid.UUID, raw: Any,  # n
     chain = [_chain_entry(*by_id[node_id], registered[node_id], kept) for node_id in order]
     _connect(chain, order, edges)
     _validate_blocks(chain, order, by_id, catalog)
-    _refuse_record_edges_after_files(edges, by_id)
-    _refuse_joins_of_what_is_not_records(chain, order, by_id)
+    _refuse_edges_of_what_is_not_records(chain, order, edges, by_id)
     return ParsedGraph(chain, _bindings(order, registered, by_id))
 
 
@@ -218,10 +223,9 @@ def mapper_expression(mapper: Any, where: str) -> str | None:
 def _checked_jsonata(text: Any, where: str) -> str:
     if not isinstance(text, str) or not text.strip():
         raise BadRequestError(f"{where} must be a non-empty JSONata expression", field=where)
-    try:
-        jsonata.Jsonata(text)
-    except Exception as error:  # the library raises assorted errors on odd input
-        raise UnprocessableError(f"{where}: not a valid JSONata expression: {error}", field=where) from None
+    problem = jsonata_problem(text)
+    if problem:
+        raise UnprocessableError(f"{where} {problem}", field=where)
     return text
 
 
@@ -243,37 +247,30 @@ def _validate_blocks(chain: list[dict], order: list[str], by_id: dict, catalog) 
         raise UnprocessableError(message, field=field) from None
 
 
-def _refuse_record_edges_after_files(edges: list, by_id: dict) -> None:
-    """A mapper or a condition works on records; after a step that gives a file (or nothing) it would have nothing
-    to work on, and the run would pass the file on untouched."""
+def _refuse_edges_of_what_is_not_records(chain: list[dict], order: list[str], edges: list, by_id: dict) -> None:
+    """A mapper, a condition and a join work on records: after a step that gives a file (or nothing) they would have
+    nothing to work on (a join: "any" is checked when the run joins)."""
     from canvas.execution.registry import get_block
 
-    for index, edge in enumerate(edges):
-        config = edge.get("config") or {}
-        source = by_id[edge["source"]][1]
-        gives = get_block(source["command"]).output_kind
-        for part in ("mapper", "condition"):
-            if config.get(part) not in (None, "", {}) and gives in ("file", "none"):
-                given = "a file" if gives == "file" else "nothing"
-                raise UnprocessableError(f"graph.edges[{index}].config.{part}: step '{source['id']}' "
-                                         f"({source['command']}) gives {given}, and a {part} applies to records",
-                                         field=f"graph.edges.{index}.config.{part}")
-
-
-def _refuse_joins_of_what_is_not_records(chain: list[dict], order: list[str], by_id: dict) -> None:
-    """A step with several incoming edges concatenates its parents' records: each parent must give records (or may,
-    "any": checked when the run joins them)."""
-    from canvas.execution.graph import join_problems
-    from canvas.execution.registry import get_block
-
-    gives = [get_block(entry["block"]).output_kind for entry in chain]
-    for problem in join_problems(block_graph(chain), gives):
+    graph, gives = block_graph(chain), [get_block(entry["block"]).output_kind for entry in chain]
+    for problem in records_edge_problems(graph, gives):
+        source, target = order[problem.source - 1], order[problem.target - 1]
+        index = next(index for index, edge in enumerate(edges)
+                     if edge["source"] == source and edge["target"] == target)
+        part = "mapper" if problem.setting == "inputMapper" else "condition"
+        raise UnprocessableError(f"graph.edges[{index}].config.{part}: step '{source}' "
+                                 f"({by_id[source][1]['command']}) gives {_gives(problem.kind)}, and a {part} "
+                                 "applies to records", field=f"graph.edges.{index}.config.{part}")
+    for problem in join_problems(graph, gives):
         parents = [order[source - 1] for source in problem.parents]
         node_id, culprit = order[problem.number - 1], order[problem.culprit - 1]
-        given = "a file" if problem.kind == "file" else "nothing"
         raise UnprocessableError(f"graph: node '{node_id}' joins the outputs of steps {', '.join(parents)}, and "
-                                 f"step '{culprit}' ({by_id[culprit][1]['command']}) gives {given}: a join takes "
-                                 "records only", field=f"graph.nodes.{by_id[node_id][0]}")
+                                 f"step '{culprit}' ({by_id[culprit][1]['command']}) gives {_gives(problem.kind)}: "
+                                 "a join takes records only", field=f"graph.nodes.{by_id[node_id][0]}")
+
+
+def _gives(kind: str) -> str:
+    return "a file" if kind == "file" else "nothing"
 
 
 def _node_problem(exc: TemplateDefinitionError, order: list[str], by_id: dict) -> tuple[str, str]:
