@@ -24,16 +24,18 @@ def test_every_job_due_in_the_same_second_is_handed_over_once():
         with lock:
             arrived.setdefault(job_id, []).extend(run_times)
 
-    due = (datetime.now(timezone.utc) + timedelta(seconds=1.5)).replace(microsecond=0)
+    # Far enough ahead that adding 1,000 jobs on a loaded machine ends before it (a job added after its only
+    # occurrence would never fire).
+    due = (datetime.now(timezone.utc) + timedelta(seconds=4)).replace(microsecond=0)
     cron = f"{due.second} {due.minute} {due.hour} {due.day} {due.month} ? {due.year}"
     scheduler = BackgroundScheduler(jobstores={"default": MemoryJobStore()},
                                     executors={"default": OccurrenceExecutor(on_due)},
                                     job_defaults={"misfire_grace_time": None, "coalesce": False},
                                     timezone=timezone.utc)
+    for number in range(JOBS):
+        scheduler.add_job(print, QuartzTrigger(cron), id=str(number))
     scheduler.start()
     try:
-        for number in range(JOBS):
-            scheduler.add_job(print, QuartzTrigger(cron), id=str(number))
         deadline = time.monotonic() + 10
         while len(arrived) < JOBS and time.monotonic() < deadline:
             time.sleep(0.1)
