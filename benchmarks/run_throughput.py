@@ -98,7 +98,12 @@ class Environment(InProcessPlatform):
         return rows
 
     def env(self, **extra: str) -> dict:
-        return self.child_env(CANVAS_LOG_LEVEL="WARNING", BENCH_REDIS_URL=redis_url(self.settings),
+        # CANVAS_LOG_LEVEL=INFO CANVAS_LOG_FORMAT=json measures the cost of JSON run lines (docs/logging.md);
+        # CANVAS_METRICS_ENABLED=false the cost of metrics (docs/metrics.md).
+        return self.child_env(CANVAS_LOG_LEVEL=os.environ.get("CANVAS_LOG_LEVEL", "WARNING"),
+                              CANVAS_LOG_FORMAT=os.environ.get("CANVAS_LOG_FORMAT", "text"),
+                              CANVAS_METRICS_ENABLED=os.environ.get("CANVAS_METRICS_ENABLED", "true"),
+                              BENCH_REDIS_URL=redis_url(self.settings),
                               PYTHONPATH=str(ROOT / "benchmarks"), **extra)
 
     @property

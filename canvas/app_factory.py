@@ -10,11 +10,17 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from canvas.auth.resolver import resolve_canvas_principal
 from canvas.extensions import Services, init_services
+from canvas.observability.access_log import init_request_logging
 from canvas.openapi import (
     SWAGGER_UI_ASSETS_PATH,
     TruthfulResponsesPlugin,
     drop_unanswered_schemas,
     swagger_ui_assets,
+)
+from canvas.ratelimits import (
+    counting_auth_failures,
+    enforce_rate_limits,
+    init_rate_limits,
 )
 from canvas.settings import load_settings
 from canvas.v2.auth import resolve_v2_principal
@@ -66,14 +72,17 @@ def build_app(config: Mapping[str, Any] | None = None) -> Flask:
     services = Services(settings)
     services.application_catalog  # noqa: B018 - load now: never serve on a broken or half-loaded catalog
     init_services(app, services)
+    init_rate_limits(app, settings)
     api = Api(app, spec_kwargs={"extra_plugins": [TruthfulResponsesPlugin(app)]})
     app.register_blueprint(swagger_ui_assets())
     _register_path_converters(api)
     _register_blueprints(app, api, settings)
     drop_unanswered_schemas(api.spec)
     register_error_handlers(app)  # after Api(), whose own HTTPException handler it replaces
-    app.before_request(resolve_canvas_principal)
-    app.before_request(resolve_v2_principal)
+    init_request_logging(app)  # first of the request hooks: every answer gets its request id and line
+    app.before_request(counting_auth_failures(resolve_canvas_principal))
+    app.before_request(counting_auth_failures(resolve_v2_principal))
+    app.before_request(enforce_rate_limits)  # right after authentication: a refused request costs little
     app.before_request(check_acceptable)
     app.before_request(refuse_unknown_query_parameters)
     app.before_request(refuse_bad_path_and_query_values)
@@ -105,11 +114,19 @@ def _register_blueprints(app: Flask, api: Api, settings: Mapping[str, Any]) -> N
     for blueprint in (help_blp, accounts_blp, applications_blp, templates_blp, workflows_blp, runs_blp):
         api.register_blueprint(blueprint)
     api.register_blueprint(schedules_blp)
+    from canvas.audit.resources import blp as audit_blp
+
+    api.register_blueprint(audit_blp)
     from canvas.v2 import blueprints as v2_blueprints
 
     for blueprint in v2_blueprints():
         api.register_blueprint(blueprint)
     app.register_blueprint(health_blp)  # operational, not part of the documented API
+    if settings.get("METRICS_ENABLED"):
+        from canvas.observability import metrics_web
+
+        app.register_blueprint(metrics_web.blp)  # /metrics: operational too, outside the documented API
+        metrics_web.instrument(app)
     if settings.get("BENCHMARK_ENDPOINTS"):
         from canvas.benchmark_endpoints import blp as bench_blp
 

@@ -1,6 +1,7 @@
 """The `canvas` command line."""
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -11,7 +12,7 @@ from typing import ClassVar
 
 import click
 
-from canvas.settings import SettingsError, load_settings
+from canvas.settings import SettingsError, load_settings, unknown_variable_warnings
 
 log = logging.getLogger("canvas.cli")
 
@@ -19,11 +20,16 @@ log = logging.getLogger("canvas.cli")
 def _settings() -> dict:
     from config.logging import configure_logging
 
+    if not os.environ.get("CANVAS_STARTED_BY"):  # a child of `canvas up`: its supervisor has warned already
+        for warning in unknown_variable_warnings():
+            click.echo(f"Warning: {warning}", err=True)
     try:
         settings = load_settings()
     except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
-    configure_logging(settings["LOG_LEVEL"])
+        for problem in exc.problems:  # every problem at once, one line each
+            click.echo(f"Error: {problem}", err=True)
+        sys.exit(2)
+    configure_logging(settings["LOG_LEVEL"], settings.get("LOG_FORMAT") or "text")
     return settings
 
 
@@ -134,6 +140,7 @@ class CommandsImportedWhenUsed(click.Group):
 
 
 @click.group(cls=CommandsImportedWhenUsed)
+@click.version_option(package_name="canvas-orchestrator", prog_name="canvas", message="%(prog)s %(version)s")
 def cli() -> None:
     """Canvas: a self-hosted workflow-template orchestrator."""
 
@@ -150,19 +157,78 @@ def up(host: str | None, port: int | None) -> None:
     from canvas.supervisor import Child, Supervisor, canvas_command
 
     settings = _settings()
-    _in_a_child(_prepare, settings)  # the supervisor stays small: it only starts and watches processes
-    embedded = ensure_redis(settings)
+    host, port = host or DEFAULT_HOST, port or DEFAULT_PORT
+    instance = _claimed_instance(settings)  # before the port check: a dead `canvas up`'s API may still hold it
     try:
-        bind = ["--host", host or DEFAULT_HOST, "--port", str(port or DEFAULT_PORT)]
-        children = [Child("api", canvas_command("api", *bind)), Child("worker", canvas_command("worker")),
-                    Child("scheduler", canvas_command("scheduler"))]
-        log.info("Canvas is starting on http://%s:%s (data in %s)", host or DEFAULT_HOST, port or DEFAULT_PORT,
-                 settings["DATA_DIR"])
-        exit_code = Supervisor(children).run()
-    finally:
+        _check_port_free(host, port)
+        _in_a_child(_prepare, settings)  # the supervisor stays small: it only starts and watches processes
+        _shared_metrics_dir(settings)  # the API's /metrics shows the worker's and the scheduler's metrics too
+        _environment_for_children(host, port)
+        embedded = ensure_redis(settings)
         if embedded is not None:
-            embedded.stop()
+            instance.record("redis", embedded.process.pid)
+        try:
+            bind = ["--host", host, "--port", str(port)]
+            children = [Child("api", canvas_command("api", *bind)), Child("worker", canvas_command("worker")),
+                        Child("scheduler", canvas_command("scheduler"))]
+            log.info("Canvas is starting on http://%s:%s (data in %s)", host, port, settings["DATA_DIR"])
+            supervisor = Supervisor(children, settings["SHUTDOWN_GRACE_SECONDS"],
+                                    on_start=lambda child: instance.record(child.name, child.process.pid))
+            exit_code = supervisor.run()
+        finally:
+            if embedded is not None:
+                embedded.stop()
+    finally:
+        instance.release()
     sys.exit(exit_code)
+
+
+def _claimed_instance(settings: dict):  # noqa: ANN202 - canvas.supervisor.InstanceFile
+    """One `canvas up` per data dir: refuse to start beside a live one (exit 2), stop what a dead one left."""
+    from pathlib import Path
+
+    from canvas.supervisor import InstanceFile, InstanceRunningError
+
+    instance = InstanceFile(Path(settings["DATA_DIR"]) / "canvas-up.pid")
+    try:
+        stopped = instance.claim()
+    except InstanceRunningError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    for line in stopped:
+        log.warning(line)
+    return instance
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Before anything starts (a worker, a scheduler that would fire schedules): the API's port must be free, or
+    this ends with exit status 2 and one line saying what to do."""
+    import socket
+
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                                 flags=socket.AI_PASSIVE)[0]
+    except socket.gaierror as exc:
+        click.echo(f"Error: cannot listen on {host!r}: {exc.strerror}; start with --host <an address of this "
+                   f"machine>", err=True)
+        sys.exit(2)
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds: TIME_WAIT is no obstacle
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+            click.echo(f"Error: port {port} on {host} {why}; start with --port <another port>", err=True)
+            sys.exit(2)
+
+
+def _environment_for_children(host: str, port: int) -> None:
+    """What every child of `canvas up` inherits: the API's real address as CANVAS_PUBLIC_URL when none is set (links
+    in e-mails sent from workers then lead to it), and a mark that settings were checked and warned about."""
+    public_url = _listening_public_url(host, port)
+    if public_url is not None:
+        os.environ["CANVAS_PUBLIC_URL"] = public_url["PUBLIC_URL"]
+    os.environ["CANVAS_STARTED_BY"] = str(os.getpid())
 
 
 def _prepare_data_dir(settings: dict) -> None:
@@ -194,14 +260,41 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
     from canvas.wsgi_server import CanvasServer
 
     settings = _settings()
-    _in_a_child(_prepare, settings)  # gunicorn's master stays small, and so do the workers it forks
+    host, port = host or DEFAULT_HOST, port or DEFAULT_PORT
+    _check_port_free(host, port)
+    if not os.environ.get("CANVAS_STARTED_BY"):  # `canvas up` has prepared everything before starting this
+        _in_a_child(_prepare, settings)  # gunicorn's master stays small, and so do the workers it forks
+    _metrics(settings, "api")  # before the app is built: its gunicorn workers write where /metrics reads
     embedded = ensure_redis(settings)
     try:
-        host, port = host or DEFAULT_HOST, port or DEFAULT_PORT
         CanvasServer(f"{host}:{port}", workers or _api_workers(settings), _listening_public_url(host, port)).run()
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def _shared_metrics_dir(settings: dict) -> None:
+    from canvas.observability.metrics_setup import use_shared_dir
+
+    use_shared_dir(settings)
+
+
+def _metrics(settings: dict, role: str, port: int | None = None) -> None:
+    """Where this process's metrics are kept (canvas.observability.metrics_setup), decided before anything loads
+    prometheus_client; with a port, they are served there from now on."""
+    from canvas.observability import metrics_setup
+
+    metrics_setup.forked_children_share_files = role == "worker"  # RQ's fork worker: one job child at a time
+    if role == "api" or port is not None or metrics_setup.multiprocess_dir():
+        metrics_setup.use_own_dir(settings, role)
+    if port is None or not metrics_setup.metrics_enabled(settings):
+        return
+    from canvas.observability.metrics_web import serve_on_port
+
+    try:
+        serve_on_port(port, settings["METRICS_HOST"])
+    except OSError as exc:
+        raise click.ClickException(f"--metrics-port {port}: {exc.strerror or exc}") from None
 
 
 def _api_workers(settings: dict) -> int:
@@ -234,17 +327,21 @@ def _listening_public_url(host: str, port: int) -> dict | None:
 @click.option("--with-rq-scheduler", is_flag=True,
               help="Also fork RQ's scheduler, which queues delayed jobs (callback retries), when no other process "
                    "holds its lock. `canvas scheduler` runs it already: use this only without one (~90 MB).")
+@click.option("--metrics-port", type=int, default=None,
+              help="Serve this process's Prometheus metrics on this port (/metrics, on CANVAS_METRICS_HOST).")
 def worker(worker_class: str | None, burst: bool, max_jobs: int | None, name: str | None,
-           with_rq_scheduler: bool) -> None:
+           with_rq_scheduler: bool, metrics_port: int | None) -> None:
     """Run an RQ worker that executes workflow runs.
 
     Delayed jobs (callback retries) are queued by RQ's scheduler, which `canvas scheduler` runs: a deployment needs
     one `canvas scheduler`, or one worker started with --with-rq-scheduler."""
     from canvas.queueing.embedded import ensure_redis
-    from workers.worker import run_worker
 
     settings = _settings()
     _in_a_child(_check_blob_store, settings)  # a store's client library loads with the first run that needs it
+    _metrics(settings, "worker", metrics_port)
+    from workers.worker import run_worker  # after _metrics: it loads the metrics
+
     embedded = ensure_redis(settings)
     try:
         sys.exit(run_worker(worker_class=worker_class, burst=burst, name=name, max_jobs=max_jobs,
@@ -255,16 +352,20 @@ def worker(worker_class: str | None, burst: bool, max_jobs: int | None, name: st
 
 
 @cli.command()
-def scheduler() -> None:
+@click.option("--metrics-port", type=int, default=None,
+              help="Serve this process's Prometheus metrics on this port (/metrics, on CANVAS_METRICS_HOST).")
+def scheduler(metrics_port: int | None) -> None:
     """Run the scheduler that fires workflow schedules.
 
     It also runs RQ's scheduler, which queues delayed jobs (callback retries); with several schedulers one does at a
     time, the others stand by."""
     from canvas.queueing.embedded import ensure_redis
-    from workers.scheduler import run_scheduler
 
     settings = _settings()
     _in_a_child(_check_blob_store, settings)
+    _metrics(settings, "scheduler", metrics_port)
+    from workers.scheduler import run_scheduler  # after _metrics: it loads the metrics
+
     embedded = ensure_redis(settings)
     try:
         sys.exit(run_scheduler())
@@ -305,9 +406,10 @@ def org() -> None:
 def org_create(name: str, admin_email: str, as_json: bool) -> None:
     """Create an organization with an Admin account and API keys (the SecretKey is shown only now)."""
     from canvas.accounts import service
+    from canvas.audit.actor import command_line
 
     database = _migrated_database(_settings())
-    with _domain_errors(), database.transaction() as session:
+    with _domain_errors(), command_line(), database.transaction() as session:
         created = service.create_organization(session, name, admin_email)
     result = {"organizationId": str(created.organization_id), "accountId": str(created.account_id),
               "consumer": created.consumer, "secretKey": created.secret_key}
@@ -320,9 +422,10 @@ def org_create(name: str, admin_email: str, as_json: bool) -> None:
 def org_ip_allowlist(organization_id: uuid.UUID, cidrs: tuple[str, ...]) -> None:
     """Set the CIDRs allowed to call the API for an organization (none: any address)."""
     from canvas.accounts import service
+    from canvas.audit.actor import command_line
 
     database = _migrated_database(_settings())
-    with _domain_errors(), database.transaction() as session:
+    with _domain_errors(), command_line(), database.transaction() as session:
         allowed = service.set_ip_allowlist(session, organization_id, list(cidrs))
     click.echo("allowed: " + (", ".join(allowed) if allowed else "any address"))
 
@@ -338,9 +441,10 @@ def keys() -> None:
 def keys_rotate(account_id: uuid.UUID, as_json: bool) -> None:
     """Issue new keys for an account; the old SecretKey stops working at once."""
     from canvas.accounts import service
+    from canvas.audit.actor import command_line
 
     database = _migrated_database(_settings())
-    with _domain_errors(), database.transaction() as session:
+    with _domain_errors(), command_line(), database.transaction() as session:
         issued = service.rotate_keys(session, account_id)
     _print({"accountId": str(issued.account_id), "consumer": issued.consumer, "secretKey": issued.secret_key},
            as_json, "Keep the SecretKey safe: it cannot be shown again.")
@@ -349,6 +453,15 @@ def keys_rotate(account_id: uuid.UUID, as_json: bool) -> None:
 @cli.group()
 def secrets() -> None:
     """Credentials encrypted at rest."""
+
+
+@secrets.command("generate-key")
+def secrets_generate_key() -> None:
+    """Print a new key for CANVAS_SECRET_KEYS (put it first to encrypt with it; keep older keys after it to read
+    what they encrypted, then run `canvas secrets rotate`)."""
+    from canvas.secrets import SecretBox
+
+    click.echo(SecretBox.generate_key())
 
 
 @secrets.command("rotate")

@@ -66,3 +66,9 @@ class UnprocessableError(CanvasError):
 
 class ServiceUnavailableError(CanvasError):
     status, title = 503, "Service Unavailable"
+
+
+class TooManyRequestsError(CanvasError):
+    """A rate limit is reached; `retry_after` says when the same request will be counted in a fresh window."""
+
+    status, title = 429, "Too Many Requests"

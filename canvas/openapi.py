@@ -126,6 +126,7 @@ def operation_errors(path: str, method: str, operation: dict, view: Callable) ->
     statuses: set[int] = set()
     if _authenticated(path, method, view):
         statuses |= {401, 403, 503}  # keys, tenancy (allowlist, ManagedAccountId, role), the database behind them
+        statuses.add(429)  # canvas.ratelimits: per key, per organization, failed authentications per address
     if method in WRITE_METHODS:
         statuses |= {400, 413, 415}  # canvas.web.check_request_body: malformed JSON, too large, not JSON
     if operation.get("parameters") or operation.get("requestBody"):
@@ -154,7 +155,7 @@ def _error_answer(status: int, v2: bool) -> dict:
     schema, media_type = ("JsonApiErrors", JSONAPI_MEDIA_TYPE) if v2 else ("CanvasError", "application/json")
     answer: dict[str, Any] = {"description": HTTPStatus(status).phrase,
                               "content": {media_type: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
-    if status == 503:
+    if status in (429, 503):
         answer["headers"] = {"Retry-After": {"description": "Seconds to wait before trying again",
                                              "schema": {"type": "integer"}}}
     return answer

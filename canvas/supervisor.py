@@ -7,11 +7,18 @@ Each child leads a process group of its own, and what is left of a group when it
 worker killed with SIGKILL cannot stop the processes it forked (a job's child with --worker-class fork), and nothing
 else would. Ctrl-C reaches only the supervisor, which stops the children gracefully, in order.
 
+Every child (and the embedded Redis) asks Linux to send it SIGTERM when the supervisor dies (PR_SET_PDEATHSIG), so
+a supervisor killed with SIGKILL leaves nothing serving; they stop as they would on Ctrl-C. A pid file under the data
+dir (``InstanceFile``) records the supervisor and its children: a new `canvas up` on the same data dir refuses to start
+beside a live one, and stops what a dead one left behind.
+
 The supervisor itself stays small (~40 MB): `canvas up` prepares the database and the catalog in a short-lived child
 before it starts supervising. RQ's scheduler runs in the scheduler child, not in the worker.
 """
 from __future__ import annotations
 
+import ctypes
+import json
 import logging
 import os
 import signal
@@ -19,7 +26,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from canvas.defaults import DEFAULT_SHUTDOWN_GRACE_SECONDS
 
@@ -40,7 +49,9 @@ class Child:
     group_cleared: bool = False  # its group's leftovers are killed once: the id may be another's group later
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.command, env=os.environ.copy(), process_group=0)
+        # Started from the main thread: PR_SET_PDEATHSIG fires when the thread that forked the child ends.
+        self.process = subprocess.Popen(self.command, env=os.environ.copy(), process_group=0,
+                                        preexec_fn=die_with_parent())  # noqa: PLW1509 - prctl only, no locks
         self.started_at, self.restart_at, self.group_cleared = time.monotonic(), None, False
         log.info("started %s (pid %s)", self.name, self.process.pid)
 
@@ -60,20 +71,47 @@ class Child:
 
 
 def canvas_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "canvas", *args]
+    """-P: the working directory is not put on sys.path, so a folder that holds a `canvas/` directory of its own
+    cannot stand in for this package."""
+    return [sys.executable, "-P", "-m", "canvas", *args]
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(signum: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A Popen preexec_fn that makes the child receive ``signum`` when its parent dies (Linux; None elsewhere), and
+    end at once if the parent died before the request took effect."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    parent = os.getpid()
+
+    def in_child() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signum)
+
+    return in_child
 
 
 class Supervisor:
-    def __init__(self, children: list[Child], grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS):
+    def __init__(self, children: list[Child], grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS,
+                 on_start: Callable[[Child], None] | None = None):
         self.children = children
         self.grace_seconds = grace_seconds
         self.stopping = threading.Event()
+        self.on_start = on_start or (lambda _child: None)  # told of each (re)start: the instance file records it
 
     def run(self) -> int:
         """Start every child; return when asked to stop, or when a child keeps failing (then stop the others)."""
         self._install_signal_handlers()
         for child in self.children:
             child.start()
+            self.on_start(child)
         exit_code = 0
         while not self.stopping.wait(0.5):
             if not self._tend_children():
@@ -89,6 +127,7 @@ class Supervisor:
                 return False
             if child.restart_at is not None and now >= child.restart_at:
                 child.start()
+                self.on_start(child)
         return True
 
     def _schedule_restart(self, child: Child, now: float) -> bool:
@@ -117,9 +156,10 @@ class Supervisor:
         running = [child for child in started if child.process.poll() is None]
         for child in running:
             child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.grace_seconds  # one grace for all: they stop side by side
         for child in running:
             try:
-                child.process.wait(self.grace_seconds)
+                child.process.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.warning("%s did not stop within %.0f s; killing it", child.name, self.grace_seconds)
                 child.process.kill()
@@ -127,3 +167,88 @@ class Supervisor:
             log.info("%s stopped", child.name)
         for child in started:
             child.kill_leftovers()
+
+
+# --- the instance file: one `canvas up` per data dir -------------------------------------------------------------
+
+class InstanceRunningError(Exception):
+    """Another `canvas up` is alive on the same data dir."""
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/<pid>/stat field 22): with the pid it names one
+    process, never a later one that reuses the pid. None when there is no such live process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] == "Z" else fields[19]
+
+
+class InstanceFile:
+    """DATA_DIR/canvas-up.pid: JSON naming the supervisor and each process it started, with their start times. The
+    supervisor holds a lock on DATA_DIR/canvas-up.lock for its life: the kernel drops it however it dies."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.processes: dict[str, list] = {}
+        self._lock = None
+
+    def claim(self) -> list[str]:
+        """Make this process the data dir's `canvas up`. Raises InstanceRunningError when a live one holds it;
+        stops (SIGTERM, then SIGKILL) whatever a dead one left running, returning a line per process stopped."""
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = open(self.path.with_suffix(".lock"), "a")  # noqa: SIM115 - held until this process ends
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            holder = self._read().get("supervisor", ["?"])[0]
+            raise InstanceRunningError(f"another `canvas up` (pid {holder}) is running with the data dir "
+                                       f"{self.path.parent}; stop it first") from None
+        recorded = self._read()
+        stopped = _stop_leftovers({name: entry for name, entry in recorded.items() if name != "supervisor"})
+        self.record("supervisor", os.getpid())
+        return stopped
+
+    def record(self, name: str, pid: int) -> None:
+        self.processes[name] = [pid, _start_time(pid)]
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self.processes))
+        temporary.replace(self.path)  # a reader never sees half a file
+
+    def release(self) -> None:
+        if self._read().get("supervisor", [None])[0] == os.getpid():
+            self.path.unlink(missing_ok=True)
+
+    def _read(self) -> dict[str, list]:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+
+STALE_STOP_SECONDS = 5.0
+
+
+def _stop_leftovers(recorded: dict[str, list]) -> list[str]:
+    """The processes of a dead `canvas up` that are still running, with their process groups (each led one): asked
+    to stop, then killed. A pid whose start time differs belongs to another process by now, and is left alone."""
+    alive = {name: pid for name, (pid, started) in recorded.items() if started and _start_time(pid) == started}
+    for pid in alive.values():
+        _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STALE_STOP_SECONDS
+    while time.monotonic() < deadline and any(_start_time(pid) == recorded[name][1] for name, pid in alive.items()):
+        time.sleep(0.05)
+    for pid in alive.values():  # the group too: a leader that went may have left members (gunicorn's workers)
+        _signal_group(pid, signal.SIGKILL)
+    return [f"stopped the {name} (pid {pid}) a previous `canvas up` left running" for name, pid in alive.items()]
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):  # the group is gone
+        pass

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from gunicorn import glogging
 from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.sync import SyncWorker
@@ -50,3 +51,14 @@ def write_json_error(sock, status: int, reason: str, message: str) -> None:  # n
     head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
     gunicorn_util.write_nonblock(sock, head + body)
+
+
+class ProcessLogger(glogging.Logger):
+    """gunicorn's error log (workers booting, timing out) without gunicorn's own handler and format: its lines reach
+    the handler config/logging.py set up, in CANVAS_LOG_FORMAT like every other line of the process."""
+
+    def setup(self, cfg) -> None:  # noqa: ANN001 - gunicorn's Config
+        super().setup(cfg)
+        for handler in list(self.error_log.handlers):
+            self.error_log.removeHandler(handler)
+        self.error_log.propagate = True

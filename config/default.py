@@ -49,13 +49,35 @@ SCHEDULER_RUN_EACH_LIMIT = d.DEFAULT_SCHEDULER_RUN_EACH_LIMIT
 CALLBACK_RETRY_BASE_SECONDS = 10.0  # first retry of a failed run callback; doubles each attempt
 
 # --- metrics (Prometheus) ---
+# /metrics on the API and the counting behind it (docs/metrics.md); false: no route, no request timing, no files.
+METRICS_ENABLED = True
+# Where `canvas worker --metrics-port` / `canvas scheduler --metrics-port` listen (0.0.0.0: scraped from elsewhere).
+METRICS_HOST = d.DEFAULT_HOST
 
 # --- logs ---
+LOG_FORMAT = d.DEFAULT_LOG_FORMAT  # text (people) or json (one object per line, for collectors)
 
 # --- notifications ---
+# Run notification e-mails (docs/notifications.md): at most one per workflow per this many seconds; the events in
+# between are counted and told by the next mail or a digest. 0: every event is mailed.
+NOTIFICATION_INTERVAL_SECONDS = d.DEFAULT_NOTIFICATION_INTERVAL_SECONDS
 
 # --- rate limits ---
+# Each counts per fixed window of RATE_LIMIT_WINDOW_SECONDS (a minute); 0 switches that limit off.
+RATE_LIMIT_WINDOW_SECONDS = d.DEFAULT_RATE_LIMIT_WINDOW_SECONDS
+RATE_LIMIT_PER_KEY = d.DEFAULT_RATE_LIMIT_PER_KEY  # authenticated requests per account's API keys
+RATE_LIMIT_PER_ORGANIZATION = d.DEFAULT_RATE_LIMIT_PER_ORGANIZATION  # the sum over the organization's accounts
+WEBHOOK_RATE_LIMIT_PER_FLOW = d.DEFAULT_WEBHOOK_RATE_LIMIT_PER_FLOW  # calls of a flow's webhooks
+# Failed authentications from one address within AUTH_FAILURE_WINDOW_SECONDS before it is answered 429.
+AUTH_FAILURE_LIMIT = d.DEFAULT_AUTH_FAILURE_LIMIT
+AUTH_FAILURE_WINDOW_SECONDS = d.DEFAULT_AUTH_FAILURE_WINDOW_SECONDS
 
 # --- audit log ---
+# Audit entries older than this many days are removed (docs/audit-log.md); 0 keeps them forever.
+AUDIT_RETENTION_DAYS = d.DEFAULT_AUDIT_RETENTION_DAYS
+AUDIT_PRUNE_INTERVAL_SECONDS = d.DEFAULT_AUDIT_PRUNE_INTERVAL_SECONDS  # how often each scheduler removes them
 
 # --- command line ---
+# On Ctrl-C/SIGTERM a worker lets its run finish for this long; a run still going is then ended "Failed" with the
+# reason, and `canvas up` kills a child that has not stopped by then.
+SHUTDOWN_GRACE_SECONDS = d.DEFAULT_SHUTDOWN_GRACE_SECONDS

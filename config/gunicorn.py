@@ -9,9 +9,10 @@ worker_class = "canvas.wsgi_server.JsonErrorSyncWorker"  # gunicorn's sync worke
 timeout = 60
 graceful_timeout = 20
 keepalive = 5
-# Access logs go to stderr like everything else; secrets only travel in headers, which are not logged.
-accesslog = "-"
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+# The app writes the access lines itself (canvas.observability.access_log: route, request id, text or JSON), so
+# gunicorn's own access log is off; its other lines go through the process's handler (CANVAS_LOG_FORMAT) too.
+accesslog = None
+logger_class = "canvas.wsgi_server.ProcessLogger"
 # Several `canvas api` processes may run on one machine; gunicorn's control socket would make them collide.
 control_socket_disable = True
 # The longest request line gunicorn allows (a long search or filter); longer ones get a JSON 414.
@@ -40,6 +41,15 @@ def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn's Worker
     services = getattr(worker.wsgi, "extensions", {}).get("canvas")
     if services is not None and "db" in services.__dict__:
         services.db.after_fork()
+
+
+def child_exit(_server, worker) -> None:  # noqa: ANN001 - gunicorn's Arbiter and Worker
+    """prometheus_client's bookkeeping for a worker that is gone (its live gauges); its counts stay in the metrics
+    directory, so totals never go down when a worker is replaced."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
 
 
 def default_workers(cores: int, available_bytes: int | None) -> int:

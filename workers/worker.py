@@ -36,7 +36,9 @@ from canvas.execution.reaper import ReaperConfig, reap_lost_runs
 from canvas.execution.retention import prune_everything
 from canvas.outages import REDIS_UNREACHABLE, Backoff, OutageLog, Retrying
 from canvas.queueing.keys import RUN_QUEUE
-from canvas.queueing.worker import WAITS_FOR_REDIS, WORKER_CLASSES, OutageTolerantWorker, RunQueue, stop_on_signals
+from canvas.queueing.worker import (
+    WAITS_FOR_REDIS, WORKER_CLASSES, OutageTolerantWorker, RunQueue, run_stop_timeout, stop_on_signals,
+)
 from canvas.settings import redis_url
 from workers import process_app
 
@@ -74,10 +76,12 @@ def run_worker(worker_class: str | None = None, burst: bool = False, name: str |
     reconnect_max = settings["RECONNECT_MAX_SECONDS"]
     outages = OutageLog(log, f"worker {name}")
     stop = threading.Event()
+    stop_timeout = run_stop_timeout(settings["SHUTDOWN_GRACE_SECONDS"])  # a stopping worker's run, then it is ended
 
     def new_worker() -> OutageTolerantWorker:
         return WORKER_CLASSES[chosen]([RunQueue(RUN_QUEUE, connection=connection)], connection=connection, name=name,
-                                      outages=outages, stop=stop, probe=probe, reconnect_max=reconnect_max)
+                                      outages=outages, stop=stop, probe=probe, reconnect_max=reconnect_max,
+                                      stop_timeout=stop_timeout)
 
     with app.app_context():
         services = app.extensions["canvas"]
@@ -194,7 +198,10 @@ def _warm_up(services) -> None:  # noqa: ANN001 - canvas.extensions.Services
     simple worker pays for them once, with its first run, and stays ~25 MB smaller until then."""
     importlib.import_module("canvas.execution.runner")  # and with it the block registry and every block
 
-    for name in ("blob_store", "network_policy", "secret_box", "redis"):
+    # "db" too: built later by the reaper thread, a fork in the middle of it (importing psycopg takes seconds on a
+    # loaded machine) would leave the child waiting for ever on cached_property's lock, held by a thread it lacks.
+    # Each child drops the pooled connections it inherits (Database.after_fork).
+    for name in ("blob_store", "network_policy", "secret_box", "redis", "db"):
         getattr(services, name)
     # Out of the garbage collector's sight: a child's collection would otherwise walk (and so copy) every page the
     # parent's objects live on, which cost a forked run ~30 ms of its ~75 (measured, SQLite, no-op run).

@@ -46,6 +46,11 @@ def relay_settings(smtp_url: str) -> dict:
             "security": security, "username": unquote(parts.username or ""), "password": unquote(parts.password or "")}
 
 
+def send_message(smtp_url: str, message: EmailMessage) -> None:
+    """Through the platform relay; raises OSError or smtplib.SMTPException (run notifications use it too)."""
+    _send(smtp_url, message)
+
+
 def _send(smtp_url: str, message: EmailMessage) -> None:
     relay = relay_settings(smtp_url)
     context = ssl.create_default_context()

@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from canvas.audit import service as audit
 from canvas.auth.keys import issue_key, secret_matches
 from canvas.errors import AuthenticationError, BadRequestError, ConflictError, ForbiddenError, NotFoundError
 from canvas.models import Account, ActivationToken, ApiKey, Organization, Role
@@ -47,6 +48,8 @@ def create_organization(session: Session, name: str, admin_email: str) -> NewOrg
     organization = Organization(name=name.strip(), ip_allowlist=[])
     session.add(organization)
     session.flush()
+    audit.record_change(session, "organization.create", "organization", organization, {},
+                        organization_id=organization.id)
     admin = _add_account(session, organization.id, admin_email, Role.ADMIN, active=True)
     keys = issue_keys(session, admin.id)
     return NewOrganization(organization.id, admin.id, keys.consumer, keys.secret_key)
@@ -62,6 +65,7 @@ def _add_account(session: Session, organization_id: uuid.UUID, email: str, role:
         session.flush()
     except IntegrityError:  # a concurrent request registered the same e-mail first
         raise ConflictError(DUPLICATE_ACCOUNT_MESSAGE, field="email") from None
+    audit.record_change(session, "account.create", "account", account, {}, organization_id=organization_id)
     return account
 
 
@@ -80,7 +84,15 @@ def issue_keys(session: Session, account_id: uuid.UUID) -> NewKeys:
     session.add(ApiKey(account_id=account_id, consumer=issued.consumer, secret_salt=issued.salt,
                        secret_hash=issued.secret_hash))
     session.flush()
+    record_keys_change(session, "account.keys.rotate", account_id)
     return NewKeys(account_id, issued.consumer, issued.secret)
+
+
+def record_keys_change(session: Session, action: str, account_id: uuid.UUID) -> None:
+    """That an account's keys changed; never the keys (a Consumer is only half a key, but it names the new one)."""
+    account = session.get(Account, account_id)
+    audit.record(session, action, "account", account_id, {"apiKeys": audit.secret_changed()},
+                 organization_id=account.organization_id if account is not None else None)
 
 
 def issue_keys_for(session: Session, organization_id: uuid.UUID, key_role: Role, account_id: uuid.UUID) -> NewKeys:
@@ -150,7 +162,10 @@ def set_ip_allowlist(session: Session, organization_id: uuid.UUID, cidrs: list[s
     organization = session.get(Organization, organization_id)
     if organization is None:
         raise NotFoundError(f"Unknown organization {organization_id}")
+    before = audit.snapshot(organization)
     organization.ip_allowlist = normalised
+    audit.record_change(session, "organization.ip_allowlist.update", "organization", organization, before,
+                        organization_id=organization.id)
     return normalised
 
 
@@ -202,7 +217,10 @@ def activate_account(session: Session, token: str, now: datetime | None = None) 
         raise BadRequestError(BAD_ACTIVATION_MESSAGE, parameter="token")
     record.used_at = now
     account = session.get(Account, record.account_id)
+    before = audit.snapshot(account)
     account.active = True
+    audit.record_change(session, "account.activate", "account", account, before,
+                        organization_id=account.organization_id)
     return account
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from canvas.applications.catalog import ApplicationCatalog, ApplicationSpec
 from canvas.applications.credentials import merge_credentials, parse_credentials_json, validate_credentials
 from canvas.applications.sql_urls import check_sql_url
+from canvas.audit import service as audit
 from canvas.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError
 from canvas.models import ApplicationGrant, RegisteredApplication, Workflow, WorkflowApplication
 from canvas.models.base import utcnow
@@ -72,6 +73,7 @@ def register_application(session: Session, catalog: ApplicationCatalog, box, ver
         date_authenticated=now if verified else None, date_created=now, date_modified=now)
     session.add(registered)
     session.flush()
+    audit.record_change(session, "application.register", "application", registered, {})
     return registered
 
 
@@ -85,10 +87,12 @@ def register_application_again(session: Session, catalog: ApplicationCatalog, bo
                               f"{registered.application_id}, not {data['applicationId']}", field="applicationId")
     spec = find_application(catalog, registered.application_id)
     credentials = checked_credentials(spec, parse_credentials_json(data["credentialsJson"]))
+    before = audit.snapshot(registered)
     _mark_verified(registered, spec, verifier.verify(spec, credentials))
     registered.credentials_ciphertext = box.encrypt_json(credentials)
     registered.tag_text = (data.get("tagText") or "").strip() or spec.name
     registered.date_modified = utcnow()
+    audit.record_change(session, "application.update", "application", registered, before)
     return registered
 
 
@@ -168,6 +172,7 @@ def update_registered(session: Session, catalog: ApplicationCatalog, box, verifi
                       account_id: uuid.UUID, data: dict) -> RegisteredApplication:
     registered = get_registered(session, account_id, data["id"])
     spec = find_application(catalog, registered.application_id)
+    before = audit.snapshot(registered)
     if data.get("credentialsJson") is not None:
         update = parse_credentials_json(data["credentialsJson"])
         credentials = merge_credentials(spec, box.decrypt_json(registered.credentials_ciphertext), update)
@@ -177,6 +182,7 @@ def update_registered(session: Session, catalog: ApplicationCatalog, box, verifi
     if data.get("tagText"):
         registered.tag_text = data["tagText"].strip()
     registered.date_modified = utcnow()
+    audit.record_change(session, "application.update", "application", registered, before)
     return registered
 
 
@@ -186,14 +192,17 @@ def reverify_registered(session: Session, catalog: ApplicationCatalog, box, veri
     registered = get_registered(session, account_id, registered_id)
     spec = find_application(catalog, registered.application_id)
     credentials = box.decrypt_json(registered.credentials_ciphertext)
+    before = audit.snapshot(registered)
     try:
         check_usable(spec, credentials)  # stored before SQLite was turned off, say: still no file is touched
         verified = verifier.verify(spec, credentials)
     except BadRequestError as failure:
         mark_faulted(registered, failure.message.removeprefix(AUTHENTICATION_ERROR))
+        audit.record_change(session, "application.reverify", "application", registered, before)
         session.commit()  # the fault is a fact worth keeping even though the call fails
         raise
     _mark_verified(registered, spec, verified)
+    audit.record_change(session, "application.reverify", "application", registered, before)
     return registered
 
 
@@ -227,6 +236,7 @@ def delete_registered(session: Session, account_id: uuid.UUID, registered_id: An
                             "delete or rebind them first")
     # Only deleted workflows still point at it: their bindings go, their run history stays.
     session.execute(delete(WorkflowApplication).where(WorkflowApplication.registered_application_id == registered.id))
+    audit.record_removal(session, "application.delete", "application", registered)
     session.delete(registered)
 
 
@@ -234,6 +244,8 @@ def set_grants(session: Session, account_id: uuid.UUID, registered_id: Any, rest
                workflow_ids: list[uuid.UUID]) -> RegisteredApplication:
     """Restrict a registered application to the listed workflows of the same account (or lift the restriction)."""
     registered = get_registered(session, account_id, registered_id)
+    before = audit.snapshot(registered)
+    granted_before = sorted(str(workflow_id) for workflow_id in granted_workflow_ids(session, registered.id))
     own = set(session.scalars(select(Workflow.id).where(Workflow.account_id == account_id,
                                                          Workflow.id.in_(workflow_ids))))
     unknown = [str(workflow_id) for workflow_id in workflow_ids if workflow_id not in own]
@@ -244,6 +256,9 @@ def set_grants(session: Session, account_id: uuid.UUID, registered_id: Any, rest
         session.add(ApplicationGrant(registered_application_id=registered.id, workflow_id=workflow_id))
     registered.restricted_to_grants = restricted
     registered.date_modified = utcnow()
+    granted_after = sorted(str(workflow_id) for workflow_id in set(workflow_ids))
+    grants = {"grants": {"before": granted_before, "after": granted_after}} if granted_before != granted_after else {}
+    audit.record_change(session, "application.grants.update", "application", registered, before, extra=grants)
     return registered
 
 

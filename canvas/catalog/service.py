@@ -10,6 +10,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from canvas.applications.catalog import ApplicationCatalog
+from canvas.audit import service as audit
 from canvas.catalog.definition import (
     ChainEntry,
     TemplateDefinition,
@@ -209,12 +210,14 @@ def create_org_template(session: Session, catalog: ApplicationCatalog, organizat
                            content_hash=definition.content_hash(), date_created=now, date_modified=now)
     session.add(row)
     session.flush()
+    audit.record_change(session, "template.create", "template", row, {}, organization_id=organization_id)
     return row
 
 
 def update_org_template(session: Session, catalog: ApplicationCatalog, organization_id: uuid.UUID,
                         data: dict) -> WorkflowTemplate:
     row = own_template(session, organization_id, data["id"])
+    before = audit.snapshot(row)
     if "chain" in data or "applications" in data or "failurePolicy" in data:
         current = row.definition
         merged = {"applications": data.get("applications", current["applications"]),
@@ -229,12 +232,14 @@ def update_org_template(session: Session, catalog: ApplicationCatalog, organizat
     if data.get("description") is not None:
         row.description = data["description"]
     row.date_modified = utcnow()
+    audit.record_change(session, "template.update", "template", row, before, organization_id=organization_id)
     return row
 
 
 def publish_org_template(session: Session, organization_id: uuid.UUID, template_id: Any,
                          version: str | None) -> WorkflowTemplate:
     row = own_template(session, organization_id, template_id)
+    before = audit.snapshot(row)
     if row.draft_is_committed:
         raise ConflictError(f"Workflow template {row.id} has no uncommitted changes to publish")
     try:
@@ -242,6 +247,7 @@ def publish_org_template(session: Session, organization_id: uuid.UUID, template_
     except TemplateDefinitionError as exc:
         raise BadRequestError(str(exc), field="version") from None
     row.date_modified = utcnow()
+    audit.record_change(session, "template.publish", "template", row, before, organization_id=organization_id)
     return row
 
 

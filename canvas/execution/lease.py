@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError
 
 from canvas.execution import run_records
 from canvas.models.base import utcnow
+from canvas.observability import metrics
 from canvas.outages import unreachable_service
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,7 @@ class FencedWriter:
                                               self.lease.node)
             if renewal is None:
                 self.lease.revoked = True
+                metrics.lease_failed("revoked")
                 raise LeaseLostError(f"run {self.lease.run_id} was declared lost and ended by another process")
             self.lease.cancel_requested = bool(renewal.cancel_requested)
             work(connection)
@@ -244,6 +246,7 @@ class LeaseKeeper:
             if not self.failing:  # one line per outage, not one per beat
                 log.warning("run leases not renewed: database unavailable (%s)", type(error.orig or error).__name__)
             self.failing = True
+            metrics.lease_failed("unreachable")
             return
         if self.failing:
             log.info("run leases renewed again: the database is back")
@@ -253,6 +256,7 @@ class LeaseKeeper:
             lease.cancel_requested = bool(renewal.cancel_requested)
         else:
             lease.revoked = True
+            metrics.lease_failed("revoked")
             log.warning("run %s was declared lost and ended by another process; this worker stops it", lease.run_id)
 
 

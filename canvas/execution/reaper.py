@@ -27,8 +27,10 @@ from rq.registry import FailedJobRegistry
 from sqlalchemy import func, select, update
 
 from canvas.db import Database
+from canvas.execution.run_endings import follow_up_missing
 from canvas.models import BlockRun, ScheduleOccurrence, Workflow, WorkflowRun, WorkflowSchedule
 from canvas.models.base import utcnow
+from canvas.observability import metrics
 from canvas.queueing.dispatch import run_job
 from canvas.queueing.keys import RUN_QUEUE
 
@@ -56,7 +58,11 @@ def reap_lost_runs(database: Database, connection: redis.Redis, config: ReaperCo
     """Fails the runs whose worker is lost, then queues again the stranded queued runs. The first part needs only
     the database; a Redis error in the second propagates after the first has been done."""
     settled = fail_lost_runs(database, config.grace_seconds)
-    return settled + recover_stranded_runs(database, connection, config)
+    settled += recover_stranded_runs(database, connection, config)
+    # Every run ended here, and every final run whose recorder could not queue its callbacks and notification
+    # (a worker that died after its final write, a dispatch that failed a run because Redis refused it).
+    follow_up_missing(database, connection)
+    return settled
 
 
 # --- running runs whose worker is gone -------------------------------------------------------------------------------
@@ -104,6 +110,7 @@ def _revoke(database: Database, run_id: uuid.UUID, token: int, cutoff: datetime,
             block.status, block.error, block.error_class, block.date_finished = status, reason, "WorkerLost", now
             run.failed_block = block.number
         _settle_workflow(session, run.workflow_id, status, now)
+    metrics.run_finished(status, run.trigger)
     return True
 
 
@@ -197,6 +204,7 @@ def _skip_missed(database: Database, run_id: uuid.UUID, dispatched: int, misfire
                         .values(outcome="missed", reason=reason))
         workflow = session.get(Workflow, session.get(WorkflowRun, run_id).workflow_id)
         workflow.status = "Ready"
+    metrics.run_finished("Cancelled", "schedule")  # only scheduled runs are skipped as missed
     log.warning("run %s: %s", run_id, reason)
     return True
 
@@ -208,7 +216,9 @@ def _fail_unstartable(database: Database, run_id: uuid.UUID, dispatched: int, wh
     with database.transaction() as session:
         if not _end_queued(session, run_id, dispatched, "Failed", reason, "JobLost", now):
             return False
-        _settle_workflow(session, session.get(WorkflowRun, run_id).workflow_id, "Failed", now)
+        run = session.get(WorkflowRun, run_id)
+        _settle_workflow(session, run.workflow_id, "Failed", now)
+    metrics.run_finished("Failed", run.trigger)
     log.error("run %s: %s", run_id, reason)
     return True
 

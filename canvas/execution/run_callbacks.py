@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from canvas.models import CallbackDelivery, FlowCallback, Workflow, WorkflowRun
 from canvas.models.base import utcnow
+from canvas.observability import metrics
 from canvas.queueing.keys import RUN_QUEUE
 
 log = logging.getLogger(__name__)
@@ -46,15 +47,24 @@ def run_finished(services, run_id: uuid.UUID, workflow_id: uuid.UUID, status: st
 
 def _queue_deliveries(services, run_id: uuid.UUID, workflow_id: uuid.UUID, event: str) -> int:  # noqa: ANN001
     with services.db.transaction() as session:
-        callbacks = [callback for callback in session.scalars(
-            select(FlowCallback).where(FlowCallback.workflow_id == workflow_id)) if event in callback.events]
-        deliveries = [CallbackDelivery(callback_id=callback.id, run_id=run_id, event=event, date_created=utcnow())
-                      for callback in callbacks]
-        session.add_all(deliveries)
+        jobs = add_deliveries(session, run_id, workflow_id, event)
     queue = Queue(RUN_QUEUE, connection=services.redis)
-    for delivery in deliveries:
-        queue.enqueue_call(DELIVERY_JOB, args=(str(delivery.id),), result_ttl=0, failure_ttl=24 * 3600)
-    return len(deliveries)
+    for job in jobs:
+        queue.enqueue_call(**job)
+    return len(jobs)
+
+
+def add_deliveries(session: Session, run_id: uuid.UUID, workflow_id: uuid.UUID, event: str) -> list[dict]:
+    """One delivery row per callback of the workflow that wants the event (flushed), and the RQ job of each (for
+    `Queue.enqueue_call`): canvas.execution.run_endings queues them before its transaction commits."""
+    callbacks = [callback for callback in session.scalars(
+        select(FlowCallback).where(FlowCallback.workflow_id == workflow_id)) if event in callback.events]
+    deliveries = [CallbackDelivery(id=uuid.uuid4(), callback_id=callback.id, run_id=run_id, event=event,
+                                   date_created=utcnow()) for callback in callbacks]
+    session.add_all(deliveries)
+    session.flush()
+    return [{"func": DELIVERY_JOB, "args": (str(delivery.id),), "result_ttl": 0, "failure_ttl": 24 * 3600}
+            for delivery in deliveries]
 
 
 def deliver(delivery_id: str) -> str:
@@ -77,6 +87,7 @@ def deliver(delivery_id: str) -> str:
         elif delivery.attempts >= callback.max_attempts:
             delivery.status = "Failed"
         retry_in = None if ok or delivery.status == "Failed" else backoff(services.settings, delivery.attempts)
+    metrics.callback_delivered("delivered" if ok else "retrying" if retry_in is not None else "failed")
     if retry_in is not None:
         _schedule_retry(services, delivery_id, retry_in)
     return delivery.status

@@ -10,16 +10,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, case, exists, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine, Row
 
-from canvas.models import BlockOutput, BlockRun, FlowCallback, Workflow, WorkflowRun
+from canvas.models import Account, BlockOutput, BlockRun, FlowCallback, Workflow, WorkflowRun
 
 RUNS, WORKFLOWS, CALLBACKS = WorkflowRun.__table__, Workflow.__table__, FlowCallback.__table__
-BLOCK_RUNS, OUTPUTS = BlockRun.__table__, BlockOutput.__table__
+BLOCK_RUNS, OUTPUTS, ACCOUNTS = BlockRun.__table__, BlockOutput.__table__, Account.__table__
 
 CLAIMED = (RUNS.c.workflow_id, RUNS.c.account_id, RUNS.c.run_from_block, RUNS.c.run_till_block, RUNS.c.dry_run,
-           RUNS.c.input_blob_key, RUNS.c.lease_token, RUNS.c.block_numbers)
+           RUNS.c.input_blob_key, RUNS.c.lease_token, RUNS.c.block_numbers,
+           RUNS.c.trigger)  # the trigger: only a label of the run's metrics
 CLAIM_RUN = (update(RUNS).where(RUNS.c.id == bindparam("run_id"), RUNS.c.status == "Queued")
              .values(status="Running", date_started=bindparam("now"), worker_name=bindparam("worker"),
                      heartbeat_at=bindparam("now"), lease_token=RUNS.c.lease_token + 1)
@@ -41,9 +42,21 @@ BLOCK_RUN_ENDED = select(BLOCK_RUNS.c.id).where(BLOCK_RUNS.c.id == bindparam("bl
 # Whether the run has callbacks to send when it ends is asked here, once, so a run without any (most) costs no
 # query at its end.
 HAS_CALLBACKS = exists().where(CALLBACKS.c.workflow_id == WORKFLOWS.c.id).label("has_callbacks")
+# Likewise whether anybody is mailed about its runs (canvas.notifications.settings.audience, roughly: a workflow's
+# settings, or its account's global notifications to a default address).
+NOTIFIES = or_(WORKFLOWS.c.notification_settings.is_not(None),
+               exists().where(ACCOUNTS.c.id == WORKFLOWS.c.account_id, ACCOUNTS.c.global_notifications.is_(True),
+                              ACCOUNTS.c.default_notification_email.is_not(None)))
+HAS_NOTIFICATIONS = NOTIFIES.label("has_notifications")
+# And, only then, whether the workflow's previous finished run failed: a success after it is a recovery to mail,
+# any other success needs no follow-up (no other run of the workflow can end while this one is active).
+LAST_OUTCOME = (select(RUNS.c.status).where(RUNS.c.workflow_id == WORKFLOWS.c.id, RUNS.c.dry_run.is_(False),
+                                            RUNS.c.status.in_(("Succeeded", "Failed")))
+                .order_by(RUNS.c.date_finished.desc()).limit(1).scalar_subquery())
+AFTER_FAILURE = case((NOTIFIES, LAST_OUTCOME == "Failed"), else_=False).label("after_failure")
 WORKFLOW_FOR_RUN = select(WORKFLOWS.c.id, WORKFLOWS.c.name, WORKFLOWS.c.chain, WORKFLOWS.c.account_id,
-                          WORKFLOWS.c.schedule_frequency, WORKFLOWS.c.failure_policy, HAS_CALLBACKS
-                          ).where(WORKFLOWS.c.id == bindparam("workflow_id"))
+                          WORKFLOWS.c.schedule_frequency, WORKFLOWS.c.failure_policy, HAS_CALLBACKS,
+                          HAS_NOTIFICATIONS, AFTER_FAILURE).where(WORKFLOWS.c.id == bindparam("workflow_id"))
 SET_WORKFLOW_RUNNING = (update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow_id"))
                         .values(status="Running", current_block=bindparam("number")))
 SET_CURRENT_BLOCK = (update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow_id"))

@@ -31,7 +31,8 @@ from canvas.execution.context import (
 from canvas.execution.data import BlockData
 from canvas.execution.edges import joined, peeked, with_edge
 from canvas.execution.graph import DEFAULT_FAILURE_POLICY, BlockGraph, block_graph, outside_inputs
-from canvas.execution import run_callbacks
+from canvas.execution import run_callbacks, run_endings
+from canvas.observability import metrics
 from canvas.execution.lease import (
     DatabaseUnreachableError, FencedWriter, LeaseLostError, LeaseTiming, RunLease, is_connection_error, lease_keeper,
 )
@@ -43,8 +44,10 @@ from canvas.execution.registry import get_block
 from canvas.applications.redaction import Redactor
 from canvas.execution.run_log import BlockLog
 from canvas.execution.serialization import OutputInfo, load_output, store_output
+from canvas.execution.shutdown import WorkerShutdownError, not_interrupted, stop_reason
 from canvas.execution.timeouts import time_limit
 from canvas.models.base import utcnow
+from canvas.observability.logging import enter_block, logged_run_of, redact_block_lines
 from canvas.queueing import keys
 from canvas.queueing.dispatch import block_job
 from canvas.queueing.keys import RUN_QUEUE
@@ -81,6 +84,9 @@ class RunState:
     lease_trouble: bool = False  # a block was stopped because the run's lease could not be confirmed
     records_failed: int = 0  # input records its blocks set aside (onRecordError continue)
     has_callbacks: bool = False  # the workflow has run callbacks to send when the run ends
+    has_notifications: bool = False  # somebody may be mailed about the run's end (canvas.notifications)
+    after_failure: bool = False  # (only known with has_notifications) the workflow's previous run failed
+    trigger: str | None = None  # manual | schedule | webhook | ...: a label of the run's metrics
     # What the blocks read, by block number: stored outputs of parents outside the plan, outputs made in this run.
     outputs: dict[int, Row | dict] = field(default_factory=dict)
     outside: set[int] = field(default_factory=set)  # the block numbers in `outputs` that are stored, not this run's
@@ -204,7 +210,7 @@ class Runner:
         state = self._start(run_id)
         if state is None:
             return "not started"
-        with lease_keeper(self.db.engine, self.timing).holding(state.lease):
+        with logged_run_of(state), lease_keeper(self.db.engine, self.timing).holding(state.lease):
             try:
                 return self._run_blocks(state)
             except LeaseLostError as lost:
@@ -228,6 +234,8 @@ class Runner:
         except (RunCancelled, BlockCancelledError):
             if state.lease_trouble:  # nobody cancelled it: the lease could not be confirmed
                 raise self._lease_trouble(state) from None
+            if stop_reason() is not None:  # nor here: the worker is shutting down (canvas.execution.shutdown)
+                return self._stop_for_shutdown(state, done)
             self._settle_elsewhere(state, "Cancelled", "not started: the run was cancelled")
             return self._finish(state, "Cancelled", state.number, None, done)
         except BlockError as error:  # failFast
@@ -246,6 +254,11 @@ class Runner:
             failed = state.failures[0][0]
             return self._finish(state, "Failed", failed, self._run_error(state, None), done)
         return self._finish(state, "Succeeded", state.last, None, done)
+
+    def _stop_for_shutdown(self, state: RunState, done: CompletedBlock | SkippedBlock | None) -> str:
+        state.error_text = stop_reason()
+        self._settle_elsewhere(state, "Cancelled", f"not started: {state.error_text}")
+        return self._finish(state, "Failed", state.number, WorkerShutdownError(state.error_text), done)
 
     def _run_here(self, state: RunState, number: int, block_run_id: uuid.UUID) -> CompletedBlock | SkippedBlock | None:
         try:
@@ -489,7 +502,9 @@ class Runner:
                          records.bindings(connection, workflow.id) if uses_applications else {}, graph, plan,
                          workflow.failure_policy or DEFAULT_FAILURE_POLICY, claimed.dry_run,
                          run_credentials.workflow_time_zone(connection, workflow), claimed.input_blob_key,
-                         lease, FencedWriter(self.db.engine, lease), has_callbacks=bool(workflow.has_callbacks))
+                         lease, FencedWriter(self.db.engine, lease), has_callbacks=bool(workflow.has_callbacks),
+                         has_notifications=bool(workflow.has_notifications),
+                         after_failure=bool(workflow.after_failure), trigger=claimed.trigger)
         for number, edges in outside_inputs(graph, plan).items():
             if state.fed_by_run_input(number):
                 continue
@@ -528,7 +543,7 @@ class Runner:
                     state.settled[row.number] = "Skipped"
         state.lease.node = (block_run_id, worker)
         state.number = claimed.number
-        with lease_keeper(self.db.engine, self.timing).holding(state.lease):
+        with logged_run_of(state), lease_keeper(self.db.engine, self.timing).holding(state.lease):
             try:
                 done = self._run_block(state, claimed.number, block_run_id)
                 state.writer.write(f"recording block {claimed.number}",
@@ -582,6 +597,7 @@ class Runner:
     # --- one block -------------------------------------------------------------------------------------------------
 
     def _run_block(self, state: RunState, number: int, block_run_id: uuid.UUID) -> CompletedBlock | SkippedBlock:
+        enter_block(number)  # the process log's lines say which block they come from
         entry = state.chain[number - 1]
         make_input = self._node_input(state, number)
         if make_input is None:
@@ -592,10 +608,12 @@ class Runner:
         credentials, secrets = state.writer.read(f"reading the credentials of block {number}",
                                                  lambda: run_credentials.for_block(self.services, state, entry))
         redact = Redactor(secrets)
+        redact_block_lines(redact)  # any logger's lines, not only the block's own
         block_log = BlockLog(block_class.key, redact)
         progress = BlockProgress(self._progress_recorder(state, block_run_id),
                                  float(self.settings.get("PROGRESS_INTERVAL_SECONDS", DEFAULT_INTERVAL_SECONDS)))
         record_errors = RecordErrors(self.temp_dir, redact)
+        began = time.monotonic()
         try:
             variables = resolve_variables(block_class, merged_variables(block_class, entry.get("variables") or {}),
                                           self._placeholder_values(state, number))
@@ -606,7 +624,10 @@ class Runner:
             output, attempts = self._attempts(state, number, block, context, make_input, progress)
         except Exception as error:
             self._fail_block(state, block_run_id, block_log, error, redact, progress, record_errors)
+            metrics.block_finished(entry["block"], _block_outcome(error), time.monotonic() - began, progress.read)
             raise
+        metrics.block_finished(entry["block"], "succeeded", time.monotonic() - began, progress.read,
+                               output.get("record_count"))
         errors_key = self._store_record_errors(state, number, record_errors)
         return CompletedBlock(block_run_id, output, attempts, block_log.finished_lines(), progress.read,
                               record_errors.count, errors_key)
@@ -727,8 +748,8 @@ class Runner:
                     redact: Redactor, progress: BlockProgress, record_errors: RecordErrors) -> None:
         if isinstance(error, (LeaseLostError, DatabaseUnreachableError)) or state.lease_trouble:
             return  # nothing of it is this worker's to record (or can be recorded now): see _stop_unreachable
-        cancelled = isinstance(error, (BlockCancelledError, RunCancelled))
         shown = _readable(state, error)
+        cancelled = isinstance(shown, (BlockCancelledError, RunCancelled))
         state.error_text = redact(str(shown) if isinstance(shown, (BlockError, *INFRASTRUCTURE_ERRORS))
                                   else f"{type(shown).__name__}: {shown}")
         # How far it read is worth keeping; records it stored belong to no output, so none are "out".
@@ -756,6 +777,9 @@ class Runner:
                               error_class=type(error).__name__, failed_block=number)
         workflow_values = {"status": "Failed" if status == "Failed" else "Ready", "current_block": number,
                            "date_last_run": finished}
+        follow_up = _needs_follow_up(state, status)
+        if not follow_up:  # nothing to send: followed up by the final write itself (no transaction more)
+            run_values["followed_up_at"] = finished
 
         def record(connection) -> None:  # noqa: ANN001
             if not records.finish_run(connection, state.run_id, state.lease.token, state.workflow_id, run_values,
@@ -768,11 +792,13 @@ class Runner:
                 records.end_running_blocks(connection, state.run_id, status, run_values["error"],
                                            run_values["error_class"], finished)
 
-        state.writer.write("finishing the run", record, until=until, landed=lambda connection: records.run_ended_as(
-            connection, state.run_id, state.lease.token, status), fences_itself=True)
+        with not_interrupted():  # a worker's stop signal now would only leave the run Running
+            state.writer.write("finishing the run", record, until=until, landed=lambda connection: (
+                records.run_ended_as(connection, state.run_id, state.lease.token, status)), fences_itself=True)
         _log_outcome(state, status, number)
-        if state.has_callbacks:
-            run_callbacks.run_finished(self.services, state.run_id, state.workflow_id, status)
+        metrics.run_finished(status, state.trigger, time.monotonic() - state.started)
+        if follow_up:
+            run_endings.follow_up(self.db, self.services.redis, [state.run_id])
         return status
 
     # --- cancellation ----------------------------------------------------------------------------------------------
@@ -794,6 +820,8 @@ class Runner:
         if not state.writer.confirm():
             state.lease_trouble = True
             return True
+        if stop_reason() is not None:
+            return True
         now = time.monotonic()
         if not self._cancelled and now - self._cancel_checked_at >= 1.0:
             self._cancel_checked_at = now
@@ -805,6 +833,13 @@ class Runner:
         return self._cancelled
 
 
+def _needs_follow_up(state: RunState, status: str) -> bool:
+    """Whether the run's end may send a callback or a notification (canvas.execution.run_endings)."""
+    mailed = status == "Failed" or (status == "Succeeded" and state.after_failure)  # a failure or a recovery
+    return ((state.has_callbacks and status in run_callbacks.EVENTS)
+            or (state.has_notifications and not state.dry_run and mailed))
+
+
 def _safe_to_retry(error: BlockError, block) -> bool:  # noqa: ANN001 - a Block
     if not error.transient or getattr(error, "outcome_unknown", False):
         return False
@@ -812,15 +847,24 @@ def _safe_to_retry(error: BlockError, block) -> bool:  # noqa: ANN001 - a Block
 
 
 # Failures of the platform's own services, whose messages are written for people: no traceback, no class name.
-INFRASTRUCTURE_ERRORS = (DatabaseUnreachableError, BlobStoreError)
+INFRASTRUCTURE_ERRORS = (DatabaseUnreachableError, BlobStoreError, WorkerShutdownError)
 
 
 def _readable(state: RunState, error: BaseException) -> BaseException:
-    """The error the run history shows: a lost database connection in words (the driver's text is for the log)."""
+    """The error the run history shows: a lost database connection in words (the driver's text is for the log); a
+    block that stopped because the worker is shutting down, with that reason."""
+    if isinstance(error, (BlockCancelledError, RunCancelled)) and stop_reason() is not None:
+        return WorkerShutdownError(stop_reason())
     if isinstance(error, DBAPIError) and is_connection_error(error):
         return DatabaseUnreachableError(f"database connection lost while running block {state.number}; "
                                         "the run was stopped")
     return error
+
+
+def _block_outcome(error: BaseException) -> str:
+    """A block's outcome as a metric label: cancelled (by a person, or a run that is no longer this worker's) or
+    failed."""
+    return "cancelled" if isinstance(error, (BlockCancelledError, RunCancelled, LeaseLostError)) else "failed"
 
 
 def _log_outcome(state: RunState, status: str, number: int) -> None:

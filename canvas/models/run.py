@@ -10,6 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from canvas.models.base import Base, UtcDateTime, new_id, utcnow
 
 ACTIVE_RUN_STATES = ("Queued", "Running")
+FINAL_RUN_STATES = ("Succeeded", "Failed", "Cancelled")
+NOT_FOLLOWED_UP = "followed_up_at IS NULL"  # with date_finished set: a final run not followed up yet
 
 
 class WorkflowRun(Base):
@@ -28,6 +30,10 @@ class WorkflowRun(Base):
         # /v2/logs: the runs of a workspace's (or of some flows') workflows, newest finished first, a batch at a time
         Index("ix_workflow_run_finished", "date_finished", "id"),
         Index("ix_workflow_run_workflow_finished", "workflow_id", "date_finished", "id"),
+        # The follow-up sweep's question: final runs (date_finished set) whose callbacks and notification were not
+        # queued yet. Few: the index holds them and the active runs.
+        Index("ix_workflow_run_not_followed_up", "date_finished",
+              sqlite_where=text(NOT_FOLLOWED_UP), postgresql_where=text(NOT_FOLLOWED_UP)),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
@@ -63,6 +69,8 @@ class WorkflowRun(Base):
     date_queued: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     date_started: Mapped[datetime | None] = mapped_column(UtcDateTime)
     date_finished: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # When its callbacks and notification were queued (canvas.execution.run_endings); null on a final run: not yet.
+    followed_up_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     blocks: Mapped[list[BlockRun]] = relationship(order_by="BlockRun.number", cascade="all, delete-orphan")
 

@@ -40,6 +40,8 @@ class Workflow(Base):
     # What a run does when a block fails while other branches could go on: failFast starts no further block,
     # continue runs every block that does not depend on a failed one (canvas.execution.graph.FAILURE_POLICIES).
     failure_policy: Mapped[str] = mapped_column(String(20), default="failFast", server_default="failFast")
+    # {onFailure, onRecovery, onMissedSchedule, emails} (canvas.notifications.settings); null: the account's default
+    notification_settings: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     is_customized: Mapped[bool] = mapped_column(Boolean, default=False)
     is_scheduled: Mapped[bool] = mapped_column(Boolean, default=False)
     schedule_frequency: Mapped[str | None] = mapped_column(Text)

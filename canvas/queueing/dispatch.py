@@ -19,6 +19,7 @@ from canvas.errors import BadRequestError, ConflictError, ServiceUnavailableErro
 from canvas.execution.graph import BlockGraph, RangeError, block_graph, outside_inputs, run_plan
 from canvas.models import ACTIVE_RUN_STATES, BlockOutput, Workflow, WorkflowRun
 from canvas.models.base import utcnow
+from canvas.observability import metrics
 from canvas.queueing.keys import RUN_QUEUE
 
 log = logging.getLogger(__name__)
@@ -136,6 +137,7 @@ def create_run(session: Session, workflow: Workflow, request: RunRequest) -> Wor
         session.rollback()
         refuse_if_active(session, workflow.id)
         raise
+    metrics.runs_started(run.trigger)
     return run
 
 
@@ -163,9 +165,12 @@ def enqueue_run(session: Session, connection: redis.Redis, workflow: Workflow, r
 
 
 def fail_unqueued_run(session: Session, workflow: Workflow, run: WorkflowRun, reason: str) -> None:
+    """Its callbacks and notification need the Redis that just refused: the reaper's follow-up sweep
+    (canvas.execution.run_endings) queues them once Redis is back."""
     run.status, run.error, run.error_class, run.date_finished = "Failed", reason, "QueueUnavailable", utcnow()
     workflow.status = "Failed"
     session.commit()
+    metrics.run_finished("Failed", run.trigger)
 
 
 def dispatch(session: Session, connection: redis.Redis, workflow: Workflow, request: RunRequest) -> WorkflowRun:

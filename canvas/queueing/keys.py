@@ -23,3 +23,25 @@ def run_cancel_key(prefix: str | None, run_id: str) -> str:
 def schedulers_key(prefix: str | None) -> str:
     """Sorted set: each scheduler process and when it last said it was alive (Unix time)."""
     return prefixed(prefix, "schedulers")
+
+
+def notification_window_key(prefix: str | None, workflow_id: str) -> str:
+    """Set, expiring after CANVAS_NOTIFICATION_INTERVAL_SECONDS, when a notification of the workflow was mailed."""
+    return prefixed(prefix, "notification-window", workflow_id)
+
+
+def notification_held_key(prefix: str | None, workflow_id: str) -> str:
+    """Hash: the workflow's events not mailed within the interval (count per event, since when, to whom), for the
+    next mail or the digest."""
+    return prefixed(prefix, "notification-held", workflow_id)
+
+
+def rate_limit_key(prefix: str | None, kind: str, subject: str, window_number: int) -> str:
+    """Counter of one fixed rate-limit window: requests per key or organization, webhook calls per flow, failed
+    authentications per address (kind); expires with its window."""
+    return prefixed(prefix, "ratelimit", kind, subject, str(window_number))
+
+
+def rate_limit_pattern(prefix: str | None) -> str:
+    """Every rate-limit counter of this prefix (for SCAN), so tests can start each with fresh counts."""
+    return prefixed(prefix, "ratelimit", "*")

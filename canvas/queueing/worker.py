@@ -8,6 +8,9 @@ and RQ's scheduler process made patient.
 * RQ's scheduler (it queues delayed jobs: callback retries) runs in one place at a time, whoever holds RQ's lock:
   a thread of `canvas scheduler` (``PatientScheduler.serve``), or the process RQ forks for a worker started with
   ``--with-rq-scheduler``. Either waits for a lost Redis instead of dying with a traceback.
+* Asked to stop (SIGTERM/SIGINT) while a run is going, the worker lets it finish for ``stop_timeout`` seconds, then
+  ends it at once with the reason (canvas.execution.shutdown); a second Ctrl-C ends it at once. Either way the run
+  is recorded "Failed" by the runner, under its lease, instead of being killed and left "Running".
 * A keeper thread registers the worker again when Redis lost its registration (FLUSHALL, a restart without
   persistence): RQ's heartbeat only renews the expiry of keys it assumes exist, and an idle worker beats only every
   few minutes, so /healthz would count no workers.
@@ -15,11 +18,12 @@ and RQ's scheduler process made patient.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from typing import NoReturn
 
 from redis import Redis
@@ -28,7 +32,9 @@ from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import StopRequested
 from rq.scheduler import RQScheduler
 
-from canvas.defaults import DEFAULT_RECONNECT_MAX_SECONDS
+from canvas.defaults import DEFAULT_RECONNECT_MAX_SECONDS, DEFAULT_SHUTDOWN_GRACE_SECONDS, SHUTDOWN_RECORD_MARGIN_SECONDS
+from canvas.execution.shutdown import INTERRUPT_SIGNAL, install_interrupt_handler
+from canvas.observability.logging import logged_run
 from canvas.outages import REDIS_UNREACHABLE, Backoff, OutageLog
 
 log = logging.getLogger("canvas.worker")
@@ -131,8 +137,13 @@ class OutageTolerantWorker:
 
     def __init__(self, *args, outages: OutageLog | None = None, stop: threading.Event | None = None,  # noqa: ANN002
                  probe: Redis | None = None, reconnect_max: float = DEFAULT_RECONNECT_MAX_SECONDS,
-                 **kwargs) -> None:  # noqa: ANN003 - RQ's worker arguments
+                 stop_timeout: float | None = None, **kwargs) -> None:  # noqa: ANN003 - RQ's worker arguments
         super().__init__(*args, **kwargs)
+        self.stop_timeout = run_stop_timeout(DEFAULT_SHUTDOWN_GRACE_SECONDS) if stop_timeout is None else stop_timeout
+        self._stop_signal: str | None = None  # the signal that asked this worker to stop
+        self._executing = False  # a run is going, in this process or in its forked child
+        self._run_stopper: threading.Timer | None = None
+        self._run_interrupted = False
         self.outages = outages or OutageLog(log, f"worker {self.name}")
         self.stop = stop or threading.Event()  # set by a signal that came while RQ's handlers were not installed
         self.probe = probe or self.connection
@@ -150,6 +161,8 @@ class OutageTolerantWorker:
     # --- the work loop ------------------------------------------------------------------------------------------
 
     def work(self, *args, **kwargs) -> bool:  # noqa: ANN002, ANN003 - RQ's arguments
+        if threading.current_thread() is threading.main_thread():  # where signal handlers live
+            install_interrupt_handler(self._stop_reason, lambda: self._executing and not self.horse_pid)
         try:
             return super().work(*args, **kwargs)
         except REDIS_UNREACHABLE as error:  # before RQ's loop: registering, subscribing, starting its scheduler
@@ -192,12 +205,53 @@ class OutageTolerantWorker:
         return result
 
     def execute_job(self, job, queue) -> None:  # noqa: ANN001
+        self._executing = True
         try:
-            super().execute_job(job, queue)
+            with logged_run(run_of_job(job)) if is_run_job(job) else nullcontext():  # RQ's lines too
+                super().execute_job(job, queue)
         except REDIS_UNREACHABLE as error:
             self._lose(error, f"finishing run {job.id}")
         finally:
+            self._executing = False
             self.jobs_done += 1
+
+    # --- stopping while a run is going ---------------------------------------------------------------------------
+
+    def request_stop(self, signum, frame) -> None:  # noqa: ANN001 - RQ's signal handler
+        """The first stop signal: RQ lets the run finish (or ends an idle worker at once, raising StopRequested);
+        a run still going after ``stop_timeout`` is ended with the reason."""
+        self._stop_signal = self._stop_signal or signal.Signals(signum).name
+        super().request_stop(signum, frame)
+        if self._executing and self._run_stopper is None:
+            log.info("worker %s: stopping after its run; a run still going in %.0f s is ended", self.name,
+                     self.stop_timeout)
+            self._run_stopper = threading.Timer(self.stop_timeout, self.stop_run_now)
+            self._run_stopper.daemon = True
+            self._run_stopper.start()
+
+    def request_force_stop(self, signum, frame) -> None:  # noqa: ANN001 - RQ's signal handler
+        """A second stop signal (Ctrl-C again) ends the run at once, recorded with the reason, rather than killing
+        it and leaving it "Running" until a reaper finds it."""
+        if self._executing and not self._run_interrupted:
+            self.stop_run_now()
+            return
+        super().request_force_stop(signum, frame)
+
+    def stop_run_now(self) -> None:
+        """Interrupt the run in the process that executes it (canvas.execution.shutdown), which records its end."""
+        if not self._executing or self._run_interrupted:
+            return
+        self._run_interrupted = True
+        log.warning("worker %s: %s", self.name, self._stop_reason())
+        try:
+            os.kill(self.horse_pid or os.getpid(), INTERRUPT_SIGNAL)
+        except ProcessLookupError:  # the forked child has just ended
+            pass
+
+    def _stop_reason(self) -> str:
+        signal_name = f" ({self._stop_signal})" if self._stop_signal else ""
+        return (f"stopped: the worker was shut down{signal_name} before the run finished "
+                f"(stop timeout {self.stop_timeout:g} s)")
 
     def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO",
                          date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
@@ -392,8 +446,30 @@ class CanvasSimpleWorker(OutageTolerantWorker, SimpleWorker):
 class CanvasForkWorker(OutageTolerantWorker, Worker):
     """Runs each job in a forked child."""
 
+    def setup_work_horse_signals(self) -> None:
+        """In the forked child: the parent's INTERRUPT_SIGNAL ends the child's run (it does not know which signal
+        stopped the parent, so its reason does not say)."""
+        super().setup_work_horse_signals()
+        install_interrupt_handler(self._stop_reason)
+
 
 WORKER_CLASSES = {"simple": CanvasSimpleWorker, "fork": CanvasForkWorker}
+
+
+def run_stop_timeout(grace: float) -> float:
+    """How long a stopping worker lets its run go on: the grace a supervisor gives it (CANVAS_SHUTDOWN_GRACE_SECONDS)
+    less the time to record the run's end before the supervisor's SIGKILL."""
+    return max(grace - SHUTDOWN_RECORD_MARGIN_SECONDS, grace / 2)
+
+
+def is_run_job(job) -> bool:  # noqa: ANN001 - an RQ job
+    """The runner's jobs (a run, one block of a run) name their run first (canvas.queueing.dispatch); a callback
+    delivery names no run."""
+    return job.func_name.startswith("canvas.execution.runner.") and bool(job.args)
+
+
+def run_of_job(job) -> str:  # noqa: ANN001 - an RQ job
+    return str(job.args[0])
 
 
 def stop_on_signals(stop: threading.Event) -> None:

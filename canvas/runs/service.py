@@ -16,6 +16,7 @@ from canvas.applications import service as applications
 from canvas.errors import BadRequestError, ConflictError, NotFoundError
 from canvas.models import ACTIVE_RUN_STATES, BlockOutput, BlockRun, RegisteredApplication, Workflow, WorkflowRun
 from canvas.models.base import utcnow
+from canvas.observability import metrics
 from canvas.queueing import keys
 from canvas.queueing.dispatch import RunRequest, dispatch
 from canvas.runs.retry_records import prepare_retry
@@ -103,6 +104,7 @@ def _cancel_queued(session: Session, connection: redis.Redis, run: WorkflowRun) 
     workflow = session.get(Workflow, run.workflow_id)
     workflow.status = "Ready"
     session.commit()
+    metrics.run_finished("Cancelled", run.trigger)
     _remove_job(connection, run.id)
     session.refresh(run)
     return True

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from canvas.audit import service as audit
 from canvas.errors import BadRequestError
 from canvas.models import Account, ScheduleOccurrence, Workflow, WorkflowSchedule
 from canvas.models.base import utcnow
@@ -128,6 +129,7 @@ def account_time_zone(session: Session, account_id: uuid.UUID) -> str | None:
 def set_workflow_scheduler(session: Session, account_id: uuid.UUID, data: dict) -> str:
     """Turn a workflow's schedule on (computing dateNextSchedule) or off; the answer Canvas gives."""
     workflow = get_workflow(session, account_id, data["workflowId"])
+    before = audited_schedule(workflow, session.get(WorkflowSchedule, workflow.id))
     on = bool(data["isScheduled"])
     text = data.get("scheduleFrequency")
     if text in (None, "") and on:
@@ -146,6 +148,7 @@ def set_workflow_scheduler(session: Session, account_id: uuid.UUID, data: dict) 
         schedule.date_changed = now
     workflow.is_scheduled = on
     _touch(workflow, schedule, now)
+    record_schedule_change(session, "schedule.update", workflow, schedule, before)
     return ENABLED if on else DISABLED
 
 
@@ -163,6 +166,22 @@ def _touch(workflow: Workflow, schedule: WorkflowSchedule, now: datetime) -> Non
     schedule.version = (schedule.version or 0) + 1
     workflow.date_next_schedule = next_schedule(schedule, now) if workflow.is_scheduled else None
     workflow.date_modified = now
+
+
+def audited_schedule(workflow: Workflow, schedule: WorkflowSchedule | None) -> dict:
+    """The schedule's fields an audit entry compares (not the next fire time: it follows from them)."""
+    state = audit.json_value(schedule_to_api(workflow, schedule))
+    state.pop("workflowId")
+    state.pop("dateNextSchedule")
+    return state
+
+
+def record_schedule_change(session: Session, action: str, workflow: Workflow, schedule: WorkflowSchedule | None,
+                           before: dict) -> None:
+    """An audit entry when the schedule changed (a v2 PATCH of a flow writes its schedule again as it was)."""
+    changes = audit.changes_between(before, audited_schedule(workflow, schedule))
+    if changes:
+        audit.record(session, action, "workflow", workflow.id, changes, organization_id=workflow.organization_id)
 
 
 def next_schedule(schedule: WorkflowSchedule, after: datetime) -> datetime | None:
@@ -206,12 +225,14 @@ def schedule_row(session: Session, workflow: Workflow) -> WorkflowSchedule:
 
 def set_policy(session: Session, account_id: uuid.UUID, data: dict) -> dict:
     workflow = get_workflow(session, account_id, data["workflowId"])
+    before = audited_schedule(workflow, session.get(WorkflowSchedule, workflow.id))
     schedule = schedule_row(session, workflow)
     if data.get("overlapPolicy"):
         schedule.overlap_policy = data["overlapPolicy"]
     if data.get("misfirePolicy"):
         schedule.misfire_policy = data["misfirePolicy"]
     _touch(workflow, schedule, utcnow())
+    record_schedule_change(session, "schedule.policy.update", workflow, schedule, before)
     return schedule_to_api(workflow, schedule)
 
 
@@ -240,7 +261,10 @@ def set_account_time_zone(session: Session, account_id: uuid.UUID, zone: str | N
     if zone is not None:
         check_time_zone(zone, "timeZone")
     account = session.get(Account, account_id)
+    before = audit.snapshot(account)
     account.time_zone = zone
+    audit.record_change(session, "account.time_zone.update", "account", account, before,
+                        organization_id=account.organization_id)
     now = utcnow()
     for workflow, schedule in session.execute(
             select(Workflow, WorkflowSchedule).join(WorkflowSchedule, WorkflowSchedule.workflow_id == Workflow.id)

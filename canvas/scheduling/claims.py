@@ -31,6 +31,8 @@ from sqlalchemy.orm import Session
 from canvas.db import Database
 from canvas.models import ACTIVE_RUN_STATES, ScheduleOccurrence, Workflow, WorkflowRun, WorkflowSchedule
 from canvas.models.base import utcnow
+from canvas.observability import metrics
+from canvas.notifications.events import MISSED_OUTCOMES, queue_missed_occurrences
 from canvas.outages import OutageLog, unreachable_service
 from canvas.queueing.dispatch import run_job
 from canvas.queueing.keys import RUN_QUEUE
@@ -111,15 +113,27 @@ class OccurrenceDispatcher:
             session.commit()
         committed = time.perf_counter()
         self.enqueue(runs)
+        self._notify_missed(plan.ledger, claimed)
+        metrics.occurrences_claimed(row for row in plan.ledger
+                                    if (row["workflow_id"], row["scheduled_time"]) in claimed)
         log.debug("batch of %d firings: %d claimed, %d runs; %.0f ms to commit, %.0f ms to enqueue", len(firings),
                   len(claimed), len(runs), (committed - began) * 1000, (time.perf_counter() - committed) * 1000)
         return Counter(row["outcome"] for row in plan.ledger if (row["workflow_id"], row["scheduled_time"]) in claimed)
+
+    def _notify_missed(self, ledger: list[dict], claimed: set[Key]) -> None:
+        """Occurrences this scheduler recorded missed or skipped: mailed to whom the workflow's settings say."""
+        missed = [row for row in ledger if row["outcome"] in MISSED_OUTCOMES
+                  and (row["workflow_id"], row["scheduled_time"]) in claimed]
+        if missed:
+            with self.database.sessions() as session:
+                queue_missed_occurrences(session, self.queue.connection, missed)
 
     def enqueue(self, runs: list[PlannedRun]) -> None:
         """One pipeline for the batch (MULTI/EXEC: all enqueued or none). If Redis refuses, the runs stay Queued in
         the database and their occurrences "fired": the reaper queues them again once Redis answers."""
         if not runs:
             return
+        metrics.runs_started("schedule", len(runs))  # started whether or not Redis takes them now (see above)
         try:
             self.queue.enqueue_many([_job_data(run) for run in runs])
         except redis.RedisError as exc:

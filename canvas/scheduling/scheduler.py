@@ -39,6 +39,7 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from canvas import defaults
+from canvas.audit.service import prune_expired
 from canvas.db import Database
 from canvas.execution.reaper import ReaperConfig, reap_lost_runs
 from canvas.models.base import utcnow
@@ -70,6 +71,8 @@ class SchedulerConfig:
     reap_interval_seconds: float = defaults.DEFAULT_REAPER_INTERVAL_SECONDS
     reconnect_max_seconds: float = defaults.DEFAULT_RECONNECT_MAX_SECONDS
     reaper: ReaperConfig | None = None  # None: built from lost_run_grace_seconds and redis_prefix
+    audit_retention_days: float = defaults.DEFAULT_AUDIT_RETENTION_DAYS  # 0: the audit log is kept forever
+    audit_prune_interval_seconds: float = defaults.DEFAULT_AUDIT_PRUNE_INTERVAL_SECONDS
 
     def __post_init__(self) -> None:
         if self.reaper is None:
@@ -84,7 +87,9 @@ class SchedulerConfig:
                    settings.get("REDIS_PREFIX"),
                    reap_interval_seconds=settings["REAPER_INTERVAL_SECONDS"],
                    reconnect_max_seconds=settings["RECONNECT_MAX_SECONDS"],
-                   reaper=ReaperConfig.from_settings(settings))
+                   reaper=ReaperConfig.from_settings(settings),
+                   audit_retention_days=settings["AUDIT_RETENTION_DAYS"],
+                   audit_prune_interval_seconds=settings["AUDIT_PRUNE_INTERVAL_SECONDS"])
 
 
 def scheduler_name() -> str:
@@ -301,7 +306,9 @@ class SchedulerEngine:
                                    now + config.reconcile_seconds, wake=self.changed),
                 "release": chore("releasing waiting occurrences", self._release, RELEASE_INTERVAL_SECONDS, now),
                 "reap": chore("reaping lost runs", self._reap, config.reap_interval_seconds,
-                              now + config.reap_interval_seconds)}
+                              now + config.reap_interval_seconds),
+                "audit": chore("removing expired audit entries", self._prune_audit_log,
+                               config.audit_prune_interval_seconds, now + config.reap_interval_seconds)}
 
     def _control_loop(self) -> None:
         while not self.stopping.wait(CONTROL_TICK_SECONDS):
@@ -324,6 +331,9 @@ class SchedulerEngine:
 
     def _reap(self) -> None:
         reap_lost_runs(self.database, self.connection, self.config.reaper)
+
+    def _prune_audit_log(self) -> None:
+        prune_expired(self.database, self.config.audit_retention_days)
 
     def _listen_loop(self) -> None:
         """Announced changes trigger a reconcile at once; while Redis is away, the periodic reconcile covers."""

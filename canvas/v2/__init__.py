@@ -5,6 +5,7 @@ from __future__ import annotations
 def blueprints() -> list:
     """Every v2 blueprint, imported here so the app factory needs one line."""
     from canvas.v2.accounts import blp as accounts_blp
+    from canvas.v2.audit_events import blp as audit_events_blp
     from canvas.v2.callbacks import blp as callbacks_blp
     from canvas.v2.components import blp as components_blp
     from canvas.v2.credentials import blp as credentials_blp
@@ -14,4 +15,4 @@ def blueprints() -> list:
     from canvas.v2.webhooks import blp as webhooks_blp
 
     return [accounts_blp, flows_blp, credentials_blp, executions_blp, logs_blp, webhooks_blp, callbacks_blp,
-            components_blp]
+            components_blp, audit_events_blp]

@@ -8,6 +8,7 @@ from flask import g, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from canvas.accounts.service import record_keys_change
 from canvas.auth.keys import issue_key, secret_matches
 from canvas.auth.resolver import MANAGED_ACCOUNT_HEADER, principal_for
 from canvas.errors import AuthenticationError
@@ -58,4 +59,5 @@ def add_api_key(session: Session, account_id: uuid.UUID) -> tuple[ApiKey, str]:
                  secret_hash=issued.secret_hash)
     session.add(key)
     session.flush()
+    record_keys_change(session, "account.keys.add", account_id)
     return key, issued.secret

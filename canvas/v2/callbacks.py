@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from canvas.audit import service as audit
 from canvas.auth import current_principal
 from canvas.errors import BadRequestError, NotFoundError
 from canvas.execution.run_callbacks import EVENTS, deliver, run_finished  # noqa: F401 - re-exported, see below
@@ -45,6 +46,8 @@ def create_callback(session: Session, account_id: uuid.UUID, flow_id: str, attri
                             max_attempts=attempts, date_created=utcnow())
     session.add(callback)
     session.flush()
+    audit.record_change(session, "callback.create", "callback", callback, {},
+                        organization_id=workflow.organization_id)
     return callback, secret
 
 
@@ -103,7 +106,9 @@ class FlowCallbackById(MethodView):
     def delete(self, flow_id, callback_id):
         """Delete a callback"""
         session = db_session()
-        session.delete(_own_callback(session, flow_id, callback_id))
+        callback = _own_callback(session, flow_id, callback_id)
+        audit.record_removal(session, "callback.delete", "callback", callback)
+        session.delete(callback)
         session.commit()
         return jsonapi.no_content()
 

@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from canvas.audit import service as audit
 from canvas.errors import BadRequestError, NotFoundError, UnprocessableError
 from canvas.models import FlowDraft, Workflow
 from canvas.models.base import utcnow
@@ -18,6 +19,7 @@ from canvas.v2.flow_service import (
     get_flow,
     object_attribute,
     optional_text,
+    record_flow_change,
     record_version,
     required_text,
     settings_of,
@@ -50,6 +52,7 @@ def save_draft(session: Session, catalog, actor: Actor, flow_id: str,  # noqa: A
 def _write_draft(session: Session, catalog, actor: Actor, workflow: Workflow,  # noqa: ANN001
                  attributes: dict) -> FlowDraft:
     draft = find_draft(session, workflow)
+    before = audit.snapshot(draft)
     if draft is None:
         settings = settings_of(session, workflow)
         draft = FlowDraft(workflow_id=workflow.id, account_id=actor.account_id, name=workflow.name,
@@ -74,11 +77,19 @@ def _write_draft(session: Session, catalog, actor: Actor, workflow: Workflow,  #
     draft.account_id = actor.account_id
     draft.date_modified = utcnow()
     session.flush()
+    record_draft_change(session, "flow.draft.save", workflow, audit.changes_between(before, audit.snapshot(draft)))
     return draft
 
 
+def record_draft_change(session: Session, action: str, workflow: Workflow, changes: dict) -> None:
+    """A draft's entry names its flow: a draft has no id of its own in the API."""
+    changes.pop("id", None)
+    audit.record(session, action, "flow", workflow.id, changes, organization_id=workflow.organization_id)
+
+
 def delete_draft(session: Session, account_id: uuid.UUID, flow_id: str) -> None:
-    _, draft = get_draft(session, account_id, flow_id)
+    workflow, draft = get_draft(session, account_id, flow_id)
+    record_draft_change(session, "flow.draft.delete", workflow, audit.changes_between(audit.snapshot(draft), {}))
     session.delete(draft)
     session.flush()
 
@@ -89,6 +100,7 @@ def publish_draft(session: Session, catalog, actor: Actor, flow_id: str) -> Work
     attributes = {"name": draft.name, "description": draft.description, "cron": draft.cron, "graph": draft.graph,
                   "nodes_config": draft.nodes_config, "stats_enabled": draft.stats_enabled}
     workflow = update_flow(session, catalog, actor, flow_id, attributes)
+    record_draft_change(session, "flow.draft.publish", workflow, {})
     session.delete(draft)
     session.flush()
     return workflow
@@ -128,6 +140,7 @@ def copy_flow(session: Session, catalog, actor: Actor, flow_id: str, attributes:
         new_settings.default_mapper_type = settings.default_mapper_type
         session.add(new_settings)
         new_settings.latest_version = record_version(session, destination).id
+        record_flow_change(session, "flow.create", destination, {})
     existing = find_draft(session, destination)
     if existing is not None:  # the copy replaces the destination's draft
         session.delete(existing)

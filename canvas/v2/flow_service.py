@@ -13,10 +13,12 @@ from sqlalchemy import exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from canvas.audit import service as audit
 from canvas.errors import BadRequestError, ConflictError, NotFoundError, UnprocessableError
 from canvas.execution.graph import DEFAULT_FAILURE_POLICY, FAILURE_POLICIES
 from canvas.models import Account, FlowDraft, FlowSettings, FlowVersion, Workflow, WorkflowSchedule
 from canvas.models.base import utcnow
+from canvas.notifications.settings import FLAGS, parse_settings, settings_for_api
 from canvas.schedules import service as schedules
 from canvas.scheduling.unix_cron import is_unix_form
 from canvas.v2.visibility import Viewer
@@ -28,6 +30,7 @@ from canvas.workflows.service import Actor, slice_of
 FLOW_TYPES = ("ordinary", "long_running")
 FLOW_STATUSES = ("active", "inactive")
 VERSION_RECORD_ATTEMPTS = 3  # concurrent first reads of a new graph: one makes it, the others read it
+NOTIFICATION_NAMES = {name: name for name in (*FLAGS, "emails")}  # v2 attributes use the engine's snake_case names
 SORT_COLUMNS = {"created_at": Workflow.date_created, "updated_at": Workflow.date_modified, "name": Workflow.name}
 
 
@@ -157,6 +160,7 @@ def create_flow(session: Session, catalog, actor: Actor, attributes: dict) -> Wo
                         chain_overrides=[], is_customized=False, date_created=now, date_modified=now,
                         failure_policy=DEFAULT_FAILURE_POLICY)
     _apply_failure_policy(workflow, attributes)
+    _apply_notification_settings(workflow, attributes)
     workflow.bindings = parsed.bindings
     session.add(workflow)
     session.flush()
@@ -165,11 +169,13 @@ def create_flow(session: Session, catalog, actor: Actor, attributes: dict) -> Wo
     _apply_settings(settings, attributes)
     _change_schedule(session, workflow, settings, attributes)
     settings.latest_version = record_version(session, workflow).id
+    record_flow_change(session, "flow.create", workflow, {})
     return workflow
 
 
 def update_flow(session: Session, catalog, actor: Actor, flow_id: str, attributes: dict) -> Workflow:  # noqa: ANN001
     workflow = get_flow(session, actor.account_id, flow_id)
+    before = audited_flow(session, workflow)
     if "graph" in attributes:
         parsed = parse_graph(session, catalog, actor.account_id, attributes["graph"], current=workflow)
         workflow.chain = parsed.chain
@@ -179,12 +185,26 @@ def update_flow(session: Session, catalog, actor: Actor, flow_id: str, attribute
     if "description" in attributes:
         workflow.description = optional_text(attributes, "description") or ""
     _apply_failure_policy(workflow, attributes)
+    _apply_notification_settings(workflow, attributes)
     settings = _stored_settings(session, workflow)
     _apply_settings(settings, attributes)
     workflow.date_modified = utcnow()
     settings.latest_version = record_version(session, workflow).id
     _change_schedule(session, workflow, settings, attributes)
+    record_flow_change(session, "flow.update", workflow, before)
     return workflow
+
+
+def audited_flow(session: Session, workflow: Workflow) -> dict:
+    """A flow's fields as an audit entry compares them: the workflow's, and its flow settings' (`settings.*`)."""
+    stored = session.get(FlowSettings, workflow.id)
+    settings = {f"settings.{name}": value for name, value in audit.snapshot(stored).items() if name != "workflow_id"}
+    return {**audit.snapshot(workflow), **settings}
+
+
+def record_flow_change(session: Session, action: str, workflow: Workflow, before: dict) -> None:
+    audit.record(session, action, "flow", workflow.id, audit.changes_between(before, audited_flow(session, workflow)),
+                 organization_id=workflow.organization_id)
 
 
 def _apply_failure_policy(workflow: Workflow, attributes: dict) -> None:
@@ -196,6 +216,18 @@ def _apply_failure_policy(workflow: Workflow, attributes: dict) -> None:
 
 def failure_policy_of(workflow: Workflow) -> str:
     return workflow.failure_policy or DEFAULT_FAILURE_POLICY
+
+
+def _apply_notification_settings(workflow: Workflow, attributes: dict) -> None:
+    """`notification_settings`: {on_failure, on_recovery, on_missed_schedule, emails} (absent flags: true; no
+    emails: the account's default address); null: the account's global notifications. Kept on the workflow."""
+    if "notification_settings" in attributes:
+        workflow.notification_settings = parse_settings(attributes["notification_settings"], NOTIFICATION_NAMES,
+                                                        "notification_settings")
+
+
+def notification_settings_of(workflow: Workflow) -> dict | None:
+    return settings_for_api(workflow.notification_settings, NOTIFICATION_NAMES)
 
 
 def _apply_settings(settings: FlowSettings, attributes: dict) -> None:
@@ -295,7 +327,7 @@ def _change_schedule(session: Session, workflow: Workflow, settings: FlowSetting
 
 def delete_flow(session: Session, account_id: uuid.UUID, flow_id: str) -> None:
     get_flow(session, account_id, flow_id)
-    workflows.delete_workflow(session, account_id, flow_id)
+    workflows.delete_workflow(session, account_id, flow_id, action="flow.delete", object_type="flow")
 
 
 def as_id(value: Any, kind: str) -> uuid.UUID:
@@ -329,6 +361,7 @@ def get_flow_part(session: Session, account_id: uuid.UUID, flow_id: Any, model: 
 def start_flow(session: Session, account_id: uuid.UUID, flow_id: str) -> Workflow:
     """Its cron on, and webhook calls accepted again after a stop. With neither to do, a 422 says what is missing."""
     workflow = get_flow(session, account_id, flow_id)
+    before = audited_flow(session, workflow)
     settings = _stored_settings(session, workflow)
     cron = flow_schedule(session, workflow).cron
     if cron is None and settings.stopped_at is None:
@@ -338,15 +371,18 @@ def start_flow(session: Session, account_id: uuid.UUID, flow_id: str) -> Workflo
     if cron is not None:
         _set_schedule(session, workflow, on=True)
     settings.last_start_time = utcnow()
+    record_flow_change(session, "flow.start", workflow, before)
     return workflow
 
 
 def stop_flow(session: Session, account_id: uuid.UUID, flow_id: str) -> Workflow:
     """Its cron off, and its webhooks refusing calls (409) until the flow is started again."""
     workflow = get_flow(session, account_id, flow_id)
+    before = audited_flow(session, workflow)
     settings = _stored_settings(session, workflow)
     _set_schedule(session, workflow, on=False)
     settings.stopped_at = utcnow()
+    record_flow_change(session, "flow.stop", workflow, before)
     return workflow
 
 

@@ -24,9 +24,11 @@ blp = Blueprint("v2_flows", __name__, url_prefix="/v2", description="v2 (JSON:AP
 
 
 def flow_to_resource(session: Session, workflow: Workflow, page: flows.FlowPage | None = None) -> dict:
-    """The flow resource, with `failure_policy` (failFast | continue) among its attributes."""
+    """The flow resource, with `failure_policy` (failFast | continue) and `notification_settings` among its
+    attributes."""
     flow = resources.flow_to_resource(session, workflow, page)
     flow["attributes"]["failure_policy"] = flows.failure_policy_of(workflow)
+    flow["attributes"]["notification_settings"] = flows.notification_settings_of(workflow)
     return flow
 
 
@@ -61,7 +63,8 @@ class Flows(MethodView):
                                 meta=jsonapi.page_meta(page, total), links=jsonapi.page_links(page, total))
 
     @blp.doc(**doc(201, "The created flow", 409, 415, 422,
-                   request_body="A flow: name, type, graph, cron, failure_policy (failFast | continue)..."))
+                   request_body="A flow: name, type, graph, cron, failure_policy (failFast | continue), "
+                                "notification_settings..."))
     def post(self):
         """Create a flow (its graph becomes the workflow's chain)"""
         data = jsonapi.request_data("flow")

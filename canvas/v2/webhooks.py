@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from canvas.audit import service as audit
 from canvas.auth import current_principal
 from canvas.errors import (
     AuthenticationError,
@@ -29,6 +30,7 @@ from canvas.errors import (
 from canvas.extensions import db_session, services
 from canvas.models import FlowWebhook, WebhookNonce, Workflow
 from canvas.models.base import utcnow
+from canvas.ratelimits import limit_webhook_calls
 from canvas.v2 import flow_service as flows
 from canvas.v2 import jsonapi
 from canvas.v2.executions import execution_to_resource, start_execution
@@ -52,6 +54,7 @@ def create_webhook(session: Session, account_id: uuid.UUID, flow_id: str, attrib
     _apply_hmac(webhook, attributes.get("hmac"))
     session.add(webhook)
     session.flush()
+    audit.record_change(session, "webhook.create", "webhook", webhook, {}, organization_id=workflow.organization_id)
     return webhook, token
 
 
@@ -179,7 +182,9 @@ class FlowWebhookById(MethodView):
     def delete(self, flow_id, webhook_id):
         """Delete a webhook"""
         session = db_session()
-        session.delete(_own_webhook(session, flow_id, webhook_id))
+        webhook = _own_webhook(session, flow_id, webhook_id)
+        audit.record_removal(session, "webhook.delete", "webhook", webhook)
+        session.delete(webhook)
         session.commit()
         return jsonapi.no_content()
 
@@ -190,12 +195,13 @@ def _own_webhook(session: Session, flow_id: str, webhook_id: str) -> FlowWebhook
 
 @blp.route("/hooks/<token>")
 class WebhookCall(MethodView):
-    @blp.doc(**doc(202, "The started execution", 409, security=[],
+    @blp.doc(**doc(202, "The started execution", 409, 429, security=[],
                    request_body="JSON: an object (one record) or an array of records"))
     def post(self, token):
         """Start a run of the webhook's flow with the body as the first block's input"""
         session = db_session()
         webhook, workflow = find_webhook(session, token)
+        limit_webhook_calls(workflow.id)  # before the signature is checked: a flood costs little
         flows.refuse_if_stopped(session, workflow)
         body = request.get_data(cache=True)
         nonce = verify_signature(session, webhook, body)

@@ -38,6 +38,24 @@ class AddWorkflowSchema(CanvasSchema):
                            validate=ma.validate.Length(max=500))
 
 
+@dto("NotificationSettingsApiDto")
+class NotificationSettingsSchema(CanvasSchema):
+    """Who is mailed about the workflow's runs (docs/notifications.md)."""
+
+    onFailure = StrictBoolean(metadata={"description": "mail when a run fails (absent: true)"})
+    onRecovery = StrictBoolean(metadata={"description": "mail when a run succeeds right after a failed one (absent: "
+                                                        "true)"})
+    onMissedSchedule = StrictBoolean(metadata={"description": "mail when a scheduled occurrence is missed or skipped "
+                                                              "(absent: true)"})
+    emails = ma.fields.List(ma.fields.Email(validate=ma.validate.Length(max=320)), validate=ma.validate.Length(max=20),
+                            metadata={"description": "to these addresses (none: the account's "
+                                                     "defaultNotificationEmail)"})
+
+
+NOTIFICATION_SETTINGS_DESCRIPTION = ("notification e-mails of the workflow's runs; null: the account's "
+                                     "globalNotifications to its defaultNotificationEmail")
+
+
 @dto("UpdateWorkflowApiDto")
 class UpdateWorkflowSchema(CanvasSchema):
     id = Id(required=True)
@@ -50,6 +68,8 @@ class UpdateWorkflowSchema(CanvasSchema):
                                               "blocks not listed keep their overrides"})
     failurePolicy = ma.fields.String(allow_none=True, validate=ma.validate.OneOf(FAILURE_POLICIES),
                                      metadata={"description": FAILURE_POLICY_DESCRIPTION + " (none: unchanged)"})
+    notificationSettings = ma.fields.Nested(NotificationSettingsSchema, allow_none=True, metadata={
+        "description": NOTIFICATION_SETTINGS_DESCRIPTION + " (absent: unchanged; null: back to the account's)"})
 
 
 @dto("UpgradeWorkflowApiDto")
@@ -133,6 +153,8 @@ class WorkflowDetailSchema(WorkflowSchema):
     failurePolicy = ma.fields.String(validate=ma.validate.OneOf(FAILURE_POLICIES),
                                      metadata={"description": FAILURE_POLICY_DESCRIPTION})
     chain = ma.fields.List(ma.fields.Dict(metadata=WORKFLOW_BLOCK))
+    notificationSettings = ma.fields.Nested(NotificationSettingsSchema, allow_none=True,
+                                            metadata={"description": NOTIFICATION_SETTINGS_DESCRIPTION})
 
 
 UPGRADE_BLOCK = {

@@ -10,6 +10,7 @@ from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import Session
 
 from canvas.applications import service as applications
+from canvas.audit import service as audit
 from canvas.catalog import service as templates
 from canvas.catalog.definition import ChainEntry, TemplateDefinition, TemplateDefinitionError, \
     check_template_variables, definition_from_json, inputs_for_display
@@ -18,8 +19,13 @@ from canvas.errors import BadRequestError, ConflictError, NotFoundError
 from canvas.execution.graph import DEFAULT_FAILURE_POLICY
 from canvas.models import RegisteredApplication, Workflow, WorkflowApplication
 from canvas.models.base import utcnow
+from canvas.notifications import settings as notification_settings
 from canvas.queueing.dispatch import active_run
 from canvas.workflows.block_settings import listed_settings, settings_from_json
+
+# The Canvas dialect's names of the notification settings (canvas.notifications.settings keeps engine names).
+NOTIFICATION_NAMES = {"on_failure": "onFailure", "on_recovery": "onRecovery", "on_missed_schedule": "onMissedSchedule",
+                      "emails": "emails"}
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,7 @@ def instantiate(session: Session, actor: Actor, data: dict) -> Workflow:
     workflow.bindings = bindings
     session.add(workflow)
     session.flush()
+    record_workflow_change(session, "workflow.create", workflow, {})
     return workflow
 
 
@@ -321,6 +328,8 @@ def workflow_to_api(workflow: Workflow, *, with_chain: bool = False) -> dict:
         answer["templateVersion"] = workflow.template_version
         answer["failurePolicy"] = workflow.failure_policy or DEFAULT_FAILURE_POLICY
         answer["chain"] = chain_to_api(workflow.chain)
+        answer["notificationSettings"] = notification_settings.settings_for_api(workflow.notification_settings,
+                                                                                 NOTIFICATION_NAMES)
     return answer
 
 
@@ -338,21 +347,26 @@ def chain_to_api(chain: list[dict]) -> list[dict]:
 
 # --- changing --------------------------------------------------------------------------------------------------------
 
-def delete_workflow(session: Session, account_id: uuid.UUID, workflow_id: Any) -> None:
-    """Soft delete: the schedule goes off, the run history stays for audit, the workflow leaves lists and GETs."""
+def delete_workflow(session: Session, account_id: uuid.UUID, workflow_id: Any, *, action: str = "workflow.delete",
+                    object_type: str = "workflow") -> None:
+    """Soft delete: the schedule goes off, the run history stays for audit, the workflow leaves lists and GETs.
+    `action`/`object_type`: what the audit log calls it (the v2 dialect deletes a flow)."""
     workflow = get_workflow(session, account_id, workflow_id)
     running = active_run(session, workflow.id)
     if running is not None:
         raise ConflictError(f"Workflow {workflow.id} has an active run {running.id}; cancel it or wait for it to end")
+    before = audit.snapshot(workflow)
     workflow.is_scheduled = False
     workflow.date_next_schedule = None
     workflow.date_deleted = workflow.date_modified = utcnow()
+    audit.record_change(session, action, object_type, workflow, before, organization_id=workflow.organization_id)
 
 
 def update_workflow(session: Session, actor: Actor, data: dict) -> Workflow:
     """Rename, change variable overrides or the failure policy, or rebind applications, validated like
     instantiation."""
     workflow = get_workflow(session, actor.account_id, data["id"])
+    before = audited_workflow(workflow)
     definition = workflow_definition(session, workflow)
     if data.get("chain") is not None:
         kept = overrides_from_json(workflow.chain_overrides)
@@ -367,8 +381,22 @@ def update_workflow(session: Session, actor: Actor, data: dict) -> Workflow:
         workflow.description = data["description"]
     if data.get("failurePolicy") is not None:
         workflow.failure_policy = data["failurePolicy"]
+    if "notificationSettings" in data:
+        workflow.notification_settings = notification_settings.parse_settings(
+            data["notificationSettings"], NOTIFICATION_NAMES, "notificationSettings")
     workflow.date_modified = utcnow()
+    record_workflow_change(session, "workflow.update", workflow, before)
     return workflow
+
+
+def audited_workflow(workflow: Workflow) -> dict:
+    """A workflow's fields as an audit entry compares them, with its application bindings (`applications`)."""
+    return {**audit.snapshot(workflow), "applications": current_bindings(workflow)}
+
+
+def record_workflow_change(session: Session, action: str, workflow: Workflow, before: dict) -> None:
+    audit.record(session, action, "workflow", workflow.id, audit.changes_between(before, audited_workflow(workflow)),
+                 organization_id=workflow.organization_id)
 
 
 def workflow_definition(session: Session, workflow: Workflow) -> TemplateDefinition:

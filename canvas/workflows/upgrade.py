@@ -188,6 +188,7 @@ def apply_upgrade(session: Session, actor: workflows.Actor, workflow_id: Any, to
     plan = plan_upgrade(session, workflow, to_version)
     if plan.conflicts:
         raise ConflictError("The upgrade conflicts with the workflow's overrides: " + "; ".join(plan.conflicts))
+    before = workflows.audited_workflow(workflow)
     current = workflows.current_bindings(workflow)
     mapping = {name: current[name] for name in plan.new_definition.applications if name in current}
     mapping.update(applications or {})
@@ -198,4 +199,5 @@ def apply_upgrade(session: Session, actor: workflows.Actor, workflow_id: Any, to
     workflow.failure_policy = plan.failure_policy
     workflows.apply_overrides(workflow, plan.new_definition, plan.merged_overrides)
     workflow.date_modified = utcnow()
+    workflows.record_workflow_change(session, "workflow.upgrade", workflow, before)
     return workflow, plan

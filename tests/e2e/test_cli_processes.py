@@ -1,0 +1,116 @@
+"""`canvas up` failing well, with real processes: a taken port, a SIGKILL of the supervisor, a start from a folder
+that holds a `canvas/` directory of its own, a second `canvas up` on the same data dir, the API's real port passed
+to every child."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from canvas.supervisor import InstanceFile
+from tests.process_tools import alive, canvas_env, descendants, free_port, run_canvas, wait_for_http
+
+pytestmark = pytest.mark.slow
+CANVAS_SCRIPT = Path(sys.executable).with_name("canvas")  # the installed entry point, as a user starts it
+
+
+def _environ_of(pid: int) -> dict[str, str]:
+    pairs = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(pair.decode().split("=", 1) for pair in pairs if b"=" in pair)
+
+
+def _cmdline_of(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def _wait_until_gone(pids: set[int], timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = [pid for pid in pids if alive(pid)]
+        if not left:
+            return []
+        time.sleep(0.1)
+    return [pid for pid in pids if alive(pid)]
+
+
+def _wait_for_workers_and_scheduler(base: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        health = requests.get(f"{base}/healthz", timeout=10).json()
+        if (health["workers"], health["schedulers"]) == (1, 1):
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"worker and scheduler not up: {health}")
+
+
+def test_a_taken_port_ends_canvas_up_at_once_with_one_line_and_starts_nothing(tmp_path):
+    data_dir = tmp_path / "data"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        result = run_canvas("up", "--port", str(port), env=canvas_env(data_dir), timeout=30)
+    assert result.returncode == 2
+    assert result.stderr == f"Error: port {port} on 127.0.0.1 is in use; start with --port <another port>\n"
+    assert time.monotonic() - started < 15
+    # Nothing was started: no database prepared, no embedded Redis, so no worker or scheduler either.
+    assert not (data_dir / "canvas.db").exists() and not (data_dir / "redis").exists()
+    assert not (data_dir / "canvas-up.pid").exists()
+
+
+def test_canvas_up_from_a_folder_with_a_canvas_directory_then_sigkill_leaves_no_process(tmp_path):
+    """Started where `python -m canvas` would import the folder's own `canvas/`; every child (API, its gunicorn
+    workers, worker, scheduler, embedded Redis) gets the API's real address and goes when the supervisor is killed."""
+    folder = tmp_path / "project"
+    (folder / "canvas").mkdir(parents=True)
+    (folder / "canvas" / "__init__.py").write_text("raise SystemExit('the wrong canvas package was imported')\n")
+    (folder / "canvas" / "__main__.py").write_text("raise SystemExit('the wrong canvas package was imported')\n")
+    data_dir, port = tmp_path / "data", free_port()
+    env = canvas_env(data_dir, CANVAS_API_WORKERS="1")
+    log = open(tmp_path / "up.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen([str(CANVAS_SCRIPT), "up", "--port", str(port)], cwd=folder, env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    children: set[int] = set()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        assert wait_for_http(f"{base}/healthz", process).status_code == 200
+        _wait_for_workers_and_scheduler(base)
+        children = descendants(process.pid)
+        commands = {pid: _cmdline_of(pid) for pid in children}
+        worker = next(pid for pid, command in commands.items() if command.endswith("-m canvas worker "))
+        assert _environ_of(worker)["CANVAS_PUBLIC_URL"] == f"http://127.0.0.1:{port}"
+        assert any("redis-server" in command for command in commands.values())
+
+        second = run_canvas("up", "--port", str(free_port()), env=env, timeout=30)
+        assert second.returncode == 2
+        assert second.stderr.strip() == (f"Error: another `canvas up` (pid {process.pid}) is running with the data "
+                                         f"dir {data_dir}; stop it first")
+
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        left = _wait_until_gone(children, timeout=30)
+        assert left == [], {pid: _cmdline_of(pid) for pid in left if alive(pid)}
+    finally:
+        log.close()
+        for pid in children:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert "the wrong canvas package" not in (tmp_path / "up.log").read_text()
+
+    # What a new `canvas up` on the same data dir and port finds: the port free, the killed one's pid file with
+    # nothing of it left to stop, its lock gone with it (the stale cleanup itself: test_cli_instance.py).
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))
+    assert (data_dir / "canvas-up.pid").exists()
+    successor = InstanceFile(data_dir / "canvas-up.pid")
+    assert successor.claim() == []
+    successor.release()

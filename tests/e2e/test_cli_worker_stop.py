@@ -1,0 +1,93 @@
+"""Ctrl-C (SIGINT) or SIGTERM to a real `canvas worker` during a long block: the run finishes within the stop timeout,
+or is ended at once "Failed" with the reason; never left "Running"."""
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from tests.integration.run_helpers import (
+    THREE_BLOCKS, make_workflow, run, start_worker, stop_worker, wait_for, worker_env,
+)
+from tests.process_tools import alive, descendants, free_port, start_canvas, wait_for_http
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("clean_run_queue")]
+GRACE = {"CANVAS_SHUTDOWN_GRACE_SECONDS": "4"}  # the worker gives its run max(4 - 3, 4 / 2) = 2 s
+
+
+def _state(client, headers, location) -> dict:
+    return client.get(location, headers=headers).json
+
+
+def _start_long_run(client, app, org, tmp_path, seconds: float, *worker_args: str):
+    blocks = [THREE_BLOCKS[0], ("Wait", "delay", {"seconds": seconds}), THREE_BLOCKS[2]]
+    workflow_id = make_workflow(client, org.admin_headers, blocks)
+    worker = start_worker(app.config["CANVAS_SETTINGS"], tmp_path / "worker.log", *worker_args, env=GRACE)
+    location = run(client, org.admin_headers, workflow_id).headers["Location"]
+    wait_for(lambda: _state(client, org.admin_headers, location)["blocks"][1]["status"] == "Running",
+             what="block 2 running")
+    return worker, location
+
+
+@pytest.mark.parametrize(("worker_class", "signum"), [("simple", signal.SIGINT), ("fork", signal.SIGTERM)],
+                         ids=["simple-worker-ctrl-c", "fork-worker-sigterm"])
+def test_a_run_longer_than_the_stop_timeout_is_ended_failed_with_the_reason(client, app, org, tmp_path,
+                                                                            worker_class, signum):
+    worker, location = _start_long_run(client, app, org, tmp_path, 600, "--worker-class", worker_class)
+    try:
+        asked = time.monotonic()
+        worker.send_signal(signum)
+        assert worker.wait(15) == 0, (tmp_path / "worker.log").read_text()[-3000:]
+        took = time.monotonic() - asked
+    finally:
+        stop_worker(worker)
+    ended = _state(client, org.admin_headers, location)
+    assert ended["status"] == "Failed", ended
+    assert ended["error"].startswith("stopped: the worker was shut down"), ended["error"]
+    assert "before the run finished (stop timeout 2 s)" in ended["error"]
+    if worker_class == "simple":  # the forked child does not know which signal stopped its parent
+        assert f"({signal.Signals(signum).name})" in ended["error"]
+    assert [block["status"] for block in ended["blocks"]] == ["Succeeded", "Failed", "Pending"]
+    assert 1.5 <= took < 10  # it waited for the stop timeout, not for the block's 600 s
+    log = (tmp_path / "worker.log").read_text()
+    assert "Traceback" not in log, log[-3000:]
+
+
+def test_a_run_that_ends_within_the_stop_timeout_finishes(client, app, org, tmp_path):
+    worker, location = _start_long_run(client, app, org, tmp_path, 1)
+    try:
+        worker.send_signal(signal.SIGINT)
+        assert worker.wait(15) == 0, (tmp_path / "worker.log").read_text()[-3000:]
+    finally:
+        stop_worker(worker)
+    ended = _state(client, org.admin_headers, location)
+    assert ended["status"] == "Succeeded", ended
+    assert [block["status"] for block in ended["blocks"]] == ["Succeeded"] * 3
+
+
+def test_ctrl_c_on_canvas_up_during_a_long_block_ends_the_run_and_every_process(client, app, org, tmp_path):
+    """`canvas up` on the test's database and Redis: Ctrl-C reaches the supervisor, which stops its worker; the
+    run in its long block is recorded Failed with the reason within the grace, and nothing is left running."""
+    workflow_id = make_workflow(client, org.admin_headers, [THREE_BLOCKS[0], ("Wait", "delay", {"seconds": 600})])
+    env = {**worker_env(app.config["CANVAS_SETTINGS"]), "CANVAS_SHUTDOWN_GRACE_SECONDS": "6",  # stop timeout 3 s
+           "CANVAS_DATA_DIR": str(tmp_path / "data"), "CANVAS_API_WORKERS": "1"}
+    port = free_port()
+    up = start_canvas("up", "--port", str(port), env=env, log_path=tmp_path / "up.log")
+    children: set[int] = set()
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", up)
+        location = run(client, org.admin_headers, workflow_id).headers["Location"]
+        wait_for(lambda: _state(client, org.admin_headers, location)["blocks"][1]["status"] == "Running",
+                 what="block 2 running")
+        children = descendants(up.pid)
+        up.send_signal(signal.SIGINT)
+        assert up.wait(20) == 0, (tmp_path / "up.log").read_text()[-3000:]
+    finally:
+        if up.poll() is None:
+            up.kill()
+    ended = _state(client, org.admin_headers, location)
+    assert ended["status"] == "Failed", ended
+    assert ended["error"] == "stopped: the worker was shut down (SIGTERM) before the run finished (stop timeout 3 s)"
+    assert [pid for pid in children if alive(pid)] == []
+    assert "did not stop within" not in (tmp_path / "up.log").read_text()  # nothing killed for overrunning the grace
