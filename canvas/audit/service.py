@@ -94,8 +94,27 @@ def changes_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, 
             if change is not None:
                 changed[name] = change
         else:
-            changed[name] = {"before": old, "after": new}
+            changed[name] = {"before": _masked(old), "after": _masked(new)}
     return changed
+
+
+# Inside JSON values (a block's variables, a flow's node config): keys that name secrets. A block may take keys in a
+# variable (quinyx.get_employees `apiKeys`); the values are compared unmasked, so a change still shows.
+NESTED_SECRET_PARTS = (*SECRET_NAME_PARTS, "apikey", "api_key")
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    if isinstance(value, dict):
+        return {key: SECRET_MARKER if item not in (None, "", [], {}) and _names_secret(key) else _masked(item)
+                for key, item in value.items()}
+    return value
+
+
+def _names_secret(key: str) -> bool:
+    lowered = key.lower().replace("-", "_")
+    return any(part in lowered for part in NESTED_SECRET_PARTS)
 
 
 def _secret_change(old: Any, new: Any) -> dict | None:

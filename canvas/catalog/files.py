@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from canvas.applications.catalog import ApplicationCatalog
+from canvas.applications.catalog import SAFE_LOADER, ApplicationCatalog
 from canvas.catalog.definition import TemplateDefinition, TemplateDefinitionError, parse_definition, parse_header
 
 TEMPLATE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -49,7 +49,7 @@ def load_template_files(directory: Path, applications: ApplicationCatalog) -> li
 
 def _load_file(path: Path, applications: ApplicationCatalog) -> CatalogTemplate:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)  # noqa: S506 - safe
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise TemplateFileError(f"{path}: cannot be read: {exc}") from None
     if not isinstance(raw, dict):

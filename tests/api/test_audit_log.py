@@ -321,3 +321,14 @@ def test_v2_unknown_or_foreign_event_is_a_404(app, client, org, make_org):
     v2 = V2(app, client, org)
     assert v2.call("GET", f"/v2/audit-events/{foreign}").status_code == 404
     assert v2.call("GET", "/v2/audit-events/not-an-id").status_code == 404
+
+
+def test_secrets_inside_json_values_are_masked_but_their_change_still_shows():
+    from canvas.audit.service import SECRET_MARKER, changes_between
+
+    before = {"chain_overrides": [{"variables": {"apiKeys": ["k-old-123"], "badgeNo": None}}]}
+    after = {"chain_overrides": [{"variables": {"apiKeys": ["k-new-456"], "badgeNo": None}}]}
+    changes = changes_between(before, after)
+    assert "k-old-123" not in str(changes) and "k-new-456" not in str(changes)
+    assert changes["chain_overrides"]["after"][0]["variables"] == {"apiKeys": SECRET_MARKER, "badgeNo": None}
+    assert changes_between(after, after) == {}

@@ -43,7 +43,12 @@ def _command_of(pid: int) -> list[str]:
 
 def _canvas_children(pid: int, command: str) -> list[int]:
     """The processes below `pid` that run `canvas <command>`."""
-    return [child for child in descendants(pid) if alive(child) and command in _command_of(child)[3:4]]
+    return [child for child in descendants(pid) if alive(child) and _subcommand(_command_of(child)) == command]
+
+
+def _subcommand(argv: list[str]) -> str | None:
+    """`worker` of `python [-P] -m canvas worker ...`."""
+    return argv[argv.index("canvas") + 1] if "canvas" in argv[:-1] else None
 
 
 def _start_scheduler(settings: dict, log_path: Path, env: dict | None = None) -> subprocess.Popen:
