@@ -27,7 +27,7 @@ def send_activation_link(settings: dict, recipient: str, link: str) -> None:
         f"{settings['ACTIVATION_TTL_HOURS']} hours):\n\n{link}\n"
     )
     try:
-        _send(smtp_url, message)
+        send_message(smtp_url, message)
     except (OSError, smtplib.SMTPException) as exc:
         log.warning("activation e-mail to %s failed: %s", recipient, exc.__class__.__name__)
         raise ServiceUnavailableError(f"The activation e-mail could not be sent: {_reason(exc)}") from None
@@ -48,10 +48,6 @@ def relay_settings(smtp_url: str) -> dict:
 
 def send_message(smtp_url: str, message: EmailMessage) -> None:
     """Through the platform relay; raises OSError or smtplib.SMTPException (run notifications use it too)."""
-    _send(smtp_url, message)
-
-
-def _send(smtp_url: str, message: EmailMessage) -> None:
     relay = relay_settings(smtp_url)
     context = ssl.create_default_context()
     implicit_tls = relay["security"] == "ssl"

@@ -33,30 +33,9 @@ DELIVERY_TIMEOUT_SECONDS = 10
 MAX_BACKOFF_SECONDS = 3600
 
 
-def run_finished(services, run_id: uuid.UUID, workflow_id: uuid.UUID, status: str) -> int:  # noqa: ANN001
-    """Queue one delivery per matching callback. Called by the runner; never raises into it."""
-    event = EVENTS.get(status)
-    if event is None:
-        return 0
-    try:
-        return _queue_deliveries(services, run_id, workflow_id, event)
-    except Exception:  # noqa: BLE001 - a callback problem must not change the run's outcome
-        log.exception("could not queue the callbacks of run %s", run_id)
-        return 0
-
-
-def _queue_deliveries(services, run_id: uuid.UUID, workflow_id: uuid.UUID, event: str) -> int:  # noqa: ANN001
-    with services.db.transaction() as session:
-        jobs = add_deliveries(session, run_id, workflow_id, event)
-    queue = Queue(RUN_QUEUE, connection=services.redis)
-    for job in jobs:
-        queue.enqueue_call(**job)
-    return len(jobs)
-
-
 def add_deliveries(session: Session, run_id: uuid.UUID, workflow_id: uuid.UUID, event: str) -> list[dict]:
     """One delivery row per callback of the workflow that wants the event (flushed), and the RQ job of each (for
-    `Queue.enqueue_call`): canvas.execution.run_endings queues them before its transaction commits."""
+    `Queue.enqueue_call`): canvas.execution.run_endings queues them once its transaction has committed."""
     callbacks = [callback for callback in session.scalars(
         select(FlowCallback).where(FlowCallback.workflow_id == workflow_id)) if event in callback.events]
     deliveries = [CallbackDelivery(id=uuid.uuid4(), callback_id=callback.id, run_id=run_id, event=event,

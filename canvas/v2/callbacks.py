@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from canvas.audit import service as audit
 from canvas.auth import current_principal
 from canvas.errors import BadRequestError, NotFoundError
-from canvas.execution.run_callbacks import EVENTS, deliver, run_finished  # noqa: F401 - re-exported, see below
+from canvas.execution.run_callbacks import EVENTS, deliver  # noqa: F401 - re-exported, see below
 from canvas.extensions import db_session
 from canvas.models import CallbackDelivery, FlowCallback
 from canvas.models.base import utcnow
@@ -22,7 +22,7 @@ from canvas.v2 import jsonapi
 from canvas.v2.schemas import doc
 
 # Re-exported: `deliver` for RQ jobs queued as "canvas.v2.callbacks.deliver" before delivery moved to the engine
-# (canvas.execution.run_callbacks), `run_finished` for callers not yet switched to the engine's.
+# (canvas.execution.run_callbacks). A run's callbacks are queued by canvas.execution.run_endings, once.
 blp = Blueprint("v2_callbacks", __name__, url_prefix="/v2", description="v2 (JSON:API): run callbacks")
 
 
