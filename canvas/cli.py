@@ -154,6 +154,7 @@ def up(host: str | None, port: int | None) -> None:
     """Run everything on this machine: the API, one worker and the scheduler."""
     from canvas.defaults import DEFAULT_HOST, DEFAULT_PORT
     from canvas.queueing.embedded import ensure_redis
+    from canvas.observability import metrics_setup
     from canvas.supervisor import Child, Supervisor, canvas_command
 
     settings = _settings()
@@ -162,7 +163,7 @@ def up(host: str | None, port: int | None) -> None:
     try:
         _check_port_free(host, port)
         _in_a_child(_prepare, settings)  # the supervisor stays small: it only starts and watches processes
-        _shared_metrics_dir(settings)  # the API's /metrics shows the worker's and the scheduler's metrics too
+        metrics_setup.use_shared_dir(settings)  # the API's /metrics shows the worker's and the scheduler's too
         _environment_for_children(host, port)
         embedded = ensure_redis(settings)
         if embedded is not None:
@@ -271,12 +272,6 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
     finally:
         if embedded is not None:
             embedded.stop()
-
-
-def _shared_metrics_dir(settings: dict) -> None:
-    from canvas.observability.metrics_setup import use_shared_dir
-
-    use_shared_dir(settings)
 
 
 def _metrics(settings: dict, role: str, port: int | None = None) -> None:

@@ -463,9 +463,10 @@ def run_stop_timeout(grace: float) -> float:
 
 
 def is_run_job(job) -> bool:  # noqa: ANN001 - an RQ job
-    """The runner's jobs (a run, one block of a run) name their run first (canvas.queueing.dispatch); a callback
-    delivery names no run."""
-    return job.func_name.startswith("canvas.execution.runner.") and bool(job.args)
+    """The runner's jobs (a run, one block of a run) name their run first; a callback delivery names no run."""
+    from canvas.queueing.dispatch import BLOCK_JOB_FUNCTION, RUN_JOB_FUNCTION  # its models: loaded with the first job
+
+    return job.func_name in (RUN_JOB_FUNCTION, BLOCK_JOB_FUNCTION) and bool(job.args)
 
 
 def run_of_job(job) -> str:  # noqa: ANN001 - an RQ job
