@@ -44,7 +44,7 @@ def counting_auth_failures(resolve: Callable[[], None]) -> Callable[[], None]:
             limits = request_limits()
             over = limits.counters.count([(limits.limits.auth_failures, _address())])
             if over is not None:
-                raise TooManyRequestsError(TOO_MANY_FAILURES, retry_after=over.retry_after) from None
+                raise _refusal(over) from None
             raise
 
     resolve_counting_failures.__name__ = resolve.__name__
