@@ -26,10 +26,11 @@ def main() -> None:
     parser.add_argument("--ready-timeout", type=float, default=120.0, help="seconds for the server to be ready")
     args = parser.parse_args()
     # One key's flood would pass the default limit per key within the run: counted, never reached (unless given).
-    extra = {"CANVAS_BENCHMARK_ENDPOINTS": "1", "CANVAS_API_WORKERS": os.environ.get("CANVAS_API_WORKERS", "5"),
+    extra = {"CANVAS_BENCHMARK_ENDPOINTS": "1",
              "CANVAS_RATE_LIMIT_PER_KEY": "1000000000", "CANVAS_RATE_LIMIT_PER_ORGANIZATION": "1000000000"}
     for name in ("CANVAS_DATABASE_URL", "CANVAS_REDIS_URL", "CANVAS_LOG_FORMAT", "CANVAS_METRICS_ENABLED",
-                 "CANVAS_RATE_LIMIT_PER_KEY", "CANVAS_RATE_LIMIT_PER_ORGANIZATION"):
+                 "CANVAS_RATE_LIMIT_PER_KEY", "CANVAS_RATE_LIMIT_PER_ORGANIZATION", "CANVAS_API_WORKERS",
+                 "CANVAS_API_THREADS"):
         if os.environ.get(name):
             extra[name] = os.environ[name]
     with CanvasProcess("api", extra, ready_timeout=args.ready_timeout) as server:
@@ -49,7 +50,9 @@ def main() -> None:
             auth_rates.append(auth.rate)
     ratio = median(auth_rates) / median(baseline_rates)
     database = "PostgreSQL" if "CANVAS_DATABASE_URL" in extra else "SQLite (embedded)"
-    print(f"\n{cpu_note()}, {database}, {extra['CANVAS_API_WORKERS']} gunicorn sync workers, "
+    workers = extra.get("CANVAS_API_WORKERS", "default count of")
+    threads = extra.get("CANVAS_API_THREADS", "default")
+    print(f"\n{cpu_note()}, {database}, {workers} gunicorn workers, threads per worker: {threads}, "
           f"{args.concurrency} concurrent clients")
     print(f"median baseline {median(baseline_rates):.0f} req/s, median Authenticate {median(auth_rates):.0f} req/s, "
           f"ratio {ratio:.2f} (goal >= 0.80)")

@@ -1,8 +1,10 @@
 """Memory footprint of idle processes: `canvas up` (embedded defaults) and a standalone `canvas worker`.
 
-    .venv/bin/python benchmarks/footprint.py [--rounds 2] [--settle 8] [--api-workers N] [--requests 300]
+    .venv/bin/python benchmarks/footprint.py [--rounds 2] [--settle 8] [--api-workers N] [--api-threads T]
+                                             [--requests 300]
 
-Each round starts `canvas up` on a fresh data dir with its default API worker count (unless --api-workers), waits
+Each round starts `canvas up` on a fresh data dir with its default API workers and threads (unless --api-workers,
+--api-threads; `--api-threads 1` is gunicorn's sync workers, 2 x cores + 1 of them by default), waits
 until /healthz counts its worker and scheduler, lets it settle, and reads every process of its tree; then a
 standalone `canvas worker` on a data dir of its own (so with an embedded Redis of its own, listed apart). RSS counts
 every resident page of a process, shared ones in full; PSS divides each shared page among the processes that map it,
@@ -153,13 +155,16 @@ def send_requests(port: int, count: int) -> None:
         requests.get(f"http://127.0.0.1:{port}{path}", timeout=30, headers={"Connection": "close"})
 
 
-def measure_up(settle: float, api_workers: int | None, request_count: int) -> tuple[list[Sample], list[Sample]]:
+def measure_up(settle: float, api_workers: int | None, api_threads: int | None,
+               request_count: int) -> tuple[list[Sample], list[Sample]]:
     """(idle, after the requests)"""
     with tempfile.TemporaryDirectory(prefix="canvas-footprint-") as tmp:
         env = canvas_env(Path(tmp) / "data")
         env.pop("CANVAS_API_WORKERS")  # the default count, as a user gets it
         if api_workers is not None:
             env["CANVAS_API_WORKERS"] = str(api_workers)
+        if api_threads is not None:
+            env["CANVAS_API_THREADS"] = str(api_threads)
         port = free_port()
         process = start_canvas("up", "--port", str(port), env=env, log_path=Path(tmp) / "up.log")
         try:
@@ -205,16 +210,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--settle", type=float, default=8.0, help="seconds to wait once a process is up")
     parser.add_argument("--api-workers", type=int, default=None, help="CANVAS_API_WORKERS (default: the default)")
+    parser.add_argument("--api-threads", type=int, default=None, help="CANVAS_API_THREADS (default: the default)")
     parser.add_argument("--requests", type=int, default=300, help="API requests before the second reading")
     args = parser.parse_args()
     print(f"footprint of idle processes; {cpu_note()}; {'psutil' if psutil else '/proc'}")
     up_rounds, busy_rounds, worker_rounds = [], [], []
     for _ in range(args.rounds):
-        idle, busy = measure_up(args.settle, args.api_workers, args.requests)
+        idle, busy = measure_up(args.settle, args.api_workers, args.api_threads, args.requests)
         up_rounds.append(idle)
         busy_rounds.append(busy)
         worker_rounds.append(measure_worker(args.settle))
     workers = f", {args.api_workers} API workers" if args.api_workers else ", default API workers"
+    workers += f" of {args.api_threads} threads" if args.api_threads else " and threads"
     report(f"canvas up (embedded defaults{workers}), idle", up_rounds)
     report(f"canvas up (embedded defaults{workers}), after {args.requests} API requests", busy_rounds)
     report("canvas worker (standalone, embedded Redis of its own)", worker_rounds)

@@ -252,10 +252,13 @@ def _prepare_data_dir(settings: dict) -> None:
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port to listen on (default 8080).")
 @click.option("--workers", default=None, type=int,
-              help="gunicorn worker processes (default: CANVAS_API_WORKERS, else 2 x cores + 1 as far as half the "
-                   "available memory holds them at ~100 MB each, at least 2).")
-def api(host: str | None, port: int | None, workers: int | None) -> None:
-    """Run the HTTP API on gunicorn."""
+              help="gunicorn worker processes (default: CANVAS_API_WORKERS, else one per core, or 2 x cores + 1 "
+                   "with --threads 1, as far as half the available memory holds them at ~100 MB each, at least 2).")
+@click.option("--threads", default=None, type=click.IntRange(min=1),
+              help="Requests each worker serves at once, in threads (default: CANVAS_API_THREADS, 4); 1: gunicorn's "
+                   "sync workers.")
+def api(host: str | None, port: int | None, workers: int | None, threads: int | None) -> None:
+    """Run the HTTP API on gunicorn: a few worker processes, each serving several requests at once in threads."""
     from canvas.defaults import DEFAULT_HOST, DEFAULT_PORT
     from canvas.queueing.embedded import ensure_redis
     from canvas.wsgi_server import CanvasServer
@@ -268,7 +271,9 @@ def api(host: str | None, port: int | None, workers: int | None) -> None:
     _metrics(settings, "api")  # before the app is built: its gunicorn workers write where /metrics reads
     embedded = ensure_redis(settings)
     try:
-        CanvasServer(f"{host}:{port}", workers or _api_workers(settings), _listening_public_url(host, port)).run()
+        threads = threads or settings["API_THREADS"]
+        CanvasServer(f"{host}:{port}", workers or _api_workers(settings, threads), threads,
+                     _listening_public_url(host, port)).run()
     finally:
         if embedded is not None:
             embedded.stop()
@@ -292,11 +297,12 @@ def _metrics(settings: dict, role: str, port: int | None = None) -> None:
         raise click.ClickException(f"--metrics-port {port}: {exc.strerror or exc}") from None
 
 
-def _api_workers(settings: dict) -> int:
-    """CANVAS_API_WORKERS when it is set (not 0), else a count sized for this machine's cores and memory."""
+def _api_workers(settings: dict, threads: int) -> int:
+    """CANVAS_API_WORKERS when it is set (not 0), else a count sized for this machine's cores and memory, and for
+    workers of ``threads`` threads."""
     from config.gunicorn import machine_default_workers
 
-    return settings["API_WORKERS"] or machine_default_workers()
+    return settings["API_WORKERS"] or machine_default_workers(threads)
 
 
 def _listening_public_url(host: str, port: int) -> dict | None:

@@ -38,6 +38,8 @@ S3_ENDPOINT_URL = None  # an S3-compatible server (MinIO, Ceph...) for s3:// blo
 BLOB_FSYNC = None  # None: like the database (fsync on PostgreSQL, not on SQLite); true/false to force
 # gunicorn workers of `canvas api`; 0: sized for the machine's cores and memory (config.gunicorn.default_workers).
 API_WORKERS = 0
+# Threads of each `canvas api` worker, the requests it serves at once; 1: gunicorn's sync workers (config/gunicorn.py).
+API_THREADS = 4
 BENCHMARK_ENDPOINTS = False  # exposes /bench/baseline for benchmarks/api_auth.py
 CATALOG_DIR = None  # None: the templates_catalog package shipped with the service
 # Schedulers reconcile with the database this often (changes are also announced on Redis, picked up at once).

@@ -1,14 +1,28 @@
-"""Settings of the production WSGI server that `canvas api` runs (gunicorn, sync workers)."""
+"""Settings of the production WSGI server that `canvas api` runs (gunicorn, threaded workers).
+
+Concurrency comes from threads rather than processes: the API mostly waits (database, Redis, a credential check
+against a remote server), and gunicorn recommends its threaded worker for such apps. A few processes of
+CANVAS_API_THREADS threads each serve as many requests at once as many more sync processes would, each of which
+holds ~85 MB resident. With CANVAS_API_THREADS=1 the workers are gunicorn's sync workers (one request at a time,
+and one stuck past ``timeout`` is killed with its process)."""
 from __future__ import annotations
 
 import gc
 import os
 from pathlib import Path
 
-worker_class = "canvas.wsgi_server.JsonErrorSyncWorker"  # gunicorn's sync worker, its own errors in JSON
+from config.default import API_THREADS
+
+THREADED_WORKER = "canvas.wsgi_server.JsonErrorThreadWorker"  # gunicorn's gthread worker, its own errors in JSON
+SYNC_WORKER = "canvas.wsgi_server.JsonErrorSyncWorker"  # gunicorn's sync worker, likewise
+worker_class = THREADED_WORKER  # CanvasServer picks SYNC_WORKER for one thread per worker (worker_class_for)
+# `canvas api` sets CANVAS_API_THREADS (and the workers); this default serves `gunicorn -c config/gunicorn.py app:app`.
+threads = API_THREADS
+# A sync worker busy with one request for this long is killed; a threaded worker only when its main loop (accepting
+# connections, handing them to threads) stalls that long: a slow request holds one thread, not the process.
 timeout = 60
 graceful_timeout = 20
-keepalive = 5
+keepalive = 5  # seconds a threaded worker keeps an idle connection open (sync workers close after each answer)
 # The app writes the access lines itself (canvas.observability.access_log: route, request id, text or JSON), so
 # gunicorn's own access log is off; its other lines go through the process's handler (CANVAS_LOG_FORMAT) too.
 accesslog = None
@@ -23,10 +37,16 @@ limit_request_line = 8190
 preload_app = True
 
 # For sizing the default count: what one API worker may come to hold of its own over a long life (it shows ~85 MB
-# resident from the start, most of it shared with the master: ~17 MB of its own idle, ~30 MB after some requests).
+# resident from the start, most of it shared with the master: ~17 MB of its own idle, ~30 MB after some requests;
+# its threads share all of it, each adding a stack and what its request holds while it is served).
 API_WORKER_MB = 100
 API_MEMORY_SHARE = 0.5  # the default count of API workers takes at most this share of the available memory
 MB = 1024 * 1024
+
+
+def worker_class_for(threads: int) -> str:
+    """gunicorn's sync worker when each process serves one request at a time: no thread pool, and its timeout."""
+    return THREADED_WORKER if threads > 1 else SYNC_WORKER
 
 
 def when_ready(_server) -> None:  # noqa: ANN001 - gunicorn's Arbiter
@@ -37,10 +57,16 @@ def when_ready(_server) -> None:  # noqa: ANN001 - gunicorn's Arbiter
 
 
 def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn's Worker
-    """A database engine built before the fork would share its pooled connections with the master: drop them."""
+    """A database engine built before the fork would share its pooled connections with the master: drop them. Then
+    the engine and the Redis client (no connection yet) are built before the worker's threads serve a request:
+    Services' cached_property does not lock from Python 3.12 on, and two first requests at once would each build
+    one, a pool each."""
     services = getattr(worker.wsgi, "extensions", {}).get("canvas")
-    if services is not None and "db" in services.__dict__:
+    if services is None:
+        return
+    if "db" in services.__dict__:
         services.db.after_fork()
+    services.db, services.redis  # noqa: B018 - built here, once
 
 
 def child_exit(_server, worker) -> None:  # noqa: ANN001 - gunicorn's Arbiter and Worker
@@ -52,20 +78,21 @@ def child_exit(_server, worker) -> None:  # noqa: ANN001 - gunicorn's Arbiter an
         multiprocess.mark_process_dead(worker.pid)
 
 
-def default_workers(cores: int, available_bytes: int | None) -> int:
-    """gunicorn's 2 x cores + 1 for sync workers, as many as fit in API_MEMORY_SHARE of the memory available at
-    start at API_WORKER_MB each (``None``: unknown, no bound), and at least 2 (one slow request must not stall the
-    API)."""
-    by_cores = 2 * max(1, cores) + 1
-    if available_bytes is None:
-        return by_cores
-    by_memory = int(available_bytes * API_MEMORY_SHARE // (API_WORKER_MB * MB))
-    return max(2, min(by_cores, by_memory))
+def default_workers(cores: int, available_bytes: int | None, threads: int) -> int:
+    """gunicorn's advice for the worker class: threaded workers, one per core (the threads give the concurrency, the
+    processes the cores); sync workers (one thread each), 2 x cores + 1. As many as fit in API_MEMORY_SHARE of the
+    memory available at start at API_WORKER_MB each (``None``: unknown, no bound), and at least 2: one slow or dying
+    worker must not leave the API without another."""
+    cores = max(1, cores)
+    count = cores if threads > 1 else 2 * cores + 1
+    if available_bytes is not None:
+        count = min(count, int(available_bytes * API_MEMORY_SHARE // (API_WORKER_MB * MB)))
+    return max(2, count)
 
 
-def machine_default_workers() -> int:
+def machine_default_workers(threads: int) -> int:
     """``default_workers`` for this machine (or container), now."""
-    return default_workers(usable_cores(), available_memory())
+    return default_workers(usable_cores(), available_memory(), threads)
 
 
 def usable_cores() -> int:

@@ -127,14 +127,16 @@ class Counters:
             flushed = [tallies[index].pending for index in due]
             for index in due:
                 tallies[index].pending = 0
+            # This call decides on its own view of each count, not on the tallies, which the process's other
+            # threads raise meanwhile: a request must not be refused for the events counted after it.
+            seen = [tally.known + tally.pending for tally in tallies]
         if due:
-            self._synchronise(now, [counted[index] for index in due], flushed, watched,
-                              [tallies[index] for index in due], tallies[len(counted):])
-        for (limit, _), tally in zip(counted, tallies, strict=False):
-            if tally.known + tally.pending > limit.per_window:
+            self._synchronise(now, due, counted, flushed, watched, tallies, seen)
+        for (limit, _), count in zip(counted, seen, strict=False):
+            if count > limit.per_window:
                 return Over(limit, seconds_left(limit, now))
-        for (limit, _), tally in zip(watched, tallies[len(counted):], strict=True):
-            if tally.known + tally.pending >= limit.per_window:
+        for (limit, _), count in zip(watched, seen[len(counted):], strict=True):
+            if count >= limit.per_window:
                 return Over(limit, seconds_left(limit, now))
         return None
 
@@ -146,16 +148,19 @@ class Counters:
             tally = self._tallies[(limit.kind, subject)] = Tally(window_end(limit, now))
         return tally
 
-    def _synchronise(self, now: float, due: list, flushed: list[int], watched: list, due_tallies: list[Tally],
-                     watched_tallies: list[Tally]) -> None:
-        """Adds the due counters' events to Redis and reads the watched ones, in one round trip."""
-        values = self._execute(now, due, flushed, watched)
+    def _synchronise(self, now: float, due: list[int], counted: list, flushed: list[int], watched: list,
+                     tallies: list[Tally], seen: list[int]) -> None:
+        """Adds the due counters' events (``due``: their indexes in ``counted``) to Redis and reads the watched ones,
+        in one round trip; each answer is this call's count (``seen``) and the process's latest knowledge."""
+        values = self._execute(now, [counted[index] for index in due], flushed, watched)
         if values is None:
             return
+        answered = [*due, *range(len(counted), len(tallies))]  # INCRBY's answers, then GET's
         answers = [*values[0::2][:len(due)], *values[2 * len(due):]]
         with self._lock:
-            for tally, answer in zip([*due_tallies, *watched_tallies], answers, strict=True):
-                tally.known = max(tally.known, int(answer or 0))
+            for index, answer in zip(answered, answers, strict=True):
+                seen[index] = int(answer or 0)
+                tallies[index].known = max(tallies[index].known, seen[index])
 
     def _execute(self, now: float, due: list, flushed: list[int], watched: list) -> list | None:
         try:
