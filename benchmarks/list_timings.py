@@ -1,14 +1,18 @@
-"""How long the lists take as their tables grow: 100, 10,000 and 100,000 workflows (and as many runs) in one account.
+"""How long the lists take as their tables grow: 100, 10,000 and 100,000 rows of each listed table in one account (or
+its organization): workflows, runs, accounts, registered applications, templates and audit entries.
 
     .venv/bin/python benchmarks/list_timings.py [--sizes 100,10000,100000] [--rounds 5]
 
 Server-side time: each request goes through the Flask test client in this process (the whole WSGI app: auth,
 argument parsing, queries, serialisation, JSON encoding), so network and HTTP-server time are left out. Rows are
 added with Core executemany inserts, one size after the other (the next size adds the missing rows): workflows with
-one binding each, and runs of the first workflow (one in a hundred Failed, a /v2/logs line each; no block runs).
+one binding each, runs of the first workflow (one in a hundred Failed, a /v2/logs line each; no block runs), accounts
+of the organization, registered applications of its admin, templates of the organization and its audit entries.
 After each size, ANALYZE (PostgreSQL: VACUUM ANALYZE, as autovacuum soon would). Timed: the whole Workflows list (up
-to 10,000), its second and its last page of 50, a page of WorkflowRuns, /v2/flows and /v2/executions, 50 /v2/logs
-lines, and Authenticate as the baseline.
+to 10,000); the first, the middle and the last page of 50 of every list (Workflows, Accounts, RegApplications,
+WorkflowTemplates, WorkflowRuns, AuditLog, /v2/flows, /v2/executions, /v2/credentials, /v2/audit-events, and
+/v2/logs by offset and limit); and Authenticate as the baseline. (A page past the middle is read from the list's
+other end, so the middle page is the deepest one.)
 
 The database: CANVAS_DATABASE_URL if set (an empty database: it is migrated here), else SQLite in a temp dir.
 `--postgres` makes a scratch database on CANVAS_BENCH_PG (default postgresql+psycopg://postgres@127.0.0.1:5432/
@@ -91,10 +95,14 @@ class Seeder:
         self.account_id, self.organization_id = organization.account_id, organization.organization_id
         self.start = datetime(2026, 1, 1, tzinfo=timezone.utc)
         self.workflows = self.runs = 0
+        self.added = {"accounts": 1, "registered": 1, "templates": 0, "audit": 0}  # the admin and its application
+        # /v2/credentials shows the keys of what it lists: every registered application holds the same ones
+        self.ciphertext = platform.services.secret_box.encrypt_json({"username": "bench", "password": "x"})
         with platform.services.db.transaction() as session:
-            self.chain = session.get(WorkflowTemplate, TEMPLATE_ID).definition["chain"]
+            self.definition = session.get(WorkflowTemplate, TEMPLATE_ID).definition
+            self.chain = self.definition["chain"]
             registered = RegisteredApplication(account_id=self.account_id, application_id=uuid.uuid4(),
-                                               short_name="quinyx", tag_text="bench", credentials_ciphertext="x")
+                                               short_name="quinyx", tag_text="bench", credentials_ciphertext=self.ciphertext)
             session.add(registered)
             session.flush()
             self.registered_id = registered.id
@@ -105,7 +113,49 @@ class Seeder:
         started = time.perf_counter()
         self._add_workflows(size - self.workflows)
         self._add_runs(size - self.runs)
+        from canvas.models import Account, AuditEntry, RegisteredApplication, WorkflowTemplate
+
+        self._add_rows(Account, "accounts", size, self._account)
+        self._add_rows(RegisteredApplication, "registered", size, self._registered)
+        self._add_rows(WorkflowTemplate, "templates", size, self._template)
+        self._add_rows(AuditEntry, "audit", size, self._audit_entry)
         return time.perf_counter() - started
+
+    def _add_rows(self, model, kind: str, size: int, make_row) -> None:  # noqa: ANN001
+        """Rows of `model` made by make_row(n) until there are `size` of this kind."""
+        from sqlalchemy import insert
+
+        while self.added[kind] < size:
+            rows = [make_row(n) for n in range(self.added[kind], min(size, self.added[kind] + INSERT_BATCH))]
+            with self.engine.begin() as connection:
+                connection.execute(insert(model), rows)
+            self.added[kind] += len(rows)
+
+    def _account(self, n: int) -> dict:
+        return {"id": uuid.uuid4(), "organization_id": self.organization_id, "email": f"user{n}@bench.test",
+                "first_name": "User", "last_name": str(n), "role": "User", "global_notifications": False,
+                "active": True, "date_created": self.start + timedelta(milliseconds=n // 3)}
+
+    def _registered(self, n: int) -> dict:
+        stamp = self.start + timedelta(milliseconds=n // 3)
+        return {"id": uuid.uuid4(), "account_id": self.account_id, "application_id": uuid.uuid4(),
+                "short_name": "quinyx", "tag_text": f"bench {n}", "credentials_ciphertext": self.ciphertext,
+                "is_authenticated": False, "faulted": False, "restricted_to_grants": False, "date_created": stamp,
+                "date_modified": stamp}
+
+    def _template(self, n: int) -> dict:
+        stamp = self.start + timedelta(milliseconds=n)
+        return {"id": uuid.uuid4(), "organization_id": self.organization_id, "name": f"Bench template {n // 3}",
+                "description": "", "state": "Draft", "version": None, "definition": self.definition,
+                "draft_is_committed": False, "source": "api", "content_hash": "", "date_created": stamp,
+                "date_modified": stamp}
+
+    def _audit_entry(self, n: int) -> dict:
+        return {"id": uuid.uuid4(), "organization_id": self.organization_id, "actor_id": self.account_id,
+                "actor_kind": "api_key", "occurred_at": self.start + timedelta(milliseconds=n // 3),
+                "action": "workflow.update", "object_type": "workflow", "object_id": str(self.first_workflow),
+                "changes": {"name": {"before": f"Workflow {n}", "after": f"Workflow {n + 1}"}},
+                "request_id": uuid.uuid4().hex}
 
     def _add_workflows(self, count: int) -> list[uuid.UUID]:
         from sqlalchemy import insert
@@ -153,6 +203,31 @@ class Seeder:
                 connection.execute(insert(WorkflowRun), rows)
 
 
+# (name, path up to its paging parameters); {workflow} is the first workflow, whose runs these are
+PAGED_LISTS = [
+    ("Workflows", "/api/Workflows?"),
+    ("Accounts", "/api/Accounts?"),
+    ("RegApplications", "/api/RegApplications?"),
+    ("WorkflowTemplates", "/api/WorkflowTemplates?"),
+    ("WorkflowRuns", "/api/WorkflowRuns?workflowId={workflow}&"),
+    ("AuditLog", "/api/AuditLog?"),
+    ("v2 flows", "/v2/flows?"),
+    ("v2 executions", "/v2/executions?"),
+    ("v2 credentials", "/v2/credentials?"),
+    ("v2 audit-events", "/v2/audit-events?"),
+]
+
+
+def total_of(client, path: str, headers: dict) -> int:  # noqa: ANN001
+    """How many a list has in all: its X-Total-Count (Canvas), meta.total (JSON:API) or total (/v2/logs)."""
+    response = client.get(path, headers=headers)
+    assert response.status_code == 200, (path, response.status_code, response.get_data(as_text=True)[:300])
+    if "X-Total-Count" in response.headers:
+        return int(response.headers["X-Total-Count"])
+    body = response.get_json()
+    return body["meta"]["total"] if "meta" in body else body["total"]
+
+
 def timed(client, path: str, headers: dict, rounds: int, expect_items: int | None = None) -> tuple[float, float]:  # noqa: ANN001
     """(min, median) milliseconds of `rounds` requests, after one warm-up request."""
     response = client.get(path, headers=headers)
@@ -192,19 +267,25 @@ def measure(platform: Platform, sizes: list[int], rounds: int) -> list[tuple[str
         cases = [("Authenticate (baseline)", "/api/Authenticate", None)]
         if size <= 10_000:
             cases.append(("Workflows, all", "/api/Workflows", size))
-        cases += [
-            ("Workflows, page of 50", "/api/Workflows?page=2&pageSize=50", 50),
-            ("Workflows, last page of 50", f"/api/Workflows?page={size // 50}&pageSize=50", 50),
-            ("WorkflowRuns, page of 50", f"/api/WorkflowRuns?workflowId={seeder.first_workflow}&page=2", 50),
-            ("v2 flows, page of 50", "/v2/flows?page[number]=2&page[size]=50", 50),
-            ("v2 executions, page of 50", "/v2/executions?page[number]=2&page[size]=50", 50),
-            ("v2 logs, 50 lines", "/v2/logs?limit=50", min(50, size // 100)),
-        ]
+        for name, path in PAGED_LISTS:
+            path = path.format(workflow=seeder.first_workflow)
+            headers = v2_headers if path.startswith("/v2/") else canvas_headers
+            total = total_of(client, path + "page=1&pageSize=50" if path.startswith("/api/")
+                             else path + "page[number]=1&page[size]=50", headers)
+            last = max(1, -(-total // 50))
+            for which, number in (("first", 1), ("middle", (last + 1) // 2), ("last", last)):
+                paging = f"page={number}&pageSize=50" if path.startswith("/api/") else \
+                    f"page[number]={number}&page[size]=50"
+                cases.append((f"{name}, {which} page", path + paging, min(50, total - (number - 1) * 50)))
+        lines = total_of(client, "/v2/logs?limit=1", v2_headers)
+        cases += [("v2 logs, first 50 lines", "/v2/logs?limit=50", min(50, lines)),
+                  ("v2 logs, middle 50 lines", f"/v2/logs?offset={lines // 2}&limit=50", min(50, lines - lines // 2)),
+                  ("v2 logs, last 50 lines", f"/v2/logs?offset={max(0, lines - 50)}&limit=50", min(50, lines))]
         for label, path, items in cases:
             best, middle = timed(client, path, v2_headers if path.startswith("/v2/") else canvas_headers, rounds,
                                  items)
             results.append((label, size, best, middle))
-            print(f"  {label:<28} min {best:8.1f} ms   median {middle:8.1f} ms", flush=True)
+            print(f"  {label:<32} min {best:8.1f} ms   median {middle:8.1f} ms", flush=True)
     return results
 
 

@@ -48,7 +48,9 @@ class Organization(Base):
 class Account(Base):
     __tablename__ = "account"
     # GET Accounts: an organization's active accounts, oldest first
-    __table_args__ = (Index("ix_account_organization_listed", "organization_id", "active", "date_created", "email"),)
+    # (with the id: a deep page's ids are read from the index alone)
+    __table_args__ = (Index("ix_account_organization_listed", "organization_id", "active", "date_created", "email",
+                            "id"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organization.id"), index=True)

@@ -23,13 +23,16 @@ class WorkflowRun(Base):
         Index("uq_workflow_run_active", "workflow_id", unique=True,
               sqlite_where=text("status IN ('Queued', 'Running')"),
               postgresql_where=text("status IN ('Queued', 'Running')")),
-        Index("ix_workflow_run_workflow_queued", "workflow_id", "date_queued"),
-        # /v2/executions: the runs of a workspace's (or a User's) workflows, newest first, a page at a time
-        Index("ix_workflow_run_queued", "date_queued"),
+        # GET WorkflowRuns: a workflow's runs, newest first (with the id: a deep page's ids from the index alone)
+        Index("ix_workflow_run_workflow_queued", "workflow_id", "date_queued", "id"),
+        # /v2/executions: the runs of a workspace's (or a User's) workflows, newest first, a page at a time (with the
+        # workflow, whose visibility is checked, and the id: a deep page's ids from the index alone)
+        Index("ix_workflow_run_queued", "date_queued", "id", "workflow_id"),
         Index("ix_workflow_run_status_heartbeat", "status", "heartbeat_at"),  # the reaper's question
         # /v2/logs: the runs of a workspace's (or of some flows') workflows, newest finished first, a batch at a time
-        Index("ix_workflow_run_finished", "date_finished", "id"),
-        Index("ix_workflow_run_workflow_finished", "workflow_id", "date_finished", "id"),
+        # (with the status and the workflow: the ids of the runs with lines are read from the index alone)
+        Index("ix_workflow_run_finished", "date_finished", "id", "status", "workflow_id"),
+        Index("ix_workflow_run_workflow_finished", "workflow_id", "date_finished", "id", "status"),
         # The follow-up sweep's question: final runs (date_finished set) whose callbacks and notification were not
         # queued yet. Few: the index holds them and the active runs.
         Index("ix_workflow_run_not_followed_up", "date_finished",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from canvas.models.base import Base, UtcDateTime, new_id, utcnow
@@ -14,6 +14,8 @@ class WorkflowTemplate(Base):
     """A template's identity and its working state. `definition` is the draft (or the current published one)."""
 
     __tablename__ = "workflow_template"
+    # GET WorkflowTemplates: the global ones and an organization's, by name (the organization read from the index)
+    __table_args__ = (Index("ix_workflow_template_listed", "name", "id", "organization_id"),)
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_id)
     organization_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("organization.id"), index=True)

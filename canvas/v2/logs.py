@@ -71,7 +71,7 @@ def log_page(viewer: Viewer, flow_ids: list, start: datetime | None, end: dateti
     hits: list[tuple[str, dict]] = []
     count = 0
     batch, bound, done = BATCH_RUNS, None, False
-    runs = _runs_of(select(WorkflowRun, Workflow), viewer, flow_ids, start, end)
+    runs = _runs_of(select(WorkflowRun), viewer, flow_ids, start, end)
     runs = runs.where((WorkflowRun.status == "Failed") | select(BlockRun.id).where(
         BlockRun.run_id == WorkflowRun.id).exists())
     for unfinished in (True, False):
@@ -81,7 +81,7 @@ def log_page(viewer: Viewer, flow_ids: list, start: datetime | None, end: dateti
             page = query if unfinished else (query if bound is None else query.where(
                 (WorkflowRun.date_finished < bound[0])
                 | ((WorkflowRun.date_finished == bound[0]) & (WorkflowRun.id < bound[1])))).limit(batch)
-            chunk = list(db_session().execute(page))
+            chunk = _batch(page)
             found = _hits_of(chunk)
             matched = [entry for entry in found if keep(entry[1])]
             count += len(matched)
@@ -93,7 +93,7 @@ def log_page(viewer: Viewer, flow_ids: list, start: datetime | None, end: dateti
             if len(chunk) < batch:
                 done = True
                 break
-            last = chunk[-1][0]
+            last = chunk[-1]
             bound, batch = (last.date_finished, last.id), min(batch * 2, 1000)
             if not line_filtered and len(hits) >= need and (
                     _second(hits[-1][0]) > _second(jsonapi.iso_time(last.date_finished))):
@@ -102,17 +102,32 @@ def log_page(viewer: Viewer, flow_ids: list, start: datetime | None, end: dateti
     return total, [hit for _key, hit in hits[offset:need]]
 
 
-def _hits_of(chunk: list) -> list[tuple[str, dict]]:
-    """The hits of a batch of (run, workflow) rows with their sort keys: each block's lines (a line without an
-    ISO timestamp sorts as its block's, or its run's, end), then the run's failure line if it failed."""
+def _batch(query) -> list[WorkflowRun]:  # noqa: ANN001 - a Select of runs
+    """The query's runs, their ids read first: ix_workflow_run_finished (and ix_workflow_run_workflow_finished) hold
+    the status and the workflow, so the filter (failed, or with block runs), the viewer's condition and the order are
+    answered from the index, and the rows of runs without lines, most runs but the failed ones in a deep page, are
+    never read."""
+    ids = db_session().scalars(query.with_only_columns(WorkflowRun.id)).all()
+    runs = {run.id: run for run in db_session().scalars(select(WorkflowRun).where(WorkflowRun.id.in_(ids)))}
+    return [runs[run_id] for run_id in ids if run_id in runs]
+
+
+def _hits_of(chunk: list[WorkflowRun]) -> list[tuple[str, dict]]:
+    """The hits of a batch of runs with their sort keys: each block's lines (a line without an ISO timestamp sorts
+    as its block's, or its run's, end), then the run's failure line if it failed. Their workflows are read once
+    each, not with every run: a workflow row decoded for each of 1,000 runs of one workflow (its chain JSON) was
+    most of the Python time of a deep page."""
     if not chunk:
         return []
     blocks: dict = {}
-    for block in db_session().scalars(select(BlockRun).where(BlockRun.run_id.in_([run.id for run, _ in chunk]))
+    for block in db_session().scalars(select(BlockRun).where(BlockRun.run_id.in_([run.id for run in chunk]))
                                       .order_by(BlockRun.run_id, BlockRun.number)):
         blocks.setdefault(block.run_id, []).append(block)
+    workflows = {workflow.id: workflow for workflow in db_session().scalars(
+        select(Workflow).where(Workflow.id.in_({run.workflow_id for run in chunk})))}
     found = []
-    for run, workflow in chunk:
+    for run in chunk:
+        workflow = workflows[run.workflow_id]
         for block in blocks.get(run.id, []):
             fallback = jsonapi.iso_time(block.date_finished or run.date_finished or run.date_queued)
             for index, line in enumerate(block.log or []):

@@ -6,8 +6,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import String, cast, func, inspect, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import UnaryExpression
 
 from canvas.applications import service as applications
 from canvas.audit import service as audit
@@ -293,10 +295,41 @@ def page_of(session: Session, query, order_by, page: int, size: int) -> tuple[li
 
 
 def slice_of(session: Session, query, order_by, offset: int, limit: int) -> tuple[list, int]:  # noqa: ANN001
-    """The query's rows from `offset` on, at most `limit` of them, in `order_by` order, and the total count."""
+    """The query's rows from `offset` on, at most `limit` of them, in `order_by` order, and the total count.
+
+    A deferred join: the ids of the slice first, then the rows of those ids. Skipping `offset` rows of the full
+    query reads every skipped row from the table (100,000 rows deep, the last page of Workflows took 70-120 ms on
+    PostgreSQL); skipping them in the id query reads only the list's index (an index-only scan), and just the
+    slice's rows are read from the table."""
     total = session.scalar(select(func.count()).select_from(query.subquery()))
-    rows = _rows(session, query.order_by(*order_by).offset(offset).limit(limit))
-    return list(rows), total
+    keys = inspect(query.column_descriptions[0]["entity"]).primary_key
+    if len(keys) > 1:  # schedule occurrences, flow versions (one workflow's history): no single id to join on
+        return list(_rows(session, query.order_by(*order_by).offset(offset).limit(limit))), total
+    ids = _slice_ids(session, query.with_only_columns(keys[0]), order_by, offset, limit, total)
+    if not ids:
+        return [], total
+    return list(_rows(session, query.where(keys[0].in_(ids)).order_by(*order_by))), total
+
+
+def _slice_ids(session: Session, ids_query, order_by, offset: int, limit: int, total: int) -> list:  # noqa: ANN001
+    """The ids of the slice, read from the nearer end of the list: a slice in its second half is the same slice of
+    the reverse order counted from the other end, so that the last page skips no more rows than the first (the
+    deepest page is the middle one, skipping half of them). Its ids come in either order: the caller sorts."""
+    after = total - offset - limit  # rows after the slice (negative: the slice is cut short by the list's end)
+    if offset <= after:
+        return session.scalars(ids_query.order_by(*order_by).offset(offset).limit(limit)).all()
+    if offset >= total:
+        return []
+    reverse = [_reversed(term) for term in order_by]
+    return session.scalars(ids_query.order_by(*reverse).offset(max(after, 0)).limit(min(limit, total - offset))).all()
+
+
+def _reversed(term):  # noqa: ANN001, ANN202 - a column or a column's .asc()/.desc()
+    """The term in the opposite direction; NULLs are reversed with it (PostgreSQL puts them last ascending and first
+    descending, SQLite takes them for the smallest value)."""
+    if isinstance(term, UnaryExpression) and term.modifier in (operators.desc_op, operators.asc_op):
+        return term.element.asc() if term.modifier is operators.desc_op else term.element.desc()
+    return term.desc()
 
 
 def _rows(session: Session, query):  # noqa: ANN001, ANN202

@@ -221,3 +221,44 @@ def test_a_page_of_v2_flows_shows_each_flow_as_its_own_get_does(app, client, org
     assert (by_id[first]["attributes"]["type"], by_id[first]["attributes"]["stats_enabled"]) == ("long_running", False)
     assert by_id[second]["attributes"]["time_zone"] == "America/New_York"
     assert by_id[scheduled]["attributes"]["cron"] == "0 0 12 * * ?"
+
+
+# Lists newest first, page by page: a page past the middle of a list reads its ids from the other end, in the
+# reverse order (canvas.workflows.service.slice_of); the pages must still make up the list that one page shows.
+# (path, its filter, its paging parameters' names)
+NEWEST_FIRST = [("/api/WorkflowRuns", {"workflowId": "{workflow}"}, "page", "pageSize"),
+                ("/api/AuditLog", {}, "page", "pageSize"),
+                ("/v2/executions", {}, "page[number]", "page[size]"),
+                ("/v2/audit-events", {}, "page[number]", "page[size]"),
+                ("/v2/flows", {"sort": "-name"}, "page[number]", "page[size]")]  # the names tie: W0 and W1 twice
+
+
+@pytest.mark.parametrize(("path", "query", "number", "size"), NEWEST_FIRST, ids=[case[0] for case in NEWEST_FIRST])
+def test_pages_of_a_list_newest_first_make_up_the_whole_list(app, client, filled, path, query, number, size):
+    from canvas.models import WorkflowRun
+    from tests.api.test_v2_support import basic_headers
+
+    workflow_id = filled["owned"][filled["admin_id"]][0]
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    # seven runs, four queued at the same instant (the id breaks the tie)
+    runs = [{"id": uuid.uuid4(), "workflow_id": uuid.UUID(workflow_id), "account_id": uuid.UUID(filled["admin_id"]),
+             "status": "Succeeded", "trigger": "manual", "run_from_block": 1, "run_till_block": 1, "dry_run": False,
+             "cancel_requested": False, "lease_token": 0, "dispatch_count": 1,
+             "date_queued": start + timedelta(minutes=min(n, 3)), "date_finished": start + timedelta(minutes=n)}
+            for n in range(7)]
+    with app.extensions["canvas"].db.engine.begin() as connection:
+        connection.execute(insert(WorkflowRun), runs)
+    headers = basic_headers(app, filled["admin_id"], filled["admin"]) if path.startswith("/v2/") else filled["admin"]
+    query = {name: value.format(workflow=workflow_id) for name, value in query.items()}
+
+    def items(**paging) -> list:
+        answer = client.get(path, query_string={**query, **paging}, headers=headers)
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        return answer.json["data"] if path.startswith("/v2/") else answer.json
+
+    whole = items(**{size: 500})
+    assert len(whole) >= 7
+    for page_size in (1, 2, 3):
+        pages = [item for page in range(1, len(whole) // page_size + 2)
+                 for item in items(**{number: page, size: page_size})]
+        assert pages == whole, page_size

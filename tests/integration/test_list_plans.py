@@ -9,6 +9,9 @@ EXPLAIN QUERY PLAN's `SCAN <table>` without an index is the same finding.
 The page queries of the lists whose order an index serves are also held to that: no sort of all the rows the
 filter selects (PostgreSQL with enable_sort off: a Sort node; SQLite: USE TEMP B-TREE FOR ORDER BY). A sort of
 the tie-breaker within equal leading keys (Incremental Sort, TEMP B-TREE FOR RIGHT PART OF ORDER BY) is fine.
+
+A page reads its ids first, from the end of the list nearer to it (canvas.workflows.service.slice_of): each list has
+a case of a first page and one of a last page, so that both the forward and the reverse id query are explained.
 """
 from __future__ import annotations
 
@@ -29,8 +32,9 @@ SQLITE_SCAN = re.compile(r"^SCAN (\w+)(?: AS (\w+))?"
 
 @pytest.fixture()
 def listed(app, client, org, make_org):
-    """An organization with an admin and a User, each with registered applications, workflows (one deleted), runs,
-    schedule occurrences and block runs with log lines; and another organization with a workflow."""
+    """An organization with an admin and a User, each with two registered applications, workflows (one deleted),
+    runs, schedule occurrences and block runs with log lines; and another organization with a workflow. Its "places"
+    fill the paths: each user's first workflow, and the last page (of 1) of the lists whose length is not set here."""
     users = {"admin": (org.admin_id, org.admin_headers)}
     user_id, user_headers = org.add_account("User")
     users["user"] = (user_id, user_headers)
@@ -38,6 +42,7 @@ def listed(app, client, org, make_org):
     template_id = published_template(client, org.admin_headers)
     for name, (account_id, headers) in users.items():
         registered = file_hub_app(client, headers)
+        file_hub_app(client, headers)
         ids = [new_workflow(client, headers, template_id, registered, name=f"{name} {n}") for n in range(3)]
         assert client.get(f"/api/DeleteWorkflow/{ids[-1]}", headers=headers).status_code == 200
         workflow_ids[name] = ids[0]
@@ -45,8 +50,17 @@ def listed(app, client, org, make_org):
     other = make_org("Other")
     other_template = published_template(client, other.admin_headers)
     new_workflow(client, other.admin_headers, other_template, file_hub_app(client, other.admin_headers))
-    return {"users": users, "workflows": workflow_ids,
-            "basic": {name: basic_headers(app, account_id, headers) for name, (account_id, headers) in users.items()}}
+    basic = {name: basic_headers(app, account_id, headers) for name, (account_id, headers) in users.items()}
+    lengths = {"templates_last": _length(client, "/api/WorkflowTemplates?pageSize=1", org.admin_headers),
+               "audit_last": _length(client, "/api/AuditLog?pageSize=1", org.admin_headers),
+               "events_last": _length(client, "/v2/audit-events?page[size]=1", basic["admin"])}
+    return {"users": users, "places": {**workflow_ids, **lengths}, "basic": basic}
+
+
+def _length(client, path: str, headers: dict) -> int:  # noqa: ANN001
+    answer = client.get(path, headers=headers)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return int(answer.headers["X-Total-Count"]) if "X-Total-Count" in answer.headers else answer.json["meta"]["total"]
 
 
 def _add_history(app, account_id: str, workflow_id: str) -> None:
@@ -73,23 +87,39 @@ def _add_history(app, account_id: str, workflow_id: str) -> None:
 # (id, who, path, whether the page query's order must come from an index)
 LISTS = [
     ("workflows", "admin", "/api/Workflows", True),
-    ("workflows-page", "user", "/api/Workflows?page=1&pageSize=2", True),
+    ("workflows-page", "user", "/api/Workflows?page=1&pageSize=1", True),
+    ("workflows-last-page", "user", "/api/Workflows?page=2&pageSize=1", True),
     ("accounts", "admin", "/api/Accounts", True),
-    ("accounts-page", "admin", "/api/Accounts?page=2&pageSize=1", True),
+    ("accounts-page", "admin", "/api/Accounts?page=1&pageSize=1", True),
+    ("accounts-last-page", "admin", "/api/Accounts?page=2&pageSize=1", True),
     ("reg-applications", "user", "/api/RegApplications", True),
     ("reg-applications-page", "user", "/api/RegApplications?pageSize=1", True),
-    # global templates or the organization's: one index scan per term of the OR, the visible ones sorted by name
+    ("reg-applications-last-page", "user", "/api/RegApplications?page=2&pageSize=1", True),
+    # global templates or the organization's: one index scan per term of the OR, the visible ones sorted by name (on
+    # a large table, a page's ids are read in name order from ix_workflow_template_listed, which holds the
+    # organization)
     ("workflow-templates", "admin", "/api/WorkflowTemplates", False),
     ("workflow-templates-page", "admin", "/api/WorkflowTemplates?page=1&pageSize=2", False),
+    ("workflow-templates-last-page", "admin", "/api/WorkflowTemplates?page={templates_last}&pageSize=1", False),
     ("workflow-runs", "user", "/api/WorkflowRuns?workflowId={user}&page=1&pageSize=2", True),
+    ("workflow-runs-last-page", "user", "/api/WorkflowRuns?workflowId={user}&page=2&pageSize=2", True),
     ("workflow-runs-status", "user", "/api/WorkflowRuns?workflowId={user}&status=Succeeded", True),
     ("schedule-occurrences", "user", "/api/ScheduleOccurrences?workflowId={user}&pageSize=2", True),
-    ("v2-flows-of-a-user", "user", "/v2/flows?page[size]=2", True),
+    ("audit-log", "admin", "/api/AuditLog?pageSize=2", True),
+    ("audit-log-last-page", "admin", "/api/AuditLog?page={audit_last}&pageSize=1", True),
+    ("v2-flows-of-a-user", "user", "/v2/flows?page[size]=1", True),
+    ("v2-flows-of-a-user-last-page", "user", "/v2/flows?page[size]=1&page[number]=2", True),
     ("v2-flows-of-a-workspace", "admin", "/v2/flows?page[size]=2&page[number]=2", True),
     ("v2-credentials", "user", "/v2/credentials?page[size]=1", True),
+    ("v2-credentials-last-page", "user", "/v2/credentials?page[size]=1&page[number]=2", True),
+    ("v2-audit-events", "admin", "/v2/audit-events?page[size]=2", True),
+    ("v2-audit-events-last-page", "admin", "/v2/audit-events?page[size]=1&page[number]={events_last}", True),
     # runs of the viewer's workflows, newest first: the runs are found through each workflow's index, then sorted
     ("v2-executions", "admin", "/v2/executions?page[size]=2", False),
+    ("v2-executions-last-page", "admin", "/v2/executions?page[size]=2&page[number]=4", False),
     ("v2-executions-of-a-flow", "user", "/v2/executions?filter[flow]={user}&page[size]=2", True),
+    ("v2-executions-of-a-flow-last-page", "user", "/v2/executions?filter[flow]={user}&page[size]=2&page[number]=2",
+     True),
     # the viewer's runs newest finished first, a batch at a time, with their block runs' lines: the runs are found
     # through each workflow's index, then sorted (on a large table, ix_workflow_run_finished serves the order);
     # the total is counted by the database through the same indexes
@@ -102,7 +132,7 @@ LISTS = [
 @pytest.mark.parametrize(("who", "path", "ordered"), [case[1:] for case in LISTS], ids=[case[0] for case in LISTS])
 def test_a_list_reads_its_tables_through_indexes(app, client, listed, who, path, ordered):
     headers = listed["basic"][who] if path.startswith("/v2/") else listed["users"][who][1]
-    statements = _statements_of(app, lambda: client.get(path.format(**listed["workflows"]), headers=headers))
+    statements = _statements_of(app, lambda: client.get(path.format(**listed["places"]), headers=headers))
     selects = [(statement, parameters) for statement, parameters in statements
                if statement.lstrip().upper().startswith("SELECT")]
     assert selects, "the endpoint ran no query"
