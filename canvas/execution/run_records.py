@@ -6,17 +6,30 @@ per-call statement construction (measured: about a third of a no-op run's cost).
 from __future__ import annotations
 
 import uuid
+from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, case, exists, insert, or_, select, update
+from sqlalchemy import Select, bindparam, case, exists, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine, Row
 
 from canvas.models import Account, BlockOutput, BlockRun, FlowCallback, Workflow, WorkflowRun
 
 RUNS, WORKFLOWS, CALLBACKS = WorkflowRun.__table__, Workflow.__table__, FlowCallback.__table__
 BLOCK_RUNS, OUTPUTS, ACCOUNTS = BlockRun.__table__, BlockOutput.__table__, Account.__table__
+
+
+# Parameters of a statement with several writes are named part__column: a parameter named like a column would be
+# set by every write to a table that has that column.
+def _bound(table, part: str, names: tuple) -> dict:  # noqa: ANN001 - a Table
+    return {name: bindparam(f"{part}__{name}", type_=table.c[name].type) for name in names}
+
+
+def _named(part: str, values: dict) -> dict:
+    return {f"{part}__{name}": value for name, value in values.items()}
+
 
 CLAIMED = (RUNS.c.workflow_id, RUNS.c.account_id, RUNS.c.run_from_block, RUNS.c.run_till_block, RUNS.c.dry_run,
            RUNS.c.input_blob_key, RUNS.c.lease_token, RUNS.c.block_numbers,
@@ -54,21 +67,31 @@ LAST_OUTCOME = (select(RUNS.c.status).where(RUNS.c.workflow_id == WORKFLOWS.c.id
                                             RUNS.c.status.in_(("Succeeded", "Failed")))
                 .order_by(RUNS.c.date_finished.desc()).limit(1).scalar_subquery())
 AFTER_FAILURE = case((NOTIFIES, LAST_OUTCOME == "Failed"), else_=False).label("after_failure")
-WORKFLOW_FOR_RUN = select(WORKFLOWS.c.id, WORKFLOWS.c.name, WORKFLOWS.c.chain, WORKFLOWS.c.account_id,
-                          WORKFLOWS.c.schedule_frequency, WORKFLOWS.c.failure_policy, HAS_CALLBACKS,
-                          HAS_NOTIFICATIONS, AFTER_FAILURE).where(WORKFLOWS.c.id == bindparam("workflow_id"))
+WORKFLOW_COLUMNS = (WORKFLOWS.c.id, WORKFLOWS.c.name, WORKFLOWS.c.chain, WORKFLOWS.c.account_id,
+                    WORKFLOWS.c.schedule_frequency, WORKFLOWS.c.failure_policy, HAS_CALLBACKS, HAS_NOTIFICATIONS,
+                    AFTER_FAILURE)
+WORKFLOW_FOR_RUN = select(*WORKFLOW_COLUMNS).where(WORKFLOWS.c.id == bindparam("workflow_id"))
 SET_WORKFLOW_RUNNING = (update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow_id"))
                         .values(status="Running", current_block=bindparam("number")))
+# On PostgreSQL the claim, the workflow marked Running at the run's first block and the workflow's read are one
+# statement (a round trip instead of three): the workflow is updated only when the claim took, and the read sees the
+# columns the update does not touch.
+ClaimedRun = namedtuple("ClaimedRun", [column.name for column in CLAIMED])
+WorkflowForRun = namedtuple("WorkflowForRun", [column.name for column in WORKFLOW_COLUMNS])
+_CLAIMED = CLAIM_RUN.cte("claimed")
+CLAIM_RUN_WITH_WORKFLOW = (
+    select(*_CLAIMED.c, *(column.label(f"workflow_{column.name}") for column in WORKFLOW_COLUMNS))
+    .where(WORKFLOWS.c.id == _CLAIMED.c.workflow_id)
+    .add_cte(update(WORKFLOWS).where(WORKFLOWS.c.id == _CLAIMED.c.workflow_id)
+             .values(status="Running", current_block=_CLAIMED.c.run_from_block).cte("running")))
 SET_CURRENT_BLOCK = (update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow_id"))
                      .values(current_block=bindparam("number")))
 INSERT_BLOCK_RUN = insert(BLOCK_RUNS)
 INSERT_OUTPUT = insert(OUTPUTS)
-COMPLETE_BLOCK_RUN = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block_run_id"))
-                      .values(status="Succeeded", date_finished=bindparam("now"), attempts=bindparam("attempts"),
-                              records_out=bindparam("records_out"), records_read=bindparam("records_read"),
-                              output_id=bindparam("output_id"), records_failed=bindparam("records_failed"),
-                              errors_blob_key=bindparam("errors_blob_key"),
-                              log=bindparam("lines", type_=BLOCK_RUNS.c.log.type)))
+COMPLETION_COLUMNS = ("status", "date_finished", "attempts", "records_out", "records_read", "output_id",
+                      "records_failed", "errors_blob_key", "log")
+COMPLETE_BLOCK_RUN = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block__id"))
+                      .values(**_bound(BLOCK_RUNS, "block", COMPLETION_COLUMNS)))
 RECORD_PROGRESS = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block_run_id"),
                                             BLOCK_RUNS.c.status == "Running")  # never over a finished block's counts
                    .values(records_read=bindparam("records_read"), records_out=bindparam("records_out")))
@@ -106,8 +129,17 @@ def bookkeeping(engine: Engine) -> Iterator[Connection]:
             yield connection
 
 
-def claim_run(connection: Connection, run_id: uuid.UUID, now: datetime, worker: str) -> Row | None:
-    return connection.execute(CLAIM_RUN, {"run_id": run_id, "now": now, "worker": worker}).first()
+def claim_run(connection: Connection, run_id: uuid.UUID, now: datetime, worker: str) -> tuple[Row, Row] | None:
+    """Queued -> Running: the claimed run and its workflow, marked Running at the run's first block; None when the
+    run is no longer queued (and nothing is written)."""
+    params = {"run_id": run_id, "now": now, "worker": worker}
+    if connection.dialect.name == "postgresql":
+        row = connection.execute(CLAIM_RUN_WITH_WORKFLOW, params).first()
+        return None if row is None else (ClaimedRun(*row[:len(CLAIMED)]), WorkflowForRun(*row[len(CLAIMED):]))
+    claimed = connection.execute(CLAIM_RUN, params).first()
+    if claimed is None:
+        return None
+    return claimed, workflow_for_run(connection, claimed.workflow_id, claimed.run_from_block)
 
 
 def claimed_by(connection: Connection, run_id: uuid.UUID, worker: str, now: datetime) -> Row | None:
@@ -156,14 +188,25 @@ def insert_block_run(connection: Connection, workflow_id: uuid.UUID, values: dic
         connection.execute(SET_CURRENT_BLOCK, {"workflow_id": workflow_id, "number": values["number"]})
 
 
-def record_completed(connection: Connection, output: dict, block_run_id: uuid.UUID, attempts: int,
-                     lines: list[dict], records_read: int | None, now: datetime, records_failed: int | None = None,
-                     errors_blob_key: str | None = None) -> None:
-    connection.execute(INSERT_OUTPUT, output)
-    connection.execute(COMPLETE_BLOCK_RUN, {"block_run_id": block_run_id, "now": now, "attempts": attempts,
-                                            "records_out": output["record_count"], "records_read": records_read,
-                                            "output_id": output["id"], "lines": lines,
-                                            "records_failed": records_failed, "errors_blob_key": errors_blob_key})
+@dataclass(frozen=True)
+class Completion:
+    """A block that succeeded, as written: its output row, and its block run's new values."""
+
+    output: dict
+    block_run_id: uuid.UUID
+    values: dict
+
+
+def completion(output: dict, block_run_id: uuid.UUID, attempts: int, lines: list[dict], records_read: int | None,
+               now: datetime, records_failed: int | None = None, errors_blob_key: str | None = None) -> Completion:
+    values = ("Succeeded", now, attempts, output["record_count"], records_read, output["id"], records_failed,
+              errors_blob_key, lines)
+    return Completion(output, block_run_id, dict(zip(COMPLETION_COLUMNS, values)))
+
+
+def record_completed(connection: Connection, completed: Completion) -> None:
+    connection.execute(INSERT_OUTPUT, completed.output)
+    connection.execute(COMPLETE_BLOCK_RUN, {**_named("block", completed.values), "block__id": completed.block_run_id})
 
 
 def record_progress(connection: Connection, block_run_id: uuid.UUID, records_read: int | None,
@@ -173,15 +216,53 @@ def record_progress(connection: Connection, block_run_id: uuid.UUID, records_rea
 
 
 def finish_run(connection: Connection, run_id: uuid.UUID, token: int, workflow_id: uuid.UUID, run_values: dict,
-               workflow_values: dict) -> bool:
+               workflow_values: dict, completed: Completion | None = None) -> bool:
     """End the run, fenced like a lease renewal: only while it is still Running under `token` (else False, and
-    nothing is written)."""
-    ended = connection.execute(update(RUNS).where(RUNS.c.id == run_id, RUNS.c.lease_token == token,
-                                                  RUNS.c.status == "Running").values(**run_values))
-    if ended.rowcount != 1:
+    nothing is written); `completed`, its last block, is recorded with it."""
+    if connection.dialect.name == "postgresql":
+        return _finish_in_one_statement(connection, run_id, token, workflow_id, run_values, workflow_values,
+                                        completed)
+    if connection.execute(update(RUNS).where(RUNS.c.id == run_id, RUNS.c.lease_token == token,
+                                             RUNS.c.status == "Running").values(**run_values)).rowcount != 1:
         return False
     connection.execute(update(WORKFLOWS).where(WORKFLOWS.c.id == workflow_id).values(**workflow_values))
+    if completed is not None:
+        record_completed(connection, completed)
     return True
+
+
+_FINISH_STATEMENTS: dict[tuple, Select] = {}  # by the names of the values each part writes
+
+
+def _finish_in_one_statement(connection: Connection, run_id: uuid.UUID, token: int, workflow_id: uuid.UUID,
+                             run_values: dict, workflow_values: dict, completed: Completion | None) -> bool:
+    """PostgreSQL: the run's end and the writes that go with it as one statement (one round trip instead of up to
+    four), each write conditional on the fenced end of the run, so that a lost lease still writes nothing."""
+    shape = (tuple(run_values), tuple(workflow_values),
+             None if completed is None else tuple(completed.output))
+    statement = _FINISH_STATEMENTS.get(shape)
+    if statement is None:
+        statement = _FINISH_STATEMENTS[shape] = _finish_statement(*shape)
+    params = {"run__id": run_id, "run__token": token, "workflow__id": workflow_id, **_named("run", run_values),
+              **_named("workflow", workflow_values)}
+    if completed is not None:
+        params.update(_named("output", completed.output), **_named("block", completed.values),
+                      block__id=completed.block_run_id)
+    return connection.execute(statement, params).first() is not None
+
+
+def _finish_statement(run_names: tuple, workflow_names: tuple, output_names: tuple | None) -> Select:
+    ended = (update(RUNS).where(RUNS.c.id == bindparam("run__id"), RUNS.c.lease_token == bindparam("run__token"),
+                                RUNS.c.status == "Running")
+             .values(**_bound(RUNS, "run", run_names)).returning(RUNS.c.id).cte("ended"))
+    fence = select(ended.c.id).exists()
+    writes = [update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow__id"), fence)
+              .values(**_bound(WORKFLOWS, "workflow", workflow_names))]
+    if output_names is not None:
+        writes.append(insert(OUTPUTS).from_select(
+            output_names, select(*_bound(OUTPUTS, "output", output_names).values()).where(fence)))
+        writes.append(COMPLETE_BLOCK_RUN.where(fence))
+    return select(ended.c.id).add_cte(*(write.cte(f"write_{n}") for n, write in enumerate(writes)))
 
 
 def end_running_blocks(connection: Connection, run_id: uuid.UUID, status: str, error: str | None,

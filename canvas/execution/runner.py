@@ -451,12 +451,12 @@ class Runner:
         while True:
             try:
                 with records.bookkeeping(self.db.engine) as connection:
-                    claimed = records.claim_run(connection, run_id, now, worker)
-                    if claimed is None:
+                    claim = records.claim_run(connection, run_id, now, worker)
+                    if claim is None:
                         log.info("run %s is no longer queued (cancelled, or started by another worker); nothing to "
                                  "do", run_id)
                         return None
-                    return self._begin_run(connection, run_id, claimed, first_block_run_id, begin=True)
+                    return self._begin_run(connection, run_id, *claim, first_block_run_id, begin=True)
             except DBAPIError as error:
                 if not is_connection_error(error) or time.monotonic() >= deadline:
                     raise  # RQ keeps the job as failed; the reaper queues the run again (it is still Queued)
@@ -473,27 +473,27 @@ class Runner:
         try:
             with self.db.engine.connect() as connection:
                 claimed = records.claimed_by(connection, run_id, worker, now)
-                return None if claimed is None else self._begin_run(connection, run_id, claimed, first_block_run_id,
-                                                                    begin=False)
+                if claimed is None:
+                    return None
+                workflow = records.workflow_for_run(connection, claimed.workflow_id)
+                return self._begin_run(connection, run_id, claimed, workflow, first_block_run_id, begin=False)
         except DBAPIError as error:
             if not is_connection_error(error):
                 raise
             return None
 
-    def _begin_run(self, connection, run_id: uuid.UUID, claimed, first_block_run_id: uuid.UUID,  # noqa: ANN001
-                   begin: bool) -> RunState:
-        state = self._run_state(connection, run_id, claimed, mark_running=begin)
+    def _begin_run(self, connection, run_id: uuid.UUID, claimed, workflow,  # noqa: ANN001
+                   first_block_run_id: uuid.UUID, begin: bool) -> RunState:
+        state = self._run_state(connection, run_id, claimed, workflow)
         state.first_block_run_id = first_block_run_id
         state.begun[state.first] = first_block_run_id
         if begin:  # the workflow's current block was set with the claim
             self._begin_block(connection, state, state.first, first_block_run_id, show=False)
         return state
 
-    def _run_state(self, connection, run_id: uuid.UUID, claimed, mark_running: bool) -> RunState:  # noqa: ANN001
+    def _run_state(self, connection, run_id: uuid.UUID, claimed, workflow) -> RunState:  # noqa: ANN001
         """The run as its blocks need it; the stored outputs of parents outside the plan are read now (no other run
         of the workflow can store one while this run is active)."""
-        workflow = records.workflow_for_run(connection, claimed.workflow_id,
-                                            claimed.run_from_block if mark_running else None)
         uses_applications = any(entry.get("application") for entry in workflow.chain)
         lease = RunLease(run_id, claimed.lease_token, self.timing)
         graph = block_graph(workflow.chain)
@@ -534,7 +534,7 @@ class Runner:
                 records.end_block_run(connection, block_run_id, "Cancelled", "not started: the run had ended",
                                       utcnow())
                 return "not started"
-            state = self._run_state(connection, run_id, run, mark_running=False)
+            state = self._run_state(connection, run_id, run, records.workflow_for_run(connection, run.workflow_id))
             for row in records.node_states(connection, run_id):
                 if row.status == "Succeeded" and row.output_id is not None:
                     state.outputs[row.number] = records.output_by_id(connection, row.output_id)
@@ -741,8 +741,7 @@ class Runner:
         if isinstance(done, SkippedBlock):
             records.skip_block_run(connection, done.block_run_id, done.why, [], utcnow())
             return
-        records.record_completed(connection, done.output, done.block_run_id, done.attempts, done.log,
-                                 done.records_read, utcnow(), done.records_failed or None, done.errors_blob_key)
+        records.record_completed(connection, _completion(done))
 
     def _fail_block(self, state: RunState, block_run_id: uuid.UUID, block_log: BlockLog, error: BaseException,
                     redact: Redactor, progress: BlockProgress, record_errors: RecordErrors) -> None:
@@ -781,13 +780,16 @@ class Runner:
         if not follow_up:  # nothing to send: followed up by the final write itself (no transaction more)
             run_values["followed_up_at"] = finished
 
+        unrecorded = None if completed is None or completed.block_run_id in state.recorded else completed
+        with_end = _completion(unrecorded) if isinstance(unrecorded, CompletedBlock) else None  # in its statement
+
         def record(connection) -> None:  # noqa: ANN001
             if not records.finish_run(connection, state.run_id, state.lease.token, state.workflow_id, run_values,
-                                      workflow_values):
+                                      workflow_values, with_end):
                 state.lease.revoked = True
                 raise LeaseLostError(f"run {state.run_id} was declared lost and ended by another process")
-            if completed is not None and completed.block_run_id not in state.recorded:
-                self._record_done(connection, completed)
+            if isinstance(unrecorded, SkippedBlock):
+                self._record_done(connection, unrecorded)
             if settle_blocks:  # the block in flight when the run was stopped from outside the block
                 records.end_running_blocks(connection, state.run_id, status, run_values["error"],
                                            run_values["error_class"], finished)
@@ -838,6 +840,11 @@ def _needs_follow_up(state: RunState, status: str) -> bool:
     mailed = status == "Failed" or (status == "Succeeded" and state.after_failure)  # a failure or a recovery
     return ((state.has_callbacks and status in run_callbacks.EVENTS)
             or (state.has_notifications and not state.dry_run and mailed))
+
+
+def _completion(done: CompletedBlock) -> records.Completion:
+    return records.completion(done.output, done.block_run_id, done.attempts, done.log, done.records_read, utcnow(),
+                              done.records_failed or None, done.errors_blob_key)
 
 
 def _safe_to_retry(error: BlockError, block) -> bool:  # noqa: ANN001 - a Block

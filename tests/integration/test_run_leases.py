@@ -14,6 +14,7 @@ from rq.job import Job
 from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 
+from canvas.execution import run_records as records
 from canvas.execution.lease import FencedWriter, LeaseLostError, LeaseTiming, RunLease
 from canvas.execution.reaper import ReaperConfig, fail_lost_runs, reap_lost_runs
 from canvas.execution.runner import Runner
@@ -130,6 +131,42 @@ def test_a_fenced_write_is_refused_once_another_process_took_the_run(client, app
     current.write("finishing the run", lambda connection: connection.execute(
         update(WorkflowRun).where(WorkflowRun.id == run_id).values(status="Succeeded")))
     assert run_row(app, run_id).status == "Succeeded"
+
+
+def test_a_runs_end_and_its_last_block_are_written_together_and_only_under_its_lease(client, app, org):
+    """The run's end, its workflow's state and its last block's output and completion are written together (one
+    statement on PostgreSQL), and none of them under a stale token."""
+    run_id = running_run(client, app, org, token=7)
+    engine = app.extensions["canvas"].db.engine
+    workflow_id, block_run_id, output_id = run_row(app, run_id).workflow_id, uuid.uuid4(), uuid.uuid4()
+    with engine.begin() as connection:
+        records.insert_block_run(connection, workflow_id, {
+            "id": block_run_id, "run_id": run_id, "number": 1, "unique_block_id": "b1", "block_name": "Records",
+            "block_key": "records.from_variable", "status": "Running", "attempts": 0, "log": [],
+            "date_started": utcnow()})
+    output = {"id": output_id, "workflow_id": workflow_id, "run_id": run_id, "number": 1, "unique_block_id": "b1",
+              "blob_key": "runs/b1", "kind": "records", "content_type": "application/x-ndjson", "file_name": None,
+              "size": 12, "record_count": 2, "sha256": "0" * 64, "dry_run": False, "date_created": utcnow()}
+    completed = records.completion(output, block_run_id, 1, [{"message": "done"}], 3, utcnow())
+
+    def finish(token: int) -> bool:
+        with engine.begin() as connection:
+            return records.finish_run(connection, run_id, token, workflow_id,
+                                      {"status": "Succeeded", "date_finished": utcnow()},
+                                      {"status": "Ready", "current_block": 1}, completed)
+
+    def written() -> tuple:
+        with app.extensions["canvas"].db.sessions() as session:
+            block = session.get(BlockRun, block_run_id)
+            outputs = session.scalars(select(BlockOutput.id).where(BlockOutput.run_id == run_id)).all()
+            return (session.get(WorkflowRun, run_id).status, session.get(Workflow, workflow_id).status,
+                    (block.status, block.output_id, block.records_read, block.records_out, block.log), outputs)
+
+    before = written()
+    assert not finish(6)
+    assert written() == before and before[0] == "Running" and before[3] == []
+    assert finish(7)
+    assert written() == ("Succeeded", "Ready", ("Succeeded", output_id, 3, 2, [{"message": "done"}]), [output_id])
 
 
 def test_a_lost_connection_is_waited_out_and_a_landed_commit_is_not_applied_twice(client, app, org):
