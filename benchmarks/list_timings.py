@@ -102,7 +102,8 @@ class Seeder:
             self.definition = session.get(WorkflowTemplate, TEMPLATE_ID).definition
             self.chain = self.definition["chain"]
             registered = RegisteredApplication(account_id=self.account_id, application_id=uuid.uuid4(),
-                                               short_name="quinyx", tag_text="bench", credentials_ciphertext=self.ciphertext)
+                                               short_name="quinyx", tag_text="bench",
+                                               credentials_ciphertext=self.ciphertext)
             session.add(registered)
             session.flush()
             self.registered_id = registered.id
@@ -289,9 +290,11 @@ def measure(platform: Platform, sizes: list[int], rounds: int) -> list[tuple[str
     return results
 
 
-def main() -> None:
+def bench_main(measure, default_sizes: str, header: str) -> None:  # noqa: ANN001 - measure(platform, sizes, rounds)
+    """Parse --sizes/--rounds/--postgres, run `measure` on a fresh database, print the table (`header` names its
+    first two columns) with each median as a ratio to Authenticate's in the same run."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="100,10000,100000")
+    parser.add_argument("--sizes", default=default_sizes)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--postgres", action="store_true", help="a scratch database on CANVAS_BENCH_PG")
     args = parser.parse_args()
@@ -305,10 +308,13 @@ def main() -> None:
         finally:
             platform.close()
     auth = {size: middle for label, size, _best, middle in results if label.startswith("Authenticate")}
-    print("\n| list | rows | min ms | median ms | median / Authenticate |\n|---|---:|---:|---:|---:|")
+    print(f"\n| {header} | min ms | median ms | median / Authenticate |\n|---|---:|---:|---:|---:|")
     for label, size, best, middle in results:
         print(f"| {label} | {size:,} | {best:.1f} | {middle:.1f} | {middle / auth[size]:.1f} |")
 
+
+def main() -> None:
+    bench_main(measure, "100,10000,100000", "list | rows")
 
 @contextmanager
 def _nothing():

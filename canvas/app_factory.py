@@ -9,6 +9,7 @@ from flask_smorest import Api
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from canvas.auth.resolver import resolve_canvas_principal
+from canvas.console import outside_console, register_console
 from canvas.extensions import Services, init_services
 from canvas.observability.access_log import init_request_logging
 from canvas.openapi import (
@@ -86,7 +87,7 @@ def build_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(check_acceptable)
     app.before_request(refuse_unknown_query_parameters)
     app.before_request(refuse_bad_path_and_query_values)
-    app.before_request(check_request_body)
+    app.before_request(outside_console(check_request_body))  # the console's forms are not JSON
     app.wsgi_app = CaseInsensitiveApiPaths(app.wsgi_app, app)
     if settings["TRUSTED_PROXY_COUNT"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["TRUSTED_PROXY_COUNT"])
@@ -122,6 +123,7 @@ def _register_blueprints(app: Flask, api: Api, settings: Mapping[str, Any]) -> N
     for blueprint in v2_blueprints():
         api.register_blueprint(blueprint)
     app.register_blueprint(health_blp)  # operational, not part of the documented API
+    register_console(app)  # the web console: pages, not part of the documented API either
     if settings.get("METRICS_ENABLED"):
         from canvas.observability import metrics_web
 

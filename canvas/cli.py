@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import uuid
+from datetime import timedelta
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -405,16 +406,23 @@ def org() -> None:
 @click.option("--admin-email", required=True, help="E-mail of its Admin account.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def org_create(name: str, admin_email: str, as_json: bool) -> None:
-    """Create an organization with an Admin account and API keys (the SecretKey is shown only now)."""
+    """Create an organization with an Admin account and API keys (the SecretKey is shown only now), and a one-time
+    link where the Admin sets its web console password."""
     from canvas.accounts import service
     from canvas.audit.actor import command_line
+    from canvas.console.links import console_url
 
-    database = _migrated_database(_settings())
+    settings = _settings()
+    database = _migrated_database(settings)
     with _domain_errors(), command_line(), database.transaction() as session:
         created = service.create_organization(session, name, admin_email)
+        token = service.create_activation_token(session, created.account_id,
+                                                timedelta(hours=settings["ACTIVATION_TTL_HOURS"]))
     result = {"organizationId": str(created.organization_id), "accountId": str(created.account_id),
-              "consumer": created.consumer, "secretKey": created.secret_key}
-    _print(result, as_json, "Keep the SecretKey safe: it is stored only as a hash and cannot be shown again.")
+              "consumer": created.consumer, "secretKey": created.secret_key,
+              "consoleLink": console_url(settings, token)}
+    _print(result, as_json, "Keep the SecretKey safe: it is stored only as a hash and cannot be shown again. "
+                            "The console link sets the Admin's console password; it works once.")
 
 
 @org.command("ip-allowlist")

@@ -83,3 +83,13 @@ AUDIT_PRUNE_INTERVAL_SECONDS = d.DEFAULT_AUDIT_PRUNE_INTERVAL_SECONDS  # how oft
 # On Ctrl-C/SIGTERM a worker lets its run finish for this long; a run still going is then ended "Failed" with the
 # reason, and `canvas up` kills a child that has not stopped by then.
 SHUTDOWN_GRACE_SECONDS = d.DEFAULT_SHUTDOWN_GRACE_SECONDS
+
+# --- web console ---
+# A signed-in browser session of the console (docs/console.md) lasts this long; signing out ends it sooner.
+CONSOLE_SESSION_HOURS = 12
+# A "forgot password" link works once, within this time.
+CONSOLE_RESET_TTL_HOURS = 1
+# Failed console sign-ins for one e-mail within CONSOLE_SIGN_IN_FAILURE_WINDOW_SECONDS before it is answered 429
+# (failures also count against the address, with the API's AUTH_FAILURE_LIMIT); 0 switches it off.
+CONSOLE_SIGN_IN_FAILURE_LIMIT = 10
+CONSOLE_SIGN_IN_FAILURE_WINDOW_SECONDS = 900

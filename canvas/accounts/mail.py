@@ -1,4 +1,5 @@
-"""Activation e-mails over SMTP (CANVAS_SMTP_URL); without SMTP the link is logged for the operator."""
+"""Activation and console password-reset e-mails over SMTP (CANVAS_SMTP_URL); without SMTP the link is logged for
+the operator."""
 from __future__ import annotations
 
 import logging
@@ -13,24 +14,39 @@ log = logging.getLogger(__name__)
 SMTP_TIMEOUT_SECONDS = 15
 
 
-def send_activation_link(settings: dict, recipient: str, link: str) -> None:
+def send_activation_link(settings: dict, recipient: str, link: str, console_link: str | None = None) -> None:
+    """The Canvas activation link and, beside it, the console's: the same single-use token, where the account also
+    sets its console password."""
+    console_part = ("" if console_link is None else
+                    f"Or open this link to activate it and set a password for the web console:\n\n{console_link}\n\n")
+    _send(settings, recipient, "Activate your Canvas account",
+          f"An account was created for {recipient}.\n\nOpen this link to activate it (it works once, and expires in "
+          f"{settings['ACTIVATION_TTL_HOURS']} hours):\n\n{link}\n\n{console_part}".rstrip("\n") + "\n",
+          "activation")
+
+
+def send_password_reset_link(settings: dict, recipient: str, link: str) -> None:
+    _send(settings, recipient, "Set a new password for the Canvas console",
+          f"Someone asked to set a new console password for {recipient}.\n\nOpen this link to set it (it works once, "
+          f"and expires in {settings['CONSOLE_RESET_TTL_HOURS']:g} hours):\n\n{link}\n\n"
+          f"If it was not you, ignore this e-mail: your password stays as it is.\n", "password reset")
+
+
+def _send(settings: dict, recipient: str, subject: str, body: str, kind: str) -> None:
     smtp_url = settings.get("SMTP_URL")
     if not smtp_url:
-        log.warning("CANVAS_SMTP_URL is not set; activation link for %s: %s", recipient, link)
+        log.warning("CANVAS_SMTP_URL is not set; %s e-mail for %s:\n%s", kind, recipient, body)
         return
     message = EmailMessage()
-    message["Subject"] = "Activate your Canvas account"
+    message["Subject"] = subject
     message["From"] = settings["SMTP_FROM"]
     message["To"] = recipient
-    message.set_content(
-        f"An account was created for {recipient}.\n\nOpen this link to activate it (it works once, and expires in "
-        f"{settings['ACTIVATION_TTL_HOURS']} hours):\n\n{link}\n"
-    )
+    message.set_content(body)
     try:
         send_message(smtp_url, message)
     except (OSError, smtplib.SMTPException) as exc:
-        log.warning("activation e-mail to %s failed: %s", recipient, exc.__class__.__name__)
-        raise ServiceUnavailableError(f"The activation e-mail could not be sent: {_reason(exc)}") from None
+        log.warning("%s e-mail to %s failed: %s", kind, recipient, exc.__class__.__name__)
+        raise ServiceUnavailableError(f"The {kind} e-mail could not be sent: {_reason(exc)}") from None
 
 
 def relay_settings(smtp_url: str) -> dict:

@@ -18,6 +18,7 @@ from canvas.accounts.schemas import (
     account_to_api,
 )
 from canvas.auth import account_managers, admins, current_principal
+from canvas.console.links import console_url
 from canvas.endpoint import canvas_endpoint
 from canvas.extensions import db_session, services
 from canvas.models import Account, Organization
@@ -70,7 +71,7 @@ def _send_activation(session, account: Account) -> None:  # noqa: ANN001
     settings = services().settings
     token = service.create_activation_token(session, account.id, timedelta(hours=settings["ACTIVATION_TTL_HOURS"]))
     link = f"{settings['PUBLIC_URL'].rstrip('/')}/api/ActivateAccount?token={token}"
-    mail.send_activation_link(settings, account.email, link)
+    mail.send_activation_link(settings, account.email, link, console_link=console_url(settings, token))
 
 
 @blp.route("/ActivateAccount")

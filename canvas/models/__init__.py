@@ -3,6 +3,7 @@ from canvas.models.account import Account, ActivationToken, ApiKey, Organization
 from canvas.models.application import ApplicationGrant, RegisteredApplication
 from canvas.models.audit import AuditEntry
 from canvas.models.base import Base
+from canvas.models.console import ConsolePassword, ConsoleSession
 from canvas.models.flow import (CallbackDelivery, FlowCallback, FlowDraft, FlowSettings, FlowVersion, FlowWebhook,
                                 WebhookNonce)
 from canvas.models.run import ACTIVE_RUN_STATES, FINAL_RUN_STATES, BlockOutput, BlockRun, WorkflowRun
@@ -18,6 +19,8 @@ __all__ = [
     "BlockOutput",
     "BlockRun",
     "CallbackDelivery",
+    "ConsolePassword",
+    "ConsoleSession",
     "FlowCallback",
     "FlowDraft",
     "FlowSettings",

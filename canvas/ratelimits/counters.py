@@ -54,6 +54,7 @@ class RateLimits:
     per_organization: Limit
     webhook_per_flow: Limit
     auth_failures: Limit
+    sign_in_failures: Limit  # the console's failed sign-ins per e-mail (the address's count is auth_failures)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any]) -> RateLimits:
@@ -62,7 +63,9 @@ class RateLimits:
                    per_organization=Limit("organization", _setting(settings, "RATE_LIMIT_PER_ORGANIZATION"), window),
                    webhook_per_flow=Limit("webhook-flow", _setting(settings, "WEBHOOK_RATE_LIMIT_PER_FLOW"), window),
                    auth_failures=Limit("auth-failure", _setting(settings, "AUTH_FAILURE_LIMIT"),
-                                       _setting(settings, "AUTH_FAILURE_WINDOW_SECONDS", minimum=1)))
+                                       _setting(settings, "AUTH_FAILURE_WINDOW_SECONDS", minimum=1)),
+                   sign_in_failures=Limit("sign-in-failure", _setting(settings, "CONSOLE_SIGN_IN_FAILURE_LIMIT"),
+                                          _setting(settings, "CONSOLE_SIGN_IN_FAILURE_WINDOW_SECONDS", minimum=1)))
 
 
 def _setting(settings: Mapping[str, Any], name: str, minimum: int = 0) -> int:

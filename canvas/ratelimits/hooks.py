@@ -13,6 +13,7 @@ from canvas.ratelimits.counters import Counters, Limit, Over, RateLimits
 
 EXTENSION_KEY = "canvas-rate-limits"
 TOO_MANY_FAILURES = ("Too many failed authentications from this address; try again after the time in Retry-After")
+TOO_MANY_SIGN_IN_FAILURES = "Too many failed sign-ins for this e-mail; try again after the time in Retry-After"
 
 
 class RequestLimits:
@@ -74,6 +75,28 @@ def limit_webhook_calls(flow_id: Any) -> None:
         raise _refusal(over)
 
 
+def check_sign_in_allowed(email: str) -> None:
+    """Before a console sign-in checks a password: an address or an e-mail at its failure limit is refused (429)
+    without trying, so guessing costs the guesser and not the service."""
+    limits = request_limits()
+    over = limits.counters.count([], watched=_sign_in_subjects(limits, email))
+    if over is not None:
+        raise _refusal(over)
+
+
+def count_sign_in_failure(email: str) -> None:
+    """A failed console sign-in, counted against the address (with the API's failed authentications) and the
+    e-mail; past either limit it is answered 429."""
+    limits = request_limits()
+    over = limits.counters.count(_sign_in_subjects(limits, email))
+    if over is not None:
+        raise _refusal(over)
+
+
+def _sign_in_subjects(limits: RequestLimits, email: str) -> list[tuple[Limit, str]]:
+    return [(limits.limits.auth_failures, _address()), (limits.limits.sign_in_failures, email)]
+
+
 def forget_counts(app: Flask) -> None:
     """Every counter of the app dropped (the test suite's fixtures start each test with fresh counts)."""
     request_limits(app).counters.forget_all()
@@ -82,6 +105,8 @@ def forget_counts(app: Flask) -> None:
 def _refusal(over: Over) -> TooManyRequestsError:
     if over.limit.kind == "auth-failure":
         return TooManyRequestsError(TOO_MANY_FAILURES, retry_after=over.retry_after)
+    if over.limit.kind == "sign-in-failure":
+        return TooManyRequestsError(TOO_MANY_SIGN_IN_FAILURES, retry_after=over.retry_after)
     return TooManyRequestsError(f"Rate limit of {_subject(over.limit)} reached ({over.limit.describe()}); try again "
                                 f"after the time in Retry-After", retry_after=over.retry_after)
 

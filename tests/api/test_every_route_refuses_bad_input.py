@@ -59,7 +59,10 @@ def fill(rule: str, values: dict[str, str]) -> str:
 def assert_shaped(response, path: str) -> None:
     text = response.get_data(as_text=True)
     assert response.status_code < 500, f"{response.status_code}: {text[:300]}"
-    assert "Traceback" not in text and "<html" not in text.lower()[:200]
+    assert "Traceback" not in text
+    if path == "/" or path.startswith("/console"):  # the web console answers HTML pages (tests/console)
+        return
+    assert "<html" not in text.lower()[:200]
     if response.status_code < 400:
         return
     body = response.json

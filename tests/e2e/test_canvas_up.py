@@ -30,7 +30,7 @@ def test_canvas_up_serves_authenticate_and_stops_cleanly_on_sigterm(tmp_path):
         created = run_canvas("org", "create", "--name", "Acme", "--admin-email", "admin@acme.test", "--json", env=env)
         assert created.returncode == 0, created.stderr
         keys = json.loads(created.stdout)
-        assert set(keys) == {"organizationId", "accountId", "consumer", "secretKey"}
+        assert set(keys) == {"organizationId", "accountId", "consumer", "secretKey", "consoleLink"}
         headers = {"Consumer": keys["consumer"], "SecretKey": keys["secretKey"]}
         answer = requests.get(f"{base}/api/Authenticate", headers=headers, timeout=10)
         assert (answer.status_code, answer.json()) == (200, True)

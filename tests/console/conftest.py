@@ -1,0 +1,62 @@
+"""A browser's view of the console: a Flask test client that keeps cookies, reads each form's CSRF token from the
+page, and signs accounts in with passwords set through the real single-use links."""
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from canvas.accounts import service as accounts
+from canvas.console import service as console
+from canvas.models import Account
+
+PASSWORD = "correct horse battery"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class Browser:
+    def __init__(self, app):
+        self.app = app
+        self.client = app.test_client()
+
+    def get(self, path: str, **kwargs):
+        return self.client.get(path, **kwargs)
+
+    def csrf_token(self, path: str) -> str:
+        page = self.client.get(path)
+        match = CSRF.search(page.get_data(as_text=True))
+        assert match, f"no CSRF token on {path}: {page.status_code}"
+        return match.group(1)
+
+    def submit(self, path: str, data: dict, form_page: str | None = None):
+        """POSTs a form the way a browser does: with the token of the page that shows it."""
+        token = self.csrf_token(form_page or path)
+        return self.client.post(path, data={"csrf_token": token, **data})
+
+    def sign_in(self, email: str, password: str = PASSWORD):
+        return self.submit("/console/sign-in", {"email": email, "password": password})
+
+
+def email_of(app, account_id: str) -> str:
+    with app.extensions["canvas"].db.transaction() as session:
+        return session.get(Account, uuid.UUID(account_id)).email
+
+
+def activation_token(app, account_id: str, ttl: timedelta = timedelta(hours=1)) -> str:
+    with app.extensions["canvas"].db.transaction() as session:
+        return accounts.create_activation_token(session, uuid.UUID(account_id), ttl)
+
+
+def give_password(app, account_id: str, password: str = PASSWORD) -> str:
+    """The account's console password, set through its single-use link; its e-mail."""
+    token = activation_token(app, account_id)
+    with app.test_request_context(), app.extensions["canvas"].db.transaction() as session:
+        console.set_password_with_token(session, token, password, password)
+    return email_of(app, account_id)
+
+
+@pytest.fixture()
+def browser(app) -> Browser:
+    return Browser(app)
