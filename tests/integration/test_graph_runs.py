@@ -263,7 +263,9 @@ def test_independent_branches_run_at_once_on_two_workers_and_one_after_the_other
     took = (max(span[1] for span in spans.values()) - started).total_seconds()
     print(f"{workers} worker(s): run of two 2 s branches took {took:.2f} s, branches overlapped {waited:.2f} s")
     if workers == 2:
-        assert waited > 1.0, spans  # both branches were waiting at the same time
+        # both branches were waiting at the same time (one after the other gives <= 0; the second worker may pick its
+        # branch up a second late on a loaded machine: 0.8 s of a 2 s overlap was seen with load 13 on 2 cores)
+        assert waited > 0.25, spans
     else:
         assert waited <= 0, spans  # one after the other
         assert took >= 4.0
