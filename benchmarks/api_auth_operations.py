@@ -45,8 +45,8 @@ def main() -> None:
     parser.add_argument("--feature", choices=["all", *FEATURES], default="all")
     args = parser.parse_args()
     off, on = settings_of(args.feature)
-    common = {"CANVAS_BENCHMARK_ENDPOINTS": "1", "CANVAS_API_WORKERS": os.environ.get("CANVAS_API_WORKERS", "5")}
-    for name in ("CANVAS_DATABASE_URL", "CANVAS_REDIS_URL"):
+    common = {"CANVAS_BENCHMARK_ENDPOINTS": "1"}  # the API's default workers and threads unless the environment sets them
+    for name in ("CANVAS_DATABASE_URL", "CANVAS_REDIS_URL", "CANVAS_API_WORKERS", "CANVAS_API_THREADS"):
         if os.environ.get(name):
             common[name] = os.environ[name]
     rates: dict[str, list[float]] = {"off": [], "on": []}
@@ -68,7 +68,9 @@ def main() -> None:
                 relative[name].append(auth.rate / base.rate)
     ratio = median(rates["on"]) / median(rates["off"])
     relative_ratio = median(relative["on"]) / median(relative["off"])
-    print(f"\n{cpu_note()}, {common['CANVAS_API_WORKERS']} gunicorn sync workers, {args.concurrency} clients")
+    workers = common.get("CANVAS_API_WORKERS", "the default number of")
+    threads = common.get("CANVAS_API_THREADS", "the default")
+    print(f"\n{cpu_note()}, {workers} API workers with {threads} threads each, {args.concurrency} clients")
     print(f"feature(s) compared: {args.feature}")
     print(f"median Authenticate: off {median(rates['off']):.0f} req/s, on {median(rates['on']):.0f} req/s, "
           f"ratio {ratio:.2f}; relative to each server's baseline, ratio {relative_ratio:.2f} (goal >= 0.90)")
