@@ -124,25 +124,26 @@ def _webargs_messages(error: HTTPException) -> dict | None:
 
 def _render_validation_failure(messages: dict) -> Response:
     """webargs reports schema errors as 422; the Canvas contract answers 400 naming each field."""
-    problems = list(_flatten_messages(messages))
+    problems = list(flatten_messages(messages))
     field = problems[0][0] if problems else None
     text = "; ".join(f"{path}: {msg}" if path else msg for path, msg in problems) or "Invalid request"
     return render_error(400, text, BadRequestError(text, field=field, parameter=field))
 
 
-def _flatten_messages(node: Any, path: str = "") -> list[tuple[str, str]]:
+def flatten_messages(node: Any, path: str = "") -> list[tuple[str, str]]:
+    """A marshmallow error tree as (dotted field path, message) pairs, in the Canvas dialect's 400 wording order."""
     if isinstance(node, dict):
         found = []
         for key, value in node.items():
             if key in ("json", "query", "form", "view_args", "headers") and not path:
-                found += _flatten_messages(value, "")
+                found += flatten_messages(value, "")
             elif key == "_schema":
-                found += _flatten_messages(value, path)
+                found += flatten_messages(value, path)
             else:
-                found += _flatten_messages(value, f"{path}.{key}" if path else str(key))
+                found += flatten_messages(value, f"{path}.{key}" if path else str(key))
         return found
     if isinstance(node, list):
-        return [item for entry in node for item in _flatten_messages(entry, path)]
+        return [item for entry in node for item in flatten_messages(entry, path)]
     return [(path, _friendly(str(node)))]
 
 

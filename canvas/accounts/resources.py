@@ -1,13 +1,12 @@
 """Accounts, Account (POST), account activation, and the key and IP-allowlist extensions."""
 from __future__ import annotations
 
-from datetime import timedelta
 
 from flask import jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from canvas.accounts import mail, service
+from canvas.accounts import service
 from canvas.accounts.schemas import (
     AccountKeysSchema,
     AccountSchema,
@@ -18,10 +17,9 @@ from canvas.accounts.schemas import (
     account_to_api,
 )
 from canvas.auth import account_managers, admins, current_principal
-from canvas.console.links import console_url
 from canvas.endpoint import canvas_endpoint
 from canvas.extensions import db_session, services
-from canvas.models import Account, Organization
+from canvas.models import Organization
 from canvas.openapi import may_answer
 from canvas.openapi_schemas import GUID_ANSWER, TEXT_ANSWER, TOTAL_COUNT_HEADER, TRUE_ANSWER
 from canvas.workflows.schemas import PageArgsSchema
@@ -62,16 +60,9 @@ class AccountRegistration(MethodView):
         session = db_session()
         account = service.create_account(session, principal.organization_id, data)
         if not account.active:
-            _send_activation(session, account)
+            service.send_activation(session, services().settings, account)
         session.commit()
         return jsonify(str(account.id))
-
-
-def _send_activation(session, account: Account) -> None:  # noqa: ANN001
-    settings = services().settings
-    token = service.create_activation_token(session, account.id, timedelta(hours=settings["ACTIVATION_TTL_HOURS"]))
-    link = f"{settings['PUBLIC_URL'].rstrip('/')}/api/ActivateAccount?token={token}"
-    mail.send_activation_link(settings, account.email, link, console_link=console_url(settings, token))
 
 
 @blp.route("/ActivateAccount")

@@ -12,8 +12,10 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from canvas.accounts import mail
 from canvas.audit import service as audit
 from canvas.auth.keys import issue_key, secret_matches
+from canvas.console.links import console_url
 from canvas.errors import AuthenticationError, BadRequestError, ConflictError, ForbiddenError, NotFoundError
 from canvas.models import Account, ActivationToken, ApiKey, Organization, Role
 from canvas.models.base import utcnow
@@ -24,6 +26,7 @@ BAD_MANAGED_ACCOUNT_MESSAGE = "ManagedAccountId does not identify an account you
 ADMIN_ROLE_MESSAGE = "Role Admin is not supported. Please use SuperPartner or User"
 DUPLICATE_ACCOUNT_MESSAGE = "Account has already been created"
 BAD_ACTIVATION_MESSAGE = "The activation link is invalid, already used or expired"
+SELF_DEACTIVATION_MESSAGE = "You cannot deactivate your own account"
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,58 @@ def activate_account(session: Session, token: str, now: datetime | None = None) 
     audit.record_change(session, "account.activate", "account", account, before,
                         organization_id=account.organization_id)
     return account
+
+
+def send_activation(session: Session, settings: dict, account: Account) -> None:
+    """A single-use activation link mailed through the platform relay: the Canvas link and the console's, where the
+    account also sets its password (the same token). A relay failure is a 503 and the caller's transaction, with
+    the account, is rolled back."""
+    token = create_activation_token(session, account.id, timedelta(hours=settings["ACTIVATION_TTL_HOURS"]))
+    link = f"{settings['PUBLIC_URL'].rstrip('/')}/api/ActivateAccount?token={token}"
+    mail.send_activation_link(settings, account.email, link, console_link=console_url(settings, token))
+
+
+def account_of_organization(session: Session, organization_id: uuid.UUID, account_id: uuid.UUID | str) -> Account:
+    """An account of this organization; another organization's reads as unknown (as AccountKeys answers)."""
+    try:
+        target = session.get(Account, parse_id(account_id))
+    except ValueError:
+        target = None
+    if target is None or target.organization_id != organization_id:
+        raise NotFoundError(f"Unknown account {account_id}", field="accountId")
+    return target
+
+
+def may_change_account(manager: Account, target: Account) -> bool:
+    """AccountKeys' rule for changing another account: only an Admin changes an Admin account."""
+    return target.role_enum is not Role.ADMIN or manager.role_enum is Role.ADMIN
+
+
+def check_may_deactivate(manager: Account, target: Account) -> None:
+    """Nobody deactivates itself (a slip must not lock an organization's last manager out), and only an Admin
+    deactivates an Admin."""
+    if target.id == manager.id:
+        raise ForbiddenError(SELF_DEACTIVATION_MESSAGE)
+    if not may_change_account(manager, target):
+        raise ForbiddenError("Only an Admin may deactivate an Admin account")
+
+
+def deactivate_account(session: Session, manager: Account, account_id: uuid.UUID | str) -> Account:
+    """An account of the manager's organization made inactive: its API keys and console password stop working, its
+    console sessions end (and a session acting as it falls back to its own account), and its unused activation and
+    password-reset links are voided so that an old e-mail cannot make it active again."""
+    from canvas.console.service import end_sessions_of  # here: the console's service imports this module
+
+    target = account_of_organization(session, manager.organization_id, account_id)
+    check_may_deactivate(manager, target)
+    before = audit.snapshot(target)
+    target.active = False
+    session.execute(delete(ActivationToken).where(ActivationToken.account_id == target.id,
+                                                  ActivationToken.used_at.is_(None)))
+    end_sessions_of(session, target.id)
+    audit.record_change(session, "account.deactivate", "account", target, before,
+                        organization_id=target.organization_id)
+    return target
 
 
 def _token_hash(token: str) -> bytes:

@@ -1,5 +1,6 @@
-"""Who makes a change, derived in one place: from the Principal the request resolved once (API callers), from the
-command line's marker (operators), or the service itself (anything else, e.g. the reaper)."""
+"""Who makes a change, derived in one place: from the Principal the request resolved once (API callers, or a web
+console session: the console marks its requests with `g.audit_actor_kind`), from the command line's marker
+(operators), or the service itself (anything else, e.g. the reaper)."""
 from __future__ import annotations
 
 import contextlib
@@ -34,7 +35,7 @@ def current_actor() -> AuditActor:
     if has_request_context():
         principal = g.get("principal")
         if principal is not None:
-            return AuditActor(kind=API_KEY, account_id=principal.key_account_id,
+            return AuditActor(kind=g.get("audit_actor_kind", API_KEY), account_id=principal.key_account_id,
                               acting_as_id=principal.account_id if principal.is_managing else None,
                               organization_id=principal.organization_id, request_id=g.get("request_id"))
     return _command_line_actor.get() or SYSTEM_ACTOR

@@ -11,6 +11,7 @@ from canvas.console.links import CONSOLE_PATH
 
 def register_console(app: Flask) -> None:
     """On Flask directly, not through flask-smorest's Api: the console is no part of the OpenAPI document."""
+    from canvas.console import pages  # noqa: F401 - each module adds its pages to the blueprint
     from canvas.console.resources import blp
 
     app.register_blueprint(blp)

@@ -11,12 +11,14 @@ from canvas.console.service import RunFilters
 from canvas.errors import BadRequestError
 from canvas.runs.service import RUN_STATES, TRIGGERS
 
-RERUN_MODES = {"all": "Re-run", "from": "Run from this block", "till": "Run till this block"}
+# The ways to start a run, as the run forms offer them (RunWorkflow's runFromBlock / runTillBlock / dryRun).
+RUN_MODES = {"all": "Run all blocks", "from": "Run from a block", "till": "Run till a block",
+             "range": "Run a range of blocks"}
 
 
 def run_filters(args: MultiDict) -> RunFilters:
-    status = _choice(args, "status", RUN_STATES)
-    trigger = _choice(args, "trigger", TRIGGERS)
+    status = choice(args, "status", RUN_STATES)
+    trigger = choice(args, "trigger", TRIGGERS)
     return RunFilters(status=status, workflow_id=_optional_id(args, "workflow"), trigger=trigger,
                       since=_optional_time(args, "since"), until=_optional_time(args, "until"),
                       failed_first=args.get("order", "failed") != "newest")
@@ -29,19 +31,38 @@ def page_number(args: MultiDict) -> int:
     return int(raw)
 
 
-def rerun_request(run, mode: str, block: str | None) -> dict:  # noqa: ANN001 - a WorkflowRun
-    """The RunWorkflow body of a re-run of `run`: its whole range again, or from / till one of its blocks."""
-    if mode not in RERUN_MODES:
-        raise BadRequestError(f"'{mode}' is not a kind of re-run", field="mode")
-    request = {"workflowId": run.workflow_id, "dryRun": run.dry_run}
+def rerun_modes(run) -> dict[str, str]:  # noqa: ANN001 - a WorkflowRun
+    """A re-run's choices: "all" is the run's own blocks again."""
+    return {**RUN_MODES, "all": f"The same blocks again ({run.run_from_block} to {run.run_till_block})"}
+
+
+def run_request(workflow_id, values: MultiDict, whole: tuple[int | None, int | None] = (None, None)) -> dict:  # noqa: ANN001
+    """The RunWorkflow body a run form asks for: `whole` is the range of mode "all" (a re-run's own range; a
+    workflow's every block by default); the service checks the blocks against the workflow."""
+    mode = values.get("mode", "all")
+    if mode not in RUN_MODES:
+        raise BadRequestError(f"'{mode}' is not a way to run", field="mode")
+    first = _block_number(values, "runFromBlock") if mode in ("from", "range") else None
+    last = _block_number(values, "runTillBlock") if mode in ("till", "range") else None
     if mode == "all":
-        return {**request, "runFromBlock": run.run_from_block, "runTillBlock": run.run_till_block}
-    if not (block or "").isdigit() or int(block) < 1:
-        raise BadRequestError("block must be a block number", field="block")
-    return {**request, ("runFromBlock" if mode == "from" else "runTillBlock"): int(block)}
+        first, last = whole
+    return {"workflowId": workflow_id, "runFromBlock": first, "runTillBlock": last,
+            "dryRun": values.get("dryRun") == "1"}
 
 
-def _choice(args: MultiDict, name: str, choices: tuple[str, ...]) -> str | None:
+def _block_number(values: MultiDict, name: str) -> int:
+    raw = values.get(name, "")
+    if not raw.isdigit() or int(raw) < 1:
+        raise BadRequestError(f"{name}: choose a block", field=name)
+    return int(raw)
+
+
+def compare_request(args: MultiDict) -> tuple[uuid.UUID | None, str | None]:
+    """The other run and the record key of a compare form; no other run yet: the form is shown empty."""
+    return _optional_id(args, "otherRun"), (args.get("key") or "").strip() or None
+
+
+def choice(args: MultiDict, name: str, choices: tuple[str, ...]) -> str | None:
     value = args.get(name) or None
     if value is not None and value not in choices:
         raise BadRequestError(f"{name}: '{value}' is not one of {', '.join(choices)}", field=name)

@@ -6,7 +6,18 @@ import secrets
 from datetime import timedelta
 from functools import wraps
 
-from flask import Blueprint, abort, g, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    send_file,  # a block's output as a download
+    url_for,
+)
 from werkzeug.exceptions import HTTPException
 
 from canvas.accounts import service as accounts
@@ -14,20 +25,30 @@ from canvas.auth.resolver import check_ip_allowlist, principal_for
 from canvas.console import forms
 from canvas.console import service as console
 from canvas.console.links import CONSOLE_PATH
-from canvas.errors import AuthenticationError, BadRequestError, CanvasError, ForbiddenError
+from canvas.errors import (
+    AuthenticationError,
+    BadRequestError,
+    CanvasError,
+    ForbiddenError,
+)
 from canvas.extensions import db_session, services
 from canvas.models import ACTIVE_RUN_STATES, Account
 from canvas.ratelimits import check_sign_in_allowed, count_sign_in_failure
 from canvas.runs import service as runs
+from canvas.runs.compare import compare_outputs
 from canvas.runs.service import RUN_STATES, TRIGGERS
+from canvas.workflows import service as workflows
 
 SESSION_COOKIE = "canvas_console_session"
 FORM_COOKIE = "canvas_console_form"  # the CSRF token of the forms shown before signing in (double submit)
 CSRF_FIELD = "csrf_token"
 LIVE_FRAGMENT_HEADER = "X-Console-Fragment"  # console.js asks for the live part of a page only
 PUBLIC_ENDPOINTS = {"console.sign_in", "console.forgot_password", "console.set_password", "console.static"}
-# Pages the navigation links to; later pages add themselves here (no link to a page that does not exist).
-NAVIGATION = [("console.runs_list", "Runs"), ("console.health", "Health")]
+# Pages the navigation links to, in order: (endpoint, label, only for accounts that manage accounts). A page that
+# is not registered is not linked.
+NAVIGATION = [("console.runs_list", "Runs", False), ("console.workflows_list", "Workflows", False),
+              ("console.templates_list", "Templates", False), ("console.applications_list", "Applications", False),
+              ("console.accounts_list", "Accounts", True), ("console.health", "Health", False)]
 
 blp = Blueprint("console", __name__, url_prefix=CONSOLE_PATH, template_folder="templates",
                 static_folder="static", static_url_path="/static")
@@ -47,6 +68,7 @@ def load_signed_in_account():  # noqa: ANN201
     if record is not None:
         g.signed_in = session.get(Account, record.account_id)
         g.principal = _principal(session, record, g.signed_in)
+        g.audit_actor_kind = console.CONSOLE_ACTOR_KIND  # what the pages change is the signed-in account's doing
     g.csrf_token = record.csrf_token if record else (request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(32))
     if request.method == "POST":
         _check_csrf(record)
@@ -99,9 +121,11 @@ def _cookie_options() -> dict:
 @blp.context_processor
 def console_context() -> dict:
     signed_in = g.get("signed_in")
-    return {"navigation": NAVIGATION, "signed_in": signed_in, "acting_as": _acting_as(),
-            "csrf_token": g.get("csrf_token"),
-            "may_act_as": signed_in is not None and signed_in.role_enum.may_manage_accounts}
+    manages = signed_in is not None and signed_in.role_enum.may_manage_accounts
+    navigation = [(endpoint, label) for endpoint, label, managers_only in NAVIGATION
+                  if endpoint in current_app.view_functions and (manages or not managers_only)]
+    return {"navigation": navigation, "signed_in": signed_in, "acting_as": _acting_as(),
+            "csrf_token": g.get("csrf_token"), "may_act_as": manages}
 
 
 def _acting_as() -> Account | None:
@@ -265,11 +289,11 @@ def runs_list():  # noqa: ANN201
 
 
 @blp.app_template_global()
-def runs_page_link(page: int) -> str:
-    """The runs list's page `page` with the filters it shows."""
+def page_link(page: int) -> str:
+    """This page's address with its filters kept and `page` set: the pager of every list."""
     args = request.args.to_dict()
     args["page"] = str(page)
-    return url_for("console.runs_list", **args)
+    return url_for(request.endpoint, **(request.view_args or {}), **args)
 
 
 @blp.get("/runs/<run_id>")
@@ -279,7 +303,8 @@ def run_detail(run_id: str):  # noqa: ANN201
     detail = runs.run_to_api(session, run)
     names = console.workflow_names(session, {run.workflow_id})
     context = {"run": detail, "workflow_name": names.get(run.workflow_id, str(run.workflow_id)),
-               "live": run.status in ACTIVE_RUN_STATES, "modes": forms.RERUN_MODES}
+               "live": run.status in ACTIVE_RUN_STATES,
+               "previews": console.output_previews(services().blob_store, run)}
     template = "run_blocks.html" if request.headers.get(LIVE_FRAGMENT_HEADER) else "run.html"
     return render_page(template, **context)
 
@@ -300,16 +325,24 @@ def _confirmed_action(view):  # noqa: ANN001, ANN202
                 session.rollback()
                 errors = field_errors(error)
         return render_page("confirm.html", status=400 if errors else 200, run=run, errors=errors,
-                           action=view.__name__, mode=request.values.get("mode", "all"),
-                           block=request.values.get("block", ""), modes=forms.RERUN_MODES)
+                           action=view.__name__, form=_run_form_values(run), modes=forms.rerun_modes(run),
+                           blocks=console.workflow_blocks(session, run.workflow_id))
 
     return confirmed
+
+
+def _run_form_values(run) -> dict:  # noqa: ANN001
+    """What the re-run form shows: what was sent, or first the link's choices with the run's own dry run."""
+    if request.method == "POST":
+        return request.form.to_dict()
+    return {"dryRun": "1" if run.dry_run else "", **request.args.to_dict()}
 
 
 @blp.route("/runs/<run_id>/rerun", methods=["GET", "POST"], endpoint="rerun")
 @_confirmed_action
 def rerun(session, run):  # noqa: ANN001, ANN201
-    data = forms.rerun_request(run, request.values.get("mode", "all"), request.values.get("block"))
+    """Mode "all" runs the run's own range again; the others choose blocks of its workflow."""
+    data = forms.run_request(run.workflow_id, request.form, (run.run_from_block, run.run_till_block))
     return runs.start_run(session, services().redis, acting_account_id(), data, blob_store=services().blob_store)
 
 
@@ -320,6 +353,61 @@ def cancel(session, run):  # noqa: ANN001, ANN201
                                 acting_account_id(), run.id, request.form.get("force") == "1")
     session.commit()
     return cancelled
+
+
+@blp.route("/workflows/<workflow_id>/run", methods=["GET", "POST"])
+def run_workflow(workflow_id: str):  # noqa: ANN201
+    """A workflow's "Run..." form: every block, from / till a block, a range, a dry run (RunWorkflow's choices)."""
+    session = db_session()
+    workflow = workflows.get_workflow(session, acting_account_id(), workflow_id)
+    errors = {}
+    if request.method == "POST":
+        try:
+            started = runs.start_run(session, services().redis, acting_account_id(),
+                                     forms.run_request(workflow.id, request.form), blob_store=services().blob_store)
+            return redirect(url_for("console.run_detail", run_id=started.id))
+        except CanvasError as error:
+            session.rollback()
+            errors = field_errors(error)
+    return render_page("run_workflow.html", status=400 if errors else 200, workflow=workflow, errors=errors,
+                       form=request.values.to_dict(), modes=forms.RUN_MODES,
+                       blocks=console.workflow_blocks(session, workflow.id))
+
+
+@blp.get("/runs/<run_id>/blocks/<int:number>/output")
+def block_output_download(run_id: str, number: int):  # noqa: ANN201
+    """A block's stored output as a download, read from the blob store as GET WorkflowRun/<id>/Block/<n>/Output."""
+    output = runs.block_output(db_session(), acting_account_id(), run_id, number)
+    if output.kind == "none":
+        abort(404, description=f"Block {number} of this run gave no output.")
+    response = send_file(services().blob_store.open(output.blob_key), mimetype=output.content_type,
+                         as_attachment=True, download_name=console.download_name(output), conditional=False)
+    response.content_length = output.size
+    return response
+
+
+@blp.get("/runs/<run_id>/blocks/<int:number>/compare")
+def compare_block(run_id: str, number: int):  # noqa: ANN201
+    """A block's output beside another run's, as CompareBlockOutputs compares them; without ?otherRun= the form."""
+    session = db_session()
+    output = runs.block_output(session, acting_account_id(), run_id, number)
+    errors, comparison = {}, None
+    try:
+        other_run_id, key = forms.compare_request(request.args)
+        if other_run_id is not None:
+            other = runs.block_output(session, acting_account_id(), other_run_id, number)
+            comparison = compare_outputs(services().blob_store, output, other, key)
+    except CanvasError as error:  # the other run is unknown, another account's, or has no output of this block
+        errors = {"otherRun": error.message}
+    return render_page("run_compare.html", status=400 if errors else 200, output=output, number=number,
+                       errors=errors, comparison=comparison, args=request.args,
+                       choices=console.comparable_runs(session, output))
+
+
+@blp.app_template_global()
+def console_page_exists(endpoint: str) -> bool:
+    """Whether a page of the console is there to link to (the pages of an area come with its module)."""
+    return endpoint in current_app.view_functions
 
 
 # --- health ----------------------------------------------------------------------------------------------------------

@@ -3,11 +3,14 @@ runs list across an account's workflows. Everything else the pages do goes throu
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import logging
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -19,9 +22,24 @@ from canvas.accounts import service as accounts
 from canvas.audit import service as audit
 from canvas.audit.actor import AuditActor
 from canvas.console.links import console_url
-from canvas.errors import AuthenticationError, BadRequestError, CanvasError, ForbiddenError
-from canvas.models import Account, ConsolePassword, ConsoleSession, Workflow, WorkflowRun
+from canvas.errors import (
+    AuthenticationError,
+    BadRequestError,
+    CanvasError,
+    ForbiddenError,
+)
+from canvas.execution.context import BlockError
+from canvas.execution.serialization import iter_json_lines
+from canvas.models import (
+    Account,
+    BlockOutput,
+    ConsolePassword,
+    ConsoleSession,
+    Workflow,
+    WorkflowRun,
+)
 from canvas.models.base import utcnow
+from canvas.storage.blob import BlobStoreError
 from canvas.workflows import service as workflows
 
 log = logging.getLogger(__name__)
@@ -243,3 +261,86 @@ def workflow_names(session: Session, workflow_ids: set[uuid.UUID]) -> dict[uuid.
         return {}
     rows = session.execute(select(Workflow.id, Workflow.name).where(Workflow.id.in_(workflow_ids)))
     return {row.id: row.name for row in rows}
+
+
+# --- run detail extras -----------------------------------------------------------------------------------------------
+
+PREVIEW_RECORDS = 10
+# The preview reads at most this much of an output, whatever its size: the run detail stays fast with a big output.
+PREVIEW_BYTES = 256 * 1024
+PREVIEW_CELL_CHARACTERS = 200
+COMPARE_CHOICES = 20
+
+
+@dataclass(frozen=True)
+class OutputPreview:
+    """What the run detail shows of a stored output: a file's download only; the first records of a records output
+    as a table (columns in the order they first appear), or why they cannot be shown."""
+    kind: str = "records"
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    problem: str | None = None
+
+
+def output_previews(store, run: WorkflowRun) -> dict[int, OutputPreview]:  # noqa: ANN001 - a BlobStore
+    """Previews of the run's succeeded blocks' outputs, by block number."""
+    return {block.number: preview_records(store, block.output) if block.output.kind == "records"
+            else OutputPreview(kind="file") for block in run.blocks
+            if block.status == "Succeeded" and block.output is not None and block.output.kind != "none"}
+
+
+def preview_records(store, output: BlockOutput) -> OutputPreview:  # noqa: ANN001
+    try:
+        records = list(islice(iter_json_lines(lambda: io.BytesIO(_whole_lines_of_head(store, output))),
+                              PREVIEW_RECORDS))
+    except (CanvasError, BlobStoreError, BlockError) as error:  # a missing blob, an unreachable store, bad lines
+        return OutputPreview(problem=f"The output cannot be previewed: {getattr(error, 'message', error)}")
+    if not records and output.record_count:
+        return OutputPreview(problem="The first record is too large to preview: download the output to read it.")
+    columns = list(dict.fromkeys(name for record in records for name in record))
+    return OutputPreview(columns=columns, rows=[[_cell(record.get(name)) for name in columns] for record in records])
+
+
+def _whole_lines_of_head(store, output: BlockOutput) -> bytes:  # noqa: ANN001
+    """At most PREVIEW_RECORDS whole lines of the output's first PREVIEW_BYTES: only those are decoded."""
+    with store.open(output.blob_key) as stream:
+        head = stream.read(PREVIEW_BYTES)
+    whole = head if output.size <= PREVIEW_BYTES else head[:head.rfind(b"\n") + 1]
+    lines = whole.split(b"\n", PREVIEW_RECORDS)
+    return whole if len(lines) <= PREVIEW_RECORDS else b"\n".join(lines[:PREVIEW_RECORDS]) + b"\n"
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= PREVIEW_CELL_CHARACTERS else text[:PREVIEW_CELL_CHARACTERS - 1] + "…"
+
+
+def download_name(output: BlockOutput) -> str:
+    """A file output's own name; records are saved as JSON lines named after the run and block."""
+    return output.file_name or f"run-{output.run_id}-block-{output.number}.jsonl"
+
+
+@dataclass(frozen=True)
+class ComparableRun:
+    run_id: uuid.UUID
+    date_created: datetime
+    dry_run: bool
+
+
+def comparable_runs(session: Session, output: BlockOutput) -> list[ComparableRun]:
+    """The newest other runs with a stored output of the same block (by its uniqueBlockId, as the workflow keeps
+    it across upgrades), for the compare form to offer."""
+    rows = session.execute(
+        select(BlockOutput.run_id, BlockOutput.date_created, BlockOutput.dry_run)
+        .where(BlockOutput.workflow_id == output.workflow_id, BlockOutput.unique_block_id == output.unique_block_id,
+               BlockOutput.run_id != output.run_id)
+        .order_by(BlockOutput.date_created.desc()).limit(COMPARE_CHOICES))
+    return [ComparableRun(row.run_id, row.date_created, row.dry_run) for row in rows]
+
+
+def workflow_blocks(session: Session, workflow_id: uuid.UUID) -> list[tuple[int, str]]:
+    """The workflow's blocks as (number, name), for the run forms' block choices."""
+    workflow = session.get(Workflow, workflow_id)
+    chain = workflow.chain if workflow is not None else []
+    return [(number, entry.get("blockName") or entry.get("block") or f"Block {number}")
+            for number, entry in enumerate(chain, start=1)]

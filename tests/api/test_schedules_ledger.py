@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 
-from canvas.models import ScheduleOccurrence
-from tests.api.workflow_helpers import file_hub_app, new_workflow, published_template
+from tests.api.workflow_helpers import file_hub_app, new_workflow, published_template, record_occurrences
 
 RUN_ID = uuid.uuid4()
 
@@ -18,18 +17,8 @@ def workflow_id(client, org) -> str:
                         file_hub_app(client, org.admin_headers))
 
 
-def record(services, workflow_id: str, count: int) -> list[datetime]:
-    """Ledger rows as a scheduler writes them: the first fired, the rest skipped."""
-    start = datetime(2026, 5, 1, 2, 0, tzinfo=timezone.utc)
-    times = [start + timedelta(days=index) for index in range(count)]
-    with services.db.transaction() as session:
-        for index, time in enumerate(times):
-            fired = index == 0
-            session.add(ScheduleOccurrence(
-                workflow_id=uuid.UUID(workflow_id), scheduled_time=time, outcome="fired" if fired else "skipped",
-                reason=None if fired else f"previous run {RUN_ID} still Running", run_id=RUN_ID if fired else None,
-                dispatch_time=time + timedelta(milliseconds=40) if fired else None, scheduler="host:1"))
-    return times
+def record(services, workflow_id: str, count: int) -> list[datetime]:  # noqa: ANN001
+    return record_occurrences(services, workflow_id, count, RUN_ID, datetime(2026, 5, 1, 2, 0, tzinfo=timezone.utc))
 
 
 def occurrences(client, headers, workflow_id: str, **args):

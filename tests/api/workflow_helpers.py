@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timedelta
 
 FILE_HUB_APP = "9b6a04b3-c91f-4255-9033-6ac7b7a6f935"
 BLOCK_RECORDS, BLOCK_MAP, BLOCK_STORE = (str(uuid.UUID(int=n)) for n in (0xA1, 0xB2, 0xC3))
@@ -49,3 +50,19 @@ def new_workflow(client, headers, template_id: str, registered_id: str, **extra)
 
 def dumps(value) -> str:
     return json.dumps(value)
+
+
+def record_occurrences(services, workflow_id: str, count: int, run_id: uuid.UUID, start: datetime) -> list[datetime]:  # noqa: ANN001
+    """Ledger rows as a scheduler writes them, a day apart from `start`: the first fired (starting `run_id`), the
+    rest skipped because that run was still going."""
+    from canvas.models import ScheduleOccurrence
+
+    times = [start + timedelta(days=index) for index in range(count)]
+    with services.db.transaction() as session:
+        for index, time in enumerate(times):
+            fired = index == 0
+            session.add(ScheduleOccurrence(
+                workflow_id=uuid.UUID(workflow_id), scheduled_time=time, outcome="fired" if fired else "skipped",
+                reason=None if fired else f"previous run {run_id} still Running", run_id=run_id if fired else None,
+                dispatch_time=time + timedelta(milliseconds=40) if fired else None, scheduler="host:1"))
+    return times

@@ -57,6 +57,18 @@ def give_password(app, account_id: str, password: str = PASSWORD) -> str:
     return email_of(app, account_id)
 
 
+def users_workflow(client, org, headers) -> str:  # noqa: ANN001
+    """A workflow of a User, from a template its organization's Admin published (a User may not publish)."""
+    from tests.api.workflow_helpers import published_template
+    from tests.integration.run_helpers import THREE_BLOCKS, chain_template
+
+    template_id = published_template(client, org.admin_headers, chain_template(THREE_BLOCKS))
+    answer = client.post("/api/Workflow", json={"workflowTemplateId": template_id, "applications": {}},
+                         headers=headers)
+    assert answer.status_code == 200, answer.json
+    return answer.json
+
+
 @pytest.fixture()
 def browser(app) -> Browser:
     return Browser(app)
