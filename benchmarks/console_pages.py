@@ -1,5 +1,6 @@
-"""How long the web console's runs pages take with 10,000 runs in the account (issue 20: under 300 ms server-side),
-as ratios to Authenticate and to the API's own runs list in the same run.
+"""How long the web console's pages take with 10,000 runs in the account (and as many workflows, accounts,
+registered applications and templates; issue 20: every page under 300 ms server-side), as ratios to Authenticate and
+to the API's own runs list in the same run.
 
     .venv/bin/python benchmarks/console_pages.py [--sizes 10000] [--rounds 5] [--postgres]
 
@@ -16,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from list_timings import Platform, Seeder, analyse, bench_main, timed  # noqa: E402
+from list_timings import TEMPLATE_ID, Platform, Seeder, analyse, bench_main, timed  # noqa: E402
 
 PASSWORD = "benchmark password"
 
@@ -61,6 +62,18 @@ def measure(platform: Platform, sizes: list[int], rounds: int) -> list[tuple[str
                  ("console runs, newest first", "/console/runs?order=newest", {}),
                  ("console runs, Failed only", "/console/runs?status=Failed", {}),
                  ("console run detail", run_path, {})]
+        workflow = f"/console/workflows/{seeder.first_workflow}"  # the workflow with every run
+        cases += [(f"console {name}", path, {}) for name, path in (
+            ("workflows, first page", "/console/workflows"), ("workflows, last page", f"/console/workflows?page={last}"),
+            ("workflow detail", workflow), ("schedule", f"{workflow}/schedule"), ("ledger", f"{workflow}/occurrences"),
+            ("run form", f"{workflow}/run"), ("applications, first page", "/console/applications"),
+            ("applications, last page", f"/console/applications?page={last}"),
+            ("application catalog", "/console/applications/catalog"), ("templates, first page", "/console/templates"),
+            ("templates, last page", f"/console/templates?page={last}"),
+            ("template detail", f"/console/templates/{TEMPLATE_ID}"),
+            ("instantiate form", f"/console/templates/{TEMPLATE_ID}/instantiate"),
+            ("accounts, first page", "/console/accounts"), ("accounts, last page", f"/console/accounts?page={last}"),
+            ("health", "/console/health"))]
         for label, path, headers in cases:
             best, middle = timed(client, path, headers, rounds)
             results.append((label, size, best, middle))

@@ -99,7 +99,8 @@ class Seeder:
         # /v2/credentials shows the keys of what it lists: every registered application holds the same ones
         self.ciphertext = platform.services.secret_box.encrypt_json({"username": "bench", "password": "x"})
         with platform.services.db.transaction() as session:
-            self.definition = session.get(WorkflowTemplate, TEMPLATE_ID).definition
+            template = session.get(WorkflowTemplate, TEMPLATE_ID)
+            self.definition, self.template_version = template.definition, template.version
             self.chain = self.definition["chain"]
             registered = RegisteredApplication(account_id=self.account_id, application_id=uuid.uuid4(),
                                                short_name="quinyx", tag_text="bench",
@@ -171,7 +172,7 @@ class Seeder:
                 workflow_id = uuid.uuid4()
                 rows.append({"id": workflow_id, "account_id": self.account_id,
                              "organization_id": self.organization_id, "template_id": TEMPLATE_ID,
-                             "template_version": "1.0.0", "name": f"Workflow {self.workflows}", "description": "",
+                             "template_version": self.template_version, "name": f"Workflow {self.workflows}", "description": "",
                              "status": "Ready", "current_block": 0, "chain": self.chain, "chain_overrides": [],
                              "failure_policy": "failFast", "is_customized": False, "is_scheduled": False,
                              "date_created": stamp, "date_modified": stamp})
