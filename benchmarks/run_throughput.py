@@ -38,6 +38,7 @@ import argparse
 import http.client
 import itertools
 import json
+import math
 import multiprocessing
 import os
 import statistics
@@ -128,6 +129,20 @@ def stop(processes: list[subprocess.Popen]) -> None:
     stop_processes(processes, grace=30)
 
 
+def worker_cpu_seconds(processes: Sequence[subprocess.Popen]) -> float:
+    """The CPU time (user + system, with reaped children: a fork worker's work horses) the processes have used, from
+    /proc; NaN where there is none. Unlike a rate, it hardly moves with what else the machine is doing, so it shows
+    what a setting costs the workers (metrics, JSON log lines) through the noise of a shared machine."""
+    total = 0.0
+    for process in processes:
+        try:
+            fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return math.nan
+        total += sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+    return total
+
+
 def _check_alive(processes: Sequence[subprocess.Popen]) -> None:
     for process in processes:
         if process.poll() is not None:
@@ -157,6 +172,7 @@ class Burst:
     finishes: list[float]
     workers: list[str]
     succeeded: int
+    worker_cpu_seconds: float = math.nan  # the workers' CPU time over the burst (concurrent bursts, Linux)
 
     @property
     def dispatch_rate(self) -> float:
@@ -192,7 +208,8 @@ class Figures:
                        "prefilled_execution": self.prefilled.execution_rate,
                        "concurrent_dispatch": self.concurrent.dispatch_rate,
                        "concurrent_execution": self.concurrent.execution_rate,
-                       "p50": percentile(self.latencies_ms, 0.5), "p99": percentile(self.latencies_ms, 0.99)}
+                       "p50": percentile(self.latencies_ms, 0.5), "p99": percentile(self.latencies_ms, 0.99),
+                       "cpu_ms_per_run": self.concurrent.worker_cpu_seconds * 1000 / self.concurrent.dispatched}
 
     def line(self, label: str, unit: str) -> str:
         v, pre, con = self.values, self.prefilled, self.concurrent
@@ -218,8 +235,10 @@ def measure_raw_rq(environment: Environment, runs: int, probes: int, worker_clas
     processes = start(command, environment.env(), workers, environment.log_dir)
     try:
         prefilled = _raw_burst(connection, processes, runs, dispatch_seconds)
+        cpu_before = worker_cpu_seconds(processes)
         dispatch_seconds = _enqueue_raw(url, runs, dispatchers)  # (b) while the workers run
         concurrent = _raw_burst(connection, processes, runs, dispatch_seconds)
+        concurrent.worker_cpu_seconds = worker_cpu_seconds(processes) - cpu_before
         latencies = _raw_latencies(connection, queue, processes, probes)
     finally:
         stop(processes)
@@ -272,8 +291,10 @@ def measure_canvas(environment: Environment, runs: int, probes: int, worker_clas
     try:
         prefilled = _canvas_burst(environment, processes, run_ids, dispatch_seconds)
         rows = environment.workflows(runs)
+        cpu_before = worker_cpu_seconds(processes)
         dispatch_seconds, run_ids = dispatch_all(environment, rows, dispatchers, dispatch_mode)  # (b) concurrent
         concurrent = _canvas_burst(environment, processes, run_ids, dispatch_seconds)
+        concurrent.worker_cpu_seconds = worker_cpu_seconds(processes) - cpu_before
         latencies = _canvas_latencies(environment, probes, processes)
     finally:
         stop(processes)
@@ -435,7 +456,8 @@ ROWS = [("prefilled_dispatch", "pre-filled: dispatch rate (runs/s)"),
         ("concurrent_dispatch", "concurrent: dispatch rate (runs/s)"),
         ("concurrent_execution", "concurrent: execution rate (runs/s)"),
         ("p50", "start latency p50 (ms)"),
-        ("p99", "start latency p99 (ms)")]
+        ("p99", "start latency p99 (ms)"),
+        ("cpu_ms_per_run", "concurrent: worker CPU per run (ms)")]
 
 
 def report(results: dict[int, dict[str, list[Figures]]], rounds: int) -> None:
