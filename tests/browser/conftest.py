@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.process_tools import canvas_env, free_port, run_canvas, start_canvas, wait_for_http
+from tests.process_tools import canvas_env, free_port, run_canvas, start_canvas, stop_gracefully, wait_for_http
 from tests.servers.ftp import FtpServer
 
 CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
@@ -150,13 +150,7 @@ def _wait_until_worker_and_scheduler_run(server: Canvas, process: subprocess.Pop
 
 def _stop(process: subprocess.Popen) -> None:
     """SIGTERM: `canvas up` stops its children and its Redis, then exits."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_gracefully(process, 60)
 
 
 @pytest.fixture(scope="module")

@@ -57,6 +57,13 @@ def give_password(app, account_id: str, password: str = PASSWORD) -> str:
     return email_of(app, account_id)
 
 
+def signed_in(app, account_id: str) -> Browser:  # noqa: ANN001
+    """A browser signed in as the account, with a password set through its single-use link."""
+    browser = Browser(app)
+    assert browser.sign_in(give_password(app, account_id)).status_code == 302
+    return browser
+
+
 def users_workflow(client, org, headers) -> str:  # noqa: ANN001
     """A workflow of a User, from a template its organization's Admin published (a User may not publish)."""
     from tests.api.workflow_helpers import published_template

@@ -10,7 +10,13 @@ from sqlalchemy import select
 from canvas.accounts import service as accounts
 from canvas.errors import ForbiddenError, NotFoundError
 from canvas.models import Account, ActivationToken, AuditEntry, ConsoleSession
-from tests.console.conftest import PASSWORD, Browser, activation_token, give_password
+from tests.console.conftest import (
+    PASSWORD,
+    Browser,
+    activation_token,
+    give_password,
+    signed_in,
+)
 from tests.integration.test_notifications import smtp_url
 
 
@@ -30,12 +36,6 @@ def _actions(app, object_id: str) -> list[str]:
     return [entry.action for entry in _rows(app, AuditEntry, AuditEntry.object_id == object_id)]
 
 
-def _signed_in(app, account_id: str) -> Browser:
-    browser = Browser(app)
-    assert browser.sign_in(give_password(app, account_id)).status_code == 302
-    return browser
-
-
 def _authenticates(app, headers: dict) -> bool:
     return app.test_client().get("/api/Authenticate", headers=headers).status_code == 200
 
@@ -44,7 +44,7 @@ def _authenticates(app, headers: dict) -> bool:
 
 def test_deactivating_voids_unused_links_ends_sessions_stops_the_keys_and_is_audited(app, org):
     user_id, headers = org.add_account()
-    user_browser = _signed_in(app, user_id)
+    user_browser = signed_in(app, user_id)
     unused_link = activation_token(app, user_id)
     with app.test_request_context(), app.extensions["canvas"].db.transaction() as session:
         admin = session.get(Account, uuid.UUID(org.admin_id))
@@ -89,7 +89,7 @@ def test_the_list_shows_the_organizations_active_accounts_a_page_at_a_time(app, 
     elsewhere = make_org("Elsewhere")
     added = [org.add_account()[0] for _ in range(50)]
     _, _ = org.add_account(active=False)
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     first = browser.get("/console/accounts")
     page = first.get_data(as_text=True)
     assert first.status_code == 200 and "51 active accounts, page 1 of 2" in page
@@ -104,7 +104,7 @@ def test_the_list_shows_the_organizations_active_accounts_a_page_at_a_time(app, 
 
 def test_a_user_has_no_accounts_link_and_is_refused_every_accounts_page(app, org):
     user_id, _ = org.add_account()
-    user = _signed_in(app, user_id)
+    user = signed_in(app, user_id)
     assert 'href="/console/accounts"' not in user.get("/console/runs").get_data(as_text=True)
     for path in ("/console/accounts", "/console/accounts/new", f"/console/accounts/{org.admin_id}/deactivate",
                  f"/console/accounts/{org.admin_id}/keys"):
@@ -120,7 +120,7 @@ def test_a_user_has_no_accounts_link_and_is_refused_every_accounts_page(app, org
 def test_a_super_partner_manages_the_organizations_accounts_but_not_its_admin(app, org):
     partner_id, _ = org.add_account("SuperPartner")
     user_id, _ = org.add_account()
-    partner = _signed_in(app, partner_id)
+    partner = signed_in(app, partner_id)
     page = partner.get("/console/accounts").get_data(as_text=True)
     assert f"/console/accounts/{user_id}/deactivate" in page and f"/console/accounts/{user_id}/keys" in page
     assert f"/console/accounts/{org.admin_id}/" not in page, "no action on the Admin"
@@ -135,7 +135,7 @@ def test_a_super_partner_manages_the_organizations_accounts_but_not_its_admin(ap
 
 def test_a_new_account_gets_its_activation_email_and_is_listed_once_activated(make_app, org, smtp_server):
     app = make_app(SMTP_URL=smtp_url(smtp_server))
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     form = browser.get("/console/accounts/new").get_data(as_text=True)
     for field in ("email", "firstName", "lastName", "phone", "roleName"):
         assert f'<label for="{field}">' in form and f'id="{field}" name="{field}"' in form, field
@@ -163,7 +163,7 @@ def test_a_new_account_gets_its_activation_email_and_is_listed_once_activated(ma
     ({"email": "x@acme.test", "firstName": "n" * 201}, "firstName", "firstName: Longer than maximum length 200."),
 ])
 def test_a_bad_value_is_shown_beside_its_field_and_nothing_is_created(app, org, form, field, message):
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     answer = browser.submit("/console/accounts/new", form)
     page = answer.get_data(as_text=True)
     assert answer.status_code == 400 and f'id="{field}-error"' in page and message in page
@@ -172,7 +172,7 @@ def test_a_bad_value_is_shown_beside_its_field_and_nothing_is_created(app, org, 
 
 
 def test_a_taken_email_is_a_conflict_beside_the_field_and_a_form_without_its_token_is_refused(app, org):
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     taken = browser.submit("/console/accounts/new", {"email": _account(app, org.admin_id).email})
     assert taken.status_code == 409 and 'id="email-error"' in taken.get_data(as_text=True)
     forged = browser.client.post("/console/accounts/new", data={"email": "forged@acme.test"})
@@ -182,7 +182,7 @@ def test_a_taken_email_is_a_conflict_beside_the_field_and_a_form_without_its_tok
 
 def test_a_relay_that_is_down_creates_nothing_and_says_so(make_app, org):
     app = make_app(SMTP_URL="smtp://127.0.0.1:1")
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     answer = browser.submit("/console/accounts/new", {"email": "down@acme.test"})
     assert answer.status_code == 503 and "could not be sent" in answer.get_data(as_text=True)
     assert _rows(app, Account, Account.email == "down@acme.test") == []
@@ -192,8 +192,8 @@ def test_a_relay_that_is_down_creates_nothing_and_says_so(make_app, org):
 
 def test_deactivating_asks_first_then_signs_the_account_out_everywhere(app, org):
     user_id, headers = org.add_account()
-    user = _signed_in(app, user_id)
-    admin = _signed_in(app, org.admin_id)
+    user = signed_in(app, user_id)
+    admin = signed_in(app, org.admin_id)
     path = f"/console/accounts/{user_id}/deactivate"
     confirm = admin.get(path)
     assert confirm.status_code == 200 and "Deactivate " + _account(app, user_id).email + "?" in \
@@ -213,7 +213,7 @@ def test_deactivating_asks_first_then_signs_the_account_out_everywhere(app, org)
 
 def test_an_admin_cannot_deactivate_itself_nor_see_another_organizations_account(app, org, make_org):
     elsewhere = make_org("Elsewhere")
-    admin = _signed_in(app, org.admin_id)
+    admin = signed_in(app, org.admin_id)
     own = admin.get(f"/console/accounts/{org.admin_id}/deactivate")
     assert own.status_code == 403 and "your own account" in own.get_data(as_text=True)
     assert admin.submit(f"/console/accounts/{org.admin_id}/deactivate", {},
@@ -229,7 +229,7 @@ def test_an_admin_cannot_deactivate_itself_nor_see_another_organizations_account
 def test_acting_as_a_user_the_admin_still_manages_with_its_own_role(app, org):
     user_id, _ = org.add_account()
     give_password(app, user_id)
-    admin = _signed_in(app, org.admin_id)
+    admin = signed_in(app, org.admin_id)
     admin.submit("/console/act-as", {"email": _account(app, user_id).email}, form_page="/console/runs")
     assert admin.get("/console/accounts").status_code == 200
     assert admin.submit(f"/console/accounts/{user_id}/deactivate", {},
@@ -242,7 +242,7 @@ def test_acting_as_a_user_the_admin_still_manages_with_its_own_role(app, org):
 
 def test_new_keys_are_shown_once_and_the_old_ones_stop_working(app, org):
     user_id, old_headers = org.add_account()
-    admin = _signed_in(app, org.admin_id)
+    admin = signed_in(app, org.admin_id)
     path = f"/console/accounts/{user_id}/keys"
     confirm = admin.get(path).get_data(as_text=True)
     assert "New API keys for " + _account(app, user_id).email in confirm and "SecretKey</dt>" not in confirm

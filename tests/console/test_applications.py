@@ -7,20 +7,15 @@ import re
 import uuid
 
 from markupsafe import escape
+
 from tests.api.test_applications import FILE_HUB_APP, FTP_APP, QUINYX_APP, register
-from tests.console.conftest import Browser, email_of, give_password
+from tests.console.conftest import email_of, signed_in
 from tests.servers.ftp import FtpServer
 
 TALENTSOFT_APP = "07ffd13d-ba57-4d1b-9c46-03c5c919eed0"
 SFTP_APP = "c066d993-697e-4805-a265-66674235191e"
 SMTP_APP = "10a93c0f-9b67-49bb-aa36-248f5166da4c"
 WRONG_PASSWORD = "wrong-Password-0815"
-
-
-def _signed_in(app, account_id: str) -> Browser:
-    browser = Browser(app)
-    assert browser.sign_in(give_password(app, account_id)).status_code == 302
-    return browser
 
 
 def _registered(client, headers) -> list[dict]:
@@ -56,7 +51,7 @@ def _stored_credentials(app, registered_id: str) -> dict:
 # --- the catalog -------------------------------------------------------------------------------------------------
 
 def test_the_catalog_lists_every_application_with_its_description_and_a_registration_link(app, org, client):
-    page = _signed_in(app, org.admin_id).get("/console/applications/catalog")
+    page = signed_in(app, org.admin_id).get("/console/applications/catalog")
     text = page.get_data(as_text=True)
     assert page.status_code == 200
     for application in client.get("/api/Applications", headers=org.admin_headers).json:
@@ -67,7 +62,7 @@ def test_the_catalog_lists_every_application_with_its_description_and_a_registra
 # --- the generated registration form -----------------------------------------------------------------------------
 
 def test_the_registration_form_is_generated_from_the_credential_fields(app, org, client):
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     text = browser.get(f"/console/applications/register/{FTP_APP}").get_data(as_text=True)
     [ftp] = [each for each in client.get("/api/Applications", headers=org.admin_headers).json if each["id"] == FTP_APP]
     for field in ftp["credentialFields"]:
@@ -90,11 +85,11 @@ def test_the_registration_form_is_generated_from_the_credential_fields(app, org,
 
 
 def test_an_unknown_application_is_a_404_page(app, org):
-    assert _signed_in(app, org.admin_id).get(f"/console/applications/register/{uuid.uuid4()}").status_code == 404
+    assert signed_in(app, org.admin_id).get(f"/console/applications/register/{uuid.uuid4()}").status_code == 404
 
 
 def test_registration_verifies_against_a_real_ftp_server_then_stores(app, org, client, ftp_server):
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     done = browser.submit(f"/console/applications/register/{FTP_APP}", _ftp_form(ftp_server))
     assert done.status_code == 302, done.get_data(as_text=True)
     [entry] = _registered(client, org.admin_headers)
@@ -109,7 +104,7 @@ def test_registration_verifies_against_a_real_ftp_server_then_stores(app, org, c
 
 def test_a_wrong_password_shows_the_verification_error_keeps_what_was_typed_and_stores_nothing(app, org, client,
                                                                                                 ftp_server):
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     refused = browser.submit(f"/console/applications/register/{FTP_APP}",
                              _ftp_form(ftp_server, password=WRONG_PASSWORD, tagText="Typed tag"))
     text = refused.get_data(as_text=True)
@@ -123,7 +118,7 @@ def test_a_wrong_password_shows_the_verification_error_keeps_what_was_typed_and_
 
 
 def test_a_bad_value_is_shown_beside_its_field_with_a_400_and_nothing_is_stored(app, org, client, ftp_server):
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     path = f"/console/applications/register/{FTP_APP}"
     bad_port = browser.submit(path, _ftp_form(ftp_server, port="twenty-one"))
     text = bad_port.get_data(as_text=True)
@@ -141,14 +136,14 @@ def test_a_bad_value_is_shown_beside_its_field_with_a_400_and_nothing_is_stored(
 
 
 def test_a_post_without_the_csrf_token_is_refused_and_stores_nothing(app, org, client, ftp_server):
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     refused = browser.client.post(f"/console/applications/register/{FTP_APP}", data=_ftp_form(ftp_server))
     assert refused.status_code == 400
     assert _registered(client, org.admin_headers) == []
 
 
 def test_a_select_outside_its_options_is_refused_with_the_apis_message(app, org, client):
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     refused = browser.submit(f"/console/applications/register/{QUINYX_APP}", {"apikey": "k", "environment": "prod"})
     assert refused.status_code == 400
     assert _beside(refused.get_data(as_text=True), "environment") == "Environment must be one of live, test"
@@ -162,7 +157,7 @@ def test_the_list_shows_faulted_applications_and_why(app, org, client, tmp_path)
         registered_id = register(client, org.admin_headers, FTP_APP, gone.credentials(), "Old depot").json
     assert client.post("/api/VerifyRegApplication", headers=org.admin_headers,
                        json={"id": registered_id}).status_code == 400
-    text = _signed_in(app, org.admin_id).get("/console/applications").get_data(as_text=True)
+    text = signed_in(app, org.admin_id).get("/console/applications").get_data(as_text=True)
     assert "Old depot" in text and '<tr class="status-failed">' in text
     assert re.search(r'<strong class="error">Faulted</strong>: \S', text), "the fault's reason is shown"
     assert f'href="/console/applications/{registered_id}/credentials"' in text
@@ -171,7 +166,7 @@ def test_the_list_shows_faulted_applications_and_why(app, org, client, tmp_path)
 def test_the_list_pages_by_fifty(app, org, client):
     for number in range(51):
         assert register(client, org.admin_headers, FILE_HUB_APP, {}, f"hub {number:02}").status_code == 200
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     first = browser.get("/console/applications").get_data(as_text=True)
     assert "51 registered applications, page 1 of 2." in first and "hub 49" in first and "hub 50" not in first
     second = browser.get("/console/applications?page=2").get_data(as_text=True)
@@ -182,7 +177,7 @@ def test_a_user_never_sees_or_changes_another_accounts_registration(app, org, cl
     mine_id, mine_headers = org.add_account()
     other_id, other_headers = org.add_account()
     theirs = register(client, other_headers, FTP_APP, ftp_server.credentials(), "Their depot").json
-    browser = _signed_in(app, mine_id)
+    browser = signed_in(app, mine_id)
     assert "Their depot" not in browser.get("/console/applications").get_data(as_text=True)
     page = browser.get(f"/console/applications/{theirs}/credentials")
     assert page.status_code == 404 and ftp_server.username not in page.get_data(as_text=True)
@@ -202,7 +197,7 @@ def test_the_update_form_shows_stored_values_but_never_a_secret(app, org, client
     talentsoft = register(client, org.admin_headers, TALENTSOFT_APP,
                           {"baseUrl": "https://ts.example.test", "client_id": "id-1", "client_secret": "s3cr3t-Value"},
                           "Talentsoft").json
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     text = browser.get(f"/console/applications/{registered_id}/credentials").get_data(as_text=True)
     assert f'name="username" type="text" value="{ftp_server.username}"' in text
     assert f'value="{ftp_server.port}"' in text and 'value="Depot"' in text
@@ -216,7 +211,7 @@ def test_the_update_form_shows_stored_values_but_never_a_secret(app, org, client
 def test_new_credentials_are_verified_then_kept_and_an_empty_secret_keeps_the_stored_one(app, org, client,
                                                                                          ftp_server, tmp_path):
     registered_id = register(client, org.admin_headers, FTP_APP, ftp_server.credentials(), "Depot").json
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     path = f"/console/applications/{registered_id}/credentials"
     with FtpServer(tmp_path / "moved") as moved:
         done = browser.submit(path, _ftp_form(moved, password="", tagText="Moved depot"))
@@ -230,7 +225,7 @@ def test_new_credentials_are_verified_then_kept_and_an_empty_secret_keeps_the_st
 def test_refused_credentials_show_the_error_and_change_nothing(app, org, client, ftp_server):
     registered_id = register(client, org.admin_headers, FTP_APP, ftp_server.credentials(), "Depot").json
     before = _stored_credentials(app, registered_id)
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     path = f"/console/applications/{registered_id}/credentials"
     refused = browser.submit(path, _ftp_form(ftp_server, password=WRONG_PASSWORD, tagText="Renamed"))
     text = refused.get_data(as_text=True)
@@ -251,7 +246,7 @@ def test_updating_a_faulted_application_with_working_credentials_clears_the_faul
         registered_id = register(client, org.admin_headers, FTP_APP, gone.credentials(), "Depot").json
     client.post("/api/VerifyRegApplication", headers=org.admin_headers, json={"id": registered_id})
     assert _registered(client, org.admin_headers)[0]["faulted"] is True
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     with FtpServer(tmp_path / "back") as back:
         done = browser.submit(f"/console/applications/{registered_id}/credentials", {"port": str(back.port),
                               "username": back.username, "address": back.host})
@@ -262,7 +257,7 @@ def test_updating_a_faulted_application_with_working_credentials_clears_the_faul
 
 def test_an_admin_acting_as_a_user_registers_for_that_user(app, org, client, ftp_server):
     user_id, user_headers = org.add_account()
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     acting = browser.submit("/console/act-as", {"email": email_of(app, user_id)}, form_page="/console/runs")
     assert acting.status_code == 302
     done = browser.submit(f"/console/applications/register/{FTP_APP}", _ftp_form(ftp_server, tagText="For user"))
@@ -276,7 +271,7 @@ def test_the_remove_box_clears_an_optional_secret_and_is_offered_for_optional_se
     smtp = register(client, org.admin_headers, SMTP_APP, smtp_server.credentials(fromAddress="hub@acme.test"),
                     "Mail").json
     ftp = register(client, org.admin_headers, FTP_APP, ftp_server.credentials(), "Depot").json
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     path = f"/console/applications/{smtp}/credentials"
     assert 'name="password__clear" type="checkbox"' in browser.get(path).get_data(as_text=True)
     assert "__clear" not in browser.get(f"/console/applications/{ftp}/credentials").get_data(as_text=True)
@@ -291,7 +286,7 @@ def test_the_remove_box_clears_an_optional_secret_and_is_offered_for_optional_se
 def test_checking_the_stored_credentials_again_clears_or_sets_the_fault(app, org, client, tmp_path):
     with FtpServer(tmp_path / "depot") as depot:
         registered_id = register(client, org.admin_headers, FTP_APP, depot.credentials(), "Depot").json
-        browser = _signed_in(app, org.admin_id)
+        browser = signed_in(app, org.admin_id)
         path = f"/console/applications/{registered_id}/verify"
         assert browser.client.post(path, data={}).status_code == 400, "no CSRF token"
         works = browser.submit(path, {}, form_page=f"/console/applications/{registered_id}/credentials")
@@ -309,7 +304,7 @@ def test_checking_the_stored_credentials_again_clears_or_sets_the_fault(app, org
 def test_another_accounts_registration_cannot_be_checked(app, org, client, ftp_server):
     _, other_headers = org.add_account()
     theirs = register(client, other_headers, FTP_APP, ftp_server.credentials(), "Their depot").json
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     refused = browser.submit(f"/console/applications/{theirs}/verify", {}, form_page="/console/applications")
     assert refused.status_code == 404
     assert "application.reverify" not in _audit_actions(client, org.admin_headers, theirs)
@@ -320,7 +315,7 @@ def test_unchanged_credentials_are_not_verified_so_a_new_tag_alone_is_saved(app,
     with FtpServer(tmp_path / "gone") as gone:
         registered_id = register(client, org.admin_headers, FTP_APP, gone.credentials(), "Depot").json
     before = _stored_credentials(app, registered_id)
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     done = browser.submit(f"/console/applications/{registered_id}/credentials",
                           _ftp_form(gone, password="", tagText="Old depot"))
     assert done.status_code == 302, done.get_data(as_text=True)
@@ -329,7 +324,7 @@ def test_unchanged_credentials_are_not_verified_so_a_new_tag_alone_is_saved(app,
 
 
 def test_applications_without_a_verification_say_so_and_register_as_the_api_does(app, org, client):
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     hub = browser.get(f"/console/applications/register/{FILE_HUB_APP}").get_data(as_text=True)
     assert "File Hub asks for no credentials." in hub and "saved as authenticated" in hub
     assert browser.submit(f"/console/applications/register/{FILE_HUB_APP}", {}).status_code == 302

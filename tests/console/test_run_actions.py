@@ -12,8 +12,14 @@ from sqlalchemy import select
 
 from canvas.console import service as console
 from canvas.models import WorkflowRun
-from tests.console.conftest import Browser, give_password, users_workflow
-from tests.integration.run_helpers import B1, RECORDS, THREE_BLOCKS, make_workflow, run_and_work
+from tests.console.conftest import Browser, signed_in, users_workflow
+from tests.integration.run_helpers import (
+    B1,
+    RECORDS,
+    THREE_BLOCKS,
+    make_workflow,
+    run_and_work,
+)
 
 pytestmark = pytest.mark.usefixtures("clean_run_queue")
 
@@ -24,12 +30,6 @@ def _runs(app, workflow_id: str) -> list[WorkflowRun]:
                                .order_by(WorkflowRun.date_queued)).all()
         session.expunge_all()
         return rows
-
-
-def _signed_in(app, account_id: str) -> Browser:
-    browser = Browser(app)
-    assert browser.sign_in(give_password(app, account_id)).status_code == 302
-    return browser
 
 
 def _run_form(browser: Browser, workflow_id: str, data: dict):
@@ -47,7 +47,7 @@ def _error_beside(page: str, field: str) -> str:
 
 def test_the_run_form_offers_every_mode_and_block_with_labels(app, org, client):
     workflow_id = make_workflow(client, org.admin_headers)
-    page = _signed_in(app, org.admin_id).get(f"/console/workflows/{workflow_id}/run")
+    page = signed_in(app, org.admin_id).get(f"/console/workflows/{workflow_id}/run")
     text = page.get_data(as_text=True)
     assert page.status_code == 200 and "A new run of all its blocks." in text
     for mode in ("all", "from", "till", "range"):
@@ -62,7 +62,7 @@ def test_the_run_form_offers_every_mode_and_block_with_labels(app, org, client):
 def test_another_accounts_workflow_cannot_be_run_or_seen(app, org, client):
     workflow_id = make_workflow(client, org.admin_headers)
     user_id, _ = org.add_account()
-    browser = _signed_in(app, user_id)
+    browser = signed_in(app, user_id)
     page = browser.get(f"/console/workflows/{workflow_id}/run")
     assert page.status_code == 404 and "Only Oslo" not in page.get_data(as_text=True)
     token = browser.csrf_token("/console/runs")
@@ -72,14 +72,14 @@ def test_another_accounts_workflow_cannot_be_run_or_seen(app, org, client):
 
 def test_the_run_form_refuses_a_post_without_its_token(app, org, client):
     workflow_id = make_workflow(client, org.admin_headers)
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     forged = browser.client.post(f"/console/workflows/{workflow_id}/run", data={"mode": "all"})
     assert forged.status_code == 400 and _runs(app, workflow_id) == []
 
 
 def test_a_bad_range_is_shown_beside_its_field_and_starts_nothing(app, org, client):
     workflow_id = make_workflow(client, org.admin_headers)
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     backwards = _run_form(browser, workflow_id, {"mode": "range", "runFromBlock": "3", "runTillBlock": "1"})
     text = backwards.get_data(as_text=True)
     assert backwards.status_code == 400
@@ -96,7 +96,7 @@ def test_a_bad_range_is_shown_beside_its_field_and_starts_nothing(app, org, clie
 
 def test_run_till_a_block_as_a_dry_run_starts_that_run_and_shows_it(app, org, client):
     workflow_id = make_workflow(client, org.admin_headers)
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     started = _run_form(browser, workflow_id, {"mode": "till", "runTillBlock": "2", "runFromBlock": "1",
                                                "dryRun": "1"})
     assert started.status_code == 302
@@ -109,7 +109,7 @@ def test_run_till_a_block_as_a_dry_run_starts_that_run_and_shows_it(app, org, cl
 
 def test_every_block_runs_from_the_form(app, org, client):
     workflow_id = make_workflow(client, org.admin_headers)
-    assert _run_form(_signed_in(app, org.admin_id), workflow_id, {"mode": "all"}).status_code == 302
+    assert _run_form(signed_in(app, org.admin_id), workflow_id, {"mode": "all"}).status_code == 302
     (queued,) = _runs(app, workflow_id)
     assert (queued.run_from_block, queued.run_till_block, queued.dry_run) == (1, 3, False)
 
@@ -120,7 +120,7 @@ def test_a_range_and_a_dry_run_from_the_run_detail(app, org, client):
     headers = org.admin_headers
     workflow_id = make_workflow(client, headers)
     finished = run_and_work(client, app, headers, workflow_id)
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     detail = browser.get(f"/console/runs/{finished['id']}").get_data(as_text=True)
     assert "Run a range…" in detail and "Dry run…" in detail
     range_page = f"/console/runs/{finished['id']}/rerun?mode=range&runFromBlock=2&runTillBlock=2"
@@ -153,7 +153,7 @@ def test_a_backwards_range_of_a_rerun_is_shown_beside_its_field(app, org, client
     headers = org.admin_headers
     workflow_id = make_workflow(client, headers)
     finished = run_and_work(client, app, headers, workflow_id)
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     path = f"/console/runs/{finished['id']}/rerun"
     wrong = browser.submit(path, {"mode": "range", "runFromBlock": "3", "runTillBlock": "2"}, form_page=path)
     assert wrong.status_code == 400 and _error_beside(wrong.get_data(as_text=True), "runTillBlock")
@@ -165,7 +165,7 @@ def test_a_backwards_range_of_a_rerun_is_shown_beside_its_field(app, org, client
 def test_the_run_detail_previews_records_and_offers_the_file(app, org, client):
     headers = org.admin_headers
     finished = run_and_work(client, app, headers, make_workflow(client, headers))
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     page = browser.get(f"/console/runs/{finished['id']}").get_data(as_text=True)
     assert "<caption>3 records</caption>" in page and "<caption>2 records</caption>" in page
     assert '<th scope="col">id</th><th scope="col">name</th><th scope="col">city</th>' in page
@@ -182,7 +182,7 @@ def test_the_run_detail_previews_records_and_offers_the_file(app, org, client):
 def test_the_download_is_the_stored_output_as_an_attachment(app, org, client):
     headers = org.admin_headers
     finished = run_and_work(client, app, headers, make_workflow(client, headers))
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     for number in (1, 3):
         api = client.get(f"/api/WorkflowRun/{finished['id']}/Block/{number}/Output", headers=headers)
         download = browser.get(f"/console/runs/{finished['id']}/blocks/{number}/output")
@@ -199,7 +199,7 @@ def test_a_user_of_another_account_gets_no_output_and_no_comparison(app, org, cl
     headers = org.admin_headers
     finished = run_and_work(client, app, headers, make_workflow(client, headers))
     user_id, _ = org.add_account()
-    browser = _signed_in(app, user_id)
+    browser = signed_in(app, user_id)
     for path in (f"/console/runs/{finished['id']}/blocks/1/output", f"/console/runs/{finished['id']}/blocks/1/compare",
                  f"/console/runs/{finished['id']}/rerun?mode=range"):
         answer = browser.get(path)
@@ -217,7 +217,7 @@ def test_a_big_output_is_previewed_from_its_head_only(app, org, client, monkeypa
     size = finished["blocks"][0]["output"]["size"]
     monkeypatch.setattr(console, "PREVIEW_BYTES", 16 * 1024)  # well below the output's size, whatever it is
     read = _count_reads(app, monkeypatch)
-    page = _signed_in(app, org.admin_id).get(f"/console/runs/{finished['id']}").get_data(as_text=True)
+    page = signed_in(app, org.admin_id).get(f"/console/runs/{finished['id']}").get_data(as_text=True)
     assert f"<caption>The first {console.PREVIEW_RECORDS} of {BIG} records</caption>" in page
     assert "<td>10</td><td>person 10</td><td>[&#34;a&#34;, 10]</td>" in page and "person 11<" not in page
     assert read and max(read) <= console.PREVIEW_BYTES and sum(read) < size // 4
@@ -251,7 +251,7 @@ def test_a_first_record_bigger_than_the_preview_is_named_not_read(app, org, clie
     monkeypatch.setattr(console, "PREVIEW_BYTES", 20)
     headers = org.admin_headers
     finished = run_and_work(client, app, headers, make_workflow(client, headers))
-    page = _signed_in(app, org.admin_id).get(f"/console/runs/{finished['id']}").get_data(as_text=True)
+    page = signed_in(app, org.admin_id).get(f"/console/runs/{finished['id']}").get_data(as_text=True)
     assert "The first record is too large to preview" in page and "<td>Ann</td>" not in page
 
 
@@ -265,7 +265,7 @@ def test_compare_a_blocks_output_with_another_runs(app, org, client):
     assert client.post("/api/UpdateWorkflow", headers=headers, json={
         "id": workflow_id, "chain": [{"uniqueBlockId": B1, "variables": {"records": changed}}]}).status_code == 200
     second = run_and_work(client, app, headers, workflow_id)
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     form = browser.get(f"/console/runs/{second['id']}/blocks/1/compare").get_data(as_text=True)
     assert '<label for="otherRun">' in form and '<label for="key">' in form
     assert f"otherRun={first['id']}" in form, "the newest other runs with this block's output are offered"
@@ -291,7 +291,7 @@ def test_compare_shows_a_bad_or_foreign_other_run_beside_its_field(app, org, cli
     mine = run_and_work(client, app, headers, make_workflow(client, headers))
     user_id, user_headers = org.add_account()
     theirs = run_and_work(client, app, user_headers, users_workflow(client, org, user_headers))
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     for other, message in (("nonsense", "is not a valid id"), (theirs["id"], f"Unknown run {theirs['id']}")):
         answer = browser.get(f"/console/runs/{mine['id']}/blocks/1/compare?otherRun={other}")
         text = answer.get_data(as_text=True)
@@ -304,7 +304,7 @@ def test_no_new_page_shows_a_secret_key(app, org, client):
     headers = org.admin_headers
     workflow_id = make_workflow(client, headers)
     finished = run_and_work(client, app, headers, workflow_id)
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     pages = [f"/console/workflows/{workflow_id}/run", f"/console/runs/{finished['id']}/rerun?mode=range",
              f"/console/runs/{finished['id']}/blocks/1/compare?otherRun={finished['id']}",
              f"/console/runs/{finished['id']}/blocks/1/output"]

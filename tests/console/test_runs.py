@@ -12,7 +12,7 @@ from sqlalchemy import select
 from canvas.console.service import RUNS_PAGE_SIZE
 from canvas.models import WorkflowRun
 from canvas.models.base import utcnow
-from tests.console.conftest import Browser, give_password, users_workflow
+from tests.console.conftest import signed_in, users_workflow
 from tests.integration.run_helpers import make_workflow, run, run_and_work
 
 pytestmark = pytest.mark.usefixtures("clean_run_queue")
@@ -25,18 +25,12 @@ def _runs(app, **where):
         return rows
 
 
-def _signed_in(app, account_id: str) -> Browser:
-    browser = Browser(app)
-    assert browser.sign_in(give_password(app, account_id)).status_code == 302
-    return browser
-
-
 def test_a_user_sees_its_own_runs_and_never_another_accounts(app, org, client):
     mine_id, mine_headers = org.add_account()
     other_id, other_headers = org.add_account()
     mine = run_and_work(client, app, mine_headers, users_workflow(client, org, mine_headers))
     other = run_and_work(client, app, other_headers, users_workflow(client, org, other_headers))
-    browser = _signed_in(app, mine_id)
+    browser = signed_in(app, mine_id)
     listed = browser.get("/console/runs").get_data(as_text=True)
     assert mine["id"] in listed and other["id"] not in listed and "1 run." in listed
     assert browser.get(f"/console/runs/{other['id']}").status_code == 404
@@ -50,7 +44,7 @@ def test_the_run_detail_shows_every_block_with_its_counts_and_log(app, org, clie
     headers = org.admin_headers
     finished = run_and_work(client, app, headers, make_workflow(client, headers))
     assert finished["status"] == "Succeeded"
-    page = _signed_in(app, org.admin_id).get(f"/console/runs/{finished['id']}")
+    page = signed_in(app, org.admin_id).get(f"/console/runs/{finished['id']}")
     text = page.get_data(as_text=True)
     assert page.status_code == 200
     for block in finished["blocks"]:
@@ -65,7 +59,7 @@ def test_run_from_a_block_and_till_a_block_start_runs_through_the_confirmation_f
     headers = org.admin_headers
     workflow_id = make_workflow(client, headers)
     finished = run_and_work(client, app, headers, workflow_id)
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     confirm = browser.get(f"/console/runs/{finished['id']}/rerun?mode=from&runFromBlock=2")
     assert confirm.status_code == 200 and "from block 2 to its last block" in confirm.get_data(as_text=True)
     assert len(_runs(app)) == 1, "showing the confirmation starts nothing"
@@ -88,7 +82,7 @@ def test_cancel_a_queued_run_through_its_confirmation_form(app, org, client):
     headers = org.admin_headers
     queued = run(client, headers, make_workflow(client, headers))
     run_id = queued.headers["Location"].rsplit("/", 1)[1]
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     detail = browser.get(f"/console/runs/{run_id}").get_data(as_text=True)
     assert 'data-live="on"' in detail and "Cancel" in detail
     cancelled = browser.submit(f"/console/runs/{run_id}/cancel", {}, form_page=f"/console/runs/{run_id}/cancel")
@@ -108,7 +102,7 @@ def test_the_list_puts_failed_runs_first_filters_pages_and_serves_its_live_fragm
                                     status="Failed" if number == 0 else "Succeeded", trigger="schedule",
                                     run_from_block=1, run_till_block=3, date_queued=start + timedelta(minutes=number),
                                     error="boom" if number == 0 else None))
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     first = browser.get("/console/runs").get_data(as_text=True)
     assert f"{RUNS_PAGE_SIZE + 5} runs, page 1 of 2" in first
     assert first.index("status-failed") < first.index("status-succeeded"), "failed first, though the oldest"
@@ -132,7 +126,7 @@ def test_the_workflow_filter_asks_for_an_id_when_there_are_too_many_to_list(app,
     from canvas.console import service
 
     workflow_id = make_workflow(client, org.admin_headers)
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     assert f'<option value="{workflow_id}"' in browser.get("/console/runs").get_data(as_text=True)
     monkeypatch.setattr(service, "WORKFLOW_CHOICES_LIMIT", 0)
     page = browser.get(f"/console/runs?workflow={workflow_id}").get_data(as_text=True)
@@ -140,7 +134,7 @@ def test_the_workflow_filter_asks_for_an_id_when_there_are_too_many_to_list(app,
 
 
 def test_health_page_and_navigation(app, org):
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     page = browser.get("/console/health").get_data(as_text=True)
     assert "Database</dt><dd>ok" in page and "Queued runs" in page
     from canvas.console.resources import NAVIGATION
@@ -154,7 +148,7 @@ def test_no_page_shows_a_secret_key(app, org, client):
     headers = org.admin_headers
     finished = run_and_work(client, app, headers, make_workflow(client, headers))
     user_id, user_headers = org.add_account()
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     pages = ["/console/runs", f"/console/runs/{finished['id']}", "/console/health",
              f"/console/runs/{finished['id']}/rerun", f"/console/runs/{finished['id']}/cancel"]
     for secret in (headers["SecretKey"], user_headers["SecretKey"]):

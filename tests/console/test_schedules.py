@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.api.workflow_helpers import published_template, record_occurrences
-from tests.console.conftest import Browser, email_of, give_password
+from tests.console.conftest import Browser, email_of, signed_in
 from tests.integration.run_helpers import THREE_BLOCKS, chain_template, make_workflow
 
 RUN_ID = uuid.uuid4()
@@ -26,13 +26,7 @@ def workflow_id(client, org) -> str:
 
 @pytest.fixture()
 def admin(app, org) -> Browser:
-    return _signed_in(app, org.admin_id)
-
-
-def _signed_in(app, account_id: str) -> Browser:
-    browser = Browser(app)
-    assert browser.sign_in(give_password(app, account_id)).status_code == 302
-    return browser
+    return signed_in(app, org.admin_id)
 
 
 def _schedule_path(workflow_id: str) -> str:
@@ -198,7 +192,7 @@ def test_a_user_never_sees_or_changes_another_accounts_schedule(app, client, org
     _set_by_api(client, org.admin_headers, workflow_id)
     _record(services, workflow_id, 1)
     user_id, _headers = org.add_account("User")
-    user = _signed_in(app, user_id)
+    user = signed_in(app, user_id)
     own_page = "/console/runs"  # a page of the user's own, for a valid form token
     assert user.get(_schedule_path(workflow_id)).status_code == 404
     assert user.get(f"{_schedule_path(workflow_id)}/preview?cron=0+0+2+*+*+%3F").status_code == 404
@@ -262,7 +256,7 @@ def test_an_admin_acting_as_a_user_sets_the_users_schedule_recorded_as_acting(ap
                           headers=user_headers)
     assert created.status_code == 200, created.json
     users_workflow = created.json
-    admin = _signed_in(app, org.admin_id)
+    admin = signed_in(app, org.admin_id)
     assert admin.get(_schedule_path(users_workflow)).status_code == 404, "not the admin's own workflow"
     acting = admin.submit("/console/act-as", {"email": email_of(app, user_id)}, form_page="/console/runs")
     assert acting.status_code == 302

@@ -7,8 +7,20 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from canvas.models import Account, AuditEntry, ConsolePassword, ConsoleSession, Organization
-from tests.console.conftest import PASSWORD, Browser, activation_token, email_of, give_password
+from canvas.models import (
+    Account,
+    AuditEntry,
+    ConsolePassword,
+    ConsoleSession,
+    Organization,
+)
+from tests.console.conftest import (
+    PASSWORD,
+    Browser,
+    activation_token,
+    email_of,
+    give_password,
+)
 from tests.integration.test_notifications import smtp_url
 
 

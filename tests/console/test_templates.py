@@ -22,16 +22,10 @@ from tests.api.workflow_helpers import (
     published_template,
     template_body,
 )
-from tests.console.conftest import Browser, give_password
+from tests.console.conftest import signed_in
 from tests.integration.run_helpers import THREE_BLOCKS, chain_template
 
 NEW_BLOCK = "00000000-0000-0000-0000-0000000000d4"  # the block version_two adds
-
-
-def _signed_in(app, account_id: str) -> Browser:
-    browser = Browser(app)
-    assert browser.sign_in(give_password(app, account_id)).status_code == 302
-    return browser
 
 
 def _text(answer) -> str:
@@ -64,7 +58,7 @@ def test_the_list_shows_the_catalog_and_the_organizations_templates_never_anothe
     our_id = published_template(client, org.admin_headers, ours)
     their_id = published_template(client, other.admin_headers, theirs)
     user_id, _headers = org.add_account()
-    browser = _signed_in(app, user_id)
+    browser = signed_in(app, user_id)
     listed = browser.get("/console/templates")
     text = _text(listed)
     assert listed.status_code == 200
@@ -84,7 +78,7 @@ def test_the_list_pages_by_fifty(app, org, client):
             catalog.create_org_template(session, services.application_catalog, uuid.UUID(org.id), body)
     total = int(client.get("/api/WorkflowTemplates", headers=org.admin_headers,
                            query_string={"pageSize": 1}).headers["X-Total-Count"])
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     first = _text(browser.get("/console/templates"))
     assert f"{total} templates, page 1 of 2." in first and 'rel="next"' in first
     assert first.count('href="/console/templates/') == TEMPLATES_PAGE_SIZE
@@ -98,7 +92,7 @@ def test_the_detail_shows_blocks_applications_and_versions(app, org, client):
     headers = org.admin_headers
     template_id = published_template(client, headers)
     publish_new_version(client, headers, template_id, version_two("v2_{runId}.jsonl"), "1.1.0")
-    page = _signed_in(app, org.admin_id).get(f"/console/templates/{template_id}")
+    page = signed_in(app, org.admin_id).get(f"/console/templates/{template_id}")
     text = _text(page)
     assert page.status_code == 200
     for block in ("Block 1: Records", "Block 2: Map", "Block 3: Filter", "Block 4: Store"):
@@ -110,7 +104,7 @@ def test_the_detail_shows_blocks_applications_and_versions(app, org, client):
 
 def test_a_graph_templates_blocks_show_what_feeds_them_and_it_instantiates(app, org, client):
     template_id = published_template(client, org.admin_headers, graph_body())
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     text = _text(browser.get(f"/console/templates/{template_id}"))
     assert "Block 1: Records" in text and "nothing (a start block)" in text and "block 2, block 3" in text
     created = browser.submit(f"/console/templates/{template_id}/instantiate", {"name": "Forked"})
@@ -120,7 +114,7 @@ def test_a_graph_templates_blocks_show_what_feeds_them_and_it_instantiates(app, 
 
 def test_a_draft_cannot_be_instantiated(app, org, client):
     draft = client.post("/api/WorkflowTemplate", json=template_body(), headers=org.admin_headers).json
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     assert "A Draft" in _text(browser.get(f"/console/templates/{draft}"))
     refused = browser.get(f"/console/templates/{draft}/instantiate")
     assert refused.status_code == 400 and "only Published templates" in _text(refused)
@@ -133,7 +127,7 @@ def test_the_form_offers_only_the_accounts_own_registered_applications_of_each_k
     user_id, headers = org.add_account()
     _other_id, other_headers = org.add_account()
     theirs = file_hub_app(client, other_headers)
-    browser = _signed_in(app, user_id)
+    browser = signed_in(app, user_id)
     none_yet = _text(browser.get(f"/console/templates/{template_id}/instantiate"))
     assert "you have no registered File Hub application" in none_yet
     assert f'href="/console/applications/register/{FILE_HUB_APP}"' in none_yet
@@ -149,7 +143,7 @@ def test_instantiating_creates_the_workflow_with_its_bindings_and_changed_variab
     template_id = published_template(client, org.admin_headers)
     user_id, headers = org.add_account()
     registered = file_hub_app(client, headers)
-    browser = _signed_in(app, user_id)
+    browser = signed_in(app, user_id)
     path = f"/console/templates/{template_id}/instantiate"
     answer = browser.submit(path, {"name": "Nightly export", "applications.CMAF": registered,
                                    f"variable.{BLOCK_RECORDS}.records": '[\r\n  {"id": 1, "name": "Ann"}\r\n]',
@@ -172,7 +166,7 @@ def test_a_bad_value_is_shown_beside_its_field_and_nothing_is_created(app, org, 
     template_id = published_template(client, org.admin_headers)
     user_id, headers = org.add_account()
     registered = file_hub_app(client, headers)
-    browser = _signed_in(app, user_id)
+    browser = signed_in(app, user_id)
     path = f"/console/templates/{template_id}/instantiate"
     unreadable = browser.submit(path, {"name": "Typed name", "applications.CMAF": registered,
                                        f"variable.{BLOCK_RECORDS}.records": "[not json"})
@@ -196,7 +190,7 @@ def test_another_accounts_registered_application_is_refused(app, org, client):
     user_id, _headers = org.add_account()
     _other_id, other_headers = org.add_account()
     theirs = file_hub_app(client, other_headers)
-    answer = _signed_in(app, user_id).submit(f"/console/templates/{template_id}/instantiate",
+    answer = signed_in(app, user_id).submit(f"/console/templates/{template_id}/instantiate",
                                              {"applications.CMAF": theirs})
     assert answer.status_code == 400 and "unknown registered application" in _text(answer)
     assert _workflows(client, other_headers) == []
@@ -205,7 +199,7 @@ def test_another_accounts_registered_application_is_refused(app, org, client):
 def test_instantiating_without_the_csrf_token_is_refused(app, org, client):
     template_id = published_template(client, org.admin_headers)
     registered = file_hub_app(client, org.admin_headers)
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     refused = browser.client.post(f"/console/templates/{template_id}/instantiate",
                                   data={"applications.CMAF": registered})
     assert refused.status_code == 400 and _workflows(client, org.admin_headers) == []
@@ -229,7 +223,7 @@ def test_the_upgrade_page_shows_the_merge_preview_and_upgrades_on_confirmation(a
     template_id, workflow_id = _workflow_with_override(client, headers, "mine_{runId}.jsonl")
     publish_new_version(client, headers, template_id, version_two("out_{date:yyyy-MM-dd}.jsonl", expression="$$"),
                         "1.1.0")
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     path = f"/console/workflows/{workflow_id}/upgrade"
     preview = browser.get(path)
     text = _text(preview)
@@ -255,7 +249,7 @@ def test_a_conflicting_upgrade_shows_its_conflicts_and_is_refused(app, org, clie
     headers = org.admin_headers
     template_id, workflow_id = _workflow_with_override(client, headers, "mine.jsonl")
     publish_new_version(client, headers, template_id, version_two("renamed_by_vendor.jsonl"), "2.0.0")
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     path = f"/console/workflows/{workflow_id}/upgrade"
     text = _text(browser.get(path))
     assert "cannot be applied" in text and "changed its default" in text and "Upgrade to" not in text
@@ -270,7 +264,7 @@ def test_a_version_that_is_not_newer_is_shown_beside_the_version_field(app, org,
     headers = org.admin_headers
     template_id, workflow_id = _workflow_with_override(client, headers, "mine.jsonl")
     publish_new_version(client, headers, template_id, version_two("mine.jsonl"), "1.1.0")
-    answer = _signed_in(app, org.admin_id).get(f"/console/workflows/{workflow_id}/upgrade?version=1.0.0")
+    answer = signed_in(app, org.admin_id).get(f"/console/workflows/{workflow_id}/upgrade?version=1.0.0")
     assert answer.status_code == 400 and 'id="version-error"' in _text(answer) and "not newer" in _text(answer)
 
 
@@ -279,7 +273,7 @@ def test_another_accounts_workflow_cannot_be_upgraded(app, org, client):
     template_id, workflow_id = _workflow_with_override(client, headers, "mine.jsonl")
     publish_new_version(client, headers, template_id, version_two("mine.jsonl"), "1.1.0")
     user_id, _headers = org.add_account()
-    browser = _signed_in(app, user_id)
+    browser = signed_in(app, user_id)
     path = f"/console/workflows/{workflow_id}/upgrade"
     assert browser.get(path).status_code == 404
     refused = browser.submit(path, {"version": "1.1.0"}, form_page="/console/templates")
@@ -295,7 +289,7 @@ def test_an_application_the_new_version_needs_is_bound_through_its_select(app, o
     publish_new_version(client, headers, template_id, {key: with_store[key] for key in ("applications", "chain")},
                         "1.1.0")
     registered = file_hub_app(client, headers)
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     path = f"/console/workflows/{workflow_id}/upgrade"
     text = _text(browser.get(path))
     assert "The new version needs CMAF as well." in text and '<label for="applications.CMAF">File Hub</label>' in text

@@ -18,7 +18,7 @@ from tests.api.test_v2_support import V2
 from tests.api.test_workflow_graphs import graph_workflow
 from tests.api.test_workflow_upgrade import publish_new_version
 from tests.api.workflow_helpers import file_hub_app, published_template
-from tests.console.conftest import Browser, email_of, give_password
+from tests.console.conftest import email_of, signed_in
 from tests.integration.run_helpers import (
     B1,
     B2,
@@ -32,12 +32,6 @@ pytestmark = pytest.mark.usefixtures("clean_run_queue")
 
 RECORDS_FIELD = f"variable.{B1}.records"
 CONDITION_FIELD = f"variable.{B2}.condition"
-
-
-def _signed_in(app, account_id: str) -> Browser:
-    browser = Browser(app)
-    assert browser.sign_in(give_password(app, account_id)).status_code == 302
-    return browser
 
 
 def _new_workflow(client, headers, template_id: str, name: str = "People") -> str:
@@ -96,7 +90,7 @@ def test_the_list_shows_the_accounts_workflows_with_template_last_run_and_next_r
         "scheduleFrequency": json.dumps({"cronSchedule": "0 0 3 * * ?"})}).status_code == 200
     next_run = _workflow(client, user_headers, scheduled)["dateNextSchedule"]
 
-    page = _signed_in(app, user_id).get("/console/workflows")
+    page = signed_in(app, user_id).get("/console/workflows")
     text = _text(page)
     assert page.status_code == 200 and "2 workflows" in text
     assert "Mine" in text and "Nightly" in text and "Theirs" not in text and theirs not in text
@@ -110,7 +104,7 @@ def test_the_list_pages_fifty_at_a_time(app, org, client):
     template_id = _template(client, org)
     for number in range(WORKFLOWS_PAGE_SIZE + 1):
         _new_workflow(client, org.admin_headers, template_id, f"Workflow {number:03}")
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     first = _text(browser.get("/console/workflows"))
     assert "page 1 of 2" in first and "Workflow 000" in first and "Workflow 050" not in first
     assert "/console/workflows?page=2" in first
@@ -120,13 +114,12 @@ def test_the_list_pages_fifty_at_a_time(app, org, client):
     assert refused.status_code == 400 and "page must be a whole number" in _text(refused)
 
 
-
 def test_an_admin_acting_as_a_user_sees_that_users_workflows(app, org, client):
     user_id, user_headers = org.add_account()
     template_id = _template(client, org)
     _new_workflow(client, user_headers, template_id, "The user's")
     _new_workflow(client, org.admin_headers, template_id, "The admin's")
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     assert browser.submit("/console/act-as", {"email": email_of(app, user_id)},
                           form_page="/console/workflows").status_code == 302
     text = _text(browser.get("/console/workflows"))
@@ -137,7 +130,7 @@ def test_an_admin_acting_as_a_user_sees_that_users_workflows(app, org, client):
 def test_the_detail_shows_blocks_variables_applications_runs_and_links(app, org, client):
     workflow_id = _new_workflow(client, org.admin_headers, _template(client, org))
     finished = run_and_work(client, app, org.admin_headers, workflow_id)
-    page = _signed_in(app, org.admin_id).get(f"/console/workflows/{workflow_id}")
+    page = signed_in(app, org.admin_id).get(f"/console/workflows/{workflow_id}")
     text = _text(page)
     assert page.status_code == 200
     for number, (name, key, _values) in enumerate(THREE_BLOCKS, start=1):
@@ -155,11 +148,10 @@ def test_the_detail_shows_blocks_variables_applications_runs_and_links(app, org,
     assert f"/console/workflows/{workflow_id}/upgrade" not in text, "no newer template version: no Upgrade"
 
 
-
 def test_the_detail_shows_the_bound_registered_application(app, org, client):
     workflow_id = make_workflow(client, org.admin_headers, applications=["CMAF"])
     [registered_id] = _workflow(client, org.admin_headers, workflow_id)["regApplicationIds"]
-    text = _text(_signed_in(app, org.admin_id).get(f"/console/workflows/{workflow_id}"))
+    text = _text(signed_in(app, org.admin_id).get(f"/console/workflows/{workflow_id}"))
     assert "(CMAF):" in text and f"/console/applications/{registered_id}/credentials" in text
 
 def test_upgrade_is_offered_once_the_template_has_a_newer_version(app, org, client):
@@ -168,13 +160,13 @@ def test_upgrade_is_offered_once_the_template_has_a_newer_version(app, org, clie
     body = chain_template(THREE_BLOCKS)
     publish_new_version(client, org.admin_headers, template_id,
                         {"applications": body["applications"], "chain": body["chain"]}, "1.1.0")
-    text = _text(_signed_in(app, org.admin_id).get(f"/console/workflows/{workflow_id}"))
+    text = _text(signed_in(app, org.admin_id).get(f"/console/workflows/{workflow_id}"))
     assert f"/console/workflows/{workflow_id}/upgrade" in text and "Upgrade to version 1.1.0" in text
 
 
 def test_a_graph_shows_which_blocks_feed_each_block(app, org, client):
     _template_id, workflow_id = graph_workflow(client, org.admin_headers)
-    text = _text(_signed_in(app, org.admin_id).get(f"/console/workflows/{workflow_id}"))
+    text = _text(signed_in(app, org.admin_id).get(f"/console/workflows/{workflow_id}"))
     assert "a graph" in text and "nothing: it starts the graph" in text
     join = text[text.index("Block 4: Join"):]
     assert '<a href="#block-2">block 2</a>, <a href="#block-3">block 3</a>' in join
@@ -182,12 +174,11 @@ def test_a_graph_shows_which_blocks_feed_each_block(app, org, client):
     assert "mapped by <code>{'id': id, 'name': $lowercase(name)}</code>" in text
 
 
-
 def test_a_v2_flow_shows_its_variables_but_they_are_changed_through_v2(app, org, client):
     flow = V2(app, client, org).call("POST", "/v2/flows", flow_body(V2(app, client, org), FORK_NODES, FORK_EDGES))
     assert flow.status_code == 201, flow.json
     flow_id = flow.json["data"]["id"]
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     page = browser.get(f"/console/workflows/{flow_id}")
     text = _text(page)
     assert page.status_code == 200 and "from no template" in text and "Save the variables" not in text
@@ -202,7 +193,7 @@ def test_a_user_never_sees_or_changes_another_accounts_workflow(app, org, client
     user_id, _user_headers = org.add_account()
     _other_id, other_headers = org.add_account()
     theirs = _new_workflow(client, other_headers, _template(client, org), "Theirs")
-    browser = _signed_in(app, user_id)
+    browser = signed_in(app, user_id)
     refused = browser.get(f"/console/workflows/{theirs}")
     assert refused.status_code == 404 and "Theirs" not in _text(refused)
     token = browser.csrf_token("/console/workflows")
@@ -222,7 +213,7 @@ def test_saving_variables_changes_them_as_update_workflow_does_and_is_audited(ap
     # a block's run settings are no variable: saving the variables keeps them
     assert client.post("/api/UpdateWorkflow", headers=headers, json={
         "id": workflow_id, "chain": [{"uniqueBlockId": B1, "retries": 2}]}).status_code == 200
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     page = f"/console/workflows/{workflow_id}"
     saved = browser.submit(f"{page}/variables", _form(_text(browser.get(page)), **{CONDITION_FIELD: "city = 'Bergen'"}),
                            form_page=page)
@@ -246,7 +237,7 @@ def test_saving_variables_changes_them_as_update_workflow_does_and_is_audited(ap
 def test_a_value_of_the_wrong_type_is_shown_beside_its_field_and_nothing_changes(app, org, client):
     workflow_id = _new_workflow(client, org.admin_headers, _template(client, org))
     before = _variables(client, org.admin_headers, workflow_id)
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     page = f"/console/workflows/{workflow_id}"
     answer = browser.submit(f"{page}/variables", _form(_text(browser.get(page)), **{RECORDS_FIELD: '{"id": 1}'}),
                             form_page=page)
@@ -261,7 +252,7 @@ def test_a_value_of_the_wrong_type_is_shown_beside_its_field_and_nothing_changes
 def test_text_that_is_no_json_is_refused_beside_its_field(app, org, client):
     workflow_id = _new_workflow(client, org.admin_headers, _template(client, org))
     before = _variables(client, org.admin_headers, workflow_id)
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     page = f"/console/workflows/{workflow_id}"
     answer = browser.submit(f"{page}/variables", _form(_text(browser.get(page)), **{RECORDS_FIELD: "[1,"}),
                             form_page=page)
@@ -273,11 +264,10 @@ def test_text_that_is_no_json_is_refused_beside_its_field(app, org, client):
 def test_a_post_without_its_csrf_token_is_refused(app, org, client):
     workflow_id = _new_workflow(client, org.admin_headers, _template(client, org))
     before = _variables(client, org.admin_headers, workflow_id)
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     refused = browser.client.post(f"/console/workflows/{workflow_id}/variables", data={CONDITION_FIELD: "true"})
     assert refused.status_code == 400 and "security token" in _text(refused)
     assert _variables(client, org.admin_headers, workflow_id) == before
-
 
 
 # --- the bindings form -----------------------------------------------------------------------------------------------
@@ -286,7 +276,7 @@ def test_binding_another_registered_application_changes_the_workflow(app, org, c
     workflow_id = make_workflow(client, org.admin_headers, applications=["CMAF"])
     [first] = _workflow(client, org.admin_headers, workflow_id)["regApplicationIds"]
     second = file_hub_app(client, org.admin_headers)
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     page = f"/console/workflows/{workflow_id}"
     shown = _text(browser.get(page))
     assert f'<option value="{first}" selected>' in shown and f'<option value="{second}">' in shown
@@ -304,7 +294,7 @@ def test_another_accounts_registered_application_is_refused_beside_its_select(ap
     theirs = file_hub_app(client, other_headers)
     workflow_id = make_workflow(client, org.admin_headers, applications=["CMAF"])
     before = _workflow(client, org.admin_headers, workflow_id)["regApplicationIds"]
-    browser = _signed_in(app, org.admin_id)
+    browser = signed_in(app, org.admin_id)
     page = f"/console/workflows/{workflow_id}"
     refused = browser.submit(f"{page}/applications", {"applications.CMAF": theirs}, form_page=page)
     text = _text(refused)

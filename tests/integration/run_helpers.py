@@ -15,6 +15,7 @@ from rq import Queue, SimpleWorker
 from canvas.queueing.keys import RUN_QUEUE
 from canvas.settings import redis_url
 from tests.api.workflow_helpers import file_hub_app, new_workflow, published_template
+from tests.process_tools import stop_gracefully
 
 B1, B2, B3, B4 = (str(uuid.UUID(int=n)) for n in (0x101, 0x102, 0x103, 0x104))
 RECORDS = [{"id": 1, "name": "Ann", "city": "Oslo"}, {"id": 2, "name": "Bo", "city": "Bergen"},
@@ -98,13 +99,7 @@ def kill_worker(process: subprocess.Popen) -> None:
 
 
 def stop_worker(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_gracefully(process, 30)
     _signal_group(process, signal.SIGKILL)  # whatever the worker left behind in its group
 
 
