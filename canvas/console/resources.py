@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from functools import wraps
 
 from flask import (
@@ -18,6 +18,7 @@ from flask import (
     send_file,  # a block's output as a download
     url_for,
 )
+from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from canvas.accounts import service as accounts
@@ -286,6 +287,16 @@ def runs_list():  # noqa: ANN201
                "live": any(run.status in ACTIVE_RUN_STATES for run in rows)}
     template = "runs_table.html" if request.headers.get(LIVE_FRAGMENT_HEADER) else "runs.html"
     return render_page(template, status=400 if errors else 200, **context)
+
+
+@blp.app_template_filter("utc_time")
+def utc_time(value: datetime | None) -> Markup | str:
+    """A moment of a run, to the millisecond, as a <time> element (the machine-readable ISO form in its attribute)."""
+    if value is None:
+        return "—"
+    moment = value.astimezone(timezone.utc)
+    return Markup('<time datetime="{}">{} UTC</time>').format(moment.isoformat(),
+                                                             moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3])
 
 
 @blp.app_template_global()
