@@ -7,7 +7,6 @@ import logging
 import os
 import sys
 import uuid
-from datetime import timedelta
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -416,8 +415,7 @@ def org_create(name: str, admin_email: str, as_json: bool) -> None:
     database = _migrated_database(settings)
     with _domain_errors(), command_line(), database.transaction() as session:
         created = service.create_organization(session, name, admin_email)
-        token = service.create_activation_token(session, created.account_id,
-                                                timedelta(hours=settings["ACTIVATION_TTL_HOURS"]))
+        token = service.issue_activation_token(session, settings, created.account_id)
     result = {"organizationId": str(created.organization_id), "accountId": str(created.account_id),
               "consumer": created.consumer, "secretKey": created.secret_key,
               "consoleLink": console_url(settings, token)}

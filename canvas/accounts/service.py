@@ -208,14 +208,14 @@ def _requested_role(role_name: str | None) -> Role:
 
 def create_activation_token(session: Session, account_id: uuid.UUID, ttl: timedelta) -> str:
     token = secrets.token_urlsafe(32)
-    session.add(ActivationToken(account_id=account_id, token_hash=_token_hash(token), expires_at=utcnow() + ttl))
+    session.add(ActivationToken(account_id=account_id, token_hash=token_hash(token), expires_at=utcnow() + ttl))
     session.flush()
     return token
 
 
 def activate_account(session: Session, token: str, now: datetime | None = None) -> Account:
     now = now or utcnow()
-    record = session.scalar(select(ActivationToken).where(ActivationToken.token_hash == _token_hash(token or "")))
+    record = session.scalar(select(ActivationToken).where(ActivationToken.token_hash == token_hash(token or "")))
     if record is None or record.used_at is not None or record.expires_at <= now:
         raise BadRequestError(BAD_ACTIVATION_MESSAGE, parameter="token")
     record.used_at = now
@@ -227,11 +227,16 @@ def activate_account(session: Session, token: str, now: datetime | None = None) 
     return account
 
 
+def issue_activation_token(session: Session, settings: dict, account_id: uuid.UUID) -> str:
+    """A single-use activation token that lives CANVAS_ACTIVATION_TTL_HOURS."""
+    return create_activation_token(session, account_id, timedelta(hours=settings["ACTIVATION_TTL_HOURS"]))
+
+
 def send_activation(session: Session, settings: dict, account: Account) -> None:
     """A single-use activation link mailed through the platform relay: the Canvas link and the console's, where the
     account also sets its password (the same token). A relay failure is a 503 and the caller's transaction, with
     the account, is rolled back."""
-    token = create_activation_token(session, account.id, timedelta(hours=settings["ACTIVATION_TTL_HOURS"]))
+    token = issue_activation_token(session, settings, account.id)
     link = f"{settings['PUBLIC_URL'].rstrip('/')}/api/ActivateAccount?token={token}"
     mail.send_activation_link(settings, account.email, link, console_link=console_url(settings, token))
 
@@ -279,5 +284,6 @@ def deactivate_account(session: Session, manager: Account, account_id: uuid.UUID
     return target
 
 
-def _token_hash(token: str) -> bytes:
+def token_hash(token: str) -> bytes:
+    """What the database keeps of a single-use or session token: its SHA-256 (the token itself is never stored)."""
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()

@@ -2,7 +2,6 @@
 runs list across an account's workflows. Everything else the pages do goes through the Canvas services."""
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -139,7 +138,7 @@ class NewSession:
 
 def start_session(session: Session, account: Account, lifetime: timedelta) -> NewSession:
     token = secrets.token_urlsafe(32)
-    record = ConsoleSession(token_hash=_token_hash(token), account_id=account.id,
+    record = ConsoleSession(token_hash=accounts.token_hash(token), account_id=account.id,
                             csrf_token=secrets.token_urlsafe(32), expires_at=utcnow() + lifetime)
     session.add(record)
     session.flush()
@@ -152,7 +151,7 @@ def session_for(session: Session, token: str | None, now: datetime | None = None
     """The live session of a cookie's token; an expired one, or one of an account deactivated since, is ended."""
     if not token:
         return None
-    record = session.scalar(select(ConsoleSession).where(ConsoleSession.token_hash == _token_hash(token)))
+    record = session.scalar(select(ConsoleSession).where(ConsoleSession.token_hash == accounts.token_hash(token)))
     if record is None:
         return None
     account = session.get(Account, record.account_id)
@@ -197,10 +196,6 @@ def _account_id_of(session: Session, email: str) -> uuid.UUID:
     if account_id is None:
         raise ForbiddenError(accounts.BAD_MANAGED_ACCOUNT_MESSAGE)
     return account_id
-
-
-def _token_hash(token: str) -> bytes:
-    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
 def _actor(account: Account, acting_as_id: uuid.UUID | None = None) -> AuditActor:

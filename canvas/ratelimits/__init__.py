@@ -10,5 +10,5 @@ from canvas.ratelimits.hooks import (
     limit_webhook_calls,
 )
 
-__all__ = ["check_sign_in_allowed", "count_sign_in_failure", "counting_auth_failures", "enforce_rate_limits", "forget_counts", "init_rate_limits",
-           "limit_webhook_calls"]
+__all__ = ["check_sign_in_allowed", "count_sign_in_failure", "counting_auth_failures", "enforce_rate_limits",
+           "forget_counts", "init_rate_limits", "limit_webhook_calls"]

@@ -14,6 +14,7 @@ from canvas.ratelimits.counters import Counters, Limit, Over, RateLimits
 EXTENSION_KEY = "canvas-rate-limits"
 TOO_MANY_FAILURES = ("Too many failed authentications from this address; try again after the time in Retry-After")
 TOO_MANY_SIGN_IN_FAILURES = "Too many failed sign-ins for this e-mail; try again after the time in Retry-After"
+FAILURE_MESSAGES = {"auth-failure": TOO_MANY_FAILURES, "sign-in-failure": TOO_MANY_SIGN_IN_FAILURES}  # by limit kind
 
 
 class RequestLimits:
@@ -103,10 +104,8 @@ def forget_counts(app: Flask) -> None:
 
 
 def _refusal(over: Over) -> TooManyRequestsError:
-    if over.limit.kind == "auth-failure":
-        return TooManyRequestsError(TOO_MANY_FAILURES, retry_after=over.retry_after)
-    if over.limit.kind == "sign-in-failure":
-        return TooManyRequestsError(TOO_MANY_SIGN_IN_FAILURES, retry_after=over.retry_after)
+    if over.limit.kind in FAILURE_MESSAGES:
+        return TooManyRequestsError(FAILURE_MESSAGES[over.limit.kind], retry_after=over.retry_after)
     return TooManyRequestsError(f"Rate limit of {_subject(over.limit)} reached ({over.limit.describe()}); try again "
                                 f"after the time in Retry-After", retry_after=over.retry_after)
 
