@@ -57,6 +57,16 @@ def give_password(app, account_id: str, password: str = PASSWORD) -> str:
     return email_of(app, account_id)
 
 
+def rows_of(app, model, *where) -> list:  # noqa: ANN001
+    """The rows of `model` matching `where`, detached from their session (read after the request's commit)."""
+    from sqlalchemy import select
+
+    with app.extensions["canvas"].db.transaction() as session:
+        rows = session.scalars(select(model).where(*where)).all()
+        session.expunge_all()
+        return rows
+
+
 def signed_in(app, account_id: str) -> Browser:  # noqa: ANN001
     """A browser signed in as the account, with a password set through its single-use link."""
     browser = Browser(app)

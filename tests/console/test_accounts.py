@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from sqlalchemy import select
 
 from canvas.accounts import service as accounts
 from canvas.errors import ForbiddenError, NotFoundError
@@ -15,25 +14,19 @@ from tests.console.conftest import (
     Browser,
     activation_token,
     give_password,
+    rows_of,
     signed_in,
 )
 from tests.integration.test_notifications import smtp_url
 
 
-def _rows(app, model, *where):
-    with app.extensions["canvas"].db.transaction() as session:
-        rows = session.scalars(select(model).where(*where)).all()
-        session.expunge_all()
-        return rows
-
-
 def _account(app, account_id: str) -> Account:
-    [account] = _rows(app, Account, Account.id == uuid.UUID(account_id))
+    [account] = rows_of(app, Account, Account.id == uuid.UUID(account_id))
     return account
 
 
 def _actions(app, object_id: str) -> list[str]:
-    return [entry.action for entry in _rows(app, AuditEntry, AuditEntry.object_id == object_id)]
+    return [entry.action for entry in rows_of(app, AuditEntry, AuditEntry.object_id == object_id)]
 
 
 def _authenticates(app, headers: dict) -> bool:
@@ -50,15 +43,15 @@ def test_deactivating_voids_unused_links_ends_sessions_stops_the_keys_and_is_aud
         admin = session.get(Account, uuid.UUID(org.admin_id))
         accounts.deactivate_account(session, admin, uuid.UUID(user_id))
     assert not _account(app, user_id).active
-    assert _rows(app, ConsoleSession, ConsoleSession.account_id == uuid.UUID(user_id)) == []
-    [used] = _rows(app, ActivationToken, ActivationToken.account_id == uuid.UUID(user_id))
+    assert rows_of(app, ConsoleSession, ConsoleSession.account_id == uuid.UUID(user_id)) == []
+    [used] = rows_of(app, ActivationToken, ActivationToken.account_id == uuid.UUID(user_id))
     assert used.used_at is not None, "the password's link is kept as used; the unused one is gone"
     assert not _authenticates(app, headers), "its API keys fail"
     assert user_browser.get("/console/runs").status_code == 302, "its browser is signed out"
     assert user_browser.sign_in(_account(app, user_id).email).status_code == 400
     activated = app.test_client().get(f"/api/ActivateAccount?token={unused_link}")
     assert activated.status_code == 400 and not _account(app, user_id).active, "an old link cannot reactivate it"
-    [entry] = [entry for entry in _rows(app, AuditEntry, AuditEntry.object_id == user_id)
+    [entry] = [entry for entry in rows_of(app, AuditEntry, AuditEntry.object_id == user_id)
                if entry.action == "account.deactivate"]
     assert entry.changes == {"active": {"before": True, "after": False}}
 
@@ -113,7 +106,7 @@ def test_a_user_has_no_accounts_link_and_is_refused_every_accounts_page(app, org
     keys = user.submit(f"/console/accounts/{org.admin_id}/keys", {}, form_page="/console/runs")
     gone = user.submit(f"/console/accounts/{org.admin_id}/deactivate", {}, form_page="/console/runs")
     assert created.status_code == keys.status_code == gone.status_code == 403
-    assert _rows(app, Account, Account.email == "sneaky@acme.test") == [] and _account(app, org.admin_id).active
+    assert rows_of(app, Account, Account.email == "sneaky@acme.test") == [] and _account(app, org.admin_id).active
     assert _actions(app, org.admin_id).count("account.keys.rotate") == 1, "only its first keys"
 
 
@@ -143,7 +136,7 @@ def test_a_new_account_gets_its_activation_email_and_is_listed_once_activated(ma
                                                        "lastName": "", "phone": "", "roleName": "SuperPartner"})
     page = created.get_data(as_text=True)
     assert created.status_code == 200 and "new@acme.test" in page and "SuperPartner" in page
-    [account] = _rows(app, Account, Account.email == "new@acme.test")
+    [account] = rows_of(app, Account, Account.email == "new@acme.test")
     assert (account.first_name, account.role, account.active) == ("Nora", "SuperPartner", False)
     assert "account.create" in _actions(app, str(account.id))
     [message] = [received.parsed() for received in smtp_server.messages]
@@ -168,7 +161,7 @@ def test_a_bad_value_is_shown_beside_its_field_and_nothing_is_created(app, org, 
     page = answer.get_data(as_text=True)
     assert answer.status_code == 400 and f'id="{field}-error"' in page and message in page
     assert f'value="{form["email"]}"' in page, "the form keeps what was typed"
-    assert len(_rows(app, Account)) == 1
+    assert len(rows_of(app, Account)) == 1
 
 
 def test_a_taken_email_is_a_conflict_beside_the_field_and_a_form_without_its_token_is_refused(app, org):
@@ -177,7 +170,7 @@ def test_a_taken_email_is_a_conflict_beside_the_field_and_a_form_without_its_tok
     assert taken.status_code == 409 and 'id="email-error"' in taken.get_data(as_text=True)
     forged = browser.client.post("/console/accounts/new", data={"email": "forged@acme.test"})
     assert forged.status_code == 400 and "security token" in forged.get_data(as_text=True)
-    assert _rows(app, Account, Account.email == "forged@acme.test") == []
+    assert rows_of(app, Account, Account.email == "forged@acme.test") == []
 
 
 def test_a_relay_that_is_down_creates_nothing_and_says_so(make_app, org):
@@ -185,7 +178,7 @@ def test_a_relay_that_is_down_creates_nothing_and_says_so(make_app, org):
     browser = signed_in(app, org.admin_id)
     answer = browser.submit("/console/accounts/new", {"email": "down@acme.test"})
     assert answer.status_code == 503 and "could not be sent" in answer.get_data(as_text=True)
-    assert _rows(app, Account, Account.email == "down@acme.test") == []
+    assert rows_of(app, Account, Account.email == "down@acme.test") == []
 
 
 # --- deactivation ----------------------------------------------------------------------------------------------------
@@ -202,7 +195,7 @@ def test_deactivating_asks_first_then_signs_the_account_out_everywhere(app, org)
     assert _account(app, user_id).active
     done = admin.submit(path, {})
     assert done.status_code == 200 and "is deactivated" in done.get_data(as_text=True)
-    [entry] = [entry for entry in _rows(app, AuditEntry, AuditEntry.object_id == user_id)
+    [entry] = [entry for entry in rows_of(app, AuditEntry, AuditEntry.object_id == user_id)
                if entry.action == "account.deactivate"]
     assert not _account(app, user_id).active and entry.actor_id == uuid.UUID(org.admin_id)
     assert user.get("/console/runs").status_code == 302 and not _authenticates(app, headers)
@@ -258,4 +251,4 @@ def test_new_keys_are_shown_once_and_the_old_ones_stop_working(app, org):
     assert "account.keys.rotate" in _actions(app, user_id)
     assert secret not in admin.get(path).get_data(as_text=True), "never shown again"
     assert secret not in admin.get("/console/accounts").get_data(as_text=True)
-    assert secret not in str([entry.changes for entry in _rows(app, AuditEntry)])
+    assert secret not in str([entry.changes for entry in rows_of(app, AuditEntry)])

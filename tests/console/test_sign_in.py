@@ -5,8 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import select
-
 from canvas.models import (
     Account,
     AuditEntry,
@@ -20,15 +18,9 @@ from tests.console.conftest import (
     activation_token,
     email_of,
     give_password,
+    rows_of,
 )
 from tests.integration.test_notifications import smtp_url
-
-
-def _rows(app, model, *where):
-    with app.extensions["canvas"].db.transaction() as session:
-        rows = session.scalars(select(model).where(*where)).all()
-        session.expunge_all()
-        return rows
 
 
 def _set_active(app, account_id: str, active: bool) -> None:
@@ -52,17 +44,17 @@ def test_a_set_password_link_activates_the_account_once_and_stores_only_an_argon
     done = browser.submit("/console/activate", {"token": token, "password": PASSWORD, "confirmation": PASSWORD},
                           form_page=page)
     assert done.status_code == 200 and "Your password is set" in done.get_data(as_text=True)
-    [stored] = _rows(app, ConsolePassword, ConsolePassword.account_id == uuid.UUID(user_id))
+    [stored] = rows_of(app, ConsolePassword, ConsolePassword.account_id == uuid.UUID(user_id))
     assert stored.password_hash.startswith("$argon2id$") and PASSWORD not in stored.password_hash
-    assert _rows(app, Account, Account.id == uuid.UUID(user_id))[0].active
+    assert rows_of(app, Account, Account.id == uuid.UUID(user_id))[0].active
     again = browser.submit("/console/activate", {"token": token, "password": "another password",
                                                  "confirmation": "another password"}, form_page=page)
     assert again.status_code == 400 and "invalid, already used or expired" in again.get_data(as_text=True)
-    assert _rows(app, ConsolePassword, ConsolePassword.account_id == uuid.UUID(user_id))[0].password_hash == \
+    assert rows_of(app, ConsolePassword, ConsolePassword.account_id == uuid.UUID(user_id))[0].password_hash == \
         stored.password_hash
-    actions = [entry.action for entry in _rows(app, AuditEntry, AuditEntry.object_id == user_id)]
+    actions = [entry.action for entry in rows_of(app, AuditEntry, AuditEntry.object_id == user_id)]
     assert "account.password.set" in actions and "account.activate" in actions
-    assert PASSWORD not in str([entry.changes for entry in _rows(app, AuditEntry)])
+    assert PASSWORD not in str([entry.changes for entry in rows_of(app, AuditEntry)])
 
 
 def test_an_expired_link_and_a_short_or_mistyped_password_are_refused_beside_their_field(app, org, browser):
@@ -78,7 +70,7 @@ def test_an_expired_link_and_a_short_or_mistyped_password_are_refused_beside_the
     differ = browser.submit("/console/activate", {"token": token, "password": PASSWORD, "confirmation": "x" + PASSWORD},
                             form_page=f"/console/activate?token={token}")
     assert differ.status_code == 400 and 'id="confirmation-error"' in differ.get_data(as_text=True)
-    assert not _rows(app, Account, Account.id == uuid.UUID(user_id))[0].active, "a refused form used no token"
+    assert not rows_of(app, Account, Account.id == uuid.UUID(user_id))[0].active, "a refused form used no token"
 
 
 def test_sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session(app, org, browser):
@@ -89,12 +81,12 @@ def test_sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session(app, org, brow
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/console" in cookie and "Secure" not in cookie
     runs = browser.get("/console/runs")
     assert runs.status_code == 200 and email in runs.get_data(as_text=True)
-    [record] = _rows(app, ConsoleSession)
+    [record] = rows_of(app, ConsoleSession)
     token = cookie.split(";")[0].split("=", 1)[1]
     assert token.encode() not in record.token_hash, "only the token's hash is kept"
-    assert "console.sign_in" in [entry.action for entry in _rows(app, AuditEntry)]
+    assert "console.sign_in" in [entry.action for entry in rows_of(app, AuditEntry)]
     out = browser.submit("/console/sign-out", {}, form_page="/console/runs")
-    assert out.status_code == 302 and _rows(app, ConsoleSession) == []
+    assert out.status_code == 302 and rows_of(app, ConsoleSession) == []
     stolen = Browser(app)
     stolen.client.set_cookie("canvas_console_session", token, path="/console")
     assert stolen.get("/console/runs").status_code == 302, "a signed-out session's cookie opens nothing"
@@ -125,7 +117,7 @@ def test_a_form_without_or_with_a_wrong_csrf_token_is_refused_with_an_html_page(
     for answer in (missing, wrong):
         assert answer.status_code == 400 and answer.mimetype == "text/html"
         assert "security token" in answer.get_data(as_text=True)
-    assert len(_rows(app, ConsoleSession)) == 1, "still signed in"
+    assert len(rows_of(app, ConsoleSession)) == 1, "still signed in"
     anonymous = Browser(app).client.post("/console/sign-in", data={"email": email, "password": PASSWORD})
     assert anonymous.status_code == 400, "the sign-in form has its token too"
 
@@ -138,7 +130,7 @@ def test_wrong_passwords_are_answered_429_after_the_limit_even_with_the_right_on
     refused = browser.sign_in(email)
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
     assert "Too many failed sign-ins" in refused.get_data(as_text=True)
-    assert _rows(app, ConsoleSession) == []
+    assert rows_of(app, ConsoleSession) == []
 
 
 def test_a_deactivated_account_cannot_sign_in_and_its_sessions_end(app, org, browser):
@@ -147,7 +139,7 @@ def test_a_deactivated_account_cannot_sign_in_and_its_sessions_end(app, org, bro
     assert browser.sign_in(email).status_code == 302
     _set_active(app, user_id, False)
     assert browser.get("/console/runs").status_code == 302
-    assert _rows(app, ConsoleSession) == []
+    assert rows_of(app, ConsoleSession) == []
     assert Browser(app).sign_in(email).status_code == 400
 
 
@@ -159,7 +151,7 @@ def test_the_organizations_ip_allowlist_applies(app, org, browser):
         session.get(Organization, uuid.UUID(org.id)).ip_allowlist = ["10.0.0.0/8"]
     refused = browser.sign_in(email)
     assert refused.status_code == 403 and "127.0.0.1" in refused.get_data(as_text=True)
-    assert len(_rows(app, ConsoleSession)) == 1, "no new session"
+    assert len(rows_of(app, ConsoleSession)) == 1, "no new session"
     assert signed_in.get("/console/runs").status_code == 403, "a signed-in browser is refused too"
 
 
@@ -171,7 +163,7 @@ def test_an_admin_acts_as_a_user_with_a_banner_and_a_user_cannot(app, org, brows
     assert acted.status_code == 302
     page = browser.get("/console/runs").get_data(as_text=True)
     assert "You are acting as <strong>" + user_email in page
-    assert "console.act_as" in [entry.action for entry in _rows(app, AuditEntry)]
+    assert "console.act_as" in [entry.action for entry in rows_of(app, AuditEntry)]
     unknown = browser.submit("/console/act-as", {"email": "nobody@elsewhere.test"}, form_page="/console/runs")
     assert unknown.status_code == 403 and "You are acting as <strong>" + user_email in \
         browser.get("/console/runs").get_data(as_text=True), "a refused switch keeps the current one"
