@@ -24,6 +24,11 @@ def run_filters(args: MultiDict) -> RunFilters:
                       failed_first=args.get("order", "failed") != "newest")
 
 
+def page_count(total: int, size: int) -> int:
+    """How many pages of `size` a list of `total` rows fills (one, empty, when there are none)."""
+    return max(1, -(-total // size))
+
+
 def page_number(args: MultiDict) -> int:
     raw = args.get("page", "1")
     if not raw.isdigit() or int(raw) < 1:

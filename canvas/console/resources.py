@@ -279,7 +279,7 @@ def runs_list():  # noqa: ANN201
         rows, total = console.list_account_runs(session, account_id, filters, page)
     except BadRequestError as error:
         errors = field_errors(error)
-    pages = max(1, -(-total // console.RUNS_PAGE_SIZE))
+    pages = forms.page_count(total, console.RUNS_PAGE_SIZE)
     context = {"runs": rows, "total": total, "page": page, "pages": pages, "errors": errors,
                "workflows": console.workflow_names(session, {run.workflow_id for run in rows}),
                "workflow_choices": console.workflow_choices(session, account_id),

@@ -41,7 +41,7 @@ def accounts_list():  # noqa: ANN201
             db_session(), _organization_id(), {"paged": True, "page": page, "pageSize": ACCOUNTS_PAGE_SIZE})
     except BadRequestError as error:
         errors = field_errors(error)
-    pages = max(1, -(-total // ACCOUNTS_PAGE_SIZE))
+    pages = forms.page_count(total, ACCOUNTS_PAGE_SIZE)
     return render_page("accounts.html", status=400 if errors else 200, accounts=rows, total=total, page=page,
                        pages=pages, errors=errors, actions=_row_actions(rows),
                        organization=g.signed_in.organization.name)

@@ -59,7 +59,7 @@ def applications_list():  # noqa: ANN201
                                                    REGISTERED_PAGE_SIZE)
     catalog = services().application_catalog
     entries = [_registered_entry(row, catalog.get(row.application_id)) for row in rows]
-    pages = max(1, -(-total // REGISTERED_PAGE_SIZE))
+    pages = forms.page_count(total, REGISTERED_PAGE_SIZE)
     return render_page("applications.html", registered=entries, total=total, page=page, pages=pages,
                        notice=_notice(session, account_id, request.args))
 

@@ -213,7 +213,7 @@ def workflow_occurrences(workflow_id: str):  # noqa: ANN201
     zone = _schedule_zone(session, workflow.id)
     return render_page("occurrences.html", status=400 if errors else 200, workflow=workflow, errors=errors,
                        occurrences=[_occurrence_view(row, zone) for row in rows], total=total, zone=zone,
-                       page=args["page"], pages=max(1, -(-total // OCCURRENCES_PAGE_SIZE)),
+                       page=args["page"], pages=forms.page_count(total, OCCURRENCES_PAGE_SIZE),
                        outcome=request.args.get("outcome", ""), outcomes=OUTCOMES,
                        workflow_link=workflow_link(workflow.id))
 

@@ -48,7 +48,7 @@ def templates_list():  # noqa: ANN201
                                                   {"paged": True, "page": page, "pageSize": TEMPLATES_PAGE_SIZE})
     except BadRequestError as error:
         errors = field_errors(error)
-    pages = max(1, -(-total // TEMPLATES_PAGE_SIZE))
+    pages = forms.page_count(total, TEMPLATES_PAGE_SIZE)
     return render_page("templates.html", status=400 if errors else 200, templates=rows, total=total, page=page,
                        pages=pages, errors=errors)
 

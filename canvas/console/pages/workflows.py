@@ -63,7 +63,7 @@ def workflows_list():  # noqa: ANN201
     return render_page("workflows.html", status=400 if errors else 200, workflows=[_listed(row) for row in rows],
                        last_runs=last_runs(session, ids), total=total, page=page, errors=errors,
                        template_names=_template_names(session, {row["workflowTemplateId"] for row in rows}),
-                       pages=max(1, -(-total // WORKFLOWS_PAGE_SIZE)))
+                       pages=forms.page_count(total, WORKFLOWS_PAGE_SIZE))
 
 
 def _listed(row: dict) -> dict:
