@@ -4,6 +4,7 @@ worker class and worker count, in the same run.
     .venv/bin/python benchmarks/run_throughput.py [--runs 300] [--raw-runs 1500] [--probes 60] [--rounds 2]
         [--worker-class simple|fork] [--workers 1 2] [--dispatchers 4] [--dispatch-mode threads|processes]
     .venv/bin/python benchmarks/run_throughput.py --through-api [--runs 200] [--workers 1 2] [--api-workers 2]
+    .venv/bin/python benchmarks/run_throughput.py --operations [--workers 1 2] [--rounds 4]
 
 Embedded defaults (SQLite + embedded Redis) unless CANVAS_DATABASE_URL / CANVAS_REDIS_URL are set.
 
@@ -22,6 +23,9 @@ one workflow per run (two runs of one workflow cannot be active at once). A raw-
 over one Redis connection per worker process (benchmarks/rq_noop.py). The table gives min / median over the rounds
 of every figure and of every ratio (ratios are taken within a round). "spread" is the time between the first starts
 of the first and of the last worker in a pre-filled burst: the workers' boot times differ by that much.
+
+--operations measures the platform alone, its workers with metrics off and text lines, then with metrics on and
+JSON lines, at CANVAS_LOG_LEVEL (INFO unless set): what the operating features cost (issue 19's goal: 0.9 or more).
 
 --through-api starts a real `canvas up` (its API, one worker, the scheduler) plus `--workers - 1` more
 `canvas worker`s on this platform's database and Redis, and sends `POST /api/RunWorkflow` from `--dispatchers` client
@@ -101,11 +105,11 @@ class Environment(InProcessPlatform):
     def env(self, **extra: str) -> dict:
         # CANVAS_LOG_LEVEL=INFO CANVAS_LOG_FORMAT=json measures the cost of JSON run lines (docs/logging.md);
         # CANVAS_METRICS_ENABLED=false the cost of metrics (docs/metrics.md).
-        return self.child_env(CANVAS_LOG_LEVEL=os.environ.get("CANVAS_LOG_LEVEL", "WARNING"),
-                              CANVAS_LOG_FORMAT=os.environ.get("CANVAS_LOG_FORMAT", "text"),
-                              CANVAS_METRICS_ENABLED=os.environ.get("CANVAS_METRICS_ENABLED", "true"),
-                              BENCH_REDIS_URL=redis_url(self.settings),
-                              PYTHONPATH=str(ROOT / "benchmarks"), **extra)
+        settings = {"CANVAS_LOG_LEVEL": os.environ.get("CANVAS_LOG_LEVEL", "WARNING"),
+                    "CANVAS_LOG_FORMAT": os.environ.get("CANVAS_LOG_FORMAT", "text"),
+                    "CANVAS_METRICS_ENABLED": os.environ.get("CANVAS_METRICS_ENABLED", "true")}
+        return self.child_env(**{**settings, **extra}, BENCH_REDIS_URL=redis_url(self.settings),
+                              PYTHONPATH=str(ROOT / "benchmarks"))
 
     @property
     def database(self) -> str:
@@ -283,11 +287,12 @@ def _raw_records(connection: Redis) -> list[tuple[float, float, float, str]]:
 # --- the platform ------------------------------------------------------------------------------------------------
 
 def measure_canvas(environment: Environment, runs: int, probes: int, worker_class: str, workers: int,
-                   dispatchers: int, dispatch_mode: str = "threads") -> Figures:
+                   dispatchers: int, dispatch_mode: str = "threads", settings: dict | None = None) -> Figures:
+    """``settings``: CANVAS_* variables of the workers (over the benchmark's own)."""
     command = [sys.executable, "-m", "canvas", "worker", "--worker-class", worker_class]
     rows = environment.workflows(runs)
     dispatch_seconds, run_ids = dispatch_all(environment, rows, dispatchers, dispatch_mode)  # (a) pre-filled
-    processes = start(command, environment.env(), workers, environment.log_dir)
+    processes = start(command, environment.env(**(settings or {})), workers, environment.log_dir)
     try:
         prefilled = _canvas_burst(environment, processes, run_ids, dispatch_seconds)
         rows = environment.workflows(runs)
@@ -460,11 +465,15 @@ ROWS = [("prefilled_dispatch", "pre-filled: dispatch rate (runs/s)"),
         ("cpu_ms_per_run", "concurrent: worker CPU per run (ms)")]
 
 
-def report(results: dict[int, dict[str, list[Figures]]], rounds: int) -> None:
+def report(results: dict[int, dict[str, list[Figures]]], rounds: int,
+           names: tuple[str, str, str, str] = ("raw", "canvas", "raw RQ", "canvas")) -> None:
+    """``names``: the keys of the baseline and of the subject in ``results``, then their headings."""
+    baseline, subject, baseline_heading, subject_heading = names
     for workers, by_system in results.items():
-        raw, ours = by_system["raw"], by_system["canvas"]
+        raw, ours = by_system[baseline], by_system[subject]
         print(f"\n{workers} worker(s), min / median over {rounds} rounds (ratios taken within each round)")
-        print(f"  {'figure':<38} {'raw RQ':>17} {'canvas':>17} {'canvas / raw RQ':>17}")
+        print(f"  {'figure':<38} {baseline_heading:>17} {subject_heading:>17} "
+              f"{f'{subject_heading} / {baseline_heading}':>17}")
         for key, label in ROWS:
             ratios = [o.values[key] / r.values[key] for o, r in zip(ours, raw)]
             print(f"  {label:<38} {min_median([r.values[key] for r in raw]):>17} "
@@ -478,12 +487,11 @@ def report(results: dict[int, dict[str, list[Figures]]], rounds: int) -> None:
         print(f"\nscaling {low} -> {high} workers (execution rate with {high} / with {low}, per round): min / median")
         for key in ("prefilled_execution", "concurrent_execution"):
             line = []
-            for system in ("raw", "canvas"):
+            for system, heading in ((baseline, baseline_heading), (subject, subject_heading)):
                 ratios = [h.values[key] / lo.values[key]
                           for h, lo in zip(results[high][system], results[low][system])]
-                line.append(f"{'raw RQ' if system == 'raw' else 'canvas'} {min_median(ratios, 2)}")
+                line.append(f"{heading} {min_median(ratios, 2)}")
             print(f"  {key.replace('_', ' '):<22} {line[0]:<24} {line[1]}")
-    print("\ngoals (issue 5): execution rate ratio >= 0.5; latency ratios <= 2")
 
 
 def main_in_process(args: argparse.Namespace) -> None:
@@ -510,6 +518,40 @@ def main_in_process(args: argparse.Namespace) -> None:
     finally:
         environment.close()
     report(results, args.rounds)
+    print("\ngoals (issues 5, 18): execution rate ratio >= 0.7; latency ratios <= 2")
+
+
+# --- what operating features cost the workers ------------------------------------------------------------------
+
+OPERATIONS = {"off": {"CANVAS_METRICS_ENABLED": "false", "CANVAS_LOG_FORMAT": "text"},
+              "on": {"CANVAS_METRICS_ENABLED": "true", "CANVAS_LOG_FORMAT": "json"}}
+
+
+def main_operations(args: argparse.Namespace) -> None:
+    """The platform's workers with metrics off and text lines, then with metrics on and JSON lines (their order
+    alternating between rounds), at CANVAS_LOG_LEVEL (INFO unless set): the same bursts, ratios within each round.
+    Rate limits are the API's (benchmarks/api_auth_operations.py)."""
+    os.environ.setdefault("CANVAS_LOG_LEVEL", "INFO")
+    environment = Environment()
+    print(f"{cpu_note()}; {environment.database}; Redis {redis_url(environment.settings)[:40]}; "
+          f"{args.worker_class} workers; {args.runs} runs per burst, {args.dispatchers} dispatcher "
+          f"{args.dispatch_mode}, {args.probes} latency probes, {args.rounds} rounds; "
+          f"log level {os.environ['CANVAS_LOG_LEVEL']}; "
+          f"off = {OPERATIONS['off']}, on = {OPERATIONS['on']}")
+    results: dict[int, dict[str, list[Figures]]] = {workers: {"off": [], "on": []} for workers in args.workers}
+    try:
+        for round_number in range(1, args.rounds + 1):
+            for workers in args.workers:
+                print(f"round {round_number}, {workers} worker(s):")
+                for mode in ["off", "on"] if round_number % 2 else ["on", "off"]:
+                    figures = measure_canvas(environment, args.runs, args.probes, args.worker_class, workers,
+                                             args.dispatchers, args.dispatch_mode, OPERATIONS[mode])
+                    results[workers][mode].append(figures)
+                    print(figures.line(mode, "runs"), flush=True)
+    finally:
+        environment.close()
+    report(results, args.rounds, ("off", "on", "off", "on"))
+    print("\ngoal (issue 19): execution rates with them on at least 0.9 of off")
 
 
 # --- through the API ---------------------------------------------------------------------------------------------
@@ -666,12 +708,16 @@ def main() -> None:
     parser.add_argument("--dispatch-mode", choices=["threads", "processes"], default="threads",
                         help="platform dispatchers: threads of this process, or processes with an app each")
     parser.add_argument("--through-api", action="store_true", help="drive `canvas up` through POST /api/RunWorkflow")
+    parser.add_argument("--operations", action="store_true",
+                        help="the platform alone, metrics + JSON lines on vs off (no raw RQ)")
     parser.add_argument("--api-workers", type=int, default=2, help="gunicorn workers of the API (--through-api)")
     args = parser.parse_args()
     args.raw_runs = args.raw_runs or 5 * args.runs
     if args.rounds < 1 or args.dispatchers < 1 or min(args.workers) < 1:
         parser.error("--rounds, --dispatchers and --workers must be at least 1")
-    (main_through_api if args.through_api else main_in_process)(args)
+    if args.through_api and args.operations:
+        parser.error("--through-api and --operations are two different measurements: choose one")
+    (main_through_api if args.through_api else main_operations if args.operations else main_in_process)(args)
 
 
 if __name__ == "__main__":

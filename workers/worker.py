@@ -34,6 +34,7 @@ from rq.exceptions import StopRequested
 from canvas.defaults import DEFAULT_WORKER_CLASS
 from canvas.execution.reaper import ReaperConfig, reap_lost_runs
 from canvas.execution.retention import prune_everything
+from canvas.observability.logging import current_run_id
 from canvas.outages import REDIS_UNREACHABLE, Backoff, OutageLog, Retrying
 from canvas.queueing.keys import RUN_QUEUE
 from canvas.queueing.worker import (
@@ -65,7 +66,9 @@ def run_worker(worker_class: str | None = None, burst: bool = False, name: str |
     app = process_app()
     settings = app.config["CANVAS_SETTINGS"]
     _forked_children_die_with_the_worker()
-    logging.getLogger("rq.worker").addFilter(LostConnectionsWithoutTraceback())
+    rq_log = logging.getLogger("rq.worker")
+    rq_log.addFilter(LostConnectionsWithoutTraceback())
+    rq_log.addFilter(JobSuccessAtDebug())
     chosen = worker_class or settings["WORKER_CLASS"] or DEFAULT_WORKER_CLASS
     url = redis_url(settings)
     # RQ stores pickled payloads: its connection must not decode responses.
@@ -156,6 +159,26 @@ class LostConnectionsWithoutTraceback(logging.Filter):
             record.msg = f"{record.msg} ({error.__class__.__name__})"
             record.exc_info, record.exc_text = None, None
         return True
+
+
+class JobSuccessAtDebug(logging.Filter):
+    """RQ says twice that a run's job went well ("Successfully completed ...", "Job OK"; a third line, on what
+    became of its result, is off in the worker class), and the runner's own line says it already, with how long the
+    run took and its ids. RQ's two are DEBUG lines for a run's jobs: at INFO a run that goes well has one line when a
+    worker takes it (RQ's) and one when it ends (the runner's), which is what a reader wants and what a log pipeline
+    pays for. Other jobs (callback deliveries, notification mails) keep RQ's lines: they log no outcome of their own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or current_run_id() is None or not _is_job_success(record):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+def _is_job_success(record: logging.LogRecord) -> bool:
+    message = str(record.msg)
+    return (message.startswith("Successfully completed ")
+            or (message == "Worker %s: %s: %s (%s)" and "Job OK" in str(record.args[2])))
 
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h

@@ -97,6 +97,12 @@ def unbind_request_id(token: object) -> None:
     _request_id.reset(token)
 
 
+def current_run_id() -> str | None:
+    """The run the lines logged here belong to, if any."""
+    run = _run.get()
+    return None if run is None else run.run_id
+
+
 def current_request_id() -> str | None:
     return _request_id.get()
 

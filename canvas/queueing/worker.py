@@ -134,6 +134,7 @@ class OutageTolerantWorker:
     timeouts: RQ gives the worker's own connection a socket timeout of minutes, for its blocking dequeue."""
 
     queue_class = RunQueue
+    log_result_lifespan = False  # "result discarded immediately" after every run: results are not kept anyway
 
     def __init__(self, *args, outages: OutageLog | None = None, stop: threading.Event | None = None,  # noqa: ANN002
                  probe: Redis | None = None, reconnect_max: float = DEFAULT_RECONNECT_MAX_SECONDS,

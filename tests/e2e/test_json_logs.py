@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.integration.run_helpers import start_worker, stop_worker, wait_for, worker_env
+from tests.integration.run_helpers import make_workflow, run, start_worker, stop_worker, wait_for, worker_env
 from tests.process_tools import free_port, wait_for_http
 from tests.unit.test_logging_runs import API_KEY, keyed_workflow
 
@@ -72,9 +72,45 @@ def test_json_logs_of_a_run_through_real_processes(app, client, org, http_server
 
     worker_lines = json_lines(tmp_path / "worker.log")
     of_the_run = [line for line in worker_lines if line.get("run_id") == run_id]
-    assert any(line["logger"].startswith("rq.") for line in of_the_run)  # RQ's lines about the job
+    assert any(line["logger"].startswith("rq.") and run_id in line["message"]  # RQ's: a worker took the job
+               for line in worker_lines)
     in_block_2 = [line for line in of_the_run if line.get("block") == 2]
     assert in_block_2 and {(line["workflow_id"], line["account_id"]) for line in in_block_2} == {
         (workflow_id, org.admin_id)}
     failed = [line for line in of_the_run if "failed at block 2" in line["message"]]
     assert failed and "key *** may not write order 2" in failed[0]["message"]
+
+
+@pytest.mark.parametrize("worker_class", ["simple", "fork"])
+def test_a_run_that_succeeds_has_a_line_when_it_starts_and_one_when_it_ends(app, client, org, tmp_path,
+                                                                             worker_class):
+    """RQ's own "Successfully completed" and "Job OK" lines say again what the runner's line says: DEBUG lines, so
+    at INFO a run that goes well costs the log two lines besides its blocks' own, and at DEBUG they are all
+    there."""
+    settings = app.config["CANVAS_SETTINGS"]
+    workflow_id = make_workflow(client, org.admin_headers)
+    lines_by_level = {}
+    for level in ("INFO", "DEBUG"):
+        started = run(client, org.admin_headers, workflow_id)
+        assert started.status_code == 202, started.json
+        run_id = started.headers["Location"].rsplit("/", 1)[-1]
+        log_path = tmp_path / f"worker-{level}.log"
+        worker = start_worker(settings, log_path, "--burst", "--worker-class", worker_class,
+                              env={**JSON_LOGS, "CANVAS_LOG_LEVEL": level})
+        try:
+            assert worker.wait(60) == 0, log_path.read_text()
+        finally:
+            stop_worker(worker)
+        assert client.get(started.headers["Location"], headers=org.admin_headers).json["status"] == "Succeeded"
+        lines_by_level[level] = [line for line in json_lines(log_path)  # the blocks' own lines aside
+                                 if (line.get("run_id") == run_id or run_id in line["message"])
+                                 and not line["logger"].startswith("canvas.block.")]
+
+    at_info = lines_by_level["INFO"]
+    assert len(at_info) == 2, at_info
+    assert at_info[0]["logger"] == "rq.worker" and "canvas-runs" in at_info[0]["message"]  # RQ took the job
+    assert at_info[1]["logger"] == "canvas.execution.runner" and "succeeded in" in at_info[1]["message"]
+    assert at_info[1]["workflow_id"] == workflow_id and at_info[1]["account_id"] == org.admin_id
+    repeats = [line for line in lines_by_level["DEBUG"]
+               if line["message"].startswith("Successfully completed") or "Job OK" in line["message"]]
+    assert len(repeats) == 2 and {line["level"] for line in repeats} == {"DEBUG"}, repeats
