@@ -268,8 +268,9 @@ def check_may_deactivate(manager: Account, target: Account) -> None:
 
 def deactivate_account(session: Session, manager: Account, account_id: uuid.UUID | str) -> Account:
     """An account of the manager's organization made inactive: its API keys and console password stop working, its
-    console sessions end (and a session acting as it falls back to its own account), and its unused activation and
-    password-reset links are voided so that an old e-mail cannot make it active again."""
+    console sessions end (and a session acting as it falls back to its own account), its unused activation and
+    password-reset links are voided so that an old e-mail cannot make it active again, and its workflows' schedules
+    stop starting runs (the scheduler records each occurrence skipped, with the reason)."""
     from canvas.console.service import end_sessions_of  # here: the console's service imports this module
 
     target = account_of_organization(session, manager.organization_id, account_id)

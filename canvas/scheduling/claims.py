@@ -29,14 +29,16 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from canvas.db import Database
-from canvas.models import ACTIVE_RUN_STATES, ScheduleOccurrence, Workflow, WorkflowRun, WorkflowSchedule
+from canvas.models import (
+    ACTIVE_RUN_STATES, Account, ScheduleOccurrence, Workflow, WorkflowRun, WorkflowSchedule,
+)
 from canvas.models.base import utcnow
 from canvas.observability import metrics
 from canvas.notifications.events import MISSED_OUTCOMES, queue_missed_occurrences
 from canvas.outages import OutageLog, unreachable_service
 from canvas.queueing.dispatch import run_job
 from canvas.queueing.keys import RUN_QUEUE
-from canvas.scheduling.decisions import Key, Plan, PlannedRun, WorkflowState, decide
+from canvas.scheduling.decisions import ACCOUNT_DEACTIVATED, Key, Plan, PlannedRun, WorkflowState, decide
 from canvas.scheduling.occurrences import Firing
 from canvas.scheduling.store import as_utc
 from canvas.scheduling.trigger import parse_cached
@@ -122,7 +124,7 @@ class OccurrenceDispatcher:
 
     def _notify_missed(self, ledger: list[dict], claimed: set[Key]) -> None:
         """Occurrences this scheduler recorded missed or skipped: mailed to whom the workflow's settings say."""
-        missed = [row for row in ledger if row["outcome"] in MISSED_OUTCOMES
+        missed = [row for row in ledger if row["outcome"] in MISSED_OUTCOMES and row["reason"] != ACCOUNT_DEACTIVATED
                   and (row["workflow_id"], row["scheduled_time"]) in claimed]
         if missed:
             with self.database.sessions() as session:
@@ -183,8 +185,9 @@ def load_states(session: Session, workflow_ids: Iterable[uuid.UUID]) -> dict[uui
     query = (select(Workflow.id, Workflow.account_id, func.json_array_length(Workflow.chain),
                     Workflow.template_version, Workflow.is_scheduled, Workflow.date_deleted,
                     WorkflowSchedule.cron_expression, WorkflowSchedule.time_zone, WorkflowSchedule.date_changed,
-                    WorkflowSchedule.overlap_policy, WorkflowSchedule.version)
+                    WorkflowSchedule.overlap_policy, WorkflowSchedule.version, Account.active)
              .join(WorkflowSchedule, WorkflowSchedule.workflow_id == Workflow.id)
+             .join(Account, Account.id == Workflow.account_id)
              .where(Workflow.id.in_(ids)).order_by(Workflow.id).with_for_update(of=Workflow))
     states = {row[0]: _state(row) for row in session.execute(query)}
     for workflow_id, run_id, status in session.execute(
@@ -200,11 +203,11 @@ def load_states(session: Session, workflow_ids: Iterable[uuid.UUID]) -> dict[uui
 
 def _state(row) -> WorkflowState:  # noqa: ANN001 - a result row
     (workflow_id, account_id, blocks, template_version, is_scheduled, date_deleted, cron, zone, date_changed,
-     overlap, version) = row
+     overlap, version, account_active) = row
     enabled = bool(is_scheduled) and date_deleted is None and cron is not None
     return WorkflowState(workflow_id, account_id, blocks or 0, template_version, enabled,
                          parse_cached(cron) if enabled else None, ZoneInfo(zone) if enabled else None,
-                         date_changed, overlap, version)
+                         date_changed, overlap, version, account_active=bool(account_active))
 
 
 def oldest_waiting(session: Session, limit: int = 1000) -> dict[uuid.UUID, uuid.UUID]:

@@ -11,6 +11,7 @@ from canvas.scheduling.occurrences import MISS, WAIT, Firing, is_fire_time
 from canvas.scheduling.quartz import CronExpression
 
 Key = tuple[uuid.UUID, datetime]
+ACCOUNT_DEACTIVATED = "the workflow's account is deactivated"  # the reason recorded; nobody is mailed about it
 
 
 @dataclass(slots=True)
@@ -29,6 +30,7 @@ class WorkflowState:
     version: int = 0
     active_run: tuple[uuid.UUID, str] | None = None  # (run id, status) of its queued or running run
     waiting: bool = False  # an occurrence already waits for the active run to end
+    account_active: bool = True  # a deactivated account's schedules record their occurrences skipped
 
     def produces(self, time: datetime, version: int | None) -> bool:
         """Whether ``time`` is an occurrence of the schedule as it stands now: a job built from an older version
@@ -92,7 +94,9 @@ class _Context:
 
 def _decide_one(plan: Plan, state: WorkflowState, firing: Firing, times: tuple[datetime, ...],
                 context: _Context) -> None:
-    if firing.action == MISS:
+    if not state.account_active:
+        _record(plan, state, times, "skipped", ACCOUNT_DEACTIVATED, context)
+    elif firing.action == MISS:
         _record(plan, state, times, "missed", firing.reason, context)
     elif firing.action == WAIT:
         _wait(plan, state, times, firing.reason, context)

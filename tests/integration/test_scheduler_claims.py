@@ -14,7 +14,7 @@ from rq import Queue
 from rq.job import Job
 from sqlalchemy import select, update
 
-from canvas.models import ScheduleOccurrence, Workflow, WorkflowRun
+from canvas.models import Account, ScheduleOccurrence, Workflow, WorkflowRun
 from canvas.queueing.keys import RUN_QUEUE
 from canvas.scheduling.claims import OccurrenceDispatcher
 from canvas.scheduling.occurrences import Firing
@@ -125,6 +125,23 @@ def test_overlap_skip_records_the_active_run(services, make_scheduled):
     assert (first.outcome, second.outcome) == ("fired", "skipped")
     assert second.reason == f"previous run {first.run_id} still Queued"
     assert second.run_id is None and second.dispatch_time is None
+
+
+def test_a_deactivated_accounts_schedule_starts_no_run_and_says_why(services, make_scheduled, org):
+    [workflow_id], times = make_scheduled(1), coming_seconds(2)
+    assert dispatcher(services).handle([Firing(workflow_id, (times[0],))]) == Counter(fired=1)
+    finish_runs(services, workflow_id)
+    with services.db.transaction() as session:  # as DELETE Account / the console's Deactivate leave it
+        session.execute(update(Account).where(Account.id == uuid.UUID(org.admin_id)).values(active=False))
+    try:
+        assert dispatcher(services).handle([Firing(workflow_id, (times[1],))]) == Counter(skipped=1)
+    finally:
+        with services.db.transaction() as session:
+            session.execute(update(Account).where(Account.id == uuid.UUID(org.admin_id)).values(active=True))
+    fired, skipped = ledger(services, workflow_id)
+    assert fired.outcome == "fired" and (skipped.outcome, skipped.run_id) == ("skipped", None)
+    assert skipped.reason == "the workflow's account is deactivated"
+    assert len(runs_of(services, workflow_id)) == 1
 
 
 def test_overlap_queue_keeps_one_waiting_and_starts_it_when_the_run_ends(services, make_scheduled):
