@@ -203,6 +203,9 @@ def test_a_user_never_sees_or_changes_another_accounts_workflow(app, org, client
     assert _variables(client, other_headers, theirs)[1] == {"condition": "city = 'Oslo'"}
     rebound = browser.client.post(f"/console/workflows/{theirs}/applications", data={"csrf_token": token})
     assert rebound.status_code == 404
+    renamed = browser.client.post(f"/console/workflows/{theirs}/settings", data={"csrf_token": token,
+                                                                                 "name": "Mine now"})
+    assert renamed.status_code == 404 and _workflow(client, other_headers, theirs)["name"] == "Theirs"
 
 
 # --- the variables form ----------------------------------------------------------------------------------------------
@@ -268,6 +271,74 @@ def test_a_post_without_its_csrf_token_is_refused(app, org, client):
     refused = browser.client.post(f"/console/workflows/{workflow_id}/variables", data={CONDITION_FIELD: "true"})
     assert refused.status_code == 400 and "security token" in _text(refused)
     assert _variables(client, org.admin_headers, workflow_id) == before
+
+
+# --- the settings form -----------------------------------------------------------------------------------------------
+
+def _settings(page_text: str, **changed) -> dict:
+    """The settings form as the page shows it (a ticked box sends "on", an unticked one nothing), then the changes."""
+    form = dict(re.findall(r'<input id="settings-name" name="(name)" value="([^"]*)"', page_text))
+    form.update(re.findall(r'<textarea id="settings-[a-z]+" name="([^"]+)"[^>]*>(.*?)</textarea>', page_text,
+                           re.DOTALL))
+    form["failurePolicy"] = re.search(r'<select id="settings-policy"[^>]*>.*?<option value="([^"]+)" selected>',
+                                      page_text, re.DOTALL).group(1)
+    form["notificationSettings"] = re.search(r'name="notificationSettings" value="([a-z]+)" checked',
+                                             page_text).group(1)
+    form.update((name, "on") for name in re.findall(r'<input type="checkbox" name="([^"]+)" checked>', page_text))
+    return {**form, **changed}
+
+
+def test_the_settings_form_renames_sets_the_policy_and_the_notifications_as_update_workflow_does(app, org, client):
+    headers = org.admin_headers
+    workflow_id = _new_workflow(client, headers, _template(client, org))
+    browser = signed_in(app, org.admin_id)
+    page = f"/console/workflows/{workflow_id}"
+    shown = _settings(_text(browser.get(page)))
+    assert shown == {"name": "People", "description": "", "failurePolicy": "failFast",
+                     "notificationSettings": "account", "notificationSettings.emails": "",
+                     "notificationSettings.onFailure": "on", "notificationSettings.onRecovery": "on",
+                     "notificationSettings.onMissedSchedule": "on"}
+    form = {**shown, "name": "People of Oslo", "description": "nightly", "failurePolicy": "continue",
+            "notificationSettings": "own", "notificationSettings.emails": "ops@example.com\nOn-Call@example.com"}
+    del form["notificationSettings.onRecovery"]  # unticked
+    saved = browser.submit(f"{page}/settings", form, form_page=page)
+    assert saved.status_code == 302 and saved.headers["Location"].endswith(f"{page}?saved=1")
+    workflow = _workflow(client, headers, workflow_id)
+    assert (workflow["name"], workflow["description"], workflow["failurePolicy"]) == ("People of Oslo", "nightly",
+                                                                                      "continue")
+    assert workflow["notificationSettings"] == {"onFailure": True, "onRecovery": False, "onMissedSchedule": True,
+                                                "emails": ["ops@example.com", "on-call@example.com"]}
+    text = _text(browser.get(page))
+    assert "failures, missed or skipped schedules to ops@example.com, on-call@example.com" in text
+    assert _settings(text)["notificationSettings.emails"] == "ops@example.com\non-call@example.com"
+    assert "notificationSettings.onRecovery" not in _settings(text)
+    with app.extensions["canvas"].db.transaction() as session:
+        [entry] = session.scalars(select(AuditEntry).where(AuditEntry.action == "workflow.update",
+                                                           AuditEntry.object_id == workflow_id)).all()
+        assert {"name", "failure_policy", "notification_settings"} <= set(entry.changes)
+    # back to the account's settings
+    browser.submit(f"{page}/settings", _settings(text, notificationSettings="account"), form_page=page)
+    assert _workflow(client, headers, workflow_id)["notificationSettings"] is None
+
+
+@pytest.mark.parametrize(("change", "field", "words"), [
+    ({"notificationSettings": "own", "notificationSettings.emails": "ops@example.com\nnot an address"},
+     "notificationSettings.emails", "Not a valid email address."),
+    ({"name": ""}, "name", "Length must be between 1 and 200."),
+    ({"failurePolicy": "sometimes"}, "failurePolicy", "Must be one of: failFast, continue."),
+])
+def test_a_bad_setting_is_shown_beside_its_field_and_nothing_changes(app, org, client, change, field, words):
+    workflow_id = _new_workflow(client, org.admin_headers, _template(client, org))
+    before = _workflow(client, org.admin_headers, workflow_id)
+    browser = signed_in(app, org.admin_id)
+    page = f"/console/workflows/{workflow_id}"
+    answer = browser.submit(f"{page}/settings", _settings(_text(browser.get(page)), **change), form_page=page)
+    text = _text(answer)
+    assert answer.status_code == 400
+    error = re.search(rf'<p class="error" id="{re.escape(field)}-error" role="alert">(.*?)</p>', text)
+    assert error and words in error.group(1), text[:3000]
+    assert '<details id="settings" open>' in text
+    assert _workflow(client, org.admin_headers, workflow_id) == before
 
 
 # --- the bindings form -----------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The console's workflows pages: the acting account's workflows a page at a time (as GET /api/Workflows) with
 their template, last run and next fire time; a workflow's blocks (its chain, or its graph with each block's parents),
-bound applications, schedule and recent runs; and forms for its blocks' variables and its application bindings that
-change them through the service POST /api/UpdateWorkflow calls, with the same request schema."""
+bound applications, schedule and recent runs; and forms for its settings (name, description, failure policy, who is
+mailed about its runs), its blocks' variables and its application bindings that change them through the service
+POST /api/UpdateWorkflow calls, with the same request schema."""
 from __future__ import annotations
 
 import re
@@ -30,6 +31,7 @@ from canvas.console.variables import (
     shown,
 )
 from canvas.errors import BadRequestError
+from canvas.execution.graph import FAILURE_POLICIES
 from canvas.execution.registry import get_block
 from canvas.extensions import db_session, services
 from canvas.models import RegisteredApplication, Workflow, WorkflowRun, WorkflowTemplate
@@ -39,12 +41,19 @@ from canvas.workflows import service as workflows
 from canvas.workflows.block_settings import settings_from_json
 from canvas.workflows.resources import actor
 from canvas.workflows.schemas import UpdateWorkflowSchema
+from canvas.workflows.service import NOTIFICATION_NAMES
 
 WORKFLOWS_PAGE_SIZE = 50
 RECENT_RUNS = 5  # on a workflow's page; the runs list filtered by the workflow has the rest
 NO_TEMPLATE_MESSAGE = ("This flow was made through the v2 API from no template: its variables and applications are "
                        "changed there (PATCH /v2/flows/<id>), not here.")
 NAMED_VARIABLE = re.compile(r"variable '([^']+)'")  # how the service's variable checks name the variable at fault
+NOTIFICATIONS = "notificationSettings"  # the settings form's fields are UpdateWorkflow's names (errors land on them)
+OWN_NOTIFICATIONS = "own"  # the choice of the workflow's own settings; "account" leaves them to the account
+NOTIFICATION_FLAGS = [(f"{NOTIFICATIONS}.{NOTIFICATION_NAMES[flag]}", label) for flag, label in (
+    ("on_failure", "a run fails"), ("on_recovery", "a run succeeds after a failed one"),
+    ("on_missed_schedule", "a scheduled run is missed or skipped"))]
+EMAILS_FIELD = f"{NOTIFICATIONS}.emails"
 
 
 # --- the list --------------------------------------------------------------------------------------------------------
@@ -161,6 +170,59 @@ def _update_variables(session: Session, workflow: Workflow, blocks: list[BlockVi
         session.commit()
 
 
+@blp.post("/workflows/<workflow_id>/settings")
+def workflow_settings(workflow_id: str):  # noqa: ANN201
+    """Name, description, failure policy and notification e-mails, as UpdateWorkflow changes them."""
+    session = db_session()
+    workflow = workflows.get_workflow(session, acting_account_id(), workflow_id)
+    try:
+        with as_form_errors():
+            data = UpdateWorkflowSchema().load({"id": str(workflow.id), **settings_from_form(request.form)})
+            workflows.update_workflow(session, actor(), data)
+            session.commit()
+    except FormErrors as error:
+        session.rollback()
+        workflow = workflows.get_workflow(session, acting_account_id(), workflow_id)
+        return _detail_page(session, workflow, _on_settings_fields(error.errors), request.form, status=400)
+    return redirect(url_for("console.workflow_detail", workflow_id=workflow.id, saved=1))
+
+
+def settings_from_form(form: MultiDict) -> dict:
+    """UpdateWorkflow's fields from the settings form: an unticked box is false, addresses one per line (or
+    separated by commas), and "the account's settings" is null."""
+    data = {"name": form.get("name", ""), "description": form.get("description", ""),
+            "failurePolicy": form.get("failurePolicy") or None}
+    if form.get(NOTIFICATIONS) == OWN_NOTIFICATIONS:
+        data[NOTIFICATIONS] = {field.rsplit(".", 1)[1]: form.get(field) == "on" for field, _label in
+                               NOTIFICATION_FLAGS}
+        data[NOTIFICATIONS]["emails"] = [address.strip() for address in
+                                         re.split(r"[\n,;]", form.get(EMAILS_FIELD, "")) if address.strip()]
+    else:
+        data[NOTIFICATIONS] = None
+    return data
+
+
+def _on_settings_fields(errors: dict[str, str]) -> dict[str, str]:
+    """An address's error (notificationSettings.emails.2) goes beside the addresses' field."""
+    return {re.sub(rf"^{re.escape(EMAILS_FIELD)}\.\d+$", EMAILS_FIELD, key): message
+            for key, message in errors.items()}
+
+
+def _settings_form(workflow: Workflow, form: MultiDict) -> dict:
+    """What the settings form shows: what was sent (after a refusal), else the workflow's settings."""
+    if form.get("name") is not None:
+        return {key: form.get(key) for key in ("name", "description", "failurePolicy", NOTIFICATIONS, EMAILS_FIELD)} | {
+            field: form.get(field) == "on" for field, _label in NOTIFICATION_FLAGS}
+    stored = workflow.notification_settings
+    shown = {"name": workflow.name, "description": workflow.description or "",
+             "failurePolicy": workflow.failure_policy or FAILURE_POLICIES[0],
+             NOTIFICATIONS: OWN_NOTIFICATIONS if stored is not None else "account",
+             EMAILS_FIELD: "\n".join((stored or {}).get("emails") or [])}
+    for (field, _label), flag in zip(NOTIFICATION_FLAGS, ("on_failure", "on_recovery", "on_missed_schedule")):
+        shown[field] = bool((stored or {}).get(flag, True))
+    return shown
+
+
 @blp.post("/workflows/<workflow_id>/applications")
 def workflow_applications(workflow_id: str):  # noqa: ANN201
     """Binds the workflow's applications to other registered applications of the account, as UpdateWorkflow's
@@ -240,7 +302,9 @@ def _detail_page(session: Session, workflow: Workflow, errors: dict[str, str], f
                        newer_version=_newer_version(workflow, template), recent_runs=recent, run_count=run_count,
                        schedule=schedules.get_schedule(session, acting_account_id(), workflow.id),
                        errors=errors, form=form, saved=saved, shown_value=shown,
-                       no_template_message=NO_TEMPLATE_MESSAGE)
+                       no_template_message=NO_TEMPLATE_MESSAGE, settings=_settings_form(workflow, form),
+                       failure_policies=FAILURE_POLICIES, notification_flags=NOTIFICATION_FLAGS,
+                       own_notifications=OWN_NOTIFICATIONS, emails_field=EMAILS_FIELD)
 
 
 def _newer_version(workflow: Workflow, template: WorkflowTemplate | None) -> str | None:
