@@ -5,6 +5,7 @@ per-call statement construction (measured: about a third of a no-op run's cost).
 """
 from __future__ import annotations
 
+import functools
 import uuid
 from collections import namedtuple
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, bindparam, case, exists, insert, or_, select, update
+from sqlalchemy import Select, Update, bindparam, case, exists, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine, Row
 
 from canvas.models import Account, BlockOutput, BlockRun, FlowCallback, Workflow, WorkflowRun
@@ -219,39 +220,42 @@ def finish_run(connection: Connection, run_id: uuid.UUID, token: int, workflow_i
                workflow_values: dict, completed: Completion | None = None) -> bool:
     """End the run, fenced like a lease renewal: only while it is still Running under `token` (else False, and
     nothing is written); `completed`, its last block, is recorded with it."""
+    params = {"run__id": run_id, "run__token": token, "workflow__id": workflow_id, **_named("run", run_values),
+              **_named("workflow", workflow_values)}
     if connection.dialect.name == "postgresql":
-        return _finish_in_one_statement(connection, run_id, token, workflow_id, run_values, workflow_values,
-                                        completed)
-    if connection.execute(update(RUNS).where(RUNS.c.id == run_id, RUNS.c.lease_token == token,
-                                             RUNS.c.status == "Running").values(**run_values)).rowcount != 1:
+        shape = (tuple(run_values), tuple(workflow_values), None if completed is None else tuple(completed.output))
+        if completed is not None:
+            params.update(_named("output", completed.output), **_named("block", completed.values),
+                          block__id=completed.block_run_id)
+        return connection.execute(_finish_statement(*shape), params).first() is not None
+    end_run, update_workflow = _finish_statements(tuple(run_values), tuple(workflow_values))
+    if connection.execute(end_run, params).rowcount != 1:
         return False
-    connection.execute(update(WORKFLOWS).where(WORKFLOWS.c.id == workflow_id).values(**workflow_values))
+    connection.execute(update_workflow, params)
     if completed is not None:
         record_completed(connection, completed)
     return True
 
 
-_FINISH_STATEMENTS: dict[tuple, Select] = {}  # by the names of the values each part writes
+# Built once per shape (the names of the values each part writes), not per run: building the expressions cost more
+# Python time per run than compiling them (SQLAlchemy caches the compiled form, not the expression).
 
 
-def _finish_in_one_statement(connection: Connection, run_id: uuid.UUID, token: int, workflow_id: uuid.UUID,
-                             run_values: dict, workflow_values: dict, completed: Completion | None) -> bool:
-    """PostgreSQL: the run's end and the writes that go with it as one statement (one round trip instead of up to
-    four), each write conditional on the fenced end of the run, so that a lost lease still writes nothing."""
-    shape = (tuple(run_values), tuple(workflow_values),
-             None if completed is None else tuple(completed.output))
-    statement = _FINISH_STATEMENTS.get(shape)
-    if statement is None:
-        statement = _FINISH_STATEMENTS[shape] = _finish_statement(*shape)
-    params = {"run__id": run_id, "run__token": token, "workflow__id": workflow_id, **_named("run", run_values),
-              **_named("workflow", workflow_values)}
-    if completed is not None:
-        params.update(_named("output", completed.output), **_named("block", completed.values),
-                      block__id=completed.block_run_id)
-    return connection.execute(statement, params).first() is not None
+@functools.cache
+def _finish_statements(run_names: tuple, workflow_names: tuple) -> tuple[Update, Update]:
+    """SQLite: the fenced end of the run, then its workflow's update."""
+    return (update(RUNS).where(RUNS.c.id == bindparam("run__id"), RUNS.c.lease_token == bindparam("run__token"),
+                               RUNS.c.status == "Running").values(**_bound(RUNS, "run", run_names)),
+            update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow__id"))
+            .values(**_bound(WORKFLOWS, "workflow", workflow_names)))
+
+
+@functools.cache
 
 
 def _finish_statement(run_names: tuple, workflow_names: tuple, output_names: tuple | None) -> Select:
+    """PostgreSQL: the run's end and the writes that go with it as one statement (one round trip instead of up to
+    four), each write conditional on the fenced end of the run, so that a lost lease still writes nothing."""
     ended = (update(RUNS).where(RUNS.c.id == bindparam("run__id"), RUNS.c.lease_token == bindparam("run__token"),
                                 RUNS.c.status == "Running")
              .values(**_bound(RUNS, "run", run_names)).returning(RUNS.c.id).cte("ended"))
