@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from flask import g, has_request_context
 
-API_KEY = "api_key"
-CLI = "cli"
-SYSTEM = "system"
+from canvas.models.audit import ACTOR_KINDS
+
+API_KEY, CONSOLE, CLI, SYSTEM = ACTOR_KINDS
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from datetime import timezone
 
 import marshmallow as ma
 
-from canvas.audit.actor import API_KEY, CLI, SYSTEM
+from canvas.models.audit import ACTOR_KINDS
 from canvas.schema_fields import CanvasSchema, Id, page_number_field, page_size_field
 
 _TEXT = ma.validate.Length(min=1, max=64)
@@ -28,7 +28,7 @@ class AuditEntrySchema(CanvasSchema):
     id = Id()
     organizationId = Id(allow_none=True)
     actorId = Id(allow_none=True, metadata={"description": "the account whose keys made the change"})
-    actorKind = ma.fields.String(validate=ma.validate.OneOf((API_KEY, CLI, SYSTEM)))
+    actorKind = ma.fields.String(validate=ma.validate.OneOf(ACTOR_KINDS))
     actingAsId = Id(allow_none=True, metadata={"description": "the ManagedAccountId account, when acting for one"})
     time = ma.fields.DateTime()
     action = ma.fields.String()

@@ -22,6 +22,7 @@ from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
 from canvas.accounts import service as accounts
+from canvas.audit.actor import CONSOLE
 from canvas.auth.resolver import check_ip_allowlist, principal_for
 from canvas.console import forms
 from canvas.console import service as console
@@ -69,7 +70,7 @@ def load_signed_in_account():  # noqa: ANN201
     if record is not None:
         g.signed_in = session.get(Account, record.account_id)
         g.principal = _principal(session, record, g.signed_in)
-        g.audit_actor_kind = console.CONSOLE_ACTOR_KIND  # what the pages change is the signed-in account's doing
+        g.audit_actor_kind = CONSOLE  # what the pages change is the signed-in account's doing
     g.csrf_token = record.csrf_token if record else (request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(32))
     if request.method == "POST":
         _check_csrf(record)

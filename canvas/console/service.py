@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from canvas.accounts import mail
 from canvas.accounts import service as accounts
 from canvas.audit import service as audit
-from canvas.audit.actor import AuditActor
+from canvas.audit.actor import CONSOLE, AuditActor
 from canvas.console.links import console_url
 from canvas.errors import (
     AuthenticationError,
@@ -43,7 +43,6 @@ from canvas.workflows import service as workflows
 
 log = logging.getLogger(__name__)
 
-CONSOLE_ACTOR_KIND = "console"
 BAD_SIGN_IN_MESSAGE = "The e-mail or the password is not right"
 PASSWORD_MIN_LENGTH = 10
 PASSWORD_MAX_LENGTH = 1024  # argon2 takes any length; a bound keeps one request from costing much
@@ -201,7 +200,7 @@ def _account_id_of(session: Session, email: str) -> uuid.UUID:
 def _actor(account: Account, acting_as_id: uuid.UUID | None = None) -> AuditActor:
     from flask import g, has_request_context
 
-    return AuditActor(kind=CONSOLE_ACTOR_KIND, account_id=account.id, acting_as_id=acting_as_id,
+    return AuditActor(kind=CONSOLE, account_id=account.id, acting_as_id=acting_as_id,
                       organization_id=account.organization_id,
                       request_id=g.get("request_id") if has_request_context() else None)
 

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from canvas.models.base import Base, UtcDateTime, new_id, utcnow
 
-# Who made a change: a caller of the API (with its key), an operator at the command line, or the service itself.
-ACTOR_KINDS = ("api_key", "cli", "system")
+# Who made a change: a caller of the API (with its key), a web console session, an operator at the command line, or
+# the service itself.
+ACTOR_KINDS = ("api_key", "console", "cli", "system")
 
 
 class AuditEntry(Base):

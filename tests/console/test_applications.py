@@ -9,6 +9,7 @@ import uuid
 from markupsafe import escape
 
 from tests.api.test_applications import FILE_HUB_APP, FTP_APP, QUINYX_APP, register
+from tests.api.workflow_helpers import file_hub_app, new_workflow, published_template
 from tests.console.conftest import email_of, signed_in
 from tests.servers.ftp import FtpServer
 
@@ -334,3 +335,55 @@ def test_applications_without_a_verification_say_so_and_register_as_the_api_does
                           {"apikey": "k-1", "environment": "test", "tagText": "Rota"}).status_code == 302
     by_tag = {entry["tagText"]: entry["isAuthenticated"] for entry in _registered(client, org.admin_headers)}
     assert by_tag == {"File Hub": True, "Rota": False}
+
+
+# --- deleting a registration -------------------------------------------------------------------------------------
+
+def test_deleting_an_unused_registration_asks_first_then_deletes_it_and_audits(app, org, client):
+    headers = org.admin_headers
+    registered_id = file_hub_app(client, headers)
+    browser = signed_in(app, org.admin_id)
+    listed = browser.get("/console/applications").get_data(as_text=True)
+    assert f'href="/console/applications/{registered_id}/delete"' in listed
+    page = f"/console/applications/{registered_id}/delete"
+    asked = browser.get(page)
+    assert asked.status_code == 200 and "No workflow uses it." in asked.get_data(as_text=True)
+    assert client.get(f"/api/RegApplication/{registered_id}", headers=headers).status_code == 200  # asking: nothing
+    deleted = browser.submit(page, {})
+    assert deleted.status_code == 302 and deleted.headers["Location"].endswith("/console/applications?deleted=1")
+    assert "The registered application was deleted." in browser.get(deleted.headers["Location"]).get_data(as_text=True)
+    assert client.get(f"/api/RegApplication/{registered_id}", headers=headers).status_code == 404
+    entries = client.get("/api/AuditLog", headers=headers, query_string={"pageSize": 500}).json
+    [removal] = [entry for entry in entries if entry["objectId"] == registered_id
+                 and entry["action"] == "application.delete"]
+    assert removal["actorKind"] == "console", removal
+
+
+def test_a_registration_a_workflow_uses_is_not_deleted_and_the_page_links_the_workflow(app, org, client):
+    headers = org.admin_headers
+    registered_id = file_hub_app(client, headers)
+    workflow_id = new_workflow(client, headers, published_template(client, headers), registered_id, name="Nightly")
+    browser = signed_in(app, org.admin_id)
+    page = f"/console/applications/{registered_id}/delete"
+    asked = browser.get(page).get_data(as_text=True)
+    assert f'<a href="/console/workflows/{workflow_id}">Nightly</a>' in asked
+    assert "Delete the registered application</button>" not in asked
+    token = browser.csrf_token("/console/applications")
+    refused = browser.client.post(page, data={"csrf_token": token})  # a stale page, or a hand-made request
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 409 and f"is used by workflow(s) {workflow_id}" in text
+    assert client.get(f"/api/RegApplication/{registered_id}", headers=headers).status_code == 200
+
+
+def test_another_accounts_registration_is_not_deleted_and_the_csrf_token_is_required(app, org, client):
+    mine_id, mine_headers = org.add_account()
+    _other_id, other_headers = org.add_account()
+    theirs = file_hub_app(client, other_headers)
+    browser = signed_in(app, mine_id)
+    assert browser.get(f"/console/applications/{theirs}/delete").status_code == 404
+    token = browser.csrf_token("/console/applications")
+    assert browser.client.post(f"/console/applications/{theirs}/delete", data={"csrf_token": token}).status_code == 404
+    own = file_hub_app(client, mine_headers)
+    assert browser.client.post(f"/console/applications/{own}/delete").status_code == 400
+    assert client.get(f"/api/RegApplication/{theirs}", headers=other_headers).status_code == 200
+    assert client.get(f"/api/RegApplication/{own}", headers=mine_headers).status_code == 200

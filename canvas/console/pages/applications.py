@@ -1,7 +1,8 @@
 """The console's applications pages: the catalog (GET Applications), registration through a form generated from an
 application's credentialFields and verified before saving (POST RegApplication), the account's registered
-applications with their faulted state (GET RegApplications), and new credentials for one of them
-(UpdateRegApplication). Each calls the service its API endpoint calls, with the same checks and messages.
+applications with their faulted state (GET RegApplications), new credentials for one of them (UpdateRegApplication),
+and deleting one that no workflow uses (DELETE RegApplication). Each calls the service its API endpoint calls, with
+the same checks and messages.
 
 Secrets never reach the browser: a secret field (a password, a Hidden field, a field the catalog marks Secret) is
 always rendered empty, on the first showing and after a refused submission alike."""
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 
 import marshmallow as ma
 from flask import redirect, request, url_for
+from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from canvas.applications import service as applications
@@ -24,8 +26,9 @@ from canvas.applications.schemas import (
 )
 from canvas.console import forms
 from canvas.console.resources import acting_account_id, blp, field_errors, render_page
-from canvas.errors import BadRequestError, CanvasError, NotFoundError
+from canvas.errors import BadRequestError, CanvasError, ConflictError, NotFoundError
 from canvas.extensions import db_session, services
+from canvas.models import Workflow
 from canvas.web import flatten_messages
 
 REGISTERED_PAGE_SIZE = 50
@@ -71,11 +74,14 @@ def _registered_entry(row, spec: ApplicationSpec | None) -> dict:  # noqa: ANN00
 
 
 NOTICES = {"saved": "{tag} is saved.", "verified": "{tag}: the stored credentials work."}
+DELETED_NOTICE = "The registered application was deleted."
 
 
 def _notice(session, account_id: uuid.UUID, args: MultiDict) -> str | None:  # noqa: ANN001
-    """The line confirming what was just done to a registration (?saved=<id> or ?verified=<id>); nothing for an id
-    that is not the account's."""
+    """The line confirming what was just done to a registration (?saved=<id> or ?verified=<id>; ?deleted=1); nothing
+    for an id that is not the account's."""
+    if args.get("deleted"):
+        return DELETED_NOTICE
     for done, text in NOTICES.items():
         if args.get(done):
             try:
@@ -164,6 +170,29 @@ def update_credentials(registered_id: str):  # noqa: ANN201
             session.rollback()
             errors = _form_errors(spec, error)
     return _credentials_page(spec, registered, shown, tag_text, errors)
+
+
+@blp.route("/applications/<registered_id>/delete", methods=["GET", "POST"])
+def delete_application(registered_id: str):  # noqa: ANN201
+    """A confirmation naming the workflows that use the registration (while any does, it cannot go: they are rebound
+    or deleted first, as DELETE RegApplication answers 409), then the deletion, recorded in the audit log."""
+    session = db_session()
+    registered = applications.get_registered(session, acting_account_id(), registered_id)
+    error = None
+    if request.method == "POST":
+        try:
+            applications.delete_registered(session, acting_account_id(), registered.id)
+            session.commit()
+            return redirect(url_for("console.applications_list", deleted=1))
+        except ConflictError as refused:
+            session.rollback()
+            error = refused.message
+    users = applications.workflows_using(session, registered.id)
+    names = dict(session.execute(select(Workflow.id, Workflow.name).where(Workflow.id.in_(users))).tuples().all())
+    spec = services().application_catalog.get(registered.application_id)
+    return render_page("application_delete.html", status=409 if error else 200,
+                       registered=_registered_entry(registered, spec), users=[(str(workflow_id), names.get(
+                           workflow_id, str(workflow_id))) for workflow_id in users], error=error)
 
 
 @blp.post("/applications/<registered_id>/verify")
