@@ -241,6 +241,40 @@ def send_activation(session: Session, settings: dict, account: Account) -> None:
     mail.send_activation_link(settings, account.email, link, console_link=console_url(settings, token))
 
 
+PENDING_SHOWN = 200  # pending accounts listed at once: more means something else is wrong
+
+
+def _waits_for_activation():  # noqa: ANN202 - a SQL condition on Account
+    """Created inactive, with a link nobody has used yet. A deactivated account is not waiting: deactivation voids
+    its unused links."""
+    unused_link = select(ActivationToken.id).where(ActivationToken.account_id == Account.id,
+                                                   ActivationToken.used_at.is_(None)).exists()
+    return Account.active.is_(False) & unused_link
+
+
+def pending_accounts(session: Session, organization_id: uuid.UUID) -> list[Account]:
+    """The organization's accounts waiting for their owner to open the activation e-mail, oldest first (GET
+    Accounts lists active accounts only)."""
+    return list(session.scalars(select(Account).where(Account.organization_id == organization_id,
+                                                      _waits_for_activation())
+                                .order_by(Account.date_created, Account.email).limit(PENDING_SHOWN)))
+
+
+def resend_activation(session: Session, settings: dict, manager: Account, account_id: uuid.UUID | str) -> Account:
+    """A new activation e-mail for an account still waiting for one to be opened; the earlier e-mails' links stop
+    working (one live link at a time). Only an Admin does this for an Admin account."""
+    target = account_of_organization(session, manager.organization_id, account_id)
+    if not may_change_account(manager, target):
+        raise ForbiddenError("Only an Admin may send an Admin account's activation e-mail")
+    if session.scalar(select(Account.id).where(Account.id == target.id, _waits_for_activation())) is None:
+        raise ConflictError(f"Account {target.email} is not waiting for activation")
+    session.execute(delete(ActivationToken).where(ActivationToken.account_id == target.id,
+                                                  ActivationToken.used_at.is_(None)))
+    send_activation(session, settings, target)
+    audit.record(session, "account.activation.resend", "account", target.id, organization_id=target.organization_id)
+    return target
+
+
 def account_of_organization(session: Session, organization_id: uuid.UUID, account_id: uuid.UUID | str) -> Account:
     """An account of this organization; another organization's reads as unknown (as AccountKeys answers)."""
     try:

@@ -229,6 +229,22 @@ def test_the_workflow_page_shows_its_blocks_and_last_run(page: Page, journey: Jo
     screenshot(page, "workflow-detail")
 
 
+def test_choose_who_is_mailed_about_the_workflows_runs(page: Page, journey: Journey):
+    workflow_id = journey.needs("workflow_id", "instantiate the sample template")
+    page.goto(f"/console/workflows/{workflow_id}")
+    expect(fact(page, "Notifications")).to_have_text("the account's settings")
+    page.get_by_text("Settings: name, failure policy, notifications").click()
+    page.get_by_label("This workflow's own: mail when").check()
+    page.get_by_label("a run succeeds after a failed one").uncheck()
+    page.get_by_label("To (one address a line").fill("ops@example.com\nnot an address")
+    page.get_by_role("button", name="Save the settings").click()
+    expect(page.get_by_role("alert")).to_contain_text("Not a valid email address.")  # beside the addresses
+    page.get_by_label("To (one address a line").fill("ops@example.com")
+    page.get_by_role("button", name="Save the settings").click()
+    expect(page.get_by_role("status")).to_have_text("The changes were saved.")
+    expect(fact(page, "Notifications")).to_have_text("failures, missed or skipped schedules to ops@example.com")
+
+
 def test_set_a_schedule_and_see_the_preview(page: Page, canvas, journey: Journey):
     workflow_id = journey.needs("workflow_id", "instantiate the sample template")
     page.goto(f"/console/workflows/{workflow_id}")
@@ -344,6 +360,7 @@ def test_the_main_pages_fit_a_phone_s_width(page: Page, journey: Journey):
     try:
         for path in paths:
             assert phone.goto(path).status == 200, path
+            phone.evaluate("document.querySelectorAll('details').forEach(details => details.open = true)")
             if phone.evaluate("document.documentElement.scrollWidth") > PHONE["width"]:
                 too_wide[path] = phone.evaluate(STICKING_OUT)
             if path == "/console/runs":

@@ -143,11 +143,15 @@ def test_a_new_account_gets_its_activation_email_and_is_listed_once_activated(ma
     assert message["To"] == "new@acme.test"
     body = message.get_content()
     token = body.split("/console/activate?token=")[1].split()[0]
-    assert f"/console/accounts/{account.id}/" not in browser.get("/console/accounts").get_data(as_text=True)
+    active_part, waiting_part = browser.get("/console/accounts").get_data(as_text=True).split(
+        "<h2>Waiting for activation</h2>")
+    assert f"/console/accounts/{account.id}/" not in active_part and "new@acme.test" in waiting_part
     done = Browser(app).submit("/console/activate", {"token": token, "password": PASSWORD, "confirmation": PASSWORD},
                                form_page=f"/console/activate?token={token}")
     assert done.status_code == 200 and _account(app, str(account.id)).active
-    assert "new@acme.test" in browser.get("/console/accounts").get_data(as_text=True)
+    active_part, waiting_part = browser.get("/console/accounts").get_data(as_text=True).split(
+        "<h2>Waiting for activation</h2>")
+    assert "new@acme.test" in active_part and "new@acme.test" not in waiting_part
 
 
 @pytest.mark.parametrize(("form", "field", "message"), [
@@ -252,3 +256,63 @@ def test_new_keys_are_shown_once_and_the_old_ones_stop_working(app, org):
     assert secret not in admin.get(path).get_data(as_text=True), "never shown again"
     assert secret not in admin.get("/console/accounts").get_data(as_text=True)
     assert secret not in str([entry.changes for entry in rows_of(app, AuditEntry)])
+
+
+# --- accounts waiting for activation ---------------------------------------------------------------------------------
+
+def _token_in(message) -> str:  # noqa: ANN001 - a parsed e-mail
+    return message.get_content().split("/console/activate?token=")[1].split()[0]
+
+
+def test_a_lost_activation_email_is_sent_again_and_only_the_new_link_works(make_app, org, smtp_server):
+    app = make_app(SMTP_URL=smtp_url(smtp_server))
+    browser = signed_in(app, org.admin_id)
+    browser.submit("/console/accounts/new", {"email": "late@acme.test", "roleName": "User"})
+    [account] = rows_of(app, Account, Account.email == "late@acme.test")
+    page = browser.get("/console/accounts").get_data(as_text=True)
+    waiting = page.split("<h2>Waiting for activation</h2>", 1)[1]
+    assert "late@acme.test" in waiting and f"/console/accounts/{account.id}/activation" in waiting
+    resent = browser.submit(f"/console/accounts/{account.id}/activation", {}, form_page="/console/accounts")
+    assert resent.status_code == 302 and resent.headers["Location"].endswith(f"/console/accounts?resent={account.id}")
+    assert "A new activation e-mail was sent to late@acme.test" in browser.get(resent.headers["Location"]).get_data(
+        as_text=True)
+    first, second = [received.parsed() for received in smtp_server.messages]
+    assert first["To"] == second["To"] == "late@acme.test" and _token_in(first) != _token_in(second)
+    assert "account.activation.resend" in _actions(app, str(account.id))
+    old = app.test_client().get(f"/api/ActivateAccount?token={_token_in(first)}")
+    assert old.status_code == 400 and not _account(app, str(account.id)).active, "the first link no longer works"
+    assert app.test_client().get(f"/api/ActivateAccount?token={_token_in(second)}").status_code == 200
+    assert _account(app, str(account.id)).active
+    page = browser.get("/console/accounts").get_data(as_text=True)
+    assert "late@acme.test" not in page.split("<h2>Waiting for activation</h2>", 1)[1], "activated: no longer waits"
+    refused = browser.submit(f"/console/accounts/{account.id}/activation", {}, form_page="/console/accounts")
+    assert refused.status_code == 409 and "is not waiting for activation" in refused.get_data(as_text=True)
+    assert len(smtp_server.messages) == 2
+
+
+def test_a_deactivated_account_does_not_wait_and_gets_no_new_link(app, org):
+    user_id, _headers = org.add_account()
+    activation_token(app, user_id)  # an unused link, voided by the deactivation
+    with app.test_request_context(), app.extensions["canvas"].db.transaction() as session:
+        accounts.deactivate_account(session, session.get(Account, uuid.UUID(org.admin_id)), uuid.UUID(user_id))
+    browser = signed_in(app, org.admin_id)
+    email = _account(app, user_id).email
+    assert email not in browser.get("/console/accounts").get_data(as_text=True)
+    refused = browser.submit(f"/console/accounts/{user_id}/activation", {}, form_page="/console/accounts")
+    assert refused.status_code == 409
+    assert rows_of(app, ActivationToken, ActivationToken.account_id == uuid.UUID(user_id),
+                   ActivationToken.used_at.is_(None)) == []
+
+
+def test_only_managers_resend_and_only_within_their_organization(app, org, make_org):
+    user_id, _ = org.add_account()
+    other = make_org()
+    pending_id, _ = other.add_account()
+    with app.extensions["canvas"].db.transaction() as session:
+        session.get(Account, uuid.UUID(pending_id)).active = False
+    activation_token(app, pending_id)
+    assert signed_in(app, org.admin_id).submit(f"/console/accounts/{pending_id}/activation", {},
+                                               form_page="/console/accounts").status_code == 404
+    assert signed_in(app, user_id).submit(f"/console/accounts/{pending_id}/activation", {},
+                                          form_page="/console/runs").status_code == 403
+    assert len(rows_of(app, ActivationToken, ActivationToken.account_id == uuid.UUID(pending_id))) == 1

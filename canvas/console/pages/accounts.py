@@ -1,10 +1,11 @@
 """The console's accounts pages, for Admins and SuperPartners (issue 20 item 7): the organization's accounts (as GET
-Accounts), a new account with its activation e-mail (as POST Account), deactivating an account, and new API keys
-for an account (as AccountKeys: the new SecretKey is shown once, on the page that answers the form)."""
+Accounts) and those waiting for their activation e-mail to be opened (with a new e-mail if the first was lost), a
+new account with its activation e-mail (as POST Account), deactivating an account, and new API keys for an account
+(as AccountKeys: the new SecretKey is shown once, on the page that answers the form)."""
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import g, request, url_for
+from flask import g, redirect, request, url_for
 
 from canvas.accounts import service as accounts
 from canvas.accounts.schemas import AddAccountSchema
@@ -44,7 +45,9 @@ def accounts_list():  # noqa: ANN201
     pages = forms.page_count(total, ACCOUNTS_PAGE_SIZE)
     return render_page("accounts.html", status=400 if errors else 200, accounts=rows, total=total, page=page,
                        pages=pages, errors=errors, actions=_row_actions(rows),
-                       organization=g.signed_in.organization.name)
+                       organization=g.signed_in.organization.name,
+                       pending=accounts.pending_accounts(db_session(), _organization_id()),
+                       resent=_resent_to(request.args.get("resent")))
 
 
 def _row_actions(rows: list) -> dict:
@@ -110,6 +113,26 @@ def deactivate_account(account_id: str):  # noqa: ANN201
         return render_page("account_deactivated.html", account=target)
     return render_page("account_confirm.html", account=target, action="deactivate",
                        form_action=url_for("console.deactivate_account", account_id=target.id))
+
+
+@blp.post("/accounts/<account_id>/activation")
+def resend_activation(account_id: str):  # noqa: ANN201
+    _require_manager()
+    session = db_session()
+    target = accounts.resend_activation(session, services().settings, g.signed_in, account_id)
+    session.commit()
+    return redirect(url_for("console.accounts_list", resent=target.id))
+
+
+def _resent_to(account_id: str | None) -> str | None:
+    """The e-mail address of the account just sent a new activation e-mail (?resent=<id>), if it is one of the
+    organization's."""
+    if not account_id:
+        return None
+    try:
+        return accounts.account_of_organization(db_session(), _organization_id(), account_id).email
+    except CanvasError:
+        return None
 
 
 @blp.route("/accounts/<account_id>/keys", methods=["GET", "POST"])
