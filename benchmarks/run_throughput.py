@@ -494,30 +494,40 @@ def report(results: dict[int, dict[str, list[Figures]]], rounds: int,
             print(f"  {key.replace('_', ' '):<22} {line[0]:<24} {line[1]}")
 
 
+def in_rounds(environment: Environment, args: argparse.Namespace, systems: tuple[str, str],
+              measure: Callable[[str, int], Figures]) -> dict[int, dict[str, list[Figures]]]:
+    """`measure(system, workers)` for each round and worker count, the two systems' order alternating between
+    rounds; each figure printed as it comes. The environment is closed at the end, however it ends."""
+    results: dict[int, dict[str, list[Figures]]] = {workers: {system: [] for system in systems}
+                                                    for workers in args.workers}
+    try:
+        for round_number in range(1, args.rounds + 1):
+            for workers in args.workers:
+                print(f"round {round_number}, {workers} worker(s):")
+                for system in systems if round_number % 2 else systems[::-1]:
+                    figures = measure(system, workers)
+                    results[workers][system].append(figures)
+                    print(figures.line(system, "jobs" if system == "raw" else "runs"), flush=True)
+    finally:
+        environment.close()
+    return results
+
+
 def main_in_process(args: argparse.Namespace) -> None:
     environment = Environment()
     print(f"{cpu_note()}; {environment.database}; Redis {redis_url(environment.settings)[:40]}; "
           f"{args.worker_class} workers; {args.runs} runs (raw RQ: {args.raw_runs} jobs) per burst, "
           f"{args.dispatchers} dispatcher {args.dispatch_mode}, {args.probes} sequential latency probes, "
           f"{args.rounds} rounds")
-    results: dict[int, dict[str, list[Figures]]] = {workers: {"raw": [], "canvas": []} for workers in args.workers}
-    try:
-        for round_number in range(1, args.rounds + 1):
-            for workers in args.workers:
-                systems = ["raw", "canvas"] if round_number % 2 else ["canvas", "raw"]
-                print(f"round {round_number}, {workers} worker(s):")
-                for system in systems:
-                    if system == "raw":
-                        figures = measure_raw_rq(environment, args.raw_runs, args.probes, args.worker_class, workers,
-                                                 args.dispatchers)
-                    else:
-                        figures = measure_canvas(environment, args.runs, args.probes, args.worker_class, workers,
-                                                 args.dispatchers, args.dispatch_mode)
-                    results[workers][system].append(figures)
-                    print(figures.line(system, "jobs" if system == "raw" else "runs"), flush=True)
-    finally:
-        environment.close()
-    report(results, args.rounds)
+
+    def measure(system: str, workers: int) -> Figures:
+        if system == "raw":
+            return measure_raw_rq(environment, args.raw_runs, args.probes, args.worker_class, workers,
+                                  args.dispatchers)
+        return measure_canvas(environment, args.runs, args.probes, args.worker_class, workers, args.dispatchers,
+                              args.dispatch_mode)
+
+    report(in_rounds(environment, args, ("raw", "canvas"), measure), args.rounds)
     print("\ngoals (issues 5, 18): execution rate ratio >= 0.7; latency ratios <= 2")
 
 
@@ -538,19 +548,12 @@ def main_operations(args: argparse.Namespace) -> None:
           f"{args.dispatch_mode}, {args.probes} latency probes, {args.rounds} rounds; "
           f"log level {os.environ['CANVAS_LOG_LEVEL']}; "
           f"off = {OPERATIONS['off']}, on = {OPERATIONS['on']}")
-    results: dict[int, dict[str, list[Figures]]] = {workers: {"off": [], "on": []} for workers in args.workers}
-    try:
-        for round_number in range(1, args.rounds + 1):
-            for workers in args.workers:
-                print(f"round {round_number}, {workers} worker(s):")
-                for mode in ["off", "on"] if round_number % 2 else ["on", "off"]:
-                    figures = measure_canvas(environment, args.runs, args.probes, args.worker_class, workers,
-                                             args.dispatchers, args.dispatch_mode, OPERATIONS[mode])
-                    results[workers][mode].append(figures)
-                    print(figures.line(mode, "runs"), flush=True)
-    finally:
-        environment.close()
-    report(results, args.rounds, ("off", "on", "off", "on"))
+
+    def measure(mode: str, workers: int) -> Figures:
+        return measure_canvas(environment, args.runs, args.probes, args.worker_class, workers, args.dispatchers,
+                              args.dispatch_mode, OPERATIONS[mode])
+
+    report(in_rounds(environment, args, ("off", "on"), measure), args.rounds, ("off", "on", "off", "on"))
     print("\ngoal (issue 19): execution rates with them on at least 0.9 of off")
 
 
