@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from canvas.applications.catalog import ApplicationCatalog, ApplicationSpec
@@ -220,18 +221,20 @@ def mark_faulted(registered: RegisteredApplication, reason: str) -> None:
     registered.date_modified = utcnow()
 
 
-def workflows_using(session: Session, registered_id: uuid.UUID) -> list[uuid.UUID]:
-    query = (select(Workflow.id).join(WorkflowApplication, WorkflowApplication.workflow_id == Workflow.id)
+def workflows_using(session: Session, registered_id: uuid.UUID) -> list[Row]:
+    """The live workflows bound to the registered application: (id, name) rows."""
+    query = (select(Workflow.id, Workflow.name)
+             .join(WorkflowApplication, WorkflowApplication.workflow_id == Workflow.id)
              .where(WorkflowApplication.registered_application_id == registered_id,
                     Workflow.date_deleted.is_(None)))
-    return list(session.scalars(query))
+    return list(session.execute(query))
 
 
 def delete_registered(session: Session, account_id: uuid.UUID, registered_id: Any) -> None:
     registered = get_registered(session, account_id, registered_id)
     users = workflows_using(session, registered.id)
     if users:
-        listed = ", ".join(str(workflow_id) for workflow_id in users[:5])
+        listed = ", ".join(str(workflow.id) for workflow in users[:5])
         raise ConflictError(f"Registered application {registered.id} is used by workflow(s) {listed}; "
                             "delete or rebind them first")
     # Only deleted workflows still point at it: their bindings go, their run history stays.

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import marshmallow as ma
 from flask import redirect, request, url_for
-from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 
 from canvas.applications import service as applications
@@ -28,7 +27,6 @@ from canvas.console import forms
 from canvas.console.resources import acting_account_id, blp, field_errors, render_page
 from canvas.errors import BadRequestError, CanvasError, ConflictError, NotFoundError
 from canvas.extensions import db_session, services
-from canvas.models import Workflow
 from canvas.web import flatten_messages
 
 REGISTERED_PAGE_SIZE = 50
@@ -187,12 +185,10 @@ def delete_application(registered_id: str):  # noqa: ANN201
         except ConflictError as refused:
             session.rollback()
             error = refused.message
-    users = applications.workflows_using(session, registered.id)
-    names = dict(session.execute(select(Workflow.id, Workflow.name).where(Workflow.id.in_(users))).tuples().all())
     spec = services().application_catalog.get(registered.application_id)
     return render_page("application_delete.html", status=409 if error else 200,
-                       registered=_registered_entry(registered, spec), users=[(str(workflow_id), names.get(
-                           workflow_id, str(workflow_id))) for workflow_id in users], error=error)
+                       registered=_registered_entry(registered, spec),
+                       users=applications.workflows_using(session, registered.id), error=error)
 
 
 @blp.post("/applications/<registered_id>/verify")
