@@ -35,6 +35,7 @@ from canvas.execution.graph import FAILURE_POLICIES
 from canvas.execution.registry import get_block
 from canvas.extensions import db_session, services
 from canvas.models import RegisteredApplication, Workflow, WorkflowRun, WorkflowTemplate
+from canvas.notifications import settings as notification_settings
 from canvas.runs import service as runs
 from canvas.schedules import service as schedules
 from canvas.workflows import service as workflows
@@ -50,9 +51,13 @@ NO_TEMPLATE_MESSAGE = ("This flow was made through the v2 API from no template: 
 NAMED_VARIABLE = re.compile(r"variable '([^']+)'")  # how the service's variable checks name the variable at fault
 NOTIFICATIONS = "notificationSettings"  # the settings form's fields are UpdateWorkflow's names (errors land on them)
 OWN_NOTIFICATIONS = "own"  # the choice of the workflow's own settings; "account" leaves them to the account
-NOTIFICATION_FLAGS = [(f"{NOTIFICATIONS}.{NOTIFICATION_NAMES[flag]}", label) for flag, label in (
-    ("on_failure", "a run fails"), ("on_recovery", "a run succeeds after a failed one"),
-    ("on_missed_schedule", "a scheduled run is missed or skipped"))]
+# Each event a workflow's own settings can mail about (canvas.notifications.settings' flags): the form's label, and
+# the word the page's facts use.
+NOTIFICATION_EVENTS = {"on_failure": ("a run fails", "failures"),
+                       "on_recovery": ("a run succeeds after a failed one", "recoveries"),
+                       "on_missed_schedule": ("a scheduled run is missed or skipped", "missed or skipped schedules")}
+NOTIFICATION_FLAGS = [(f"{NOTIFICATIONS}.{NOTIFICATION_NAMES[flag]}", label)
+                      for flag, (label, _word) in NOTIFICATION_EVENTS.items()]
 EMAILS_FIELD = f"{NOTIFICATIONS}.emails"
 
 
@@ -193,8 +198,7 @@ def settings_from_form(form: MultiDict) -> dict:
     data = {"name": form.get("name", ""), "description": form.get("description", ""),
             "failurePolicy": form.get("failurePolicy") or None}
     if form.get(NOTIFICATIONS) == OWN_NOTIFICATIONS:
-        data[NOTIFICATIONS] = {field.rsplit(".", 1)[1]: form.get(field) == "on" for field, _label in
-                               NOTIFICATION_FLAGS}
+        data[NOTIFICATIONS] = {_api_name(field): form.get(field) == "on" for field, _label in NOTIFICATION_FLAGS}
         data[NOTIFICATIONS]["emails"] = [address.strip() for address in
                                          re.split(r"[\n,;]", form.get(EMAILS_FIELD, "")) if address.strip()]
     else:
@@ -213,14 +217,28 @@ def _settings_form(workflow: Workflow, form: MultiDict) -> dict:
     if form.get("name") is not None:
         return {key: form.get(key) for key in ("name", "description", "failurePolicy", NOTIFICATIONS, EMAILS_FIELD)} | {
             field: form.get(field) == "on" for field, _label in NOTIFICATION_FLAGS}
-    stored = workflow.notification_settings
+    own = notification_settings.settings_for_api(workflow.notification_settings, NOTIFICATION_NAMES)
     shown = {"name": workflow.name, "description": workflow.description or "",
              "failurePolicy": workflow.failure_policy or FAILURE_POLICIES[0],
-             NOTIFICATIONS: OWN_NOTIFICATIONS if stored is not None else "account",
-             EMAILS_FIELD: "\n".join((stored or {}).get("emails") or [])}
-    for (field, _label), flag in zip(NOTIFICATION_FLAGS, ("on_failure", "on_recovery", "on_missed_schedule")):
-        shown[field] = bool((stored or {}).get(flag, True))
+             NOTIFICATIONS: OWN_NOTIFICATIONS if own is not None else "account",
+             EMAILS_FIELD: "\n".join((own or {}).get("emails", []))}
+    shown.update({field: (own or {}).get(_api_name(field), True) for field, _label in NOTIFICATION_FLAGS})
     return shown
+
+
+def _api_name(field: str) -> str:
+    """A settings form field's name in UpdateWorkflow's notificationSettings (notificationSettings.onFailure)."""
+    return field.rsplit(".", 1)[1]
+
+
+def _who_is_mailed(workflow: Workflow) -> str:
+    """The page's fact: which events of the workflow's runs are mailed, and to whom."""
+    stored = workflow.notification_settings
+    if stored is None:
+        return "the account's settings"
+    events = ", ".join(word for flag, (_label, word) in NOTIFICATION_EVENTS.items() if stored.get(flag, True))
+    addresses = ", ".join(stored.get("emails") or []) or "the account's notification address"
+    return f"{events or 'none'} to {addresses}"
 
 
 @blp.post("/workflows/<workflow_id>/applications")
@@ -304,7 +322,8 @@ def _detail_page(session: Session, workflow: Workflow, errors: dict[str, str], f
                        errors=errors, form=form, saved=saved, shown_value=shown,
                        no_template_message=NO_TEMPLATE_MESSAGE, settings=_settings_form(workflow, form),
                        failure_policies=FAILURE_POLICIES, notification_flags=NOTIFICATION_FLAGS,
-                       own_notifications=OWN_NOTIFICATIONS, emails_field=EMAILS_FIELD)
+                       own_notifications=OWN_NOTIFICATIONS, emails_field=EMAILS_FIELD,
+                       who_is_mailed=_who_is_mailed(workflow))
 
 
 def _newer_version(workflow: Workflow, template: WorkflowTemplate | None) -> str | None:
