@@ -237,10 +237,9 @@ def finish_run(connection: Connection, run_id: uuid.UUID, token: int, workflow_i
     return True
 
 
-# Built once per shape (the names of the values each part writes), not per run: building the expressions cost more
-# Python time per run than compiling them (SQLAlchemy caches the compiled form, not the expression).
-
-
+# The end-of-run statements are built once per shape (the names of the values each part writes), not per run:
+# building the expressions cost more Python time per run than compiling them (SQLAlchemy caches the compiled form,
+# not the expression).
 @functools.cache
 def _finish_statements(run_names: tuple, workflow_names: tuple) -> tuple[Update, Update]:
     """SQLite: the fenced end of the run, then its workflow's update."""
@@ -251,8 +250,6 @@ def _finish_statements(run_names: tuple, workflow_names: tuple) -> tuple[Update,
 
 
 @functools.cache
-
-
 def _finish_statement(run_names: tuple, workflow_names: tuple, output_names: tuple | None) -> Select:
     """PostgreSQL: the run's end and the writes that go with it as one statement (one round trip instead of up to
     four), each write conditional on the fenced end of the run, so that a lost lease still writes nothing."""
