@@ -2,19 +2,54 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
+
+
+# A pooled connection idle longer than this is pinged before use (a server restart or a terminated backend leaves it
+# dead); one given back a moment ago is not: a one-block run checks a connection out twice within milliseconds, and
+# pinging it each time was a tenth of the run's bookkeeping. A connection that died within the window fails its
+# statement as a lost connection, which every caller waits out already (a backend can die after a ping just as well).
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 def build_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         return _build_sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = create_engine(url, pool_size=5, max_overflow=10)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """SQLAlchemy's pool_pre_ping, for connections idle longer than PING_AFTER_IDLE_SECONDS only: a dead one raises
+    DisconnectionError from the checkout, on which the pool replaces it with a fresh connection."""
+
+    @event.listens_for(engine, "checkin")
+    def _given_back(_dbapi_connection, record) -> None:  # noqa: ANN001 - DB-API connection, pool entry
+        record.info[_GIVEN_BACK_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _taken(dbapi_connection, record, _proxy) -> None:  # noqa: ANN001 - DB-API connection, pool entry, proxy
+        given_back = record.info.get(_GIVEN_BACK_AT)  # none yet: a new connection (the info goes with a dead one)
+        if given_back is None or time.monotonic() - given_back < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            if engine.dialect.is_disconnect(error, dbapi_connection, None):
+                raise DisconnectionError(str(error)) from error
+            raise
+
+
+_GIVEN_BACK_AT = "canvas.given_back_at"
 
 
 def _build_sqlite_engine(url: str) -> Engine:

@@ -117,14 +117,15 @@ class FencedWriter:
 
     def write(self, what: str, work: Callable[[Connection], None],
               landed: Callable[[Connection], bool] | None = None, until: float | None = None,
-              fences_itself: bool = False) -> None:
+              fences_itself: bool = False, one_statement: bool = False) -> None:
         """``until``: a monotonic time to keep trying until, instead of the lease's deadline. ``fences_itself``: the
         work's first statement is a conditional write of the run row that raises LeaseLostError when it finds the
-        lease gone (the run's end), so the renewal would only repeat it."""
+        lease gone (the run's end), so the renewal would only repeat it. ``one_statement`` (with it): that write is
+        all the work does on PostgreSQL, so it needs no transaction around it (run_records.bookkeeping)."""
         pause = FIRST_PAUSE_SECONDS
         while True:
             try:
-                self._attempt(work, fences_itself)
+                self._attempt(work, fences_itself, one_statement)
                 break
             except DBAPIError as error:
                 if not is_connection_error(error):
@@ -172,9 +173,10 @@ class FencedWriter:
                 self._wait_out(what, error, pause, None)
                 pause = min(pause * 2, self.lease.timing.renew)
 
-    def _attempt(self, work: Callable[[Connection], None], fences_itself: bool = False) -> None:
+    def _attempt(self, work: Callable[[Connection], None], fences_itself: bool = False,
+                 one_statement: bool = False) -> None:
         began = self.lease.now()
-        with run_records.bookkeeping(self.engine) as connection:
+        with run_records.bookkeeping(self.engine, one_statement=fences_itself and one_statement) as connection:
             if fences_itself:
                 work(connection)
                 return

@@ -796,7 +796,8 @@ class Runner:
 
         with not_interrupted():  # a worker's stop signal now would only leave the run Running
             state.writer.write("finishing the run", record, until=until, landed=lambda connection: (
-                records.run_ended_as(connection, state.run_id, state.lease.token, status)), fences_itself=True)
+                records.run_ended_as(connection, state.run_id, state.lease.token, status)), fences_itself=True,
+                one_statement=not settle_blocks and not isinstance(unrecorded, SkippedBlock))  # finish_run alone
         _log_outcome(state, status, number)
         metrics.run_finished(status, state.trigger, time.monotonic() - state.started)
         if follow_up:

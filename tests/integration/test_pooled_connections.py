@@ -1,0 +1,109 @@
+"""PostgreSQL connections of the pool, on a real server: a connection given back a moment ago is used without a
+ping, one idle longer is pinged and replaced when its backend died, and a dead one used within that window fails as
+a lost connection (which the runner waits out). And a run's end, one statement on PostgreSQL, is sent without
+BEGIN/COMMIT while its claim keeps its transaction."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.exc import DBAPIError
+
+from canvas import db as database
+from canvas.execution.lease import is_connection_error
+from canvas.execution.runner import Runner
+from canvas.models import BlockRun, WorkflowRun
+from tests.integration.run_helpers import THREE_BLOCKS, make_workflow, run
+
+pytestmark = pytest.mark.usefixtures("clean_run_queue")
+
+
+@pytest.fixture()
+def engine(postgres_database_url):
+    built = database.build_engine(postgres_database_url)
+    yield built
+    built.dispose()
+
+
+@pytest.fixture()
+def pings(engine, monkeypatch) -> list:
+    """Every ping the pool's checkout sends."""
+    sent = []
+    ping = engine.dialect.do_ping
+
+    def counted(dbapi_connection) -> bool:  # noqa: ANN001
+        sent.append(dbapi_connection)
+        return ping(dbapi_connection)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counted)
+    return sent
+
+
+def backend_of(engine) -> int:  # noqa: ANN001
+    with engine.connect() as connection:
+        return connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+
+def terminate(url: str, pid: int) -> None:
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar_one()
+    finally:
+        admin.dispose()
+
+
+def test_a_connection_given_back_a_moment_ago_is_used_without_a_ping(engine, pings):
+    first = backend_of(engine)
+    assert [backend_of(engine) for _ in range(5)] == [first] * 5  # the same pooled connection each time
+    assert pings == []
+
+
+def test_an_idle_connection_whose_backend_died_is_pinged_and_replaced(engine, pings, monkeypatch,
+                                                                      postgres_database_url):
+    monkeypatch.setattr(database, "PING_AFTER_IDLE_SECONDS", 0.0)  # every connection given back counts as idle
+    dead = backend_of(engine)
+    terminate(postgres_database_url, dead)
+    replacement = backend_of(engine)  # no error: the ping found it dead and the pool connected again
+    assert replacement != dead
+    assert len(pings) == 1
+
+
+def test_a_dead_connection_used_within_the_window_fails_as_a_lost_connection(engine, pings, postgres_database_url):
+    terminate(postgres_database_url, backend_of(engine))
+    with pytest.raises(DBAPIError) as failed:
+        backend_of(engine)
+    assert failed.value.connection_invalidated and is_connection_error(failed.value)
+    assert backend_of(engine) > 0  # the pool dropped it: the next checkout connects afresh
+    assert pings == []
+
+
+@pytest.fixture()
+def app(postgres_database_url, make_app):
+    return make_app(DATABASE_URL=postgres_database_url)
+
+
+def test_a_runs_end_is_sent_without_a_transaction_and_its_claim_within_one(app, client, org):
+    workflow_id = make_workflow(client, org.admin_headers, THREE_BLOCKS[:1])
+    answer = run(client, org.admin_headers, workflow_id)
+    assert answer.status_code == 202, answer.json
+    run_id = uuid.UUID(answer.headers["Location"].rsplit("/", 1)[1])
+    services = app.extensions["canvas"]
+    sent = []  # (statement, whether the driver was in autocommit)
+
+    @event.listens_for(services.db.engine, "before_cursor_execute")
+    def record(connection, _cursor, statement, *_args) -> None:  # noqa: ANN001
+        sent.append((statement, connection.connection.dbapi_connection.autocommit))
+
+    with app.app_context():
+        assert Runner(services).run(run_id) == "Succeeded"
+    event.remove(services.db.engine, "before_cursor_execute", record)
+    claim = [autocommit for statement, autocommit in sent if statement.startswith("WITH claimed")]
+    end = [autocommit for statement, autocommit in sent if statement.startswith("WITH ended")]
+    inserted = [autocommit for statement, autocommit in sent if statement.startswith("INSERT INTO block_run")]
+    assert (claim, inserted, end) == ([False], [False], [True])
+    with services.db.sessions() as session:
+        finished = session.get(WorkflowRun, run_id)
+        assert finished.status == "Succeeded" and finished.date_finished is not None
+        assert [block.status for block in session.query(BlockRun).filter_by(run_id=run_id)] == ["Succeeded"]
