@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, Update, bindparam, case, exists, insert, or_, select, update
+from sqlalchemy import Select, Update, bindparam, case, exists, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection, Engine, Row
 
 from canvas.models import Account, BlockOutput, BlockRun, FlowCallback, Workflow, WorkflowRun
@@ -74,17 +74,34 @@ WORKFLOW_COLUMNS = (WORKFLOWS.c.id, WORKFLOWS.c.name, WORKFLOWS.c.chain, WORKFLO
 WORKFLOW_FOR_RUN = select(*WORKFLOW_COLUMNS).where(WORKFLOWS.c.id == bindparam("workflow_id"))
 SET_WORKFLOW_RUNNING = (update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow_id"))
                         .values(status="Running", current_block=bindparam("number")))
-# On PostgreSQL the claim, the workflow marked Running at the run's first block and the workflow's read are one
-# statement (a round trip instead of three): the workflow is updated only when the claim took, and the read sees the
-# columns the update does not touch.
+# On PostgreSQL the claim, the workflow marked Running at the run's first block, the first block's run and the
+# workflow's read are one statement, sent without BEGIN and COMMIT (a round trip instead of four): the workflow is
+# updated and the block run inserted only when the claim took, and the read sees the columns the update does not
+# touch. The block's number (RunState.first: the first of block_numbers, else run_from_block) and name come from the
+# claimed run and the workflow's chain; its input (records_in, input_output_id), known once the stored outputs it
+# reads are, is written right after when it has one (a run starting mid-chain): until its input is written the block
+# has started nothing, so a worker lost in between leaves nothing to resume from.
 ClaimedRun = namedtuple("ClaimedRun", [column.name for column in CLAIMED])
 WorkflowForRun = namedtuple("WorkflowForRun", [column.name for column in WORKFLOW_COLUMNS])
 _CLAIMED = CLAIM_RUN.cte("claimed")
+_FIRST = func.coalesce(_CLAIMED.c.block_numbers[0].as_integer(), _CLAIMED.c.run_from_block)
+_FIRST_ENTRY = WORKFLOWS.c.chain.op("->")(_FIRST - 1)
+BEGIN_FIRST_BLOCK = insert(BLOCK_RUNS).from_select(
+    ("id", "run_id", "number", "unique_block_id", "block_name", "block_key", "status", "attempts", "log",
+     "date_started"),
+    select(bindparam("block_run_id", type_=BLOCK_RUNS.c.id.type), bindparam("run_id", type_=RUNS.c.id.type), _FIRST,
+           *(_FIRST_ENTRY.op("->>")(literal(key)) for key in ("uniqueBlockId", "blockName", "block")),
+           literal("Running"), literal(0), literal([], BLOCK_RUNS.c.log.type),
+           bindparam("now", type_=RUNS.c.date_started.type))
+    .where(WORKFLOWS.c.id == _CLAIMED.c.workflow_id))
 CLAIM_RUN_WITH_WORKFLOW = (
     select(*_CLAIMED.c, *(column.label(f"workflow_{column.name}") for column in WORKFLOW_COLUMNS))
     .where(WORKFLOWS.c.id == _CLAIMED.c.workflow_id)
     .add_cte(update(WORKFLOWS).where(WORKFLOWS.c.id == _CLAIMED.c.workflow_id)
-             .values(status="Running", current_block=_CLAIMED.c.run_from_block).cte("running")))
+             .values(status="Running", current_block=_CLAIMED.c.run_from_block).cte("running"),
+             BEGIN_FIRST_BLOCK.cte("begun")))
+SET_BLOCK_INPUT = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block_run_id"))
+                   .values(records_in=bindparam("records_in"), input_output_id=bindparam("input_output_id")))
 SET_CURRENT_BLOCK = (update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow_id"))
                      .values(current_block=bindparam("number")))
 INSERT_BLOCK_RUN = insert(BLOCK_RUNS)
@@ -119,8 +136,9 @@ def bookkeeping(engine: Engine, one_statement: bool = False) -> Iterator[Connect
     "worker lost", and in exchange a short run spends no time waiting on the disk. Outputs are not at risk: a
     block output row refers to a blob written before it.
 
-    ``one_statement``: the work is a single statement on PostgreSQL, atomic by itself, so it is sent without
-    BEGIN and COMMIT (PostgreSQL's driver sends each as a round trip of its own: two of a one-block run's nine).
+    ``one_statement``: on PostgreSQL no transaction is opened around the work, each statement commits by itself
+    (the driver sends BEGIN and COMMIT as round trips of their own): for work that is a single statement, atomic by
+    itself, or whose later statements may land apart from the first (they are written again if it is retried).
 
     The setting is made once per pooled connection (a session setting, not one statement per transaction); only
     worker processes write bookkeeping, and everything a worker writes is run bookkeeping."""
@@ -136,12 +154,19 @@ def bookkeeping(engine: Engine, one_statement: bool = False) -> Iterator[Connect
             yield connection
 
 
-def claim_run(connection: Connection, run_id: uuid.UUID, now: datetime, worker: str) -> tuple[Row, Row] | None:
+def claim_begins_first_block(connection: Connection) -> bool:
+    """Whether `claim_run` inserts the first block's run itself (PostgreSQL), leaving only its input to write."""
+    return connection.dialect.name == "postgresql"
+
+
+def claim_run(connection: Connection, run_id: uuid.UUID, now: datetime, worker: str,
+              first_block_run_id: uuid.UUID) -> tuple[Row, Row] | None:
     """Queued -> Running: the claimed run and its workflow, marked Running at the run's first block; None when the
-    run is no longer queued (and nothing is written)."""
+    run is no longer queued (and nothing is written). On PostgreSQL the first block's run, `first_block_run_id`, is
+    begun with it (see CLAIM_RUN_WITH_WORKFLOW)."""
     params = {"run_id": run_id, "now": now, "worker": worker}
-    if connection.dialect.name == "postgresql":
-        row = connection.execute(CLAIM_RUN_WITH_WORKFLOW, params).first()
+    if claim_begins_first_block(connection):
+        row = connection.execute(CLAIM_RUN_WITH_WORKFLOW, {**params, "block_run_id": first_block_run_id}).first()
         return None if row is None else (ClaimedRun(*row[:len(CLAIMED)]), WorkflowForRun(*row[len(CLAIMED):]))
     claimed = connection.execute(CLAIM_RUN, params).first()
     if claimed is None:
@@ -186,6 +211,12 @@ def workflow_for_run(connection: Connection, workflow_id: uuid.UUID, first_block
     if first_block is not None:
         connection.execute(SET_WORKFLOW_RUNNING, {"workflow_id": workflow_id, "number": first_block})
     return connection.execute(WORKFLOW_FOR_RUN, {"workflow_id": workflow_id}).one()
+
+
+def set_block_input(connection: Connection, block_run_id: uuid.UUID, records_in: int | None,
+                    input_output_id: uuid.UUID | None) -> None:
+    connection.execute(SET_BLOCK_INPUT, {"block_run_id": block_run_id, "records_in": records_in,
+                                         "input_output_id": input_output_id})
 
 
 def insert_block_run(connection: Connection, workflow_id: uuid.UUID, values: dict, show: bool = True) -> None:

@@ -450,8 +450,8 @@ class Runner:
         deadline, pause = time.monotonic() + self.timing.grace, 0.05
         while True:
             try:
-                with records.bookkeeping(self.db.engine) as connection:
-                    claim = records.claim_run(connection, run_id, now, worker)
+                with records.bookkeeping(self.db.engine, one_statement=True) as connection:
+                    claim = records.claim_run(connection, run_id, now, worker, first_block_run_id)
                     if claim is None:
                         log.info("run %s is no longer queued (cancelled, or started by another worker); nothing to "
                                  "do", run_id)
@@ -471,7 +471,7 @@ class Runner:
     def _claim_landed(self, run_id: uuid.UUID, worker: str, now: datetime,
                       first_block_run_id: uuid.UUID) -> RunState | None:
         try:
-            with self.db.engine.connect() as connection:
+            with records.bookkeeping(self.db.engine, one_statement=True) as connection:  # the input it may write
                 claimed = records.claimed_by(connection, run_id, worker, now)
                 if claimed is None:
                     return None
@@ -487,8 +487,12 @@ class Runner:
         state = self._run_state(connection, run_id, claimed, workflow)
         state.first_block_run_id = first_block_run_id
         state.begun[state.first] = first_block_run_id
-        if begin:  # the workflow's current block was set with the claim
+        if begin and not records.claim_begins_first_block(connection):  # the workflow's current block was set
             self._begin_block(connection, state, state.first, first_block_run_id, show=False)
+        else:  # begun by the claim, or by a claim whose commit was lost: its input may remain to be written
+            records_in, input_output_id = state.records_in(state.first), state.input_output_id(state.first)
+            if records_in is not None or input_output_id is not None:
+                records.set_block_input(connection, first_block_run_id, records_in, input_output_id)
         return state
 
     def _run_state(self, connection, run_id: uuid.UUID, claimed, workflow) -> RunState:  # noqa: ANN001

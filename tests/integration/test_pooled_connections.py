@@ -1,7 +1,7 @@
 """PostgreSQL connections of the pool, on a real server: a connection given back a moment ago is used without a
 ping, one idle longer is pinged and replaced when its backend died, and a dead one used within that window fails as
-a lost connection (which the runner waits out). And a run's end, one statement on PostgreSQL, is sent without
-BEGIN/COMMIT while its claim keeps its transaction."""
+a lost connection (which the runner waits out). And a one-block run costs two statements, each sent without
+BEGIN/COMMIT: its claim, which begins its first block, and its end."""
 from __future__ import annotations
 
 import uuid
@@ -13,8 +13,8 @@ from sqlalchemy.exc import DBAPIError
 from canvas import db as database
 from canvas.execution.lease import is_connection_error
 from canvas.execution.runner import Runner
-from canvas.models import BlockRun, WorkflowRun
-from tests.integration.run_helpers import THREE_BLOCKS, make_workflow, run
+from canvas.models import BlockOutput, BlockRun, WorkflowRun
+from tests.integration.run_helpers import B1, B2, THREE_BLOCKS, make_workflow, run
 
 pytestmark = pytest.mark.usefixtures("clean_run_queue")
 
@@ -84,7 +84,7 @@ def app(postgres_database_url, make_app):
     return make_app(DATABASE_URL=postgres_database_url)
 
 
-def test_a_runs_end_is_sent_without_a_transaction_and_its_claim_within_one(app, client, org):
+def test_a_runs_claim_with_its_first_block_and_its_end_are_two_statements_without_transactions(app, client, org):
     workflow_id = make_workflow(client, org.admin_headers, THREE_BLOCKS[:1])
     answer = run(client, org.admin_headers, workflow_id)
     assert answer.status_code == 202, answer.json
@@ -102,8 +102,34 @@ def test_a_runs_end_is_sent_without_a_transaction_and_its_claim_within_one(app, 
     claim = [autocommit for statement, autocommit in sent if statement.startswith("WITH claimed")]
     end = [autocommit for statement, autocommit in sent if statement.startswith("WITH ended")]
     inserted = [autocommit for statement, autocommit in sent if statement.startswith("INSERT INTO block_run")]
-    assert (claim, inserted, end) == ([False], [False], [True])
+    assert (claim, inserted, end) == ([True], [], [True])  # the claim begins the first block: one statement
+    assert len([statement for statement, _ in sent if not statement.startswith("SET ")]) == 2  # nothing else
     with services.db.sessions() as session:
         finished = session.get(WorkflowRun, run_id)
         assert finished.status == "Succeeded" and finished.date_finished is not None
-        assert [block.status for block in session.query(BlockRun).filter_by(run_id=run_id)] == ["Succeeded"]
+        block = session.query(BlockRun).filter_by(run_id=run_id).one()
+        entry = THREE_BLOCKS[0]
+        assert (block.number, block.block_name, block.block_key, block.status, block.attempts) == (
+            1, entry[0], entry[1], "Succeeded", 1)
+        assert block.unique_block_id == B1 and block.date_started == finished.date_started
+        assert block.records_in is None and block.input_output_id is None
+
+
+def test_a_run_from_the_middle_begins_its_first_block_with_its_stored_input(app, client, org):
+    """The claim begins block 2 from the chain; its input, the stored output of block 1, is written right after."""
+    workflow_id = make_workflow(client, org.admin_headers, THREE_BLOCKS)
+    services = app.extensions["canvas"]
+    first = run(client, org.admin_headers, workflow_id)
+    with app.app_context():
+        assert Runner(services).run(uuid.UUID(first.headers["Location"].rsplit("/", 1)[1])) == "Succeeded"
+    answer = run(client, org.admin_headers, workflow_id, runFromBlock=2, runTillBlock=2)
+    assert answer.status_code == 202, answer.json
+    run_id = uuid.UUID(answer.headers["Location"].rsplit("/", 1)[1])
+    with app.app_context():
+        assert Runner(services).run(run_id) == "Succeeded"
+    with services.db.sessions() as session:
+        block = session.query(BlockRun).filter_by(run_id=run_id).one()
+        stored = session.query(BlockOutput).filter_by(workflow_id=uuid.UUID(workflow_id), unique_block_id=B1).one()
+        assert (block.number, block.unique_block_id, block.block_name) == (2, B2, THREE_BLOCKS[1][0])
+        assert (block.input_output_id, block.records_in) == (stored.id, stored.record_count) == (stored.id, 3)
+        assert block.records_out == 2  # the two Oslo records of block 1's three
