@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import DBAPIError
 
 from canvas.execution import run_records
@@ -182,12 +182,17 @@ class FencedWriter:
                 return
             renewal = run_records.renew_lease(connection, self.lease.run_id, self.lease.token, utcnow(),
                                               self.lease.node)
-            if renewal is None:
-                self.lease.revoked = True
-                metrics.lease_failed("revoked")
-                raise LeaseLostError(f"run {self.lease.run_id} was declared lost and ended by another process")
-            self.lease.cancel_requested = bool(renewal.cancel_requested)
+            self.renewed(renewal, began)
             work(connection)
+
+    def renewed(self, renewal: Row | None, began: tuple[float, float]) -> None:
+        """What a fenced renewal found, sent at `began` (RunLease.now): the lease lost (None: LeaseLostError), or
+        held, with whether a cancel was asked for."""
+        if renewal is None:
+            self.lease.revoked = True
+            metrics.lease_failed("revoked")
+            raise LeaseLostError(f"run {self.lease.run_id} was declared lost and ended by another process")
+        self.lease.cancel_requested = bool(renewal.cancel_requested)
         self.lease.renewed(began)
 
     def _wait_out(self, what: str, error: DBAPIError, pause: float, until: float | None) -> None:

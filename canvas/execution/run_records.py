@@ -154,9 +154,10 @@ def bookkeeping(engine: Engine, one_statement: bool = False) -> Iterator[Connect
             yield connection
 
 
-def claim_begins_first_block(connection: Connection) -> bool:
-    """Whether `claim_run` inserts the first block's run itself (PostgreSQL), leaving only its input to write."""
-    return connection.dialect.name == "postgresql"
+def in_one_statement(bind: Engine | Connection) -> bool:
+    """PostgreSQL, whose data-modifying CTEs make a run's claim (which then begins its first block: see
+    CLAIM_RUN_WITH_WORKFLOW), each step from a block to the next (`advance`) and its end one statement each."""
+    return bind.dialect.name == "postgresql"
 
 
 def claim_run(connection: Connection, run_id: uuid.UUID, now: datetime, worker: str,
@@ -165,7 +166,7 @@ def claim_run(connection: Connection, run_id: uuid.UUID, now: datetime, worker: 
     run is no longer queued (and nothing is written). On PostgreSQL the first block's run, `first_block_run_id`, is
     begun with it (see CLAIM_RUN_WITH_WORKFLOW)."""
     params = {"run_id": run_id, "now": now, "worker": worker}
-    if claim_begins_first_block(connection):
+    if in_one_statement(connection):
         row = connection.execute(CLAIM_RUN_WITH_WORKFLOW, {**params, "block_run_id": first_block_run_id}).first()
         return None if row is None else (ClaimedRun(*row[:len(CLAIMED)]), WorkflowForRun(*row[len(CLAIMED):]))
     claimed = connection.execute(CLAIM_RUN, params).first()
@@ -301,6 +302,39 @@ def _finish_statement(run_names: tuple, workflow_names: tuple, output_names: tup
             output_names, select(*_bound(OUTPUTS, "output", output_names).values()).where(fence)))
         writes.append(COMPLETE_BLOCK_RUN.where(fence))
     return select(ended.c.id).add_cte(*(write.cte(f"write_{n}") for n, write in enumerate(writes)))
+
+
+def advance(connection: Connection, run_id: uuid.UUID, token: int, now: datetime, workflow_id: uuid.UUID,
+            begin: dict, completed: Completion | None = None) -> Row | None:
+    """PostgreSQL: a run's step from one block to the next as one statement - the lease renewed (fenced by
+    `token`), `completed` recorded, the block run `begin` inserted and shown as the workflow's current block - each
+    write only when the renewal took and no cancel was asked for. The renewal (its `cancel_requested`), or None when
+    the lease is lost; in both those cases nothing is written."""
+    params = {"run__id": run_id, "run__token": token, "run__now": now, "workflow__id": workflow_id,
+              **_named("begin", begin)}
+    if completed is not None:
+        params.update(_named("output", completed.output), **_named("block", completed.values),
+                      block__id=completed.block_run_id)
+    statement = _advance_statement(tuple(begin), None if completed is None else tuple(completed.output))
+    return connection.execute(statement, params).first()
+
+
+@functools.cache
+def _advance_statement(begin_names: tuple, output_names: tuple | None) -> Select:
+    renewed = (update(RUNS).where(RUNS.c.id == bindparam("run__id"), RUNS.c.lease_token == bindparam("run__token"),
+                                  RUNS.c.status == "Running")
+               .values(heartbeat_at=bindparam("run__now")).returning(RUNS.c.cancel_requested).cte("renewed"))
+    go = select(renewed.c.cancel_requested).where(renewed.c.cancel_requested.is_not(True)).exists()
+    writes = []
+    if output_names is not None:
+        writes.append(insert(OUTPUTS).from_select(
+            output_names, select(*_bound(OUTPUTS, "output", output_names).values()).where(go)))
+        writes.append(COMPLETE_BLOCK_RUN.where(go))
+    writes.append(insert(BLOCK_RUNS).from_select(
+        begin_names, select(*_bound(BLOCK_RUNS, "begin", begin_names).values()).where(go)))
+    writes.append(update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow__id"), go)
+                  .values(current_block=bindparam("begin__number")))
+    return select(renewed.c.cancel_requested).add_cte(*(write.cte(f"write_{n}") for n, write in enumerate(writes)))
 
 
 def end_running_blocks(connection: Connection, run_id: uuid.UUID, status: str, error: str | None,

@@ -201,6 +201,7 @@ class Runner:
         self.temp_dir = services.data_dir / "tmp"
         self.temp_dir.mkdir(exist_ok=True)
         self.timing = LeaseTiming.from_settings(self.settings)
+        self._in_one_statement = records.in_one_statement(self.db.engine)
         self._cancel_checked_at = 0.0
         self._cancelled = False
 
@@ -313,8 +314,9 @@ class Runner:
             pause = min(pause * 2, POLL_MAX_SECONDS)
 
     def _begin_ready(self, state: RunState, done, ready: list[int]) -> tuple[int, uuid.UUID]:  # noqa: ANN001
-        """Record `done` and begin the first ready block here, queueing the others, in one transaction, unless the
-        run was cancelled (its lease's renewal, the first statement of the transaction, says so)."""
+        """Record `done` and begin the first ready block here, queueing the others, in one transaction (on PostgreSQL,
+        when there are no others, in one statement: records.advance), unless the run was cancelled (its lease's
+        renewal, the first statement of the transaction, says so)."""
         number, others = ready[0], ready[1:]
         block_run_id = uuid.uuid4()
         queued = {other: uuid.uuid4() for other in others}
@@ -328,8 +330,25 @@ class Runner:
             for other, other_id in queued.items():
                 self._begin_block(connection, state, other, other_id, status="Queued")
 
+        def advance(connection) -> None:  # noqa: ANN001 - the same, as one statement (PostgreSQL)
+            began = state.lease.now()
+            state.writer.renewed(records.advance(
+                connection, state.run_id, state.lease.token, utcnow(), state.workflow_id,
+                self._block_run_values(state, number, block_run_id), None if done is None else _completion(done)),
+                began)
+            if state.lease.cancel_requested:  # the statement wrote nothing
+                raise RunCancelled(f"cancelled before block {number}")
+
+        def landed(connection) -> bool:  # noqa: ANN001
+            return records.block_run_exists(connection, block_run_id)
+
         what = f"recording block {state.number}" if done is not None else f"beginning block {number}"
-        state.writer.write(what, record, landed=lambda connection: records.block_run_exists(connection, block_run_id))
+        # The common step (a block done, the next begun here) as one statement where the database can; a skipped
+        # block, blocks queued for other workers or a block held for another worker's run take the transaction.
+        if self._in_one_statement and not queued and not isinstance(done, SkippedBlock) and state.lease.node is None:
+            state.writer.write(what, advance, landed=landed, fences_itself=True, one_statement=True)
+        else:
+            state.writer.write(what, record, landed=landed)
         if done is not None:
             state.recorded.add(done.block_run_id)
         state.begun[number] = block_run_id
@@ -487,7 +506,7 @@ class Runner:
         state = self._run_state(connection, run_id, claimed, workflow)
         state.first_block_run_id = first_block_run_id
         state.begun[state.first] = first_block_run_id
-        if begin and not records.claim_begins_first_block(connection):  # the workflow's current block was set
+        if begin and not records.in_one_statement(connection):  # the workflow's current block was set
             self._begin_block(connection, state, state.first, first_block_run_id, show=False)
         else:  # begun by the claim, or by a claim whose commit was lost: its input may remain to be written
             records_in, input_output_id = state.records_in(state.first), state.input_output_id(state.first)
@@ -733,13 +752,17 @@ class Runner:
 
     def _begin_block(self, connection, state: RunState, number: int, block_run_id: uuid.UUID,  # noqa: ANN001
                      status: str = "Running", show: bool = True) -> None:
+        records.insert_block_run(connection, state.workflow_id, self._block_run_values(
+            state, number, block_run_id, status), show=show and status == "Running")
+
+    @staticmethod
+    def _block_run_values(state: RunState, number: int, block_run_id: uuid.UUID, status: str = "Running") -> dict:
         entry = state.chain[number - 1]
-        records.insert_block_run(connection, state.workflow_id, {
-            "id": block_run_id, "run_id": state.run_id, "number": number, "unique_block_id": entry["uniqueBlockId"],
-            "block_name": entry["blockName"], "block_key": entry["block"], "status": status, "attempts": 0,
-            "records_in": state.records_in(number), "log": [],
-            "date_started": utcnow() if status == "Running" else None,
-            "input_output_id": state.input_output_id(number)}, show=show and status == "Running")
+        return {"id": block_run_id, "run_id": state.run_id, "number": number,
+                "unique_block_id": entry["uniqueBlockId"], "block_name": entry["blockName"],
+                "block_key": entry["block"], "status": status, "attempts": 0, "records_in": state.records_in(number),
+                "log": [], "date_started": utcnow() if status == "Running" else None,
+                "input_output_id": state.input_output_id(number)}
 
     def _record_done(self, connection, done: CompletedBlock | SkippedBlock) -> None:  # noqa: ANN001
         if isinstance(done, SkippedBlock):

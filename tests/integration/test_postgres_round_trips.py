@@ -1,7 +1,8 @@
-"""PostgreSQL connections of the pool, on a real server: a connection given back a moment ago is used without a
+"""What a run costs PostgreSQL, on a real server. Pooled connections: one given back a moment ago is used without a
 ping, one idle longer is pinged and replaced when its backend died, and a dead one used within that window fails as
-a lost connection (which the runner waits out). And a one-block run costs two statements, each sent without
-BEGIN/COMMIT: its claim, which begins its first block, and its end."""
+a lost connection (which the runner waits out). Statements: a one-block run costs two, each sent without
+BEGIN/COMMIT (its claim, which begins its first block, and its end); each step from a block to the next is one
+more, which writes nothing when it finds the run cancelled or its lease lost."""
 from __future__ import annotations
 
 import uuid
@@ -133,3 +134,100 @@ def test_a_run_from_the_middle_begins_its_first_block_with_its_stored_input(app,
         assert (block.number, block.unique_block_id, block.block_name) == (2, B2, THREE_BLOCKS[1][0])
         assert (block.input_output_id, block.records_in) == (stored.id, stored.record_count) == (stored.id, 3)
         assert block.records_out == 2  # the two Oslo records of block 1's three
+
+
+def statements_of(engine, work) -> list[tuple[str, bool]]:  # noqa: ANN001
+    """(statement, whether the driver was in autocommit) for each statement `work()` sent, but session settings."""
+    sent = []
+
+    def record(connection, _cursor, statement, *_args) -> None:  # noqa: ANN001
+        if not statement.startswith("SET "):
+            sent.append((statement, connection.connection.dbapi_connection.autocommit))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        work()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return sent
+
+
+def queued_run(client, org, blocks) -> uuid.UUID:  # noqa: ANN001
+    answer = run(client, org.admin_headers, make_workflow(client, org.admin_headers, blocks))
+    assert answer.status_code == 202, answer.json
+    return uuid.UUID(answer.headers["Location"].rsplit("/", 1)[1])
+
+
+def run_here(app, run_id: uuid.UUID) -> str:  # noqa: ANN001
+    with app.app_context():
+        return Runner(app.extensions["canvas"]).run(run_id)
+
+
+def test_each_step_from_block_to_block_is_one_statement(app, client, org):
+    run_id = queued_run(client, org, THREE_BLOCKS)
+    services = app.extensions["canvas"]
+    sent = statements_of(services.db.engine, lambda: run_here(app, run_id))
+    assert [statement.split(" ", 2)[:2] for statement, _ in sent] == [["WITH", "claimed"], ["WITH", "renewed"],
+                                                                     ["WITH", "renewed"], ["WITH", "ended"]]
+    assert all(autocommit for _, autocommit in sent)
+    with services.db.sessions() as session:
+        assert session.get(WorkflowRun, run_id).status == "Succeeded"
+        blocks = session.query(BlockRun).filter_by(run_id=run_id).order_by(BlockRun.number).all()
+        assert [(block.number, block.status, block.records_out) for block in blocks] == [
+            (1, "Succeeded", 3), (2, "Succeeded", 2), (3, "Succeeded", None)]  # block 3 writes a file
+        assert [block.records_in for block in blocks] == [None, 3, 2]
+        workflow_id = session.get(WorkflowRun, run_id).workflow_id
+        outputs = {output.id for output in session.query(BlockOutput).filter_by(workflow_id=workflow_id)}
+        assert {block.output_id for block in blocks} == outputs and len(outputs) == 3
+        assert blocks[1].input_output_id == blocks[0].output_id
+
+
+def _before_the_step(engine, change) -> None:  # noqa: ANN001
+    """`change()` (committed, on a connection of its own) just before the run's first step from block to block."""
+    done = []
+
+    def intercept(_connection, _cursor, statement, *_args) -> None:  # noqa: ANN001
+        if statement.startswith("WITH renewed") and not done:
+            done.append(change())
+
+    event.listen(engine, "before_cursor_execute", intercept)
+
+
+def test_a_cancel_found_by_the_step_writes_nothing_of_the_next_block(app, client, org, postgres_database_url):
+    run_id = queued_run(client, org, THREE_BLOCKS)
+    services = app.extensions["canvas"]
+    other = create_engine(postgres_database_url)
+    _before_the_step(services.db.engine, lambda: _execute(other, "UPDATE workflow_run SET cancel_requested = true "
+                                                                 "WHERE id = :id", {"id": run_id}))
+    try:
+        assert run_here(app, run_id) == "Cancelled"
+    finally:
+        other.dispose()
+    with services.db.sessions() as session:
+        blocks = session.query(BlockRun).filter_by(run_id=run_id).all()
+        assert [(block.number, block.status) for block in blocks] == [(1, "Succeeded")]  # recorded with the end
+        assert session.get(WorkflowRun, run_id).status == "Cancelled"
+
+
+def test_a_lease_lost_before_the_step_writes_nothing_more(app, client, org, postgres_database_url):
+    run_id = queued_run(client, org, THREE_BLOCKS)
+    services = app.extensions["canvas"]
+    other = create_engine(postgres_database_url)
+    _before_the_step(services.db.engine, lambda: _execute(
+        other, "UPDATE workflow_run SET status = 'Failed', lease_token = lease_token + 1, error = 'declared lost' "
+               "WHERE id = :id", {"id": run_id}))
+    try:
+        assert run_here(app, run_id) == "lease lost"
+    finally:
+        other.dispose()
+    with services.db.sessions() as session:
+        blocks = session.query(BlockRun).filter_by(run_id=run_id).all()
+        assert [(block.number, block.status) for block in blocks] == [(1, "Running")]  # its record was not written
+        assert session.query(BlockOutput).count() == 0
+        finished = session.get(WorkflowRun, run_id)
+        assert (finished.status, finished.error) == ("Failed", "declared lost")
+
+
+def _execute(engine, statement: str, params: dict) -> None:  # noqa: ANN001
+    with engine.begin() as connection:
+        connection.execute(text(statement), params)
