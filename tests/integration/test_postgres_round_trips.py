@@ -182,28 +182,32 @@ def test_each_step_from_block_to_block_is_one_statement(app, client, org):
         assert blocks[1].input_output_id == blocks[0].output_id
 
 
-def _before_the_step(engine, change) -> None:  # noqa: ANN001
-    """`change()` (committed, on a connection of its own) just before the run's first step from block to block."""
+def run_changed_before_the_step(app, url: str, run_id: uuid.UUID, change: str) -> str:  # noqa: ANN001
+    """Run it here, with `change` (SQL on the run row, :id) committed by another connection just before the run's
+    first step from a block to the next."""
+    other = create_engine(url)
     done = []
 
     def intercept(_connection, _cursor, statement, *_args) -> None:  # noqa: ANN001
         if statement.startswith("WITH renewed") and not done:
-            done.append(change())
+            with other.begin() as connection:
+                done.append(connection.execute(text(change), {"id": run_id}).rowcount)
 
+    engine = app.extensions["canvas"].db.engine
     event.listen(engine, "before_cursor_execute", intercept)
+    try:
+        return run_here(app, run_id)
+    finally:
+        event.remove(engine, "before_cursor_execute", intercept)
+        other.dispose()
+        assert done == [1]
 
 
 def test_a_cancel_found_by_the_step_writes_nothing_of_the_next_block(app, client, org, postgres_database_url):
     run_id = queued_run(client, org, THREE_BLOCKS)
-    services = app.extensions["canvas"]
-    other = create_engine(postgres_database_url)
-    _before_the_step(services.db.engine, lambda: _execute(other, "UPDATE workflow_run SET cancel_requested = true "
-                                                                 "WHERE id = :id", {"id": run_id}))
-    try:
-        assert run_here(app, run_id) == "Cancelled"
-    finally:
-        other.dispose()
-    with services.db.sessions() as session:
+    assert run_changed_before_the_step(app, postgres_database_url, run_id,
+                                       "UPDATE workflow_run SET cancel_requested = true WHERE id = :id") == "Cancelled"
+    with app.extensions["canvas"].db.sessions() as session:
         blocks = session.query(BlockRun).filter_by(run_id=run_id).all()
         assert [(block.number, block.status) for block in blocks] == [(1, "Succeeded")]  # recorded with the end
         assert session.get(WorkflowRun, run_id).status == "Cancelled"
@@ -211,23 +215,12 @@ def test_a_cancel_found_by_the_step_writes_nothing_of_the_next_block(app, client
 
 def test_a_lease_lost_before_the_step_writes_nothing_more(app, client, org, postgres_database_url):
     run_id = queued_run(client, org, THREE_BLOCKS)
-    services = app.extensions["canvas"]
-    other = create_engine(postgres_database_url)
-    _before_the_step(services.db.engine, lambda: _execute(
-        other, "UPDATE workflow_run SET status = 'Failed', lease_token = lease_token + 1, error = 'declared lost' "
-               "WHERE id = :id", {"id": run_id}))
-    try:
-        assert run_here(app, run_id) == "lease lost"
-    finally:
-        other.dispose()
-    with services.db.sessions() as session:
+    declared_lost = ("UPDATE workflow_run SET status = 'Failed', lease_token = lease_token + 1, "
+                     "error = 'declared lost' WHERE id = :id")
+    assert run_changed_before_the_step(app, postgres_database_url, run_id, declared_lost) == "lease lost"
+    with app.extensions["canvas"].db.sessions() as session:
         blocks = session.query(BlockRun).filter_by(run_id=run_id).all()
         assert [(block.number, block.status) for block in blocks] == [(1, "Running")]  # its record was not written
         assert session.query(BlockOutput).count() == 0
         finished = session.get(WorkflowRun, run_id)
         assert (finished.status, finished.error) == ("Failed", "declared lost")
-
-
-def _execute(engine, statement: str, params: dict) -> None:  # noqa: ANN001
-    with engine.begin() as connection:
-        connection.execute(text(statement), params)
