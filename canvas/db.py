@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 # pinging it each time was a tenth of the run's bookkeeping. A connection that died within the window fails its
 # statement as a lost connection, which every caller waits out already (a backend can die after a ping just as well).
 PING_AFTER_IDLE_SECONDS = 1.0
+_GIVEN_BACK_AT = "canvas.given_back_at"  # a pooled connection's info: when it was last given back (monotonic)
 
 
 def build_engine(url: str) -> Engine:
@@ -47,9 +48,6 @@ def _ping_when_idle(engine: Engine) -> None:
             if engine.dialect.is_disconnect(error, dbapi_connection, None):
                 raise DisconnectionError(str(error)) from error
             raise
-
-
-_GIVEN_BACK_AT = "canvas.given_back_at"
 
 
 def _build_sqlite_engine(url: str) -> Engine:

@@ -260,12 +260,10 @@ def finish_run(connection: Connection, run_id: uuid.UUID, token: int, workflow_i
     nothing is written); `completed`, its last block, is recorded with it."""
     params = {"run__id": run_id, "run__token": token, "workflow__id": workflow_id, **_named("run", run_values),
               **_named("workflow", workflow_values)}
-    if connection.dialect.name == "postgresql":
+    if in_one_statement(connection):
         shape = (tuple(run_values), tuple(workflow_values), None if completed is None else tuple(completed.output))
-        if completed is not None:
-            params.update(_named("output", completed.output), **_named("block", completed.values),
-                          block__id=completed.block_run_id)
-        return connection.execute(_finish_statement(*shape), params).first() is not None
+        return connection.execute(_finish_statement(*shape), {**params, **_completion_params(completed)}
+                                  ).first() is not None
     end_run, update_workflow = _finish_statements(tuple(run_values), tuple(workflow_values))
     if connection.execute(end_run, params).rowcount != 1:
         return False
@@ -275,14 +273,35 @@ def finish_run(connection: Connection, run_id: uuid.UUID, token: int, workflow_i
     return True
 
 
-# The end-of-run statements are built once per shape (the names of the values each part writes), not per run:
-# building the expressions cost more Python time per run than compiling them (SQLAlchemy caches the compiled form,
-# not the expression).
+# The run row's write fenced by the worker's lease: only while the run is still Running under the worker's token.
+FENCED_RUN = update(RUNS).where(RUNS.c.id == bindparam("run__id"), RUNS.c.lease_token == bindparam("run__token"),
+                                RUNS.c.status == "Running")
+
+
+def _completion_params(completed: Completion | None) -> dict:
+    """The parameters of `_completion_writes` for a completed block (none without one)."""
+    if completed is None:
+        return {}
+    return {**_named("output", completed.output), **_named("block", completed.values),
+            "block__id": completed.block_run_id}
+
+
+def _completion_writes(output_names: tuple | None, fence) -> list:  # noqa: ANN001 - an EXISTS clause
+    """A completed block's output row and block run's completion, each written only when `fence` holds."""
+    if output_names is None:
+        return []
+    return [insert(OUTPUTS).from_select(output_names,
+                                        select(*_bound(OUTPUTS, "output", output_names).values()).where(fence)),
+            COMPLETE_BLOCK_RUN.where(fence)]
+
+
+# The end-of-run and step statements are built once per shape (the names of the values each part writes), not per
+# run: building the expressions cost more Python time per run than compiling them (SQLAlchemy caches the compiled
+# form, not the expression).
 @functools.cache
 def _finish_statements(run_names: tuple, workflow_names: tuple) -> tuple[Update, Update]:
     """SQLite: the fenced end of the run, then its workflow's update."""
-    return (update(RUNS).where(RUNS.c.id == bindparam("run__id"), RUNS.c.lease_token == bindparam("run__token"),
-                               RUNS.c.status == "Running").values(**_bound(RUNS, "run", run_names)),
+    return (FENCED_RUN.values(**_bound(RUNS, "run", run_names)),
             update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow__id"))
             .values(**_bound(WORKFLOWS, "workflow", workflow_names)))
 
@@ -291,16 +310,10 @@ def _finish_statements(run_names: tuple, workflow_names: tuple) -> tuple[Update,
 def _finish_statement(run_names: tuple, workflow_names: tuple, output_names: tuple | None) -> Select:
     """PostgreSQL: the run's end and the writes that go with it as one statement (one round trip instead of up to
     four), each write conditional on the fenced end of the run, so that a lost lease still writes nothing."""
-    ended = (update(RUNS).where(RUNS.c.id == bindparam("run__id"), RUNS.c.lease_token == bindparam("run__token"),
-                                RUNS.c.status == "Running")
-             .values(**_bound(RUNS, "run", run_names)).returning(RUNS.c.id).cte("ended"))
+    ended = FENCED_RUN.values(**_bound(RUNS, "run", run_names)).returning(RUNS.c.id).cte("ended")
     fence = select(ended.c.id).exists()
     writes = [update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow__id"), fence)
-              .values(**_bound(WORKFLOWS, "workflow", workflow_names))]
-    if output_names is not None:
-        writes.append(insert(OUTPUTS).from_select(
-            output_names, select(*_bound(OUTPUTS, "output", output_names).values()).where(fence)))
-        writes.append(COMPLETE_BLOCK_RUN.where(fence))
+              .values(**_bound(WORKFLOWS, "workflow", workflow_names)), *_completion_writes(output_names, fence)]
     return select(ended.c.id).add_cte(*(write.cte(f"write_{n}") for n, write in enumerate(writes)))
 
 
@@ -311,29 +324,21 @@ def advance(connection: Connection, run_id: uuid.UUID, token: int, now: datetime
     write only when the renewal took and no cancel was asked for. The renewal (its `cancel_requested`), or None when
     the lease is lost; in both those cases nothing is written."""
     params = {"run__id": run_id, "run__token": token, "run__now": now, "workflow__id": workflow_id,
-              **_named("begin", begin)}
-    if completed is not None:
-        params.update(_named("output", completed.output), **_named("block", completed.values),
-                      block__id=completed.block_run_id)
+              **_named("begin", begin), **_completion_params(completed)}
     statement = _advance_statement(tuple(begin), None if completed is None else tuple(completed.output))
     return connection.execute(statement, params).first()
 
 
 @functools.cache
 def _advance_statement(begin_names: tuple, output_names: tuple | None) -> Select:
-    renewed = (update(RUNS).where(RUNS.c.id == bindparam("run__id"), RUNS.c.lease_token == bindparam("run__token"),
-                                  RUNS.c.status == "Running")
-               .values(heartbeat_at=bindparam("run__now")).returning(RUNS.c.cancel_requested).cte("renewed"))
+    renewed = (FENCED_RUN.values(heartbeat_at=bindparam("run__now")).returning(RUNS.c.cancel_requested)
+               .cte("renewed"))
     go = select(renewed.c.cancel_requested).where(renewed.c.cancel_requested.is_not(True)).exists()
-    writes = []
-    if output_names is not None:
-        writes.append(insert(OUTPUTS).from_select(
-            output_names, select(*_bound(OUTPUTS, "output", output_names).values()).where(go)))
-        writes.append(COMPLETE_BLOCK_RUN.where(go))
-    writes.append(insert(BLOCK_RUNS).from_select(
-        begin_names, select(*_bound(BLOCK_RUNS, "begin", begin_names).values()).where(go)))
-    writes.append(update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow__id"), go)
-                  .values(current_block=bindparam("begin__number")))
+    writes = [*_completion_writes(output_names, go),
+              insert(BLOCK_RUNS).from_select(
+                  begin_names, select(*_bound(BLOCK_RUNS, "begin", begin_names).values()).where(go)),
+              update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow__id"), go)
+              .values(current_block=bindparam("begin__number"))]
     return select(renewed.c.cancel_requested).add_cte(*(write.cte(f"write_{n}") for n, write in enumerate(writes)))
 
 

@@ -506,7 +506,7 @@ class Runner:
         state = self._run_state(connection, run_id, claimed, workflow)
         state.first_block_run_id = first_block_run_id
         state.begun[state.first] = first_block_run_id
-        if begin and not records.in_one_statement(connection):  # the workflow's current block was set
+        if begin and not self._in_one_statement:  # the workflow's current block was set with the claim
             self._begin_block(connection, state, state.first, first_block_run_id, show=False)
         else:  # begun by the claim, or by a claim whose commit was lost: its input may remain to be written
             records_in, input_output_id = state.records_in(state.first), state.input_output_id(state.first)
