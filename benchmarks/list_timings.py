@@ -6,8 +6,9 @@ its organization): workflows, runs, accounts, registered applications, templates
 Server-side time: each request goes through the Flask test client in this process (the whole WSGI app: auth,
 argument parsing, queries, serialisation, JSON encoding), so network and HTTP-server time are left out. Rows are
 added with Core executemany inserts, one size after the other (the next size adds the missing rows): workflows with
-one binding each, runs of the first workflow (one in a hundred Failed, a /v2/logs line each; no block runs), accounts
-of the organization, registered applications of its admin, templates of the organization and its audit entries.
+one binding each, runs of the first workflow (one in a hundred Failed; each with a block run that logged a line: as
+many /v2/logs lines as runs, and a line more per failed run), accounts of the organization, registered applications
+of its admin, templates of the organization and its audit entries.
 After each size, ANALYZE (PostgreSQL: VACUUM ANALYZE, as autovacuum soon would). Timed: the whole Workflows list (up
 to 10,000); the first, the middle and the last page of 50 of every list (Workflows, Accounts, RegApplications,
 WorkflowTemplates, WorkflowRuns, AuditLog, /v2/flows, /v2/executions, /v2/credentials, /v2/audit-events, and
@@ -188,21 +189,33 @@ class Seeder:
     def _add_runs(self, count: int) -> None:
         from sqlalchemy import insert
 
-        from canvas.models import WorkflowRun
+        from canvas.models import BlockRun, LogLine, WorkflowRun
 
         for batch_start in range(0, count, INSERT_BATCH):
-            rows = []
+            rows, blocks, lines = [], [], []
             for _ in range(min(INSERT_BATCH, count - batch_start)):
                 stamp = self.start + timedelta(seconds=self.runs)
                 failed = self.runs % 100 == 99  # one in a hundred failed: a line of /v2/logs each
-                rows.append({"id": uuid.uuid4(), "workflow_id": self.first_workflow, "account_id": self.account_id,
+                run_id, block_id = uuid.uuid4(), uuid.uuid4()
+                rows.append({"id": run_id, "workflow_id": self.first_workflow, "account_id": self.account_id,
                              "status": "Failed" if failed else "Succeeded", "error": "boom" if failed else None,
                              "trigger": "manual", "run_from_block": 1, "run_till_block": 2,
                              "dry_run": False, "cancel_requested": False, "lease_token": 0, "dispatch_count": 1,
                              "date_queued": stamp, "date_started": stamp, "date_finished": stamp})
+                message = f"read {self.runs} records"  # a line each: as many lines as runs
+                blocks.append({"id": block_id, "run_id": run_id, "number": 1, "unique_block_id": "b1",
+                               "block_name": "API - Get Employees", "block_key": "http.get", "status": "Succeeded",
+                               "attempts": 1, "date_started": stamp, "date_finished": stamp,
+                               "log": [{"time": stamp.isoformat(), "level": "INFO", "message": message}]})
+                lines.append({"block_run_id": block_id, "run_id": run_id, "workflow_id": self.first_workflow,
+                              "account_id": self.account_id, "organization_id": self.organization_id,
+                              "position": 0, "logged_at": stamp, "stated_time": stamp.isoformat(), "level": 30,
+                              "message": message})
                 self.runs += 1
             with self.engine.begin() as connection:
                 connection.execute(insert(WorkflowRun), rows)
+                connection.execute(insert(BlockRun), blocks)
+                connection.execute(insert(LogLine), lines)
 
 
 # (name, path up to its paging parameters); {workflow} is the first workflow, whose runs these are

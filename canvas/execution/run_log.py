@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 
 from canvas.applications.redaction import Redactor
 
 MAX_LINES_PER_BLOCK = 200
 MAX_LINE_LENGTH = 1000
 BLOCK_LOGGER_PARENT = "canvas.block"
+# A line's level as a number, the scale of the v2 document's logs (and of most log stores): what a search by level
+# compares. A level it does not know is INFO's.
+LEVEL_NUMBERS = {"NOTSET": 1, "TRACE": 10, "DEBUG": 20, "INFO": 30, "WARNING": 40, "WARN": 40, "ERROR": 50,
+                 "CRITICAL": 60, "FATAL": 60}
 
 
 class _RedactingFilter(logging.Filter):
@@ -72,3 +77,25 @@ class BlockLog:
             lines.append({"time": None, "level": "WARNING",
                           "message": f"{self._capture.dropped} more lines (DEBUG first) were not kept"})
         return lines
+
+
+def line_rows(lines: list[dict], block_end: datetime) -> list[dict]:
+    """A block's lines as the log_line rows that index them (canvas.models.LogLine): in order, each with the time it
+    sorts and is searched by - its own when it states an ISO 8601 instant (without an offset: UTC), else its
+    block's end."""
+    rows = []
+    for position, line in enumerate(lines):
+        stated = line.get("time")
+        rows.append({"position": position, "logged_at": _instant(stated) or block_end,
+                     "stated_time": None if stated is None else str(stated),
+                     "level": LEVEL_NUMBERS.get(str(line.get("level")).upper(), LEVEL_NUMBERS["INFO"]),
+                     "message": str(line.get("message") or "")})
+    return rows
+
+
+def _instant(stated: object) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(stated))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -13,13 +13,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, Update, bindparam, case, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (JSON, Select, Update, bindparam, case, column, exists, func, insert, literal, or_, select,
+                        update)
 from sqlalchemy.engine import Connection, Engine, Row
 
-from canvas.models import Account, BlockOutput, BlockRun, FlowCallback, Workflow, WorkflowRun
+from canvas.execution.run_log import line_rows
+from canvas.models import Account, BlockOutput, BlockRun, FlowCallback, LogLine, Workflow, WorkflowRun
 
 RUNS, WORKFLOWS, CALLBACKS = WorkflowRun.__table__, Workflow.__table__, FlowCallback.__table__
 BLOCK_RUNS, OUTPUTS, ACCOUNTS = BlockRun.__table__, BlockOutput.__table__, Account.__table__
+LOG_LINES = LogLine.__table__
 
 
 # Parameters of a statement with several writes are named part__column: a parameter named like a column would be
@@ -124,6 +127,19 @@ END_RUNNING_BLOCKS = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.run_id == bindparam(
                       .values(status=bindparam("status"), error=bindparam("error"),
                               error_class=bindparam("error_class"), date_finished=bindparam("now")))
 CANCEL_REQUESTED = select(RUNS.c.cancel_requested).where(RUNS.c.id == bindparam("run_id"))
+# A block's lines are indexed (log_line) under its workflow's organization and account, found through its block run.
+LINE_VALUES = ("position", "logged_at", "stated_time", "level", "message")
+_LINE_OWNERS = select(WORKFLOWS.c.organization_id, WORKFLOWS.c.account_id, WORKFLOWS.c.id, BLOCK_RUNS.c.run_id,
+                      BLOCK_RUNS.c.id).select_from(
+    BLOCK_RUNS.join(RUNS, RUNS.c.id == BLOCK_RUNS.c.run_id).join(WORKFLOWS, WORKFLOWS.c.id == RUNS.c.workflow_id))
+_LINE_COLUMNS = ("organization_id", "account_id", "workflow_id", "run_id", "block_run_id", *LINE_VALUES)
+INSERT_LINES = insert(LOG_LINES).from_select(
+    _LINE_COLUMNS, _LINE_OWNERS.add_columns(*(bindparam(name, type_=LOG_LINES.c[name].type) for name in LINE_VALUES))
+    .where(BLOCK_RUNS.c.id == bindparam("block_run_id")))
+# The same inside one statement (PostgreSQL): the lines as one JSON parameter, read as rows by json_to_recordset.
+_LINE_RECORDS = (func.json_to_recordset(bindparam("lines__rows", type_=JSON))
+                 .table_valued(*(column(name, LOG_LINES.c[name].type) for name in LINE_VALUES))
+                 .render_derived(with_types=True))
 
 
 ASYNC_COMMIT = "canvas.async_commit"  # marks a pooled PostgreSQL connection already set to synchronous_commit off
@@ -205,6 +221,13 @@ def block_run_ended(connection: Connection, block_run_id: uuid.UUID) -> bool:
 
 def fail_block_run(connection: Connection, block_run_id: uuid.UUID, values: dict) -> None:
     connection.execute(FAIL_BLOCK_RUN, {"block_run_id": block_run_id, **values})
+    insert_lines(connection, block_run_id, line_rows(values["lines"], values["now"]))
+
+
+def insert_lines(connection: Connection, block_run_id: uuid.UUID, rows: list[dict]) -> None:
+    """Index a block's lines (rows from run_log.line_rows) with the write that records them."""
+    if rows:
+        connection.execute(INSERT_LINES, [{**row, "block_run_id": block_run_id} for row in rows])
 
 
 def workflow_for_run(connection: Connection, workflow_id: uuid.UUID, first_block: int | None = None) -> Row:
@@ -229,23 +252,30 @@ def insert_block_run(connection: Connection, workflow_id: uuid.UUID, values: dic
 
 @dataclass(frozen=True)
 class Completion:
-    """A block that succeeded, as written: its output row, and its block run's new values."""
+    """A block that succeeded, as written: its output row, its block run's new values and its lines' log_line rows."""
 
     output: dict
     block_run_id: uuid.UUID
     values: dict
+    lines: list[dict]
+
+    @property
+    def shape(self) -> tuple[tuple, bool]:
+        """What the statement recording it depends on: the output's columns, and whether it logged lines."""
+        return tuple(self.output), bool(self.lines)
 
 
 def completion(output: dict, block_run_id: uuid.UUID, attempts: int, lines: list[dict], records_read: int | None,
                now: datetime, records_failed: int | None = None, errors_blob_key: str | None = None) -> Completion:
     values = ("Succeeded", now, attempts, output["record_count"], records_read, output["id"], records_failed,
               errors_blob_key, lines)
-    return Completion(output, block_run_id, dict(zip(COMPLETION_COLUMNS, values)))
+    return Completion(output, block_run_id, dict(zip(COMPLETION_COLUMNS, values)), line_rows(lines, now))
 
 
 def record_completed(connection: Connection, completed: Completion) -> None:
     connection.execute(INSERT_OUTPUT, completed.output)
     connection.execute(COMPLETE_BLOCK_RUN, {**_named("block", completed.values), "block__id": completed.block_run_id})
+    insert_lines(connection, completed.block_run_id, completed.lines)
 
 
 def record_progress(connection: Connection, block_run_id: uuid.UUID, records_read: int | None,
@@ -261,7 +291,7 @@ def finish_run(connection: Connection, run_id: uuid.UUID, token: int, workflow_i
     params = {"run__id": run_id, "run__token": token, "workflow__id": workflow_id, **_named("run", run_values),
               **_named("workflow", workflow_values)}
     if in_one_statement(connection):
-        shape = (tuple(run_values), tuple(workflow_values), None if completed is None else tuple(completed.output))
+        shape = (tuple(run_values), tuple(workflow_values), None if completed is None else completed.shape)
         return connection.execute(_finish_statement(*shape), {**params, **_completion_params(completed)}
                                   ).first() is not None
     end_run, update_workflow = _finish_statements(tuple(run_values), tuple(workflow_values))
@@ -282,17 +312,24 @@ def _completion_params(completed: Completion | None) -> dict:
     """The parameters of `_completion_writes` for a completed block (none without one)."""
     if completed is None:
         return {}
+    lines = {"lines__rows": [{**row, "logged_at": row["logged_at"].isoformat()} for row in completed.lines]}
     return {**_named("output", completed.output), **_named("block", completed.values),
-            "block__id": completed.block_run_id}
+            "block__id": completed.block_run_id, **(lines if completed.lines else {})}
 
 
-def _completion_writes(output_names: tuple | None, fence) -> list:  # noqa: ANN001 - an EXISTS clause
-    """A completed block's output row and block run's completion, each written only when `fence` holds."""
-    if output_names is None:
+def _completion_writes(shape: tuple[tuple, bool] | None, fence) -> list:  # noqa: ANN001 - an EXISTS clause
+    """A completed block's output row, block run's completion and lines (Completion.shape: when it logged any),
+    each written only when `fence` holds."""
+    if shape is None:
         return []
-    return [insert(OUTPUTS).from_select(output_names,
-                                        select(*_bound(OUTPUTS, "output", output_names).values()).where(fence)),
-            COMPLETE_BLOCK_RUN.where(fence)]
+    output_names, with_lines = shape
+    writes = [insert(OUTPUTS).from_select(output_names,
+                                          select(*_bound(OUTPUTS, "output", output_names).values()).where(fence)),
+              COMPLETE_BLOCK_RUN.where(fence)]
+    if with_lines:
+        writes.append(insert(LOG_LINES).from_select(_LINE_COLUMNS, _LINE_OWNERS.add_columns(*_LINE_RECORDS.c).where(
+            BLOCK_RUNS.c.id == bindparam("block__id"), fence)))
+    return writes
 
 
 # The end-of-run and step statements are built once per shape (the names of the values each part writes), not per
@@ -307,13 +344,13 @@ def _finish_statements(run_names: tuple, workflow_names: tuple) -> tuple[Update,
 
 
 @functools.cache
-def _finish_statement(run_names: tuple, workflow_names: tuple, output_names: tuple | None) -> Select:
+def _finish_statement(run_names: tuple, workflow_names: tuple, completed: tuple[tuple, bool] | None) -> Select:
     """PostgreSQL: the run's end and the writes that go with it as one statement (one round trip instead of up to
     four), each write conditional on the fenced end of the run, so that a lost lease still writes nothing."""
     ended = FENCED_RUN.values(**_bound(RUNS, "run", run_names)).returning(RUNS.c.id).cte("ended")
     fence = select(ended.c.id).exists()
     writes = [update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow__id"), fence)
-              .values(**_bound(WORKFLOWS, "workflow", workflow_names)), *_completion_writes(output_names, fence)]
+              .values(**_bound(WORKFLOWS, "workflow", workflow_names)), *_completion_writes(completed, fence)]
     return select(ended.c.id).add_cte(*(write.cte(f"write_{n}") for n, write in enumerate(writes)))
 
 
@@ -325,16 +362,16 @@ def advance(connection: Connection, run_id: uuid.UUID, token: int, now: datetime
     the lease is lost; in both those cases nothing is written."""
     params = {"run__id": run_id, "run__token": token, "run__now": now, "workflow__id": workflow_id,
               **_named("begin", begin), **_completion_params(completed)}
-    statement = _advance_statement(tuple(begin), None if completed is None else tuple(completed.output))
+    statement = _advance_statement(tuple(begin), None if completed is None else completed.shape)
     return connection.execute(statement, params).first()
 
 
 @functools.cache
-def _advance_statement(begin_names: tuple, output_names: tuple | None) -> Select:
+def _advance_statement(begin_names: tuple, completed: tuple[tuple, bool] | None) -> Select:
     renewed = (FENCED_RUN.values(heartbeat_at=bindparam("run__now")).returning(RUNS.c.cancel_requested)
                .cte("renewed"))
     go = select(renewed.c.cancel_requested).where(renewed.c.cancel_requested.is_not(True)).exists()
-    writes = [*_completion_writes(output_names, go),
+    writes = [*_completion_writes(completed, go),
               insert(BLOCK_RUNS).from_select(
                   begin_names, select(*_bound(BLOCK_RUNS, "begin", begin_names).values()).where(go)),
               update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow__id"), go)
@@ -460,3 +497,4 @@ def lose_silent_node(connection: Connection, block_run_id: uuid.UUID, cutoff: da
 def skip_block_run(connection: Connection, block_run_id: uuid.UUID, why: str, lines: list[dict],
                    now: datetime) -> None:
     connection.execute(SKIP_BLOCK_RUN, {"block_run_id": block_run_id, "why": why, "lines": lines, "now": now})
+    insert_lines(connection, block_run_id, line_rows(lines, now))

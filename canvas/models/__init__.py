@@ -6,7 +6,7 @@ from canvas.models.base import Base
 from canvas.models.console import ConsolePassword, ConsoleSession
 from canvas.models.flow import (CallbackDelivery, FlowCallback, FlowDraft, FlowSettings, FlowVersion, FlowWebhook,
                                 WebhookNonce)
-from canvas.models.run import ACTIVE_RUN_STATES, FINAL_RUN_STATES, BlockOutput, BlockRun, WorkflowRun
+from canvas.models.run import ACTIVE_RUN_STATES, FINAL_RUN_STATES, BlockOutput, BlockRun, LogLine, WorkflowRun
 from canvas.models.schedule import ScheduleOccurrence, WorkflowSchedule
 from canvas.models.template import WorkflowTemplate, WorkflowTemplateVersion
 from canvas.models.workflow import Workflow, WorkflowApplication
@@ -26,6 +26,7 @@ __all__ = [
     "FlowSettings",
     "FlowVersion",
     "FlowWebhook",
+    "LogLine",
     "WebhookNonce",
     "ActivationToken",
     "ApiKey",

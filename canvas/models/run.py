@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, Uuid, text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from canvas.models.base import Base, UtcDateTime, new_id, utcnow
@@ -137,3 +137,34 @@ class BlockOutput(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     date_created: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class LogLine(Base):
+    """A line a block logged, one row each, written with the block's end (in its statement or transaction): what
+    /v2/logs pages through, newest first, from an index per way of asking (a workspace's lines, an account's, a
+    flow's). The block run keeps its lines as well, for the run history; these rows exist so that a page deep in a
+    workspace's lines is read from an index instead of by walking every run before it.
+
+    The workflow's organization and account are copied in (a workflow never changes hands): they are what a
+    caller's visibility is checked against, and the indexes begin with them."""
+
+    __tablename__ = "log_line"
+    __table_args__ = (
+        Index("ix_log_line_organization_time", "organization_id", "logged_at", "id"),
+        Index("ix_log_line_account_time", "account_id", "logged_at", "id"),
+        Index("ix_log_line_workflow_time", "workflow_id", "logged_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    block_run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("block_run.id", ondelete="CASCADE"))
+    run_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    workflow_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    account_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    organization_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    position: Mapped[int] = mapped_column(Integer)  # in its block's lines, from 0
+    # When it was logged: its stated time, else (a line without one, or with one that is not an ISO 8601 instant)
+    # its block's end. The order of the list, and what from/to select on.
+    logged_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    stated_time: Mapped[str | None] = mapped_column(Text)  # the time as the block wrote it, shown as is
+    level: Mapped[int] = mapped_column(Integer)  # 10 trace, 20 debug, 30 info, 40 warning, 50 error, 60 fatal
+    message: Mapped[str] = mapped_column(Text)

@@ -6,11 +6,12 @@ from datetime import datetime, timezone
 from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, String, case, cast, func, literal, null, select, union_all
 
 from canvas.errors import BadRequestError
 from canvas.extensions import db_session
-from canvas.models import BlockRun, Workflow, WorkflowRun
+from canvas.execution.run_log import LEVEL_NUMBERS
+from canvas.models import BlockRun, LogLine, Workflow, WorkflowRun
 from canvas.schema_fields import parse_id
 from canvas.v2 import jsonapi
 from canvas.v2.visibility import Viewer, check_workspace, current_viewer
@@ -19,8 +20,6 @@ from canvas.openapi import may_answer
 from canvas.v2.schemas import LOG_PARAMETERS, doc
 
 blp = Blueprint("v2_logs", __name__, url_prefix="/v2", description="v2 (JSON:API): logs")
-LEVELS = {"NOTSET": 1, "TRACE": 10, "DEBUG": 20, "INFO": 30, "WARNING": 40, "WARN": 40, "ERROR": 50,
-          "CRITICAL": 60, "FATAL": 60}
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
 
 
@@ -49,159 +48,118 @@ def levels_parameter() -> set[int]:
     return {int(value) for value in values}
 
 
-BATCH_RUNS = 50  # runs read at a time, newest finished first; the next batch is twice as large
-
-
 def log_page(viewer: Viewer, flow_ids: list, start: datetime | None, end: datetime | None, levels: set[int],
              search: str, offset: int, limit: int) -> tuple[int, list[dict]]:
-    """The total of the matching hits and the page `offset:offset + limit` of them, newest first.
+    """The total of the matching hits and the page `offset:offset + limit` of them, newest first: the blocks' lines
+    (log_line, a row each, in an index per way of asking) and a line per failed run (from the run), merged by time.
 
-    The runs are read newest finished first (the unfinished ones, whose lines may be newer than anything, before
-    them), a batch at a time, with their block runs: a hit's timestamp is at most its run's date_finished, so once
-    `offset + limit` hits are newer (to the second) than the date_finished of the last run read, no later run can
-    add to the page and the reading stops. The total comes from one aggregate query when no filter looks into the
-    lines (levels, search, from, to); with such a filter the lines of every selected run are read to count them."""
-    need = offset + limit
-    line_filtered = bool(levels or search or start or end)
-
-    def keep(hit: dict) -> bool:
-        return (_within(hit, start, end) and (not levels or hit["level"] in levels)
-                and (not search or search in hit["message"].lower()))
-
-    hits: list[tuple[str, dict]] = []
-    count = 0
-    batch, bound, done = BATCH_RUNS, None, False
-    runs = _runs_of(select(WorkflowRun), viewer, flow_ids, start, end)
-    runs = runs.where((WorkflowRun.status == "Failed") | select(BlockRun.id).where(
-        BlockRun.run_id == WorkflowRun.id).exists())
-    for unfinished in (True, False):
-        query = runs.where(WorkflowRun.date_finished.is_(None)) if unfinished else runs.where(
-            WorkflowRun.date_finished.is_not(None)).order_by(WorkflowRun.date_finished.desc(), WorkflowRun.id.desc())
-        while not done:
-            page = query if unfinished else (query if bound is None else query.where(
-                (WorkflowRun.date_finished < bound[0])
-                | ((WorkflowRun.date_finished == bound[0]) & (WorkflowRun.id < bound[1])))).limit(batch)
-            chunk = _batch(page)
-            found = _hits_of(chunk)
-            matched = [entry for entry in found if keep(entry[1])]
-            count += len(matched)
-            hits += matched
-            hits.sort(key=lambda entry: entry[0], reverse=True)
-            del hits[need:]  # a hit after the first `need` stays after them, whatever comes later
-            if unfinished:
-                break
-            if len(chunk) < batch:
-                done = True
-                break
-            last = chunk[-1]
-            bound, batch = (last.date_finished, last.id), min(batch * 2, 1000)
-            if not line_filtered and len(hits) >= need and (
-                    _second(hits[-1][0]) > _second(jsonapi.iso_time(last.date_finished))):
-                done = True  # every later run's hits are older than the page's last
-    total = count if line_filtered else _total(viewer, flow_ids, start, end)
-    return total, [hit for _key, hit in hits[offset:need]]
+    The page's keys are read first, from the indexes alone: the first `offset + limit` of each kind in its index's
+    order, merged by the database (PostgreSQL merges such limited parts as they come; it would not merge the bare
+    index scans, whose filter on their index's first column it does not see as making them ordered by time); only
+    the page's hits are then read whole."""
+    parts = [_line_keys(viewer, flow_ids, start, end, levels, search)]
+    if not levels or LEVEL_NUMBERS["ERROR"] in levels:
+        parts.append(_failure_keys(viewer, flow_ids, start, end, search))
+    total = sum(db_session().scalar(select(func.count()).select_from(part.order_by(None).subquery()))
+                for part in parts)
+    heads = [select(part.limit(offset + limit).subquery()) for part in parts]
+    keys = union_all(*heads) if len(heads) > 1 else heads[0]
+    columns = keys.selected_columns
+    # Lines by time and id; a run's failure before the lines of its instant, failures of one instant in their part's
+    # order (by run id): merging sorted parts keeps each part's order, and a third key would make PostgreSQL sort
+    # every key read again.
+    page = db_session().execute(keys.order_by(columns.at.desc(), columns.line_id.desc().nulls_first())
+                                .offset(offset).limit(limit)).all()
+    return total, _hits(page)
 
 
-def _batch(query) -> list[WorkflowRun]:  # noqa: ANN001 - a Select of runs
-    """The query's runs, their ids read first: ix_workflow_run_finished (and ix_workflow_run_workflow_finished) hold
-    the status and the workflow, so the filter (failed, or with block runs), the viewer's condition and the order are
-    answered from the index, and the rows of runs without lines, most runs but the failed ones in a deep page, are
-    never read."""
-    ids = db_session().scalars(query.with_only_columns(WorkflowRun.id)).all()
-    runs = {run.id: run for run in db_session().scalars(select(WorkflowRun).where(WorkflowRun.id.in_(ids)))}
-    return [runs[run_id] for run_id in ids if run_id in runs]
+def _line_keys(viewer: Viewer, flow_ids: list, start: datetime | None, end: datetime | None, levels: set[int],
+               search: str) -> Select:
+    statement = select(LogLine.logged_at.label("at"), LogLine.id.label("line_id"),
+                       cast(null(), LogLine.run_id.type).label("run_id")  # read with the line: the keys from the index
+                       ).where(viewer.condition(LogLine.account_id, LogLine.organization_id))
+    if flow_ids:
+        statement = statement.where(LogLine.workflow_id.in_(flow_ids))
+    if start is not None:
+        statement = statement.where(LogLine.logged_at >= start)
+    if end is not None:
+        statement = statement.where(LogLine.logged_at <= end)
+    if levels:
+        statement = statement.where(LogLine.level.in_(levels))
+    if search:
+        statement = statement.where(func.lower(LogLine.message).contains(search, autoescape=True))
+    return statement.order_by(LogLine.logged_at.desc(), LogLine.id.desc())
 
 
-def _hits_of(chunk: list[WorkflowRun]) -> list[tuple[str, dict]]:
-    """The hits of a batch of runs with their sort keys: each block's lines (a line without an ISO timestamp sorts
-    as its block's, or its run's, end), then the run's failure line if it failed. Their workflows are read once
-    each, not with every run: a workflow row decoded for each of 1,000 runs of one workflow (its chain JSON) was
-    most of the Python time of a deep page."""
-    if not chunk:
-        return []
-    blocks: dict = {}
-    for block in db_session().scalars(select(BlockRun).where(BlockRun.run_id.in_([run.id for run in chunk]))
-                                      .order_by(BlockRun.run_id, BlockRun.number)):
-        blocks.setdefault(block.run_id, []).append(block)
-    workflows = {workflow.id: workflow for workflow in db_session().scalars(
-        select(Workflow).where(Workflow.id.in_({run.workflow_id for run in chunk})))}
-    found = []
-    for run in chunk:
-        workflow = workflows[run.workflow_id]
-        for block in blocks.get(run.id, []):
-            fallback = jsonapi.iso_time(block.date_finished or run.date_finished or run.date_queued)
-            for index, line in enumerate(block.log or []):
-                hit = _hit(index, line, block, run, workflow)
-                found.append((_key(hit["timestamp"], fallback), hit))
-        if run.status == "Failed":
-            hit = _failure_hit(run, workflow)
-            found.append((str(hit["timestamp"]), hit))
-    return found
-
-
-def _key(timestamp: object, fallback: str) -> str:
-    try:
-        datetime.fromisoformat(str(timestamp))
-    except ValueError:
-        return fallback
-    return str(timestamp)
-
-
-def _second(stamp: str) -> str:
-    """An ISO 8601 UTC instant to the second, "YYYY-MM-DDTHH:MM:SS": the prefix its string order follows whatever
-    its fraction and offset notation."""
-    return stamp[:19]
-
-
-def _total(viewer: Viewer, flow_ids: list, start: datetime | None, end: datetime | None) -> int:
-    """Every log line of the selected runs' blocks and a line per failed run, counted by the database."""
-    if db_session().get_bind().dialect.name == "postgresql":
-        lines = case((func.json_typeof(BlockRun.log) == "array", func.json_array_length(BlockRun.log)), else_=0)
-    else:
-        lines = case((func.json_type(BlockRun.log) == "array", func.json_array_length(BlockRun.log)), else_=0)
-    block_lines = db_session().scalar(_runs_of(select(func.coalesce(func.sum(lines), 0)).select_from(BlockRun).join(
-        WorkflowRun, BlockRun.run_id == WorkflowRun.id), viewer, flow_ids, start, end))
-    failed = db_session().scalar(_runs_of(select(func.count()).select_from(WorkflowRun), viewer, flow_ids, start,
-                                          end).where(WorkflowRun.status == "Failed"))
-    return int(block_lines or 0) + int(failed or 0)
-
-
-def _runs_of(statement, viewer: Viewer, flow_ids: list,  # noqa: ANN001, ANN202 - a Select
-             start: datetime | None, end: datetime | None):
-    statement = statement.join(Workflow, Workflow.id == WorkflowRun.workflow_id).where(
-        viewer.condition(Workflow.account_id, Workflow.organization_id))
+def _failure_keys(viewer: Viewer, flow_ids: list, start: datetime | None, end: datetime | None,
+                  search: str) -> Select:
+    at = WorkflowRun.date_finished  # a final run's, always set
+    statement = (select(at.label("at"), cast(null(), LogLine.id.type).label("line_id"), WorkflowRun.id.label("run_id"))
+                 .join(Workflow, Workflow.id == WorkflowRun.workflow_id)
+                 .where(WorkflowRun.status == "Failed",
+                        viewer.condition(Workflow.account_id, Workflow.organization_id)))
     if flow_ids:
         statement = statement.where(WorkflowRun.workflow_id.in_(flow_ids))
-    if end is not None:
-        statement = statement.where(WorkflowRun.date_queued <= end)
     if start is not None:
-        statement = statement.where((WorkflowRun.date_finished.is_(None)) | (WorkflowRun.date_finished >= start))
-    return statement
+        statement = statement.where(at >= start)
+    if end is not None:
+        statement = statement.where(at <= end)
+    if search:
+        statement = statement.where(func.lower(_failure_message()).contains(search, autoescape=True))
+    return statement.order_by(at.desc(), WorkflowRun.id.desc())
 
 
-def _hit(index: int, line: dict, block: BlockRun, run: WorkflowRun, workflow: Workflow) -> dict:
-    return {"id": f"{block.id}-{index}", "workspace_id": str(workflow.organization_id), "flow_id": str(workflow.id),
-            "user_id": str(run.account_id), "step_id": step_id(workflow, block.number),
-            "exec_id": str(run.id), "method": block.block_key, "component_name": block.block_name,
-            "timestamp": line.get("time"), "level": LEVELS.get(str(line.get("level")).upper(), 30),
-            "message": line.get("message") or ""}
+def _failure_message():  # noqa: ANN202 - a SQL expression
+    """A failed run's line, "Execution failed at step <node id>: <error>", in SQL, so that a search finds it as it
+    reads: its step is named as step_id names it (the chain entry's nodeId, else step_<number>)."""
+    number = WorkflowRun.failed_block
+    if db_session().get_bind().dialect.name == "postgresql":
+        node_id = Workflow.chain.op("->")(number - 1).op("->>")(literal("nodeId"))
+    else:
+        node_id = func.json_extract(Workflow.chain, literal("$[") + cast(number - 1, String) + literal("].nodeId"))
+    step = func.coalesce(node_id, literal("step_") + cast(number, String))
+    where = case((number > 0, literal(" at step ") + step), else_=literal(""))
+    return (literal("Execution failed") + where + literal(": ")
+            + func.coalesce(WorkflowRun.error, literal("no reason recorded")))
 
 
-def _failure_hit(run: WorkflowRun, workflow: Workflow) -> dict:
-    failed_step = step_id(workflow, run.failed_block) if run.failed_block else None
-    where = f" at step {failed_step}" if failed_step else ""
-    return {"id": f"{run.id}-failed", "workspace_id": str(workflow.organization_id), "flow_id": str(workflow.id),
-            "user_id": str(run.account_id), "step_id": failed_step, "exec_id": str(run.id), "method": None,
-            "component_name": None, "timestamp": jsonapi.iso_time(run.date_finished or run.date_queued),
-            "level": LEVELS["ERROR"], "message": f"Execution failed{where}: {run.error or 'no reason recorded'}"}
+def _hits(page: list) -> list[dict]:
+    """The page's hits, in its order, read whole: its lines with their blocks and runs, its failed runs with the
+    line the database composed, and the workflows whose steps they name."""
+    line_ids = [key.line_id for key in page if key.line_id is not None]
+    failed_ids = [key.run_id for key in page if key.line_id is None]
+    lines = {row.LogLine.id: row for row in db_session().execute(
+        select(LogLine, BlockRun.number, BlockRun.block_key, BlockRun.block_name, WorkflowRun.account_id.label("user"))
+        .join(BlockRun, BlockRun.id == LogLine.block_run_id).join(WorkflowRun, WorkflowRun.id == LogLine.run_id)
+        .where(LogLine.id.in_(line_ids)))} if line_ids else {}
+    failures = {row.id: row for row in db_session().execute(
+        select(WorkflowRun.id, WorkflowRun.account_id, WorkflowRun.workflow_id, WorkflowRun.failed_block,
+               WorkflowRun.date_finished.label("at"), _failure_message().label("message"))
+        .join(Workflow, Workflow.id == WorkflowRun.workflow_id).where(WorkflowRun.id.in_(failed_ids)))
+    } if failed_ids else {}
+    workflow_ids = {row.LogLine.workflow_id for row in lines.values()} | {row.workflow_id for row in failures.values()}
+    workflows = {workflow.id: workflow for workflow in db_session().scalars(
+        select(Workflow).where(Workflow.id.in_(workflow_ids)))} if workflow_ids else {}
+    return [_line_hit(lines[key.line_id], workflows) if key.line_id is not None
+            else _failure_hit(failures[key.run_id], workflows) for key in page]
 
 
-def _within(hit: dict, start: datetime | None, end: datetime | None) -> bool:
-    try:
-        stamp = datetime.fromisoformat(str(hit["timestamp"]))
-    except ValueError:
-        return start is None and end is None
-    return (start is None or stamp >= start) and (end is None or stamp <= end)
+def _line_hit(row, workflows: dict) -> dict:  # noqa: ANN001 - a Row
+    line = row.LogLine
+    return {"id": f"{line.block_run_id}-{line.position}", "workspace_id": str(line.organization_id),
+            "flow_id": str(line.workflow_id), "user_id": str(row.user),
+            "step_id": step_id(workflows[line.workflow_id], row.number), "exec_id": str(line.run_id),
+            "method": row.block_key, "component_name": row.block_name, "timestamp": line.stated_time,
+            "level": line.level, "message": line.message}
+
+
+def _failure_hit(row, workflows: dict) -> dict:  # noqa: ANN001 - a Row
+    workflow = workflows[row.workflow_id]
+    failed_step = step_id(workflow, row.failed_block) if row.failed_block else None
+    return {"id": f"{row.id}-failed", "workspace_id": str(workflow.organization_id), "flow_id": str(workflow.id),
+            "user_id": str(row.account_id), "step_id": failed_step,
+            "exec_id": str(row.id), "method": None, "component_name": None, "timestamp": jsonapi.iso_time(row.at),
+            "level": LEVEL_NUMBERS["ERROR"], "message": row.message}
 
 
 @blp.route("/logs")

@@ -1,5 +1,6 @@
-"""/v2/logs reads a bounded number of runs: the statements it runs and the rows it loads do not grow with the
-number of runs once the page is full, and it answers what reading every line and sorting them all answers."""
+"""/v2/logs reads a page of keys from its indexes and then only the page's hits: the statements it runs and the
+rows it loads do not grow with the number of runs, and it answers what reading every line of every block run and
+sorting them all answers."""
 from __future__ import annotations
 
 import uuid
@@ -47,17 +48,26 @@ def add_runs(app, account_id: str, workflow_id: str, count: int, first: int = 0,
                        "unique_block_id": str(uuid.UUID(int=0xA1)), "block_name": "Records",
                        "block_key": "records.from_variable", "status": "Succeeded", "attempts": 1, "log": log,
                        "date_started": queued, "date_finished": None if running else queued + timedelta(seconds=25)})
+    from canvas.execution import run_records
+    from canvas.execution.run_log import line_rows
+
     with app.extensions["canvas"].db.engine.begin() as connection:
         connection.execute(insert(WorkflowRun), runs)
         connection.execute(insert(BlockRun), blocks)
+        for block in blocks:  # indexed as the runner indexes them when it records a block
+            end = block["date_finished"] or block["date_started"]
+            run_records.insert_lines(connection, block["id"], line_rows(block["log"], end))
+
+
+LEVELS = {"DEBUG": 20, "INFO": 30, "WARNING": 40}
 
 
 def every_hit(app, flow_ids: list[str], args: dict) -> dict:
-    """The answer the endpoint gave when it read every line: all hits, filtered and sorted in Python (a line
-    without an ISO time sorting as its block's end)."""
+    """The answer the endpoint gives when it reads every line: all hits, filtered and sorted in Python (a line
+    without an ISO time as of its block's end)."""
     from canvas.models import BlockRun, Workflow, WorkflowRun
     from canvas.v2 import jsonapi
-    from canvas.v2.logs import _failure_hit, _hit, _within
+    from canvas.v2.graph import step_id
 
     start = datetime.fromisoformat(args["from"].replace("Z", "+00:00")) if "from" in args else None
     end = datetime.fromisoformat(args["to"].replace("Z", "+00:00")) if "to" in args else None
@@ -67,29 +77,31 @@ def every_hit(app, flow_ids: list[str], args: dict) -> dict:
     with app.extensions["canvas"].db.transaction() as session:
         for run in session.query(WorkflowRun).filter(WorkflowRun.workflow_id.in_([uuid.UUID(i) for i in flow_ids])):
             workflow = session.get(Workflow, run.workflow_id)
-            if end is not None and run.date_queued > end:
-                continue
-            if start is not None and run.date_finished is not None and run.date_finished < start:
-                continue
+            common = {"workspace_id": str(workflow.organization_id), "flow_id": str(run.workflow_id),
+                      "user_id": str(run.account_id), "exec_id": str(run.id)}
             for block in session.query(BlockRun).filter(BlockRun.run_id == run.id):
                 for index, line in enumerate(block.log or []):
-                    hit = _hit(index, line, block, run, workflow)
-                    key = hit["timestamp"] or jsonapi.iso_time(block.date_finished or run.date_finished
-                                                               or run.date_queued)
-                    hits.append((key, hit))
+                    at = (datetime.fromisoformat(line["time"]) if line["time"]
+                          else block.date_finished or block.date_started)
+                    hits.append(((at, 1, index, block.id), {
+                        "id": f"{block.id}-{index}", **common, "step_id": step_id(workflow, block.number), "method": block.block_key,
+                        "component_name": block.block_name, "timestamp": line["time"], "level": LEVELS[line["level"]],
+                        "message": line["message"]}))
             if run.status == "Failed":
-                hit = _failure_hit(run, workflow)
-                hits.append((hit["timestamp"], hit))
-    hits = [(key, hit) for key, hit in hits if _within(hit, start, end) and (not levels or hit["level"] in levels)
-            and (not search or search in hit["message"].lower())]
-    hits.sort(key=lambda entry: entry[0], reverse=True)
+                hits.append(((run.date_finished, 2, 0, run.id), {
+                    "id": f"{run.id}-failed", **common, "step_id": None, "method": None, "component_name": None,
+                    "timestamp": jsonapi.iso_time(run.date_finished), "level": 50,
+                    "message": f"Execution failed: {run.error}"}))
+    hits = [(key, hit) for key, hit in hits if (start is None or key[0] >= start) and (end is None or key[0] <= end)
+            and (not levels or hit["level"] in levels) and (not search or search in hit["message"].lower())]
+    hits.sort(key=lambda entry: entry[0][:2], reverse=True)  # newest first; at the same instant a run's failure first
     offset, limit = int(args.get("offset", 0)), int(args.get("limit", 100))
     return {"total": len(hits), "hits": [hit for _key, hit in hits[offset:offset + limit]]}
 
 
 def served(app, v2, **args) -> tuple[dict, int, int]:
-    """The answer, the statements run and the runs and block runs loaded while serving it."""
-    from canvas.models import BlockRun, WorkflowRun
+    """The answer, the statements run and the rows of runs, block runs and lines loaded whole while serving it."""
+    from canvas.models import BlockRun, LogLine, WorkflowRun
 
     engine = app.extensions["canvas"].db.engine
     statements, loaded = [], []
@@ -103,19 +115,19 @@ def served(app, v2, **args) -> tuple[dict, int, int]:
     event.listen(engine, "before_cursor_execute", record)
     event.listen(WorkflowRun, "load", count)
     event.listen(BlockRun, "load", count)
+    event.listen(LogLine, "load", count)
     try:
         answer = v2.call("GET", "/v2/logs", **args)
     finally:
         event.remove(engine, "before_cursor_execute", record)
         event.remove(WorkflowRun, "load", count)
         event.remove(BlockRun, "load", count)
+        event.remove(LogLine, "load", count)
     assert answer.status_code == 200, answer.json
     return answer.json, statements, len(loaded)
 
 
 def test_the_work_of_a_page_does_not_grow_with_the_runs(app, v2):
-    from canvas.v2.logs import BATCH_RUNS
-
     small, large = v2.create("Small")["id"], v2.create("Large")["id"]
     add_runs(app, v2.org.admin_id, small, 20)
     add_runs(app, v2.org.admin_id, large, 200)
@@ -124,14 +136,15 @@ def test_the_work_of_a_page_does_not_grow_with_the_runs(app, v2):
     few = served(app, v2, **{"flow_ids[]": small}, **args)
     many = served(app, v2, **{"flow_ids[]": large}, **args)
     assert few[0] == every_hit(app, [small], args) and many[0] == every_hit(app, [large], args)
-    assert len(few[1]) == len(many[1])  # as many statements
-    bound = 2 * (BATCH_RUNS + 1)  # the running run, a batch of finished ones, and their blocks
-    assert few[2] <= 2 * 20 and many[2] <= bound
+    # as many statements, but one: a page with a failed run's line reads the failure in a statement of its own
+    assert abs(len(few[1]) - len(many[1])) <= 1
+    assert few[2] <= 5 and many[2] <= 5  # only the page's lines are read whole
 
     add_runs(app, v2.org.admin_id, large, 800, first=200, still_running=False)
-    more = served(app, v2, **{"flow_ids[]": large}, **args)
-    assert more[0] == every_hit(app, [large], args)
-    assert len(more[1]) == len(many[1]) and more[2] <= bound  # five times the runs: the same work
+    deep = {"limit": "5", "offset": "1500"}
+    more = served(app, v2, **{"flow_ids[]": large}, **deep)
+    assert more[0] == every_hit(app, [large], deep) and len(more[0]["hits"]) == 5
+    assert abs(len(more[1]) - len(many[1])) <= 1 and more[2] <= 5  # five times the runs, a deep page: the same
 
 
 @pytest.mark.parametrize("args", [
@@ -146,3 +159,27 @@ def test_a_page_is_what_reading_every_line_gives(app, v2, args):
     add_runs(app, v2.org.admin_id, flows[1], 60, first=75, shift=3)  # interleaved with the first flow's runs
     assert served(app, v2, **args)[0] == every_hit(app, flows, args)
     assert served(app, v2, **{"flow_ids[]": flows[1]}, **args)[0] == every_hit(app, flows[1:], args)
+
+
+def test_the_migration_indexes_the_lines_block_runs_already_kept(app, v2, monkeypatch):
+    """Migration 0018 copies the lines of the block runs already recorded into log_line: the logs then read as
+    they did before it (the same answer as reading every block run's lines)."""
+    import importlib
+
+    from sqlalchemy import delete, func, select
+
+    from canvas.models import LogLine
+
+    copy = importlib.import_module("canvas.migrations.versions.0018_log_lines")
+    flows = [v2.create("One")["id"], v2.create("Two")["id"]]
+    add_runs(app, v2.org.admin_id, flows[0], 40)
+    add_runs(app, v2.org.admin_id, flows[1], 30, first=20, shift=3)
+    monkeypatch.setattr(copy, "BATCH", 7)  # several batches, the last one partial
+    engine = app.extensions["canvas"].db.engine
+    with engine.begin() as connection:
+        indexed = connection.scalar(select(func.count()).select_from(LogLine))
+        connection.execute(delete(LogLine))
+        copy._copy_lines(connection, LogLine.__table__)
+        assert connection.scalar(select(func.count()).select_from(LogLine)) == indexed > 0
+    for args in ({}, {"limit": "10", "offset": "25"}, {"levels[]": "40"}):
+        assert served(app, v2, **args)[0] == every_hit(app, flows, args)

@@ -148,3 +148,73 @@ def test_renaming_a_node_of_a_template_workflow_keeps_its_stored_outputs(app, v2
     assert patched.status_code == 200, patched.json
     resumed = run_and_work(v2.client, app, v2.org.admin_headers, workflow_id, runFromBlock=2)
     assert resumed["status"] == "Succeeded", resumed
+
+
+def test_every_line_a_run_records_is_indexed_for_the_logs(app, v2):
+    """The runner indexes a block's lines (log_line) in the write that records the block: its end (on PostgreSQL
+    in the one statement of a step or of the run's end) or its failure; each row is the line the block run keeps."""
+    import uuid
+
+    from sqlalchemy import select
+
+    from canvas.models import BlockRun, LogLine
+
+    ok_flow = v2.create()["id"]
+    graph = {"nodes": [{"id": "a", "command": "records.from_variable", "fields": {"records": [{"n": 1}]}},
+                       {"id": "b", "command": "jsonata.transform", "fields": {"expression": "$error('no luck')"}}],
+             "edges": [{"source": "a", "target": "b"}]}
+    created = v2.call("POST", "/v2/flows", {"data": {"type": "flow", "attributes": {"name": "Fails", "graph": graph}}})
+    assert created.status_code == 201, created.json
+    runs = [uuid.UUID(v2.call("POST", f"/v2/flows/{flow}/executions").json["data"]["id"])
+            for flow in (ok_flow, created.json["data"]["id"])]
+    work_off(app)
+
+    with app.extensions["canvas"].db.transaction() as session:
+        blocks = session.scalars(select(BlockRun).where(BlockRun.run_id.in_(runs))).all()
+        statuses = {block.status for block in blocks}
+        kept = sorted((str(block.id), index, line["message"]) for block in blocks for index, line in enumerate(block.log))
+        indexed = sorted((str(line.block_run_id), line.position, line.message)
+                         for line in session.scalars(select(LogLine).where(LogLine.run_id.in_(runs))))
+    assert statuses == {"Succeeded", "Failed"} and len(blocks) == 5
+    assert kept and indexed == kept
+    served = v2.call("GET", "/v2/logs", **{"flow_ids[]": created.json["data"]["id"]}).json
+    assert served["hits"][0]["exec_id"] == str(runs[1]) and "no luck" in served["hits"][0]["message"]
+    assert served["total"] == 1 + sum(1 for block_id, _index, _message in kept
+                                      if block_id in {str(block.id) for block in blocks if block.run_id != runs[0]})
+
+
+def test_the_lines_of_a_failed_or_skipped_block_are_indexed_too(app, v2):
+    """A block's failure and a skip record its lines (run_records.fail_block_run, skip_block_run) and index them in
+    the same transaction: the logs show them, a line without a time at its block's end."""
+    import uuid
+    from datetime import datetime, timedelta, timezone
+
+    from canvas.execution import run_records
+
+    flow_id = v2.create()["id"]
+    run_id = uuid.UUID(v2.call("POST", f"/v2/flows/{flow_id}/executions").json["data"]["id"])
+    ended = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+    failed_id, skipped_id = uuid.uuid4(), uuid.uuid4()
+    with app.extensions["canvas"].db.engine.begin() as connection:
+        for block_id, number in ((failed_id, 1), (skipped_id, 2)):
+            run_records.insert_block_run(connection, uuid.UUID(flow_id), {
+                "id": block_id, "run_id": run_id, "number": number, "unique_block_id": str(uuid.uuid4()),
+                "block_name": f"Block {number}", "block_key": "noop", "status": "Running", "attempts": 0, "log": []})
+        run_records.fail_block_run(connection, failed_id, {
+            "status": "Failed", "now": ended, "error": "no luck", "error_class": "BlockError", "attempts": 2,
+            "records_read": None, "records_failed": None, "errors_blob_key": None,
+            "lines": [{"time": (ended - timedelta(seconds=5)).isoformat(), "level": "WARNING",
+                       "message": "attempt 1 failed (no luck); retrying in 1.0 s"},
+                      {"time": None, "level": "ERROR", "message": "gave up"}]})
+        run_records.skip_block_run(connection, skipped_id, "its condition was false",
+                                   [{"time": ended.isoformat(), "level": "INFO", "message": "skipped"}],
+                                   ended + timedelta(seconds=1))
+
+    hits = v2.call("GET", "/v2/logs", **{"flow_ids[]": flow_id}).json["hits"]
+    assert [(hit["message"], hit["level"], hit["timestamp"], hit["id"]) for hit in hits] == [
+        ("skipped", 30, ended.isoformat(), f"{skipped_id}-0"),
+        ("gave up", 50, None, f"{failed_id}-1"),  # at its block's end, after the skip's line by id
+        ("attempt 1 failed (no luck); retrying in 1.0 s", 40, (ended - timedelta(seconds=5)).isoformat(),
+         f"{failed_id}-0")]
+    since = v2.call("GET", "/v2/logs", **{"flow_ids[]": flow_id, "from": "2026-05-01T11:59:59Z"}).json
+    assert [hit["message"] for hit in since["hits"]] == ["skipped", "gave up"]
