@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import (JSON, Select, Update, bindparam, case, column, exists, func, insert, literal, or_, select,
-                        update)
+                        true, update)
 from sqlalchemy.engine import Connection, Engine, Row
 
 from canvas.execution.run_log import line_rows
@@ -327,7 +327,8 @@ def _completion_writes(shape: tuple[tuple, bool] | None, fence) -> list:  # noqa
                                           select(*_bound(OUTPUTS, "output", output_names).values()).where(fence)),
               COMPLETE_BLOCK_RUN.where(fence)]
     if with_lines:
-        writes.append(insert(LOG_LINES).from_select(_LINE_COLUMNS, _LINE_OWNERS.add_columns(*_LINE_RECORDS.c).where(
+        owned = _LINE_OWNERS.join_from(BLOCK_RUNS, _LINE_RECORDS, true())  # each line with its block's owners
+        writes.append(insert(LOG_LINES).from_select(_LINE_COLUMNS, owned.add_columns(*_LINE_RECORDS.c).where(
             BLOCK_RUNS.c.id == bindparam("block__id"), fence)))
     return writes
 
