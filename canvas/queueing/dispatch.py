@@ -11,9 +11,10 @@ from typing import NoReturn
 
 import redis
 from rq import Queue
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, inspect, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from canvas.errors import BadRequestError, ConflictError, ServiceUnavailableError
 from canvas.execution.graph import BlockGraph, RangeError, block_graph, outside_inputs, run_plan
@@ -129,16 +130,63 @@ def create_run(session: Session, workflow: Workflow, request: RunRequest) -> Wor
                       template_version=workflow.template_version, input_blob_key=request.input_blob_key,
                       scheduled_times=request.scheduled_times, retry_of=request.retry_of,
                       retried_positions=request.retried_positions, date_queued=(now := utcnow()), heartbeat_at=now)
-    session.add(run)
-    workflow.status = "Queued"
     try:
+        _insert_queued(session, run)
         session.commit()
     except IntegrityError:
         session.rollback()
         refuse_if_active(session, workflow.id)
         raise
+    _written(session, run, workflow)
     metrics.runs_started(run.trigger)
     return run
+
+
+RUNS, WORKFLOWS = WorkflowRun.__table__, Workflow.__table__
+# Parameters named run__<column>: the workflow's update must not take the run's id or account for its own columns.
+INSERT_RUN = insert(RUNS).values({column.key: bindparam(f"run__{column.key}", type_=column.type)
+                                  for column in RUNS.columns})
+MARK_QUEUED = update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("run__workflow_id")).values(status="Queued")
+# PostgreSQL: the run's row and its workflow marked Queued in one statement (the update a data-modifying CTE of the
+# insert): when the database refuses the run (another one is active), the workflow is left as it was.
+INSERT_QUEUED = INSERT_RUN.add_cte(MARK_QUEUED.cte("queued"))
+
+
+def _insert_queued(session: Session, run: WorkflowRun) -> None:
+    """The run's row and its workflow marked Queued, as prebuilt Core statements in the session's transaction: the
+    ORM's flush of the two objects cost more Python time than the rest of a dispatch's database work."""
+    params = {f"run__{key}": value for key, value in _filled_in(run).items()}
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.execute(INSERT_QUEUED, params)
+    else:
+        connection.execute(INSERT_RUN, params)
+        connection.execute(MARK_QUEUED, params)
+
+
+def _filled_in(run: WorkflowRun) -> dict:
+    """Every column of a new run: the value set on it, else its column's default (as a flush fills them in), now set
+    on the object as well."""
+    values = inspect(run).dict
+    row = {}
+    for column in RUNS.columns:
+        default = column.default
+        if column.key in values:
+            row[column.key] = values[column.key]
+        elif default is not None:
+            row[column.key] = default.arg(None) if default.is_callable else default.arg
+        else:
+            row[column.key] = None
+        set_committed_value(run, column.key, row[column.key])
+    return row
+
+
+def _written(session: Session, run: WorkflowRun, workflow: Workflow) -> None:
+    """The objects stand for the rows as written: the run persistent in the session (every column loaded, no
+    change pending), the workflow Queued."""
+    make_transient_to_detached(run)
+    session.add(run)
+    set_committed_value(workflow, "status", "Queued")
 
 
 def active_run(session: Session, workflow_id: uuid.UUID) -> WorkflowRun | None:
@@ -159,7 +207,8 @@ def enqueue_run(session: Session, connection: redis.Redis, workflow: Workflow, r
         Queue(RUN_QUEUE, connection=connection).enqueue_call(**run_job(run.id, workflow.id))
     except redis.RedisError as exc:
         log.error("could not enqueue run %s: %s", run.id, exc.__class__.__name__)
-        fail_unqueued_run(session, workflow, run, f"could not be queued: Redis is unavailable ({exc.__class__.__name__})")
+        fail_unqueued_run(session, workflow, run,
+                          f"could not be queued: Redis is unavailable ({exc.__class__.__name__})")
         raise ServiceUnavailableError("The run could not be queued: the queue (Redis) is unavailable. "
                                       "Nothing is left running; try again later.") from None
 
