@@ -12,6 +12,7 @@ from canvas.models.base import Base, UtcDateTime, new_id, utcnow
 ACTIVE_RUN_STATES = ("Queued", "Running")
 FINAL_RUN_STATES = ("Succeeded", "Failed", "Cancelled")
 NOT_FOLLOWED_UP = "followed_up_at IS NULL"  # with date_finished set: a final run not followed up yet
+FAILED = "status = 'Failed'"  # as a query must write it (not a parameter) for the partial index to serve it
 
 
 class WorkflowRun(Base):
@@ -29,9 +30,11 @@ class WorkflowRun(Base):
         # workflow, whose visibility is checked, and the id: a deep page's ids from the index alone)
         Index("ix_workflow_run_queued", "date_queued", "id", "workflow_id"),
         Index("ix_workflow_run_status_heartbeat", "status", "heartbeat_at"),  # the reaper's question
-        # /v2/logs: the runs of a workspace's (or of some flows') workflows, newest finished first, a batch at a time
-        # (with the status and the workflow: the ids of the runs with lines are read from the index alone)
-        Index("ix_workflow_run_finished", "date_finished", "id", "status", "workflow_id"),
+        # /v2/logs: the failed runs of a workspace, newest first (a line each). Partial: the runs that succeed, nearly
+        # all, never touch it, as a run's writes touch every index of the rows they rewrite.
+        Index("ix_workflow_run_failed", "date_finished", "id", "workflow_id",
+              sqlite_where=text(FAILED), postgresql_where=text(FAILED)),
+        # A workflow's runs, newest finished first: its last outcome (notifications), its failed runs (/v2/logs)
         Index("ix_workflow_run_workflow_finished", "workflow_id", "date_finished", "id", "status"),
         # The follow-up sweep's question: final runs (date_finished set) whose callbacks and notification were not
         # queued yet. Few: the index holds them and the active runs.

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from sqlalchemy import Select, String, case, cast, func, literal, null, select, union_all
+from sqlalchemy import Select, String, case, cast, func, literal, literal_column, null, select, union_all
 
 from canvas.errors import BadRequestError
 from canvas.extensions import db_session
@@ -96,7 +96,7 @@ def _failure_keys(viewer: Viewer, flow_ids: list, start: datetime | None, end: d
     at = WorkflowRun.date_finished  # a final run's, always set
     statement = (select(at.label("at"), cast(null(), LogLine.id.type).label("line_id"), WorkflowRun.id.label("run_id"))
                  .join(Workflow, Workflow.id == WorkflowRun.workflow_id)
-                 .where(WorkflowRun.status == "Failed",
+                 .where(WorkflowRun.status == literal_column("'Failed'"),  # as ix_workflow_run_failed says it
                         viewer.condition(Workflow.account_id, Workflow.organization_id)))
     if flow_ids:
         statement = statement.where(WorkflowRun.workflow_id.in_(flow_ids))
