@@ -27,11 +27,11 @@ LOG_LINES = LogLine.__table__
 
 # Parameters of a statement with several writes are named part__column: a parameter named like a column would be
 # set by every write to a table that has that column.
-def _bound(table, part: str, names: tuple) -> dict:  # noqa: ANN001 - a Table
+def bound_params(table, part: str, names: tuple) -> dict:  # noqa: ANN001 - a Table
     return {name: bindparam(f"{part}__{name}", type_=table.c[name].type) for name in names}
 
 
-def _named(part: str, values: dict) -> dict:
+def named_values(part: str, values: dict) -> dict:
     return {f"{part}__{name}": value for name, value in values.items()}
 
 
@@ -114,7 +114,7 @@ INSERT_OUTPUT = insert(OUTPUTS)
 COMPLETION_COLUMNS = ("status", "date_finished", "attempts", "records_out", "records_read", "output_id",
                       "records_failed", "errors_blob_key", "log")
 COMPLETE_BLOCK_RUN = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block__id"))
-                      .values(**_bound(BLOCK_RUNS, "block", COMPLETION_COLUMNS)))
+                      .values(**bound_params(BLOCK_RUNS, "block", COMPLETION_COLUMNS)))
 RECORD_PROGRESS = (update(BLOCK_RUNS).where(BLOCK_RUNS.c.id == bindparam("block_run_id"),
                                             BLOCK_RUNS.c.status == "Running")  # never over a finished block's counts
                    .values(records_read=bindparam("records_read"), records_out=bindparam("records_out")))
@@ -173,7 +173,8 @@ def bookkeeping(engine: Engine, one_statement: bool = False) -> Iterator[Connect
 
 
 def in_one_statement(bind: Engine | Connection) -> bool:
-    """PostgreSQL, whose data-modifying CTEs make a run's claim (which then begins its first block: see
+    """PostgreSQL, whose data-modifying CTEs make a run's start (its row and its workflow marked Queued: see
+    canvas.queueing.dispatch), its claim (which then begins its first block: see
     CLAIM_RUN_WITH_WORKFLOW), each step from a block to the next (`advance`) and its end one statement each."""
     return bind.dialect.name == "postgresql"
 
@@ -276,7 +277,8 @@ def completion(output: dict, block_run_id: uuid.UUID, attempts: int, lines: list
 
 def record_completed(connection: Connection, completed: Completion) -> None:
     connection.execute(INSERT_OUTPUT, completed.output)
-    connection.execute(COMPLETE_BLOCK_RUN, {**_named("block", completed.values), "block__id": completed.block_run_id})
+    connection.execute(COMPLETE_BLOCK_RUN,
+                       {**named_values("block", completed.values), "block__id": completed.block_run_id})
     insert_lines(connection, completed.block_run_id, completed.lines)
 
 
@@ -290,8 +292,8 @@ def finish_run(connection: Connection, run_id: uuid.UUID, token: int, workflow_i
                workflow_values: dict, completed: Completion | None = None) -> bool:
     """End the run, fenced like a lease renewal: only while it is still Running under `token` (else False, and
     nothing is written); `completed`, its last block, is recorded with it."""
-    params = {"run__id": run_id, "run__token": token, "workflow__id": workflow_id, **_named("run", run_values),
-              **_named("workflow", workflow_values)}
+    params = {"run__id": run_id, "run__token": token, "workflow__id": workflow_id, **named_values("run", run_values),
+              **named_values("workflow", workflow_values)}
     if in_one_statement(connection):
         shape = (tuple(run_values), tuple(workflow_values), None if completed is None else completed.shape)
         return connection.execute(_finish_statement(*shape), {**params, **_completion_params(completed)}
@@ -315,7 +317,7 @@ def _completion_params(completed: Completion | None) -> dict:
     if completed is None:
         return {}
     lines = {"lines__rows": [{**row, "logged_at": row["logged_at"].isoformat()} for row in completed.lines]}
-    return {**_named("output", completed.output), **_named("block", completed.values),
+    return {**named_values("output", completed.output), **named_values("block", completed.values),
             "block__id": completed.block_run_id, **(lines if completed.lines else {})}
 
 
@@ -326,7 +328,7 @@ def _completion_writes(shape: tuple[tuple, bool] | None, fence) -> list:  # noqa
         return []
     output_names, with_lines = shape
     writes = [insert(OUTPUTS).from_select(output_names,
-                                          select(*_bound(OUTPUTS, "output", output_names).values()).where(fence)),
+                                          select(*bound_params(OUTPUTS, "output", output_names).values()).where(fence)),
               COMPLETE_BLOCK_RUN.where(fence)]
     if with_lines:
         owned = _LINE_OWNERS.join_from(BLOCK_RUNS, _LINE_RECORDS, true())  # each line with its block's owners
@@ -341,19 +343,19 @@ def _completion_writes(shape: tuple[tuple, bool] | None, fence) -> list:  # noqa
 @functools.cache
 def _finish_statements(run_names: tuple, workflow_names: tuple) -> tuple[Update, Update]:
     """SQLite: the fenced end of the run, then its workflow's update."""
-    return (FENCED_RUN.values(**_bound(RUNS, "run", run_names)),
+    return (FENCED_RUN.values(**bound_params(RUNS, "run", run_names)),
             update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow__id"))
-            .values(**_bound(WORKFLOWS, "workflow", workflow_names)))
+            .values(**bound_params(WORKFLOWS, "workflow", workflow_names)))
 
 
 @functools.cache
 def _finish_statement(run_names: tuple, workflow_names: tuple, completed: tuple[tuple, bool] | None) -> Select:
     """PostgreSQL: the run's end and the writes that go with it as one statement (one round trip instead of up to
     four), each write conditional on the fenced end of the run, so that a lost lease still writes nothing."""
-    ended = FENCED_RUN.values(**_bound(RUNS, "run", run_names)).returning(RUNS.c.id).cte("ended")
+    ended = FENCED_RUN.values(**bound_params(RUNS, "run", run_names)).returning(RUNS.c.id).cte("ended")
     fence = select(ended.c.id).exists()
     writes = [update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow__id"), fence)
-              .values(**_bound(WORKFLOWS, "workflow", workflow_names)), *_completion_writes(completed, fence)]
+              .values(**bound_params(WORKFLOWS, "workflow", workflow_names)), *_completion_writes(completed, fence)]
     return select(ended.c.id).add_cte(*(write.cte(f"write_{n}") for n, write in enumerate(writes)))
 
 
@@ -364,7 +366,7 @@ def advance(connection: Connection, run_id: uuid.UUID, token: int, now: datetime
     write only when the renewal took and no cancel was asked for. The renewal (its `cancel_requested`), or None when
     the lease is lost; in both those cases nothing is written."""
     params = {"run__id": run_id, "run__token": token, "run__now": now, "workflow__id": workflow_id,
-              **_named("begin", begin), **_completion_params(completed)}
+              **named_values("begin", begin), **_completion_params(completed)}
     statement = _advance_statement(tuple(begin), None if completed is None else completed.shape)
     return connection.execute(statement, params).first()
 
@@ -376,7 +378,7 @@ def _advance_statement(begin_names: tuple, completed: tuple[tuple, bool] | None)
     go = select(renewed.c.cancel_requested).where(renewed.c.cancel_requested.is_not(True)).exists()
     writes = [*_completion_writes(completed, go),
               insert(BLOCK_RUNS).from_select(
-                  begin_names, select(*_bound(BLOCK_RUNS, "begin", begin_names).values()).where(go)),
+                  begin_names, select(*bound_params(BLOCK_RUNS, "begin", begin_names).values()).where(go)),
               update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("workflow__id"), go)
               .values(current_block=bindparam("begin__number"))]
     return select(renewed.c.cancel_requested).add_cte(*(write.cte(f"write_{n}") for n, write in enumerate(writes)))

@@ -18,6 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from canvas.errors import BadRequestError, ConflictError, ServiceUnavailableError
 from canvas.execution.graph import BlockGraph, RangeError, block_graph, outside_inputs, run_plan
+from canvas.execution.run_records import bound_params, in_one_statement, named_values
 from canvas.models import ACTIVE_RUN_STATES, BlockOutput, Workflow, WorkflowRun
 from canvas.models.base import utcnow
 from canvas.observability import metrics
@@ -144,8 +145,7 @@ def create_run(session: Session, workflow: Workflow, request: RunRequest) -> Wor
 
 RUNS, WORKFLOWS = WorkflowRun.__table__, Workflow.__table__
 # Parameters named run__<column>: the workflow's update must not take the run's id or account for its own columns.
-INSERT_RUN = insert(RUNS).values({column.key: bindparam(f"run__{column.key}", type_=column.type)
-                                  for column in RUNS.columns})
+INSERT_RUN = insert(RUNS).values(bound_params(RUNS, "run", tuple(RUNS.columns.keys())))
 MARK_QUEUED = update(WORKFLOWS).where(WORKFLOWS.c.id == bindparam("run__workflow_id")).values(status="Queued")
 # PostgreSQL: the run's row and its workflow marked Queued in one statement (the update a data-modifying CTE of the
 # insert): when the database refuses the run (another one is active), the workflow is left as it was.
@@ -155,9 +155,9 @@ INSERT_QUEUED = INSERT_RUN.add_cte(MARK_QUEUED.cte("queued"))
 def _insert_queued(session: Session, run: WorkflowRun) -> None:
     """The run's row and its workflow marked Queued, as prebuilt Core statements in the session's transaction: the
     ORM's flush of the two objects cost more Python time than the rest of a dispatch's database work."""
-    params = {f"run__{key}": value for key, value in _filled_in(run).items()}
+    params = named_values("run", _filled_in(run))
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
+    if in_one_statement(connection):
         connection.execute(INSERT_QUEUED, params)
     else:
         connection.execute(INSERT_RUN, params)
