@@ -51,7 +51,7 @@ from canvas.observability.logging import enter_block, logged_run_of, redact_bloc
 from canvas.queueing import keys
 from canvas.queueing.dispatch import block_job
 from canvas.queueing.keys import RUN_QUEUE
-from canvas.storage.blob import BlobStoreError, FileHub
+from canvas.storage.blob import BlobStoreError, FileHub, StoredBlob
 
 log = logging.getLogger(__name__)
 POLL_FIRST_SECONDS, POLL_MAX_SECONDS = 0.02, 0.5  # waiting for blocks on other workers
@@ -541,6 +541,34 @@ class Runner:
                     state.outside.add(edge.source)
         return state
 
+    def rehearse(self, connection, run_id: uuid.UUID) -> None:  # noqa: ANN001
+        """The bookkeeping of a run of two blocks that succeed, on `connection`, for the statements' sake alone
+        (canvas.execution.warm_up, which rolls it back): the claim, a renewal, the step from block 1 to block 2 and
+        the end, each block with and without log lines, as `run` writes them."""
+        now, first_block_run_id = utcnow(), uuid.uuid4()
+        claim = records.claim_run(connection, run_id, now, _worker_name(), first_block_run_id)
+        state = self._begin_run(connection, run_id, *claim, first_block_run_id, begin=True)
+        token = state.lease.token
+        records.renew_lease(connection, run_id, token, now)
+        for lines in (False, True):
+            done, second = self._rehearsed(state, 1, first_block_run_id, lines), uuid.uuid4()
+            if self._in_one_statement:
+                records.advance(connection, run_id, token, now, state.workflow_id,
+                                self._block_run_values(state, 2, second), _completion(done))
+            else:
+                self._record_done(connection, done)
+                self._begin_block(connection, state, 2, second)
+            run_values, workflow_values, _ = _end_values(state, "Succeeded", 2, None, now)
+            records.finish_run(connection, run_id, token, state.workflow_id, run_values, workflow_values,
+                               _completion(self._rehearsed(state, 2, second, lines)))
+
+    def _rehearsed(self, state: RunState, number: int, block_run_id: uuid.UUID, lines: bool) -> CompletedBlock:
+        """A block of `rehearse` that succeeded without output, with a log line or none."""
+        stored = StoredBlob(f"rehearsal/{block_run_id}", 0, "")
+        output = self._output_row(state, number, stored, OutputInfo("none", None, None, None))
+        log_lines = [{"time": utcnow().isoformat(), "level": "INFO", "message": "rehearsal"}] if lines else []
+        return CompletedBlock(block_run_id, output, 1, log_lines, None)
+
     # --- a block of a parallel branch, on another worker ---------------------------------------------------------
 
     def run_elsewhere(self, run_id: uuid.UUID, block_run_id: uuid.UUID) -> str:
@@ -797,16 +825,7 @@ class Runner:
         """End the run; the last completed block not yet recorded is recorded in the same transaction. Fenced: a run
         that is no longer this worker's keeps the final state it has, and no callback is sent from here."""
         finished = utcnow()
-        run_values = {"status": status, "date_finished": finished, "records_failed": state.records_failed or None}
-        if error is not None:
-            run_values.update(error=(state.error_text or str(error) or type(error).__name__)[:4000],
-                              error_class=type(error).__name__, failed_block=number)
-        workflow_values = {"status": "Failed" if status == "Failed" else "Ready", "current_block": number,
-                           "date_last_run": finished}
-        follow_up = _needs_follow_up(state, status)
-        if not follow_up:  # nothing to send: followed up by the final write itself (no transaction more)
-            run_values["followed_up_at"] = finished
-
+        run_values, workflow_values, follow_up = _end_values(state, status, number, error, finished)
         unrecorded = None if completed is None or completed.block_run_id in state.recorded else completed
         with_end = _completion(unrecorded) if isinstance(unrecorded, CompletedBlock) else None  # in its statement
 
@@ -861,6 +880,21 @@ class Runner:
             except Exception:  # noqa: BLE001 - Redis down: cancellation waits for the next block boundary
                 return False
         return self._cancelled
+
+
+def _end_values(state: RunState, status: str, number: int, error: BaseException | None,
+                finished: datetime) -> tuple[dict, dict, bool]:
+    """What the run's end writes to the run and to its workflow, and whether it is followed up (callbacks, mail)."""
+    run_values = {"status": status, "date_finished": finished, "records_failed": state.records_failed or None}
+    if error is not None:
+        run_values.update(error=(state.error_text or str(error) or type(error).__name__)[:4000],
+                          error_class=type(error).__name__, failed_block=number)
+    workflow_values = {"status": "Failed" if status == "Failed" else "Ready", "current_block": number,
+                       "date_last_run": finished}
+    follow_up = _needs_follow_up(state, status)
+    if not follow_up:  # nothing to send: followed up by the final write itself (no transaction more)
+        run_values["followed_up_at"] = finished
+    return run_values, workflow_values, follow_up
 
 
 def _needs_follow_up(state: RunState, status: str) -> bool:
