@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,13 +20,25 @@ from sqlalchemy.orm import Session, sessionmaker
 PING_AFTER_IDLE_SECONDS = 1.0
 _GIVEN_BACK_AT = "canvas.given_back_at"  # a pooled connection's info: when it was last given back (monotonic)
 
+# libpq waits for a new connection as long as the operating system does: a server that drops packets instead of
+# refusing them (a firewall, a host that went away) holds every first use of the database for minutes, a worker's
+# start and the API's /healthz among them. A URL's own `?connect_timeout=` wins.
+CONNECT_TIMEOUT_SECONDS = 10
+
 
 def build_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         return _build_sqlite_engine(url)
-    engine = create_engine(url, pool_size=5, max_overflow=10)
+    engine = create_engine(url, pool_size=5, max_overflow=10, connect_args=_connect_args(url))
     _ping_when_idle(engine)
     return engine
+
+
+def _connect_args(url: str) -> dict:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or "connect_timeout" in parsed.query:
+        return {}
+    return {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
 
 
 def _ping_when_idle(engine: Engine) -> None:
