@@ -38,6 +38,7 @@ from canvas.models import (
     WorkflowRun,
 )
 from canvas.models.base import utcnow
+from canvas.runs import service as runs
 from canvas.storage.blob import BlobStoreError
 from canvas.workflows import service as workflows
 
@@ -232,7 +233,7 @@ def list_account_runs(session: Session, account_id: uuid.UUID, filters: RunFilte
         query = query.where(WorkflowRun.date_queued >= filters.since)
     if filters.until:
         query = query.where(WorkflowRun.date_queued < filters.until)
-    order = [WorkflowRun.date_queued.desc(), WorkflowRun.id.desc()]
+    order = list(runs.NEWEST_FIRST)
     if filters.failed_first:
         order.insert(0, case((WorkflowRun.status == "Failed", 0), else_=1).asc())
     return workflows.page_of(session, query, order, page, RUNS_PAGE_SIZE)

@@ -69,6 +69,13 @@ def get_run(session: Session, account_id: uuid.UUID, run_id: Any) -> WorkflowRun
     return run
 
 
+# Runs newest first; runs queued at one instant by id, in the direction the indexes on (date_queued, id) are read
+# backwards in (ix_workflow_run_queued, ix_workflow_run_workflow_queued): a deep page then skips its rows in index
+# order, where ties by id ascending had SQLite sort every skipped row's instant (half the time of the middle page of
+# 100,000 executions).
+NEWEST_FIRST = (WorkflowRun.date_queued.desc(), WorkflowRun.id.desc())
+
+
 def list_runs(session: Session, account_id: uuid.UUID, args: dict) -> tuple[list[WorkflowRun], int]:
     """Runs of one workflow (deleted workflows' history stays readable), newest first, with the total count."""
     workflow = workflows.history_owner(session, account_id, args["workflowId"])
@@ -77,8 +84,7 @@ def list_runs(session: Session, account_id: uuid.UUID, args: dict) -> tuple[list
         query = query.where(WorkflowRun.status == args["status"])
     if args.get("trigger"):
         query = query.where(WorkflowRun.trigger == args["trigger"])
-    return workflows.page_of(session, query, (WorkflowRun.date_queued.desc(), WorkflowRun.id), args["page"],
-                             args["pageSize"])
+    return workflows.page_of(session, query, NEWEST_FIRST, args["page"], args["pageSize"])
 
 
 def cancel_run(session: Session, connection: redis.Redis, prefix: str | None, account_id: uuid.UUID,

@@ -201,8 +201,7 @@ class Executions(MethodView):
         if status is not None:
             statement = statement.where(WorkflowRun.status == status.capitalize())
         session = db_session()
-        rows, total = slice_of(session, statement, (WorkflowRun.date_queued.desc(), WorkflowRun.id), page.offset,
-                               page.size)
+        rows, total = slice_of(session, statement, runs.NEWEST_FIRST, page.offset, page.size)
         # Their workflows in one query, held while the page is built: execution_to_resource's session.get() finds
         # them in the session (which holds objects weakly) instead of loading one per run
         _held = session.scalars(select(Workflow).where(Workflow.id.in_({run.workflow_id for run in rows}))).all()

@@ -56,21 +56,29 @@ def log_page(viewer: Viewer, flow_ids: list, start: datetime | None, end: dateti
     The page's keys are read first, from the indexes alone: the first `offset + limit` of each kind in its index's
     order, merged by the database (PostgreSQL merges such limited parts as they come; it would not merge the bare
     index scans, whose filter on their index's first column it does not see as making them ordered by time); only
-    the page's hits are then read whole."""
-    parts = [_line_keys(viewer, flow_ids, start, end, levels, search)]
+    the page's hits are then read whole. A page in the second half is read from the oldest end, as
+    canvas.workflows.service.slice_of reads a list's pages: the last page costs what the first does."""
+    parts = [(_line_keys(viewer, flow_ids, start, end, levels, search), (LogLine.logged_at, LogLine.id))]
     if not levels or LEVEL_NUMBERS["ERROR"] in levels:
-        parts.append(_failure_keys(viewer, flow_ids, start, end, search))
-    total = sum(db_session().scalar(select(func.count()).select_from(part.order_by(None).subquery()))
-                for part in parts)
-    heads = [select(part.limit(offset + limit).subquery()) for part in parts]
+        failure_order = (WorkflowRun.date_finished, WorkflowRun.id)
+        parts.append((_failure_keys(viewer, flow_ids, start, end, search), failure_order))
+    total = sum(db_session().scalar(select(func.count()).select_from(part.subquery())) for part, _ in parts)
+    after = total - offset - limit  # hits after the page (negative: the page is cut short by the end)
+    oldest_first = offset > after
+    skip, take = (max(after, 0), min(limit, total - offset)) if oldest_first else (offset, limit)
+    if take <= 0:
+        return total, []
+    heads = [select(part.order_by(*(column.asc() if oldest_first else column.desc() for column in order))
+                    .limit(skip + take).subquery()) for part, order in parts]
     keys = union_all(*heads) if len(heads) > 1 else heads[0]
     columns = keys.selected_columns
     # Lines by time and id; a run's failure before the lines of its instant, failures of one instant in their part's
     # order (by run id): merging sorted parts keeps each part's order, and a third key would make PostgreSQL sort
-    # every key read again.
-    page = db_session().execute(keys.order_by(columns.at.desc(), columns.line_id.desc().nulls_first())
-                                .offset(offset).limit(limit)).all()
-    return total, _hits(page)
+    # every key read again. From the oldest end, all of it reversed.
+    order = ((columns.at.asc(), columns.line_id.asc().nulls_last()) if oldest_first
+             else (columns.at.desc(), columns.line_id.desc().nulls_first()))
+    page = db_session().execute(keys.order_by(*order).offset(skip).limit(take)).all()
+    return total, _hits(page[::-1] if oldest_first else page)
 
 
 def _line_keys(viewer: Viewer, flow_ids: list, start: datetime | None, end: datetime | None, levels: set[int],
@@ -88,7 +96,7 @@ def _line_keys(viewer: Viewer, flow_ids: list, start: datetime | None, end: date
         statement = statement.where(LogLine.level.in_(levels))
     if search:
         statement = statement.where(func.lower(LogLine.message).contains(search, autoescape=True))
-    return statement.order_by(LogLine.logged_at.desc(), LogLine.id.desc())
+    return statement
 
 
 def _failure_keys(viewer: Viewer, flow_ids: list, start: datetime | None, end: datetime | None,
@@ -106,7 +114,7 @@ def _failure_keys(viewer: Viewer, flow_ids: list, start: datetime | None, end: d
         statement = statement.where(at <= end)
     if search:
         statement = statement.where(func.lower(_failure_message()).contains(search, autoescape=True))
-    return statement.order_by(at.desc(), WorkflowRun.id.desc())
+    return statement
 
 
 def _failure_message():  # noqa: ANN202 - a SQL expression

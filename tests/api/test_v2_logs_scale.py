@@ -152,6 +152,10 @@ def test_the_work_of_a_page_does_not_grow_with_the_runs(app, v2):
     {"levels[]": "40", "limit": "10"}, {"levels[]": "50"}, {"search": "records", "limit": "9", "offset": "3"},
     {"from": "2026-01-01T01:00:15Z", "to": "2026-01-01T01:40:00Z", "limit": "20"},
     {"from": "2026-01-01T02:00:00Z"}, {"to": "2026-01-01T00:10:00Z"},
+    # pages in the second half, read from the oldest end: whole, cut short by the end, filtered
+    {"limit": "40", "offset": "300"}, {"limit": "50", "offset": "400"},
+    {"levels[]": "40", "limit": "15", "offset": "100"}, {"levels[]": "50", "limit": "7", "offset": "20"},
+    {"search": "records", "limit": "50", "offset": "120"},
 ], ids=lambda args: "&".join(f"{key}={value}" for key, value in args.items()) or "default")
 def test_a_page_is_what_reading_every_line_gives(app, v2, args):
     flows = [v2.create("One")["id"], v2.create("Two")["id"]]

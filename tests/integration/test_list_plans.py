@@ -125,6 +125,10 @@ LISTS = [
     ("v2-logs", "user", "/v2/logs?limit=2", False),
     ("v2-logs-of-a-workspace", "admin", "/v2/logs?limit=2", False),
     ("v2-logs-of-a-flow", "user", "/v2/logs?limit=2&flow_ids[]={user}", False),
+    # a page in the first half is read from the newest end, one in the second half from the oldest (the two failed
+    # runs the admin sees: pages of one)
+    ("v2-logs-newest-end", "admin", "/v2/logs?limit=1", False),
+    ("v2-logs-oldest-end", "admin", "/v2/logs?limit=1&offset=1", False),
 ]
 
 
