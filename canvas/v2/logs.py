@@ -15,6 +15,7 @@ from canvas.models import BlockRun, LogLine, Workflow, WorkflowRun
 from canvas.schema_fields import parse_id
 from canvas.v2 import jsonapi
 from canvas.v2.visibility import Viewer, check_workspace, current_viewer
+from canvas.workflows.service import nearer_end
 from canvas.v2.graph import step_id
 from canvas.openapi import may_answer
 from canvas.v2.schemas import LOG_PARAMETERS, doc
@@ -56,16 +57,14 @@ def log_page(viewer: Viewer, flow_ids: list, start: datetime | None, end: dateti
     The page's keys are read first, from the indexes alone: the first `offset + limit` of each kind in its index's
     order, merged by the database (PostgreSQL merges such limited parts as they come; it would not merge the bare
     index scans, whose filter on their index's first column it does not see as making them ordered by time); only
-    the page's hits are then read whole. A page in the second half is read from the oldest end, as
-    canvas.workflows.service.slice_of reads a list's pages: the last page costs what the first does."""
+    the page's hits are then read whole. A page in the second half is read from the oldest end, as slice_of reads a
+    list's pages (canvas.workflows.service.nearer_end): the last page costs what the first does."""
     parts = [(_line_keys(viewer, flow_ids, start, end, levels, search), (LogLine.logged_at, LogLine.id))]
     if not levels or LEVEL_NUMBERS["ERROR"] in levels:
         failure_order = (WorkflowRun.date_finished, WorkflowRun.id)
         parts.append((_failure_keys(viewer, flow_ids, start, end, search), failure_order))
     total = sum(db_session().scalar(select(func.count()).select_from(part.subquery())) for part, _ in parts)
-    after = total - offset - limit  # hits after the page (negative: the page is cut short by the end)
-    oldest_first = offset > after
-    skip, take = (max(after, 0), min(limit, total - offset)) if oldest_first else (offset, limit)
+    oldest_first, skip, take = nearer_end(total, offset, limit)
     if take <= 0:
         return total, []
     heads = [select(part.order_by(*(column.asc() if oldest_first else column.desc() for column in order))

@@ -312,16 +312,24 @@ def slice_of(session: Session, query, order_by, offset: int, limit: int) -> tupl
 
 
 def _slice_ids(session: Session, ids_query, order_by, offset: int, limit: int, total: int) -> list:  # noqa: ANN001
-    """The ids of the slice, read from the nearer end of the list: a slice in its second half is the same slice of
-    the reverse order counted from the other end, so that the last page skips no more rows than the first (the
-    deepest page is the middle one, skipping half of them). Its ids come in either order: the caller sorts."""
+    """The ids of the slice, read from the nearer end of the list (see `nearer_end`). Its ids come in either order:
+    the caller sorts."""
+    from_the_end, skip, take = nearer_end(total, offset, limit)
+    if take <= 0:
+        return []
+    order = [_reversed(term) for term in order_by] if from_the_end else order_by
+    return session.scalars(ids_query.order_by(*order).offset(skip).limit(take)).all()
+
+
+def nearer_end(total: int, offset: int, limit: int) -> tuple[bool, int, int]:
+    """How to read the slice `offset:offset + limit` of a list of `total` rows from its nearer end: (whether from the
+    end, in the reverse order; the rows to skip; the rows to take), counted from that end. A slice in the second half
+    is the same slice of the reverse order counted from the other end, so that the last page skips no more rows than
+    the first (the deepest page is the middle one, skipping half of them)."""
     after = total - offset - limit  # rows after the slice (negative: the slice is cut short by the list's end)
     if offset <= after:
-        return session.scalars(ids_query.order_by(*order_by).offset(offset).limit(limit)).all()
-    if offset >= total:
-        return []
-    reverse = [_reversed(term) for term in order_by]
-    return session.scalars(ids_query.order_by(*reverse).offset(max(after, 0)).limit(min(limit, total - offset))).all()
+        return False, offset, limit
+    return True, max(after, 0), min(limit, total - offset)
 
 
 def _reversed(term):  # noqa: ANN001, ANN202 - a column or a column's .asc()/.desc()
