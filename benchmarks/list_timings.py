@@ -5,7 +5,7 @@ its organization): workflows, runs, accounts, registered applications, templates
 
 Server-side time: each request goes through the Flask test client in this process (the whole WSGI app: auth,
 argument parsing, queries, serialisation, JSON encoding), so network and HTTP-server time are left out; the app's
-objects are frozen out of the cyclic collector's sight, as `canvas api` freezes them (canvas.wsgi_server). Rows are
+objects are frozen out of the cyclic collector's sight, as `canvas api` freezes them (canvas.long_lived). Rows are
 added with Core executemany inserts, one size after the other (the next size adds the missing rows): workflows with
 one binding each, runs of the first workflow (one in a hundred Failed; each with a block run that logged a line: as
 many /v2/logs lines as runs, and a line more per failed run), accounts of the organization, registered applications
@@ -64,7 +64,7 @@ class Platform:
 
     def __init__(self, database_url: str | None):
         from canvas import create_app, migrate
-        from canvas.wsgi_server import freeze_long_lived
+        from canvas.long_lived import freeze_long_lived
         from canvas.catalog.loader import sync_catalog_files
 
         self.tmp = tempfile.TemporaryDirectory(prefix="canvas-bench-lists-")

@@ -1,7 +1,6 @@
 """`canvas api`: the app on gunicorn (threaded workers), configured from config/gunicorn.py."""
 from __future__ import annotations
 
-import gc
 import json
 
 from gunicorn import glogging
@@ -10,6 +9,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
+from canvas.long_lived import freeze_long_lived
 from config import gunicorn as gunicorn_defaults
 
 
@@ -35,16 +35,8 @@ class CanvasServer(BaseApplication):
         from canvas import create_app
 
         app = create_app(self.app_config)
-        freeze_long_lived()
+        freeze_long_lived()  # in the master: every worker's collections then leave the app's objects alone
         return app
-
-
-def freeze_long_lived() -> None:
-    """The app's objects live as long as the process: out of the cyclic collector's sight, a worker's full
-    collections no longer walk them (about 170,000 objects; an answer of 10,000 workflows sets off such collections,
-    which cost it 60-100 ms one time in two), nor write to the pages the workers share with the master."""
-    gc.collect()
-    gc.freeze()
 
 
 class JsonErrors:

@@ -8,11 +8,11 @@ RECONNECT_MAX_SECONDS) and carries on when they are back.
 """
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 import threading
 
+from canvas.long_lived import freeze_long_lived
 from canvas.outages import OutageLog
 from canvas.queueing.keys import RUN_QUEUE
 from canvas.queueing.worker import PatientScheduler
@@ -39,8 +39,7 @@ def run_scheduler() -> int:
         delayed_jobs = _start_rq_scheduler(services, engine.outages, stop)
         # The loaded schedules are long-lived: keep them out of the cyclic collector, whose full passes over them
         # would otherwise stall a burst of dispatches by ~100 ms.
-        gc.collect()
-        gc.freeze()
+        freeze_long_lived()
         try:
             stop.wait()
         finally:

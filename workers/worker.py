@@ -14,7 +14,6 @@ worker forks one only when asked (``--with-rq-scheduler``), for a deployment wit
 from __future__ import annotations
 
 import ctypes
-import gc
 import importlib
 import logging
 import os
@@ -34,6 +33,7 @@ from rq.exceptions import StopRequested
 from canvas.defaults import DEFAULT_WORKER_CLASS
 from canvas.execution.reaper import ReaperConfig, reap_lost_runs
 from canvas.execution.warm_up import compile_run_statements
+from canvas.long_lived import freeze_long_lived
 from canvas.execution.retention import prune_everything
 from canvas.observability.logging import current_run_id
 from canvas.outages import REDIS_UNREACHABLE, Backoff, OutageLog, Retrying
@@ -229,8 +229,9 @@ def _warm_up(services) -> None:  # noqa: ANN001 - canvas.extensions.Services
         getattr(services, name)
     compile_run_statements(services)  # else each child compiles a run's statements again, for itself alone
     # Out of the garbage collector's sight: a child's collection would otherwise walk (and so copy) every page the
-    # parent's objects live on, which cost a forked run ~30 ms of its ~75 (measured, SQLite, no-op run).
-    gc.freeze()
+    # parent's objects live on, which cost a forked run ~30 ms of its ~75 (measured, SQLite, no-op run). The
+    # rehearsal's rolled-back rows are garbage by now: collected first rather than kept for ever.
+    freeze_long_lived()
 
 
 def _start_reaper(services, outages: OutageLog) -> threading.Event:  # noqa: ANN001 - canvas.extensions.Services
