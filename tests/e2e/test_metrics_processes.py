@@ -27,6 +27,7 @@ from tests.integration.run_helpers import (
 from tests.process_tools import (
     canvas_env,
     free_port,
+    free_ports,
     run_canvas,
     start_canvas,
     wait_for_http,
@@ -195,9 +196,17 @@ def start_scheduler(settings: dict, log_path: Path, *extra: str) -> subprocess.P
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
+def process_report(processes: dict[str, tuple[subprocess.Popen, Path]]) -> str:
+    """What a failure needs to be understood later: whether each process still ran, and the end of its log
+    (pytest keeps a failed test's temporary directory only until three later sessions)."""
+    return "\n".join(f"--- {name}: exit code {process.poll()}, last lines of its log:\n"
+                      + "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+                      for name, (process, log) in processes.items())
+
+
 def test_a_fork_worker_and_a_scheduler_serve_their_metrics_on_their_ports(client, app, org, tmp_path):
     settings = app.config["CANVAS_SETTINGS"]
-    worker_port, scheduler_port = free_port(), free_port()
+    worker_port, scheduler_port = free_ports(2)
     worker = start_worker(settings, tmp_path / "worker.log", "--worker-class", "fork", "--metrics-port",
                           str(worker_port))
     scheduler = start_scheduler(settings, tmp_path / "scheduler.log", "--metrics-port", str(scheduler_port))
@@ -218,6 +227,10 @@ def test_a_fork_worker_and_a_scheduler_serve_their_metrics_on_their_ports(client
                                                  scheduler=True, worker=False)
         assert total(scheduler_found, "canvas_schedule_occurrences_total", outcome="fired") >= 2
         assert total(scheduler_found, "canvas_runs_finished_total") == 0
+    except AssertionError:
+        print(process_report({"worker": (worker, tmp_path / "worker.log"),
+                              "scheduler": (scheduler, tmp_path / "scheduler.log")}))
+        raise
     finally:
         stop_worker(worker)
         stop_worker(scheduler)
