@@ -13,6 +13,7 @@ from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
 from canvas.db import Database
+from canvas.queueing.connections import redis_client
 from canvas.settings import redis_url
 
 EXTENSION_KEY = "canvas"
@@ -32,8 +33,8 @@ class Services:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(redis_url(self.settings), socket_connect_timeout=2, socket_timeout=5,
-                                    health_check_interval=30)
+        return redis_client(redis_url(self.settings), socket_connect_timeout=2, socket_timeout=5,
+                            health_check_interval=30)
 
     @cached_property
     def data_dir(self) -> Path:

@@ -37,6 +37,7 @@ from canvas.long_lived import freeze_long_lived
 from canvas.execution.retention import prune_everything
 from canvas.observability.logging import current_run_id
 from canvas.outages import REDIS_UNREACHABLE, Backoff, OutageLog, Retrying
+from canvas.queueing.connections import redis_client
 from canvas.queueing.keys import RUN_QUEUE
 from canvas.queueing.worker import (
     WAITS_FOR_REDIS, WORKER_CLASSES, OutageTolerantWorker, RunQueue, run_stop_timeout, stop_on_signals,
@@ -73,9 +74,9 @@ def run_worker(worker_class: str | None = None, burst: bool = False, name: str |
     chosen = worker_class or settings["WORKER_CLASS"] or DEFAULT_WORKER_CLASS
     url = redis_url(settings)
     # RQ stores pickled payloads: its connection must not decode responses.
-    connection = Redis.from_url(url, health_check_interval=30)
-    probe = Redis.from_url(url, socket_connect_timeout=PROBE_TIMEOUT_SECONDS, socket_timeout=PROBE_TIMEOUT_SECONDS,
-                           retry=Retry(NoBackoff(), 0))  # our backoff paces the attempts
+    connection = redis_client(url, health_check_interval=30)
+    probe = redis_client(url, socket_connect_timeout=PROBE_TIMEOUT_SECONDS, socket_timeout=PROBE_TIMEOUT_SECONDS,
+                         retry=Retry(NoBackoff(), 0))  # our backoff paces the attempts
     name = name or uuid.uuid4().hex  # one name across reconnects: RQ keeps listing the same worker
     reconnect_max = settings["RECONNECT_MAX_SECONDS"]
     outages = OutageLog(log, f"worker {name}")
