@@ -22,7 +22,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from typing import NoReturn
 
@@ -30,6 +30,7 @@ from redis import Redis
 from rq import Queue, SimpleWorker, Worker, worker_registration
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import StopRequested
+from rq.job import Job
 from rq.scheduler import RQScheduler
 
 from canvas.defaults import DEFAULT_RECONNECT_MAX_SECONDS, DEFAULT_SHUTDOWN_GRACE_SECONDS, SHUTDOWN_RECORD_MARGIN_SECONDS
@@ -445,7 +446,21 @@ class CanvasSimpleWorker(OutageTolerantWorker, SimpleWorker):
 
 
 class CanvasForkWorker(OutageTolerantWorker, Worker):
-    """Runs each job in a forked child."""
+    """Runs each job in a forked child. ``horse_started``: called first thing in each child (the database's
+    after_fork), so that the child's connections are under way while RQ prepares the job."""
+
+    def __init__(self, *args, horse_started: Callable[[], None] | None = None,  # noqa: ANN002
+                 **kwargs) -> None:  # noqa: ANN003 - RQ's worker arguments
+        super().__init__(*args, **kwargs)
+        self.horse_started = horse_started
+
+    def main_work_horse(self, job: Job, queue: Queue) -> None:
+        if self.horse_started is not None:
+            try:
+                self.horse_started()
+            except Exception:  # a child must not carry on into its parent's work loop; the job prepares it again
+                log.exception("preparing the child of job %s failed", job.id)
+        super().main_work_horse(job, queue)
 
     def setup_work_horse_signals(self) -> None:
         """In the forked child: the parent's INTERRUPT_SIGNAL ends the child's run (it does not know which signal
