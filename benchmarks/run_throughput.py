@@ -20,9 +20,11 @@ For each worker count and round, for raw RQ and for the platform alike (their or
 
 A platform run is dispatched as the API does it (`canvas.queueing.dispatch.dispatch`: the run row, then the RQ job),
 one workflow per run (two runs of one workflow cannot be active at once). A raw-RQ job records its start and finish
-over one Redis connection per worker process (benchmarks/rq_noop.py). The table gives min / median over the rounds
-of every figure and of every ratio (ratios are taken within a round). "spread" is the time between the first starts
-of the first and of the last worker in a pre-filled burst: the workers' boot times differ by that much.
+over one Redis connection per worker process (benchmarks/rq_noop.py); RQ keeps it when it is done as long as a run's
+job (canvas.queueing.dispatch.JOB_RESULT_TTL_SECONDS), which decides RQ's work after a job. The table gives min /
+median over the rounds of every figure and of every ratio (ratios are taken within a round). "spread" is the time
+between the first starts of the first and of the last worker in a pre-filled burst: the workers' boot times differ by
+that much.
 
 --operations measures the platform alone, its workers with metrics off and text lines, then with metrics on and
 JSON lines, at CANVAS_LOG_LEVEL (INFO unless set): what the operating features cost (issue 19's goal: 0.9 or more).
@@ -73,6 +75,7 @@ from redis import Redis  # noqa: E402
 from rq import Queue  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
+from canvas.queueing.dispatch import JOB_RESULT_TTL_SECONDS  # noqa: E402 - raw jobs are kept as long as a run's
 from canvas.settings import redis_url  # noqa: E402
 
 RQ_WORKER_CLASSES = {"simple": "rq.worker.SimpleWorker", "fork": "rq.worker.Worker"}
@@ -253,7 +256,8 @@ def _enqueue_raw(url: str, jobs: int, dispatchers: int) -> float:
     """`jobs` no-op jobs enqueued by `dispatchers` threads, each with a connection of its own: the seconds taken."""
     def enqueue(count: int) -> Callable[[], None]:
         queue = Queue(BASELINE_QUEUE, connection=Redis.from_url(url))
-        return lambda: [queue.enqueue(rq_noop.record_start, time.time(), result_ttl=0) for _ in range(count)]
+        return lambda: [queue.enqueue(rq_noop.record_start, time.time(), result_ttl=JOB_RESULT_TTL_SECONDS)
+                        for _ in range(count)]
 
     return _concurrently([enqueue(len(range(n, jobs, dispatchers))) for n in range(dispatchers)])[0]
 
@@ -269,7 +273,7 @@ def _raw_burst(connection: Redis, processes: list, jobs: int, dispatch_seconds: 
 def _raw_latencies(connection: Redis, queue: Queue, processes: list, probes: int) -> list[float]:
     """One job at a time, each enqueued when the previous has started: latency without a backlog."""
     for number in range(1, probes + 1):
-        queue.enqueue(rq_noop.record_start, time.time(), result_ttl=0)
+        queue.enqueue(rq_noop.record_start, time.time(), result_ttl=JOB_RESULT_TTL_SECONDS)
         _wait(lambda: connection.llen(rq_noop.RESULTS_KEY) >= number, processes, 0.002, "a raw RQ probe", 60)  # noqa: B023
     latencies = [(started - enqueued) * 1000 for enqueued, started, _, _ in _raw_records(connection)]
     connection.delete(rq_noop.RESULTS_KEY)

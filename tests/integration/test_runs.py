@@ -8,6 +8,7 @@ import threading
 import uuid
 
 import pytest
+from rq.job import Job, JobStatus
 
 from tests.integration.run_helpers import (
     B1,
@@ -16,6 +17,7 @@ from tests.integration.run_helpers import (
     make_workflow,
     run,
     run_and_work,
+    rq_connection,
     wait_for,
     work_off,
 )
@@ -261,3 +263,15 @@ def test_a_block_that_gives_nothing_stores_no_blob(client, app, org):
     assert client.get(f"/api/WorkflowRun/{history['id']}/Block/1/Output", headers=org.admin_headers).status_code == 204
     again = run_and_work(client, app, org.admin_headers, workflow_id, runFromBlock=2)
     assert again["status"] == "Succeeded" and again["blocks"][0]["recordsOut"] == 3
+
+
+def test_rq_keeps_a_finished_run_job_for_a_minute_at_most(client, app, org):
+    """The run's outcome is in the database; RQ's record of its job is kept a little, for people reading RQ's
+    registries, and expires by itself (RQ deleting it at once cost round trips per run: canvas.queueing.dispatch)."""
+    workflow_id = make_workflow(client, org.admin_headers)
+    history = run_and_work(client, app, org.admin_headers, workflow_id)
+    assert history["status"] == "Succeeded"
+    connection = rq_connection(app)
+    job = Job.fetch(history["id"], connection=connection)
+    assert job.get_status() == JobStatus.FINISHED
+    assert 0 < connection.ttl(job.key) <= 60
