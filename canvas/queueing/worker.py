@@ -43,6 +43,10 @@ REGISTRATION_CHECK_SECONDS = 5.0  # a worker whose registration Redis lost is co
 PUBSUB_RETRY_SECONDS = 2.0
 WAITS_FOR_REDIS = "the worker waits for it and carries on when it is back"
 LOCK_RETRY_SECONDS = 5.0  # a standby RQ scheduler asks for the lock this often
+# RQ renews the worker's keys (three round trips) after each job and twice around each dequeue: three times per job
+# for the same expiry. Beats with that expiry closer together than this are left out: the keys outlive a beat by
+# worker_ttl + 60 s (minutes), so a worker's keys expire at most this much earlier after its last sign of life.
+HEARTBEAT_MIN_INTERVAL_SECONDS = 1.0
 
 
 class RedisUnreachable(Exception):
@@ -159,6 +163,7 @@ class OutageTolerantWorker:
         self._keeper: RegistrationKeeper | None = None
         self._torn_down = False
         self._unrecorded_job: str | None = None
+        self._default_beat_at: float | None = None  # monotonic time of the last beat with RQ's default expiry
 
     # --- the work loop ------------------------------------------------------------------------------------------
 
@@ -316,11 +321,25 @@ class OutageTolerantWorker:
 
     def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:  # noqa: ANN001
         """Never raises for want of Redis: RQ beats where it cannot stop (while a forked job is killed, say); the
-        next dequeue, or the keeper, notices the outage."""
+        next dequeue, or the keeper, notices the outage. A beat that would repeat, with the same (default) expiry,
+        one sent less than HEARTBEAT_MIN_INTERVAL_SECONDS ago is left out; one with another expiry (RQ's beats
+        around a job) is always sent, and the next default one after it too."""
+        if timeout is not None:
+            self._default_beat_at = None
+        elif pipeline is None and self._beat_recently():
+            return
         try:
             super().heartbeat(timeout, pipeline)
         except REDIS_UNREACHABLE as error:
+            self._default_beat_at = None
             self.outages.failed(error, "the worker's heartbeat", WAITS_FOR_REDIS)
+            return
+        if timeout is None and pipeline is None:
+            self._default_beat_at = time.monotonic()
+
+    def _beat_recently(self) -> bool:
+        return (self._default_beat_at is not None
+                and time.monotonic() - self._default_beat_at < HEARTBEAT_MIN_INTERVAL_SECONDS)
 
     def maintain_heartbeats(self, job, execution) -> None:  # noqa: ANN001
         """The forking worker's beat while its child runs a job: a failed one must not abandon the child."""
