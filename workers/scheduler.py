@@ -36,6 +36,7 @@ def run_scheduler() -> int:
     with app.app_context():
         engine = SchedulerEngine(services.db, services.redis, SchedulerConfig.from_settings(services.settings))
         engine.start()
+        services.db.checkpoint_in_background()
         delayed_jobs = _start_rq_scheduler(services, engine.outages, stop)
         # The loaded schedules are long-lived: keep them out of the cyclic collector, whose full passes over them
         # would otherwise stall a burst of dispatches by ~100 ms.

@@ -1,0 +1,79 @@
+"""SQLite's write-ahead log copied back by a thread of a long-lived process (canvas.db.WalCheckpointer) instead of by
+whichever commit filled it: measured on real database files."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from sqlalchemy import text
+
+from canvas.db import WAL_AUTOCHECKPOINT_PAGES, Database
+
+ROW = "x" * 4000  # about a page per row
+ROWS = 150  # ~150 pages: far below the autocheckpoint backstop, so no commit copies the log back by itself
+
+
+@pytest.fixture()
+def database(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'wal.db'}")
+    with db.engine.begin() as connection:
+        connection.execute(text("CREATE TABLE filler (id INTEGER PRIMARY KEY, body TEXT)"))
+    with db.engine.connect() as connection:  # the table itself copied back: the file's size is the baseline
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    yield db, tmp_path / "wal.db"
+    db.dispose()
+
+
+def fill(db: Database) -> None:
+    for number in range(ROWS):
+        with db.engine.begin() as connection:
+            connection.execute(text("INSERT INTO filler (id, body) VALUES (:id, :body)"), {"id": number, "body": ROW})
+
+
+def grown_by(path, baseline: int, wait: float) -> int:
+    deadline = time.monotonic() + wait
+    while True:
+        grown = os.path.getsize(path) - baseline
+        if grown >= ROWS * len(ROW) or time.monotonic() > deadline:
+            return grown
+        time.sleep(0.02)
+
+
+def test_the_backstop_is_far_above_what_the_test_writes():
+    assert ROWS * 2 < WAL_AUTOCHECKPOINT_PAGES
+
+
+def test_without_the_thread_the_log_stays_in_the_wal_file(database):
+    """The control: below the backstop, nothing reaches the database file."""
+    db, path = database
+    baseline = os.path.getsize(path)
+    fill(db)
+    assert grown_by(path, baseline, wait=1.0) == 0
+    assert os.path.getsize(f"{path}-wal") >= ROWS * len(ROW)
+
+
+def test_the_thread_copies_the_log_back_into_the_database_file(database):
+    db, path = database
+    baseline = os.path.getsize(path)
+    db.checkpoint_in_background(interval=0.05)
+    fill(db)
+    assert grown_by(path, baseline, wait=10.0) >= ROWS * len(ROW)
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM filler")).scalar() == ROWS
+
+
+def test_disposing_the_database_stops_the_thread(database):
+    db, _path = database
+    db.checkpoint_in_background(interval=0.05)
+    checkpointer = db._checkpointer
+    assert checkpointer is not None and checkpointer.thread.is_alive()
+    db.dispose()
+    assert not checkpointer.thread.is_alive()
+
+
+def test_nothing_to_do_for_an_in_memory_database():
+    db = Database("sqlite://")
+    db.checkpoint_in_background()
+    assert db._checkpointer is None
+    db.dispose()
