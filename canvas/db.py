@@ -157,9 +157,9 @@ class Database:
     def checkpoint_in_background(self, interval: float = WAL_CHECKPOINT_INTERVAL_SECONDS) -> None:
         """For a long-lived process on a SQLite file that does not fork (a simple worker, the scheduler): the
         write-ahead log is copied back by a thread of this process rather than by whichever commit filled it.
-        Nothing to do on PostgreSQL. Not for a forking worker: its children, forked while the thread has the file open
-        and checkpoints, hung at their first use of it (in 5 trials of 30 forks out of 5; holding forks back while
-        the thread was checkpointing did not prevent it)."""
+        Nothing to do on PostgreSQL. Not for a forking worker: children forked while such a thread had the file open
+        and checkpointed hung at their first use of it (in each of 5 trials of 30 forks); holding forks back while
+        any thread used SQLite did not prevent it."""
         database = self.engine.url.database
         if self.engine.dialect.name != "sqlite" or not database or database == ":memory:" or self._checkpointer:
             return
