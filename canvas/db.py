@@ -191,8 +191,7 @@ class WalCheckpointer:
 
     def stop(self) -> None:
         self.stopped.set()
-        if self.thread.is_alive() and self.thread is not threading.current_thread():
-            self.thread.join(timeout=5)
+        self.thread.join(timeout=5)
 
     def _run(self) -> None:
         connection = sqlite3.connect(self.path, timeout=0, check_same_thread=False)

@@ -331,7 +331,6 @@ class OutageTolerantWorker:
         try:
             super().heartbeat(timeout, pipeline)
         except REDIS_UNREACHABLE as error:
-            self._default_beat_at = None
             self.outages.failed(error, "the worker's heartbeat", WAITS_FOR_REDIS)
             return
         if timeout is None and pipeline is None:
