@@ -32,6 +32,15 @@ WAL_CHECKPOINT_INTERVAL_SECONDS = 0.25
 WAL_AUTOCHECKPOINT_PAGES = 4000  # SQLite's default is 1000; ~28 pages per one-block run
 log = logging.getLogger("canvas.db")
 
+# SQLite in a process that forks (the forking worker's parent): a child forked while another thread of its parent was
+# inside SQLite hangs at its own first use of the file (a trial: a thread writing in a loop, 25-31 of 100 children
+# forked by the main thread never finished), on state copied mid-change; and a child must not touch, nor close, the
+# connections it inherits (https://sqlite.org/howtocorrupt.html#fork). So such a parent's threads use the database
+# apart from its forks (Database.apart_from_forks): each fork waits for a use under way to end, and the use ends with
+# every pooled connection closed. One gate for the process: forks are a process's, not a database's.
+_FORK_GATE = threading.Lock()
+_fork_gate_registered = False
+
 # libpq waits for a new connection as long as the operating system does: a server that drops packets instead of
 # refusing them (a firewall, a host that went away) holds every first use of the database for minutes, a worker's
 # start and the API's /healthz among them. A URL's own `?connect_timeout=` wins.
@@ -106,6 +115,7 @@ class Database:
         self._opening: Future | None = None  # a connection being opened ahead of the pool's need for it
         self._opening_lock = threading.Lock()
         self._checkpointer: WalCheckpointer | None = None
+        self._kept_apart_from_forks = False
         if self.engine.dialect.name == "postgresql":
             event.listen(self.engine, "do_connect", self._connect)
 
@@ -148,6 +158,34 @@ class Database:
         except Exception:  # noqa: BLE001 - connecting again says why, or succeeds
             return None
 
+    def keep_apart_from_forks(self) -> None:
+        """This process forks children that use the database (RQ's forking worker): from now on its uses inside
+        `apart_from_forks` never overlap a fork, and leave no SQLite connection open behind them; the connections
+        open now are closed. Nothing to do on PostgreSQL, whose children drop what they inherit (after_fork)."""
+        global _fork_gate_registered  # noqa: PLW0603 - one registration per process, whatever the databases
+        if self.engine.dialect.name != "sqlite":
+            return
+        if not _fork_gate_registered:
+            os.register_at_fork(before=_FORK_GATE.acquire, after_in_parent=_FORK_GATE.release,
+                                after_in_child=_FORK_GATE.release)
+            _fork_gate_registered = True
+        self._kept_apart_from_forks = True
+        with _FORK_GATE:
+            self.engine.dispose()
+
+    @contextmanager
+    def apart_from_forks(self) -> Iterator[None]:
+        """A use of the database by a thread other than the one that forks (keep_apart_from_forks); elsewhere, and on
+        PostgreSQL, just the use."""
+        if not self._kept_apart_from_forks:
+            yield
+            return
+        with _FORK_GATE:
+            try:
+                yield
+            finally:
+                self.engine.dispose()
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A session whose work is committed on success and rolled back on any error."""
@@ -157,9 +195,8 @@ class Database:
     def checkpoint_in_background(self, interval: float = WAL_CHECKPOINT_INTERVAL_SECONDS) -> None:
         """For a long-lived process on a SQLite file that does not fork (a simple worker, the scheduler): the
         write-ahead log is copied back by a thread of this process rather than by whichever commit filled it.
-        Nothing to do on PostgreSQL. Not for a forking worker: children forked while such a thread had the file open
-        and checkpointed hung at their first use of it (in each of 5 trials of 30 forks); holding forks back while
-        any thread used SQLite did not prevent it."""
+        Nothing to do on PostgreSQL. Not for a forking worker: its threads keep no connection open across forks
+        (keep_apart_from_forks)."""
         database = self.engine.url.database
         if self.engine.dialect.name != "sqlite" or not database or database == ":memory:" or self._checkpointer:
             return

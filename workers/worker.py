@@ -94,6 +94,7 @@ def run_worker(worker_class: str | None = None, burst: bool = False, name: str |
         services = app.extensions["canvas"]
         if chosen == "fork":
             _warm_up(services)
+            services.db.keep_apart_from_forks()  # on SQLite: the reaper thread's rounds, never across a fork
         else:
             services.db.checkpoint_in_background()
         stop_reaper = _start_reaper(services, outages)
@@ -250,10 +251,12 @@ def _start_reaper(services, outages: OutageLog) -> threading.Event:  # noqa: ANN
     last_prune = [0.0]
 
     def one_round() -> None:
-        reap_lost_runs(services.db, services.redis, config)
+        with services.db.apart_from_forks():
+            reap_lost_runs(services.db, services.redis, config)
         if time.monotonic() - last_prune[0] >= PRUNE_INTERVAL_SECONDS:
             last_prune[0] = time.monotonic()
-            prune_everything(services)
+            with services.db.apart_from_forks():
+                prune_everything(services)
 
     def loop() -> None:
         wait = interval
