@@ -17,6 +17,7 @@ and RQ's scheduler process made patient.
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import signal
@@ -27,6 +28,7 @@ from contextlib import contextmanager, nullcontext, suppress
 from typing import NoReturn
 
 from redis import Redis
+from redis.client import PubSubWorkerThread
 from rq import Queue, SimpleWorker, Worker, worker_registration
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import StopRequested
@@ -41,6 +43,10 @@ from canvas.outages import REDIS_UNREACHABLE, Backoff, OutageLog
 log = logging.getLogger("canvas.worker")
 REGISTRATION_CHECK_SECONDS = 5.0  # a worker whose registration Redis lost is counted again within this
 PUBSUB_RETRY_SECONDS = 2.0
+# RQ's listener for commands waits up to 60 s for a message at a time; from redis-py 8.2 stopping it waits for that
+# wait to end. A wait this long bounds how long a stopping worker takes to let go of its listener.
+PUBSUB_POLL_SECONDS = 1.0
+PUBSUB_STOP_WAIT_SECONDS = 1.0  # RQ's own wait for it (join(timeout=1))
 WAITS_FOR_REDIS = "the worker waits for it and carries on when it is back"
 LOCK_RETRY_SECONDS = 5.0  # a standby RQ scheduler asks for the lock this often
 # RQ renews the worker's keys (three round trips) after each job and twice around each dequeue: three times per job
@@ -395,13 +401,21 @@ class OutageTolerantWorker:
         stop_on_signals(self.stop)
         super().teardown()
 
+    def subscribe(self) -> None:
+        """RQ's own, with the listener thread waiting PUBSUB_POLL_SECONDS at a time rather than 60 (RQ names the wait
+        in the method's body)."""
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(sleep_time=PUBSUB_POLL_SECONDS, daemon=True,
+                                                       exception_handler=self._pubsub_exception_handler)
+
     def unsubscribe(self) -> None:
         try:
             super().unsubscribe()
         except REDIS_UNREACHABLE:
             # The pub/sub thread must stop all the same, or it would try Redis every two seconds for ever.
-            self.pubsub_thread.stop()
-            self.pubsub_thread.join(timeout=1)
+            _stop_listener(self.pubsub_thread, PUBSUB_STOP_WAIT_SECONDS)
             with suppress(Exception):
                 self.pubsub.close()
 
@@ -444,6 +458,19 @@ class OutageTolerantWorker:
                 pipeline.expire(self.key, self.worker_ttl + 60)
                 pipeline.execute()
         return True
+
+
+def _stop_listener(thread: PubSubWorkerThread, wait: float) -> None:
+    """Ask a pub/sub thread to stop and wait for it at most `wait` seconds: from redis-py 8.2, stop() itself waits for
+    the thread, for as long as it takes unless told otherwise (a Redis that drops packets can hold it for minutes)."""
+    if _STOP_TAKES_A_TIMEOUT:
+        thread.stop(timeout=wait)
+    else:
+        thread.stop()
+        thread.join(timeout=wait)
+
+
+_STOP_TAKES_A_TIMEOUT = "timeout" in inspect.signature(PubSubWorkerThread.stop).parameters
 
 
 class RegistrationKeeper(threading.Thread):
