@@ -253,9 +253,8 @@ def _start_reaper(services, outages: OutageLog) -> threading.Event:  # noqa: ANN
     def one_round() -> None:
         with services.db.apart_from_forks():
             reap_lost_runs(services.db, services.redis, config)
-        if time.monotonic() - last_prune[0] >= PRUNE_INTERVAL_SECONDS:
-            last_prune[0] = time.monotonic()
-            with services.db.apart_from_forks():
+            if time.monotonic() - last_prune[0] >= PRUNE_INTERVAL_SECONDS:
+                last_prune[0] = time.monotonic()
                 prune_everything(services)
 
     def loop() -> None:
