@@ -118,3 +118,13 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.2, what: str = 
             return value
         time.sleep(interval)
     raise AssertionError(f"{what} not reached within {timeout} s")
+
+
+def rq_worker(redis_url: str, label: str):  # noqa: ANN201 - canvas.queueing.worker.CanvasSimpleWorker
+    """A platform worker (not started) on a queue of its own, over a client of its own, both named `label-…`."""
+    from canvas.queueing.connections import redis_client
+    from canvas.queueing.worker import CanvasSimpleWorker, RunQueue
+
+    connection = redis_client(redis_url)
+    queue = RunQueue(f"{label}-{uuid.uuid4().hex[:8]}", connection=connection)
+    return CanvasSimpleWorker([queue], connection=connection, name=f"{label}-{uuid.uuid4().hex[:8]}")

@@ -3,14 +3,12 @@ the platform's worker sends one of those per HEARTBEAT_MIN_INTERVAL_SECONDS, and
 changes the expiry."""
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from rq.worker.base import BaseWorker
 
 from canvas.queueing import worker as worker_module
-from canvas.queueing.connections import redis_client
-from canvas.queueing.worker import CanvasSimpleWorker, RunQueue
+from canvas.queueing.worker import CanvasSimpleWorker
+from tests.integration.run_helpers import rq_worker
 
 
 @pytest.fixture()
@@ -27,12 +25,6 @@ def sent_beats(monkeypatch) -> list[int | None]:
 
     monkeypatch.setattr(BaseWorker, "heartbeat", counted)
     return sent
-
-
-def make_worker(redis_url: str) -> CanvasSimpleWorker:
-    connection = redis_client(redis_url)
-    queue = RunQueue(f"beats-{uuid.uuid4().hex[:8]}", connection=connection)
-    return CanvasSimpleWorker([queue], connection=connection, name=f"beats-{uuid.uuid4().hex[:8]}")
 
 
 def stored_beat(worker: CanvasSimpleWorker) -> bytes | None:
@@ -52,7 +44,7 @@ def test_a_busy_worker_renews_its_keys_once_per_interval(redis_url, sent_beats, 
                                                          most_default_beats):
     monkeypatch.setattr(worker_module, "HEARTBEAT_MIN_INTERVAL_SECONDS", interval)
     jobs = 30
-    burst_of_jobs(make_worker(redis_url), jobs)
+    burst_of_jobs(rq_worker(redis_url, "beats"), jobs)
     default_beats = sent_beats.count(None)
     if most_default_beats is None:  # the control: with no interval, RQ's own count (three or more per job)
         assert default_beats >= 3 * jobs
@@ -61,7 +53,7 @@ def test_a_busy_worker_renews_its_keys_once_per_interval(redis_url, sent_beats, 
 
 
 def test_a_beat_that_changes_the_expiry_is_always_sent_and_so_is_the_next_default_one(redis_url, sent_beats):
-    worker = make_worker(redis_url)
+    worker = rq_worker(redis_url, "beats")
     worker.register_birth()
     try:
         default_expiry = worker.worker_ttl + 60
@@ -86,7 +78,7 @@ def test_a_default_beat_is_sent_again_once_the_interval_has_passed(redis_url, se
     monkeypatch.setattr(worker_module, "HEARTBEAT_MIN_INTERVAL_SECONDS", 0.05)
     clock = [1000.0]
     monkeypatch.setattr(worker_module.time, "monotonic", lambda: clock[0])
-    worker = make_worker(redis_url)
+    worker = rq_worker(redis_url, "beats")
     worker.register_birth()
     try:
         worker.heartbeat()

@@ -9,26 +9,22 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 
 import pytest
 from redis.client import PubSubWorkerThread
 
-from canvas.queueing.connections import redis_client
-from canvas.queueing.worker import PUBSUB_POLL_SECONDS, CanvasSimpleWorker, RunQueue, _stop_listener
-from tests.integration.run_helpers import wait_for
+from canvas.queueing.worker import PUBSUB_POLL_SECONDS, _stop_listener
+from tests.integration.run_helpers import rq_worker, wait_for
 
 
 @pytest.fixture()
 def subscribed(redis_url):
-    connection = redis_client(redis_url)
-    queue = RunQueue(f"pubsub-{uuid.uuid4().hex[:8]}", connection=connection)
-    worker = CanvasSimpleWorker([queue], connection=connection, name=f"pubsub-{uuid.uuid4().hex[:8]}")
+    worker = rq_worker(redis_url, "pubsub")
     worker.subscribe()
     wait_for(lambda: worker.pubsub.subscribed, timeout=10, interval=0.01, what="the worker subscribed")
     yield worker
     worker.pubsub_thread.join(timeout=PUBSUB_POLL_SECONDS * 3)
-    connection.close()
+    worker.connection.close()
 
 
 def test_the_listener_stops_within_its_poll_after_taking_the_unsubscribe_reply(subscribed):
@@ -46,9 +42,8 @@ def test_the_listener_stops_within_its_poll_after_taking_the_unsubscribe_reply(s
 
 def test_the_listener_still_hears_commands_between_polls(redis_url):
     """A command published after the listener's wait has timed out at least once still reaches RQ's handler."""
-    connection = redis_client(redis_url)
-    worker = CanvasSimpleWorker([RunQueue(f"pubsub-{uuid.uuid4().hex[:8]}", connection=connection)],
-                                connection=connection, name=f"pubsub-{uuid.uuid4().hex[:8]}")
+    worker = rq_worker(redis_url, "pubsub")
+    connection = worker.connection
     heard: list = []
     worker.handle_payload = heard.append  # what subscribe registers for the worker's channel
     worker.subscribe()
