@@ -31,7 +31,7 @@ from canvas.execution.run_endings import follow_up_missing
 from canvas.models import BlockRun, ScheduleOccurrence, Workflow, WorkflowRun, WorkflowSchedule
 from canvas.models.base import utcnow
 from canvas.observability import metrics
-from canvas.queueing.dispatch import run_job
+from canvas.queueing.dispatch import enqueue_jobs, run_job
 from canvas.queueing.keys import RUN_QUEUE
 
 log = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ def _queue_again(database: Database, connection: redis.Redis, run_id: uuid.UUID,
     happen, since the count is conditional on the value seen."""
     queue = Queue(RUN_QUEUE, connection=connection)
     FailedJobRegistry(queue=queue).remove(str(run_id))  # a job that failed before its claim: not failed any more
-    queue.enqueue_call(**run_job(run_id, workflow_id))
+    enqueue_jobs(connection, [run_job(run_id, workflow_id)])
     with database.transaction() as session:
         changed = session.execute(update(WorkflowRun)
                                   .where(WorkflowRun.id == run_id, WorkflowRun.status == "Queued",

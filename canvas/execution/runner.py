@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from rq import Queue
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError
 
@@ -49,8 +48,7 @@ from canvas.execution.timeouts import time_limit
 from canvas.models.base import utcnow
 from canvas.observability.logging import enter_block, logged_run_of, redact_block_lines
 from canvas.queueing import keys
-from canvas.queueing.dispatch import block_job
-from canvas.queueing.keys import RUN_QUEUE
+from canvas.queueing.dispatch import block_job, enqueue_jobs
 from canvas.storage.blob import BlobStoreError, FileHub, StoredBlob
 
 log = logging.getLogger(__name__)
@@ -369,9 +367,8 @@ class Runner:
         """One RQ job per block for any free worker. Not queued (Redis unreachable) is not lost: this worker takes
         queued blocks back when it is free."""
         try:
-            queue = Queue(RUN_QUEUE, connection=self.services.redis)
-            for number, block_run_id in queued.items():
-                queue.enqueue_call(**block_job(state.run_id, block_run_id, number))
+            enqueue_jobs(self.services.redis, [block_job(state.run_id, block_run_id, number)
+                                               for number, block_run_id in queued.items()])
         except Exception as error:  # noqa: BLE001 - Redis trouble: the blocks run here instead
             log.warning("run %s: blocks %s not queued for other workers (%s); this worker runs them", state.run_id,
                         sorted(queued), type(error).__name__)
