@@ -193,14 +193,14 @@ class Database:
             yield session
 
     def checkpoint_in_background(self, interval: float = WAL_CHECKPOINT_INTERVAL_SECONDS) -> None:
-        """For a long-lived process on a SQLite file that does not fork (a simple worker, the scheduler): the
-        write-ahead log is copied back by a thread of this process rather than by whichever commit filled it.
-        Nothing to do on PostgreSQL. Not for a forking worker: its threads keep no connection open across forks
-        (keep_apart_from_forks)."""
+        """For a long-lived process on a SQLite file (a worker, the scheduler): the write-ahead log is copied back by
+        a thread of this process rather than by whichever commit filled it. Nothing to do on PostgreSQL. In a
+        process kept apart from its forks (keep_apart_from_forks: call that first), each round runs between two
+        forks, on a connection of its own that it closes."""
         database = self.engine.url.database
         if self.engine.dialect.name != "sqlite" or not database or database == ":memory:" or self._checkpointer:
             return
-        self._checkpointer = WalCheckpointer(database, interval)
+        self._checkpointer = WalCheckpointer(database, interval, apart_from_forks=self._kept_apart_from_forks)
         self._checkpointer.start()
 
     def dispose(self) -> None:
@@ -218,8 +218,8 @@ class WalCheckpointer:
     """A daemon thread that copies a SQLite database's write-ahead log back into the database file every `interval`
     seconds: PASSIVE checkpoints, which neither wait for nor block readers and writers."""
 
-    def __init__(self, path: str, interval: float) -> None:
-        self.path, self.interval = path, interval
+    def __init__(self, path: str, interval: float, apart_from_forks: bool = False) -> None:
+        self.path, self.interval, self.apart_from_forks = path, interval, apart_from_forks
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name="sqlite-wal-checkpoint", daemon=True)
 
@@ -231,6 +231,15 @@ class WalCheckpointer:
         self.thread.join(timeout=5)
 
     def _run(self) -> None:
+        if self.apart_from_forks:
+            while not self.stopped.wait(self.interval):
+                with _FORK_GATE:
+                    connection = sqlite3.connect(self.path, timeout=0)
+                    try:
+                        self.checkpoint(connection)
+                    finally:
+                        connection.close()
+            return
         connection = sqlite3.connect(self.path, timeout=0, check_same_thread=False)
         try:
             while not self.stopped.wait(self.interval):

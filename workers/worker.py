@@ -94,9 +94,8 @@ def run_worker(worker_class: str | None = None, burst: bool = False, name: str |
         services = app.extensions["canvas"]
         if chosen == "fork":
             _warm_up(services)
-            services.db.keep_apart_from_forks()  # on SQLite: the reaper thread's rounds, never across a fork
-        else:
-            services.db.checkpoint_in_background()
+            services.db.keep_apart_from_forks()  # on SQLite: the threads' uses of it, never across a fork
+        services.db.checkpoint_in_background()
         stop_reaper = _start_reaper(services, outages)
         try:
             log.info("%s worker %s listening on queue %s", chosen, name, RUN_QUEUE)

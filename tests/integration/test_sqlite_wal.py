@@ -8,7 +8,8 @@ import time
 import pytest
 from sqlalchemy import text
 
-from canvas.db import WAL_AUTOCHECKPOINT_PAGES, Database
+from canvas.db import _FORK_GATE, WAL_AUTOCHECKPOINT_PAGES, Database
+from tests.integration.test_sqlite_forks import open_handles
 
 ROW = "x" * 4000  # about a page per row
 ROWS = 150  # ~150 pages: far below the autocheckpoint backstop, so no commit copies the log back by itself
@@ -61,6 +62,41 @@ def test_the_thread_copies_the_log_back_into_the_database_file(database):
     assert grown_by(path, baseline, wait=10.0) >= ROWS * len(ROW)
     with db.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM filler")).scalar() == ROWS
+
+
+def test_apart_from_forks_the_thread_copies_the_log_back_only_between_forks(database):
+    """A forking worker's thread: while a fork is under way (the gate held, here by the test) it copies nothing back;
+    once the fork is done, it does."""
+    db, path = database
+    db.keep_apart_from_forks()
+    baseline = os.path.getsize(path)
+    with _FORK_GATE:
+        db.checkpoint_in_background(interval=0.05)
+        fill(db)
+        assert grown_by(path, baseline, wait=0.5) == 0
+    assert grown_by(path, baseline, wait=10.0) >= ROWS * len(ROW)
+
+
+@pytest.mark.parametrize("apart", [True, False])
+def test_apart_from_forks_the_thread_keeps_no_connection_between_rounds(database, apart):
+    """Sampled every 20 ms for a second, rounds every 50 ms: a thread that opens its connection for each round and
+    closes it is seldom caught with the file open; the control, a thread whose connection lives as long as it does
+    (no forks to keep apart from), always is."""
+    db, path = database
+    if apart:
+        db.keep_apart_from_forks()
+    fill(db)
+    db.checkpoint_in_background(interval=0.05)
+    time.sleep(0.2)
+    db.engine.dispose()  # what the test wrote through the pool: not the thread's
+    samples = []
+    for _ in range(50):
+        samples.append(bool(open_handles(os.getpid(), path)))
+        time.sleep(0.02)
+    if apart:
+        assert sum(samples) <= len(samples) // 2, f"open in {sum(samples)} of {len(samples)} samples"
+    else:
+        assert all(samples)
 
 
 def test_disposing_the_database_stops_the_thread(database):
