@@ -234,16 +234,25 @@ class WalCheckpointer:
         if self.apart_from_forks:
             while not self.stopped.wait(self.interval):
                 with _FORK_GATE:
-                    connection = sqlite3.connect(self.path, timeout=0)
-                    try:
-                        self.checkpoint(connection)
-                    finally:
-                        connection.close()
+                    self._checkpoint_once()
             return
         connection = sqlite3.connect(self.path, timeout=0, check_same_thread=False)
         try:
             while not self.stopped.wait(self.interval):
                 self.checkpoint(connection)
+        finally:
+            connection.close()
+
+    def _checkpoint_once(self) -> None:
+        """A round on a connection of its own, closed after it; a file that cannot be opened now is tried again next
+        round (the thread outlives it, as it outlives a failed checkpoint)."""
+        try:
+            connection = sqlite3.connect(self.path, timeout=0)
+        except sqlite3.Error as error:
+            log.debug("WAL checkpoint of %s not done: %s", self.path, error)
+            return
+        try:
+            self.checkpoint(connection)
         finally:
             connection.close()
 

@@ -3,12 +3,13 @@ whichever commit filled it: measured on real database files."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import time
 
 import pytest
 from sqlalchemy import text
 
-from canvas.db import _FORK_GATE, WAL_AUTOCHECKPOINT_PAGES, Database
+from canvas.db import _FORK_GATE, WAL_AUTOCHECKPOINT_PAGES, Database, WalCheckpointer
 from tests.integration.test_sqlite_forks import open_handles
 
 ROW = "x" * 4000  # about a page per row
@@ -97,6 +98,32 @@ def test_apart_from_forks_the_thread_keeps_no_connection_between_rounds(database
         assert sum(samples) <= len(samples) // 2, f"open in {sum(samples)} of {len(samples)} samples"
     else:
         assert all(samples)
+
+
+def test_apart_from_forks_a_file_that_cannot_be_opened_leaves_the_thread_trying(tmp_path):
+    """A round whose connection cannot be opened (here: the directory is gone) is skipped; the thread goes on, and
+    copies the log back once the file can be opened again."""
+    folder = tmp_path / "gone"
+    checkpointer = WalCheckpointer(str(folder / "wal.db"), 0.02, apart_from_forks=True)
+    checkpointer.start()
+    try:
+        time.sleep(0.2)  # ~10 rounds, none able to open the file
+        assert checkpointer.thread.is_alive()
+        folder.mkdir()
+        writer = sqlite3.connect(folder / "wal.db")
+        writer.execute("PRAGMA journal_mode=WAL")
+        writer.execute("PRAGMA wal_autocheckpoint=0")
+        writer.execute("CREATE TABLE filler (id INTEGER PRIMARY KEY, body TEXT)")
+        writer.executemany("INSERT INTO filler (body) VALUES (?)", [(ROW,)] * 20)
+        writer.commit()
+        deadline = time.monotonic() + 10
+        while os.path.getsize(folder / "wal.db") < 20 * len(ROW) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert os.path.getsize(folder / "wal.db") >= 20 * len(ROW)
+        writer.close()
+    finally:
+        checkpointer.stop()
+    assert not checkpointer.thread.is_alive()
 
 
 def test_disposing_the_database_stops_the_thread(database):
