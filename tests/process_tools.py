@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
-import socket
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -74,6 +75,20 @@ def descendants(pid: int) -> set[int]:
         for child in children.get(stack.pop(), []):
             found.add(child)
             stack.append(child)
+    return found
+
+
+def open_handles(pid: int, database: Path) -> list[str]:
+    """The process's file descriptors on the database file, its write-ahead log or its shared memory."""
+    names = re.compile(re.escape(str(database)) + r"(-wal|-shm)?$")
+    found = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if names.match(target):
+            found.append(target)
     return found
 
 

@@ -7,10 +7,8 @@ first use of the file (in trials, a quarter of them)."""
 from __future__ import annotations
 
 import os
-import re
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -18,6 +16,7 @@ from sqlalchemy import create_engine, text
 from canvas import migrate
 from canvas.db import Database
 from tests.integration.run_helpers import start_worker, stop_worker, wait_for
+from tests.process_tools import open_handles
 
 pytestmark = pytest.mark.slow
 FORKS = 40
@@ -133,20 +132,6 @@ def test_elsewhere_apart_from_forks_changes_nothing(database, tmp_path):
     with database.apart_from_forks():  # keep_apart_from_forks was never called: no gate, the pool as it is
         mark(database, "plain")
     assert open_handles(os.getpid(), tmp_path / "forks.db")
-
-
-def open_handles(pid: int, database: Path) -> list[str]:
-    """The process's file descriptors on the database file, its write-ahead log or its shared memory."""
-    names = re.compile(re.escape(str(database)) + r"(-wal|-shm)?$")
-    found = []
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            target = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:  # closed meanwhile
-            continue
-        if names.match(target):
-            found.append(target)
-    return found
 
 
 def test_a_forking_workers_parent_keeps_no_sqlite_connection_between_reaper_rounds(app, tmp_path):

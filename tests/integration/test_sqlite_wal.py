@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from canvas.db import _FORK_GATE, WAL_AUTOCHECKPOINT_PAGES, Database, WalCheckpointer
-from tests.integration.test_sqlite_forks import open_handles
+from tests.process_tools import open_handles
 
 ROW = "x" * 4000  # about a page per row
 ROWS = 150  # ~150 pages: far below the autocheckpoint backstop, so no commit copies the log back by itself
