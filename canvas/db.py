@@ -172,6 +172,17 @@ class Database:
         self._kept_apart_from_forks = True
         with _FORK_GATE:
             self.engine.dispose()
+        self._checkpoint_apart_from_forks()
+
+    def _checkpoint_apart_from_forks(self) -> None:
+        """A WAL thread started before keep_apart_from_forks holds a lasting connection, which every fork would copy:
+        it gives way to one that opens a connection for each round between two forks."""
+        lasting = self._checkpointer
+        if lasting is None or lasting.apart_from_forks:
+            return
+        lasting.stop()
+        self._checkpointer = None
+        self.checkpoint_in_background(lasting.interval)
 
     @contextmanager
     def apart_from_forks(self) -> Iterator[None]:
@@ -195,8 +206,8 @@ class Database:
     def checkpoint_in_background(self, interval: float = WAL_CHECKPOINT_INTERVAL_SECONDS) -> None:
         """For a long-lived process on a SQLite file (a worker, the scheduler): the write-ahead log is copied back by
         a thread of this process rather than by whichever commit filled it. Nothing to do on PostgreSQL. In a
-        process kept apart from its forks (keep_apart_from_forks: call that first), each round runs between two
-        forks, on a connection of its own that it closes."""
+        process kept apart from its forks (keep_apart_from_forks, called before or after), each round runs between
+        two forks, on a connection of its own that it closes."""
         database = self.engine.url.database
         if self.engine.dialect.name != "sqlite" or not database or database == ":memory:" or self._checkpointer:
             return

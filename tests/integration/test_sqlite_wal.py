@@ -78,16 +78,23 @@ def test_apart_from_forks_the_thread_copies_the_log_back_only_between_forks(data
     assert grown_by(path, baseline, wait=10.0) >= ROWS * len(ROW)
 
 
-@pytest.mark.parametrize("apart", [True, False])
-def test_apart_from_forks_the_thread_keeps_no_connection_between_rounds(database, apart):
+@pytest.mark.parametrize("order", ["kept apart, then the thread", "the thread, then kept apart", "not kept apart"])
+def test_apart_from_forks_the_thread_keeps_no_connection_between_rounds(database, order):
     """Sampled every 20 ms for a second, rounds every 50 ms: a thread that opens its connection for each round and
-    closes it is seldom caught with the file open; the control, a thread whose connection lives as long as it does
-    (no forks to keep apart from), always is."""
+    closes it is seldom caught with the file open, whichever of the two calls came first; the control, a thread whose
+    connection lives as long as it does (no forks to keep apart from), always is."""
     db, path = database
-    if apart:
+    apart = order != "not kept apart"
+    if order == "kept apart, then the thread":
         db.keep_apart_from_forks()
     fill(db)
     db.checkpoint_in_background(interval=0.05)
+    started = db._checkpointer
+    if order == "the thread, then kept apart":
+        time.sleep(0.1)
+        db.keep_apart_from_forks()
+        assert not started.thread.is_alive()  # the lasting connection's thread gave way
+        assert db._checkpointer.thread.is_alive() and db._checkpointer.interval == 0.05
     time.sleep(0.2)
     db.engine.dispose()  # what the test wrote through the pool: not the thread's
     samples = []
