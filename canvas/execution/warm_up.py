@@ -32,7 +32,8 @@ def compile_run_statements(services) -> bool:  # noqa: ANN001 - canvas.extension
             try:
                 Runner(services).rehearse(connection, _scratch_run(connection))
             finally:
-                transaction.rollback()
+                if transaction.is_active:  # a refused statement has rolled it back already
+                    transaction.rollback()
     except SQLAlchemyError as error:
         log.info("a run's statements were not compiled before forking (%s); each run compiles them",
                  type(error).__name__)

@@ -5,6 +5,7 @@ run. On SQLite and on PostgreSQL, whichever the suite runs on."""
 from __future__ import annotations
 
 import logging
+import warnings
 import uuid
 
 import pytest
@@ -78,4 +79,19 @@ def test_a_rehearsal_without_a_database_is_a_line_and_nothing_more(app, caplog, 
     monkeypatch.setattr(services, "db", Database("postgresql+psycopg://canvas@127.0.0.1:1/nowhere"))  # refused
     with caplog.at_level(logging.INFO, logger="canvas.execution.warm_up"):
         assert compile_run_statements(services) is False
+    assert "were not compiled before forking (OperationalError)" in caplog.text
+
+
+def test_a_rehearsal_on_a_database_without_the_schema_is_a_line_and_no_warning(app, caplog, monkeypatch, tmp_path):
+    """A forking worker started before `canvas db upgrade`: the refused statement has rolled the transaction back,
+    and the rehearsal ends without rolling it back a second time (SQLAlchemy's SAWarning in the worker's log)."""
+    services = app.extensions["canvas"]
+    empty = Database(f"sqlite:///{tmp_path / 'empty.db'}")
+    monkeypatch.setattr(services, "db", empty)
+    try:
+        with caplog.at_level(logging.INFO, logger="canvas.execution.warm_up"), warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert compile_run_statements(services) is False
+    finally:
+        empty.dispose()
     assert "were not compiled before forking (OperationalError)" in caplog.text
