@@ -411,6 +411,10 @@ class OutageTolerantWorker:
                                                        exception_handler=self._pubsub_exception_handler)
 
     def unsubscribe(self) -> None:
+        if self.pubsub_thread is not None:
+            # The listener told to end first, without waiting for it: RQ sends UNSUBSCRIBE and only then stops it,
+            # so a listener that read the reply before the stop went back to waiting out a whole poll.
+            _stop_listener(self.pubsub_thread, 0)
         try:
             super().unsubscribe()
         except REDIS_UNREACHABLE:

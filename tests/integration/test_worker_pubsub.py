@@ -1,10 +1,11 @@
 """A worker's listener for RQ's commands (a pub/sub thread) stops promptly when the worker does, with the redis-py
-versions the project allows: from 8.2, redis-py's PubSubWorkerThread.stop() waits for the thread to end, and RQ's own
-listener waits for a message for up to a minute at a time (sleep_time=60), so a worker stopping while its listener
-had just taken RQ's unsubscribe reply waited up to that minute (seen in CI as a worker killed 30 s after
-"unsubscribing from channel"). Real Redis, real threads; the race is forced by waiting until the listener has read
-the reply before the worker stops it. And when Redis failed the unsubscribe itself, the worker waits for its listener
-a bounded time, whichever redis-py (a stand-in for a read that never comes back)."""
+versions the project allows: from 8.2, redis-py's PubSubWorkerThread.stop() waits for the thread to end, and RQ sends
+its UNSUBSCRIBE before it stops the thread, so a listener that had just read the reply went back to waiting for the
+next message, a whole poll (RQ's own: a minute; seen in CI as a worker killed 30 s after "unsubscribing from channel",
+and as tests' in-process workers taking 60 s to end a burst). The worker tells its listener to end before RQ's
+UNSUBSCRIBE, whose reply then wakes it. Real Redis, real threads; the race is forced by waiting until the listener
+has read a reply and is back in its wait. And when Redis failed the unsubscribe itself, the worker waits for its
+listener a bounded time, whichever redis-py (a stand-in for a read that never comes back)."""
 from __future__ import annotations
 
 import threading
@@ -13,31 +14,61 @@ import time
 import pytest
 from redis.client import PubSubWorkerThread
 
+from canvas.queueing import worker as worker_module
 from canvas.queueing.worker import PUBSUB_POLL_SECONDS, _stop_listener
 from tests.integration.run_helpers import rq_worker, wait_for
 
 
+LONG_POLL_SECONDS = 30.0  # a listener that waits out its poll is told apart from one the reply woke
+
+
 @pytest.fixture()
-def subscribed(redis_url):
+def subscribed(redis_url, monkeypatch):
+    monkeypatch.setattr(worker_module, "PUBSUB_POLL_SECONDS", LONG_POLL_SECONDS)
     worker = rq_worker(redis_url, "pubsub")
     worker.subscribe()
     wait_for(lambda: worker.pubsub.subscribed, timeout=10, interval=0.01, what="the worker subscribed")
     yield worker
-    worker.pubsub_thread.join(timeout=PUBSUB_POLL_SECONDS * 3)
+    worker.pubsub_thread.join(timeout=LONG_POLL_SECONDS * 2)
     worker.connection.close()
 
 
-def test_the_listener_stops_within_its_poll_after_taking_the_unsubscribe_reply(subscribed):
+@pytest.fixture()
+def stop_comes_late(monkeypatch) -> None:
+    """Every stop of a listener thread comes 0.3 s late, as when the stopping thread loses the processor right
+    after sending UNSUBSCRIBE: a listener woken by the reply has read it and gone back to its wait by then."""
+    stop = PubSubWorkerThread.stop
+
+    def late(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        time.sleep(0.3)
+        stop(self, *args, **kwargs)
+
+    monkeypatch.setattr(PubSubWorkerThread, "stop", late)
+
+
+def test_the_listener_ends_on_the_unsubscribe_reply_without_waiting_out_its_poll(subscribed, stop_comes_late):
     worker = subscribed
-    worker.pubsub.unsubscribe()  # RQ's first step when the worker stops; the listener thread reads the reply
-    wait_for(lambda: not worker.pubsub.subscribed, timeout=10, interval=0.01, what="the reply read by the listener")
-    time.sleep(0.1)  # and the listener back in its wait for the next message
     started = time.monotonic()
     worker.unsubscribe()
     took = time.monotonic() - started
-    assert took < PUBSUB_POLL_SECONDS + 2.0, f"stopping the listener took {took:.1f} s"
-    worker.pubsub_thread.join(timeout=PUBSUB_POLL_SECONDS + 2.0)
     assert not worker.pubsub_thread.is_alive()
+    assert took < LONG_POLL_SECONDS / 6, f"stopping the listener took {took:.1f} s: it waited out its poll"
+
+
+def test_a_burst_ends_without_waiting_out_the_listeners_poll(redis_url, monkeypatch, stop_comes_late):
+    """A whole burst on an empty queue, its listener polling for 30 s at a time: the worker ends as soon as it is done,
+    its listener with it, whichever came first of the reply and the worker telling it to end."""
+    monkeypatch.setattr(worker_module, "PUBSUB_POLL_SECONDS", LONG_POLL_SECONDS)
+    worker = rq_worker(redis_url, "pubsub")
+    worker.queues[0].enqueue("operator.add", 1, 1, result_ttl=60)
+    try:
+        started = time.monotonic()
+        assert worker.work(burst=True)  # True: it did the job
+        took = time.monotonic() - started
+    finally:
+        worker.connection.close()
+    assert not worker.pubsub_thread.is_alive()
+    assert took < LONG_POLL_SECONDS / 6, f"the burst took {took:.1f} s"
 
 
 def test_the_listener_still_hears_commands_between_polls(redis_url):
