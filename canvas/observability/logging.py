@@ -61,7 +61,12 @@ def logged_run(run_id: object, workflow_id: object = None, account_id: object = 
 
 
 def logged_run_of(run: object) -> contextlib.AbstractContextManager[None]:
-    """``logged_run`` for anything with ``run_id``, ``workflow_id`` and ``account_id`` (the runner's RunState)."""
+    """``logged_run`` for anything with ``run_id``, ``workflow_id`` and ``account_id`` (the runner's RunState). The
+    context it is entered in, when it is the same run's (the worker's, which knew only the run id), learns the
+    workflow and the account as well: the job's lines after the runner's (RQ's own) carry them too."""
+    current = _run.get()
+    if current is not None and current.run_id == str(run.run_id) and current.workflow_id is None:
+        _run.set(replace(current, workflow_id=_text(run.workflow_id), account_id=_text(run.account_id)))
     return logged_run(run.run_id, run.workflow_id, run.account_id)
 
 

@@ -10,9 +10,10 @@ import uuid
 from pathlib import Path
 
 from redis import Redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 
 from canvas.queueing.keys import RUN_QUEUE
+from canvas.queueing.worker import CanvasSimpleWorker, RunQueue
 from canvas.settings import redis_url
 from tests.api.workflow_helpers import file_hub_app, new_workflow, published_template
 from tests.process_tools import stop_gracefully
@@ -56,10 +57,11 @@ def rq_connection(app) -> Redis:
 
 
 def work_off(app) -> None:
-    """A real RQ worker, in this process, until the queue is empty."""
+    """The platform's simple worker (RQ's SimpleWorker with the platform's handling), in this process, until the
+    queue is empty."""
     connection = rq_connection(app)
     with app.app_context():
-        SimpleWorker([Queue(RUN_QUEUE, connection=connection)], connection=connection).work(burst=True)
+        CanvasSimpleWorker([RunQueue(RUN_QUEUE, connection=connection)], connection=connection).work(burst=True)
 
 
 def run_and_work(client, app, headers, workflow_id: str, **extra) -> dict:
@@ -120,10 +122,9 @@ def wait_for(predicate, timeout: float = 60, interval: float = 0.2, what: str = 
     raise AssertionError(f"{what} not reached within {timeout} s")
 
 
-def rq_worker(redis_url: str, label: str):  # noqa: ANN201 - canvas.queueing.worker.CanvasSimpleWorker
+def rq_worker(redis_url: str, label: str) -> CanvasSimpleWorker:
     """A platform worker (not started) on a queue of its own, over a client of its own, both named `label-…`."""
     from canvas.queueing.connections import redis_client
-    from canvas.queueing.worker import CanvasSimpleWorker, RunQueue
 
     connection = redis_client(redis_url)
     queue = RunQueue(f"{label}-{uuid.uuid4().hex[:8]}", connection=connection)
