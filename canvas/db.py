@@ -130,6 +130,14 @@ class Database:
             self._opening_lock = threading.Lock()  # the parent's may have been held by a thread that is gone
             self._open_ahead()
 
+    def ready_for_work(self) -> None:
+        """In a child forked ahead of its job (canvas.queueing.waiting_child): after_fork, and the connection its job
+        will use opened now, pooled. On PostgreSQL the pool pings it if the job comes more than
+        PING_AFTER_IDLE_SECONDS later, and replaces it if the server went away meanwhile."""
+        self.after_fork()
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
     def _open_ahead(self) -> None:
         if self._connect_arguments is None:  # the parent never connected: nothing to copy
             return

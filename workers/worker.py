@@ -83,7 +83,9 @@ def run_worker(worker_class: str | None = None, burst: bool = False, name: str |
     stop = threading.Event()
     stop_timeout = run_stop_timeout(settings["SHUTDOWN_GRACE_SECONDS"])  # a stopping worker's run, then it is ended
 
-    forking = {"horse_started": app.extensions["canvas"].db.after_fork} if chosen == "fork" else {}
+    database = app.extensions["canvas"].db
+    forking = {"prepare_child": database.ready_for_work, "release_child": database.engine.dispose} \
+        if chosen == "fork" else {}
 
     def new_worker() -> OutageTolerantWorker:
         return WORKER_CLASSES[chosen]([RunQueue(RUN_QUEUE, connection=connection)], connection=connection, name=name,

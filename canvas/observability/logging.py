@@ -60,6 +60,11 @@ def logged_run(run_id: object, workflow_id: object = None, account_id: object = 
         _run.reset(token)
 
 
+def forget_run() -> None:
+    """From here on, lines carry no run: in a child forked while its worker was busy with one, before its own."""
+    _run.set(None)
+
+
 def logged_run_of(run: object) -> contextlib.AbstractContextManager[None]:
     """``logged_run`` for anything with ``run_id``, ``workflow_id`` and ``account_id`` (the runner's RunState). The
     context it is entered in, when it is the same run's (the worker's, which knew only the run id), learns the

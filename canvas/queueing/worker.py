@@ -32,13 +32,15 @@ from redis.client import PubSubWorkerThread
 from rq import Queue, SimpleWorker, Worker, worker_registration
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.exceptions import StopRequested
+from rq.executions import Execution
 from rq.job import Job
 from rq.scheduler import RQScheduler
 
 from canvas.defaults import DEFAULT_RECONNECT_MAX_SECONDS, DEFAULT_SHUTDOWN_GRACE_SECONDS, SHUTDOWN_RECORD_MARGIN_SECONDS
 from canvas.execution.shutdown import INTERRUPT_SIGNAL, install_interrupt_handler
-from canvas.observability.logging import logged_run
+from canvas.observability.logging import forget_run, logged_run
 from canvas.outages import REDIS_UNREACHABLE, Backoff, OutageLog
+from canvas.queueing.waiting_child import JobOrder, WaitingChild, read_order
 
 log = logging.getLogger("canvas.worker")
 REGISTRATION_CHECK_SECONDS = 5.0  # a worker whose registration Redis lost is counted again within this
@@ -495,21 +497,103 @@ class CanvasSimpleWorker(OutageTolerantWorker, SimpleWorker):
 
 
 class CanvasForkWorker(OutageTolerantWorker, Worker):
-    """Runs each job in a forked child. ``horse_started``: called first thing in each child (the database's
-    after_fork), so that the child's connections are under way while RQ prepares the job."""
+    """Runs each job in a forked child, forked ahead of its job (canvas.queueing.waiting_child): while the worker
+    waits for a job, or watches the child running the last one, the next child waits, prepared by ``prepare_child``
+    (the database's connection opened). ``release_child``: what a child that got no job closes before it leaves."""
 
-    def __init__(self, *args, horse_started: Callable[[], None] | None = None,  # noqa: ANN002
-                 **kwargs) -> None:  # noqa: ANN003 - RQ's worker arguments
+    def __init__(self, *args, prepare_child: Callable[[], None] | None = None,  # noqa: ANN002
+                 release_child: Callable[[], None] | None = None, **kwargs) -> None:  # noqa: ANN003 - RQ's arguments
         super().__init__(*args, **kwargs)
-        self.horse_started = horse_started
+        self.prepare_child, self.release_child = prepare_child, release_child
+        self._waiting: WaitingChild | None = None
 
-    def main_work_horse(self, job: Job, queue: Queue) -> None:
-        if self.horse_started is not None:
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):  # noqa: ANN201
+        # The first child is forked here rather than at the worker's start: after RQ's scheduler process, which
+        # would otherwise hold the child's pipe open after the worker closed it.
+        if self._waiting is None:
+            self._waiting = self._fork_waiting_child()
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        """RQ's fork, done ahead of time: the job goes to the child that waits (to a new one if that one died), and
+        the next child is forked while this one works."""
+        os.environ["RQ_WORKER_ID"] = self.name
+        os.environ["RQ_JOB_ID"] = job.id
+        order = JobOrder(job.id, queue.name, self.execution.id)
+        child, self._waiting = self._waiting, None
+        while child is None or not child.hand_over(order):
+            child = self._fork_waiting_child()
+        self._horse_pid = child.pid
+        self.procline(f"Handed job {job.id} to {child.pid} at {time.time()}")
+        try:
+            self._waiting = self._fork_waiting_child()
+        except OSError as error:  # the job runs all the same; the next wait for a job forks again, or fails there
+            log.warning("worker %s: forking the next run's child failed (%s); trying again before the next run",
+                        self.name, error)
+
+    def _fork_waiting_child(self) -> WaitingChild:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(write_end)
+            self._serve_one_job(read_end)
+        os.close(read_end)
+        return WaitingChild(pid, write_end)
+
+    def _serve_one_job(self, pipe: int) -> NoReturn:
+        """The child's life: get ready, wait for the worker's order, and run that job as RQ's forked child does (its
+        main_work_horse ends the process); or, given none, close its connections and leave."""
+        try:
+            forget_run()  # forked while the worker was busy with a run: not this child's
+            os.setpgrp()  # as RQ's child: signals to the worker's group are the worker's
+            self.setup_work_horse_signals()
+            self._get_ready()
+            order = read_order(pipe)
+            if order is None:
+                if self.release_child is not None:
+                    self.release_child()
+                os._exit(0)
+            job, queue = self._take(order)
+            with logged_run(run_of_job(job)) if is_run_job(job) else nullcontext():
+                self.main_work_horse(job, queue)
+        except BaseException:  # noqa: BLE001 - a child must never carry on into its parent's work loop
+            log.exception("the worker's child %s failed before its job ran", os.getpid())
+        os._exit(1)
+
+    def _get_ready(self) -> None:
+        """Its own connections, opened before its job comes. One that fails is left to the job, which waits out
+        outages of Redis and of the database as any job does."""
+        with suppress(*REDIS_UNREACHABLE):
+            self.connection.ping()
+        if self.prepare_child is not None:
             try:
-                self.horse_started()
-            except Exception:  # a child must not carry on into its parent's work loop; the job prepares it again
-                log.exception("preparing the child of job %s failed", job.id)
-        super().main_work_horse(job, queue)
+                self.prepare_child()
+            except Exception as error:  # noqa: BLE001 - the job meets it again and says so
+                log.debug("the worker's child %s could not get ready (%s); its job will try again", os.getpid(),
+                          type(error).__name__)
+
+    def _take(self, order: JobOrder) -> tuple[Job, Queue]:
+        """The job and the execution RQ's worker prepared, read back from Redis in one round trip (as RQ's spawned
+        children read them)."""
+        job = self.job_class(order.job_id, connection=self.connection, serializer=self.serializer)
+        execution = Execution(order.execution_id, order.job_id, connection=self.connection)
+        with self.connection.pipeline(transaction=False) as pipeline:
+            pipeline.hgetall(job.key)
+            pipeline.hgetall(execution.key)
+            job_data, execution_data = pipeline.execute()
+        job.restore(job_data)
+        execution.restore(execution_data)
+        self.executions = {execution.id: execution}  # as forked, the worker's were the previous job's
+        os.environ["RQ_JOB_ID"] = job.id
+        queue = self.queue_class(order.queue_name, connection=self.connection, job_class=self.job_class,
+                                 serializer=self.serializer, death_penalty_class=self.death_penalty_class)
+        return job, queue
+
+    def teardown(self) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            waiting.dismiss()
+        super().teardown()
 
     def setup_work_horse_signals(self) -> None:
         """In the forked child: the parent's INTERRUPT_SIGNAL ends the child's run (it does not know which signal
