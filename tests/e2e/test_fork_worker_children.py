@@ -68,6 +68,14 @@ def _holds_database_connection(pid: int, database_url: str) -> bool:
     return False
 
 
+def _status(pid: int) -> str:
+    try:
+        return " ".join(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                        if line.split(":")[0] in ("State", "PPid", "SigCgt", "SigIgn", "SigBlk"))
+    except OSError as error:
+        return f"no status ({error})"
+
+
 def _lines_of(log: str, pid: int, run_id: str) -> list[str]:
     return [line for line in log.splitlines() if re.search(rf"\[{pid}\]", line) and run_id in line]
 
@@ -126,7 +134,10 @@ def test_the_waiting_child_goes_with_its_worker(app, tmp_path, ending):
         else:  # as `kill -9 <pid>` would: the child is told by Linux (workers/worker.py)
             worker.kill()
             worker.wait(10)
-            wait_for(lambda: not alive(child), timeout=30, what="the child gone with its worker")
+            try:
+                wait_for(lambda: not alive(child), timeout=30, what="the child gone with its worker")
+            except AssertionError:
+                raise AssertionError(f"child {child}: {_status(child)}; log:\n{_log(log_path)[-3000:]}") from None
     finally:
         stop_worker(worker)
         if alive(child):
