@@ -24,9 +24,13 @@ def _start_long_run(client, app, org, tmp_path, seconds: float, *worker_args: st
     blocks = [THREE_BLOCKS[0], ("Wait", "delay", {"seconds": seconds}), THREE_BLOCKS[2]]
     workflow_id = make_workflow(client, org.admin_headers, blocks)
     worker = start_worker(app.config["CANVAS_SETTINGS"], tmp_path / "worker.log", *worker_args, env=GRACE)
-    location = run(client, org.admin_headers, workflow_id).headers["Location"]
-    wait_for(lambda: _state(client, org.admin_headers, location)["blocks"][1]["status"] == "Running",
-             what="block 2 running")
+    try:
+        location = run(client, org.admin_headers, workflow_id).headers["Location"]
+        wait_for(lambda: _state(client, org.admin_headers, location)["blocks"][1]["status"] == "Running",
+                 what="block 2 running")
+    except BaseException:  # the test's own try begins with the worker handed over: stop it here, or it lives on
+        stop_worker(worker)
+        raise
     return worker, location
 
 
