@@ -2,7 +2,8 @@
 worker class and worker count, in the same run.
 
     .venv/bin/python benchmarks/run_throughput.py [--runs 300] [--raw-runs 1500] [--probes 60] [--rounds 2]
-        [--worker-class simple|fork] [--workers 1 2] [--dispatchers 4] [--dispatch-mode threads|processes]
+        [--worker-class simple|fork] [--runs-per-child 1] [--workers 1 2] [--dispatchers 4]
+        [--dispatch-mode threads|processes]
     .venv/bin/python benchmarks/run_throughput.py --through-api [--runs 200] [--workers 1 2] [--api-workers 2]
     .venv/bin/python benchmarks/run_throughput.py --operations [--workers 1 2] [--rounds 4]
 
@@ -517,10 +518,19 @@ def in_rounds(environment: Environment, args: argparse.Namespace, systems: tuple
     return results
 
 
+def worker_settings(args: argparse.Namespace) -> dict:
+    return {"CANVAS_WORKER_RUNS_PER_CHILD": str(args.runs_per_child)}
+
+
+def workers_note(args: argparse.Namespace) -> str:
+    per_child = f" ({args.runs_per_child} runs per child)" if args.worker_class == "fork" else ""
+    return f"{args.worker_class} workers{per_child}"
+
+
 def main_in_process(args: argparse.Namespace) -> None:
     environment = Environment()
     print(f"{cpu_note()}; {environment.database}; Redis {redis_url(environment.settings)[:40]}; "
-          f"{args.worker_class} workers; {args.runs} runs (raw RQ: {args.raw_runs} jobs) per burst, "
+          f"{workers_note(args)}; {args.runs} runs (raw RQ: {args.raw_runs} jobs) per burst, "
           f"{args.dispatchers} dispatcher {args.dispatch_mode}, {args.probes} sequential latency probes, "
           f"{args.rounds} rounds")
 
@@ -529,7 +539,7 @@ def main_in_process(args: argparse.Namespace) -> None:
             return measure_raw_rq(environment, args.raw_runs, args.probes, args.worker_class, workers,
                                   args.dispatchers)
         return measure_canvas(environment, args.runs, args.probes, args.worker_class, workers, args.dispatchers,
-                              args.dispatch_mode)
+                              args.dispatch_mode, worker_settings(args))
 
     report(in_rounds(environment, args, ("raw", "canvas"), measure), args.rounds)
     print("\ngoals (issues 5, 18): execution rate ratio >= 0.7; latency ratios <= 2")
@@ -548,14 +558,14 @@ def main_operations(args: argparse.Namespace) -> None:
     os.environ.setdefault("CANVAS_LOG_LEVEL", "INFO")
     environment = Environment()
     print(f"{cpu_note()}; {environment.database}; Redis {redis_url(environment.settings)[:40]}; "
-          f"{args.worker_class} workers; {args.runs} runs per burst, {args.dispatchers} dispatcher "
+          f"{workers_note(args)}; {args.runs} runs per burst, {args.dispatchers} dispatcher "
           f"{args.dispatch_mode}, {args.probes} latency probes, {args.rounds} rounds; "
           f"log level {os.environ['CANVAS_LOG_LEVEL']}; "
           f"off = {OPERATIONS['off']}, on = {OPERATIONS['on']}")
 
     def measure(mode: str, workers: int) -> Figures:
         return measure_canvas(environment, args.runs, args.probes, args.worker_class, workers, args.dispatchers,
-                              args.dispatch_mode, OPERATIONS[mode])
+                              args.dispatch_mode, {**worker_settings(args), **OPERATIONS[mode]})
 
     report(in_rounds(environment, args, ("off", "on"), measure), args.rounds, ("off", "on", "off", "on"))
     print("\ngoal (issue 19): execution rates with them on at least 0.9 of off")
@@ -711,6 +721,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="rounds per figure (min and median are printed)")
     parser.add_argument("--worker-class", choices=["simple", "fork"], default="simple")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--runs-per-child", type=int, default=1,
+                        help="fork: runs a platform worker's child serves (CANVAS_WORKER_RUNS_PER_CHILD; raw RQ's "
+                             "forking worker forks for every job)")
     parser.add_argument("--dispatchers", type=int, default=4, help="concurrent dispatchers (or API client threads)")
     parser.add_argument("--dispatch-mode", choices=["threads", "processes"], default="threads",
                         help="platform dispatchers: threads of this process, or processes with an app each")
@@ -720,8 +733,8 @@ def main() -> None:
     parser.add_argument("--api-workers", type=int, default=2, help="gunicorn workers of the API (--through-api)")
     args = parser.parse_args()
     args.raw_runs = args.raw_runs or 5 * args.runs
-    if args.rounds < 1 or args.dispatchers < 1 or min(args.workers) < 1:
-        parser.error("--rounds, --dispatchers and --workers must be at least 1")
+    if args.rounds < 1 or args.dispatchers < 1 or min(args.workers) < 1 or args.runs_per_child < 1:
+        parser.error("--rounds, --dispatchers, --workers and --runs-per-child must be at least 1")
     if args.through_api and args.operations:
         parser.error("--through-api and --operations are two different measurements: choose one")
     (main_through_api if args.through_api else main_operations if args.operations else main_in_process)(args)

@@ -21,6 +21,7 @@ TLS_CA_FILE = None
 VERIFY_TIMEOUT_SECONDS = d.DEFAULT_VERIFY_TIMEOUT_SECONDS
 LOG_LEVEL = d.DEFAULT_LOG_LEVEL
 WORKER_CLASS = d.DEFAULT_WORKER_CLASS  # simple: runs in the worker process; fork: each run in a child process
+WORKER_RUNS_PER_CHILD = d.DEFAULT_WORKER_RUNS_PER_CHILD  # fork: runs a child serves before another is forked
 BLOCK_TIMEOUT_SECONDS = d.DEFAULT_BLOCK_TIMEOUT_SECONDS
 BLOCK_RETRIES = d.DEFAULT_BLOCK_RETRIES  # further attempts for transient block errors
 BLOCK_RETRY_BASE_SECONDS = d.DEFAULT_BLOCK_RETRY_BASE_SECONDS  # first backoff; doubles each retry, with jitter

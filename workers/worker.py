@@ -84,8 +84,8 @@ def run_worker(worker_class: str | None = None, burst: bool = False, name: str |
     stop_timeout = run_stop_timeout(settings["SHUTDOWN_GRACE_SECONDS"])  # a stopping worker's run, then it is ended
 
     database = app.extensions["canvas"].db
-    forking = {"prepare_child": database.ready_for_work, "release_child": database.engine.dispose} \
-        if chosen == "fork" else {}
+    forking = {"prepare_child": database.ready_for_work, "release_child": database.engine.dispose,
+               "runs_per_child": settings["WORKER_RUNS_PER_CHILD"]} if chosen == "fork" else {}
 
     def new_worker() -> OutageTolerantWorker:
         return WORKER_CLASSES[chosen]([RunQueue(RUN_QUEUE, connection=connection)], connection=connection, name=name,

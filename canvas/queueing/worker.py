@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import random
 import signal
 import threading
 import time
@@ -40,7 +41,7 @@ from canvas.defaults import DEFAULT_RECONNECT_MAX_SECONDS, DEFAULT_SHUTDOWN_GRAC
 from canvas.execution.shutdown import INTERRUPT_SIGNAL, install_interrupt_handler
 from canvas.observability.logging import forget_run, logged_run
 from canvas.outages import REDIS_UNREACHABLE, Backoff, OutageLog
-from canvas.queueing.waiting_child import JobOrder, WaitingChild, read_order
+from canvas.queueing.waiting_child import JobOrder, WaitingChild, read_order, report_done
 
 log = logging.getLogger("canvas.worker")
 REGISTRATION_CHECK_SECONDS = 5.0  # a worker whose registration Redis lost is counted again within this
@@ -499,13 +500,17 @@ class CanvasSimpleWorker(OutageTolerantWorker, SimpleWorker):
 class CanvasForkWorker(OutageTolerantWorker, Worker):
     """Runs each job in a forked child, forked ahead of its job (canvas.queueing.waiting_child): while the worker
     waits for a job, or watches the child running the last one, the next child waits, prepared by ``prepare_child``
-    (the database's connection opened). ``release_child``: what a child that got no job closes before it leaves."""
+    (the database's connection opened). ``release_child``: what a child that got no job closes before it leaves.
+    ``runs_per_child``: runs one child serves, one after another, before it exits (CANVAS_WORKER_RUNS_PER_CHILD)."""
 
     def __init__(self, *args, prepare_child: Callable[[], None] | None = None,  # noqa: ANN002
-                 release_child: Callable[[], None] | None = None, **kwargs) -> None:  # noqa: ANN003 - RQ's arguments
+                 release_child: Callable[[], None] | None = None, runs_per_child: int = 1,
+                 **kwargs) -> None:  # noqa: ANN003 - RQ's arguments
         super().__init__(*args, **kwargs)
         self.prepare_child, self.release_child = prepare_child, release_child
+        self.runs_per_child = runs_per_child
         self._waiting: WaitingChild | None = None
+        self._running: WaitingChild | None = None  # the child running a job, when it is to stay for another
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):  # noqa: ANN201
         # The first child is forked here rather than at the worker's start: after RQ's scheduler process, which
@@ -525,40 +530,72 @@ class CanvasForkWorker(OutageTolerantWorker, Worker):
             child = self._fork_waiting_child()
         self._horse_pid = child.pid
         self.procline(f"Handed job {job.id} to {child.pid} at {time.time()}")
+        if child.stays:
+            self._running = child
+            return
         try:
             self._waiting = self._fork_waiting_child()
         except OSError as error:  # the job runs all the same; the next wait for a job forks again, or fails there
             log.warning("worker %s: forking the next run's child failed (%s); trying again before the next run",
                         self.name, error)
 
+    def wait_for_horse(self):  # noqa: ANN201 - RQ's (pid, status, rusage)
+        """A child that stays for another run reports its run done and waits again; one that ends (its last run,
+        or killed) is waited for as RQ does. Called again when RQ's monitoring alarm interrupts it."""
+        child = self._running
+        if child is not None:
+            if child.wait_done():
+                self._running, self._waiting = None, child
+                return child.pid, os.EX_OK, None
+            self._running = None
+        return super().wait_for_horse()
+
     def _fork_waiting_child(self) -> WaitingChild:
-        read_end, write_end = os.pipe()
+        orders_read, orders_write = os.pipe()
+        done_read, done_write = os.pipe()
         pid = os.fork()
         if pid == 0:
-            os.close(write_end)
-            self._serve_one_job(read_end)
-        os.close(read_end)
-        return WaitingChild(pid, write_end)
+            os.close(orders_write)
+            os.close(done_read)
+            self._serve_jobs(orders_read, done_write)
+        os.close(orders_read)
+        os.close(done_write)
+        return WaitingChild(pid, orders_write, done_read, self.runs_per_child)
 
-    def _serve_one_job(self, pipe: int) -> NoReturn:
-        """The child's life: get ready, wait for the worker's order, and run that job as RQ's forked child does (its
-        main_work_horse ends the process); or, given none, close its connections and leave."""
+    def _serve_jobs(self, orders_pipe: int, done: int) -> NoReturn:
+        """The child's life: get ready, wait for the worker's orders, and run each job; its last as RQ's forked child
+        does (main_work_horse ends the process). Given no order (the closed pipe), it closes its connections and
+        leaves."""
         try:
             forget_run()  # forked while the worker was busy with a run: not this child's
             os.setpgrp()  # as RQ's child: signals to the worker's group are the worker's
+            random.seed()  # as RQ's child: not the worker's sequence
             self.setup_work_horse_signals()
             self._get_ready()
-            order = read_order(pipe)
-            if order is None:
-                if self.release_child is not None:
-                    self.release_child()
-                os._exit(0)
-            job, queue = self._take(order)
-            with logged_run(run_of_job(job)) if is_run_job(job) else nullcontext():
-                self.main_work_horse(job, queue)
+            with os.fdopen(orders_pipe, "rb") as orders:
+                for served in range(1, self.runs_per_child + 1):
+                    order = read_order(orders)
+                    if order is None:
+                        if self.release_child is not None:
+                            self.release_child()
+                        os._exit(0)
+                    job, queue = self._take(order)
+                    with logged_run(run_of_job(job)) if is_run_job(job) else nullcontext():
+                        if served == self.runs_per_child:
+                            self.main_work_horse(job, queue)
+                        self._perform_and_stay(job, queue, done)
         except BaseException:  # noqa: BLE001 - a child must never carry on into its parent's work loop
-            log.exception("the worker's child %s failed before its job ran", os.getpid())
+            log.exception("the worker's child %s failed outside its job", os.getpid())
         os._exit(1)
+
+    def _perform_and_stay(self, job: Job, queue: Queue, done: int) -> None:
+        """RQ's main_work_horse, but the child stays: it reports the run done instead of exiting."""
+        self._is_horse = True
+        try:
+            self.perform_job(job, queue, self.execution)
+        except BaseException:  # noqa: BLE001 - as RQ's child: the worker records the death of its horse
+            os._exit(1)
+        report_done(done)
 
     def _get_ready(self) -> None:
         """Its own connections, opened before its job comes. One that fails is left to the job, which waits out

@@ -20,10 +20,11 @@ def _state(client, headers, location) -> dict:
     return client.get(location, headers=headers).json
 
 
-def _start_long_run(client, app, org, tmp_path, seconds: float, *worker_args: str):
+def _start_long_run(client, app, org, tmp_path, seconds: float, *worker_args: str, env: dict | None = None):
     blocks = [THREE_BLOCKS[0], ("Wait", "delay", {"seconds": seconds}), THREE_BLOCKS[2]]
     workflow_id = make_workflow(client, org.admin_headers, blocks)
-    worker = start_worker(app.config["CANVAS_SETTINGS"], tmp_path / "worker.log", *worker_args, env=GRACE)
+    worker = start_worker(app.config["CANVAS_SETTINGS"], tmp_path / "worker.log", *worker_args,
+                          env={**GRACE, **(env or {})})
     try:
         location = run(client, org.admin_headers, workflow_id).headers["Location"]
         wait_for(lambda: _state(client, org.admin_headers, location)["blocks"][1]["status"] == "Running",
@@ -34,16 +35,20 @@ def _start_long_run(client, app, org, tmp_path, seconds: float, *worker_args: st
     return worker, location
 
 
-@pytest.mark.parametrize(("worker_class", "signum"), [("simple", signal.SIGINT), ("fork", signal.SIGTERM)],
-                         ids=["simple-worker-ctrl-c", "fork-worker-sigterm"])
+@pytest.mark.parametrize(("worker_class", "signum", "runs_per_child"),
+                         [("simple", signal.SIGINT, 1), ("fork", signal.SIGTERM, 1), ("fork", signal.SIGTERM, 3)],
+                         ids=["simple-worker-ctrl-c", "fork-worker-sigterm", "fork-worker-staying-child-sigterm"])
 def test_a_run_longer_than_the_stop_timeout_is_ended_failed_with_the_reason(client, app, org, tmp_path,
-                                                                            worker_class, signum):
-    worker, location = _start_long_run(client, app, org, tmp_path, 600, "--worker-class", worker_class)
+                                                                            worker_class, signum, runs_per_child):
+    worker, location = _start_long_run(client, app, org, tmp_path, 600, "--worker-class", worker_class,
+                                       env={"CANVAS_WORKER_RUNS_PER_CHILD": str(runs_per_child)})
     try:
+        children = descendants(worker.pid)
         asked = time.monotonic()
         worker.send_signal(signum)
         assert worker.wait(15) == 0, (tmp_path / "worker.log").read_text()[-3000:]
         took = time.monotonic() - asked
+        assert not any(alive(child) for child in children), "the worker's children end with it"
     finally:
         stop_worker(worker)
     ended = _state(client, org.admin_headers, location)

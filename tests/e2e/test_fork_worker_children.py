@@ -1,7 +1,9 @@
 """A forking `canvas worker` forks each run's child ahead of the run (canvas.queueing.waiting_child): real worker
 processes on the suite's database and Redis. The child waits with its database connection open, runs the next run
 and leaves; a child that died while it waited is replaced; it goes with its worker, stopped or killed; on PostgreSQL,
-a connection the server cut while the child waited is replaced before the run uses it."""
+a connection the server cut while the child waited is replaced before the run uses it. With
+CANVAS_WORKER_RUNS_PER_CHILD, one child serves that many runs, waiting between them with its connection open; killed
+in a run, it takes that run alone."""
 from __future__ import annotations
 
 import os
@@ -175,3 +177,68 @@ def test_a_connection_the_server_cut_while_the_child_waited_is_replaced_before_t
     assert _lines_of(log, child, finished["id"]), log[-3000:]
     assert "database unavailable" not in log, log[-3000:]  # the run never met the cut connection
     assert "Traceback" not in log, log[-3000:]
+
+
+STAYING = {"CANVAS_WORKER_RUNS_PER_CHILD": "3"}
+SHORT_LEASES = {"CANVAS_LOST_RUN_GRACE_SECONDS": "3", "CANVAS_LEASE_RENEW_SECONDS": "0.5",
+                "CANVAS_REAPER_INTERVAL_SECONDS": "1"}
+
+
+def _run_and_finish(client, headers, workflow_id) -> dict:
+    return _finished(client, headers, run(client, headers, workflow_id).headers["Location"])
+
+
+def test_a_child_serves_runs_per_child_runs_holding_its_connection_then_another_takes_its_place(
+        client, app, org, tmp_path):
+    """CANVAS_WORKER_RUNS_PER_CHILD=3: one child runs three runs one after another, waiting between them with its
+    database connection open, and leaves after the third; the fourth runs in the child forked meanwhile."""
+    settings = app.config["CANVAS_SETTINGS"]
+    workflow_id = make_workflow(client, org.admin_headers)
+    log_path = tmp_path / "worker.log"
+    worker = start_worker(settings, log_path, *FORK, env=STAYING)
+    try:
+        first = _waiting_child(worker, log_path, settings["DATABASE_URL"])
+        served = []
+        for _ in range(3):
+            served.append(_run_and_finish(client, org.admin_headers, workflow_id))
+            if len(served) < 3:  # between its runs: the same child, alone, its connection open
+                assert _waiting_child(worker, log_path, settings["DATABASE_URL"]) == first
+        wait_for(lambda: not alive(first), timeout=10, what="the child gone after its third run")
+        second = _waiting_child(worker, log_path, settings["DATABASE_URL"], other_than=first)
+        fourth = _run_and_finish(client, org.admin_headers, workflow_id)
+    finally:
+        stop_worker(worker)
+    log = _log(log_path)
+    assert [run_["status"] for run_ in [*served, fourth]] == ["Succeeded"] * 4, log[-3000:]
+    assert all(_lines_of(log, first, run_["id"]) for run_ in served), log[-3000:]
+    assert second != first and _lines_of(log, second, fourth["id"]), log[-3000:]
+    assert "Traceback" not in log, log[-3000:]
+
+
+def test_a_staying_child_killed_in_a_run_fails_that_run_and_the_next_run_gets_a_new_child(
+        client, app, org, tmp_path):
+    """A child that served a run and stayed, killed (SIGKILL) in the middle of its next: that run ends Failed
+    ("worker lost", the lease not renewed), the worker carries on, and the next run runs in another child."""
+    settings = app.config["CANVAS_SETTINGS"]
+    quick = make_workflow(client, org.admin_headers)
+    long_ = make_workflow(client, org.admin_headers, [("Wait", "delay", {"seconds": 600})])
+    log_path = tmp_path / "worker.log"
+    worker = start_worker(settings, log_path, *FORK, env={**STAYING, **SHORT_LEASES})
+    try:
+        child = _waiting_child(worker, log_path, settings["DATABASE_URL"])
+        before = _run_and_finish(client, org.admin_headers, quick)
+        location = run(client, org.admin_headers, long_).headers["Location"]
+        wait_for(lambda: client.get(location, headers=org.admin_headers).json["blocks"][0]["status"] == "Running",
+                 what="the long block running")
+        assert descendants(worker.pid) == {child}, "the child that served the first run runs the second"
+        os.kill(child, signal.SIGKILL)
+        killed = _finished(client, org.admin_headers, location)
+        after = _run_and_finish(client, org.admin_headers, quick)
+        assert worker.poll() is None, "the worker itself carries on"
+    finally:
+        stop_worker(worker)
+    log = _log(log_path)
+    assert before["status"] == "Succeeded" and _lines_of(log, child, before["id"]), log[-3000:]
+    assert killed["status"] == "Failed" and killed["error"].startswith("worker lost"), killed
+    assert after["status"] == "Succeeded", log[-3000:]
+    assert not _lines_of(log, child, after["id"]) and re.search(rf"\[(\d+)\].*{after['id']}", log), log[-3000:]
