@@ -630,6 +630,9 @@ class CanvasForkWorker(OutageTolerantWorker, Worker):
         waiting, self._waiting = self._waiting, None
         if waiting is not None:
             waiting.dismiss()
+        running, self._running = self._running, None
+        if running is not None:  # the loop ended in a run (Redis lost): the child finishes it, finds no order, leaves
+            running.close()
         super().teardown()
 
     def setup_work_horse_signals(self) -> None:

@@ -242,3 +242,33 @@ def test_a_staying_child_killed_in_a_run_fails_that_run_and_the_next_run_gets_a_
     assert killed["status"] == "Failed" and killed["error"].startswith("worker lost"), killed
     assert after["status"] == "Succeeded", log[-3000:]
     assert not _lines_of(log, child, after["id"]) and re.search(rf"\[(\d+)\].*{after['id']}", log), log[-3000:]
+
+
+def test_a_staying_child_finishes_its_run_through_a_redis_restart_and_no_child_is_left_behind(
+        make_app, own_redis, tmp_path):
+    """Redis stopped for two seconds in the middle of a staying child's run, then started again (its data kept): the
+    run succeeds, the next one too, and the worker is left with one waiting child (none left behind by the outage)."""
+    app = make_app(REDIS_URL=own_redis.url)
+    client, headers = app.test_client(), Org(app, "StayingThroughRedis").admin_headers
+    long_ = make_workflow(client, headers, [("Wait", "delay", {"seconds": 4})])
+    quick = make_workflow(client, headers)
+    log_path = tmp_path / "worker.log"
+    settings = app.config["CANVAS_SETTINGS"]
+    worker = start_worker(settings, log_path, *FORK, env=STAYING)
+    try:
+        _waiting_child(worker, log_path, settings["DATABASE_URL"])
+        location = run(client, headers, long_).headers["Location"]
+        wait_for(lambda: client.get(location, headers=headers).json["blocks"][0]["status"] == "Running",
+                 what="the long block running")
+        own_redis.stop()
+        time.sleep(2)
+        own_redis.start()
+        finished = _finished(client, headers, location)
+        after = _run_and_finish(client, headers, quick)
+        left = _waiting_child(worker, log_path, settings["DATABASE_URL"])
+        assert descendants(worker.pid) == {left}, "one waiting child, no other"
+        assert worker.poll() is None
+    finally:
+        stop_worker(worker)
+    log = _log(log_path)
+    assert (finished["status"], after["status"]) == ("Succeeded", "Succeeded"), log[-3000:]
