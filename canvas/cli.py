@@ -320,7 +320,8 @@ def _listening_public_url(host: str, port: int) -> dict | None:
 
 @cli.command()
 @click.option("--worker-class", type=click.Choice(["simple", "fork"]), default=None,
-              help="simple: jobs run in the worker process (fast); fork: each job in a child process (isolated).")
+              help="simple: jobs run in the worker process (fast); fork: each job in a child process (isolated), a "
+                   "child serving CANVAS_WORKER_RUNS_PER_CHILD runs (default 1).")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 @click.option("--max-jobs", type=int, default=None,
               help="Exit after this many runs (a supervisor restarts it): bounds what a leaky block can hold.")
