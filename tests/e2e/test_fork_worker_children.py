@@ -25,6 +25,9 @@ from tests.process_tools import alive, descendants
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("clean_run_queue")]
 FORK = ("--worker-class", "fork")
 CHILD_READY_SECONDS = 30  # a worker's start (imports, the rehearsal), then its first fork
+STAYING = {"CANVAS_WORKER_RUNS_PER_CHILD": "3"}
+SHORT_LEASES = {"CANVAS_LOST_RUN_GRACE_SECONDS": "3", "CANVAS_LEASE_RENEW_SECONDS": "0.5",
+                "CANVAS_REAPER_INTERVAL_SECONDS": "1"}
 
 
 def _log(path: Path) -> str:
@@ -34,6 +37,10 @@ def _log(path: Path) -> str:
 def _finished(client, headers, location) -> dict:
     return wait_for(lambda: (state := client.get(location, headers=headers).json)["status"]
                     in ("Succeeded", "Failed") and state, timeout=60, what="run finished")
+
+
+def _run_and_finish(client, headers, workflow_id) -> dict:
+    return _finished(client, headers, run(client, headers, workflow_id).headers["Location"])
 
 
 def _waiting_child(worker, log_path: Path, database_url: str, other_than: int | None = None) -> int:
@@ -122,13 +129,18 @@ def test_a_child_that_died_while_it_waited_is_replaced_and_the_run_runs(client, 
     assert "Traceback" not in log, log[-3000:]
 
 
+@pytest.mark.parametrize("staying", [False, True], ids=["forked ahead", "staying after a run"])
 @pytest.mark.parametrize("ending", ["stopped", "killed alone"])
-def test_the_waiting_child_goes_with_its_worker(app, tmp_path, ending):
+def test_the_waiting_child_goes_with_its_worker(client, app, org, tmp_path, ending, staying):
     settings = app.config["CANVAS_SETTINGS"]
     log_path = tmp_path / "worker.log"
-    worker = start_worker(settings, log_path, *FORK)
+    worker = start_worker(settings, log_path, *FORK, env=STAYING if staying else None)
     try:
         child = _waiting_child(worker, log_path, settings["DATABASE_URL"])
+        if staying:  # the child that served this run waits for the next
+            assert _run_and_finish(client, org.admin_headers, make_workflow(client, org.admin_headers))["status"] \
+                == "Succeeded"
+            assert _waiting_child(worker, log_path, settings["DATABASE_URL"]) == child
         if ending == "stopped":
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(15) == 0, _log(log_path)[-3000:]
@@ -177,15 +189,6 @@ def test_a_connection_the_server_cut_while_the_child_waited_is_replaced_before_t
     assert _lines_of(log, child, finished["id"]), log[-3000:]
     assert "database unavailable" not in log, log[-3000:]  # the run never met the cut connection
     assert "Traceback" not in log, log[-3000:]
-
-
-STAYING = {"CANVAS_WORKER_RUNS_PER_CHILD": "3"}
-SHORT_LEASES = {"CANVAS_LOST_RUN_GRACE_SECONDS": "3", "CANVAS_LEASE_RENEW_SECONDS": "0.5",
-                "CANVAS_REAPER_INTERVAL_SECONDS": "1"}
-
-
-def _run_and_finish(client, headers, workflow_id) -> dict:
-    return _finished(client, headers, run(client, headers, workflow_id).headers["Location"])
 
 
 def test_a_child_serves_runs_per_child_runs_holding_its_connection_then_another_takes_its_place(
