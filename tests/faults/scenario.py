@@ -49,9 +49,9 @@ class Scenario:
 
     # --- the platform ------------------------------------------------------------------------------------------------
 
-    def start_processes(self, workers: int = 2, schedulers: int = 1) -> None:
+    def start_processes(self, workers: int = 2, schedulers: int = 1, worker_args: tuple[str, ...] = ()) -> None:
         for number in range(1, workers + 1):
-            self.fleet.start_worker(f"w{number}")
+            self.fleet.start_worker(f"w{number}", *worker_args)
         for number in range(1, schedulers + 1):
             self.fleet.start_scheduler(f"s{number}")
         self.fleet.wait_ready()

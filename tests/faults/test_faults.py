@@ -13,6 +13,8 @@ Run alone: `.venv/bin/python -m pytest tests/faults -m faults`.
 from __future__ import annotations
 
 import math
+import os
+import signal
 import time
 import uuid
 from datetime import timedelta
@@ -24,6 +26,7 @@ from tests.faults.harness import (
     BEGIN_BLOCK, END_BLOCK, RAW_DRIVER_TEXT, TIMING, WAIT_BLOCK, wait_for, wall_now,
 )
 from tests.faults.scenario import BackendTerminator, RunLoad, Scenario
+from tests.process_tools import descendants
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 WORKER_LOST = "worker lost"
@@ -78,6 +81,34 @@ def test_a_worker_killed_mid_block(fault_scenario):
     scenario.recover()
     expect_worker_lost(scenario, victim_run.run_id)
     expect_succeeded_once(scenario, [run_id for run_id in runs if run_id != victim_run.run_id], "an untouched")
+    lost_at = scenario.track(victim_run.run_id).final_at
+    if lost_at is not None:
+        scenario.notes.append(f"the lost run was failed {lost_at - scenario.fault_started:.1f} s after the kill")
+    scenario.finish()
+
+
+def test_a_forking_workers_staying_child_killed_mid_block(fault_scenario):
+    """Forking workers whose children serve three runs each (CANVAS_WORKER_RUNS_PER_CHILD=3): kill -9 of the child
+    running a run in block 2, its worker left alone. The worker carries on with a new child: after the grace period
+    the run is Failed 'worker lost', the other runs succeed once, the workflow runs again."""
+    scenario = fault_scenario("fork: staying child kill -9 mid-block")
+    scenario.fleet.env["CANVAS_WORKER_RUNS_PER_CHILD"] = "3"
+    scenario.start_processes(workers=2, schedulers=1, worker_args=("--worker-class", "fork"))
+    workflows = scenario.make_workflows(3, delay_seconds=4)
+    runs = scenario.start_runs(workflows)
+    victim_run = scenario.wait_in_block(runs, WAIT_BLOCK)[0]
+    worker = scenario.fleet.procs[scenario.worker_of(victim_run)].process
+    children = wait_for(lambda: descendants(worker.pid) or None, 10, what="the worker's child")
+    scenario.check(len(children) == 1, f"a worker whose child stays has that one child, not {sorted(children)}")
+    time.sleep(0.5)
+    scenario.fault_begins()
+    for child in children:
+        os.kill(child, signal.SIGKILL)
+    scenario.fault_ends()
+    scenario.recover()
+    expect_worker_lost(scenario, victim_run.run_id)
+    expect_succeeded_once(scenario, [run_id for run_id in runs if run_id != victim_run.run_id], "an untouched")
+    scenario.check(worker.poll() is None, "the worker whose child was killed carries on")
     lost_at = scenario.track(victim_run.run_id).final_at
     if lost_at is not None:
         scenario.notes.append(f"the lost run was failed {lost_at - scenario.fault_started:.1f} s after the kill")
