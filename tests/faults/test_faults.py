@@ -59,6 +59,13 @@ def expect_worker_lost(scenario: Scenario, run_id: str) -> None:
                    f"the lost run {run_id}: POSTs of blocks {posts(scenario, run_id)}, expected only [1]")
 
 
+def note_when_lost(scenario: Scenario, run_id: str) -> None:
+    """How long after the kill the lost run was failed, for the suite's table."""
+    lost_at = scenario.track(run_id).final_at
+    if lost_at is not None:
+        scenario.notes.append(f"the lost run was failed {lost_at - scenario.fault_started:.1f} s after the kill")
+
+
 # --- workers ----------------------------------------------------------------------------------------------------------
 
 
@@ -81,9 +88,7 @@ def test_a_worker_killed_mid_block(fault_scenario):
     scenario.recover()
     expect_worker_lost(scenario, victim_run.run_id)
     expect_succeeded_once(scenario, [run_id for run_id in runs if run_id != victim_run.run_id], "an untouched")
-    lost_at = scenario.track(victim_run.run_id).final_at
-    if lost_at is not None:
-        scenario.notes.append(f"the lost run was failed {lost_at - scenario.fault_started:.1f} s after the kill")
+    note_when_lost(scenario, victim_run.run_id)
     scenario.finish()
 
 
@@ -109,9 +114,7 @@ def test_a_forking_workers_staying_child_killed_mid_block(fault_scenario):
     expect_worker_lost(scenario, victim_run.run_id)
     expect_succeeded_once(scenario, [run_id for run_id in runs if run_id != victim_run.run_id], "an untouched")
     scenario.check(worker.poll() is None, "the worker whose child was killed carries on")
-    lost_at = scenario.track(victim_run.run_id).final_at
-    if lost_at is not None:
-        scenario.notes.append(f"the lost run was failed {lost_at - scenario.fault_started:.1f} s after the kill")
+    note_when_lost(scenario, victim_run.run_id)
     scenario.finish()
 
 
