@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import (JSON, Select, Update, bindparam, case, column, exists, func, insert, literal, or_, select,
-                        true, update)
+from sqlalchemy import (JSON, Select, String, Update, bindparam, case, column, exists, func, insert, literal,
+                        literal_column, or_, select, true, update)
 from sqlalchemy.engine import Connection, Engine, Row
 
 from canvas.execution.run_log import line_rows
@@ -33,6 +33,15 @@ def bound_params(table, part: str, names: tuple) -> dict:  # noqa: ANN001 - a Ta
 
 def named_values(part: str, values: dict) -> dict:
     return {f"{part}__{name}": value for name, value in values.items()}
+
+
+def written_in(status: str):  # noqa: ANN201 - a ColumnElement
+    """A fixed status to compare a run's status with, written into the SQL instead of bound: SQLite prepares a
+    statement again at every execution when it compares a bound value with a column that a partial index's WHERE
+    names (workflow_run's status: uq_workflow_run_active, ix_workflow_run_failed), to learn whether the index
+    applies - unless a unique key already picks the row. Measured: the workflow's read at a run's claim (its last
+    outcome) took 120-190 us with its two statuses bound, 25 us with them written in."""
+    return literal_column(f"'{status}'", String)
 
 
 CLAIMED = (RUNS.c.workflow_id, RUNS.c.account_id, RUNS.c.run_from_block, RUNS.c.run_till_block, RUNS.c.dry_run,
@@ -70,7 +79,8 @@ HAS_NOTIFICATIONS = NOTIFIES.label("has_notifications")
 # (Two comparisons, not IN: an IN list is an "expanding" parameter, which makes SQLAlchemy render the statement
 # again at every execution: a tenth of a millisecond of a claim's Python time.)
 LAST_OUTCOME = (select(RUNS.c.status).where(RUNS.c.workflow_id == WORKFLOWS.c.id, RUNS.c.dry_run.is_(False),
-                                            or_(RUNS.c.status == "Succeeded", RUNS.c.status == "Failed"))
+                                            or_(RUNS.c.status == written_in("Succeeded"),
+                                                RUNS.c.status == written_in("Failed")))
                 .order_by(RUNS.c.date_finished.desc()).limit(1).scalar_subquery())
 AFTER_FAILURE = case((NOTIFIES, LAST_OUTCOME == "Failed"), else_=False).label("after_failure")
 WORKFLOW_COLUMNS = (WORKFLOWS.c.id, WORKFLOWS.c.name, WORKFLOWS.c.chain, WORKFLOWS.c.account_id,
