@@ -286,11 +286,16 @@ def test_a_mail_the_relay_cannot_take_is_logged_not_retried(make_app, caplog):
     notify_account(app, org)
     workflow_id = make_workflow(client, org.admin_headers, EXPLODING)
     failed_jobs = Queue(RUN_QUEUE, connection=services.redis).failed_job_registry
-    failed_before = failed_jobs.count
+    failed_before = set(failed_jobs.get_job_ids())
     with caplog.at_level("WARNING", logger="canvas.notifications.mail"):
         assert run_and_work(client, app, org.admin_headers, workflow_id)["status"] == "Failed"
     [line] = [record.getMessage() for record in caplog.records if record.name == "canvas.notifications.mail"]
     assert f"workflow {workflow_id} could not be mailed: ConnectionRefusedError" in line
     assert "Secret-Pass-1" not in caplog.text
-    assert Queue(RUN_QUEUE, connection=services.redis).count == 0 and failed_jobs.count == failed_before, \
-        "logged, not retried"
+    assert Queue(RUN_QUEUE, connection=services.redis).count == 0, "logged, not retried"
+    # The registry is the suite's, shared: a worker starting up moves jobs that earlier tests abandoned into it.
+    # What this test owns is that none of the jobs failed here is about this workflow (its run or its mail).
+    failed_here = Job.fetch_many(sorted(set(failed_jobs.get_job_ids()) - failed_before), connection=services.redis)
+    about_this_workflow = [job.id for job in failed_here if job and workflow_id in f"{job.description} {job.args!r}"]
+    assert about_this_workflow == [], \
+        "the mail that the relay refused is logged, not left failed for a retry"
