@@ -1,4 +1,4 @@
-"""Two `canvas scheduler` processes on one database and Redis, every-second schedules, about a minute: every
+"""Two `canvas scheduler` processes on one database and Redis, every-second schedules, about 40 s: every
 occurrence is recorded exactly once and each fired one has exactly one run; killing one scheduler loses none."""
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from tests.integration.test_scheduler_claims import empty_run_queue, make_schedu
 
 pytestmark = pytest.mark.slow
 WORKFLOWS = 4
-BOTH_RUNNING_SECONDS = 30
-SURVIVOR_ALONE_SECONDS = 25
+BOTH_RUNNING_SECONDS = 20
+SURVIVOR_ALONE_SECONDS = 15
 
 
 def scheduler_env(settings: dict) -> dict:
