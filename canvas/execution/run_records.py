@@ -62,6 +62,7 @@ CLAIMED_BY = select(*CLAIMED).where(RUNS.c.id == bindparam("run_id"), RUNS.c.sta
                                              RUNS.c.date_started == bindparam("now"))
 RUN_ENDED_AS = select(RUNS.c.id).where(RUNS.c.id == bindparam("run_id"), RUNS.c.lease_token == bindparam("token"),
                                        RUNS.c.status == bindparam("status"))
+LOCK_RUN = select(RUNS.c.id).where(RUNS.c.id == bindparam("run_id")).with_for_update()
 BLOCK_RUN_EXISTS = select(BLOCK_RUNS.c.id).where(BLOCK_RUNS.c.id == bindparam("block_run_id"))
 BLOCK_RUN_ENDED = select(BLOCK_RUNS.c.id).where(BLOCK_RUNS.c.id == bindparam("block_run_id"),
                                                 BLOCK_RUNS.c.status != "Running")
@@ -222,6 +223,11 @@ def renew_lease(connection: Connection, run_id: uuid.UUID, token: int, now: date
 
 def run_ended_as(connection: Connection, run_id: uuid.UUID, token: int, status: str) -> bool:
     return connection.execute(RUN_ENDED_AS, {"run_id": run_id, "token": token, "status": status}).first() is not None
+
+
+def lock_run(connection: Connection, run_id: uuid.UUID) -> None:
+    """The run's row locked until the transaction ends (PostgreSQL; SQLite's writers take turns anyway)."""
+    connection.execute(LOCK_RUN, {"run_id": run_id})
 
 
 def block_run_exists(connection: Connection, block_run_id: uuid.UUID) -> bool:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import DBAPIError
 
 from canvas.execution import credentials as run_credentials
@@ -95,6 +95,9 @@ class RunState:
     blocked: set[int] = field(default_factory=set)  # will not run: a block they depend on failed
     failures: list[tuple[int, str]] = field(default_factory=list)  # (block number, error) in the order they failed
     recorded: set = field(default_factory=set)  # block runs whose completion is already written
+    # A step being written (a block done, the next begun: `_begin_ready`): its block's completion and the number of the
+    # block it begins, for the run's end to settle when the database went away before the step was confirmed.
+    stepping: tuple[CompletedBlock | SkippedBlock, int] | None = None
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -341,12 +344,14 @@ class Runner:
             return records.block_run_exists(connection, block_run_id)
 
         what = f"recording block {state.number}" if done is not None else f"beginning block {number}"
+        state.stepping = None if done is None else (done, number)
         # The common step (a block done, the next begun here) as one statement where the database can; a skipped
         # block, blocks queued for other workers or a block held for another worker's run take the transaction.
         if self._in_one_statement and not queued and not isinstance(done, SkippedBlock) and state.lease.node is None:
             state.writer.write(what, advance, landed=landed, fences_itself=True, one_statement=True)
         else:
             state.writer.write(what, record, landed=landed)
+        state.stepping = None
         if done is not None:
             state.recorded.add(done.block_run_id)
         state.begun[number] = block_run_id
@@ -449,10 +454,18 @@ class Runner:
     def _stop_unreachable(self, state: RunState, error: DatabaseUnreachableError) -> str:
         """The database stayed away past the lease's deadline. The run has stopped; its failure is recorded if the
         database comes back within another grace period and the run is still this worker's (else the reaper
-        settles it as lost)."""
+        settles it as lost). When the database went while a step was being written (a block done, the next begun),
+        the run fails at the next block, which never started, and the block done keeps its success: recorded with
+        the run's end unless the step had landed after all (a re-run starts from where the run stopped, not before
+        the block whose side effects already happened)."""
+        number, done = state.number, None
+        if state.stepping is not None:
+            done, number = state.stepping
+            error = DatabaseUnreachableError(f"database connection lost before block {number} started; the run was "
+                                             "stopped")
         log.error("run %s: %s", state.run_id, error)
         try:
-            return self._finish(state, "Failed", state.number, error, None,
+            return self._finish(state, "Failed", number, error, done,
                                 until=state.lease.clock() + self.timing.grace, settle_blocks=True)
         except (LeaseLostError, DatabaseUnreachableError) as final:
             log.warning("run %s: its failure was not recorded (%s); the reaper settles it", state.run_id, final)
@@ -823,10 +836,13 @@ class Runner:
         that is no longer this worker's keeps the final state it has, and no callback is sent from here."""
         finished = utcnow()
         run_values, workflow_values, follow_up = _end_values(state, status, number, error, finished)
-        unrecorded = None if completed is None or completed.block_run_id in state.recorded else completed
-        with_end = _completion(unrecorded) if isinstance(unrecorded, CompletedBlock) else None  # in its statement
+        completed = None if completed is None or completed.block_run_id in state.recorded else completed
 
         def record(connection) -> None:  # noqa: ANN001
+            unrecorded = completed
+            if settle_blocks and unrecorded is not None and _recorded_after_all(connection, state, unrecorded):
+                unrecorded = None
+            with_end = _completion(unrecorded) if isinstance(unrecorded, CompletedBlock) else None  # in its statement
             if not records.finish_run(connection, state.run_id, state.lease.token, state.workflow_id, run_values,
                                       workflow_values, with_end):
                 state.lease.revoked = True
@@ -840,7 +856,7 @@ class Runner:
         with not_interrupted():  # a worker's stop signal now would only leave the run Running
             state.writer.write("finishing the run", record, until=until, landed=lambda connection: (
                 records.run_ended_as(connection, state.run_id, state.lease.token, status)), fences_itself=True,
-                one_statement=not settle_blocks and not isinstance(unrecorded, SkippedBlock))  # finish_run alone
+                one_statement=not settle_blocks and not isinstance(completed, SkippedBlock))  # finish_run alone
         _log_outcome(state, status, number)
         metrics.run_finished(status, state.trigger, time.monotonic() - state.started)
         if follow_up:
@@ -877,6 +893,14 @@ class Runner:
             except Exception:  # noqa: BLE001 - Redis down: cancellation waits for the next block boundary
                 return False
         return self._cancelled
+
+
+def _recorded_after_all(connection: Connection, state: RunState, done: CompletedBlock | SkippedBlock) -> bool:
+    """Did the step whose confirmation the database's outage swallowed record `done` after all? Asked with the run's
+    row locked: a step still on its way (PostgreSQL) renews the lease on that row first, so it lands before this
+    question or, once the run has ended, not at all."""
+    records.lock_run(connection, state.run_id)
+    return records.block_run_ended(connection, done.block_run_id)
 
 
 def _end_values(state: RunState, status: str, number: int, error: BaseException | None,

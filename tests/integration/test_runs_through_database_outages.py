@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from canvas.execution import run_records as records
 from canvas.execution.runner import Runner
 from canvas.models import BlockRun, WorkflowRun
 from tests.conftest import Org
@@ -38,7 +39,33 @@ def outage_app(proxy, postgres_database_url, make_app):  # the relay goes last: 
     empty_queue(app)
 
 
-def start_run(app, seconds: float) -> tuple[uuid.UUID, threading.Thread, dict]:
+@pytest.fixture
+def steps(monkeypatch) -> dict[int, threading.Event]:
+    """Set when the runner has the database's answer to its step into block n (PostgreSQL's one-statement step)."""
+    answered: dict[int, threading.Event] = {}
+    advance = records.advance
+
+    def answered_advance(connection, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        renewal = advance(connection, *args, **kwargs)
+        answered.setdefault(args[4]["number"], threading.Event()).set()
+        return renewal
+
+    monkeypatch.setattr(records, "advance", answered_advance)
+    return answered
+
+
+def start_run(app, seconds: float, steps: dict[int, threading.Event] | None = None
+              ) -> tuple[uuid.UUID, threading.Thread, dict]:
+    """A run of Records -> Wait `seconds` -> To CSV, running in a thread, once block 2 is running (and, with
+    `steps`, once the runner knows it is: the database's answer to the step has reached it)."""
+    run_id, thread, outcome = start_thread(app, seconds)
+    wait_for(lambda: [block.status for block in blocks(app, run_id)] == ["Succeeded", "Running"], what="block 2")
+    if steps is not None:
+        wait_for(lambda: 2 in steps and steps[2].is_set(), what="the step into block 2 answered")
+    return run_id, thread, outcome
+
+
+def start_thread(app, seconds: float) -> tuple[uuid.UUID, threading.Thread, dict]:
     client, org = app.test_client(), Org(app, "Outage")
     workflow_id = make_workflow(client, org.admin_headers, [THREE_BLOCKS[0], ("Wait", "delay", {"seconds": seconds}),
                                                             THREE_BLOCKS[2]])
@@ -53,7 +80,6 @@ def start_run(app, seconds: float) -> tuple[uuid.UUID, threading.Thread, dict]:
 
     thread = threading.Thread(target=execute, daemon=True)
     thread.start()
-    wait_for(lambda: [block.status for block in blocks(app, run_id)] == ["Succeeded", "Running"], what="block 2")
     return run_id, thread, outcome
 
 
@@ -77,8 +103,10 @@ def test_a_database_outage_shorter_than_the_lease_is_ridden_out(outage_app, prox
     assert [block.status for block in blocks(outage_app, run_id)] == ["Succeeded"] * 3
 
 
-def test_a_long_database_outage_stops_the_run_which_says_so_in_words(outage_app, proxy):
-    run_id, thread, outcome = start_run(outage_app, seconds=30)
+def test_a_long_database_outage_stops_the_run_which_says_so_in_words(outage_app, proxy, steps):
+    # Cut once the runner is in block 2, not merely once block 2 shows Running: a cut between the two (a loaded
+    # machine) is the step whose answer was lost, tested below.
+    run_id, thread, outcome = start_run(outage_app, seconds=30, steps=steps)
     proxy.cut()
     time.sleep(GRACE + 1)  # the worker gives up at grace - renew; nobody else can reach the database either
     proxy.restore()
@@ -91,3 +119,42 @@ def test_a_long_database_outage_stops_the_run_which_says_so_in_words(outage_app,
     assert [(block.number, block.status) for block in blocks(outage_app, run_id)] == [(1, "Succeeded"),
                                                                                        (2, "Failed")]
     assert blocks(outage_app, run_id)[1].error == failed.error
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["step landed", "step lost"])
+def test_a_step_whose_answer_the_outage_swallowed_keeps_the_block_done_and_fails_the_next(outage_app, proxy,
+                                                                                       monkeypatch, landed):
+    """The database goes away while block 1's success and block 2's start are being written, before the runner
+    hears whether they were: after the lease's deadline the run stops. Block 1 ran and its side effects happened,
+    whether or not the step landed: it keeps its success and its output, and the run fails at block 2, which never
+    started (so a re-run from the failed block does not repeat block 1)."""
+    advance, cut = records.advance, threading.Event()
+
+    def advance_and_lose_the_answer(connection, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if args[4]["number"] != 2 or cut.is_set():
+            return advance(connection, *args, **kwargs)
+        cut.set()
+        if landed:  # the statement commits; its answer is lost with the connection
+            advance(connection, *args, **kwargs)
+            proxy.cut()
+            connection.exec_driver_sql("SELECT 1")  # the driver's own error for the lost connection
+        proxy.cut()
+        return advance(connection, *args, **kwargs)
+
+    monkeypatch.setattr(records, "advance", advance_and_lose_the_answer)
+    began = time.monotonic()
+    run_id, thread, outcome = start_thread(outage_app, seconds=30)
+    assert cut.wait(30), "the step into block 2 was never written"
+    time.sleep(GRACE + 1)  # past the lease's deadline: the runner has stopped the run
+    proxy.restore()
+    thread.join(30)
+    assert not thread.is_alive() and time.monotonic() - began < 30, "block 2 (a 30 s wait) ran"
+    assert outcome["result"] == "Failed"
+    failed = run_row(outage_app, run_id)
+    assert (failed.status, failed.failed_block) == ("Failed", 2)
+    assert failed.error == "database connection lost before block 2 started; the run was stopped"
+    ran = blocks(outage_app, run_id)
+    assert [(block.number, block.status) for block in ran] == [(1, "Succeeded"), (2, "Failed")][:2 if landed else 1]
+    assert ran[0].output_id is not None and ran[0].error is None
+    if landed:
+        assert ran[1].error == failed.error
