@@ -12,6 +12,7 @@ from pathlib import Path
 from redis import Redis
 from rq import Queue
 
+from canvas.models import Workflow
 from canvas.queueing.keys import RUN_QUEUE
 from canvas.queueing.worker import CanvasSimpleWorker, RunQueue
 from canvas.settings import redis_url
@@ -129,3 +130,26 @@ def rq_worker(redis_url: str, label: str) -> CanvasSimpleWorker:
     connection = redis_client(redis_url)
     queue = RunQueue(f"{label}-{uuid.uuid4().hex[:8]}", connection=connection)
     return CanvasSimpleWorker([queue], connection=connection, name=f"{label}-{uuid.uuid4().hex[:8]}")
+
+
+def block_id(number: int) -> str:
+    return str(uuid.UUID(int=0x900 + number))
+
+
+def node(name: str, key: str, variables: dict | None = None, inputs: list | None = None) -> dict:
+    """A chain entry of a graph; `inputs`: (parent number, {"inputMapper"/"inputCondition": ...}) pairs."""
+    entry = {"blockName": name, "block": key, "application": None, "variables": variables or {}}
+    if inputs is not None:
+        entry["inputs"] = [{"from": block_id(parent), **settings} for parent, settings in inputs]
+    return entry
+
+
+def graph_workflow(client, app, headers, nodes: list[dict], policy: str = "failFast") -> str:
+    """A workflow whose chain is the given graph (written straight to its row: the engine is under test here;
+    the dialects' and the catalog's graph validation have their own tests)."""
+    workflow_id = make_workflow(client, headers, blocks=[("Start", "noop", {})])
+    chain = [{"uniqueBlockId": block_id(number), **entry} for number, entry in enumerate(nodes, start=1)]
+    with app.extensions["canvas"].db.transaction() as session:
+        workflow = session.get(Workflow, uuid.UUID(workflow_id))
+        workflow.chain, workflow.failure_policy = chain, policy
+    return workflow_id

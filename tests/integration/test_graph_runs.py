@@ -9,35 +9,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from canvas.models import BlockOutput, BlockRun, Workflow
-from tests.integration.run_helpers import RECORDS, kill_worker, make_workflow, run, run_and_work, start_worker, \
-    stop_worker, wait_for, work_off
+from canvas.models import BlockOutput, BlockRun
+from tests.integration.run_helpers import RECORDS, graph_workflow, kill_worker, make_workflow, node, run, \
+    run_and_work, start_worker, stop_worker, wait_for, work_off
 
 pytestmark = pytest.mark.usefixtures("clean_run_queue")
 NOOP = ("noop", {})
-
-
-def block_id(number: int) -> str:
-    return str(uuid.UUID(int=0x900 + number))
-
-
-def node(name: str, key: str, variables: dict | None = None, inputs: list | None = None) -> dict:
-    """A chain entry of a graph; `inputs`: (parent number, {"inputMapper"/"inputCondition": ...}) pairs."""
-    entry = {"blockName": name, "block": key, "application": None, "variables": variables or {}}
-    if inputs is not None:
-        entry["inputs"] = [{"from": block_id(parent), **settings} for parent, settings in inputs]
-    return entry
-
-
-def graph_workflow(client, app, headers, nodes: list[dict], policy: str = "failFast") -> str:
-    """A workflow whose chain is the given graph (written straight to its row: the engine is under test here;
-    the dialects' and the catalog's graph validation have their own tests)."""
-    workflow_id = make_workflow(client, headers, blocks=[("Start", "noop", {})])
-    chain = [{"uniqueBlockId": block_id(number), **entry} for number, entry in enumerate(nodes, start=1)]
-    with app.extensions["canvas"].db.transaction() as session:
-        workflow = session.get(Workflow, uuid.UUID(workflow_id))
-        workflow.chain, workflow.failure_policy = chain, policy
-    return workflow_id
 
 
 def output_records(client, headers, location: str, number: int) -> list[dict]:

@@ -13,10 +13,11 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from canvas.execution import run_records as records
+from canvas.execution.lease import FencedWriter
 from canvas.execution.runner import Runner
 from canvas.models import BlockRun, WorkflowRun
 from tests.conftest import Org
-from tests.integration.run_helpers import THREE_BLOCKS, empty_queue, make_workflow, run, wait_for
+from tests.integration.run_helpers import THREE_BLOCKS, empty_queue, graph_workflow, make_workflow, node, run, wait_for
 from tests.servers.tcp_proxy import TcpProxy
 
 GRACE, RENEW = 3.0, 0.5
@@ -65,10 +66,14 @@ def start_run(app, seconds: float, steps: dict[int, threading.Event] | None = No
     return run_id, thread, outcome
 
 
-def start_thread(app, seconds: float) -> tuple[uuid.UUID, threading.Thread, dict]:
+def start_thread(app, seconds: float, graph: list[dict] | None = None) -> tuple[uuid.UUID, threading.Thread, dict]:
+    """A run in a thread: of Records -> Wait `seconds` -> To CSV, or of the `graph` given."""
     client, org = app.test_client(), Org(app, "Outage")
-    workflow_id = make_workflow(client, org.admin_headers, [THREE_BLOCKS[0], ("Wait", "delay", {"seconds": seconds}),
-                                                            THREE_BLOCKS[2]])
+    if graph is not None:
+        workflow_id = graph_workflow(client, app, org.admin_headers, graph)
+    else:
+        wait = ("Wait", "delay", {"seconds": seconds})
+        workflow_id = make_workflow(client, org.admin_headers, [THREE_BLOCKS[0], wait, THREE_BLOCKS[2]])
     answer = run(client, org.admin_headers, workflow_id)
     assert answer.status_code == 202, answer.json
     run_id = uuid.UUID(answer.headers["Location"].rsplit("/", 1)[1])
@@ -121,40 +126,59 @@ def test_a_long_database_outage_stops_the_run_which_says_so_in_words(outage_app,
     assert blocks(outage_app, run_id)[1].error == failed.error
 
 
+def lose_the_steps_answer(monkeypatch, proxy: TcpProxy, landed: bool) -> threading.Event:
+    """The runner's step out of block 1 (its success, the next block begun) meets a lost connection before the
+    runner hears how it went: written first when `landed`, not at all otherwise. The connection goes as the relay
+    is cut, so the driver raises its own error; the event is set then."""
+    write, lost = FencedWriter.write, threading.Event()
+
+    def step_write(writer, what, work, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        def lose_its_answer(connection) -> None:  # noqa: ANN001
+            if lost.is_set():
+                return work(connection)
+            lost.set()
+            if landed:
+                work(connection)
+                connection.commit()
+            proxy.cut()
+            connection.exec_driver_sql("SELECT 1")
+
+        return write(writer, what, lose_its_answer if what == "recording block 1" else work, *args, **kwargs)
+
+    monkeypatch.setattr(FencedWriter, "write", step_write)
+    return lost
+
+
+WAIT_30 = ("delay", {"seconds": 30})
+STEPS = {"chain": None,  # Records -> Wait 30 s -> To CSV: the step is one statement
+         "graph": [node("Start", "noop", inputs=[]), node("Wait A", *WAIT_30, inputs=[(1, {})]),
+                   node("Wait B", *WAIT_30, inputs=[(1, {})])]}  # block 2 begun here, 3 queued: a transaction
+
+
+@pytest.mark.parametrize("shape", STEPS)
 @pytest.mark.parametrize("landed", [True, False], ids=["step landed", "step lost"])
 def test_a_step_whose_answer_the_outage_swallowed_keeps_the_block_done_and_fails_the_next(outage_app, proxy,
-                                                                                       monkeypatch, landed):
+                                                                                       monkeypatch, landed, shape):
     """The database goes away while block 1's success and block 2's start are being written, before the runner
     hears whether they were: after the lease's deadline the run stops. Block 1 ran and its side effects happened,
     whether or not the step landed: it keeps its success and its output, and the run fails at block 2, which never
-    started (so a re-run from the failed block does not repeat block 1)."""
-    advance, cut = records.advance, threading.Event()
-
-    def advance_and_lose_the_answer(connection, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
-        if args[4]["number"] != 2 or cut.is_set():
-            return advance(connection, *args, **kwargs)
-        cut.set()
-        if landed:  # the statement commits; its answer is lost with the connection
-            advance(connection, *args, **kwargs)
-            proxy.cut()
-            connection.exec_driver_sql("SELECT 1")  # the driver's own error for the lost connection
-        proxy.cut()
-        return advance(connection, *args, **kwargs)
-
-    monkeypatch.setattr(records, "advance", advance_and_lose_the_answer)
+    started (so a re-run from the failed block does not repeat block 1); a block the step queued for other workers
+    is cancelled, not left queued."""
+    lost = lose_the_steps_answer(monkeypatch, proxy, landed)
     began = time.monotonic()
-    run_id, thread, outcome = start_thread(outage_app, seconds=30)
-    assert cut.wait(30), "the step into block 2 was never written"
+    run_id, thread, outcome = start_thread(outage_app, seconds=30, graph=STEPS[shape])
+    assert lost.wait(30), "the step into block 2 was never written"
     time.sleep(GRACE + 1)  # past the lease's deadline: the runner has stopped the run
     proxy.restore()
     thread.join(30)
-    assert not thread.is_alive() and time.monotonic() - began < 30, "block 2 (a 30 s wait) ran"
+    assert not thread.is_alive() and time.monotonic() - began < 30, "a 30 s wait ran"
     assert outcome["result"] == "Failed"
     failed = run_row(outage_app, run_id)
     assert (failed.status, failed.failed_block) == ("Failed", 2)
     assert failed.error == "database connection lost before block 2 started; the run was stopped"
     ran = blocks(outage_app, run_id)
-    assert [(block.number, block.status) for block in ran] == [(1, "Succeeded"), (2, "Failed")][:2 if landed else 1]
+    written = [(1, "Succeeded"), (2, "Failed")] + ([(3, "Cancelled")] if shape == "graph" else [])
+    assert [(block.number, block.status) for block in ran] == (written if landed else written[:1])
     assert ran[0].output_id is not None and ran[0].error is None
     if landed:
         assert ran[1].error == failed.error
