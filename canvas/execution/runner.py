@@ -849,8 +849,8 @@ class Runner:
                 raise LeaseLostError(f"run {state.run_id} was declared lost and ended by another process")
             if isinstance(unrecorded, SkippedBlock):
                 self._record_done(connection, unrecorded)
-            if settle_blocks:  # the block in flight when the run was stopped from outside the block, and any queued
-                records.end_running_blocks(connection, state.run_id, status, run_values["error"],  # for others
+            if settle_blocks:  # the block in flight when the run was stopped from outside it; any queued for others
+                records.end_running_blocks(connection, state.run_id, status, run_values["error"],
                                            run_values["error_class"], finished)
                 records.end_queued_nodes(connection, state.run_id, "Cancelled", "not started: the run was stopped",
                                          finished)
