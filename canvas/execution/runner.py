@@ -95,9 +95,6 @@ class RunState:
     blocked: set[int] = field(default_factory=set)  # will not run: a block they depend on failed
     failures: list[tuple[int, str]] = field(default_factory=list)  # (block number, error) in the order they failed
     recorded: set = field(default_factory=set)  # block runs whose completion is already written
-    # A step being written (a block done, the next begun: `_begin_ready`): its block's completion and the number of the
-    # block it begins, for the run's end to settle when the database went away before the step was confirmed.
-    stepping: tuple[CompletedBlock | SkippedBlock, int] | None = None
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -173,6 +170,15 @@ class SkippedBlock:
 
     block_run_id: uuid.UUID
     why: str
+
+
+class StepUnconfirmed(DatabaseUnreachableError):
+    """The database went away while a step was written (block `done` ended, block `number` begun) and stayed away
+    past the lease's deadline: the step may or may not have landed, and block `number` never started."""
+
+    def __init__(self, done: CompletedBlock | SkippedBlock, number: int) -> None:
+        super().__init__(f"database connection lost before block {number} started; the run was stopped")
+        self.done, self.number = done, number
 
 
 def execute_run(run_id: str) -> str:
@@ -344,14 +350,18 @@ class Runner:
             return records.block_run_exists(connection, block_run_id)
 
         what = f"recording block {state.number}" if done is not None else f"beginning block {number}"
-        state.stepping = None if done is None else (done, number)
-        # The common step (a block done, the next begun here) as one statement where the database can; a skipped
-        # block, blocks queued for other workers or a block held for another worker's run take the transaction.
-        if self._in_one_statement and not queued and not isinstance(done, SkippedBlock) and state.lease.node is None:
-            state.writer.write(what, advance, landed=landed, fences_itself=True, one_statement=True)
-        else:
-            state.writer.write(what, record, landed=landed)
-        state.stepping = None
+        try:
+            # The common step (a block done, the next begun here) as one statement where the database can; a skipped
+            # block, blocks queued for other workers or a block held for another worker's run take the transaction.
+            if (self._in_one_statement and not queued and not isinstance(done, SkippedBlock)
+                    and state.lease.node is None):
+                state.writer.write(what, advance, landed=landed, fences_itself=True, one_statement=True)
+            else:
+                state.writer.write(what, record, landed=landed)
+        except DatabaseUnreachableError:
+            if done is None:
+                raise
+            raise StepUnconfirmed(done, number) from None
         if done is not None:
             state.recorded.add(done.block_run_id)
         state.begun[number] = block_run_id
@@ -458,11 +468,7 @@ class Runner:
         the run fails at the next block, which never started, and the block done keeps its success: recorded with
         the run's end unless the step had landed after all (a re-run starts from where the run stopped, not before
         the block whose side effects already happened)."""
-        number, done = state.number, None
-        if state.stepping is not None:
-            done, number = state.stepping
-            error = DatabaseUnreachableError(f"database connection lost before block {number} started; the run was "
-                                             "stopped")
+        number, done = (error.number, error.done) if isinstance(error, StepUnconfirmed) else (state.number, None)
         log.error("run %s: %s", state.run_id, error)
         try:
             return self._finish(state, "Failed", number, error, done,
@@ -833,7 +839,9 @@ class Runner:
                 completed: CompletedBlock | SkippedBlock | None, until: float | None = None,
                 settle_blocks: bool = False) -> str:
         """End the run; the last completed block not yet recorded is recorded in the same transaction. Fenced: a run
-        that is no longer this worker's keeps the final state it has, and no callback is sent from here."""
+        that is no longer this worker's keeps the final state it has, and no callback is sent from here.
+        ``settle_blocks`` (a run stopped by a database outage): the blocks in flight and queued are ended too, and
+        the completed block, whose step went unconfirmed, is recorded only if that step did not land."""
         finished = utcnow()
         run_values, workflow_values, follow_up = _end_values(state, status, number, error, finished)
         completed = None if completed is None or completed.block_run_id in state.recorded else completed

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from canvas.execution import run_records as records
 from canvas.execution.lease import FencedWriter
 from canvas.execution.runner import Runner
 from canvas.models import BlockRun, WorkflowRun
@@ -41,28 +40,27 @@ def outage_app(proxy, postgres_database_url, make_app):  # the relay goes last: 
 
 
 @pytest.fixture
-def steps(monkeypatch) -> dict[int, threading.Event]:
-    """Set when the runner has the database's answer to its step into block n (PostgreSQL's one-statement step)."""
-    answered: dict[int, threading.Event] = {}
-    advance = records.advance
+def step_answered(monkeypatch) -> threading.Event:
+    """Set when the runner has the database's answer to its step out of block 1 (block 2 begun)."""
+    write, answered = FencedWriter.write, threading.Event()
 
-    def answered_advance(connection, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
-        renewal = advance(connection, *args, **kwargs)
-        answered.setdefault(args[4]["number"], threading.Event()).set()
-        return renewal
+    def answered_write(writer, what, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        write(writer, what, *args, **kwargs)
+        if what == "recording block 1":
+            answered.set()
 
-    monkeypatch.setattr(records, "advance", answered_advance)
+    monkeypatch.setattr(FencedWriter, "write", answered_write)
     return answered
 
 
-def start_run(app, seconds: float, steps: dict[int, threading.Event] | None = None
+def start_run(app, seconds: float, step_answered: threading.Event | None = None
               ) -> tuple[uuid.UUID, threading.Thread, dict]:
     """A run of Records -> Wait `seconds` -> To CSV, running in a thread, once block 2 is running (and, with
-    `steps`, once the runner knows it is: the database's answer to the step has reached it)."""
+    `step_answered`, once the runner knows it is)."""
     run_id, thread, outcome = start_thread(app, seconds)
     wait_for(lambda: [block.status for block in blocks(app, run_id)] == ["Succeeded", "Running"], what="block 2")
-    if steps is not None:
-        wait_for(lambda: 2 in steps and steps[2].is_set(), what="the step into block 2 answered")
+    if step_answered is not None:
+        wait_for(step_answered.is_set, what="the step into block 2 answered")
     return run_id, thread, outcome
 
 
@@ -108,10 +106,10 @@ def test_a_database_outage_shorter_than_the_lease_is_ridden_out(outage_app, prox
     assert [block.status for block in blocks(outage_app, run_id)] == ["Succeeded"] * 3
 
 
-def test_a_long_database_outage_stops_the_run_which_says_so_in_words(outage_app, proxy, steps):
+def test_a_long_database_outage_stops_the_run_which_says_so_in_words(outage_app, proxy, step_answered):
     # Cut once the runner is in block 2, not merely once block 2 shows Running: a cut between the two (a loaded
     # machine) is the step whose answer was lost, tested below.
-    run_id, thread, outcome = start_run(outage_app, seconds=30, steps=steps)
+    run_id, thread, outcome = start_run(outage_app, seconds=30, step_answered=step_answered)
     proxy.cut()
     time.sleep(GRACE + 1)  # the worker gives up at grace - renew; nobody else can reach the database either
     proxy.restore()
@@ -140,6 +138,9 @@ def lose_the_steps_answer(monkeypatch, proxy: TcpProxy, landed: bool) -> threadi
             if landed:
                 work(connection)
                 connection.commit()
+                proxy.cut()
+                with writer.engine.connect() as after:  # this transaction is over: the error comes from the next
+                    after.exec_driver_sql("SELECT 1")
             proxy.cut()
             connection.exec_driver_sql("SELECT 1")
 
