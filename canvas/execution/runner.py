@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import DBAPIError
 
 from canvas.execution import credentials as run_credentials
@@ -95,6 +95,7 @@ class RunState:
     blocked: set[int] = field(default_factory=set)  # will not run: a block they depend on failed
     failures: list[tuple[int, str]] = field(default_factory=list)  # (block number, error) in the order they failed
     recorded: set = field(default_factory=set)  # block runs whose completion is already written
+    finished_here: CompletedBlock | SkippedBlock | None = None  # the last block run here (recorded if in `recorded`)
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -170,15 +171,6 @@ class SkippedBlock:
 
     block_run_id: uuid.UUID
     why: str
-
-
-class StepUnconfirmed(DatabaseUnreachableError):
-    """The database went away while a step was written (block `done` ended, block `number` begun) and stayed away
-    past the lease's deadline: the step may or may not have landed, and block `number` never started."""
-
-    def __init__(self, done: CompletedBlock | SkippedBlock, number: int) -> None:
-        super().__init__(f"database connection lost before block {number} started; the run was stopped")
-        self.done, self.number = done, number
 
 
 def execute_run(run_id: str) -> str:
@@ -281,6 +273,7 @@ class Runner:
             state.settle(number, "Skipped")
         else:
             state.settle(number, "Succeeded", done.output)
+        state.finished_here = done
         return done
 
     def _run_error(self, state: RunState, error: BaseException | None) -> BaseException:
@@ -350,18 +343,12 @@ class Runner:
             return records.block_run_exists(connection, block_run_id)
 
         what = f"recording block {state.number}" if done is not None else f"beginning block {number}"
-        try:
-            # The common step (a block done, the next begun here) as one statement where the database can; a skipped
-            # block, blocks queued for other workers or a block held for another worker's run take the transaction.
-            if (self._in_one_statement and not queued and not isinstance(done, SkippedBlock)
-                    and state.lease.node is None):
-                state.writer.write(what, advance, landed=landed, fences_itself=True, one_statement=True)
-            else:
-                state.writer.write(what, record, landed=landed)
-        except DatabaseUnreachableError:
-            if done is None:
-                raise
-            raise StepUnconfirmed(done, number) from None
+        # The common step (a block done, the next begun here) as one statement where the database can; a skipped
+        # block, blocks queued for other workers or a block held for another worker's run take the transaction.
+        if self._in_one_statement and not queued and not isinstance(done, SkippedBlock) and state.lease.node is None:
+            state.writer.write(what, advance, landed=landed, fences_itself=True, one_statement=True)
+        else:
+            state.writer.write(what, record, landed=landed)
         if done is not None:
             state.recorded.add(done.block_run_id)
         state.begun[number] = block_run_id
@@ -464,18 +451,11 @@ class Runner:
     def _stop_unreachable(self, state: RunState, error: DatabaseUnreachableError) -> str:
         """The database stayed away past the lease's deadline. The run has stopped; its failure is recorded if the
         database comes back within another grace period and the run is still this worker's (else the reaper
-        settles it as lost). When the database went while a step was being written (a block done, the next begun),
-        the run fails at the next block, which never started, and the block done keeps its success: recorded with
-        the run's end unless the step had landed after all (a re-run starts from where the run stopped, not before
-        the block whose side effects already happened)."""
-        number, done = (error.number, error.done) if isinstance(error, StepUnconfirmed) else (state.number, None)
+        settles it as lost). The last block that finished here keeps its success if the write recording it went
+        unconfirmed: it is recorded with the run's end unless that write had landed after all."""
+        number, error = _where_stopped(state, error)
         log.error("run %s: %s", state.run_id, error)
-        try:
-            return self._finish(state, "Failed", number, error, done,
-                                until=state.lease.clock() + self.timing.grace, settle_blocks=True)
-        except (LeaseLostError, DatabaseUnreachableError) as final:
-            log.warning("run %s: its failure was not recorded (%s); the reaper settles it", state.run_id, final)
-            return "stopped"
+        return self._finish(state, "Failed", number, error, state.finished_here, after_outage=True)
 
     def _start(self, run_id: uuid.UUID) -> RunState | None:
         """Claim the run (Queued -> Running, atomically, so a cancel cannot slip in between; raising its fencing
@@ -836,20 +816,25 @@ class Runner:
             run_credentials.mark_faulted(self.services, state, state.chain[state.number - 1], redact(str(error)))
 
     def _finish(self, state: RunState, status: str, number: int, error: BaseException | None,
-                completed: CompletedBlock | SkippedBlock | None, until: float | None = None,
-                settle_blocks: bool = False) -> str:
+                completed: CompletedBlock | SkippedBlock | None, after_outage: bool = False) -> str:
         """End the run; the last completed block not yet recorded is recorded in the same transaction. Fenced: a run
         that is no longer this worker's keeps the final state it has, and no callback is sent from here.
-        ``settle_blocks`` (a run stopped by a database outage): the blocks in flight and queued are ended too, and
-        the completed block, whose step went unconfirmed, is recorded only if that step did not land."""
+        An end the database's outage leaves unconfirmed past the lease's deadline is written once it is back, as it
+        was (the outcome is known and nothing runs any more), within another grace period. ``after_outage``: the
+        run's end after such an outage, which also ends the blocks in flight and queued, and writes nothing an
+        unconfirmed write landed already (this end, or `completed`)."""
         finished = utcnow()
         run_values, workflow_values, follow_up = _end_values(state, status, number, error, finished)
         completed = None if completed is None or completed.block_run_id in state.recorded else completed
 
         def record(connection) -> None:  # noqa: ANN001
             unrecorded = completed
-            if settle_blocks and unrecorded is not None and _recorded_after_all(connection, state, unrecorded):
-                unrecorded = None
+            if after_outage:  # the run's row locked: a write still on its way (PostgreSQL) lands before, or not at all
+                records.lock_run(connection, state.run_id)
+                if records.run_ended_as(connection, state.run_id, state.lease.token, status):
+                    return
+                if unrecorded is not None and records.block_run_ended(connection, unrecorded.block_run_id):
+                    unrecorded = None
             with_end = _completion(unrecorded) if isinstance(unrecorded, CompletedBlock) else None  # in its statement
             if not records.finish_run(connection, state.run_id, state.lease.token, state.workflow_id, run_values,
                                       workflow_values, with_end):
@@ -857,16 +842,27 @@ class Runner:
                 raise LeaseLostError(f"run {state.run_id} was declared lost and ended by another process")
             if isinstance(unrecorded, SkippedBlock):
                 self._record_done(connection, unrecorded)
-            if settle_blocks:  # the block in flight when the run was stopped from outside it; any queued for others
+            if after_outage and error is not None:  # a run stopped: its block in flight; any queued for others
                 records.end_running_blocks(connection, state.run_id, status, run_values["error"],
                                            run_values["error_class"], finished)
                 records.end_queued_nodes(connection, state.run_id, "Cancelled", "not started: the run was stopped",
                                          finished)
 
-        with not_interrupted():  # a worker's stop signal now would only leave the run Running
-            state.writer.write("finishing the run", record, until=until, landed=lambda connection: (
-                records.run_ended_as(connection, state.run_id, state.lease.token, status)), fences_itself=True,
-                one_statement=not settle_blocks and not isinstance(completed, SkippedBlock))  # finish_run alone
+        try:
+            with not_interrupted():  # a worker's stop signal now would only leave the run Running
+                state.writer.write("finishing the run", record, landed=lambda connection: (
+                    records.run_ended_as(connection, state.run_id, state.lease.token, status)), fences_itself=True,
+                    one_statement=not after_outage and not isinstance(completed, SkippedBlock),  # finish_run alone
+                    until=state.lease.clock() + self.timing.grace if after_outage else None)
+        except (LeaseLostError, DatabaseUnreachableError) as final:
+            if not after_outage:
+                if isinstance(final, LeaseLostError):
+                    raise
+                log.warning("run %s: its end (%s) is unconfirmed: %s; it is written once the database is back",
+                            state.run_id, status, final)
+                return self._finish(state, status, number, error, completed, after_outage=True)
+            log.warning("run %s: its end was not recorded (%s); the reaper settles it", state.run_id, final)
+            return "stopped"
         _log_outcome(state, status, number)
         metrics.run_finished(status, state.trigger, time.monotonic() - state.started)
         if follow_up:
@@ -905,12 +901,20 @@ class Runner:
         return self._cancelled
 
 
-def _recorded_after_all(connection: Connection, state: RunState, done: CompletedBlock | SkippedBlock) -> bool:
-    """Did the step whose confirmation the database's outage swallowed record `done` after all? Asked with the run's
-    row locked: a step still on its way (PostgreSQL) renews the lease on that row first, so it lands before this
-    question or, once the run has ended, not at all."""
-    records.lock_run(connection, state.run_id)
-    return records.block_run_ended(connection, done.block_run_id)
+def _where_stopped(state: RunState, error: DatabaseUnreachableError) -> tuple[int, DatabaseUnreachableError]:
+    """Where a run stopped by a database outage fails: at the block in hand when it had not finished; after one
+    that had, at the first block of the plan not ended (the one the lost step began, or one left to other workers),
+    so that a re-run from the failed block does not repeat a block whose side effects already happened."""
+    if state.settled.get(state.number) not in ("Succeeded", "Skipped"):
+        return state.number, error
+    left = [number for number in state.plan if number not in state.settled and number not in state.blocked]
+    if not left:
+        return state.number, error
+    if left[0] in state.elsewhere:
+        return left[0], DatabaseUnreachableError(f"database connection lost while waiting for block {left[0]} on "
+                                                 "another worker; the run was stopped")
+    return left[0], DatabaseUnreachableError(f"database connection lost before block {left[0]} started; the run was "
+                                             "stopped")
 
 
 def _end_values(state: RunState, status: str, number: int, error: BaseException | None,

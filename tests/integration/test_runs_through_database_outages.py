@@ -124,13 +124,13 @@ def test_a_long_database_outage_stops_the_run_which_says_so_in_words(outage_app,
     assert blocks(outage_app, run_id)[1].error == failed.error
 
 
-def lose_the_steps_answer(monkeypatch, proxy: TcpProxy, landed: bool) -> threading.Event:
-    """The runner's step out of block 1 (its success, the next block begun) meets a lost connection before the
-    runner hears how it went: written first when `landed`, not at all otherwise. The connection goes as the relay
-    is cut, so the driver raises its own error; the event is set then."""
+def lose_the_answer(monkeypatch, proxy: TcpProxy, landed: bool, what: str = "recording block 1") -> threading.Event:
+    """The runner's write `what` (by default its step out of block 1: its success, the next block begun) meets a
+    lost connection before the runner hears how it went: written first when `landed`, not at all otherwise. The
+    connection goes as the relay is cut, so the driver raises its own error; the event is set then."""
     write, lost = FencedWriter.write, threading.Event()
 
-    def step_write(writer, what, work, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+    def lossy_write(writer, writing, work, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
         def lose_its_answer(connection) -> None:  # noqa: ANN001
             if lost.is_set():
                 return work(connection)
@@ -144,9 +144,9 @@ def lose_the_steps_answer(monkeypatch, proxy: TcpProxy, landed: bool) -> threadi
             proxy.cut()
             connection.exec_driver_sql("SELECT 1")
 
-        return write(writer, what, lose_its_answer if what == "recording block 1" else work, *args, **kwargs)
+        return write(writer, writing, lose_its_answer if writing == what else work, *args, **kwargs)
 
-    monkeypatch.setattr(FencedWriter, "write", step_write)
+    monkeypatch.setattr(FencedWriter, "write", lossy_write)
     return lost
 
 
@@ -165,7 +165,7 @@ def test_a_step_whose_answer_the_outage_swallowed_keeps_the_block_done_and_fails
     whether or not the step landed: it keeps its success and its output, and the run fails at block 2, which never
     started (so a re-run from the failed block does not repeat block 1); a block the step queued for other workers
     is cancelled, not left queued."""
-    lost = lose_the_steps_answer(monkeypatch, proxy, landed)
+    lost = lose_the_answer(monkeypatch, proxy, landed)
     began = time.monotonic()
     run_id, thread, outcome = start_thread(outage_app, seconds=30, graph=STEPS[shape])
     assert lost.wait(30), "the step into block 2 was never written"
@@ -183,3 +183,50 @@ def test_a_step_whose_answer_the_outage_swallowed_keeps_the_block_done_and_fails
     assert ran[0].output_id is not None and ran[0].error is None
     if landed:
         assert ran[1].error == failed.error
+
+
+def ride_out_the_loss(app, proxy: TcpProxy, lost: threading.Event, graph: list[dict] | None = None
+                      ) -> tuple[uuid.UUID, dict]:
+    """A run whose answer is lost (`lose_the_answer`), the database away past the lease's deadline, then back."""
+    began = time.monotonic()
+    run_id, thread, outcome = start_thread(app, seconds=30, graph=graph)
+    assert lost.wait(30), "the write whose answer is lost never came"
+    time.sleep(GRACE + 1)  # past the lease's deadline
+    proxy.restore()
+    thread.join(30)
+    assert not thread.is_alive() and time.monotonic() - began < 30, "a 30 s wait ran"
+    return run_id, outcome
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["block landed", "block lost"])
+def test_a_branch_block_whose_record_the_outage_swallowed_keeps_its_success(outage_app, proxy, monkeypatch, landed):
+    """Start -> A (done here) and B (left to other workers): A's success is written alone, as B is still out, and
+    the database goes away before the runner hears whether it was. A keeps its success and output; the run fails
+    at B, the block it was waiting for, which nobody had started and which is cancelled."""
+    lost = lose_the_answer(monkeypatch, proxy, landed, what="recording block 2")
+    graph = [node("Start", "noop", inputs=[]), node("A", "noop", inputs=[(1, {})]),
+             node("B", *WAIT_30, inputs=[(1, {})])]
+    run_id, outcome = ride_out_the_loss(outage_app, proxy, lost, graph)
+    assert outcome["result"] == "Failed"
+    failed = run_row(outage_app, run_id)
+    assert (failed.status, failed.failed_block) == ("Failed", 3)
+    assert failed.error == "database connection lost while waiting for block 3 on another worker; the run was stopped"
+    ran = blocks(outage_app, run_id)
+    assert [(block.number, block.status) for block in ran] == [(1, "Succeeded"), (2, "Succeeded"), (3, "Cancelled")]
+    assert ran[1].output_id is not None and ran[1].error is None
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["end landed", "end lost"])
+def test_a_run_whose_end_the_outage_swallowed_ends_as_it_did(outage_app, proxy, monkeypatch, landed):
+    """Every block done, the run's end (Succeeded, its last block's success with it) is written and the database
+    goes away before the runner hears whether it was, for longer than the lease: once the database is back the
+    run is Succeeded, not failed at a block that finished."""
+    lost = lose_the_answer(monkeypatch, proxy, landed, what="finishing the run")
+    graph = [node("Start", "noop", inputs=[]), node("Then", "noop", inputs=[(1, {})])]
+    run_id, outcome = ride_out_the_loss(outage_app, proxy, lost, graph)
+    assert outcome["result"] == "Succeeded"
+    ended = run_row(outage_app, run_id)
+    assert (ended.status, ended.failed_block, ended.error) == ("Succeeded", None, None)
+    ran = blocks(outage_app, run_id)
+    assert [(block.number, block.status) for block in ran] == [(1, "Succeeded"), (2, "Succeeded")]
+    assert all(block.output_id is not None for block in ran)
