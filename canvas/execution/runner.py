@@ -821,8 +821,8 @@ class Runner:
         that is no longer this worker's keeps the final state it has, and no callback is sent from here.
         An end the database's outage leaves unconfirmed past the lease's deadline is written once it is back, as it
         was (the outcome is known and nothing runs any more), within another grace period. ``after_outage``: the
-        run's end after such an outage, which also ends the blocks in flight and queued, and writes nothing an
-        unconfirmed write landed already (this end, or `completed`)."""
+        run's end after such an outage, which writes nothing an unconfirmed write landed already (this end, or
+        `completed`) and, for a run the outage stopped, also ends its blocks in flight and queued."""
         finished = utcnow()
         run_values, workflow_values, follow_up = _end_values(state, status, number, error, finished)
         completed = None if completed is None or completed.block_run_id in state.recorded else completed
