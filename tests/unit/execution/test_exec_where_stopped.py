@@ -1,0 +1,68 @@
+"""Where a run stopped by a database outage fails (runner._where_stopped): never at a block that finished, so that a
+re-run from the failed block does not repeat its side effects. The outage itself is replayed on PostgreSQL in
+tests/integration/test_runs_through_database_outages.py; these cases need no database."""
+from __future__ import annotations
+
+import uuid
+from zoneinfo import ZoneInfo
+
+from canvas.execution.graph import block_graph
+from canvas.execution.lease import DatabaseUnreachableError
+from canvas.execution.runner import RunState, _where_stopped
+
+OUTAGE = DatabaseUnreachableError("database connection lost while recording block 1; the run was stopped")
+
+
+def state_of(parents: dict[int, list[int]], size: int, policy: str = "failFast") -> RunState:
+    chain = [{"uniqueBlockId": f"b{n}", "blockName": f"Block {n}",
+              "inputs": [{"from": f"b{parent}"} for parent in parents.get(n, [])]} for n in range(1, size + 1)]
+    return RunState(run_id=uuid.uuid4(), workflow_id=uuid.uuid4(), account_id=uuid.uuid4(), workflow_name="w",
+                    chain=chain, bindings={}, graph=block_graph(chain), plan=list(range(1, size + 1)), policy=policy,
+                    dry_run=False, time_zone=ZoneInfo("UTC"), input_blob_key=None, lease=None, writer=None)
+
+
+def test_a_block_in_hand_that_had_not_finished_is_where_the_run_fails_with_the_error_as_it_came():
+    state = state_of({2: [1], 3: [2]}, 3)
+    state.settle(1, "Succeeded")
+    state.number = 2
+    assert _where_stopped(state, OUTAGE) == (2, OUTAGE)
+    state.settle(2, "Failed")  # stopped by the lease's check: it did not finish either
+    assert _where_stopped(state, OUTAGE) == (2, OUTAGE)
+
+
+def test_after_a_block_that_finished_the_run_fails_at_the_next_which_never_started():
+    state = state_of({2: [1], 3: [2]}, 3)
+    state.number = 1
+    state.settle(1, "Succeeded")
+    number, error = _where_stopped(state, OUTAGE)
+    assert (number, str(error)) == (2, "database connection lost before block 2 started; the run was stopped")
+    state.settle(1, "Skipped")  # a skipped block finished as well
+    assert _where_stopped(state, OUTAGE)[0] == 2
+
+
+def test_waiting_for_a_block_left_to_another_worker_the_run_fails_at_that_block():
+    state = state_of({2: [1], 3: [1], 4: [2, 3]}, 4)  # a diamond: 2 here, 3 on another worker
+    state.settle(1, "Succeeded")
+    state.number = 2
+    state.settle(2, "Succeeded")
+    state.begun.update({2: uuid.uuid4(), 3: uuid.uuid4()})
+    state.elsewhere.add(3)
+    number, error = _where_stopped(state, OUTAGE)
+    assert (number, str(error)) == (3, "database connection lost while waiting for block 3 on another worker; the "
+                                       "run was stopped")
+
+
+def test_blocks_a_failure_blocked_are_passed_over():
+    state = state_of({2: [1], 3: [2], 4: [1]}, 4, policy="continue")  # 2 fails, so 3 never runs; 4 is next
+    state.settle(1, "Succeeded")
+    state.settle(2, "Failed")
+    state.number = 1
+    assert _where_stopped(state, OUTAGE)[0] == 4
+
+
+def test_with_every_block_ended_the_block_in_hand_is_named():
+    state = state_of({2: [1]}, 2)
+    state.settle(1, "Succeeded")
+    state.number = 2
+    state.settle(2, "Succeeded")
+    assert _where_stopped(state, OUTAGE) == (2, OUTAGE)
