@@ -855,14 +855,14 @@ class Runner:
                     one_statement=not after_outage and not isinstance(completed, SkippedBlock),  # finish_run alone
                     until=state.lease.clock() + self.timing.grace if after_outage else None)
         except (LeaseLostError, DatabaseUnreachableError) as final:
-            if not after_outage:
-                if isinstance(final, LeaseLostError):
-                    raise
-                log.warning("run %s: its end (%s) is unconfirmed: %s; it is written once the database is back",
-                            state.run_id, status, final)
-                return self._finish(state, status, number, error, completed, after_outage=True)
-            log.warning("run %s: its end was not recorded (%s); the reaper settles it", state.run_id, final)
-            return "stopped"
+            if after_outage:
+                log.warning("run %s: its end was not recorded (%s); the reaper settles it", state.run_id, final)
+                return "stopped"
+            if isinstance(final, LeaseLostError):
+                raise
+            log.warning("run %s: its end (%s) is unconfirmed: %s; it is written once the database is back",
+                        state.run_id, status, final)
+            return self._finish(state, status, number, error, completed, after_outage=True)
         _log_outcome(state, status, number)
         metrics.run_finished(status, state.trigger, time.monotonic() - state.started)
         if follow_up:

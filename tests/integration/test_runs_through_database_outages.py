@@ -150,6 +150,19 @@ def lose_the_answer(monkeypatch, proxy: TcpProxy, landed: bool, what: str = "rec
     return lost
 
 
+def ride_out_the_loss(app, proxy: TcpProxy, lost: threading.Event, graph: list[dict] | None = None
+                      ) -> tuple[uuid.UUID, dict]:
+    """A run whose answer is lost (`lose_the_answer`), the database away past the lease's deadline, then back."""
+    began = time.monotonic()
+    run_id, thread, outcome = start_thread(app, seconds=30, graph=graph)
+    assert lost.wait(30), "the write whose answer is lost never came"
+    time.sleep(GRACE + 1)  # past the lease's deadline
+    proxy.restore()
+    thread.join(30)
+    assert not thread.is_alive() and time.monotonic() - began < 30, "a 30 s wait ran"
+    return run_id, outcome
+
+
 WAIT_30 = ("delay", {"seconds": 30})
 STEPS = {"chain": None,  # Records -> Wait 30 s -> To CSV: the step is one statement
          "graph": [node("Start", "noop", inputs=[]), node("Wait A", *WAIT_30, inputs=[(1, {})]),
@@ -166,13 +179,7 @@ def test_a_step_whose_answer_the_outage_swallowed_keeps_the_block_done_and_fails
     started (so a re-run from the failed block does not repeat block 1); a block the step queued for other workers
     is cancelled, not left queued."""
     lost = lose_the_answer(monkeypatch, proxy, landed)
-    began = time.monotonic()
-    run_id, thread, outcome = start_thread(outage_app, seconds=30, graph=STEPS[shape])
-    assert lost.wait(30), "the step into block 2 was never written"
-    time.sleep(GRACE + 1)  # past the lease's deadline: the runner has stopped the run
-    proxy.restore()
-    thread.join(30)
-    assert not thread.is_alive() and time.monotonic() - began < 30, "a 30 s wait ran"
+    run_id, outcome = ride_out_the_loss(outage_app, proxy, lost, STEPS[shape])
     assert outcome["result"] == "Failed"
     failed = run_row(outage_app, run_id)
     assert (failed.status, failed.failed_block) == ("Failed", 2)
@@ -183,19 +190,6 @@ def test_a_step_whose_answer_the_outage_swallowed_keeps_the_block_done_and_fails
     assert ran[0].output_id is not None and ran[0].error is None
     if landed:
         assert ran[1].error == failed.error
-
-
-def ride_out_the_loss(app, proxy: TcpProxy, lost: threading.Event, graph: list[dict] | None = None
-                      ) -> tuple[uuid.UUID, dict]:
-    """A run whose answer is lost (`lose_the_answer`), the database away past the lease's deadline, then back."""
-    began = time.monotonic()
-    run_id, thread, outcome = start_thread(app, seconds=30, graph=graph)
-    assert lost.wait(30), "the write whose answer is lost never came"
-    time.sleep(GRACE + 1)  # past the lease's deadline
-    proxy.restore()
-    thread.join(30)
-    assert not thread.is_alive() and time.monotonic() - began < 30, "a 30 s wait ran"
-    return run_id, outcome
 
 
 @pytest.mark.parametrize("landed", [True, False], ids=["block landed", "block lost"])
