@@ -99,6 +99,13 @@ class RunState:
     started: float = field(default_factory=time.monotonic)
 
     @property
+    def unrecorded(self) -> CompletedBlock | SkippedBlock | None:
+        """The last block that finished here while its completion is not written yet: the next write records it
+        (the next block's beginning, the run's end, or a write of its own before waiting on other workers)."""
+        done = self.finished_here
+        return None if done is None or done.block_run_id in self.recorded else done
+
+    @property
     def first(self) -> int:
         return self.plan[0]
 
@@ -222,26 +229,25 @@ class Runner:
     def _run_blocks(self, state: RunState) -> str:
         """Blocks in block order, one at a time in this worker; when several are ready at once (branches), the
         others are queued for any worker, and this one takes them back if nobody has by the time it is free."""
-        done = None
         try:
             number, block_run_id = state.first, state.first_block_run_id
             while number is not None:
                 state.number = number
-                done = self._run_here(state, number, block_run_id)
-                number, block_run_id, done = self._next_block(state, done)
+                self._run_here(state, number, block_run_id)
+                number, block_run_id = self._next_block(state)
         except (LeaseLostError, DatabaseUnreachableError):
             raise
         except (RunCancelled, BlockCancelledError):
             if state.lease_trouble:  # nobody cancelled it: the lease could not be confirmed
                 raise self._lease_trouble(state) from None
             if stop_reason() is not None:  # nor here: the worker is shutting down (canvas.execution.shutdown)
-                return self._stop_for_shutdown(state, done)
+                return self._stop_for_shutdown(state)
             self._settle_elsewhere(state, "Cancelled", "not started: the run was cancelled")
-            return self._finish(state, "Cancelled", state.number, None, done)
+            return self._finish(state, "Cancelled", state.number, None)
         except BlockError as error:  # failFast
             failed = state.failures[0][0] if state.failures else state.number
             self._settle_elsewhere(state, "Cancelled", f"not started: block {failed} failed")
-            return self._finish(state, "Failed", failed, self._run_error(state, error), done)
+            return self._finish(state, "Failed", failed, self._run_error(state, error))
         except Exception as error:  # noqa: BLE001 - a bug must fail the run, not leave it Running
             shown = _readable(state, error)
             if isinstance(shown, INFRASTRUCTURE_ERRORS):  # the driver's text, if any, for the log only
@@ -249,18 +255,19 @@ class Runner:
             else:
                 log.exception("run %s: unexpected error in block %d", state.run_id, state.number)
             self._settle_elsewhere(state, "Cancelled", f"not started: block {state.number} failed")
-            return self._finish(state, "Failed", state.number, shown, done)
+            return self._finish(state, "Failed", state.number, shown)
         if state.failures:  # policy continue: every block that could run has run
             failed = state.failures[0][0]
-            return self._finish(state, "Failed", failed, self._run_error(state, None), done)
-        return self._finish(state, "Succeeded", state.last, None, done)
+            return self._finish(state, "Failed", failed, self._run_error(state, None))
+        return self._finish(state, "Succeeded", state.last, None)
 
-    def _stop_for_shutdown(self, state: RunState, done: CompletedBlock | SkippedBlock | None) -> str:
+    def _stop_for_shutdown(self, state: RunState) -> str:
         state.error_text = stop_reason()
         self._settle_elsewhere(state, "Cancelled", f"not started: {state.error_text}")
-        return self._finish(state, "Failed", state.number, WorkerShutdownError(state.error_text), done)
+        return self._finish(state, "Failed", state.number, WorkerShutdownError(state.error_text))
 
-    def _run_here(self, state: RunState, number: int, block_run_id: uuid.UUID) -> CompletedBlock | SkippedBlock | None:
+    def _run_here(self, state: RunState, number: int, block_run_id: uuid.UUID) -> None:
+        """Run one block here and settle it; a failure is raised unless the policy lets the others go on."""
         try:
             done = self._run_block(state, number, block_run_id)
         except BlockError as error:
@@ -268,13 +275,12 @@ class Runner:
             state.settle(number, "Failed")
             if state.policy != "continue" or state.lease_trouble:
                 raise
-            return None
+            return
         if isinstance(done, SkippedBlock):
             state.settle(number, "Skipped")
         else:
             state.settle(number, "Succeeded", done.output)
         state.finished_here = done
-        return done
 
     def _run_error(self, state: RunState, error: BaseException | None) -> BaseException:
         """The run's error: the failed block's own when one failed, every failed block named when several did."""
@@ -287,11 +293,11 @@ class Runner:
         state.error_text = f"{len(state.failures)} blocks failed: {named}"
         return BlockError(state.error_text)
 
-    def _next_block(self, state: RunState, done: CompletedBlock | SkippedBlock | None
-                    ) -> tuple[int | None, uuid.UUID | None, CompletedBlock | SkippedBlock | None]:
-        """The next block for this worker: a ready one (begun in the same transaction that records `done`, the
-        other ready ones queued for other workers), else one queued for another worker that none has taken; or
-        None when every block of the plan has ended (`done` is then recorded with the run's end)."""
+    def _next_block(self, state: RunState) -> tuple[int | None, uuid.UUID | None]:
+        """The next block for this worker: a ready one (begun in the same transaction that records the block
+        finished here, the other ready ones queued for other workers), else one queued for another worker that none
+        has taken; or None when every block of the plan has ended (the block finished here is then recorded with the
+        run's end)."""
         pause = POLL_FIRST_SECONDS
         while True:
             if state.elsewhere:
@@ -300,24 +306,23 @@ class Runner:
                 raise BlockError(state.failures[0][1])
             ready = state.ready()
             if ready:
-                return (*self._begin_ready(state, done, ready), None)
+                return self._begin_ready(state, ready)
             if not state.elsewhere:
-                return None, None, done
-            if done is not None:
-                self._record_alone(state, done)
-                done = None
+                return None, None
+            if state.unrecorded is not None:  # written before the wait, which may be long
+                self._record_alone(state)
             self._check_cancelled(state, min(state.elsewhere))
             taken = self._take_back(state)
             if taken is not None:
-                return (*taken, None)
+                return taken
             time.sleep(pause)
             pause = min(pause * 2, POLL_MAX_SECONDS)
 
-    def _begin_ready(self, state: RunState, done, ready: list[int]) -> tuple[int, uuid.UUID]:  # noqa: ANN001
-        """Record `done` and begin the first ready block here, queueing the others, in one transaction (on PostgreSQL,
-        when there are no others, in one statement: records.advance), unless the run was cancelled (its lease's
-        renewal, the first statement of the transaction, says so)."""
-        number, others = ready[0], ready[1:]
+    def _begin_ready(self, state: RunState, ready: list[int]) -> tuple[int, uuid.UUID]:
+        """Record the block finished here and begin the first ready block here, queueing the others, in one
+        transaction (on PostgreSQL, when there are no others, in one statement: records.advance), unless the run was
+        cancelled (its lease's renewal, the first statement of the transaction, says so)."""
+        number, others, done = ready[0], ready[1:], state.unrecorded
         block_run_id = uuid.uuid4()
         queued = {other: uuid.uuid4() for other in others}
 
@@ -360,7 +365,8 @@ class Runner:
             self._queue_blocks(state, queued)
         return number, block_run_id
 
-    def _record_alone(self, state: RunState, done) -> None:  # noqa: ANN001
+    def _record_alone(self, state: RunState) -> None:
+        done = state.unrecorded
         state.writer.write(f"recording block {state.number}", lambda connection: self._record_done(connection, done),
                            landed=lambda connection: records.block_run_ended(connection, done.block_run_id))
         state.recorded.add(done.block_run_id)
@@ -455,7 +461,7 @@ class Runner:
         unconfirmed: it is recorded with the run's end unless that write had landed after all."""
         number, error = _where_stopped(state, error)
         log.error("run %s: %s", state.run_id, error)
-        return self._finish(state, "Failed", number, error, state.finished_here, after_outage=True)
+        return self._finish(state, "Failed", number, error, after_outage=True)
 
     def _start(self, run_id: uuid.UUID) -> RunState | None:
         """Claim the run (Queued -> Running, atomically, so a cancel cannot slip in between; raising its fencing
@@ -816,16 +822,16 @@ class Runner:
             run_credentials.mark_faulted(self.services, state, state.chain[state.number - 1], redact(str(error)))
 
     def _finish(self, state: RunState, status: str, number: int, error: BaseException | None,
-                completed: CompletedBlock | SkippedBlock | None, after_outage: bool = False) -> str:
+                after_outage: bool = False) -> str:
         """End the run; the last completed block not yet recorded is recorded in the same transaction. Fenced: a run
         that is no longer this worker's keeps the final state it has, and no callback is sent from here.
         An end the database's outage leaves unconfirmed past the lease's deadline is written once it is back, as it
         was (the outcome is known and nothing runs any more), within another grace period. ``after_outage``: the
         run's end after such an outage, which writes nothing an unconfirmed write landed already (this end, or
-        `completed`) and, for a run the outage stopped, also ends its blocks in flight and queued."""
+        the block finished here) and, for a run the outage stopped, also ends its blocks in flight and queued."""
         finished = utcnow()
         run_values, workflow_values, follow_up = _end_values(state, status, number, error, finished)
-        completed = None if completed is None or completed.block_run_id in state.recorded else completed
+        completed = state.unrecorded
 
         def record(connection) -> None:  # noqa: ANN001
             unrecorded = completed
@@ -862,7 +868,7 @@ class Runner:
                 raise
             log.warning("run %s: its end (%s) is unconfirmed: %s; it is written once the database is back",
                         state.run_id, status, final)
-            return self._finish(state, status, number, error, completed, after_outage=True)
+            return self._finish(state, status, number, error, after_outage=True)
         _log_outcome(state, status, number)
         metrics.run_finished(status, state.trigger, time.monotonic() - state.started)
         if follow_up:
