@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from canvas.execution.lease import FencedWriter
+from canvas.execution.reaper import WORKER_LOST, fail_lost_runs
 from canvas.execution.runner import Runner
 from canvas.models import BlockRun, WorkflowRun
 from tests.conftest import Org
@@ -224,3 +225,41 @@ def test_a_run_whose_end_the_outage_swallowed_ends_as_it_did(outage_app, proxy, 
     ran = blocks(outage_app, run_id)
     assert [(block.number, block.status) for block in ran] == [(1, "Succeeded"), (2, "Succeeded")]
     assert all(block.output_id is not None for block in ran)
+    assert fail_lost_runs(outage_app.extensions["canvas"].db, GRACE) == []  # a reaper after it finds nothing lost
+    assert run_row(outage_app, run_id).status == "Succeeded"
+
+
+def test_a_run_the_reaper_declared_lost_before_its_end_was_written_keeps_the_reapers_end(outage_app, proxy,
+                                                                                         monkeypatch):
+    """The run's end is lost in an outage past the lease's deadline, as above, but once the database is back a
+    reaper declares the run lost before the runner writes the end it knows. Both writes are fenced by the lease's
+    token: the reaper's end is final, and the runner writes nothing more (not its end, not block 2's success, which
+    only it knew of and which is lost with the run: block 2 ends as the reaper found it)."""
+    lost = lose_the_answer(monkeypatch, proxy, landed=False, what="finishing the run")
+    write, reaped = FencedWriter.write, threading.Event()
+
+    def after_the_reaper(writer, what, *args, until=None, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if what == "finishing the run" and until is not None:  # the end written again after the outage
+            assert reaped.wait(30), "the reaper never ran"
+        return write(writer, what, *args, until=until, **kwargs)
+
+    monkeypatch.setattr(FencedWriter, "write", after_the_reaper)
+    graph = [node("Start", "noop", inputs=[]), node("Then", "noop", inputs=[(1, {})])]
+    run_id, thread, outcome = start_thread(outage_app, seconds=30, graph=graph)
+    assert lost.wait(30), "the end whose answer is lost never came"
+    time.sleep(GRACE + 1)  # past the lease's deadline
+    proxy.restore()
+    assert fail_lost_runs(outage_app.extensions["canvas"].db, GRACE) == [run_id]
+    reaped_end = run_row(outage_app, run_id)
+    reaped.set()
+    thread.join(30)
+    assert not thread.is_alive() and outcome["result"] == "stopped"
+    ended = run_row(outage_app, run_id)
+    assert (ended.status, ended.error_class, ended.failed_block) == ("Failed", "WorkerLost", 2)
+    assert ended.error.startswith(WORKER_LOST)
+    assert (ended.lease_token, ended.date_finished, ended.error) == (reaped_end.lease_token,
+                                                                    reaped_end.date_finished, reaped_end.error)
+    ran = blocks(outage_app, run_id)
+    assert [(block.number, block.status, block.error_class) for block in ran] == [(1, "Succeeded", None),
+                                                                                  (2, "Failed", "WorkerLost")]
+    assert ran[1].output_id is None
