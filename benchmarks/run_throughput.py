@@ -18,6 +18,10 @@ For each worker count and round, for raw RQ and for the platform alike (their or
   An execution rate close to the dispatch rate means the dispatch, not the workers, set the pace.
 * start latency: `--probes` runs one at a time, each dispatched when the previous one has finished:
   enqueue -> (first block) start without a backlog, p50 and p99.
+* CPU per run, over the concurrent burst: the workers' (from /proc, with a forking worker's reaped children) and the
+  dispatchers' (this process's CPU time while its threads dispatch; not measured with `--dispatch-mode processes`).
+  Their sum is what a run costs the machine's cores, Redis and the database aside: when the workers and the
+  dispatchers share the cores, its ratio to raw RQ's bounds the concurrent execution rate's ratio.
 
 A platform run is dispatched as the API does it (`canvas.queueing.dispatch.dispatch`: the run row, then the RQ job),
 one workflow per run (two runs of one workflow cannot be active at once). A raw-RQ job records its start and finish
@@ -181,6 +185,7 @@ class Burst:
     workers: list[str]
     succeeded: int
     worker_cpu_seconds: float = math.nan  # the workers' CPU time over the burst (concurrent bursts, Linux)
+    dispatch_cpu_seconds: float = math.nan  # the dispatcher threads' CPU time (concurrent bursts, threads)
 
     @property
     def dispatch_rate(self) -> float:
@@ -217,7 +222,10 @@ class Figures:
                        "concurrent_dispatch": self.concurrent.dispatch_rate,
                        "concurrent_execution": self.concurrent.execution_rate,
                        "p50": percentile(self.latencies_ms, 0.5), "p99": percentile(self.latencies_ms, 0.99),
-                       "cpu_ms_per_run": self.concurrent.worker_cpu_seconds * 1000 / self.concurrent.dispatched}
+                       "cpu_ms_per_run": self.concurrent.worker_cpu_seconds * 1000 / self.concurrent.dispatched,
+                       "dispatch_cpu_ms_per_run": (self.concurrent.dispatch_cpu_seconds * 1000
+                                                   / self.concurrent.dispatched)}
+        self.values["total_cpu_ms_per_run"] = self.values["cpu_ms_per_run"] + self.values["dispatch_cpu_ms_per_run"]
 
     def line(self, label: str, unit: str) -> str:
         v, pre, con = self.values, self.prefilled, self.concurrent
@@ -243,10 +251,12 @@ def measure_raw_rq(environment: Environment, runs: int, probes: int, worker_clas
     processes = start(command, environment.env(), workers, environment.log_dir)
     try:
         prefilled = _raw_burst(connection, processes, runs, dispatch_seconds)
-        cpu_before = worker_cpu_seconds(processes)
+        cpu_before, dispatch_cpu = worker_cpu_seconds(processes), time.process_time()
         dispatch_seconds = _enqueue_raw(url, runs, dispatchers)  # (b) while the workers run
+        dispatch_cpu = time.process_time() - dispatch_cpu
         concurrent = _raw_burst(connection, processes, runs, dispatch_seconds)
         concurrent.worker_cpu_seconds = worker_cpu_seconds(processes) - cpu_before
+        concurrent.dispatch_cpu_seconds = dispatch_cpu
         latencies = _raw_latencies(connection, queue, processes, probes)
     finally:
         stop(processes)
@@ -301,10 +311,13 @@ def measure_canvas(environment: Environment, runs: int, probes: int, worker_clas
     try:
         prefilled = _canvas_burst(environment, processes, run_ids, dispatch_seconds)
         rows = environment.workflows(runs)
-        cpu_before = worker_cpu_seconds(processes)
+        cpu_before, dispatch_cpu = worker_cpu_seconds(processes), time.process_time()
         dispatch_seconds, run_ids = dispatch_all(environment, rows, dispatchers, dispatch_mode)  # (b) concurrent
+        dispatch_cpu = time.process_time() - dispatch_cpu
         concurrent = _canvas_burst(environment, processes, run_ids, dispatch_seconds)
         concurrent.worker_cpu_seconds = worker_cpu_seconds(processes) - cpu_before
+        if dispatch_mode == "threads":  # processes: their CPU is not this process's
+            concurrent.dispatch_cpu_seconds = dispatch_cpu
         latencies = _canvas_latencies(environment, probes, processes)
     finally:
         stop(processes)
@@ -468,7 +481,9 @@ ROWS = [("prefilled_dispatch", "pre-filled: dispatch rate (runs/s)"),
         ("concurrent_execution", "concurrent: execution rate (runs/s)"),
         ("p50", "start latency p50 (ms)"),
         ("p99", "start latency p99 (ms)"),
-        ("cpu_ms_per_run", "concurrent: worker CPU per run (ms)")]
+        ("cpu_ms_per_run", "concurrent: worker CPU per run (ms)"),
+        ("dispatch_cpu_ms_per_run", "concurrent: dispatch CPU per run (ms)"),
+        ("total_cpu_ms_per_run", "concurrent: both, CPU per run (ms)")]
 
 
 def report(results: dict[int, dict[str, list[Figures]]], rounds: int,

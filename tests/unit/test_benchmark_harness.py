@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.server
 import json
+import math
 import os
 import signal
 import subprocess
@@ -140,6 +141,19 @@ def test_execution_rate_runs_to_the_last_finish_and_spread_of_worker_starts():
     assert burst.execution_rate == pytest.approx(4 / 2.0)  # first start 10.0 -> last finish 12.0, not last start
     assert burst.spread == pytest.approx(0.2)
     assert burst.active_workers == 2
+
+
+def test_cpu_per_run_is_the_workers_and_the_dispatchers_over_the_concurrent_burst():
+    def burst(worker_cpu: float = math.nan, dispatch_cpu: float = math.nan) -> run_throughput.Burst:
+        return run_throughput.Burst(dispatched=100, dispatch_seconds=1.0, starts=[1.0, 2.0], finishes=[1.5, 3.0],
+                                    workers=["a", "a"], succeeded=100, worker_cpu_seconds=worker_cpu,
+                                    dispatch_cpu_seconds=dispatch_cpu)
+
+    values = run_throughput.Figures(burst(), burst(0.6, 0.2), [1.0, 2.0]).values
+    assert (values["cpu_ms_per_run"], values["dispatch_cpu_ms_per_run"]) == pytest.approx((6.0, 2.0))
+    assert values["total_cpu_ms_per_run"] == pytest.approx(8.0)
+    unmeasured = run_throughput.Figures(burst(), burst(0.6), [1.0]).values  # dispatched by processes
+    assert math.isnan(unmeasured["dispatch_cpu_ms_per_run"]) and math.isnan(unmeasured["total_cpu_ms_per_run"])
 
 
 def test_a_spawned_process_gets_sigterm_when_the_benchmark_is_killed():
