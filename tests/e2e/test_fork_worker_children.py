@@ -60,17 +60,19 @@ def _waiting_child(worker, log_path: Path, database_url: str, other_than: int | 
 
 
 def _holds_database_connection(pid: int, database_url: str) -> bool:
-    """An open SQLite file, or a TCP connection to the PostgreSQL server, among the process's descriptors."""
+    """An open SQLite file, or a TCP connection to the PostgreSQL server, among the process's descriptors. A
+    process gone while it is looked at holds none."""
     try:
         links = [os.readlink(entry) for entry in Path(f"/proc/{pid}/fd").iterdir()]
+        url = make_url(database_url)
+        if url.get_backend_name() == "sqlite":
+            return os.path.realpath(url.database) in links
+        connections = Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]
     except OSError:
         return False
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":
-        return os.path.realpath(url.database) in links
     sockets = {link[len("socket:["):-1] for link in links if link.startswith("socket:[")}
     port = url.port or 5432
-    for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]:
+    for line in connections:
         fields = line.split()
         if int(fields[2].split(":")[1], 16) == port and fields[9] in sockets:
             return True
