@@ -27,7 +27,11 @@ def _environ_of(pid: int) -> dict[str, str]:
 
 
 def _cmdline_of(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    """The process's command line; empty for one gone meanwhile (a short-lived start-up check)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 def _wait_until_gone(pids: set[int], timeout: float) -> list[int]:

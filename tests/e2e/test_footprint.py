@@ -38,7 +38,11 @@ LOCK = RQScheduler.get_locking_key(RUN_QUEUE)
 
 
 def _command_of(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    """The process's arguments; none for one gone meanwhile (a short-lived start-up check)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return []
 
 
 def _canvas_children(pid: int, command: str) -> list[int]:
