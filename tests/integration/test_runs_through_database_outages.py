@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import select
@@ -151,14 +151,17 @@ def lose_the_answer(monkeypatch, proxy: TcpProxy, landed: bool, what: str = "rec
     return lost
 
 
-def ride_out_the_loss(app, proxy: TcpProxy, lost: threading.Event, graph: list[dict] | None = None
-                      ) -> tuple[uuid.UUID, dict]:
-    """A run whose answer is lost (`lose_the_answer`), the database away past the lease's deadline, then back."""
+def ride_out_the_loss(app, proxy: TcpProxy, lost: threading.Event, graph: list[dict] | None = None,
+                      once_back: Callable[[uuid.UUID], None] | None = None) -> tuple[uuid.UUID, dict]:
+    """A run whose answer is lost (`lose_the_answer`), the database away past the lease's deadline, then back;
+    `once_back(run_id)` is called then, before the runner is waited for."""
     began = time.monotonic()
     run_id, thread, outcome = start_thread(app, seconds=30, graph=graph)
     assert lost.wait(30), "the write whose answer is lost never came"
     time.sleep(GRACE + 1)  # past the lease's deadline
     proxy.restore()
+    if once_back is not None:
+        once_back(run_id)
     thread.join(30)
     assert not thread.is_alive() and time.monotonic() - began < 30, "a 30 s wait ran"
     return run_id, outcome
@@ -244,16 +247,17 @@ def test_a_run_the_reaper_declared_lost_before_its_end_was_written_keeps_the_rea
         return write(writer, what, *args, until=until, **kwargs)
 
     monkeypatch.setattr(FencedWriter, "write", after_the_reaper)
+    reaped_ends = []
+
+    def reap(run_id: uuid.UUID) -> None:
+        assert fail_lost_runs(outage_app.extensions["canvas"].db, GRACE) == [run_id]
+        reaped_ends.append(run_row(outage_app, run_id))
+        reaped.set()
+
     graph = [node("Start", "noop", inputs=[]), node("Then", "noop", inputs=[(1, {})])]
-    run_id, thread, outcome = start_thread(outage_app, seconds=30, graph=graph)
-    assert lost.wait(30), "the end whose answer is lost never came"
-    time.sleep(GRACE + 1)  # past the lease's deadline
-    proxy.restore()
-    assert fail_lost_runs(outage_app.extensions["canvas"].db, GRACE) == [run_id]
-    reaped_end = run_row(outage_app, run_id)
-    reaped.set()
-    thread.join(30)
-    assert not thread.is_alive() and outcome["result"] == "stopped"
+    run_id, outcome = ride_out_the_loss(outage_app, proxy, lost, graph, once_back=reap)
+    assert outcome["result"] == "stopped"
+    (reaped_end,) = reaped_ends
     ended = run_row(outage_app, run_id)
     assert (ended.status, ended.error_class, ended.failed_block) == ("Failed", "WorkerLost", 2)
     assert ended.error.startswith(WORKER_LOST)
