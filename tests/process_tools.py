@@ -92,6 +92,15 @@ def open_handles(pid: int, database: Path) -> list[str]:
     return found
 
 
+def arguments_of(pid: int) -> list[str]:
+    """The process's command line, as /proc gives it (a trailing empty string); none for one gone meanwhile (a
+    short-lived start-up check, listed and exited before it is read)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return []
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from canvas.supervisor import InstanceFile
-from tests.process_tools import alive, canvas_env, descendants, free_port, run_canvas, wait_for_http
+from tests.process_tools import alive, arguments_of, canvas_env, descendants, free_port, run_canvas, wait_for_http
 
 pytestmark = pytest.mark.slow
 CANVAS_SCRIPT = Path(sys.executable).with_name("canvas")  # the installed entry point, as a user starts it
@@ -27,11 +27,7 @@ def _environ_of(pid: int) -> dict[str, str]:
 
 
 def _cmdline_of(pid: int) -> str:
-    """The process's command line; empty for one gone meanwhile (a short-lived start-up check)."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
+    return " ".join(arguments_of(pid))
 
 
 def _wait_until_gone(pids: set[int], timeout: float) -> list[int]:

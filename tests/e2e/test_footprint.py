@@ -31,23 +31,15 @@ from tests.integration.run_helpers import (
     worker_env,
 )
 from tests.integration.test_v2_callbacks import add_callback
-from tests.process_tools import alive, canvas_env, descendants, free_port, start_canvas
+from tests.process_tools import alive, arguments_of, canvas_env, descendants, free_port, start_canvas
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("clean_run_queue")]
 LOCK = RQScheduler.get_locking_key(RUN_QUEUE)
 
 
-def _command_of(pid: int) -> list[str]:
-    """The process's arguments; none for one gone meanwhile (a short-lived start-up check)."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
-    except OSError:
-        return []
-
-
 def _canvas_children(pid: int, command: str) -> list[int]:
     """The processes below `pid` that run `canvas <command>`."""
-    return [child for child in descendants(pid) if alive(child) and _subcommand(_command_of(child)) == command]
+    return [child for child in descendants(pid) if alive(child) and _subcommand(arguments_of(child)) == command]
 
 
 def _subcommand(argv: list[str]) -> str | None:
