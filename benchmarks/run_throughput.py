@@ -61,6 +61,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness: it puts the project on the path too
 
@@ -86,6 +87,7 @@ from canvas.settings import redis_url  # noqa: E402
 RQ_WORKER_CLASSES = {"simple": "rq.worker.SimpleWorker", "fork": "rq.worker.Worker"}
 BASELINE_QUEUE = "bench-raw-rq"
 BURST_TIMEOUT_SECONDS = 900
+T = TypeVar("T")
 
 
 class Environment(InProcessPlatform):
@@ -153,6 +155,13 @@ def worker_cpu_seconds(processes: Sequence[subprocess.Popen]) -> float:
             return math.nan
         total += sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
     return total
+
+
+def with_cpu(call: Callable[[], T]) -> tuple[T, float]:
+    """What `call` returns, and the CPU time this process (all its threads) spent meanwhile."""
+    began = time.process_time()
+    result = call()
+    return result, time.process_time() - began
 
 
 def _check_alive(processes: Sequence[subprocess.Popen]) -> None:
@@ -251,9 +260,8 @@ def measure_raw_rq(environment: Environment, runs: int, probes: int, worker_clas
     processes = start(command, environment.env(), workers, environment.log_dir)
     try:
         prefilled = _raw_burst(connection, processes, runs, dispatch_seconds)
-        cpu_before, dispatch_cpu = worker_cpu_seconds(processes), time.process_time()
-        dispatch_seconds = _enqueue_raw(url, runs, dispatchers)  # (b) while the workers run
-        dispatch_cpu = time.process_time() - dispatch_cpu
+        cpu_before = worker_cpu_seconds(processes)
+        dispatch_seconds, dispatch_cpu = with_cpu(lambda: _enqueue_raw(url, runs, dispatchers))  # (b) concurrent
         concurrent = _raw_burst(connection, processes, runs, dispatch_seconds)
         concurrent.worker_cpu_seconds = worker_cpu_seconds(processes) - cpu_before
         concurrent.dispatch_cpu_seconds = dispatch_cpu
@@ -311,9 +319,9 @@ def measure_canvas(environment: Environment, runs: int, probes: int, worker_clas
     try:
         prefilled = _canvas_burst(environment, processes, run_ids, dispatch_seconds)
         rows = environment.workflows(runs)
-        cpu_before, dispatch_cpu = worker_cpu_seconds(processes), time.process_time()
-        dispatch_seconds, run_ids = dispatch_all(environment, rows, dispatchers, dispatch_mode)  # (b) concurrent
-        dispatch_cpu = time.process_time() - dispatch_cpu
+        cpu_before = worker_cpu_seconds(processes)
+        (dispatch_seconds, run_ids), dispatch_cpu = with_cpu(  # (b) concurrent
+            lambda: dispatch_all(environment, rows, dispatchers, dispatch_mode))
         concurrent = _canvas_burst(environment, processes, run_ids, dispatch_seconds)
         concurrent.worker_cpu_seconds = worker_cpu_seconds(processes) - cpu_before
         if dispatch_mode == "threads":  # processes: their CPU is not this process's
