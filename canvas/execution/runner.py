@@ -254,27 +254,32 @@ class Runner:
                 log.warning("run %s: %s%s", state.run_id, shown, "" if shown is error else f" ({error})")
             else:
                 log.exception("run %s: unexpected error in block %d", state.run_id, state.number)
+            number = _stopped_after_failures(state, state.number, state.error_text or str(shown))
             self._settle_elsewhere(state, "Cancelled", f"not started: block {state.number} failed")
-            return self._finish(state, "Failed", state.number, shown)
+            return self._finish(state, "Failed", number, shown)
         if state.failures:  # policy continue: every block that could run has run
             failed = state.failures[0][0]
             return self._finish(state, "Failed", failed, self._run_error(state, None))
         return self._finish(state, "Succeeded", state.last, None)
 
     def _stop_for_shutdown(self, state: RunState) -> str:
-        state.error_text = stop_reason()
-        self._settle_elsewhere(state, "Cancelled", f"not started: {state.error_text}")
-        return self._finish(state, "Failed", state.number, WorkerShutdownError(state.error_text))
+        reason = state.error_text = stop_reason()
+        number = _stopped_after_failures(state, state.number, reason)
+        self._settle_elsewhere(state, "Cancelled", f"not started: {reason}")
+        return self._finish(state, "Failed", number, WorkerShutdownError(reason))
 
     def _run_here(self, state: RunState, number: int, block_run_id: uuid.UUID) -> None:
         """Run one block here and settle it; a failure is raised unless the policy lets the others go on."""
         try:
             done = self._run_block(state, number, block_run_id)
+        except BlockCancelledError:
+            raise  # stopped, not failed (a cancel, the worker's shutdown, an unconfirmed lease): see _run_blocks
         except BlockError as error:
             state.failures.append((number, state.error_text or str(error)))
             state.settle(number, "Failed")
             if state.policy != "continue" or state.lease_trouble:
                 raise
+            state.error_text = None  # its text is in `failures`: a later stop must not show it as its own
             return
         if isinstance(done, SkippedBlock):
             state.settle(number, "Skipped")
@@ -288,9 +293,7 @@ class Runner:
             return error
         if len(state.failures) == 1:
             return BlockError(state.failures[0][1])
-        named = "; ".join(f"block {number} ({state.chain[number - 1].get('blockName')}): {text}"
-                          for number, text in state.failures)
-        state.error_text = f"{len(state.failures)} blocks failed: {named}"
+        state.error_text = _failed_blocks(state)
         return BlockError(state.error_text)
 
     def _next_block(self, state: RunState) -> tuple[int | None, uuid.UUID | None]:
@@ -460,6 +463,7 @@ class Runner:
         settles it as lost). The last block that finished here keeps its success if the write recording it went
         unconfirmed: it is recorded with the run's end unless that write had landed after all."""
         number, error = _where_stopped(state, error)
+        number = _stopped_after_failures(state, number, str(error))
         log.error("run %s: %s", state.run_id, error)
         return self._finish(state, "Failed", number, error, after_outage=True)
 
@@ -849,8 +853,10 @@ class Runner:
             if isinstance(unrecorded, SkippedBlock):
                 self._record_done(connection, unrecorded)
             if after_outage and error is not None:  # a run stopped: its block in flight; any queued for others
-                records.end_running_blocks(connection, state.run_id, status, run_values["error"],
-                                           run_values["error_class"], finished)
+                # the stop is theirs; blocks that failed before it have their own errors (_stopped_after_failures)
+                in_flight = str(error)[:4000] if state.failures else run_values["error"]
+                records.end_running_blocks(connection, state.run_id, status, in_flight, run_values["error_class"],
+                                           finished)
                 records.end_queued_nodes(connection, state.run_id, "Cancelled", "not started: the run was stopped",
                                          finished)
 
@@ -921,6 +927,26 @@ def _where_stopped(state: RunState, error: DatabaseUnreachableError) -> tuple[in
                                                  "another worker; the run was stopped")
     return left[0], DatabaseUnreachableError(f"database connection lost before block {left[0]} started; the run was "
                                              "stopped")
+
+
+def _failed_blocks(state: RunState) -> str:
+    """Every block that failed, named, with its error."""
+    if len(state.failures) == 1:
+        number, text = state.failures[0]
+        return f"block {number} ({state.chain[number - 1].get('blockName')}) failed: {text}"
+    named = "; ".join(f"block {number} ({state.chain[number - 1].get('blockName')}): {text}"
+                      for number, text in state.failures)
+    return f"{len(state.failures)} blocks failed: {named}"
+
+
+def _stopped_after_failures(state: RunState, number: int, stop: str) -> int:
+    """Where a run stopped before its end (a database outage, the worker's shutdown, a platform error) fails: after
+    blocks that had failed (policy continue; or failFast, stopped while ending the run) at the first of them, as a run
+    that went on to its end would, its error naming them before what stopped it; else at `number`."""
+    if not state.failures:
+        return number
+    state.error_text = f"{_failed_blocks(state)}; then {stop}"
+    return state.failures[0][0]
 
 
 def _end_values(state: RunState, status: str, number: int, error: BaseException | None,

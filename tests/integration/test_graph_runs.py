@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from canvas.execution.blocks.noop import NoOperation
 from canvas.models import BlockOutput, BlockRun
 from tests.integration.run_helpers import RECORDS, graph_workflow, kill_worker, make_workflow, node, run, \
     run_and_work, start_worker, stop_worker, wait_for, work_off
@@ -176,6 +177,22 @@ def test_continue_names_every_failed_block(client, app, org):
     assert history["status"] == "Failed" and history["failedBlock"] == 2
     assert history["error"].startswith("2 blocks failed: block 2 (Breaks): "), history["error"]
     assert "block 3 (Other branch): " in history["error"]
+
+
+def test_a_platform_error_after_a_failed_block_fails_the_run_at_that_block_naming_both(client, app, org,
+                                                                                       monkeypatch):
+    """Policy continue: block 2 failed, then block 3 met an error that is not a block's failure (here a bug) and
+    stopped the run. The run fails at block 2, as it would have at its end, and says what happened in order."""
+    def broken(self, context, data):  # noqa: ANN001, ANN202
+        raise KeyError("no such field")
+
+    monkeypatch.setattr(NoOperation, "run", broken)
+    history, _ = run_graph(client, app, org.admin_headers, failing_graph(client, app, org.admin_headers, "continue"))
+    assert (history["status"], history["failedBlock"]) == ("Failed", 2)
+    assert history["error"].startswith("block 2 (Breaks) failed: "), history["error"]
+    assert history["error"].endswith("; then KeyError: 'no such field'"), history["error"]
+    assert "the partner API said no" in history["error"]
+    assert statuses(history)[3] == "Failed"
 
 
 def test_a_chain_stored_before_graphs_runs_and_ranges_as_before(client, app, org):

@@ -40,18 +40,23 @@ def outage_app(proxy, postgres_database_url, make_app):  # the relay goes last: 
     empty_queue(app)
 
 
+def answered(monkeypatch, what: str) -> threading.Event:
+    """Set when the runner has the database's answer to its write `what`."""
+    write, event = FencedWriter.write, threading.Event()
+
+    def answered_write(writer, writing, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        write(writer, writing, *args, **kwargs)
+        if writing == what:
+            event.set()
+
+    monkeypatch.setattr(FencedWriter, "write", answered_write)
+    return event
+
+
 @pytest.fixture
 def step_answered(monkeypatch) -> threading.Event:
     """Set when the runner has the database's answer to its step out of block 1 (block 2 begun)."""
-    write, answered = FencedWriter.write, threading.Event()
-
-    def answered_write(writer, what, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
-        write(writer, what, *args, **kwargs)
-        if what == "recording block 1":
-            answered.set()
-
-    monkeypatch.setattr(FencedWriter, "write", answered_write)
-    return answered
+    return answered(monkeypatch, "recording block 1")
 
 
 def start_run(app, seconds: float, step_answered: threading.Event | None = None
@@ -65,11 +70,12 @@ def start_run(app, seconds: float, step_answered: threading.Event | None = None
     return run_id, thread, outcome
 
 
-def start_thread(app, seconds: float, graph: list[dict] | None = None) -> tuple[uuid.UUID, threading.Thread, dict]:
-    """A run in a thread: of Records -> Wait `seconds` -> To CSV, or of the `graph` given."""
+def start_thread(app, seconds: float, graph: list[dict] | None = None, policy: str = "failFast"
+                 ) -> tuple[uuid.UUID, threading.Thread, dict]:
+    """A run in a thread: of Records -> Wait `seconds` -> To CSV, or of the `graph` given (under `policy`)."""
     client, org = app.test_client(), Org(app, "Outage")
     if graph is not None:
-        workflow_id = graph_workflow(client, app, org.admin_headers, graph)
+        workflow_id = graph_workflow(client, app, org.admin_headers, graph, policy)
     else:
         wait = ("Wait", "delay", {"seconds": seconds})
         workflow_id = make_workflow(client, org.admin_headers, [THREE_BLOCKS[0], wait, THREE_BLOCKS[2]])
@@ -267,3 +273,30 @@ def test_a_run_the_reaper_declared_lost_before_its_end_was_written_keeps_the_rea
     assert [(block.number, block.status, block.error_class) for block in ran] == [(1, "Succeeded", None),
                                                                                   (2, "Failed", "WorkerLost")]
     assert ran[1].output_id is None
+
+
+def test_a_run_going_on_past_a_failed_block_that_an_outage_stops_fails_at_that_block_naming_both(
+        outage_app, proxy, monkeypatch):
+    """Policy continue: block 2 failed, the other branch's block 3 went on and the database went away under it. The
+    run fails at block 2, as it would have at its end, and its error names block 2's failure, then the outage;
+    block 3 ends with the outage's error, not block 2's."""
+    taken_back = answered(monkeypatch, "taking back block 3")  # 3 was queued for others; none here: run here
+    graph = [node("People", "records.from_variable", {"records": [{"name": "Ada"}]}, inputs=[]),
+             node("Breaks", "jsonata.transform", {"expression": '$error("the partner API said no")'},
+                  inputs=[(1, {})]),
+             node("Wait", *WAIT_30, inputs=[(1, {})])]
+    run_id, thread, outcome = start_thread(outage_app, seconds=30, graph=graph, policy="continue")
+    wait_for(taken_back.is_set, what="block 3 taken back")
+    proxy.cut()
+    time.sleep(GRACE + 1)
+    proxy.restore()
+    thread.join(30)
+    assert outcome["result"] == "Failed"
+    failed = run_row(outage_app, run_id)
+    assert (failed.status, failed.failed_block, failed.error_class) == ("Failed", 2, "DatabaseUnreachableError")
+    named, stop = failed.error.split("; then ", 1)
+    assert named.startswith("block 2 (Breaks) failed: ") and "the partner API said no" in named
+    assert stop.startswith("database connection lost while running block 3; the run was stopped"), stop
+    ran = blocks(outage_app, run_id)
+    assert [(block.number, block.status) for block in ran] == [(1, "Succeeded"), (2, "Failed"), (3, "Failed")]
+    assert "the partner API said no" in ran[1].error and ran[2].error == stop

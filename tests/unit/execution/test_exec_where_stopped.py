@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from canvas.execution.graph import block_graph
 from canvas.execution.lease import DatabaseUnreachableError
-from canvas.execution.runner import RunState, _where_stopped
+from canvas.execution.runner import RunState, _stopped_after_failures, _where_stopped
 
 OUTAGE = DatabaseUnreachableError("database connection lost while recording block 1; the run was stopped")
 
@@ -66,3 +66,16 @@ def test_with_every_block_ended_the_block_in_hand_is_named():
     state.number = 2
     state.settle(2, "Succeeded")
     assert _where_stopped(state, OUTAGE) == (2, OUTAGE)
+
+
+def test_after_blocks_that_failed_the_run_fails_at_the_first_naming_them_then_the_stop():
+    state = state_of({2: [1], 3: [1], 4: [1]}, 4, policy="continue")
+    state.settle(1, "Succeeded")
+    assert _stopped_after_failures(state, 4, str(OUTAGE)) == 4 and state.error_text is None  # none failed
+    state.failures.append((2, "the partner API said no"))
+    assert _stopped_after_failures(state, 4, str(OUTAGE)) == 2
+    assert state.error_text == f"block 2 (Block 2) failed: the partner API said no; then {OUTAGE}"
+    state.failures.append((3, "timed out"))
+    assert _stopped_after_failures(state, 4, "the worker is shutting down") == 2
+    assert state.error_text == ("2 blocks failed: block 2 (Block 2): the partner API said no; block 3 (Block 3): "
+                                "timed out; then the worker is shutting down")
