@@ -37,6 +37,9 @@ from canvas.queueing.keys import RUN_QUEUE
 log = logging.getLogger(__name__)
 WORKER_LOST = "worker lost"  # how every such error starts
 JOB_LOST = "job lost"
+# A block its worker was running when lost: for whoever decides whether to run it again.
+OUTCOME_UNKNOWN = ("its outcome is unknown: what it did before its worker was lost (a file written, a request sent) "
+                   "may have happened")
 WAITING_JOB_STATES = {JobStatus.QUEUED.value, JobStatus.DEFERRED.value, JobStatus.SCHEDULED.value}
 RECOVERY_BATCH = 1000  # queued runs looked at per round, the longest waiting first
 
@@ -107,7 +110,8 @@ def _revoke(database: Database, run_id: uuid.UUID, token: int, cutoff: datetime,
             if block.status == "Queued":  # a parallel branch's block no worker had started
                 block.status, block.error, block.date_finished = "Cancelled", "not started: the run was lost", now
                 continue
-            block.status, block.error, block.error_class, block.date_finished = status, reason, "WorkerLost", now
+            block.status, block.error, block.error_class, block.date_finished = (status, f"{reason}; {OUTCOME_UNKNOWN}",
+                                                                                 "WorkerLost", now)
             run.failed_block = block.number
         _settle_workflow(session, run.workflow_id, status, now)
     metrics.run_finished(status, run.trigger)

@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from canvas.execution import run_records as records
 from canvas.execution.lease import FencedWriter, LeaseLostError, LeaseTiming, RunLease
-from canvas.execution.reaper import ReaperConfig, fail_lost_runs, reap_lost_runs
+from canvas.execution.reaper import OUTCOME_UNKNOWN, ReaperConfig, fail_lost_runs, reap_lost_runs
 from canvas.execution.runner import Runner
 from canvas.models import BlockOutput, BlockRun, Workflow, WorkflowRun
 from canvas.models.base import utcnow
@@ -80,6 +80,7 @@ def test_a_runner_whose_lease_is_revoked_stops_and_writes_nothing_more(client, a
     assert (final.status, final.error, final.date_finished) == ("Failed", failed.error, failed.date_finished)
     assert final.error.startswith("worker lost")
     assert [(block.number, block.status) for block in block_runs(app, run_id)] == [(1, "Succeeded"), (2, "Failed")]
+    assert block_runs(app, run_id)[1].error == f"{final.error}; {OUTCOME_UNKNOWN}"  # for whoever would run it again
     with app.extensions["canvas"].db.sessions() as session:
         outputs = session.scalars(select(BlockOutput.number).where(BlockOutput.run_id == run_id)).all()
     assert outputs == [1]  # block 2 finished its wait, but its output was not recorded: the lease was gone
