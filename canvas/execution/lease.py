@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy.engine import Connection, Engine, Row
@@ -114,6 +115,23 @@ class FencedWriter:
 
     def __init__(self, engine: Engine, lease: RunLease, sleep: Callable[[float], None] = time.sleep) -> None:
         self.engine, self.lease, self.sleep = engine, lease, sleep
+        self.patience = 0.0  # seconds an outage is waited out past the lease's deadline (see `patient`)
+        self.back_at: datetime | None = None  # when the database last answered again after an outage
+
+    @contextmanager
+    def patient(self, seconds: float) -> Iterator[None]:
+        """While nothing of the run is in flight (between its blocks, or a block done and not yet recorded), an
+        outage is waited out up to `seconds` past the lease's deadline instead of stopping the run: nothing can
+        have a side effect meanwhile, and the next write, fenced by the lease, says whether the run is still this
+        worker's (the reaper may have declared it lost once the database was back)."""
+        self.patience = seconds
+        try:
+            yield
+        finally:
+            self.patience = 0.0
+
+    def out_of_time(self) -> bool:
+        return self.lease.revoked or self.lease.silent_for() > self.lease.timing.deadline + self.patience
 
     def write(self, what: str, work: Callable[[Connection], None],
               landed: Callable[[Connection], bool] | None = None, until: float | None = None,
@@ -135,6 +153,7 @@ class FencedWriter:
                 if landed is not None and self._has_landed(landed):
                     break
         if pause > FIRST_PAUSE_SECONDS:
+            self.back_at = utcnow()
             log.info("run %s: the database is back; %s done", self.lease.run_id, what)
 
     def confirm(self) -> bool:
@@ -142,7 +161,7 @@ class FencedWriter:
         paused, or the keeper could not reach the database), the database decides through one fenced renewal."""
         if self.lease.revoked:
             return False
-        if not self.lease.expired():
+        if not self.out_of_time():
             return True
         return self.write_once("the run's lease", lambda _connection: None)
 
@@ -166,12 +185,16 @@ class FencedWriter:
         pause = FIRST_PAUSE_SECONDS
         while True:
             try:
-                return query()
+                answer = query()
             except DBAPIError as error:
                 if not is_connection_error(error):
                     raise
                 self._wait_out(what, error, pause, None)
                 pause = min(pause * 2, self.lease.timing.renew)
+                continue
+            if pause > FIRST_PAUSE_SECONDS:
+                self.back_at = utcnow()
+            return answer
 
     def _attempt(self, work: Callable[[Connection], None], fences_itself: bool = False,
                  one_statement: bool = False) -> None:
@@ -199,7 +222,7 @@ class FencedWriter:
         if pause == FIRST_PAUSE_SECONDS:  # one line per outage, not one per attempt
             log.warning("run %s: database unavailable while %s (%s: %s); trying again", self.lease.run_id, what,
                         type(error.orig or error).__name__, str(error.orig or error).strip().splitlines()[0][:200])
-        out_of_time = self.lease.expired() if until is None else self.lease.clock() >= until
+        out_of_time = self.out_of_time() if until is None else self.lease.clock() >= until
         if out_of_time:
             raise DatabaseUnreachableError(f"database connection lost while {what}; the run was stopped") from None
         self.sleep(pause)

@@ -300,7 +300,12 @@ class Runner:
         """The next block for this worker: a ready one (begun in the same transaction that records the block
         finished here, the other ready ones queued for other workers), else one queued for another worker that none
         has taken; or None when every block of the plan has ended (the block finished here is then recorded with the
-        run's end)."""
+        run's end). Nothing of the run is in flight here: a database outage is waited out past the lease's deadline
+        (FencedWriter.patient)."""
+        with state.writer.patient(self.timing.grace):
+            return self._wait_for_next_block(state)
+
+    def _wait_for_next_block(self, state: RunState) -> tuple[int | None, uuid.UUID | None]:
         pause = POLL_FIRST_SECONDS
         while True:
             if state.elsewhere:
@@ -404,6 +409,9 @@ class Runner:
         fails as lost (its outcome is unknown, so it is not run again)."""
         rows = state.writer.read("checking blocks on other workers", lambda: self._node_rows(state))
         cutoff = utcnow() - timedelta(seconds=self.timing.grace)
+        # Their workers could not reach the database during an outage this worker saw end: a grace period from then
+        back = state.writer.back_at
+        silent_since_before = back is None or back < cutoff
         for row in rows:
             if row.number not in state.elsewhere:
                 continue
@@ -411,7 +419,8 @@ class Runner:
                 state.unclaimed.add(row.number)
                 continue
             state.unclaimed.discard(row.number)
-            if row.status == "Running" and row.heartbeat_at is not None and row.heartbeat_at < cutoff:
+            if (row.status == "Running" and row.heartbeat_at is not None and row.heartbeat_at < cutoff
+                    and silent_since_before):
                 self._lose_block(state, row, cutoff)
             elif row.status == "Succeeded":
                 output = state.writer.read("reading a block's output", lambda row=row: self._output(row.output_id))
@@ -441,15 +450,16 @@ class Runner:
         elsewhere are let finish (they stop at a cancel), up to the grace period of a silent worker."""
         if not state.elsewhere:
             return
-        state.writer.write("ending blocks not started", lambda connection: records.end_queued_nodes(
-            connection, state.run_id, status, why, utcnow()))
-        pause = POLL_FIRST_SECONDS
-        while True:
-            self._watch_elsewhere(state)  # what it settles leaves `elsewhere`: what is left is still running
-            if not state.elsewhere:
-                return
-            time.sleep(pause)
-            pause = min(pause * 2, POLL_MAX_SECONDS)
+        with state.writer.patient(self.timing.grace):  # nothing in flight here either (see _next_block)
+            state.writer.write("ending blocks not started", lambda connection: records.end_queued_nodes(
+                connection, state.run_id, status, why, utcnow()))
+            pause = POLL_FIRST_SECONDS
+            while True:
+                self._watch_elsewhere(state)  # what it settles leaves `elsewhere`: what is left is still running
+                if not state.elsewhere:
+                    return
+                time.sleep(pause)
+                pause = min(pause * 2, POLL_MAX_SECONDS)
 
     def _lease_trouble(self, state: RunState) -> Exception:
         if state.lease.revoked:
@@ -603,9 +613,10 @@ class Runner:
         with logged_run_of(state), lease_keeper(self.db.engine, self.timing).holding(state.lease):
             try:
                 done = self._run_block(state, claimed.number, block_run_id)
-                state.writer.write(f"recording block {claimed.number}",
-                                   lambda connection: self._record_done(connection, done),
-                                   landed=lambda connection: records.block_run_ended(connection, block_run_id))
+                with state.writer.patient(self.timing.grace):  # it ran: what it did is known, and waits to be written
+                    state.writer.write(f"recording block {claimed.number}",
+                                       lambda connection: self._record_done(connection, done),
+                                       landed=lambda connection: records.block_run_ended(connection, block_run_id))
                 return "skipped" if isinstance(done, SkippedBlock) else "succeeded"
             except LeaseLostError as lost:
                 log.warning("%s; this worker stopped block %d and wrote nothing more", lost, claimed.number)

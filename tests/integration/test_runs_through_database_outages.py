@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from canvas.execution.lease import FencedWriter
 from canvas.execution.reaper import WORKER_LOST, fail_lost_runs
 from canvas.execution.runner import Runner
-from canvas.models import BlockRun, WorkflowRun
+from canvas.models import BlockOutput, BlockRun, WorkflowRun
 from tests.conftest import Org
 from tests.integration.run_helpers import THREE_BLOCKS, empty_queue, graph_workflow, make_workflow, node, run, wait_for
 from tests.servers.tcp_proxy import TcpProxy
@@ -158,13 +158,15 @@ def lose_the_answer(monkeypatch, proxy: TcpProxy, landed: bool, what: str = "rec
 
 
 def ride_out_the_loss(app, proxy: TcpProxy, lost: threading.Event, graph: list[dict] | None = None,
-                      once_back: Callable[[uuid.UUID], None] | None = None) -> tuple[uuid.UUID, dict]:
-    """A run whose answer is lost (`lose_the_answer`), the database away past the lease's deadline, then back;
-    `once_back(run_id)` is called then, before the runner is waited for."""
+                      once_back: Callable[[uuid.UUID], None] | None = None, seconds: float = 30,
+                      away: float = GRACE + 1) -> tuple[uuid.UUID, dict]:
+    """A run whose answer is lost (`lose_the_answer`), the database away for `away` seconds (by default past the
+    lease's deadline, grace - renew, and within another grace period), then back; `once_back(run_id)` is called
+    then, before the runner is waited for. `seconds`: the chain's wait (start_thread)."""
     began = time.monotonic()
-    run_id, thread, outcome = start_thread(app, seconds=30, graph=graph)
+    run_id, thread, outcome = start_thread(app, seconds=seconds, graph=graph)
     assert lost.wait(30), "the write whose answer is lost never came"
-    time.sleep(GRACE + 1)  # past the lease's deadline
+    time.sleep(away)
     proxy.restore()
     if once_back is not None:
         once_back(run_id)
@@ -173,29 +175,51 @@ def ride_out_the_loss(app, proxy: TcpProxy, lost: threading.Event, graph: list[d
     return run_id, outcome
 
 
-WAIT_30 = ("delay", {"seconds": 30})
-STEPS = {"chain": None,  # Records -> Wait 30 s -> To CSV: the step is one statement
-         "graph": [node("Start", "noop", inputs=[]), node("Wait A", *WAIT_30, inputs=[(1, {})]),
-                   node("Wait B", *WAIT_30, inputs=[(1, {})])]}  # block 2 begun here, 3 queued: a transaction
+WAIT_30, WAIT_1 = ("delay", {"seconds": 30}), ("delay", {"seconds": 1})
+STEPS = {"chain": None,  # Records -> Wait -> To CSV: the step is one statement
+         "graph": [node("Start", "noop", inputs=[]), node("Wait A", *WAIT_1, inputs=[(1, {})]),
+                   node("Wait B", *WAIT_1, inputs=[(1, {})])]}  # block 2 begun here, 3 queued: a transaction
+PAST_THE_PATIENCE = 2 * GRACE + 1  # the lease's deadline (grace - renew), then another grace period, passed
+
+
+def outputs_of(app, run_id: uuid.UUID) -> list[int]:
+    with app.extensions["canvas"].db.sessions() as session:
+        return sorted(session.scalars(select(BlockOutput.number).where(BlockOutput.run_id == run_id)))
 
 
 @pytest.mark.parametrize("shape", STEPS)
 @pytest.mark.parametrize("landed", [True, False], ids=["step landed", "step lost"])
-def test_a_step_whose_answer_the_outage_swallowed_keeps_the_block_done_and_fails_the_next(outage_app, proxy,
-                                                                                       monkeypatch, landed, shape):
+def test_a_step_whose_answer_the_outage_swallowed_is_written_once_and_the_run_goes_on(outage_app, proxy,
+                                                                                    monkeypatch, landed, shape):
     """The database goes away while block 1's success and block 2's start are being written, before the runner
-    hears whether they were: after the lease's deadline the run stops. Block 1 ran and its side effects happened,
-    whether or not the step landed: it keeps its success and its output, and the run fails at block 2, which never
-    started (so a re-run from the failed block does not repeat block 1); a block the step queued for other workers
-    is cancelled, not left queued."""
+    hears whether they were, and stays away past the lease's deadline. Nothing of the run is in flight between two
+    blocks, so the runner waits the outage out (another grace period), then writes the step unless it had landed:
+    block 1 recorded once, and the run goes on to its end."""
     lost = lose_the_answer(monkeypatch, proxy, landed)
-    run_id, outcome = ride_out_the_loss(outage_app, proxy, lost, STEPS[shape])
+    run_id, outcome = ride_out_the_loss(outage_app, proxy, lost, STEPS[shape], seconds=1)
+    assert outcome["result"] == "Succeeded"
+    ended = run_row(outage_app, run_id)
+    assert (ended.status, ended.failed_block, ended.error) == ("Succeeded", None, None)
+    assert [(block.number, block.status) for block in blocks(outage_app, run_id)] == [
+        (1, "Succeeded"), (2, "Succeeded"), (3, "Succeeded")]
+    assert outputs_of(outage_app, run_id) == [1, 2, 3]  # block 1's once, whether or not the lost step had landed
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["step landed", "step lost"])
+def test_a_step_whose_answer_an_outage_past_the_patience_swallowed_keeps_the_block_done_and_fails_the_next(
+        outage_app, proxy, monkeypatch, landed):
+    """As above, but the database stays away longer than the runner waits (the lease's deadline and another grace
+    period): the run stops. Block 1 ran and its side effects happened, whether or not the step landed: it keeps its
+    success and its output, and the run fails at block 2, which never started (so a re-run from the failed block
+    does not repeat block 1)."""
+    lost = lose_the_answer(monkeypatch, proxy, landed)
+    run_id, outcome = ride_out_the_loss(outage_app, proxy, lost, away=PAST_THE_PATIENCE)
     assert outcome["result"] == "Failed"
     failed = run_row(outage_app, run_id)
     assert (failed.status, failed.failed_block) == ("Failed", 2)
     assert failed.error == "database connection lost before block 2 started; the run was stopped"
     ran = blocks(outage_app, run_id)
-    written = [(1, "Succeeded"), (2, "Failed")] + ([(3, "Cancelled")] if shape == "graph" else [])
+    written = [(1, "Succeeded"), (2, "Failed")]
     assert [(block.number, block.status) for block in ran] == (written if landed else written[:1])
     assert ran[0].output_id is not None and ran[0].error is None
     if landed:
@@ -203,21 +227,56 @@ def test_a_step_whose_answer_the_outage_swallowed_keeps_the_block_done_and_fails
 
 
 @pytest.mark.parametrize("landed", [True, False], ids=["block landed", "block lost"])
-def test_a_branch_block_whose_record_the_outage_swallowed_keeps_its_success(outage_app, proxy, monkeypatch, landed):
+def test_a_branch_block_whose_record_the_outage_swallowed_keeps_its_success_and_the_run_goes_on(
+        outage_app, proxy, monkeypatch, landed):
     """Start -> A (done here) and B (left to other workers): A's success is written alone, as B is still out, and
-    the database goes away before the runner hears whether it was. A keeps its success and output; the run fails
-    at B, the block it was waiting for, which nobody had started and which is cancelled."""
+    the database goes away before the runner hears whether it was, past the lease's deadline. Waiting for B has
+    nothing in flight: the runner waits the outage out, A keeps its success (written once), and as no worker took B
+    the runner takes it back and runs it."""
     lost = lose_the_answer(monkeypatch, proxy, landed, what="recording block 2")
     graph = [node("Start", "noop", inputs=[]), node("A", "noop", inputs=[(1, {})]),
-             node("B", *WAIT_30, inputs=[(1, {})])]
+             node("B", *WAIT_1, inputs=[(1, {})])]
     run_id, outcome = ride_out_the_loss(outage_app, proxy, lost, graph)
-    assert outcome["result"] == "Failed"
-    failed = run_row(outage_app, run_id)
-    assert (failed.status, failed.failed_block) == ("Failed", 3)
-    assert failed.error == "database connection lost while waiting for block 3 on another worker; the run was stopped"
+    assert outcome["result"] == "Succeeded"
+    assert run_row(outage_app, run_id).status == "Succeeded"
+    assert [(block.number, block.status) for block in blocks(outage_app, run_id)] == [
+        (1, "Succeeded"), (2, "Succeeded"), (3, "Succeeded")]
+    assert outputs_of(outage_app, run_id) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("landed", [True, False], ids=["block landed", "block lost"])
+def test_a_block_on_another_worker_whose_record_the_outage_swallowed_is_kept_and_its_run_goes_on(
+        outage_app, proxy, monkeypatch, landed):
+    """Start -> A (a 1-s wait, here) and B (run by another worker: a second runner). B's worker writes B's success
+    and the database goes away before it hears whether that landed, past both workers' lease deadlines, while the
+    run's worker finishes A and waits for B. B ran, so its worker writes its success once the database is back
+    (unless it had landed); the run's worker, with nothing in flight, waits the outage out, gives B's worker a grace
+    period from the outage's end rather than declaring it lost at once, finds B done, and the run succeeds."""
+    lost = lose_the_answer(monkeypatch, proxy, landed, what="recording block 3")
+    graph = [node("Start", "noop", inputs=[]), node("A", *WAIT_1, inputs=[(1, {})]),
+             node("B", "noop", inputs=[(1, {})])]
+    run_id, thread, outcome = start_thread(outage_app, seconds=1, graph=graph)
+    queued = wait_for(lambda: [block.id for block in blocks(outage_app, run_id)
+                               if block.number == 3 and block.status == "Queued"], what="block 3 queued")
+    other: dict = {}
+
+    def run_elsewhere() -> None:
+        with outage_app.app_context():
+            other["result"] = Runner(outage_app.extensions["canvas"]).run_elsewhere(run_id, queued[0])
+
+    other_worker = threading.Thread(target=run_elsewhere, daemon=True)
+    other_worker.start()
+    assert lost.wait(30), "block 3's record never came"
+    time.sleep(GRACE + 1)  # past both leases' deadlines
+    proxy.restore()
+    thread.join(30)
+    other_worker.join(30)
+    assert (outcome["result"], other["result"]) == ("Succeeded", "succeeded")
+    assert run_row(outage_app, run_id).status == "Succeeded"
     ran = blocks(outage_app, run_id)
-    assert [(block.number, block.status) for block in ran] == [(1, "Succeeded"), (2, "Succeeded"), (3, "Cancelled")]
-    assert ran[1].output_id is not None and ran[1].error is None
+    assert [(block.number, block.status, block.error) for block in ran] == [
+        (1, "Succeeded", None), (2, "Succeeded", None), (3, "Succeeded", None)]
+    assert outputs_of(outage_app, run_id) == [1, 2, 3]  # block 3's once, whether or not its lost record had landed
 
 
 @pytest.mark.parametrize("landed", [True, False], ids=["end landed", "end lost"])
