@@ -1,7 +1,7 @@
 """Worker throughput and start latency of one-block no-op workflow runs, next to raw RQ no-op jobs, with the same
 worker class and worker count, in the same run.
 
-    .venv/bin/python benchmarks/run_throughput.py [--runs 300] [--raw-runs 1500] [--probes 60] [--rounds 2]
+    .venv/bin/python benchmarks/run_throughput.py [--runs 300] [--raw-runs 1500] [--probes 200] [--rounds 2]
         [--worker-class simple|fork] [--runs-per-child 1] [--workers 1 2] [--dispatchers 4]
         [--dispatch-mode threads|processes]
     .venv/bin/python benchmarks/run_throughput.py --through-api [--runs 200] [--workers 1 2] [--api-workers 2]
@@ -741,7 +741,9 @@ def main() -> None:
     parser.add_argument("--raw-runs", type=int, default=None,
                         help="raw RQ jobs per burst (default 5 x --runs: a raw burst of --runs is over too soon "
                              "for its rate to mean much)")
-    parser.add_argument("--probes", type=int, default=60, help="sequential runs for the latency figures")
+    parser.add_argument("--probes", type=int, default=200,
+                        help="sequential runs for the latency figures (p99 is the nearest rank: of fewer than 100 "
+                             "probes, the slowest one)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per figure (min and median are printed)")
     parser.add_argument("--worker-class", choices=["simple", "fork"], default="simple")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
