@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from canvas.execution.lease import FencedWriter
+from canvas.execution.lease import FencedWriter, LeaseKeeper
 from canvas.execution.reaper import WORKER_LOST, fail_lost_runs
 from canvas.execution.runner import Runner
 from canvas.models import BlockOutput, BlockRun, WorkflowRun
@@ -312,6 +312,14 @@ def test_a_run_the_reaper_declared_lost_before_its_end_was_written_keeps_the_rea
         return write(writer, what, *args, until=until, **kwargs)
 
     monkeypatch.setattr(FencedWriter, "write", after_the_reaper)
+    renew = LeaseKeeper.renew
+
+    def keeper_after_the_reaper(keeper, lease):  # noqa: ANN001 - else the keeper may renew the lease first, once back
+        if lost.is_set():
+            assert reaped.wait(30), "the reaper never ran"
+        return renew(keeper, lease)
+
+    monkeypatch.setattr(LeaseKeeper, "renew", keeper_after_the_reaper)
     reaped_ends = []
 
     def reap(run_id: uuid.UUID) -> None:
