@@ -124,11 +124,11 @@ class FencedWriter:
         outage is waited out up to `seconds` past the lease's deadline instead of stopping the run: nothing can
         have a side effect meanwhile, and the next write, fenced by the lease, says whether the run is still this
         worker's (the reaper may have declared it lost once the database was back)."""
-        self.patience = seconds
+        previous, self.patience = self.patience, seconds
         try:
             yield
         finally:
-            self.patience = 0.0
+            self.patience = previous
 
     def out_of_time(self) -> bool:
         return self.lease.revoked or self.lease.silent_for() > self.lease.timing.deadline + self.patience
@@ -158,12 +158,14 @@ class FencedWriter:
 
     def confirm(self) -> bool:
         """Is the run still this worker's? Locally, while the lease is fresh; when it is not (the process was
-        paused, or the keeper could not reach the database), the database decides through one fenced renewal."""
+        paused, or the keeper could not reach the database), the database decides through one fenced renewal -
+        or, while it cannot be reached, the patience left (see `patient`). Renewing as soon as the database is back
+        keeps a reaper from declaring lost a run that rode an outage out."""
         if self.lease.revoked:
             return False
-        if not self.out_of_time():
+        if not self.lease.expired():
             return True
-        return self.write_once("the run's lease", lambda _connection: None)
+        return self.write_once("the run's lease", lambda _connection: None) or not self.out_of_time()
 
     def write_once(self, what: str, work: Callable[[Connection], None]) -> bool:
         """One attempt, for writes that the next one supersedes (progress): a lost connection is only logged; a lost

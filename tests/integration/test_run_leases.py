@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from rq import Queue
 from rq.job import Job
-from sqlalchemy import select, update
+from sqlalchemy import create_engine, select, update
 from sqlalchemy.exc import OperationalError
 
 from canvas.execution import run_records as records
@@ -298,3 +298,28 @@ def test_a_lease_that_expired_locally_is_confirmed_by_the_database_or_given_up(c
     assert fail_lost_runs(app.extensions["canvas"].db, grace_seconds=-60) == [run_id]
     assert not writer.confirm() and lease.revoked
     assert run_row(app, run_id).error.startswith("worker lost")
+
+
+def test_a_lease_that_expired_in_an_outage_holds_while_patient_and_is_renewed_once_the_database_is_back(
+        client, app, org, tmp_path):
+    """Between blocks (FencedWriter.patient) a lease past its deadline while the database cannot be reached still
+    holds, up to the patience, so the run rides the outage out; without patience, or past it, it does not. The
+    first confirmation once the database answers renews it, before a reaper could find the run silent."""
+    run_id = running_run(client, app, org, token=3)
+    engine, away = app.extensions["canvas"].db.engine, create_engine(f"sqlite:///{tmp_path}/missing/canvas.db")
+    now = [1000.0]
+    lease = RunLease(run_id, 3, LeaseTiming(3.0, 0.5), clock=lambda: now[0], wall=lambda: now[0])
+    writer = FencedWriter(away, lease)
+    now[0] += 3.0  # past the deadline, grace - renew = 2.5 s, the database unreachable
+    assert lease.expired() and not writer.confirm()
+    with writer.patient(3.0):
+        assert writer.confirm()
+        now[0] += 2.0  # 5 s silent, within 2.5 + 3
+        assert writer.confirm()
+        before = run_row(app, run_id).heartbeat_at
+        writer.engine = engine  # the database is back
+        assert writer.confirm() and not lease.expired()
+        assert run_row(app, run_id).heartbeat_at > before
+        writer.engine, now[0] = away, now[0] + 6.0  # away again, longer than deadline + patience
+        assert not writer.confirm()
+    assert not lease.revoked  # nobody took the run: it was given up for want of the database
