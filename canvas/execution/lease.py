@@ -96,8 +96,9 @@ class RunLease:
     def due(self) -> bool:
         return self.silent_for() >= self.timing.renew
 
-    def expired(self) -> bool:
-        return self.revoked or self.silent_for() > self.timing.deadline
+    def expired(self, beyond: float = 0.0) -> bool:
+        """Revoked, or silent past the deadline (and `beyond` it: FencedWriter.patient)."""
+        return self.revoked or self.silent_for() > self.timing.deadline + beyond
 
     def check(self) -> None:
         if self.revoked:
@@ -131,7 +132,7 @@ class FencedWriter:
             self.patience = previous
 
     def out_of_time(self) -> bool:
-        return self.lease.revoked or self.lease.silent_for() > self.lease.timing.deadline + self.patience
+        return self.lease.expired(beyond=self.patience)
 
     def write(self, what: str, work: Callable[[Connection], None],
               landed: Callable[[Connection], bool] | None = None, until: float | None = None,
