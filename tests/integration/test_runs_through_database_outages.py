@@ -82,15 +82,21 @@ def start_thread(app, seconds: float, graph: list[dict] | None = None, policy: s
     answer = run(client, org.admin_headers, workflow_id)
     assert answer.status_code == 202, answer.json
     run_id = uuid.UUID(answer.headers["Location"].rsplit("/", 1)[1])
+    return (run_id, *in_a_thread(app, lambda runner: runner.run(run_id)))
+
+
+def in_a_thread(app, work: Callable[[Runner], str]) -> tuple[threading.Thread, dict]:
+    """A runner's `work` (run a run, or a block for another worker's run) in a thread of its own, as a worker
+    would; the outcome's "result" is what it returned."""
     outcome: dict = {}
 
     def execute() -> None:
         with app.app_context():
-            outcome["result"] = Runner(app.extensions["canvas"]).run(run_id)
+            outcome["result"] = work(Runner(app.extensions["canvas"]))
 
     thread = threading.Thread(target=execute, daemon=True)
     thread.start()
-    return run_id, thread, outcome
+    return thread, outcome
 
 
 def blocks(app, run_id: uuid.UUID) -> list[BlockRun]:
@@ -258,14 +264,7 @@ def test_a_block_on_another_worker_whose_record_the_outage_swallowed_is_kept_and
     run_id, thread, outcome = start_thread(outage_app, seconds=1, graph=graph)
     queued = wait_for(lambda: [block.id for block in blocks(outage_app, run_id)
                                if block.number == 3 and block.status == "Queued"], what="block 3 queued")
-    other: dict = {}
-
-    def run_elsewhere() -> None:
-        with outage_app.app_context():
-            other["result"] = Runner(outage_app.extensions["canvas"]).run_elsewhere(run_id, queued[0])
-
-    other_worker = threading.Thread(target=run_elsewhere, daemon=True)
-    other_worker.start()
+    other_worker, other = in_a_thread(outage_app, lambda runner: runner.run_elsewhere(run_id, queued[0]))
     assert lost.wait(30), "block 3's record never came"
     time.sleep(GRACE + 1)  # past both leases' deadlines
     proxy.restore()
