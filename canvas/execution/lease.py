@@ -107,6 +107,13 @@ class RunLease:
             raise LeaseLostError(f"run {self.run_id}: its lease was not renewed for {self.silent_for():.0f} s")
 
 
+def _driver_error(error: DBAPIError) -> str:
+    """The driver's error in one line, for the log (never for a run's error, which is written for people)."""
+    cause = error.orig or error
+    lines = str(cause).strip().splitlines() or [""]
+    return f"{type(cause).__name__}: {lines[0][:200]}"
+
+
 class FencedWriter:
     """Writes one run's bookkeeping, each transaction fenced by the run's lease.
 
@@ -223,10 +230,13 @@ class FencedWriter:
 
     def _wait_out(self, what: str, error: DBAPIError, pause: float, until: float | None) -> None:
         if pause == FIRST_PAUSE_SECONDS:  # one line per outage, not one per attempt
-            log.warning("run %s: database unavailable while %s (%s: %s); trying again", self.lease.run_id, what,
-                        type(error.orig or error).__name__, str(error.orig or error).strip().splitlines()[0][:200])
+            log.warning("run %s: database unavailable while %s (%s); trying again", self.lease.run_id, what,
+                        _driver_error(error))
         out_of_time = self.out_of_time() if until is None else self.lease.clock() >= until
         if out_of_time:
+            if pause > FIRST_PAUSE_SECONDS:  # the last attempt's error may not be the first's (refused, then reset)
+                log.warning("run %s: database still unavailable while %s (%s); giving up", self.lease.run_id, what,
+                            _driver_error(error))
             raise DatabaseUnreachableError(f"database connection lost while {what}; the run was stopped") from None
         self.sleep(pause)
 

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, select, update
 from sqlalchemy.exc import OperationalError
 
 from canvas.execution import run_records as records
-from canvas.execution.lease import FencedWriter, LeaseLostError, LeaseTiming, RunLease
+from canvas.execution.lease import DatabaseUnreachableError, FencedWriter, LeaseLostError, LeaseTiming, RunLease
 from canvas.execution.reaper import OUTCOME_UNKNOWN, ReaperConfig, fail_lost_runs, reap_lost_runs
 from canvas.execution.runner import Runner
 from canvas.models import BlockOutput, BlockRun, Workflow, WorkflowRun
@@ -191,6 +191,28 @@ def test_a_lost_connection_is_waited_out_and_a_landed_commit_is_not_applied_twic
     writer.write("recording block 1", count_then_fail_once, landed=lambda connection: True)
     assert len(attempts) == 1  # the probe said the first attempt landed: not tried again
     assert run_row(app, run_id).dispatch_count == 2
+
+
+def test_a_write_given_up_for_the_outage_logs_its_first_and_its_last_error(client, app, org, caplog):
+    """An outage is one line when it begins and, if the write is given up, one more naming the last attempt's
+    error: an operator sees why it was given up when the error changed in between (refused, then reset)."""
+    run_id = running_run(client, app, org, token=1)
+    now = [1000.0]
+    lease = RunLease(run_id, 1, LeaseTiming(3.0, 0.5), clock=lambda: now[0], wall=lambda: now[0])
+    writer = FencedWriter(app.extensions["canvas"].db.engine, lease,
+                          sleep=lambda seconds: now.__setitem__(0, now[0] + seconds))
+    errors = iter([ConnectionRefusedError("connection refused")] * 3)
+
+    def failing(_connection) -> None:  # noqa: ANN001
+        raise OperationalError("SELECT 1", {}, next(errors, ConnectionResetError("server closed the connection")))
+
+    with pytest.raises(DatabaseUnreachableError, match="while finishing the run; the run was stopped"):
+        writer.write("finishing the run", failing, fences_itself=True, until=now[0] + 3.0)
+    lines = [record.getMessage() for record in caplog.records if "finishing the run" in record.getMessage()]
+    assert len(lines) == 2, lines
+    assert "(ConnectionRefusedError: connection refused); trying again" in lines[0]
+    assert "still unavailable while finishing the run (ConnectionResetError: server closed" in lines[1]
+    assert lines[1].endswith("giving up")
 
 
 def test_a_lease_expires_locally_one_renewal_before_the_grace_ends():

@@ -53,6 +53,20 @@ def answered(monkeypatch, what: str) -> threading.Event:
     return event
 
 
+def stopped_by_the_outage(monkeypatch) -> threading.Event:
+    """Set when the runner has stopped its run for the outage (the lease's deadline passed), before it tries to
+    record the failure: the test brings the database back then, so the failure's record has a whole grace period
+    (a fixed wait past the deadline left it a second or two on a loaded machine)."""
+    stop, event = Runner._stop_unreachable, threading.Event()
+
+    def stopping(runner, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        event.set()
+        return stop(runner, *args, **kwargs)
+
+    monkeypatch.setattr(Runner, "_stop_unreachable", stopping)
+    return event
+
+
 @pytest.fixture
 def step_answered(monkeypatch) -> threading.Event:
     """Set when the runner has the database's answer to its step out of block 1 (block 2 begun)."""
@@ -119,12 +133,14 @@ def test_a_database_outage_shorter_than_the_lease_is_ridden_out(outage_app, prox
     assert [block.status for block in blocks(outage_app, run_id)] == ["Succeeded"] * 3
 
 
-def test_a_long_database_outage_stops_the_run_which_says_so_in_words(outage_app, proxy, step_answered):
+def test_a_long_database_outage_stops_the_run_which_says_so_in_words(outage_app, proxy, step_answered,
+                                                                       monkeypatch):
     # Cut once the runner is in block 2, not merely once block 2 shows Running: a cut between the two (a loaded
     # machine) is the step whose answer was lost, tested below.
+    stopped = stopped_by_the_outage(monkeypatch)
     run_id, thread, outcome = start_run(outage_app, seconds=30, step_answered=step_answered)
     proxy.cut()
-    time.sleep(GRACE + 1)  # the worker gives up at grace - renew; nobody else can reach the database either
+    assert stopped.wait(GRACE * 3), "the run was not stopped"  # at grace - renew; nobody else can reach it either
     proxy.restore()
     thread.join(30)
     assert outcome["result"] == "Failed"
@@ -351,10 +367,11 @@ def test_a_run_going_on_past_a_failed_block_that_an_outage_stops_fails_at_that_b
              node("Breaks", "jsonata.transform", {"expression": '$error("the partner API said no")'},
                   inputs=[(1, {})]),
              node("Wait", *WAIT_30, inputs=[(1, {})])]
+    stopped = stopped_by_the_outage(monkeypatch)
     run_id, thread, outcome = start_thread(outage_app, seconds=30, graph=graph, policy="continue")
     wait_for(taken_back.is_set, what="block 3 taken back")
     proxy.cut()
-    time.sleep(GRACE + 1)
+    assert stopped.wait(GRACE * 3), "the run was not stopped"
     proxy.restore()
     thread.join(30)
     assert outcome["result"] == "Failed"
