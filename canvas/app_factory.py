@@ -14,8 +14,8 @@ from canvas.extensions import Services, init_services
 from canvas.observability.access_log import init_request_logging
 from canvas.openapi import (
     SWAGGER_UI_ASSETS_PATH,
+    DocumentedOnceApi,
     TruthfulResponsesPlugin,
-    drop_unanswered_schemas,
     swagger_ui_assets,
 )
 from canvas.ratelimits import (
@@ -74,11 +74,10 @@ def build_app(config: Mapping[str, Any] | None = None) -> Flask:
     services.application_catalog  # noqa: B018 - load now: never serve on a broken or half-loaded catalog
     init_services(app, services)
     init_rate_limits(app, settings)
-    api = Api(app, spec_kwargs={"extra_plugins": [TruthfulResponsesPlugin(app)]})
+    api = DocumentedOnceApi(app, spec_kwargs={"extra_plugins": [TruthfulResponsesPlugin(app)]})
     app.register_blueprint(swagger_ui_assets())
     _register_path_converters(api)
     _register_blueprints(app, api, settings)
-    drop_unanswered_schemas(api.spec)
     register_error_handlers(app)  # after Api(), whose own HTTPException handler it replaces
     init_request_logging(app)  # first of the request hooks: every answer gets its request id and line
     app.before_request(counting_auth_failures(resolve_canvas_principal))
@@ -102,26 +101,20 @@ def _register_path_converters(api: Api) -> None:
         api.register_converter(PATH_CONVERTERS[name], lambda converter, schema=schema: dict(schema))
 
 
-def _register_blueprints(app: Flask, api: Api, settings: Mapping[str, Any]) -> None:
+def _register_blueprints(app: Flask, api: DocumentedOnceApi, settings: Mapping[str, Any]) -> None:
     from canvas.accounts.resources import blp as accounts_blp
     from canvas.applications.resources import blp as applications_blp
+    from canvas.audit.resources import blp as audit_blp
     from canvas.catalog.resources import blp as templates_blp
     from canvas.health import blp as health_blp
     from canvas.help.resources import blp as help_blp
     from canvas.runs.resources import blp as runs_blp
     from canvas.schedules.resources import blp as schedules_blp
+    from canvas.v2 import blueprints as v2_blueprints
     from canvas.workflows.resources import blp as workflows_blp
 
-    for blueprint in (help_blp, accounts_blp, applications_blp, templates_blp, workflows_blp, runs_blp):
-        api.register_blueprint(blueprint)
-    api.register_blueprint(schedules_blp)
-    from canvas.audit.resources import blp as audit_blp
-
-    api.register_blueprint(audit_blp)
-    from canvas.v2 import blueprints as v2_blueprints
-
-    for blueprint in v2_blueprints():
-        api.register_blueprint(blueprint)
+    api.register_documented([help_blp, accounts_blp, applications_blp, templates_blp, workflows_blp, runs_blp,
+                             schedules_blp, audit_blp, *v2_blueprints()])
     app.register_blueprint(health_blp)  # operational, not part of the documented API
     register_console(app)  # the web console: pages, not part of the documented API either
     if settings.get("METRICS_ENABLED"):

@@ -96,3 +96,20 @@ def test_docs_page_loads_only_same_origin_assets_and_they_are_served(client):
         suffix = reference[reference.rfind("."):]
         assert asset.mimetype == expected_types[suffix], (reference, asset.mimetype)
         assert len(asset.get_data()) > 1000
+
+
+def test_an_app_built_after_another_serves_the_document_the_first_one_finished(make_app, monkeypatch):
+    """A process documents its first app only (DocumentedOnceApi): a later app, which documents nothing, serves the
+    same document as one documented from scratch."""
+    from canvas.openapi import DocumentedOnceApi
+
+    monkeypatch.setattr(DocumentedOnceApi, "finished_documents", {})
+    from_scratch = make_app()
+    later = make_app()
+    assert from_scratch.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec.to_dict()["paths"]
+    assert later.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec.to_dict()["paths"] == {}  # not documented
+    first, second = (app.test_client().get("/openapi.json") for app in (from_scratch, later))
+    assert first.status_code == second.status_code == 200
+    assert second.get_json() == first.get_json()
+    assert "/api/RunWorkflow" in second.get_json()["paths"] and "/v2/flows" in second.get_json()["paths"]
+    assert second.get_json()["components"]["schemas"].keys() == first.get_json()["components"]["schemas"].keys()
