@@ -5,13 +5,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from redis import Redis
 from rq import Queue
 
+from canvas.execution.runner import Runner
 from canvas.models import Workflow
 from canvas.queueing.keys import RUN_QUEUE
 from canvas.queueing.worker import CanvasSimpleWorker, RunQueue
@@ -111,6 +114,20 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
         os.killpg(process.pid, signum)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def in_a_thread(app, work: Callable[[Runner], str]) -> tuple[threading.Thread, dict]:
+    """A runner's `work` (run a run, or a block for another worker's run) in a thread of its own, as a worker
+    would; the outcome's "result" is what it returned."""
+    outcome: dict = {}
+
+    def execute() -> None:
+        with app.app_context():
+            outcome["result"] = work(Runner(app.extensions["canvas"]))
+
+    thread = threading.Thread(target=execute, daemon=True)
+    thread.start()
+    return thread, outcome
 
 
 def wait_for(predicate, timeout: float = 60, interval: float = 0.2, what: str = "condition"):

@@ -21,7 +21,7 @@ from canvas.execution.runner import Runner
 from canvas.models import BlockOutput, BlockRun, Workflow, WorkflowRun
 from canvas.models.base import utcnow
 from canvas.queueing.keys import RUN_QUEUE
-from tests.integration.run_helpers import THREE_BLOCKS, make_workflow, rq_connection, run, wait_for
+from tests.integration.run_helpers import THREE_BLOCKS, in_a_thread, make_workflow, rq_connection, run, wait_for
 from tests.integration.test_scheduler_claims import make_scheduled  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.usefixtures("clean_run_queue")
@@ -42,15 +42,7 @@ def queued_run(client, org, blocks=None) -> uuid.UUID:
 
 
 def run_in_thread(app, run_id: uuid.UUID) -> tuple[threading.Thread, dict]:
-    outcome = {}
-
-    def execute() -> None:
-        with app.app_context():
-            outcome["result"] = Runner(app.extensions["canvas"]).run(run_id)
-
-    thread = threading.Thread(target=execute, daemon=True)
-    thread.start()
-    return thread, outcome
+    return in_a_thread(app, lambda runner: runner.run(run_id))
 
 
 def run_row(app, run_id: uuid.UUID) -> WorkflowRun:

@@ -17,7 +17,16 @@ from canvas.execution.reaper import WORKER_LOST, fail_lost_runs
 from canvas.execution.runner import Runner
 from canvas.models import BlockOutput, BlockRun, WorkflowRun
 from tests.conftest import Org
-from tests.integration.run_helpers import THREE_BLOCKS, empty_queue, graph_workflow, make_workflow, node, run, wait_for
+from tests.integration.run_helpers import (
+    THREE_BLOCKS,
+    empty_queue,
+    graph_workflow,
+    in_a_thread,
+    make_workflow,
+    node,
+    run,
+    wait_for,
+)
 from tests.servers.tcp_proxy import TcpProxy
 
 GRACE, RENEW = 3.0, 0.5
@@ -97,20 +106,6 @@ def start_thread(app, seconds: float, graph: list[dict] | None = None, policy: s
     assert answer.status_code == 202, answer.json
     run_id = uuid.UUID(answer.headers["Location"].rsplit("/", 1)[1])
     return (run_id, *in_a_thread(app, lambda runner: runner.run(run_id)))
-
-
-def in_a_thread(app, work: Callable[[Runner], str]) -> tuple[threading.Thread, dict]:
-    """A runner's `work` (run a run, or a block for another worker's run) in a thread of its own, as a worker
-    would; the outcome's "result" is what it returned."""
-    outcome: dict = {}
-
-    def execute() -> None:
-        with app.app_context():
-            outcome["result"] = work(Runner(app.extensions["canvas"]))
-
-    thread = threading.Thread(target=execute, daemon=True)
-    thread.start()
-    return thread, outcome
 
 
 def blocks(app, run_id: uuid.UUID) -> list[BlockRun]:
