@@ -80,10 +80,30 @@ def migrated_database(base_settings) -> str:
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """The server `postgres_database_url` makes its databases on: the local one (127.0.0.1:5432, trust, user
+    postgres) when it listens, else one of the session's own (tests/servers/postgres.py): the suite needs no service
+    running."""
+    from tests.servers.postgres import NoPostgresBinaries, PrivatePostgres, listening
+
+    if listening("127.0.0.1", 5432):
+        yield DEFAULT_POSTGRES_URL
+        return
+    try:
+        server = PrivatePostgres().start()
+    except NoPostgresBinaries as error:
+        pytest.fail(f"PostgreSQL is needed: {error}")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
 @pytest.fixture
-def postgres_database_url(migrated_database) -> Iterator[str]:
+def postgres_database_url(migrated_database, request) -> Iterator[str]:
     """A migrated PostgreSQL database, for tests of what only a database server does (connections that are cut or
-    terminated): the suite's own when it runs on PostgreSQL, else a temporary one on the local server."""
+    terminated): the suite's own when it runs on PostgreSQL, else a temporary one (see postgres_server_url)."""
     if migrated_database.startswith("postgresql"):
         yield migrated_database
         return
@@ -93,16 +113,16 @@ def postgres_database_url(migrated_database) -> Iterator[str]:
 
     from canvas import migrate
 
-    admin = create_engine(DEFAULT_POSTGRES_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    server_url = request.getfixturevalue("postgres_server_url")
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
     name = f"canvas_test_{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
     except OperationalError as error:
         admin.dispose()
-        pytest.fail(f"PostgreSQL at {DEFAULT_POSTGRES_URL} is needed (or CANVAS_TEST_DATABASE_URL naming one): "
-                    f"{error.orig}")
-    url = make_url(DEFAULT_POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        pytest.fail(f"PostgreSQL at {server_url} is needed (or CANVAS_TEST_DATABASE_URL naming one): {error.orig}")
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
     try:
         engine = create_engine(url)
         migrate.upgrade(engine)
