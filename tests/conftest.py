@@ -101,6 +101,17 @@ def postgres_server_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def postgres_url(request) -> str:
+    """A PostgreSQL database to make tables of a test's own in (tenant databases of SQL blocks): the suite's own when
+    it runs on PostgreSQL, else the `postgres` database of the server postgres_server_url gives."""
+    from sqlalchemy.engine import make_url
+
+    on_postgres = TEST_DATABASE_URL and TEST_DATABASE_URL.startswith("postgresql")
+    url = TEST_DATABASE_URL if on_postgres else request.getfixturevalue("postgres_server_url")
+    return make_url(url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+@pytest.fixture
 def postgres_database_url(migrated_database, request) -> Iterator[str]:
     """A migrated PostgreSQL database, for tests of what only a database server does (connections that are cut or
     terminated): the suite's own when it runs on PostgreSQL, else a temporary one (see postgres_server_url)."""

@@ -23,7 +23,6 @@ from tests.servers.http import json_response
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates_catalog" / "templates"
 SECRET_FIELDS = ("password", "token", "apikey", "apiKey", "clientSecret", "privateKey")
 SENDER = "canvas@example.com"
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
 # --- the shipped catalog ------------------------------------------------------------------------------------------

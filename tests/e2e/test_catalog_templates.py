@@ -7,7 +7,6 @@ Every run's history is checked for credential values by CanvasApi.run.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 
 from canvas.execution.blocks.sql import ALLOW_SQLITE_SETTING
 from tests.e2e.template_support import (
-    DEFAULT_POSTGRES_URL, CanvasApi, FakeFiken, RecordingCollection, TenantDatabase, as_org_template, attachments,
+    CanvasApi, FakeFiken, RecordingCollection, TenantDatabase, as_org_template, attachments,
     bearer_checked, block_id, block_summary, catalog_template, change_ftp_password, json_api_collection,
     minute_stamps, now, numbered_pages, only_file, published_catalog_template_ids, quinyx_employees,
     sftp_credentials, smtp_credentials,
@@ -78,15 +77,9 @@ def tenant_database(request, tmp_path, monkeypatch):
         monkeypatch.setenv(ALLOW_SQLITE_SETTING, "true")  # SQLite applications are the operator's choice
         database = TenantDatabase(f"sqlite:///{tmp_path / 'tenant.db'}")
     else:
-        database = TenantDatabase(postgres_url(), unique_suffix=f"_{uuid.uuid4().hex[:10]}")
+        database = TenantDatabase(request.getfixturevalue("postgres_url"), unique_suffix=f"_{uuid.uuid4().hex[:10]}")
     yield database
     database.close()
-
-
-def postgres_url() -> str:
-    url = os.environ.get("CANVAS_TEST_DATABASE_URL", "")
-    url = url if url.startswith("postgresql") else DEFAULT_POSTGRES_URL
-    return url.replace("postgresql://", "postgresql+psycopg://", 1)  # the driver the platform installs
 
 
 def test_every_published_catalog_template_is_covered_here():

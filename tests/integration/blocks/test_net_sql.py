@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 
 import pytest
@@ -16,7 +15,6 @@ from tests.integration.blocks.net_support import (
     assert_no_secrets, failure, logged_text, make_context, records, run_block,
 )
 
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 ROWS = [{"id": 1, "name": "Ann", "city": "Oslo"}, {"id": 2, "name": "Bob", "city": "Bergen"}]
 
 
@@ -32,10 +30,9 @@ def sqlite_url(tmp_path, monkeypatch) -> str:
 
 
 @pytest.fixture
-def postgres_table() -> tuple[str, str]:
+def postgres_table(postgres_url) -> tuple[str, str]:
     """(url, table): a uniquely named table in the test PostgreSQL, dropped afterwards."""
-    url = os.environ.get("CANVAS_TEST_DATABASE_URL", "")
-    url = url if url.startswith("postgresql") else DEFAULT_POSTGRES_URL
+    url = postgres_url
     table = f"canvas_net_test_{uuid.uuid4().hex[:10]}"
     engine = sqlalchemy.create_engine(url)
     try:
