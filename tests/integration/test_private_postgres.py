@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.process_tools import arguments_of
 from tests.servers.postgres import NoPostgresBinaries, PrivatePostgres, listening
 
 
@@ -33,11 +34,5 @@ def test_a_private_server_serves_on_loopback_and_leaves_nothing_behind(private_s
     private_server.stop()
     assert not listening("127.0.0.1", private_server.port)
     assert not private_server.directory.exists()
-    assert not [process for process in Path("/proc").glob("[0-9]*") if _serves(process, private_server)]
-
-
-def _serves(process: Path, server: PrivatePostgres) -> bool:
-    try:
-        return str(server.data).encode() in (process / "cmdline").read_bytes()
-    except OSError:  # it ended meanwhile
-        return False
+    assert not [process for process in Path("/proc").glob("[0-9]*")
+                if str(private_server.data) in arguments_of(int(process.name))]

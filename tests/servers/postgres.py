@@ -11,7 +11,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from contextlib import suppress
 from pathlib import Path
+
+from tests.process_tools import free_port
 
 START_TIMEOUT_SECONDS = 60
 # Where Debian/Ubuntu (postgresql-NN), Fedora and the PostgreSQL source build put them when they are not on PATH.
@@ -49,12 +52,6 @@ def _version_key(directory: str) -> tuple[int, ...]:
     return tuple(int(part) for part in Path(directory).parent.name.replace("pgsql-", "").split(".") if part.isdigit())
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class PrivatePostgres:
     """PostgreSQL refuses to run as root: as root, the cluster belongs to the `postgres` system user when there is
     one (a package's install makes it), else to `nobody`."""
@@ -64,7 +61,7 @@ class PrivatePostgres:
         self.directory = Path(tempfile.mkdtemp(prefix="canvas-test-postgres-"))
         self.data = self.directory / "data"
         self.log = self.directory / "server.log"
-        self.port = _free_port()
+        self.port = free_port()
         self.account = _unprivileged_account() if os.geteuid() == 0 else None
 
     @property
@@ -72,13 +69,19 @@ class PrivatePostgres:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> PrivatePostgres:
-        if self.account is not None:
-            os.chown(self.directory, self.account.pw_uid, self.account.pw_gid)
-        self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale",
-                  "--no-sync")
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} -F"
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", str(START_TIMEOUT_SECONDS),
-                  "-o", options, "start")
+        """Initialised and serving; one that failed to start is stopped and removed (the error says why)."""
+        try:
+            if self.account is not None:
+                os.chown(self.directory, self.account.pw_uid, self.account.pw_gid)
+            self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale",
+                      "--no-sync")
+            options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} -F"
+            self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", str(START_TIMEOUT_SECONDS),
+                      "-o", options, "start")
+        except BaseException:
+            with suppress(RuntimeError, OSError, subprocess.SubprocessError):
+                self.stop()  # which removes the directory whatever pg_ctl says
+            raise
         return self
 
     def stop(self) -> None:
