@@ -7,11 +7,13 @@ then a block module imported by another block module may be caught in an import 
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
 
 from canvas.execution.blocks.base import _BLOCKS, Block, UnknownBlockError, register
 
-__all__ = ["UnknownBlockError", "all_blocks", "get_block", "register"]
+__all__ = ["UnknownBlockError", "all_blocks", "get_block", "preload_block_libraries", "register"]
+log = logging.getLogger(__name__)
 
 
 def get_block(key: str) -> type[Block]:
@@ -23,6 +25,17 @@ def get_block(key: str) -> type[Block]:
 
 def all_blocks() -> list[type[Block]]:
     return sorted(_BLOCKS.values(), key=lambda block_class: block_class.key)
+
+
+def preload_block_libraries() -> None:
+    """Every block's libraries (Block.preload), for a forking worker before it forks. A block whose libraries fail
+    to load is a log line: its runs import them for themselves, and fail there if they must."""
+    for block_class in all_blocks():
+        try:
+            block_class.preload()
+        except Exception as error:  # noqa: BLE001 - a broken optional driver must not stop the worker
+            log.warning("block %s could not load its libraries before forking (%s: %s); its runs load them",
+                        block_class.key, type(error).__name__, error)
 
 
 def _load_builtin_blocks() -> None:

@@ -14,6 +14,7 @@ import smtplib
 import uuid
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from email.policy import default as DEFAULT_EMAIL_POLICY
 
 import redis
 from rq import Queue
@@ -178,7 +179,7 @@ def _run_lines(session: Session, settings: dict, run_id: uuid.UUID) -> list[str]
 
 
 def _message(settings: dict, emails: list[str], subject: str, lines: list[str]) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=DEFAULT_EMAIL_POLICY)  # its default, imported now rather than by each forked child
     message["Subject"] = f"[Canvas] {subject}"
     message["From"] = settings["SMTP_FROM"]
     message["To"] = ", ".join(emails)

@@ -51,6 +51,12 @@ class Block:
     def run(self, context: BlockContext, data: BlockData) -> BlockData:
         raise NotImplementedError
 
+    @classmethod
+    def preload(cls) -> None:
+        """Import the libraries the block imports only when it runs (so that the API's processes, which register every
+        block, never carry them). A forking worker calls this before it forks: its children inherit the modules
+        instead of importing them again for every run."""
+
 
 # Registered blocks by key. Kept here, not in the registry module, so that a block module can register itself (and
 # be imported by another block module) without importing the registry, which loads every block module.

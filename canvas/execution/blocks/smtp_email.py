@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from email.headerregistry import Address
 from email.message import EmailMessage
+from email.policy import default as DEFAULT_EMAIL_POLICY
 from email.utils import formatdate, make_msgid, parseaddr
 
 from canvas.applications.values import SMTP_DEFAULT_PORTS, smtp_reply_text, smtp_security_value
@@ -103,7 +104,7 @@ def _addresses(value: object, variable: str) -> list[str]:
 
 
 def _message(sender: str, to: list[str], cc: list[str], subject: str, note: str) -> EmailMessage:
-    message = EmailMessage()
+    message = EmailMessage(policy=DEFAULT_EMAIL_POLICY)  # its default, imported now rather than by each forked child
     try:
         message["From"] = sender
         message["To"] = ", ".join(to)
