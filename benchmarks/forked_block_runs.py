@@ -6,7 +6,7 @@
 A fresh interpreter warms up as `canvas worker --worker-class fork` does (embedded defaults: SQLite, so the platform's
 own database has not loaded psycopg), then forks `--runs` children one after the other, as a forking worker runs its
 jobs; each child runs a block of each network kind against a real server on loopback: SFTP upload, SQL query on
-PostgreSQL, FTP upload, SMTP e-mail, HTTP GET (tests/integration/blocks/forked_runs.py). The figures are each child's
+PostgreSQL, FTP upload, SMTP e-mail, HTTPS GET (tests/integration/blocks/forked_runs.py). The figures are each child's
 CPU time (user + system, from wait4) and wall time, medians per round; the two variants alternate, `--rounds` times
 each. PostgreSQL: `--postgres-url`, else 127.0.0.1:5432 when it listens, else a private server
 (tests/servers/postgres.py).
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # _harness: it puts th
 from _harness import cpu_note  # noqa: E402
 
 from tests.integration.blocks.forked_runs import forked_runs, network_steps  # noqa: E402
-from tests.process_tools import canvas_env  # noqa: E402
+from tests.servers.certs import generate_tls_certs  # noqa: E402
 from tests.servers.ftp import FtpServer  # noqa: E402
 from tests.servers.http import HttpServer  # noqa: E402
 from tests.servers.postgres import PrivatePostgres, listening  # noqa: E402
@@ -47,12 +47,9 @@ def postgres_url(stack: ExitStack, given: str | None) -> str:
     return server.url
 
 
-def measure(steps: list[dict], work: Path, preload: bool, runs: int) -> tuple[float, float, int]:
+def measure(steps: list[dict], work: Path, preload: bool, runs: int, ca_file: Path) -> tuple[float, float, int]:
     """(median CPU ms, median wall ms, modules the first child imported) over `runs` forked children."""
-    known_hosts = work / "known_hosts"
-    known_hosts.write_text("")  # the pinned hostKey decides
-    env = canvas_env(work / "data", CANVAS_SSH_KNOWN_HOSTS_FILE=str(known_hosts))
-    answers = forked_runs(steps, work, preload, runs, env)
+    answers = forked_runs(steps, work, preload, runs, ca_file)
     failed = [answer["error"] for answer in answers if "error" in answer]
     if failed:
         raise RuntimeError(f"a forked run failed: {failed[0]}")
@@ -69,18 +66,20 @@ def main() -> None:
     logging.getLogger("tests.servers.sftpd").setLevel(logging.CRITICAL)  # each child's session ends as its process does
     with tempfile.TemporaryDirectory(prefix="canvas-bench-forked-") as tmp, ExitStack() as stack:
         root = Path(tmp)
+        (root / "tls").mkdir()
+        certs = generate_tls_certs(root / "tls")
         servers = [stack.enter_context(server) for server in (
-            SftpServer(root / "sftp"), FtpServer(root / "ftp"), SmtpServer(), HttpServer())]
-        sftp, ftp, smtp, http = servers
-        steps = network_steps(sftp, postgres_url(stack, options.postgres_url), ftp, smtp, http)
-        print(f"A forked child running SFTP upload, SQL query, FTP upload, e-mail, HTTP GET; {options.runs} children "
-              f"per round ({cpu_note()})")
+            SftpServer(root / "sftp"), FtpServer(root / "ftp"), SmtpServer(), HttpServer(tls_certs=certs))]
+        sftp, ftp, smtp, https = servers
+        steps = network_steps(sftp, postgres_url(stack, options.postgres_url), ftp, smtp, https)
+        print(f"A forked child running SFTP upload, SQL query, FTP upload, e-mail, HTTPS GET; {options.runs} "
+              f"children per round ({cpu_note()})")
         figures: dict[str, list[tuple[float, float, int]]] = {name: [] for name in VARIANTS}
         for round_number in range(1, options.rounds + 1):
             for name, preload in VARIANTS.items():
                 work = root / f"{name.replace(' ', '-')}-{round_number}"
                 work.mkdir()
-                cpu, wall, imported = measure(steps, work, preload, options.runs)
+                cpu, wall, imported = measure(steps, work, preload, options.runs, certs.ca_file)
                 figures[name].append((cpu, wall, imported))
                 print(f"  round {round_number} {name:<17} CPU {cpu:6.1f} ms  wall {wall:6.1f} ms  "
                       f"(the first child imported {imported} modules)")

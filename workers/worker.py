@@ -238,6 +238,8 @@ def _warm_up(services) -> None:  # noqa: ANN001 - canvas.extensions.Services
     # Each child drops the pooled connections it inherits (Database.after_fork).
     for name in ("blob_store", "network_policy", "secret_box", "redis", "db"):
         getattr(services, name)
+    services.network_policy.ssl_context()  # the TLS trust stores (~25-30 ms of CPU each), for SMTP and FTPS
+    services.network_policy.https_context()  # and for HTTPS
     compile_run_statements(services)  # else each child compiles a run's statements again, for itself alone
     # Out of the garbage collector's sight: a child's collection would otherwise walk (and so copy) every page the
     # parent's objects live on, which cost a forked run ~30 ms of its ~75 (measured, SQLite, no-op run). The

@@ -16,30 +16,28 @@ import pytest
 from canvas.execution.blocks.base import Block, register
 from canvas.execution.registry import _BLOCKS, preload_block_libraries
 from tests.integration.blocks.forked_runs import forked_runs, network_steps
-from tests.process_tools import canvas_env
 
 
 @pytest.fixture
-def run_forked(tmp_path, sftp_server, postgres_url, ftp_server, smtp_server, http_server):
+def run_forked(tmp_path, sftp_server, postgres_url, ftp_server, smtp_server, https_server, tls_certs):
     """One forked child of a fresh worker-like process runs a block of each network kind: its answer."""
-    steps = network_steps(sftp_server, postgres_url, ftp_server, smtp_server, http_server)
-    known_hosts = tmp_path / "known_hosts"
-    known_hosts.write_text("")  # the pinned hostKey decides, never the user's own known_hosts
-    env = canvas_env(tmp_path / "data", CANVAS_SSH_KNOWN_HOSTS_FILE=str(known_hosts))
+    steps = network_steps(sftp_server, postgres_url, ftp_server, smtp_server, https_server)
 
     def run(preload: bool) -> dict:
-        [answer] = forked_runs(steps, tmp_path, preload, 1, env)
+        [answer] = forked_runs(steps, tmp_path, preload, 1, tls_certs.ca_file)
         assert "error" not in answer, answer["error"]
         return answer
 
     return run
 
 
-def test_forked_runs_of_every_network_kind_import_nothing(run_forked, sftp_server, ftp_server, smtp_server):
+def test_forked_runs_of_every_network_kind_import_nothing_and_load_no_trust_store(run_forked, sftp_server,
+                                                                                 ftp_server, smtp_server):
     answer = run_forked(preload=True)
     assert answer["imported"] == []
+    assert answer["trust_stores"] == []  # the worker built its TLS contexts before forking
     assert answer["outputs"]["sql.query"] == [{"one": 1}]
-    assert answer["outputs"]["http.get"] == [{"id": 1}]
+    assert answer["outputs"]["http.get"] == [{"id": 1}]  # over HTTPS, verified against the worker's CA file
     assert (sftp_server.root / "by-sftp.txt").read_text() == "from a child"
     assert (Path(ftp_server.home) / "by-ftp.txt").read_text() == "from a child"
     assert [message.parsed()["Subject"] for message in smtp_server.messages] == ["From a child"]

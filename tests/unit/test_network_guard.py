@@ -7,7 +7,8 @@ import ssl
 import pytest
 import requests
 
-from canvas.network.guard import BlockedAddressError, NetworkPolicy, guarded_session
+from canvas.network.guard import BlockedAddressError, NetworkPolicy, _verifying_context, guarded_session
+from tests.integration.blocks.forked_runs import counting_trust_store_loads
 from tests.servers.http import HttpServer, redirect_to, respond
 
 DEFAULT = NetworkPolicy()
@@ -204,3 +205,43 @@ def test_session_trusts_the_policy_ca_file_for_https(https_server, tls_certs):
         guarded_session(LOOPBACK_ONLY).get(https_server.url("/"))
     trusting = NetworkPolicy(allowlist=LOOPBACK_ONLY.allowlist, ca_file=str(tls_certs.ca_file))
     assert guarded_session(trusting).get(https_server.url("/")).json() == {"ok": True}
+
+
+@pytest.fixture
+def trust_store_loads(monkeypatch) -> list[str]:
+    """The CA files loaded into TLS contexts during the test, process-wide contexts built afresh."""
+    _verifying_context.cache_clear()
+    yield counting_trust_store_loads(monkeypatch.setattr)
+    _verifying_context.cache_clear()  # none of the counting contexts outlives the test
+
+
+def test_https_connections_share_one_trust_store_per_process(https_server, tls_certs, trust_store_loads):
+    """Each session opens a connection of its own; before, each of them loaded requests' CA bundle again (~25 ms of
+    CPU; with a CA file, the system's CAs as well)."""
+    https_server.route("/", respond({"ok": True}))
+    trusting = NetworkPolicy(allowlist=LOOPBACK_ONLY.allowlist, ca_file=str(tls_certs.ca_file))
+    for _ in range(3):
+        with guarded_session(trusting) as session:
+            assert session.get(https_server.url("/")).json() == {"ok": True}
+    assert sorted(trust_store_loads) == sorted([str(tls_certs.ca_file), requests.utils.DEFAULT_CA_BUNDLE_PATH])
+    assert len(https_server.requests) == 3
+
+
+def test_smtp_and_ftps_share_one_context_per_ca_file(tls_certs, trust_store_loads):
+    ca_file = str(tls_certs.ca_file)
+    contexts = {id(NetworkPolicy(ca_file=ca_file).ssl_context()) for _ in range(3)}
+    assert len(contexts) == 1 and trust_store_loads == [ca_file]
+    assert NetworkPolicy().ssl_context() is not NetworkPolicy(ca_file=ca_file).ssl_context()
+
+
+def test_https_verification_cannot_be_turned_off_and_the_shared_context_keeps_verifying(https_server, tls_certs):
+    https_server.route("/", respond({"ok": True}))
+    trusting = NetworkPolicy(allowlist=LOOPBACK_ONLY.allowlist, ca_file=str(tls_certs.ca_file))
+    assert guarded_session(trusting).get(https_server.url("/")).json() == {"ok": True}
+    with pytest.raises(ValueError, match="certificate verification cannot be turned off"):
+        guarded_session(LOOPBACK_ONLY).get(https_server.url("/"), verify=False)
+    assert len(https_server.requests) == 1  # the unverified request was never sent
+    for policy in (LOOPBACK_ONLY, trusting):
+        assert policy.https_context().verify_mode == ssl.CERT_REQUIRED and policy.https_context().check_hostname
+    with pytest.raises(requests.exceptions.SSLError, match="CERTIFICATE_VERIFY_FAILED"):
+        guarded_session(LOOPBACK_ONLY).get(https_server.url("/"))
