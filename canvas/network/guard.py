@@ -270,13 +270,14 @@ class GuardedHTTPAdapter(HTTPAdapter):
 
     def cert_verify(self, conn, url, verify, cert):
         """Certificates are verified against the pool's context, which holds its CAs already: requests would have each
-        new connection load its CA bundle into it again. Never unverified: urllib3 would turn verification off in
-        that context, which every connection of the process shares."""
-        if verify is False:
-            raise ValueError("Refused to connect: certificate verification cannot be turned off")
+        new connection load its CA bundle into it again. Every connection of the process shares that context, and
+        urllib3 applies a request's TLS options to it: verification turned off, another CA bundle or a client
+        certificate would stay there for everyone's later connections, so none is accepted (CANVAS_TLS_CA_FILE is
+        the platform's one way to trust more CAs)."""
+        if verify is not True or cert is not None:
+            raise ValueError("Refused to connect: a request cannot change how certificates are verified")
         super().cert_verify(conn, url, verify, cert)
-        if verify is True:
-            conn.ca_certs = conn.ca_cert_dir = None
+        conn.ca_certs = conn.ca_cert_dir = None
 
     def proxy_manager_for(self, proxy, **proxy_kwargs):
         # A proxy resolves and connects on our behalf, out of the guard's sight.

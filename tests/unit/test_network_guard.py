@@ -234,13 +234,14 @@ def test_smtp_and_ftps_share_one_context_per_ca_file(tls_certs, trust_store_load
     assert NetworkPolicy().ssl_context() is not NetworkPolicy(ca_file=ca_file).ssl_context()
 
 
-def test_https_verification_cannot_be_turned_off_and_the_shared_context_keeps_verifying(https_server, tls_certs):
+def test_a_request_cannot_change_verification_and_the_shared_context_keeps_verifying(https_server, tls_certs):
     https_server.route("/", respond({"ok": True}))
     trusting = NetworkPolicy(allowlist=LOOPBACK_ONLY.allowlist, ca_file=str(tls_certs.ca_file))
     assert guarded_session(trusting).get(https_server.url("/")).json() == {"ok": True}
-    with pytest.raises(ValueError, match="certificate verification cannot be turned off"):
-        guarded_session(LOOPBACK_ONLY).get(https_server.url("/"), verify=False)
-    assert len(https_server.requests) == 1  # the unverified request was never sent
+    for options in ({"verify": False}, {"verify": str(tls_certs.ca_file)}, {"cert": str(tls_certs.ca_file)}):
+        with pytest.raises(ValueError, match="a request cannot change how certificates are verified"):
+            guarded_session(LOOPBACK_ONLY).get(https_server.url("/"), **options)
+    assert len(https_server.requests) == 1  # none of them was sent
     for policy in (LOOPBACK_ONLY, trusting):
         assert policy.https_context().verify_mode == ssl.CERT_REQUIRED and policy.https_context().check_hostname
     with pytest.raises(requests.exceptions.SSLError, match="CERTIFICATE_VERIFY_FAILED"):
