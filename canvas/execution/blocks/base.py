@@ -2,7 +2,8 @@
 
 A block is a small class: registry key, title, the application it needs, whether it changes the outside world,
 what data it takes and gives, its variables, and `run(context, data)`. Blocks hold no state between runs: the
-runner makes a fresh instance per block run.
+runner makes a fresh instance per block run. A block that imports a heavy library inside `run` (to keep it out of the
+API's processes) names it in `preload()` as well, so that a forking worker loads it once instead of in every child.
 """
 from __future__ import annotations
 
