@@ -3,8 +3,9 @@ drivers) before it forks, so that its children inherit those modules instead of 
 
 Checked the way it matters: a fresh interpreter warms up as `canvas worker --worker-class fork` does (on SQLite, so
 that the platform's own database has not loaded psycopg already), then forks a child that runs a block of each
-network kind against real servers on loopback (SFTP, SQL on PostgreSQL, FTP, SMTP, HTTP), as a forked run would, and
-reports the modules the child imported. Without the preload, the same child imports paramiko and psycopg.
+network kind against real servers on loopback (SFTP, SQL on PostgreSQL, FTP, SMTP, HTTPS), as a forked run would,
+and reports the modules the child imported and the TLS trust stores it loaded (the worker builds those before forking
+too). Without the preload, the same child imports paramiko and psycopg.
 """
 from __future__ import annotations
 
