@@ -203,6 +203,11 @@ class NetworkPolicy:
         return _verifying_context(self.ca_file, for_https=True)
 
 
+def system_trust_context() -> ssl.SSLContext:
+    """The system's CAs alone, for the platform's own mail relay: shared like the policies' contexts."""
+    return _verifying_context(None, for_https=False)
+
+
 @functools.cache
 def _verifying_context(ca_file: str | None, for_https: bool) -> ssl.SSLContext:
     """Built once per process and CA file, then shared by every connection (an SSLContext serves any number of them,
