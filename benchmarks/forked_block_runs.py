@@ -29,22 +29,11 @@ from tests.integration.blocks.forked_runs import forked_runs, network_steps  # n
 from tests.servers.certs import generate_tls_certs  # noqa: E402
 from tests.servers.ftp import FtpServer  # noqa: E402
 from tests.servers.http import HttpServer  # noqa: E402
-from tests.servers.postgres import PrivatePostgres, listening  # noqa: E402
+from tests.servers.postgres import postgres_server  # noqa: E402
 from tests.servers.sftp import SftpServer  # noqa: E402
 from tests.servers.smtp import SmtpServer  # noqa: E402
 
-LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 VARIANTS = {"preloaded": True, "imported per run": False}
-
-
-def postgres_url(stack: ExitStack, given: str | None) -> str:
-    if given:
-        return given
-    if listening("127.0.0.1", 5432):
-        return LOCAL_POSTGRES
-    server = PrivatePostgres().start()
-    stack.callback(server.stop)
-    return server.url
 
 
 def measure(steps: list[dict], work: Path, preload: bool, runs: int, ca_file: Path) -> tuple[float, float, int]:
@@ -71,7 +60,7 @@ def main() -> None:
         servers = [stack.enter_context(server) for server in (
             SftpServer(root / "sftp"), FtpServer(root / "ftp"), SmtpServer(), HttpServer(tls_certs=certs))]
         sftp, ftp, smtp, https = servers
-        steps = network_steps(sftp, postgres_url(stack, options.postgres_url), ftp, smtp, https)
+        steps = network_steps(sftp, options.postgres_url or stack.enter_context(postgres_server()), ftp, smtp, https)
         print(f"A forked child running SFTP upload, SQL query, FTP upload, e-mail, HTTPS GET; {options.runs} "
               f"children per round ({cpu_note()})")
         figures: dict[str, list[tuple[float, float, int]]] = {name: [] for name in VARIANTS}

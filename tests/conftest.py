@@ -77,7 +77,14 @@ def migrated_database(base_settings) -> str:
     return base_settings["DATABASE_URL"]
 
 
-DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+@pytest.fixture
+def fresh_tls_contexts():
+    """The process's shared TLS contexts (canvas.network.guard) built afresh in the test, and none kept after it."""
+    from canvas.network.guard import _verifying_context
+
+    _verifying_context.cache_clear()
+    yield _verifying_context
+    _verifying_context.cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -85,19 +92,13 @@ def postgres_server_url() -> Iterator[str]:
     """The server `postgres_database_url` makes its databases on: the local one (127.0.0.1:5432, trust, user
     postgres) when it listens, else one of the session's own (tests/servers/postgres.py): the suite needs no service
     running."""
-    from tests.servers.postgres import NoPostgresBinaries, PrivatePostgres, listening
+    from tests.servers.postgres import NoPostgresBinaries, postgres_server
 
-    if listening("127.0.0.1", 5432):
-        yield DEFAULT_POSTGRES_URL
-        return
     try:
-        server = PrivatePostgres().start()
+        with postgres_server() as url:
+            yield url
     except NoPostgresBinaries as error:
         pytest.fail(f"PostgreSQL is needed: {error}")
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 @pytest.fixture

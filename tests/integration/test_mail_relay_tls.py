@@ -11,19 +11,10 @@ from email.message import EmailMessage
 import pytest
 
 from canvas.accounts.mail import send_message
-from canvas.network.guard import _verifying_context
 
 
 @pytest.fixture
-def fresh_contexts():
-    """The process's TLS contexts built afresh in the test, and not kept after it."""
-    _verifying_context.cache_clear()
-    yield
-    _verifying_context.cache_clear()
-
-
-@pytest.fixture
-def system_trusts_the_test_ca(fresh_contexts, tls_certs, monkeypatch):
+def system_trusts_the_test_ca(fresh_tls_contexts, tls_certs, monkeypatch):
     monkeypatch.setenv("SSL_CERT_FILE", str(tls_certs.ca_file))
 
 
@@ -38,18 +29,18 @@ def relay_url(server, scheme: str, query: str = "") -> str:
     return f"{scheme}://{server.username}:{server.password}@{server.host}:{server.port}{query}"
 
 
-def test_starttls_and_smtps_relays_deliver_through_one_context(system_trusts_the_test_ca, smtp_starttls_server,
-                                                               smtps_server):
+def test_starttls_and_smtps_relays_deliver_through_one_context(system_trusts_the_test_ca, fresh_tls_contexts,
+                                                               smtp_starttls_server, smtps_server):
     for server, url in ((smtp_starttls_server, relay_url(smtp_starttls_server, "smtp", "?starttls=1")),
                         (smtps_server, relay_url(smtps_server, "smtps"))):
         for number in (1, 2):
             send_message(url, note(number))
         assert [message.parsed()["Subject"] for message in server.messages] == ["Note 1", "Note 2"]
         assert [message.login for message in server.messages] == [server.username] * 2
-    assert _verifying_context.cache_info().misses == 1
+    assert fresh_tls_contexts.cache_info().misses == 1
 
 
-def test_a_relay_certificate_the_system_does_not_trust_is_refused(fresh_contexts, smtp_starttls_server):
+def test_a_relay_certificate_the_system_does_not_trust_is_refused(fresh_tls_contexts, smtp_starttls_server):
     with pytest.raises(ssl.SSLCertVerificationError):
         send_message(relay_url(smtp_starttls_server, "smtp", "?starttls=1"), note(1))
     assert smtp_starttls_server.messages == []

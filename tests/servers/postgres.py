@@ -11,11 +11,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from tests.process_tools import free_port
 
+LOCAL_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"  # the machine's own, where one listens
 START_TIMEOUT_SECONDS = 60
 # Where Debian/Ubuntu (postgresql-NN), Fedora and the PostgreSQL source build put them when they are not on PATH.
 BINARY_DIRECTORIES = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/usr/local/pgsql/bin")
@@ -33,6 +35,20 @@ def listening(host: str, port: int, timeout: float = 1.0) -> bool:
             return True
     except OSError:
         return False
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """The URL of the machine's server when one listens on 127.0.0.1:5432 (trust, user postgres), else of a private
+    one (NoPostgresBinaries where there are none), stopped and removed on leaving."""
+    if listening("127.0.0.1", 5432):
+        yield LOCAL_URL
+        return
+    server = PrivatePostgres().start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
 
 
 def binary_directory() -> Path:

@@ -7,7 +7,7 @@ import ssl
 import pytest
 import requests
 
-from canvas.network.guard import BlockedAddressError, NetworkPolicy, _verifying_context, guarded_session
+from canvas.network.guard import BlockedAddressError, NetworkPolicy, guarded_session
 from tests.integration.blocks.forked_runs import counting_trust_store_loads
 from tests.servers.http import HttpServer, redirect_to, respond
 
@@ -208,11 +208,9 @@ def test_session_trusts_the_policy_ca_file_for_https(https_server, tls_certs):
 
 
 @pytest.fixture
-def trust_store_loads(monkeypatch) -> list[str]:
+def trust_store_loads(fresh_tls_contexts, monkeypatch) -> list[str]:
     """The CA files loaded into TLS contexts during the test, process-wide contexts built afresh."""
-    _verifying_context.cache_clear()
-    yield counting_trust_store_loads(monkeypatch.setattr)
-    _verifying_context.cache_clear()  # none of the counting contexts outlives the test
+    return counting_trust_store_loads(monkeypatch.setattr)
 
 
 def test_https_connections_share_one_trust_store_per_process(https_server, tls_certs, trust_store_loads):
