@@ -9,6 +9,7 @@ import glob
 import importlib.util
 import os
 import pwd
+import re
 import shutil
 import socket
 import stat
@@ -78,24 +79,20 @@ def wheel_binary_directory() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise NoPostgresBinaries(f"no PostgreSQL server binaries (pg_ctl, initdb) found: {INSTALL_HINT}")
     package = Path(next(iter(spec.submodule_search_locations)))
-    for directory in sorted(package.glob("pginstall*/bin"), key=_wheel_version, reverse=True):
+    for directory in sorted(package.glob("pginstall*/bin"), key=_version_key, reverse=True):
         if _has_server(directory):
             return directory
     raise NoPostgresBinaries(f"{WHEEL_PACKAGE} is installed without a server for this platform: {INSTALL_HINT}")
-
-
-def _wheel_version(directory: Path) -> int:
-    """pginstall/bin is the wheel's older server, pginstallNN/bin the newer ones."""
-    digits = directory.parent.name.removeprefix("pginstall")
-    return int(digits) if digits.isdigit() else 0
 
 
 def _has_server(directory: Path) -> bool:
     return all((directory / program).exists() for program in ("pg_ctl", "initdb", "postgres"))
 
 
-def _version_key(directory: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in Path(directory).parent.name.replace("pgsql-", "").split(".") if part.isdigit())
+def _version_key(directory: str | Path) -> tuple[int, ...]:
+    """The version a binaries directory's parent names: postgresql/15, pgsql-15, 9.6, the wheel's pginstall18 (its
+    plain pginstall, the older server, and /usr/local/pgsql name none and come last)."""
+    return tuple(int(number) for number in re.findall(r"\d+", Path(directory).parent.name))
 
 
 class PrivatePostgres:
