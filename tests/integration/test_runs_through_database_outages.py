@@ -181,14 +181,18 @@ def lose_the_answer(monkeypatch, proxy: TcpProxy, landed: bool, what: str = "rec
 
 def ride_out_the_loss(app, proxy: TcpProxy, lost: threading.Event, graph: list[dict] | None = None,
                       once_back: Callable[[uuid.UUID], None] | None = None, seconds: float = 30,
-                      away: float = PAST_THE_DEADLINE) -> tuple[uuid.UUID, dict]:
+                      away: float = PAST_THE_DEADLINE, back_after: threading.Event | None = None
+                      ) -> tuple[uuid.UUID, dict]:
     """A run whose answer is lost (`lose_the_answer`), the database away for `away` seconds (by default past the
-    lease's deadline, grace - renew, and within another grace period), then back; `once_back(run_id)` is called
-    then, before the runner is waited for. `seconds`: the chain's wait (start_thread)."""
+    lease's deadline, grace - renew, and within another grace period), and until `back_after` is set when given,
+    then back; `once_back(run_id)` is called then, before the runner is waited for. `seconds`: the chain's wait
+    (start_thread)."""
     began = time.monotonic()
     run_id, thread, outcome = start_thread(app, seconds=seconds, graph=graph)
     assert lost.wait(30), "the write whose answer is lost never came"
     time.sleep(away)
+    if back_after is not None:
+        assert back_after.wait(20), "the runner never gave up its write"
     proxy.restore()
     if once_back is not None:
         once_back(run_id)
@@ -319,10 +323,12 @@ def test_a_run_the_reaper_declared_lost_before_its_end_was_written_keeps_the_rea
     token: the reaper's end is final, and the runner writes nothing more (not its end, not block 2's success, which
     only it knew of and which is lost with the run: block 2 ends as the reaper found it)."""
     lost = lose_the_answer(monkeypatch, proxy, landed=False, what="finishing the run")
-    write, reaped = FencedWriter.write, threading.Event()
+    write, gave_up, reaped = FencedWriter.write, threading.Event(), threading.Event()
 
     def after_the_reaper(writer, what, *args, until=None, **kwargs):  # noqa: ANN001, ANN002, ANN003
         if what == "finishing the run" and until is not None:  # the end written again after the outage
+            gave_up.set()  # the database comes back only now: a first attempt that a loaded machine delayed past
+            # the outage's end would meet the reaper's end and stop there, never trying again
             assert reaped.wait(30), "the reaper never ran"
         return write(writer, what, *args, until=until, **kwargs)
 
@@ -343,7 +349,7 @@ def test_a_run_the_reaper_declared_lost_before_its_end_was_written_keeps_the_rea
         reaped.set()
 
     graph = [node("Start", "noop", inputs=[]), node("Then", "noop", inputs=[(1, {})])]
-    run_id, outcome = ride_out_the_loss(outage_app, proxy, lost, graph, once_back=reap)
+    run_id, outcome = ride_out_the_loss(outage_app, proxy, lost, graph, once_back=reap, back_after=gave_up)
     assert outcome["result"] == "stopped"
     (reaped_end,) = reaped_ends
     ended = run_row(outage_app, run_id)
