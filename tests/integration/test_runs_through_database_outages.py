@@ -239,7 +239,8 @@ def test_a_step_whose_answer_an_outage_past_the_patience_swallowed_keeps_the_blo
     success and its output, and the run fails at block 2, which never started (so a re-run from the failed block
     does not repeat block 1)."""
     lost = lose_the_answer(monkeypatch, proxy, landed)
-    run_id, outcome = ride_out_the_loss(outage_app, proxy, lost, away=PAST_THE_PATIENCE)
+    stopped = stopped_by_the_outage(monkeypatch)  # back only then, however late a loaded machine makes it
+    run_id, outcome = ride_out_the_loss(outage_app, proxy, lost, away=PAST_THE_PATIENCE, back_after=stopped)
     assert outcome["result"] == "Failed"
     failed = run_row(outage_app, run_id)
     assert (failed.status, failed.failed_block) == ("Failed", 2)
