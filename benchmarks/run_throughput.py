@@ -13,7 +13,12 @@ For each worker count and round, for raw RQ and for the platform alike (their or
 
 * pre-filled: every run is dispatched (by `--dispatchers` threads or processes) BEFORE the workers start; then the
   workers start and empty the queue. "dispatch rate" = runs / time the dispatchers took; "execution rate" = runs /
-  (first run's start -> LAST run's finish): what the workers can execute, whatever the dispatch costs.
+  (first run's start -> LAST run's finish): what the workers can execute, whatever the dispatch costs. With
+  `--pre-filled-release ready` (the default) the queue's jobs are set aside while the workers boot, and put back in
+  one step (a RENAME, which wakes every worker waiting on the queue) once each worker waits on it idle, as a
+  backlog meets long-running workers (a scheduler's batch, Redis back after an outage); with `boot` the workers
+  boot onto the backlog, and their boot times' spread (tens to hundreds of ms apart for the platform's workers, on
+  a burst of about a second) counts against their rate.
 * concurrent: with the workers running, `--dispatchers` threads (or processes) dispatch the runs; the same two rates.
   An execution rate close to the dispatch rate means the dispatch, not the workers, set the pace.
 * start latency: `--probes` runs one at a time, each dispatched when the previous one has finished:
@@ -28,8 +33,8 @@ one workflow per run (two runs of one workflow cannot be active at once). A raw-
 over one Redis connection per worker process (benchmarks/rq_noop.py); RQ keeps it when it is done as long as a run's
 job (canvas.queueing.dispatch.JOB_RESULT_TTL_SECONDS), which decides RQ's work after a job. The table gives min /
 median over the rounds of every figure and of every ratio (ratios are taken within a round). "spread" is the time
-between the first starts of the first and of the last worker in a pre-filled burst: the workers' boot times differ by
-that much.
+between the first starts of the first and of the last worker in a pre-filled burst: how far apart the workers took
+to the released backlog (`ready`), or how far apart they finished booting (`boot`).
 
 --operations measures the platform alone, its workers with metrics off and text lines, then with metrics on and
 JSON lines, at CANVAS_LOG_LEVEL (INFO unless set): what the operating features cost (issue 19's goal: 0.9 or more).
@@ -78,10 +83,12 @@ from _harness import (  # noqa: E402
     wait_until_ready,
 )
 from redis import Redis  # noqa: E402
-from rq import Queue  # noqa: E402
+from rq import Queue, Worker  # noqa: E402
+from rq.worker import WorkerStatus  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from canvas.queueing.dispatch import JOB_RESULT_TTL_SECONDS  # noqa: E402 - raw jobs are kept as long as a run's
+from canvas.queueing.keys import RUN_QUEUE  # noqa: E402
 from canvas.settings import redis_url  # noqa: E402
 
 RQ_WORKER_CLASSES = {"simple": "rq.worker.SimpleWorker", "fork": "rq.worker.Worker"}
@@ -137,6 +144,33 @@ def start(command: list[str], env: dict, count: int, log_dir: Path | None = None
     name = "rq-worker" if "rq.cli" in command else f"canvas-{command[3]}"
     return [spawn(command, env, log_dir / f"{name}-{next(_log_numbers)}.log" if log_dir else None)
             for _ in range(count)]
+
+
+def start_on_backlog(connection: Redis, queue_name: str, release: str, command: list[str], env: dict, count: int,
+                     log_dir: Path | None = None) -> list[subprocess.Popen]:
+    """The workers of a pre-filled burst (see the module's doc): with release "ready", the queue's jobs are set
+    aside until every worker waits on the queue idle (RQ's own registry says so), then put back at once."""
+    if release == "boot":
+        return start(command, env, count, log_dir)
+    queue_key = Queue(queue_name, connection=connection).key
+    held_key = f"{queue_key}:held"
+    connection.rename(queue_key, held_key)
+    processes = start(command, env, count, log_dir)
+    try:
+        pids = {process.pid for process in processes}
+        _wait(lambda: pids <= idle_workers(connection, queue_name), processes, 0.02, f"{count} workers idle", 120)
+    except BaseException:
+        stop(processes)
+        raise
+    finally:
+        connection.rename(held_key, queue_key)
+    return processes
+
+
+def idle_workers(connection: Redis, queue_name: str) -> set[int]:
+    """The pids of the workers RQ has registered on the queue that wait on it for a job."""
+    return {worker.pid for worker in Worker.all(connection=connection, queue=Queue(queue_name, connection=connection))
+            if worker.get_state() == WorkerStatus.IDLE}
 
 
 def stop(processes: list[subprocess.Popen]) -> None:
@@ -248,7 +282,7 @@ class Figures:
 # --- raw RQ --------------------------------------------------------------------------------------------------------
 
 def measure_raw_rq(environment: Environment, runs: int, probes: int, worker_class: str, workers: int,
-                   dispatchers: int) -> Figures:
+                   dispatchers: int, release: str = "ready") -> Figures:
     url = redis_url(environment.settings)
     connection = Redis.from_url(url)
     queue = Queue(BASELINE_QUEUE, connection=connection)
@@ -257,7 +291,8 @@ def measure_raw_rq(environment: Environment, runs: int, probes: int, worker_clas
     command = [sys.executable, "-m", "rq.cli", "worker", "-w", RQ_WORKER_CLASSES[worker_class], "--url", url,
                "--quiet", BASELINE_QUEUE]
     dispatch_seconds = _enqueue_raw(url, runs, dispatchers)  # (a) pre-filled: before any worker starts
-    processes = start(command, environment.env(), workers, environment.log_dir)
+    processes = start_on_backlog(connection, BASELINE_QUEUE, release, command, environment.env(), workers,
+                                 environment.log_dir)
     try:
         prefilled = _raw_burst(connection, processes, runs, dispatch_seconds)
         cpu_before = worker_cpu_seconds(processes)
@@ -310,12 +345,14 @@ def _raw_records(connection: Redis) -> list[tuple[float, float, float, str]]:
 # --- the platform ------------------------------------------------------------------------------------------------
 
 def measure_canvas(environment: Environment, runs: int, probes: int, worker_class: str, workers: int,
-                   dispatchers: int, dispatch_mode: str = "threads", settings: dict | None = None) -> Figures:
+                   dispatchers: int, dispatch_mode: str = "threads", settings: dict | None = None,
+                   release: str = "ready") -> Figures:
     """``settings``: CANVAS_* variables of the workers (over the benchmark's own)."""
     command = [sys.executable, "-m", "canvas", "worker", "--worker-class", worker_class]
     rows = environment.workflows(runs)
     dispatch_seconds, run_ids = dispatch_all(environment, rows, dispatchers, dispatch_mode)  # (a) pre-filled
-    processes = start(command, environment.env(**(settings or {})), workers, environment.log_dir)
+    processes = start_on_backlog(Redis.from_url(redis_url(environment.settings)), RUN_QUEUE, release, command,
+                                 environment.env(**(settings or {})), workers, environment.log_dir)
     try:
         prefilled = _canvas_burst(environment, processes, run_ids, dispatch_seconds)
         rows = environment.workflows(runs)
@@ -556,14 +593,14 @@ def main_in_process(args: argparse.Namespace) -> None:
     print(f"{cpu_note()}; {environment.database}; Redis {redis_url(environment.settings)[:40]}; "
           f"{workers_note(args)}; {args.runs} runs (raw RQ: {args.raw_runs} jobs) per burst, "
           f"{args.dispatchers} dispatcher {args.dispatch_mode}, {args.probes} sequential latency probes, "
-          f"{args.rounds} rounds")
+          f"{args.rounds} rounds; pre-filled backlog released: {args.pre_filled_release}")
 
     def measure(system: str, workers: int) -> Figures:
         if system == "raw":
             return measure_raw_rq(environment, args.raw_runs, args.probes, args.worker_class, workers,
-                                  args.dispatchers)
+                                  args.dispatchers, args.pre_filled_release)
         return measure_canvas(environment, args.runs, args.probes, args.worker_class, workers, args.dispatchers,
-                              args.dispatch_mode, worker_settings(args))
+                              args.dispatch_mode, worker_settings(args), args.pre_filled_release)
 
     report(in_rounds(environment, args, ("raw", "canvas"), measure), args.rounds)
     print("\ngoals (issues 5, 18): execution rate ratio >= 0.7; latency ratios <= 2")
@@ -589,7 +626,8 @@ def main_operations(args: argparse.Namespace) -> None:
 
     def measure(mode: str, workers: int) -> Figures:
         return measure_canvas(environment, args.runs, args.probes, args.worker_class, workers, args.dispatchers,
-                              args.dispatch_mode, {**worker_settings(args), **OPERATIONS[mode]})
+                              args.dispatch_mode, {**worker_settings(args), **OPERATIONS[mode]},
+                              args.pre_filled_release)
 
     report(in_rounds(environment, args, ("off", "on"), measure), args.rounds, ("off", "on", "off", "on"))
     print("\ngoal (issue 19): execution rates with them on at least 0.9 of off")
@@ -753,6 +791,9 @@ def main() -> None:
     parser.add_argument("--dispatchers", type=int, default=4, help="concurrent dispatchers (or API client threads)")
     parser.add_argument("--dispatch-mode", choices=["threads", "processes"], default="threads",
                         help="platform dispatchers: threads of this process, or processes with an app each")
+    parser.add_argument("--pre-filled-release", choices=["ready", "boot"], default="ready",
+                        help="pre-filled bursts: the backlog released once every worker waits idle, or the workers "
+                             "booting onto it")
     parser.add_argument("--through-api", action="store_true", help="drive `canvas up` through POST /api/RunWorkflow")
     parser.add_argument("--operations", action="store_true",
                         help="the platform alone, metrics + JSON lines on vs off (no raw RQ)")

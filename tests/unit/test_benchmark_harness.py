@@ -177,3 +177,39 @@ def test_a_spawned_process_gets_sigterm_when_the_benchmark_is_killed():
         if "child" in locals() and alive(child):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
+
+
+def test_a_pre_filled_backlog_is_held_until_every_worker_waits_then_reaches_them_all(redis_url, monkeypatch):
+    """`--pre-filled-release ready`: real RQ workers boot while the backlog is set aside; once both wait on the queue
+    it comes back in one step (nothing left aside), and both take jobs from it."""
+    from redis import Redis
+    from rq import Queue
+
+    connection = Redis.from_url(redis_url)
+    name = f"bench-held-{os.getpid()}-{time.monotonic_ns()}"
+    queue = Queue(name, connection=connection)
+    connection.delete(run_throughput.rq_noop.RESULTS_KEY)
+    for _ in range(20):
+        queue.enqueue(run_throughput.rq_noop.record_start, time.time())
+    start, seen_at_start = run_throughput.start, []
+
+    def start_and_look(*args, **kwargs):  # noqa: ANN002, ANN003
+        seen_at_start.append((connection.llen(queue.key), connection.llen(f"{queue.key}:held")))
+        return start(*args, **kwargs)
+
+    monkeypatch.setattr(run_throughput, "start", start_and_look)
+    command = [sys.executable, "-m", "rq.cli", "worker", "-w", "rq.worker.SimpleWorker", "--url", redis_url,
+               "--quiet", name]
+    env = {**os.environ, "BENCH_REDIS_URL": redis_url, "PYTHONPATH": str(BENCHMARKS)}
+    processes = run_throughput.start_on_backlog(connection, name, "ready", command, env, 2)
+    try:
+        assert seen_at_start == [(0, 20)]  # set aside while the workers booted
+        run_throughput._wait(lambda: connection.llen(run_throughput.rq_noop.RESULTS_KEY) >= 20, processes, 0.02,
+                             "20 jobs", 60)
+        workers = {worker for *_, worker in run_throughput._raw_records(connection)}
+        assert len(workers) == 2, workers
+        assert connection.exists(f"{queue.key}:held") == 0
+    finally:
+        _harness.stop_processes(processes, grace=1)  # RQ's worker now and then sits out SIGTERM on its queue
+        connection.delete(run_throughput.rq_noop.RESULTS_KEY)
+        queue.delete(delete_jobs=True)
