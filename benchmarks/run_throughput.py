@@ -351,7 +351,7 @@ def measure_canvas(environment: Environment, runs: int, probes: int, worker_clas
     command = [sys.executable, "-m", "canvas", "worker", "--worker-class", worker_class]
     rows = environment.workflows(runs)
     dispatch_seconds, run_ids = dispatch_all(environment, rows, dispatchers, dispatch_mode)  # (a) pre-filled
-    processes = start_on_backlog(Redis.from_url(redis_url(environment.settings)), RUN_QUEUE, release, command,
+    processes = start_on_backlog(environment.services.redis, RUN_QUEUE, release, command,
                                  environment.env(**(settings or {})), workers, environment.log_dir)
     try:
         prefilled = _canvas_burst(environment, processes, run_ids, dispatch_seconds)
