@@ -153,7 +153,7 @@ def start_on_backlog(connection: Redis, queue_name: str, release: str, command: 
     if release == "boot":
         return start(command, env, count, log_dir)
     queue_key = Queue(queue_name, connection=connection).key
-    held_key = f"{queue_key}:held"
+    held_key = held_aside(queue_key)
     connection.rename(queue_key, held_key)
     processes = start(command, env, count, log_dir)
     try:
@@ -165,6 +165,11 @@ def start_on_backlog(connection: Redis, queue_name: str, release: str, command: 
     finally:
         connection.rename(held_key, queue_key)
     return processes
+
+
+def held_aside(queue_key: str) -> str:
+    """Where a pre-filled queue's jobs wait while the workers boot."""
+    return f"{queue_key}:held"
 
 
 def idle_workers(connection: Redis, queue_name: str) -> set[int]:

@@ -194,7 +194,7 @@ def test_a_pre_filled_backlog_is_held_until_every_worker_waits_then_reaches_them
     start, seen_at_start = run_throughput.start, []
 
     def start_and_look(*args, **kwargs):  # noqa: ANN002, ANN003
-        seen_at_start.append((connection.llen(queue.key), connection.llen(f"{queue.key}:held")))
+        seen_at_start.append((connection.llen(queue.key), connection.llen(run_throughput.held_aside(queue.key))))
         return start(*args, **kwargs)
 
     monkeypatch.setattr(run_throughput, "start", start_and_look)
@@ -208,7 +208,7 @@ def test_a_pre_filled_backlog_is_held_until_every_worker_waits_then_reaches_them
                              "20 jobs", 60)
         workers = {worker for *_, worker in run_throughput._raw_records(connection)}
         assert len(workers) == 2, workers
-        assert connection.exists(f"{queue.key}:held") == 0
+        assert connection.exists(run_throughput.held_aside(queue.key)) == 0
     finally:
         _harness.stop_processes(processes, grace=1)  # RQ's worker now and then sits out SIGTERM on its queue
         connection.delete(run_throughput.rq_noop.RESULTS_KEY)
