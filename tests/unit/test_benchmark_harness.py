@@ -213,3 +213,4 @@ def test_a_pre_filled_backlog_is_held_until_every_worker_waits_then_reaches_them
         _harness.stop_processes(processes, grace=1)  # RQ's worker now and then sits out SIGTERM on its queue
         connection.delete(run_throughput.rq_noop.RESULTS_KEY)
         queue.delete(delete_jobs=True)
+        connection.close()
