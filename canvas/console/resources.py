@@ -15,7 +15,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    send_file,  # a block's output as a download
     url_for,
 )
 from markupsafe import Markup
@@ -38,6 +37,7 @@ from canvas.models import ACTIVE_RUN_STATES, Account
 from canvas.ratelimits import check_sign_in_allowed, count_sign_in_failure
 from canvas.runs import service as runs
 from canvas.runs.compare import compare_outputs
+from canvas.runs.downloads import output_download
 from canvas.runs.service import RUN_STATES, TRIGGERS
 from canvas.workflows import service as workflows
 
@@ -392,10 +392,7 @@ def block_output_download(run_id: str, number: int):  # noqa: ANN201
     output = runs.block_output(db_session(), acting_account_id(), run_id, number)
     if output.kind == "none":
         abort(404, description=f"Block {number} of this run gave no output.")
-    response = send_file(services().blob_store.open(output.blob_key), mimetype=output.content_type,
-                         as_attachment=True, download_name=console.download_name(output), conditional=False)
-    response.content_length = output.size
-    return response
+    return output_download(services().blob_store, output, console.download_name(output))
 
 
 @blp.get("/runs/<run_id>/blocks/<int:number>/compare")

@@ -1,7 +1,7 @@
 """RunWorkflow, run history, a block's stored output, cancelling and comparing runs."""
 from __future__ import annotations
 
-from flask import Response, jsonify, stream_with_context
+from flask import Response, jsonify, send_file
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -22,6 +22,7 @@ from canvas.openapi_schemas import (
 )
 from canvas.runs import service
 from canvas.runs.compare import compare_outputs
+from canvas.runs.downloads import output_download
 from canvas.runs.retry_records import with_original_positions
 from canvas.runs.schemas import (
     CancelRunSchema,
@@ -98,12 +99,7 @@ class BlockOutput(MethodView):
         output = service.block_output(db_session(), current_principal().account_id, run_id, number)
         if output.kind == "none":
             return Response(b"", status=204)
-        stream = blob_store().open(output.blob_key)
-        response = Response(stream_with_context(_chunks(stream)), mimetype=output.content_type)
-        response.headers["Content-Length"] = str(output.size)
-        if output.file_name:
-            response.headers["Content-Disposition"] = f'attachment; filename="{output.file_name}"'
-        return response
+        return output_download(blob_store(), output, output.file_name)
 
 
 @blp.route("/WorkflowRun/<id:run_id>/Block/<position:number>/Errors")
@@ -118,25 +114,16 @@ class BlockErrors(MethodView):
         block_run = service.block_errors(session, current_principal().account_id, run_id, number)
         if not block_run.errors_blob_key:
             return Response(b"", status=204)
-        lines = _chunks(blob_store().open(block_run.errors_blob_key))
         run = session.get(WorkflowRunRow, block_run.run_id)
+        stream = blob_store().open(block_run.errors_blob_key)
         if run.retried_positions and number == run.run_from_block:  # name each record's place in the retried run
-            lines = with_original_positions(_lines(blob_store().open(block_run.errors_blob_key)), run.retried_positions)
-        response = Response(stream_with_context(lines), mimetype=ERRORS_CONTENT_TYPE)
-        name = f"run-{block_run.run_id}-block-{number}-errors.jsonl"
-        response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+            response = Response(with_original_positions(stream, run.retried_positions), mimetype=ERRORS_CONTENT_TYPE)
+            response.call_on_close(stream.close)  # a generator that never starts (a HEAD) never closes it itself
+        else:
+            response = send_file(stream, mimetype=ERRORS_CONTENT_TYPE, conditional=False)
+        response.headers.set("Content-Disposition", "attachment",
+                             filename=f"run-{block_run.run_id}-block-{number}-errors.jsonl")
         return response
-
-
-def _lines(stream):  # noqa: ANN001, ANN202
-    with stream:
-        yield from stream
-
-
-def _chunks(stream):  # noqa: ANN001, ANN202
-    with stream:
-        while chunk := stream.read(256 * 1024):
-            yield chunk
 
 
 @blp.route("/CancelRun")
