@@ -42,8 +42,9 @@ def run_canvas(*args: str, env: dict[str, str], timeout: float = 60) -> subproce
 
 
 def start_canvas(*args: str, env: dict[str, str], log_path: Path) -> subprocess.Popen:
-    log = open(log_path, "wb")  # noqa: SIM115 - owned by the child for its lifetime
-    return subprocess.Popen([sys.executable, "-m", "canvas", *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(log_path, "wb") as log:  # the child writes to its own copy
+        return subprocess.Popen([sys.executable, "-m", "canvas", *args], env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
 
 
 def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 60) -> requests.Response:

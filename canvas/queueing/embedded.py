@@ -65,10 +65,12 @@ class EmbeddedRedis:
             return False
         self.directory.mkdir(parents=True, exist_ok=True)
         self.socket_path.unlink(missing_ok=True)
-        self.process = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL,
-                                        stdout=self._log_file(), stderr=subprocess.STDOUT,
-                                        start_new_session=True,  # Ctrl-C reaches our children, not Redis: we stop it last
-                                        preexec_fn=die_with_parent())  # noqa: PLW1509 - prctl only, no locks
+        # The child writes to a copy of the log's descriptor: this process keeps none open
+        with open(self.directory / "redis.log", "ab") as log_file:
+            self.process = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL, stdout=log_file,
+                                            stderr=subprocess.STDOUT,
+                                            start_new_session=True,  # Ctrl-C reaches our children, not Redis
+                                            preexec_fn=die_with_parent())  # noqa: PLW1509 - prctl only, no locks
         self._wait_until_ready()
         log.info("embedded Redis started at %s (pid %s)", self.socket_path, self.process.pid)
         return True
@@ -85,9 +87,6 @@ class EmbeddedRedis:
             "--save", "60 1",
             "--daemonize", "no",
         ]
-
-    def _log_file(self):  # noqa: ANN202
-        return open(self.directory / "redis.log", "ab")  # noqa: SIM115 - handed to the child process
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS

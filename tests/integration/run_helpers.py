@@ -92,10 +92,10 @@ def worker_env(settings: dict) -> dict:
 def start_worker(settings: dict, log_path: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
     """A `canvas worker` in a process group of its own: with --worker-class fork it forks its job children (with
     --with-rq-scheduler, RQ's scheduler), which must go with it. `env` adds to its environment (CANVAS_ settings)."""
-    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
-    return subprocess.Popen([sys.executable, "-m", "canvas", "worker", *extra],
-                            env={**worker_env(settings), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    with open(log_path, "ab") as log:  # the child writes to its own copy
+        return subprocess.Popen([sys.executable, "-m", "canvas", "worker", *extra],
+                                env={**worker_env(settings), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
 
 
 def kill_worker(process: subprocess.Popen) -> None:
