@@ -7,6 +7,7 @@ import uuid
 from flask import g, request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import Authorization
 
 from canvas.accounts.service import record_keys_change
 from canvas.auth.keys import issue_key, secret_matches
@@ -25,12 +26,21 @@ def resolve_v2_principal() -> None:
     """Before every /v2 view: 401 for missing or wrong Basic credentials, then the allowlist and ManagedAccountId."""
     if not _is_protected_v2_path(request.path) or request.routing_exception is not None:
         return
-    credentials = request.authorization
+    credentials = _authorization()
     if credentials is None or credentials.type != "basic":
         raise AuthenticationError(BAD_CREDENTIALS_MESSAGE)
     session = db_session()
     account = authenticate_basic(session, credentials.username, credentials.password)
     g.principal = principal_for(session, account, request.headers.get(MANAGED_ACCOUNT_HEADER))
+
+
+def _authorization() -> Authorization | None:
+    """The Authorization header as werkzeug reads it; None when it cannot be read. werkzeug answers None for most
+    malformed Basic credentials but lets base64's ValueError out for text that is not ASCII ("Basic øø"): a 500."""
+    try:
+        return request.authorization
+    except ValueError:
+        return None
 
 
 def _is_protected_v2_path(path: str) -> bool:

@@ -2,10 +2,19 @@
 stop, delete; graph <-> chain; and flows seen as workflows in the Canvas dialect and back."""
 from __future__ import annotations
 
+import base64
+
 import pytest
 
-from tests.api.test_v2_support import JSONAPI, V2, linear_body, patch_body, seed_create_body
-from tests.api.workflow_helpers import published_template, new_workflow, template_body
+from canvas.v2.auth import BAD_CREDENTIALS_MESSAGE
+from tests.api.test_v2_support import (
+    JSONAPI,
+    V2,
+    linear_body,
+    patch_body,
+    seed_create_body,
+)
+from tests.api.workflow_helpers import new_workflow, published_template, template_body
 
 
 @pytest.fixture()
@@ -167,6 +176,13 @@ def test_basic_auth_is_required_and_checked(app, client, org):
     wrong = client.get("/v2/flows", auth=("nobody@example.test", "secret"))
     assert wrong.status_code == 401 and wrong.json["errors"][0]["status"] == "401"
     assert client.get("/v2/users/me", headers=v2.headers).json["data"]["id"] == org.admin_id
+
+
+@pytest.mark.parametrize("value", ["Basic øø", "Basic ////", "Basic " + base64.b64encode(b"\xff\xfe:\xc3").decode(),
+                                   "Basic", "Bearer x", "Basic =="])
+def test_an_authorization_header_that_cannot_be_read_is_a_401(client, value):
+    answer = client.get("/v2/flows", headers={"Authorization": value})
+    assert answer.status_code == 401 and answer.json["errors"][0]["detail"] == BAD_CREDENTIALS_MESSAGE, answer.data
 
 
 def test_a_401_names_the_basic_scheme_so_http_clients_send_credentials(client, org):
