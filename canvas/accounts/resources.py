@@ -1,10 +1,8 @@
 """Accounts, Account (POST), account activation, and the key and IP-allowlist extensions."""
 from __future__ import annotations
 
-
 from flask import jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from canvas.accounts import service
 from canvas.accounts.schemas import (
@@ -22,6 +20,7 @@ from canvas.extensions import db_session, services
 from canvas.models import Organization
 from canvas.openapi import may_answer
 from canvas.openapi_schemas import GUID_ANSWER, TEXT_ANSWER, TOTAL_COUNT_HEADER, TRUE_ANSWER
+from canvas.web import Blueprint
 from canvas.workflows.schemas import PageArgsSchema
 
 blp = Blueprint("accounts", __name__, url_prefix="/api", description="Organization administration")

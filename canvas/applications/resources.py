@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from canvas.applications import service
 from canvas.applications.schemas import (
@@ -21,6 +20,7 @@ from canvas.endpoint import canvas_endpoint, id_argument, route_with_optional_id
 from canvas.extensions import db_session, services
 from canvas.openapi import may_answer
 from canvas.openapi_schemas import GUID_ANSWER, TOTAL_COUNT_HEADER, TRUE_ANSWER
+from canvas.web import Blueprint
 from canvas.workflows.schemas import PageArgsSchema
 
 blp = Blueprint("applications", __name__, url_prefix="/api", description="Applications and registered applications")

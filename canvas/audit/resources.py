@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from canvas.audit import service
 from canvas.audit.schemas import AuditEntrySchema, AuditLogArgsSchema
@@ -11,6 +10,7 @@ from canvas.endpoint import canvas_endpoint
 from canvas.extensions import db_session
 from canvas.models import AuditEntry
 from canvas.openapi_schemas import TOTAL_COUNT_HEADER
+from canvas.web import Blueprint
 from canvas.workflows.service import page_of
 
 blp = Blueprint("audit", __name__, url_prefix="/api", description="The audit log")

@@ -4,13 +4,13 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import current_app, jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from canvas.endpoint import canvas_endpoint
 from canvas.help import service
 from canvas.openapi import may_answer
 from canvas.openapi_schemas import DESCRIBE_ANSWER, ENDPOINT_LIST_ANSWER
 from canvas.schema_fields import CanvasSchema
+from canvas.web import Blueprint
 
 blp = Blueprint("help", __name__, url_prefix="/api", description="APIs that describe the API")
 

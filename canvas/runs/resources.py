@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import Response, jsonify, send_file
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from canvas.auth import current_principal
 from canvas.endpoint import canvas_endpoint
@@ -33,6 +32,7 @@ from canvas.runs.schemas import (
     RunSchema,
 )
 from canvas.storage.blob import FileSystemBlobStore
+from canvas.web import Blueprint
 
 blp = Blueprint("runs", __name__, url_prefix="/api", description="Running workflows and their history")
 RUN_ACCEPTED = "Workflow will now run"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from canvas.auth import current_principal
 from canvas.endpoint import canvas_endpoint
@@ -24,6 +23,7 @@ from canvas.schedules.schemas import (
     WorkflowIdArgsSchema,
     WorkflowScheduleSchema,
 )
+from canvas.web import Blueprint
 
 blp = Blueprint("schedules", __name__, url_prefix="/api", description="Workflow schedules")
 

@@ -3,7 +3,6 @@ further API key for the caller's account)."""
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from canvas.auth import current_principal
 from canvas.errors import NotFoundError
@@ -13,6 +12,7 @@ from canvas.v2 import jsonapi
 from canvas.v2.auth import add_api_key
 from canvas.v2.flow_service import as_id
 from canvas.v2.schemas import doc
+from canvas.web import Blueprint
 
 blp = Blueprint("v2_accounts", __name__, url_prefix="/v2", description="v2 (JSON:API): the caller and its API keys")
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from canvas.audit import service as audit
 from canvas.auth import account_managers, current_principal
@@ -14,6 +13,7 @@ from canvas.v2 import jsonapi
 from canvas.v2.flow_service import as_id
 from canvas.v2.logs import time_parameter
 from canvas.v2.schemas import PAGE_PARAMETERS, doc, query
+from canvas.web import Blueprint
 from canvas.workflows.service import slice_of
 
 blp = Blueprint("v2_audit_events", __name__, url_prefix="/v2", description="v2 (JSON:API): the audit log")

@@ -6,7 +6,6 @@ import secrets
 import uuid
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -20,6 +19,7 @@ from canvas.models.base import utcnow
 from canvas.v2 import flow_service as flows
 from canvas.v2 import jsonapi
 from canvas.v2.schemas import doc
+from canvas.web import Blueprint
 
 # Re-exported: `deliver` for RQ jobs queued as "canvas.v2.callbacks.deliver" before delivery moved to the engine
 # (canvas.execution.run_callbacks). A run's callbacks are queued by canvas.execution.run_endings, once.

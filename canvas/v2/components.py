@@ -5,7 +5,6 @@ credential must be."""
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from canvas.applications.catalog import ApplicationCatalog
 from canvas.catalog.definition import PLATFORM_KIND, serves
@@ -16,6 +15,7 @@ from canvas.extensions import services
 from canvas.v2 import jsonapi
 from canvas.v2.graph import COMMAND_VERSIONS, command_forms
 from canvas.v2.schemas import PAGE_PARAMETERS, doc
+from canvas.web import Blueprint
 
 blp = Blueprint("v2_components", __name__, url_prefix="/v2",
                 description="v2 (JSON:API): components, the blocks a graph node's command names")

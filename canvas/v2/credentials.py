@@ -6,17 +6,17 @@ import json
 from contextlib import contextmanager
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from canvas.applications import service
 from canvas.applications.credentials import mask_credentials
 from canvas.auth import current_principal
 from canvas.errors import BadRequestError, CanvasError
 from canvas.extensions import db_session, services
-from canvas.v2 import jsonapi
 from canvas.openapi import may_answer
+from canvas.v2 import jsonapi
 from canvas.v2.schemas import PAGE_PARAMETERS, WORKSPACE_PARAMETER, doc, query
 from canvas.v2.visibility import check_workspace
+from canvas.web import Blueprint
 
 blp = Blueprint("v2_credentials", __name__, url_prefix="/v2", description="v2 (JSON:API): credentials")
 FIELD_NAMES = {"credentialsJson": "keys", "tagText": "name", "applicationId": "component"}

@@ -9,7 +9,6 @@ from typing import Any
 import marshmallow as ma
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,10 +22,11 @@ from canvas.runs import service as runs
 from canvas.runs.schemas import RetryFailedRecordsSchema
 from canvas.v2 import flow_service as flows
 from canvas.v2 import jsonapi
-from canvas.v2.visibility import Viewer, current_viewer
 from canvas.v2.graph import step_id
-from canvas.workflows.service import slice_of
 from canvas.v2.schemas import PAGE_PARAMETERS, doc, query
+from canvas.v2.visibility import Viewer, current_viewer
+from canvas.web import Blueprint
+from canvas.workflows.service import slice_of
 
 blp = Blueprint("v2_executions", __name__, url_prefix="/v2", description="v2 (JSON:API): executions (runs)")
 

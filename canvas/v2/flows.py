@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
 from canvas.auth import current_principal
@@ -18,6 +17,7 @@ from canvas.v2 import jsonapi, resources
 from canvas.v2.resources import draft_to_resource, version_to_resource
 from canvas.v2.schemas import FLOW_LIST_PARAMETERS, PAGE_PARAMETERS, doc
 from canvas.v2.visibility import check_workspace, current_viewer
+from canvas.web import Blueprint
 from canvas.workflows.service import Actor
 
 blp = Blueprint("v2_flows", __name__, url_prefix="/v2", description="v2 (JSON:API): flows and their versions")

@@ -5,20 +5,20 @@ from datetime import datetime, timezone
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import Select, String, case, cast, func, literal, literal_column, null, select, union_all
 
 from canvas.errors import BadRequestError
-from canvas.extensions import db_session
 from canvas.execution.run_log import LEVEL_NUMBERS
+from canvas.extensions import db_session
 from canvas.models import BlockRun, LogLine, Workflow, WorkflowRun
+from canvas.openapi import may_answer
 from canvas.schema_fields import parse_id
 from canvas.v2 import jsonapi
-from canvas.v2.visibility import Viewer, check_workspace, current_viewer
-from canvas.workflows.service import nearer_end
 from canvas.v2.graph import step_id
-from canvas.openapi import may_answer
 from canvas.v2.schemas import LOG_PARAMETERS, doc
+from canvas.v2.visibility import Viewer, check_workspace, current_viewer
+from canvas.web import Blueprint
+from canvas.workflows.service import nearer_end
 
 blp = Blueprint("v2_logs", __name__, url_prefix="/v2", description="v2 (JSON:API): logs")
 DEFAULT_LIMIT, MAX_LIMIT = 100, 1000

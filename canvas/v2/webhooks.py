@@ -13,7 +13,6 @@ from datetime import timedelta
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -35,6 +34,7 @@ from canvas.v2 import flow_service as flows
 from canvas.v2 import jsonapi
 from canvas.v2.executions import execution_to_resource, start_execution
 from canvas.v2.schemas import doc
+from canvas.web import Blueprint
 
 blp = Blueprint("v2_webhooks", __name__, url_prefix="/v2", description="v2 (JSON:API): webhooks")
 ALGORITHMS = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from canvas.applications.schemas import OptionalIdArgsSchema
 from canvas.auth import current_principal
@@ -12,6 +11,7 @@ from canvas.errors import MethodNotAllowedError
 from canvas.extensions import db_session
 from canvas.openapi import may_answer
 from canvas.openapi_schemas import GUID_ANSWER, TOTAL_COUNT_HEADER, TRUE_ANSWER
+from canvas.web import Blueprint
 from canvas.workflows import service, upgrade
 from canvas.workflows.schemas import (
     AddWorkflowSchema,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
@@ -72,6 +73,30 @@ def test_odd_bodies_never_produce_a_500(client, org, payload):
                                                                    "Content-Type": "application/json"})
     assert 400 <= response.status_code < 500
     assert_canvas_error(response, response.status_code)
+
+
+@pytest.mark.parametrize("encode", [
+    pytest.param(lambda text: b"\xef\xbb\xbf" + text.encode(), id="utf-8 with a byte order mark"),
+    pytest.param(lambda text: text.encode("utf-16"), id="utf-16"),
+    pytest.param(lambda text: text.encode("utf-32-le"), id="utf-32"),
+])
+def test_a_body_in_an_encoding_json_allows_is_read_as_the_v2_dialect_reads_it(client, org, encode):
+    """The before-request check and v2 read such bodies (json.detect_encoding, RFC 8259 section 8.1); the Canvas
+    dialect's arguments must read them too, as ASP.NET does a UTF-8 byte order mark, not answer werkzeug's generic
+    400."""
+    email = f"encoded-{uuid.uuid4().hex[:8]}@example.test"
+    body = json.dumps({"email": email, "firstName": "Åse", "lastName": "Ødegård", "roleName": "User"})
+    created = client.post("/api/Account", data=encode(body), headers={**org.admin_headers,
+                                                                       "Content-Type": "application/json"})
+    assert created.status_code == 200, created.json
+    account = next(entry for entry in client.get("/api/Accounts", headers=org.admin_headers).json
+                   if entry["id"] == created.json)
+    assert (account["email"], account["lastName"]) == (email, "Ødegård")
+
+
+def test_a_body_of_blanks_is_read_as_no_body_naming_what_is_missing(client, org):
+    answer = client.post("/api/Account", data=b"  \n", headers={**org.admin_headers, "Content-Type": "application/json"})
+    assert "email" in assert_canvas_error(answer, 400)["Msg"]
 
 
 def test_query_argument_errors_name_the_parameter(client):
