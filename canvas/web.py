@@ -55,16 +55,18 @@ def _render_jsonapi_error(status: int, message: str, error: CanvasError | None) 
     return response
 
 
+# Faults named by these fields are in the document's members, not in `data.attributes`
+_DOCUMENT_MEMBERS = {"data": "/data", "type": "/data/type", "id": "/data/id"}
+
+
 def _jsonapi_source(error: CanvasError | None) -> dict | None:
     """Where the fault is: a pointer into the request's document (only when it sent one: a DELETE has none to
-    point into), else the query parameter. `type` and `id` are members of `data`, not attributes."""
+    point into), else the query parameter."""
     if error is None:
         return None
     if error.field and request.get_data(cache=True).strip():
         field = v2_field(error.field)
-        if field in ("type", "id"):
-            return {"pointer": f"/data/{field}"}
-        return {"pointer": "/data/attributes/" + field.replace(".", "/")}
+        return {"pointer": _DOCUMENT_MEMBERS.get(field) or "/data/attributes/" + field.replace(".", "/")}
     if error.parameter:
         return {"parameter": v2_field(error.parameter)}
     return None

@@ -55,6 +55,13 @@ def test_a_wrong_type_points_at_data_type(v2):
     assert only_error(answer)["source"] == {"pointer": "/data/type"}
 
 
+@pytest.mark.parametrize("body", [{}, {"data": None}, {"data": []}, {"meta": {}}])
+def test_a_document_without_a_data_object_points_at_data(v2, body):
+    answer = v2.call("POST", "/v2/flows", body)
+    assert answer.status_code == 400
+    assert only_error(answer)["source"] == {"pointer": "/data"}
+
+
 @pytest.mark.parametrize("part", ["mapper", "condition"])
 def test_a_mapper_or_condition_after_a_file_step_is_refused(v2, part):
     body = linear_body(v2.credential, v2.org.id)
