@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from canvas.accounts.mail import send_message
 from canvas.defaults import DEFAULT_NOTIFICATION_INTERVAL_SECONDS
+from canvas.header_text import one_line
 from canvas.models import BlockRun, Workflow, WorkflowRun
 from canvas.models.base import utcnow
 from canvas.observability import metrics
@@ -180,7 +181,7 @@ def _run_lines(session: Session, settings: dict, run_id: uuid.UUID) -> list[str]
 
 def _message(settings: dict, emails: list[str], subject: str, lines: list[str]) -> EmailMessage:
     message = EmailMessage(policy=DEFAULT_EMAIL_POLICY)  # its default, imported now rather than by each forked child
-    message["Subject"] = f"[Canvas] {subject}"
+    message["Subject"] = one_line(f"[Canvas] {subject}")  # a workflow's name may hold a line break
     message["From"] = settings["SMTP_FROM"]
     message["To"] = ", ".join(emails)
     message.set_content("\n".join(lines) + "\n")

@@ -3,24 +3,20 @@ blob store through the server's file wrapper, which closes the stream however th
 HEAD that sends no body)."""
 from __future__ import annotations
 
-import re
-
 from flask import Response, send_file
 
+from canvas.header_text import one_line
 from canvas.models import BlockOutput
 from canvas.storage.blob import BlobStore
-
-# A file's name comes from a block's settings (a template's {variables} included): a header value cannot hold a
-# line break or another control character, and werkzeug refuses one with an error, so it becomes "_" in the name.
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def output_download(store: BlobStore, output: BlockOutput, name: str | None) -> Response:
     """The output's bytes, type and size; named as an attachment when `name` is given. werkzeug's send_file writes
     Content-Disposition as RFC 6266 has it: a quoted ASCII `filename`, and `filename*` in UTF-8 when the name has
-    other characters (a header is Latin-1 on the wire: written as it is, such a name failed the answer)."""
+    other characters (a header is Latin-1 on the wire: written as it is, such a name failed the answer). A file's
+    name comes from a block's settings: a line break in it becomes "_"."""
     response = send_file(store.open(output.blob_key), mimetype=output.content_type, as_attachment=name is not None,
-                         download_name=None if name is None else _CONTROL_CHARACTERS.sub("_", name),
+                         download_name=None if name is None else one_line(name, "_"),
                          conditional=False)
     response.content_length = output.size
     return response

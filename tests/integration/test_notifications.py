@@ -86,6 +86,19 @@ def test_a_failed_run_is_mailed_to_the_accounts_default_address(mail_app, org, s
     assert succeeded["status"] == "Succeeded" and len(smtp_server.messages) == 1, "a success tells nobody"
 
 
+def test_a_workflow_whose_name_has_a_line_break_is_mailed_with_a_one_line_subject(mail_app, org, smtp_server):
+    client = mail_app.test_client()
+    notify_account(mail_app, org)
+    workflow_id = make_workflow(client, org.admin_headers, EXPLODING)
+    renamed = client.post("/api/UpdateWorkflow", headers=org.admin_headers,
+                          json={"id": workflow_id, "name": "Nightly\r\nexport\u2028to FTP"})
+    assert renamed.status_code == 200, renamed.json
+    assert run_and_work(client, mail_app, org.admin_headers, workflow_id)["status"] == "Failed"
+    [message] = mails(smtp_server)
+    assert message["Subject"] == "[Canvas] Run failed: Nightly  export to FTP"
+    assert f"to FTP ({workflow_id})" in message.get_content()  # the body keeps the name as it is
+
+
 def test_nobody_is_mailed_without_settings(mail_app, org, smtp_server):
     client = mail_app.test_client()
     workflow_id = make_workflow(client, org.admin_headers, EXPLODING)
