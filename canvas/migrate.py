@@ -1,16 +1,21 @@
 """Schema migrations with Alembic, callable from the CLI and from tests."""
 from __future__ import annotations
 
+import fcntl
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATION_LOCK_KEY = 0x63616E7661735F6D  # "canvas_m": the PostgreSQL advisory lock every migrating process takes
 log = logging.getLogger(__name__)
 
 
@@ -22,14 +27,31 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply pending migrations. Safe to call on every start: an up-to-date database is left alone."""
+    """Apply pending migrations. Safe to call on every start: an up-to-date database is left alone. Processes that
+    start together (an API on each machine, `canvas db upgrade` beside them) migrate one at a time; the others wait,
+    then find the database at head. Unserialized, all but one failed ("relation already exists")."""
     config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
+    with _sqlite_file_lock(engine), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # released when the transaction ends
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         if current_revision(connection) == head_revision():
             return
         config.attributes["connection"] = connection
         log.info("applying database migrations up to %s", revision)
         command.upgrade(config, revision)
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """An SQLite database file's migrations, one process at a time: SQLite has no advisory lock, and pysqlite runs
+    DDL outside a transaction, so the lock is the operating system's, on a file beside the database's."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrations.lock", "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 def current_revision(connection) -> str | None:  # noqa: ANN001

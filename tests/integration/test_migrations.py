@@ -1,11 +1,21 @@
-"""The migrations build exactly the schema the models describe (on the suite's database: PostgreSQL in CI)."""
+"""The migrations build exactly the schema the models describe (on the suite's database: PostgreSQL in CI), and
+processes that start together on an empty database migrate it once between them."""
 from __future__ import annotations
 
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
+from canvas.migrate import head_revision
 from canvas.models import Base
+from tests.process_tools import canvas_env
 
 
 def test_the_migrated_schema_is_the_models_schema(migrated_database):
@@ -16,3 +26,42 @@ def test_the_migrated_schema_is_the_models_schema(migrated_database):
     finally:
         engine.dispose()
     assert differences == [], "a model changed without a migration (or the other way round)"
+
+
+MIGRATORS = 4
+
+
+@pytest.fixture
+def empty_postgres_database(postgres_server_url) -> Iterator[str]:
+    admin = create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+    name = f"canvas_migrate_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(postgres_server_url).set(drivername="postgresql+psycopg", database=name).render_as_string(
+            hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_processes_that_start_together_on_an_empty_database_all_find_it_migrated(backend, tmp_path, request):
+    """An API on each machine starting at once (here `canvas db upgrade`, which migrates as `canvas api` does):
+    one migrates, the others wait for it. Unserialized, all but one failed ("relation already exists")."""
+    url = (request.getfixturevalue("empty_postgres_database") if backend == "postgresql"
+           else f"sqlite:///{tmp_path / 'shared' / 'canvas.db'}")
+    env = canvas_env(tmp_path / "data", CANVAS_DATABASE_URL=url)
+    migrators = [subprocess.Popen([sys.executable, "-m", "canvas", "db", "upgrade"], env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(MIGRATORS)]
+    answers = [migrator.communicate(timeout=180) for migrator in migrators]
+    failures = [error[-600:] for migrator, (_, error) in zip(migrators, answers) if migrator.returncode != 0]
+    assert failures == []
+    assert [output.strip() for output, _ in answers] == [f"database at revision {head_revision()}"] * MIGRATORS
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    finally:
+        engine.dispose()
