@@ -17,6 +17,7 @@ from canvas.outages import OutageLog
 from canvas.queueing.keys import RUN_QUEUE
 from canvas.queueing.worker import PatientScheduler
 from canvas.scheduling.scheduler import SchedulerConfig, SchedulerEngine, scheduler_name
+from canvas.schema_version import wait_for_schema
 from workers import process_app
 
 log = logging.getLogger("canvas.scheduler")
@@ -34,20 +35,25 @@ def run_scheduler() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     with app.app_context():
-        engine = SchedulerEngine(services.db, services.redis, SchedulerConfig.from_settings(services.settings))
-        engine.start()
-        services.db.checkpoint_in_background()
-        delayed_jobs = _start_rq_scheduler(services, engine.outages, stop)
-        # The loaded schedules are long-lived: keep them out of the cyclic collector, whose full passes over them
-        # would otherwise stall a burst of dispatches by ~100 ms.
-        freeze_long_lived()
-        try:
-            stop.wait()
-        finally:
-            engine.shutdown()
-            delayed_jobs.join(10)
+        if wait_for_schema(services.db.engine, "scheduler", stop):
+            _schedule_until_stopped(services, stop)
     services.close()
     return 0
+
+
+def _schedule_until_stopped(services, stop: threading.Event) -> None:  # noqa: ANN001 - canvas.extensions.Services
+    engine = SchedulerEngine(services.db, services.redis, SchedulerConfig.from_settings(services.settings))
+    engine.start()
+    services.db.checkpoint_in_background()
+    delayed_jobs = _start_rq_scheduler(services, engine.outages, stop)
+    # The loaded schedules are long-lived: keep them out of the cyclic collector, whose full passes over them
+    # would otherwise stall a burst of dispatches by ~100 ms.
+    freeze_long_lived()
+    try:
+        stop.wait()
+    finally:
+        engine.shutdown()
+        delayed_jobs.join(10)
 
 
 def _start_rq_scheduler(services, outages: OutageLog, stop: threading.Event) -> threading.Thread:  # noqa: ANN001

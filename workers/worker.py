@@ -39,6 +39,7 @@ from canvas.observability.logging import current_run_id
 from canvas.outages import REDIS_UNREACHABLE, Backoff, OutageLog, Retrying
 from canvas.queueing.connections import redis_client
 from canvas.queueing.keys import RUN_QUEUE
+from canvas.schema_version import wait_for_schema
 from canvas.queueing.worker import (
     WAITS_FOR_REDIS, WORKER_CLASSES, OutageTolerantWorker, RunQueue, run_stop_timeout, stop_on_signals,
 )
@@ -94,6 +95,9 @@ def run_worker(worker_class: str | None = None, burst: bool = False, name: str |
 
     with app.app_context():
         services = app.extensions["canvas"]
+        stop_on_signals(stop)
+        if not wait_for_schema(services.db.engine, f"worker {name}", stop):
+            return 0
         if chosen == "fork":
             _warm_up(services)
             services.db.keep_apart_from_forks()  # on SQLite: the threads' uses of it, never across a fork
