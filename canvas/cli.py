@@ -8,7 +8,7 @@ import os
 import sys
 import uuid
 from collections.abc import Callable
-from typing import ClassVar
+from typing import ClassVar, NoReturn
 
 import click
 
@@ -33,21 +33,30 @@ def _settings() -> dict:
     return settings
 
 
-def _check_blob_store(settings: dict) -> None:
-    """The blob store (CANVAS_BLOB_URL) must be usable before a process starts: a missing bucket, refused
-    credentials or an unreachable endpoint end it here, with exit status 2 and one line saying what to fix, instead
-    of failing every run later."""
+def _refuse_to_start(reason: object) -> NoReturn:
+    """A setting that cannot work ends the process before it starts: exit status 2 and one line saying what to
+    fix, whatever the message holds, instead of a traceback or failing every run later."""
+    click.echo(f"Error: {' '.join(str(reason).split())}", err=True)
+    sys.exit(2)
+
+
+def _check_before_start(settings: dict) -> None:
+    """What every process needs of its settings, checked before it starts: the blob store (CANVAS_BLOB_URL) is
+    usable (a missing bucket, refused credentials, an unreachable endpoint), and CANVAS_SECRET_KEYS holds keys (a
+    worker with a malformed one failed each run that reads credentials)."""
     from pathlib import Path
 
     from canvas.extensions import blob_fsync
+    from canvas.secrets.box import SETTING_NAME, parse_key_list
     from canvas.storage.blob import BlobStoreError
     from canvas.storage.factory import blob_store_from_settings
 
     try:
         blob_store_from_settings(settings, Path(settings["DATA_DIR"]), fsync=blob_fsync(settings)).check()
-    except (BlobStoreError, SettingsError) as exc:
-        click.echo(f"Error: {' '.join(str(exc).split())}", err=True)  # one line, whatever the message holds
-        sys.exit(2)
+        if (settings.get("SECRET_KEYS") or "").strip():
+            parse_key_list(settings["SECRET_KEYS"], source=SETTING_NAME)  # its errors never quote a key
+    except (BlobStoreError, SettingsError, ValueError) as exc:
+        _refuse_to_start(exc)
 
 
 def _in_a_child(step: Callable[..., object], *args: object) -> None:
@@ -89,7 +98,7 @@ def _in_a_child(step: Callable[..., object], *args: object) -> None:
 def _prepare(settings: dict) -> None:
     """Before `canvas up` or `canvas api` starts anything: the blob store, the data dir, the database migrated and
     the catalog synced, once, rather than each child failing and being restarted for a while."""
-    _check_blob_store(settings)
+    _check_before_start(settings)
     _prepare_data_dir(settings)
     _synced_database(settings).dispose()
 
@@ -102,10 +111,25 @@ def _database(settings: dict):  # noqa: ANN202
 
 def _migrated_database(settings: dict):  # noqa: ANN202
     from canvas import migrate
+    from canvas.outages import unreachable_service
 
     database = _database(settings)
-    migrate.upgrade(database.engine)
+    try:
+        migrate.upgrade(database.engine)
+    except Exception as error:
+        if unreachable_service(error) != "the database":
+            raise
+        database.dispose()
+        _refuse_to_start(f"CANVAS_DATABASE_URL: the database at {database.engine.url!r} cannot be reached: "
+                         f"{_first_line(getattr(error, 'orig', error), database.engine.url.password)}")
     return database
+
+
+def _first_line(error: BaseException, password: str | None) -> str:
+    """The driver's reason ("Connection refused", "password authentication failed for user …", "database … does
+    not exist"), its first line, never the password."""
+    line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return line.replace(password, "***") if password else line
 
 
 def _synced_database(settings: dict):  # noqa: ANN202
@@ -340,7 +364,7 @@ def worker(worker_class: str | None, burst: bool, max_jobs: int | None, name: st
     from canvas.queueing.embedded import ensure_redis
 
     settings = _settings()
-    _in_a_child(_check_blob_store, settings)  # a store's client library loads with the first run that needs it
+    _in_a_child(_check_before_start, settings)  # a store's client library loads with the first run that needs it
     _metrics(settings, "worker", metrics_port)
     from workers.worker import run_worker  # after _metrics: it loads the metrics
 
@@ -364,7 +388,7 @@ def scheduler(metrics_port: int | None) -> None:
     from canvas.queueing.embedded import ensure_redis
 
     settings = _settings()
-    _in_a_child(_check_blob_store, settings)
+    _in_a_child(_check_before_start, settings)
     _metrics(settings, "scheduler", metrics_port)
     from workers.scheduler import run_scheduler  # after _metrics: it loads the metrics
 

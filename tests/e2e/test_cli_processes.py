@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from cryptography.fernet import Fernet
 
 from canvas.supervisor import InstanceFile
 from tests.process_tools import alive, arguments_of, canvas_env, descendants, free_port, run_canvas, wait_for_http
@@ -64,6 +65,39 @@ def test_a_taken_port_ends_canvas_up_at_once_with_one_line_and_starts_nothing(tm
     # Nothing was started: no database prepared, no embedded Redis, so no worker or scheduler either.
     assert not (data_dir / "canvas.db").exists() and not (data_dir / "redis").exists()
     assert not (data_dir / "canvas-up.pid").exists()
+
+
+def one_error_line(result) -> str:  # noqa: ANN001 - a CompletedProcess
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    return error
+
+
+@pytest.mark.parametrize("command", ["worker", "scheduler", "api", "up"])
+def test_a_malformed_secret_key_refuses_to_start_with_one_line_that_never_quotes_it(tmp_path, command):
+    """A worker started anyway and failed each run that reads credentials; the API showed a traceback."""
+    good = Fernet.generate_key().decode()
+    env = canvas_env(tmp_path / "data", CANVAS_SECRET_KEYS=f"{good},not-a-fernet-key")
+    error = one_error_line(run_canvas(command, env=env))
+    assert error == ("Error: CANVAS_SECRET_KEYS: key 2 of 2 is not a valid Fernet key (expected 32 url-safe "
+                     "base64-encoded bytes)")
+
+
+@pytest.mark.parametrize("command", ["api", "up"])
+def test_an_unreachable_database_refuses_the_api_with_one_line_and_the_reason_never_the_password(tmp_path, command):
+    """They migrate the database as they start; the reason was a traceback of SQLAlchemy's."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections to it are refused
+        env = canvas_env(tmp_path / "data",
+                         CANVAS_DATABASE_URL=f"postgresql+psycopg://canvas:S3cret-Pw@127.0.0.1:{port}/canvas")
+        result = run_canvas(command, "--port", str(free_port()), env=env)
+    error = one_error_line(result)
+    assert error.startswith(f"Error: CANVAS_DATABASE_URL: the database at postgresql+psycopg://canvas:***@127.0.0.1:"
+                            f"{port}/canvas cannot be reached: ")
+    assert "refused" in error.lower()
+    assert "S3cret-Pw" not in result.stderr + result.stdout
 
 
 def test_canvas_up_from_a_folder_with_a_canvas_directory_then_sigkill_leaves_no_process(tmp_path):
