@@ -27,14 +27,21 @@ def new_database(tmp_path) -> dict:
 
 def started(command: str, env: dict, log_path) -> subprocess.Popen:  # noqa: ANN001
     process = start_canvas(command, env=env, log_path=log_path)
-    wait_for(lambda: "Waiting for `canvas api`" in log_path.read_text(), 60, what=f"{command} saying it waits")
+    try:
+        wait_for(lambda: "Waiting for `canvas api`" in log_path.read_text(), 60, what=f"{command} saying it waits")
+    except BaseException:
+        process.kill()  # the test fails: its process must not outlive it
+        process.wait(30)
+        raise
     return process
 
 
 def test_a_worker_and_a_scheduler_wait_for_the_migration_then_start(new_database, tmp_path):
     logs = {command: tmp_path / f"{command}.log" for command in STARTED}
-    processes = {command: started(command, new_database, logs[command]) for command in STARTED}
+    processes = {}
     try:
+        for command in STARTED:
+            processes[command] = started(command, new_database, logs[command])
         for log_path in logs.values():
             text = log_path.read_text()
             assert "the database schema is at no revision (a new database); this release needs revision " \
@@ -50,7 +57,7 @@ def test_a_worker_and_a_scheduler_wait_for_the_migration_then_start(new_database
         for process in processes.values():
             process.send_signal(signal.SIGTERM)
         codes = [process.wait(60) for process in processes.values()]
-    assert codes == [0, 0]
+    assert codes == [0] * len(STARTED)
     for log_path in logs.values():
         text = log_path.read_text()
         assert "Traceback" not in text and text.count("Waiting for `canvas api`") == 1, text[-3000:]
@@ -60,5 +67,8 @@ def test_a_worker_and_a_scheduler_wait_for_the_migration_then_start(new_database
 def test_stopped_while_it_waits_it_exits_at_once(new_database, tmp_path, command):
     process = started(command, new_database, tmp_path / f"{command}.log")
     process.send_signal(signal.SIGTERM)
-    assert process.wait(15) == 0
+    try:
+        assert process.wait(15) == 0
+    finally:
+        process.kill()  # a no-op once it has exited
     assert "Traceback" not in (tmp_path / f"{command}.log").read_text()
