@@ -14,6 +14,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from canvas.schema_version import database_revision
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 0x63616E7661735F6D  # "canvas_m": the PostgreSQL advisory lock every migrating process takes
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with _sqlite_file_lock(engine), engine.begin() as connection:
         if connection.dialect.name == "postgresql":  # released when the transaction ends
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-        if current_revision(connection) == head_revision():
+        if database_revision(connection) == head_revision():  # without alembic's context: it logs two lines
             return
         config.attributes["connection"] = connection
         log.info("applying database migrations up to %s", revision)

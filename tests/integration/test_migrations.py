@@ -2,6 +2,7 @@
 processes that start together on an empty database migrate it once between them."""
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import uuid
@@ -63,5 +64,23 @@ def test_processes_that_start_together_on_an_empty_database_all_find_it_migrated
     try:
         with engine.connect() as connection:
             assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_a_database_already_at_head_is_left_alone_without_a_line_from_alembic(tmp_path, caplog):
+    """Every CLI command migrates first: on an up-to-date database it used to log alembic's "Context impl
+    SQLiteImpl." and "Will assume non-transactional DDL." each time."""
+    from canvas import migrate
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'canvas.db'}")
+    try:
+        migrate.upgrade(engine)
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG):
+            migrate.upgrade(engine)
+        assert [record.getMessage() for record in caplog.records if record.name.startswith("alembic")] == []
+        with engine.connect() as connection:
+            assert migrate.current_revision(connection) == head_revision()
     finally:
         engine.dispose()
