@@ -410,11 +410,11 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations."""
-    from canvas import migrate
+    from canvas.schema_version import database_revision
 
     database = _migrated_database(_settings())
     with database.engine.connect() as connection:
-        click.echo(f"database at revision {migrate.current_revision(connection)}")
+        click.echo(f"database at revision {database_revision(connection)}")
     database.dispose()
 
 

@@ -9,12 +9,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from canvas.schema_version import database_revision
+from canvas.schema_version import SCHEMA_HEAD, database_revision
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 0x63616E7661735F6D  # "canvas_m": the PostgreSQL advisory lock every migrating process takes
@@ -36,7 +35,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with _sqlite_file_lock(engine), engine.begin() as connection:
         if connection.dialect.name == "postgresql":  # released when the transaction ends
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-        if database_revision(connection) == head_revision():  # without alembic's context: it logs two lines
+        # Read without alembic's context (it logs two lines) or its script directory (~140 ms to load)
+        if database_revision(connection) == SCHEMA_HEAD:
             return
         config.attributes["connection"] = connection
         log.info("applying database migrations up to %s", revision)
@@ -54,10 +54,6 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
     with open(f"{database}.migrations.lock", "a") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)  # released when the file closes
         yield
-
-
-def current_revision(connection) -> str | None:  # noqa: ANN001
-    return MigrationContext.configure(connection).get_current_revision()
 
 
 def head_revision() -> str | None:
