@@ -64,7 +64,7 @@ def _jsonapi_source(error: CanvasError | None) -> dict | None:
     point into), else the query parameter."""
     if error is None:
         return None
-    if error.field and request.get_data(cache=True).strip():
+    if error.field and sent_a_document():
         field = v2_field(error.field)
         return {"pointer": _DOCUMENT_MEMBERS.get(field) or "/data/attributes/" + field.replace(".", "/")}
     if error.parameter:
@@ -187,8 +187,13 @@ def check_request_body() -> None:
     if request.mimetype not in JSON_MEDIA_TYPES and not request.mimetype.endswith("+json"):
         raise UnsupportedMediaTypeError(
             f"Content-Type must be application/json, got '{request.mimetype or 'none'}'")
-    if request.get_data(cache=True).strip():
+    if sent_a_document():
         request.get_json(force=True)  # kept by flask for the view: a body is decoded once
+
+
+def sent_a_document(req: Request | None = None) -> bool:
+    """The request has a body beyond blanks (kept by werkzeug: reading it here leaves it for the view)."""
+    return bool((req or request).get_data(cache=True).strip())
 
 
 def _parse_json_or_fail(raw: bytes) -> Any:
@@ -229,7 +234,7 @@ class RequestArgumentsParser(FlaskParser):
     byte order mark, UTF-16 or UTF-32: RFC 8259 section 8.1) with werkzeug's generic 400 naming nothing."""
 
     def _raw_load_json(self, req: Request) -> Any:
-        if not is_json_request(req) or not req.get_data(cache=True).strip():
+        if not is_json_request(req) or not sent_a_document(req):
             return missing  # no body: the schema names the fields it requires
         return req.get_json(force=True)
 

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import marshmallow as ma
-from flask import request
 from flask.views import MethodView
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,7 +24,7 @@ from canvas.v2 import jsonapi
 from canvas.v2.graph import step_id
 from canvas.v2.schemas import PAGE_PARAMETERS, doc, query
 from canvas.v2.visibility import Viewer, current_viewer
-from canvas.web import Blueprint
+from canvas.web import Blueprint, sent_a_document
 from canvas.workflows.service import slice_of
 
 blp = Blueprint("v2_executions", __name__, url_prefix="/v2", description="v2 (JSON:API): executions (runs)")
@@ -123,7 +122,7 @@ def _step(block: dict, workflow: Workflow) -> dict:
 def execution_options() -> dict:
     """Optional attributes of POST .../executions: run_from_step, run_till_step (a step number from 1, or a step
     id of the flow's graph), dry_run."""
-    if not request.get_data(cache=True).strip():
+    if not sent_a_document():
         return {}
     attributes = jsonapi.attributes_of(jsonapi.request_data("execution"))
     for name in STEP_OPTIONS:

@@ -14,7 +14,7 @@ from flask import Response, current_app, request
 from canvas.endpoint import view_method
 from canvas.errors import BadRequestError, ConflictError, NotAcceptableError
 from canvas.schema_fields import DEFAULT_PAGE_SIZE, INT64_MAX, MAX_PAGE_NUMBER, MAX_PAGE_SIZE, parse_id, parse_int_text
-from canvas.web import V2_PREFIX
+from canvas.web import V2_PREFIX, sent_a_document
 
 MEDIA_TYPE = "application/vnd.api+json"
 ACCEPTABLE_TYPES = (MEDIA_TYPE, "application/json")
@@ -111,7 +111,7 @@ def to_one(kind: str, resource_id: Any, link: str | None = None) -> dict:
 
 def request_data(expected_type: str, *, resource_id: str | None = None) -> dict:
     """The `data` object of the body: an object of the expected type (and id, for PATCH)."""
-    body = request.get_json(silent=True) if request.get_data(cache=True).strip() else None
+    body = request.get_json(silent=True) if sent_a_document() else None
     if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
         raise BadRequestError("The body must be a JSON:API document with a `data` object", field="data")
     data = body["data"]

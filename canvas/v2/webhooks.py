@@ -34,7 +34,7 @@ from canvas.v2 import flow_service as flows
 from canvas.v2 import jsonapi
 from canvas.v2.executions import execution_to_resource, start_execution
 from canvas.v2.schemas import doc
-from canvas.web import Blueprint
+from canvas.web import Blueprint, sent_a_document
 
 blp = Blueprint("v2_webhooks", __name__, url_prefix="/v2", description="v2 (JSON:API): webhooks")
 ALGORITHMS = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
@@ -163,7 +163,7 @@ class FlowWebhooks(MethodView):
     def post(self, flow_id):
         """Add a webhook to a flow"""
         attributes = {}
-        if request.get_data(cache=True).strip():
+        if sent_a_document():
             attributes = jsonapi.attributes_of(jsonapi.request_data("webhook"))
         session = db_session()
         webhook, token = create_webhook(session, current_principal().account_id, flow_id, attributes)
