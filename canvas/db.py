@@ -84,7 +84,7 @@ def _ping_when_idle(engine: Engine) -> None:
 
 
 def _build_sqlite_engine(url: str) -> Engine:
-    database = url.split("///", 1)[-1]
+    database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from config import default as default_config
 
@@ -73,7 +73,7 @@ def _derive(settings: dict[str, Any]) -> dict[str, Any]:
     data_dir = Path(settings["DATA_DIR"]).expanduser().resolve()
     settings["DATA_DIR"] = str(data_dir)
     if not settings.get("DATABASE_URL"):
-        settings["DATABASE_URL"] = f"sqlite:///{data_dir / 'canvas.db'}"
+        settings["DATABASE_URL"] = sqlite_url(data_dir / "canvas.db")
     settings["DATABASE_URL"] = normalise_database_url(settings["DATABASE_URL"])
     return settings
 
@@ -249,17 +249,29 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def sqlite_url(path: Path) -> str:
+    """The URL of a SQLite file at any path: a data dir named with `?`, `#` or `%` would otherwise be read as the
+    URL's query, fragment or an escape. Quoted as SQLAlchemy renders a URL (which this module does not import: the
+    supervisor of `canvas up` reads settings and needs no database layer)."""
+    return "sqlite:///" + quote(str(path), safe="/ ")
+
+
+def unix_socket_url(path: Path) -> str:
+    """redis-py's URL of a unix socket at any path (it unquotes the path; `#` or `?` would end it)."""
+    return "unix://" + quote(str(path))
+
+
 def embedded_redis_dir(settings: Mapping[str, Any]) -> Path:
     return Path(settings["DATA_DIR"]) / "redis"
 
 
-UNIX_SOCKET_PATH_LIMIT = 100  # sun_path holds 108 bytes on Linux
+UNIX_SOCKET_PATH_LIMIT = 100  # bytes: sun_path holds 108 on Linux
 
 
 def embedded_redis_socket(settings: Mapping[str, Any]) -> Path:
     """The embedded Redis socket; a short path in the temp dir when the data dir is too deep for a unix socket."""
     socket_path = embedded_redis_dir(settings) / "redis.sock"
-    if len(str(socket_path)) <= UNIX_SOCKET_PATH_LIMIT:
+    if len(os.fsencode(socket_path)) <= UNIX_SOCKET_PATH_LIMIT:
         return socket_path
     digest = hashlib.sha1(str(socket_path).encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"canvas-redis-{digest}.sock"
@@ -269,4 +281,4 @@ def redis_url(settings: Mapping[str, Any]) -> str:
     """The configured Redis, or the unix socket of the embedded one under the data dir."""
     if settings.get("REDIS_URL"):
         return settings["REDIS_URL"]
-    return f"unix://{embedded_redis_socket(settings)}"
+    return unix_socket_url(embedded_redis_socket(settings))

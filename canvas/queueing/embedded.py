@@ -14,7 +14,7 @@ import subprocess
 import time
 from typing import Any
 
-from canvas.settings import embedded_redis_dir, embedded_redis_socket
+from canvas.settings import embedded_redis_dir, embedded_redis_socket, unix_socket_url
 from canvas.supervisor import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class EmbeddedRedis:
 
     @property
     def url(self) -> str:
-        return f"unix://{self.socket_path}"
+        return unix_socket_url(self.socket_path)
 
     def is_running(self) -> bool:
         """The server answers PING on its socket (not while it loads its files). Asked over a bare socket: the

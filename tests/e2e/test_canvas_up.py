@@ -8,6 +8,10 @@ import time
 import pytest
 import requests
 
+from canvas.settings import UNIX_SOCKET_PATH_LIMIT
+from tests.api.workflow_helpers import FILE_HUB_APP
+from tests.e2e.http_api import Api
+from tests.integration.run_helpers import RECORDS
 from tests.process_tools import alive, canvas_env, descendants, free_port, run_canvas, start_canvas, wait_for_http
 
 pytestmark = pytest.mark.slow
@@ -58,3 +62,33 @@ def test_org_create_json_prints_exactly_one_object_and_keys_rotate_invalidates(t
     assert duplicate.returncode == 1 and "Account has already been created" in duplicate.stderr
     unknown = run_canvas("keys", "rotate", "--account", "00000000-0000-0000-0000-000000000000", env=env)
     assert unknown.returncode == 1 and "Unknown account" in unknown.stderr
+
+
+def test_canvas_up_runs_a_workflow_with_its_data_in_a_directory_of_any_name(tmp_path_factory):
+    """`#`, `?` and `%` in the data dir's name ended the SQLite and the embedded Redis URLs early (Redis was then
+    unreachable, and SQLite's file went elsewhere); non-ASCII letters and blanks are in users' home folders."""
+    data_dir = tmp_path_factory.mktemp("up") / "dä ta #1 ?x=%41"
+    socket_path = data_dir / "redis" / "redis.sock"
+    assert len(str(socket_path).encode()) <= UNIX_SOCKET_PATH_LIMIT, "the socket must be in the data dir for this test"
+    env, port, log_path = canvas_env(data_dir), free_port(), data_dir.parent / "up.log"
+    process = start_canvas("up", "--port", str(port), env=env, log_path=log_path)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        health = wait_for_http(f"{base}/healthz", process).json()
+        assert (health["status"], health["redis"]) == ("ok", "ok"), health
+        created = run_canvas("org", "create", "--name", "Acme", "--admin-email", "admin@acme.test", "--json", env=env)
+        assert created.returncode == 0, created.stderr
+        api = Api(base, json.loads(created.stdout), "admin@acme.test")
+        registered = api.post("/api/RegApplication", {"applicationId": FILE_HUB_APP, "credentialsJson": "{}"}).json()
+        workflow = api.workflow([("Records", "records.from_variable", {"records": RECORDS}),
+                                 ("Store", "filehub.write", {"filename": "people.jsonl"})], registered)
+        run = api.run(workflow)
+        assert run["status"] == "Succeeded", (run, log_path.read_text()[-3000:])
+        output = api.get(f"/api/WorkflowRun/{run['id']}/Block/2/Output")
+        assert [json.loads(line)["name"] for line in output.text.splitlines()] == ["Ann", "Bo", "Cy"]
+        assert (data_dir / "canvas.db").is_file() and socket_path.is_socket()
+        assert sorted(path.name for path in data_dir.parent.iterdir()) == sorted(["up.log", data_dir.name])
+    finally:
+        process.send_signal(signal.SIGTERM)
+        exit_code = process.wait(60)
+    assert exit_code == 0, log_path.read_text()[-3000:]

@@ -15,7 +15,8 @@ from sqlalchemy import create_engine, select
 
 from canvas.models.run import WorkflowRun
 from tests.api.workflow_helpers import FILE_HUB_APP
-from tests.integration.run_helpers import RECORDS, chain_template, stop_worker, wait_for
+from tests.e2e.http_api import Api
+from tests.integration.run_helpers import RECORDS, stop_worker, wait_for
 from tests.process_tools import (
     canvas_env,
     free_port,
@@ -27,45 +28,6 @@ from tests.process_tools import (
 pytestmark = pytest.mark.slow
 
 PREFIX = "deployment/blobs"
-
-
-class Api:
-    """The API over real HTTP, as one organization's admin."""
-
-    def __init__(self, base: str, keys: dict, email: str):
-        self.base = base
-        self.headers = {"Consumer": keys["consumer"], "SecretKey": keys["secretKey"]}
-        token = base64.b64encode(f"{email}:{keys['secretKey']}".encode()).decode()
-        self.v2_headers = {"Authorization": f"Basic {token}", "Accept": "application/vnd.api+json"}
-
-    def post(self, path: str, body, status: int = 200):
-        answer = requests.post(self.base + path, json=body, headers=self.headers, timeout=30)
-        assert answer.status_code == status, answer.text
-        return answer
-
-    def get(self, path: str, v2: bool = False):
-        return requests.get(self.base + path, headers=self.v2_headers if v2 else self.headers, timeout=30)
-
-    def v2(self, path: str, body):
-        answer = requests.post(self.base + path, json=body, headers=self.v2_headers, timeout=30)
-        assert answer.status_code == 201, answer.text
-        return answer.json()["data"]
-
-    def workflow(self, blocks, registered_app: str) -> str:
-        template = self.post("/api/WorkflowTemplate", chain_template(blocks, ["CMAF"])).json()
-        self.post("/api/PublishWorkflowTemplate", {"id": template, "version": None})
-        return self.post("/api/Workflow", {"workflowTemplateId": template,
-                                           "applications": {"CMAF": registered_app}}).json()
-
-    def run(self, workflow_id: str, **extra) -> dict:
-        """Starts a run and waits until it has ended."""
-        location = self.post("/api/RunWorkflow", {"workflowId": workflow_id, **extra}, status=202).headers["Location"]
-
-        def ended():
-            state = self.get(location).json()
-            return state if state["status"] not in ("Queued", "Running") else None
-
-        return wait_for(ended, timeout=40, interval=0.3, what=f"the end of {location}")
 
 
 @pytest.fixture

@@ -4,15 +4,33 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from redis.connection import parse_url
+from sqlalchemy.engine import make_url
 
 import config.default
-from canvas.settings import SettingsError, load_settings, redis_url
+from canvas.settings import SettingsError, embedded_redis_socket, load_settings, redis_url
 
 
 def test_defaults_put_everything_under_the_data_dir(tmp_path):
     settings = load_settings(environ={"CANVAS_DATA_DIR": str(tmp_path)})
     assert settings["DATABASE_URL"] == f"sqlite:///{tmp_path / 'canvas.db'}"
     assert redis_url(settings) == f"unix://{tmp_path / 'redis' / 'redis.sock'}"
+
+
+@pytest.mark.parametrize("name", ["dä ta", "a#b", "a?b=c", "a%41b", "a@b:c", "a;b&c", "a+b", "ø"])
+def test_a_data_dir_of_any_name_gives_urls_that_lead_back_to_it(tmp_path, name):
+    data_dir = tmp_path / name
+    settings = load_settings(environ={"CANVAS_DATA_DIR": str(data_dir)})
+    assert make_url(settings["DATABASE_URL"]).database == str(data_dir / "canvas.db")
+    assert parse_url(redis_url(settings))["path"] == str(data_dir / "redis" / "redis.sock")
+
+
+def test_the_socket_path_limit_counts_bytes_not_characters(tmp_path):
+    """sun_path holds bytes: a path of 'ø' within the limit in characters is twice as long in bytes."""
+    short_in_characters = tmp_path / ("ø" * max(1, 95 - len(str(tmp_path)) - len("/redis/redis.sock")))
+    assert len(str(short_in_characters / "redis" / "redis.sock")) <= 100
+    socket_path = embedded_redis_socket(load_settings(environ={"CANVAS_DATA_DIR": str(short_in_characters)}))
+    assert len(str(socket_path).encode()) <= 100
 
 
 def test_environment_values_are_parsed_by_the_type_of_their_default(tmp_path):
