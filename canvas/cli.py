@@ -30,7 +30,20 @@ def _settings() -> dict:
             click.echo(f"Error: {problem}", err=True)
         sys.exit(2)
     configure_logging(settings["LOG_LEVEL"], settings.get("LOG_FORMAT") or "text")
+    if not os.environ.get("CANVAS_PUBLIC_URL"):
+        settings.update(_running_public_url(settings))
     return settings
+
+
+def _running_public_url(settings: dict) -> dict:
+    """Without CANVAS_PUBLIC_URL, a command beside a live `canvas up` on the same data dir links to where its API
+    serves (the console link `org create` prints, a second worker's e-mails), not to the default port."""
+    from pathlib import Path
+
+    from canvas.supervisor import INSTANCE_FILE_NAME, InstanceFile
+
+    url = InstanceFile(Path(settings["DATA_DIR"]) / INSTANCE_FILE_NAME).running_public_url()
+    return {} if url is None else {"PUBLIC_URL": url}
 
 
 def _refuse_to_start(reason: object) -> NoReturn:
@@ -189,6 +202,7 @@ def up(host: str | None, port: int | None) -> None:
         _in_a_child(_prepare, settings)  # the supervisor stays small: it only starts and watches processes
         metrics_setup.use_shared_dir(settings)  # the API's /metrics shows the worker's and the scheduler's too
         _environment_for_children(host, port)
+        instance.record_public_url(os.environ["CANVAS_PUBLIC_URL"])
         embedded = ensure_redis(settings)
         if embedded is not None:
             instance.record("redis", embedded.process.pid)
@@ -212,9 +226,9 @@ def _claimed_instance(settings: dict):  # noqa: ANN202 - canvas.supervisor.Insta
     """One `canvas up` per data dir: refuse to start beside a live one (exit 2), stop what a dead one left."""
     from pathlib import Path
 
-    from canvas.supervisor import InstanceFile, InstanceRunningError
+    from canvas.supervisor import INSTANCE_FILE_NAME, InstanceFile, InstanceRunningError
 
-    instance = InstanceFile(Path(settings["DATA_DIR"]) / "canvas-up.pid")
+    instance = InstanceFile(Path(settings["DATA_DIR"]) / INSTANCE_FILE_NAME)
     try:
         stopped = instance.claim()
     except InstanceRunningError as exc:

@@ -185,13 +185,18 @@ def _start_time(pid: int) -> str | None:
     return None if fields[0] == "Z" else fields[19]
 
 
+INSTANCE_FILE_NAME, PUBLIC_URL_KEY = "canvas-up.pid", "publicUrl"
+
+
 class InstanceFile:
-    """DATA_DIR/canvas-up.pid: JSON naming the supervisor and each process it started, with their start times. The
-    supervisor holds a lock on DATA_DIR/canvas-up.lock for its life: the kernel drops it however it dies."""
+    """DATA_DIR/canvas-up.pid: JSON naming the supervisor and each process it started, with their start times, and
+    the address its API serves (PUBLIC_URL_KEY). The supervisor holds a lock on DATA_DIR/canvas-up.lock for its life:
+    the kernel drops it however it dies."""
 
     def __init__(self, path: Path):
         self.path = path
         self.processes: dict[str, list] = {}
+        self.public_url: str | None = None
         self._lock = None
 
     def claim(self) -> list[str]:
@@ -209,14 +214,31 @@ class InstanceFile:
             raise InstanceRunningError(f"another `canvas up` (pid {holder}) is running with the data dir "
                                        f"{self.path.parent}; stop it first") from None
         recorded = self._read()
-        stopped = _stop_leftovers({name: entry for name, entry in recorded.items() if name != "supervisor"})
+        stopped = _stop_leftovers({name: entry for name, entry in recorded.items()
+                                   if name not in ("supervisor", PUBLIC_URL_KEY)})
         self.record("supervisor", os.getpid())
         return stopped
 
     def record(self, name: str, pid: int) -> None:
         self.processes[name] = [pid, _start_time(pid)]
+        self._write()
+
+    def record_public_url(self, url: str) -> None:
+        self.public_url = url
+        self._write()
+
+    def running_public_url(self) -> str | None:
+        """The address the live `canvas up` of this data dir serves; None when none runs (or it has not said)."""
+        recorded = self._read()
+        supervisor = recorded.get("supervisor")
+        if not supervisor or _start_time(supervisor[0]) != supervisor[1]:
+            return None
+        return recorded.get(PUBLIC_URL_KEY)
+
+    def _write(self) -> None:
         temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(self.processes))
+        temporary.write_text(json.dumps({**self.processes, **({PUBLIC_URL_KEY: self.public_url}
+                                                              if self.public_url else {})}))
         temporary.replace(self.path)  # a reader never sees half a file
 
     def release(self) -> None:

@@ -35,6 +35,9 @@ def test_canvas_up_serves_authenticate_and_stops_cleanly_on_sigterm(tmp_path):
         assert created.returncode == 0, created.stderr
         keys = json.loads(created.stdout)
         assert set(keys) == {"organizationId", "accountId", "consumer", "secretKey", "consoleLink"}
+        # The link leads to this `canvas up`, on its port (CANVAS_PUBLIC_URL is not set), and works.
+        assert keys["consoleLink"].startswith(f"{base}/console/activate?token=")
+        assert requests.get(keys["consoleLink"], timeout=10).status_code == 200
         headers = {"Consumer": keys["consumer"], "SecretKey": keys["secretKey"]}
         answer = requests.get(f"{base}/api/Authenticate", headers=headers, timeout=10)
         assert (answer.status_code, answer.json()) == (200, True)

@@ -35,11 +35,14 @@ def test_a_new_instance_stops_what_a_dead_one_left_running(tmp_path):
     worker = _leftover()
     worker_group = {worker.pid, *descendants(worker.pid)}
     pid_file = tmp_path / "canvas-up.pid"
-    pid_file.write_text(json.dumps({"supervisor": dead_supervisor,
+    pid_file.write_text(json.dumps({"supervisor": dead_supervisor, "publicUrl": "http://127.0.0.1:1",
                                     "worker": [worker.pid, _start_time(worker.pid)]}))
     instance = InstanceFile(pid_file)
+    assert instance.running_public_url() is None  # its supervisor is dead: nothing serves there
     try:
         stopped = instance.claim()
+        instance.record_public_url("http://127.0.0.1:8123")
+        assert InstanceFile(pid_file).running_public_url() == "http://127.0.0.1:8123"
         worker.wait(10)
         deadline = time.monotonic() + 10
         while any(alive(pid) for pid in worker_group) and time.monotonic() < deadline:
