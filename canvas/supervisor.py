@@ -236,10 +236,16 @@ class InstanceFile:
         return recorded.get(PUBLIC_URL_KEY)
 
     def _write(self) -> None:
+        """A file that cannot be written (a full disk) is no reason to stop serving: what it would have recorded
+        only helps a later `canvas up` stop what this one left, and the lock already keeps a second one out."""
         temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps({**self.processes, **({PUBLIC_URL_KEY: self.public_url}
-                                                              if self.public_url else {})}))
-        temporary.replace(self.path)  # a reader never sees half a file
+        try:
+            temporary.write_text(json.dumps({**self.processes, **({PUBLIC_URL_KEY: self.public_url}
+                                                                  if self.public_url else {})}))
+            temporary.replace(self.path)  # a reader never sees half a file
+        except OSError as error:
+            log.warning("could not update %s (%s): if this `canvas up` dies, the next one may not find all of its "
+                        "processes to stop", self.path, error.strerror or error)
 
     def release(self) -> None:
         if self._read().get("supervisor", [None])[0] == os.getpid():

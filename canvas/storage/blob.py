@@ -7,13 +7,14 @@ the store from CANVAS_BLOB_URL.
 """
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import io
 import mimetypes
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -102,10 +103,13 @@ def validate_key(key: str) -> list[str]:
 
 
 class HashingWriter(io.RawIOBase):
-    """Counts and hashes the bytes on their way to the file, so the blob is never read back to get its checksum."""
+    """Counts and hashes the bytes on their way to the file, so the blob is never read back to get its checksum.
+    `failed` turns the target's OSError into the store's own error: the bytes' source may raise OSError of its own
+    (a remote file read while it writes), which is not the store's."""
 
-    def __init__(self, target: BinaryIO):
+    def __init__(self, target: BinaryIO, failed: Callable[[OSError], Exception] | None = None):
         self._target = target
+        self._failed = failed
         self.size = 0
         self.digest = hashlib.sha256()
 
@@ -117,8 +121,13 @@ class HashingWriter(io.RawIOBase):
         self.digest.update(view)
         self.size += view.nbytes
         written = 0
-        while written < view.nbytes:  # an unbuffered file may take fewer bytes than offered
-            written += self._target.write(view[written:])
+        try:
+            while written < view.nbytes:  # an unbuffered file may take fewer bytes than offered
+                written += self._target.write(view[written:])
+        except OSError as error:
+            if self._failed is None:
+                raise
+            raise self._failed(error) from error
         return view.nbytes
 
 
@@ -151,10 +160,13 @@ class FileSystemBlobStore:
 
     def put(self, key: str, source: Callable[[BinaryIO], Any]) -> StoredBlob:
         def write(temp_path: Path) -> StoredBlob:
-            with open(temp_path, "xb", buffering=0) as raw_file:
-                hashing = HashingWriter(raw_file)
+            with self._own_writes():
+                raw_file = open(temp_path, "xb", buffering=0)  # noqa: SIM115 - closed just below
+            with raw_file:
+                hashing = HashingWriter(raw_file, failed=self._cannot_write)
                 result = write_through(hashing, source)
-                self._sync(raw_file)
+                with self._own_writes():
+                    self._sync(raw_file)
             return StoredBlob(key, hashing.size, hashing.digest.hexdigest(), result)
 
         return self._atomically(key, write)
@@ -170,7 +182,8 @@ class FileSystemBlobStore:
                 raise _CannotLink() from error
             with open(temp_path, "rb") as linked:
                 size, digest = _hash_stream(linked)
-                self._sync(linked)
+                with self._own_writes():
+                    self._sync(linked)
             return StoredBlob(key, size, digest)
 
         try:
@@ -181,11 +194,13 @@ class FileSystemBlobStore:
     def _atomically(self, key: str, fill: Callable[[Path], StoredBlob]) -> StoredBlob:
         """`fill` makes the blob under a temporary name beside the target; then it is renamed into place."""
         target = self.path_for(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        with self._own_writes():
+            target.parent.mkdir(parents=True, exist_ok=True)
         temp_path = target.with_name(f"{TEMP_PREFIX}{os.urandom(8).hex()}")
         try:
             stored = fill(temp_path)
-            os.replace(temp_path, target)
+            with self._own_writes():
+                os.replace(temp_path, target)
         except BaseException:
             temp_path.unlink(missing_ok=True)
             raise
@@ -196,6 +211,18 @@ class FileSystemBlobStore:
     def _sync(self, file: BinaryIO) -> None:
         if self.fsync:
             os.fsync(file.fileno())
+
+    def _cannot_write(self, error: OSError) -> BlobStoreError:
+        """The store's own files cannot be written (disk full, quota, read-only, permissions): what to fix, in the
+        run's error and the worker's log, instead of an unexpected error's traceback."""
+        return BlobStoreError(f"CANVAS_BLOB_URL: cannot write to {self.root} ({error.strerror or error})")
+
+    @contextlib.contextmanager
+    def _own_writes(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as error:
+            raise self._cannot_write(error) from error
 
     def open(self, key: str) -> BinaryIO:
         path = self.path_for(key)
@@ -235,7 +262,7 @@ class FileSystemBlobStore:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as error:
-            raise BlobStoreError(f"CANVAS_BLOB_URL: cannot write to {self.root} ({error.strerror or error})") from None
+            raise self._cannot_write(error) from None
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -16,7 +16,16 @@ import requests
 from cryptography.fernet import Fernet
 
 from canvas.supervisor import InstanceFile
-from tests.process_tools import alive, arguments_of, canvas_env, descendants, free_port, run_canvas, wait_for_http
+from tests.process_tools import (
+    alive,
+    arguments_of,
+    canvas_env,
+    descendants,
+    free_port,
+    run_canvas,
+    start_canvas,
+    wait_for_http,
+)
 
 pytestmark = pytest.mark.slow
 CANVAS_SCRIPT = Path(sys.executable).with_name("canvas")  # the installed entry point, as a user starts it
@@ -148,3 +157,35 @@ def test_canvas_up_from_a_folder_with_a_canvas_directory_then_sigkill_leaves_no_
     successor = InstanceFile(data_dir / "canvas-up.pid")
     assert successor.claim() == []
     successor.release()
+
+
+def _worker_of(supervisor: int) -> int | None:
+    return next((pid for pid in descendants(supervisor) if _cmdline_of(pid).endswith("-m canvas worker ")), None)
+
+
+def test_a_worker_that_dies_while_the_pid_file_cannot_be_written_comes_back_and_canvas_up_stays(tmp_path):
+    """A full disk made the supervisor's record of the restarted worker raise, which ended `canvas up` and everything
+    it ran. Simulated here by a directory where the pid file's temporary copy is written."""
+    data_dir, port = tmp_path / "data", free_port()
+    process = start_canvas("up", "--port", str(port), env=canvas_env(data_dir, CANVAS_API_WORKERS="1"),
+                           log_path=tmp_path / "up.log")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/healthz", process)
+        _wait_for_workers_and_scheduler(base)
+        first = _worker_of(process.pid)
+        (data_dir / "canvas-up.tmp").mkdir()
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while _worker_of(process.pid) in (None, first) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        second = _worker_of(process.pid)
+        assert second not in (None, first), (tmp_path / "up.log").read_text()[-3000:]
+        time.sleep(2)  # time to die, for a supervisor that would
+        assert process.poll() is None and alive(second), (tmp_path / "up.log").read_text()[-3000:]
+        assert requests.get(f"{base}/healthz", timeout=10).json()["redis"] == "ok"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        exit_code = process.wait(60)
+    assert exit_code == 0
+    assert "could not update " in (tmp_path / "up.log").read_text()

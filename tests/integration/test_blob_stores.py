@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
+import subprocess
+import sys
 import tracemalloc
 
 import pytest
@@ -242,6 +245,43 @@ def test_the_file_store_check_says_where_it_cannot_write(tmp_path):
     (tmp_path / "a-file").write_text("not a folder")
     with pytest.raises(BlobStoreError, match=r"^CANVAS_BLOB_URL: cannot write to .*a-file/blobs"):
         FileSystemBlobStore(tmp_path / "a-file" / "blobs").check()
+
+
+# A real process whose files may not grow past 64 KiB (RLIMIT_FSIZE: the kernel answers EFBIG, as a full disk answers
+# ENOSPC; Python ignores SIGXFSZ): the store's own write fails, then a source's own OSError (a remote file that went
+# away while it was copied), which is not the store's.
+FILES_CANNOT_GROW = """
+import json, os, resource, sys
+from canvas.storage.blob import FileSystemBlobStore
+
+store = FileSystemBlobStore(sys.argv[1], fsync=False)
+store.put("keep/me", lambda sink: sink.write(b"the old blob"))
+resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
+
+def remote_went_away(sink):
+    sink.write(b"x" * 1024)
+    raise ConnectionResetError(104, "the remote file went away")
+
+outcome = {}
+for name, source in [("store", lambda sink: sink.write(b"x" * 1024 * 1024)), ("source", remote_went_away)]:
+    try:
+        store.put("keep/me", source)
+    except Exception as error:
+        outcome[name] = [type(error).__name__, str(error)]
+print(json.dumps(outcome))
+"""
+
+
+def test_the_file_store_says_so_when_its_files_cannot_be_written(tmp_path):
+    root = tmp_path / "blobs"
+    finished = subprocess.run([sys.executable, "-c", FILES_CANNOT_GROW, str(root)], capture_output=True, text=True,
+                              timeout=60)
+    assert finished.returncode == 0, finished.stderr
+    outcome = json.loads(finished.stdout)
+    assert outcome["store"] == ["BlobStoreError", f"CANVAS_BLOB_URL: cannot write to {root} (File too large)"]
+    assert outcome["source"] == ["ConnectionResetError", "[Errno 104] the remote file went away"]
+    assert [path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()] == ["keep/me"]
+    assert (root / "keep" / "me").read_bytes() == b"the old blob"
 
 
 def test_block_outputs_are_stored_and_loaded_on_s3(s3_store, tmp_path):
