@@ -11,12 +11,31 @@ from __future__ import annotations
 import logging
 import threading
 import time
+
 import redis
+from redis._parsers.base import BaseParser
+from redis.exceptions import MasterDownError
 from sqlalchemy import exc as sqlalchemy_errors
 
 FIRST_RETRY_SECONDS = 1.0
-# ConnectionError covers "loading the dataset" too; ReadOnlyError is a replica answering during a failover.
-REDIS_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError)
+
+
+class RedisWritesRefusedError(redis.ResponseError):
+    """MISCONF: Redis refuses every write because it cannot save its data (a full disk under its append-only file or
+    snapshot) until it can again."""
+
+
+# redis-py names most of Redis's error replies by class (OOM, READONLY, LOADING...) but leaves MISCONF a plain
+# ResponseError, which says "a bad command" as much as "Redis is in trouble": registered here so that it has a class
+# `except` can name. Every parser of redis-py (RESP2, RESP3, hiredis) reads this one table.
+_RESPONSE_ERRORS = BaseParser.EXCEPTION_CLASSES
+_RESPONSE_ERRORS.setdefault("MISCONF", RedisWritesRefusedError)
+
+# Redis cannot serve this process now, and will again without a change here: gone or restarting (ConnectionError,
+# "loading the dataset" among them), too slow, a replica during a failover (READONLY, MASTERDOWN), or refusing writes
+# while it is full (OOM at maxmemory) or cannot save (MISCONF). Work waits for it instead of failing.
+REDIS_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, MasterDownError,
+                     redis.OutOfMemoryError, RedisWritesRefusedError)
 
 
 def unreachable_service(error: BaseException) -> str | None:

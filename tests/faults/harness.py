@@ -180,6 +180,34 @@ class RedisServer:
             connection.close()
         self.events.append((time.monotonic(), "flushall"))
 
+    def refuse_writes(self, seconds: float, why: str) -> None:
+        """Redis answers every write with an error for a while: full (`why` "full": maxmemory reached under
+        noeviction, "OOM command not allowed"), or unable to save its data ("cannot save": MISCONF, as on a full
+        disk; here its snapshot fails because its directory is gone)."""
+        connection = self.client()
+        try:
+            if why == "full":
+                connection.config_set("maxmemory-policy", "noeviction")
+                connection.config_set("maxmemory", "1")
+            else:
+                connection.config_set("save", "3600 1")
+                connection.config_set("stop-writes-on-bgsave-error", "yes")
+                shutil.rmtree(self.data_dir)  # its working directory: the snapshot's file cannot be made
+                connection.bgsave()
+                while connection.info("persistence")["rdb_last_bgsave_status"] != "err":
+                    time.sleep(0.02)
+            self.events.append((time.monotonic(), "refusing writes"))
+            time.sleep(seconds)
+            if why == "full":
+                connection.config_set("maxmemory", "0")
+            else:
+                connection.config_set("stop-writes-on-bgsave-error", "no")
+                connection.config_set("save", "")
+                self.data_dir.mkdir()
+            self.events.append((time.monotonic(), "accepting writes"))
+        finally:
+            connection.close()
+
     def dbsize(self) -> int:
         connection = self.client()
         try:

@@ -163,14 +163,17 @@ REDIS_FAULTS = {
     "keep": "Redis restarted keeping its data",
     "lose": "Redis restarted losing its data",
     "flushall": "Redis FLUSHALL",
+    "full": "Redis full (OOM at maxmemory)",
+    "cannot save": "Redis unable to save (MISCONF)",
 }
 
 
 @pytest.mark.parametrize("how", list(REDIS_FAULTS))
 def test_redis_restarts_with_runs_queued_and_running(fault_scenario, how):
     """Two runs waiting in block 2, three queued, then Redis goes: restarted after 5 s with its append-only file
-    (keep), restarted after 5 s on an empty directory (lose), or emptied by FLUSHALL. The running runs finish (during
-    the outage, for the restarts) and succeed; the queued ones run, once each, also when their jobs were lost."""
+    (keep), restarted after 5 s on an empty directory (lose), emptied by FLUSHALL, or refusing every write for 5 s,
+    full or unable to save. The running runs finish (during the outage, for the restarts) and succeed; the queued ones run, once
+    each, also when their jobs were lost."""
     scenario = fault_scenario(REDIS_FAULTS[how])
     scenario.start_processes(workers=2, schedulers=1)
     workflows = scenario.make_workflows(5, delay_seconds=4)
@@ -181,6 +184,8 @@ def test_redis_restarts_with_runs_queued_and_running(fault_scenario, how):
     scenario.fault_begins()
     if how == "flushall":
         scenario.redis_server.flushall()
+    elif how in ("full", "cannot save"):
+        scenario.redis_server.refuse_writes(seconds=5, why=how)
     else:
         scenario.redis_server.restart(keep_data=how == "keep", down_seconds=5)
     scenario.fault_ends()
