@@ -4,11 +4,12 @@ that may restart or lose its data):
 * A Running run whose lease has not been renewed for ``LOST_RUN_GRACE_SECONDS`` has lost its worker (killed, paused,
   cut off from the database). Its lease is revoked and the run failed "worker lost" in one conditional statement, so
   a worker that comes back finds its writes refused (canvas.execution.lease) and stops.
-* A Queued run whose RQ job is not waiting in Redis (lost with Redis's data, or failed before any worker claimed the
-  run) and that has waited longer than the grace period is queued again under the same run id, at most
-  ``REQUEUE_LIMIT`` times; then it is failed with a reason a person understands. A duplicate job is harmless: only
-  one claim of a Queued run can succeed. A scheduled run that could not be queued in time follows its workflow's
-  misfire policy: under ``skip`` it is not run late (it ends Cancelled, its occurrences recorded missed).
+* A Queued run whose RQ job is not waiting in Redis (lost with Redis's data, failed before any worker claimed the
+  run, or taken by a worker that could not start it) and that has waited longer than the grace period is queued
+  again under the same run id, at most ``REQUEUE_LIMIT`` times; then it is failed with a reason a person
+  understands. A duplicate job is harmless: only one claim of a Queued run can succeed. A scheduled run that could
+  not be queued in time follows its workflow's misfire policy: under ``skip`` it is not run late (it ends
+  Cancelled, its occurrences recorded missed).
 
 Every worker and every scheduler runs this every ``REAPER_INTERVAL_SECONDS``; two of them acting on one run is
 harmless, since every change is conditional on what the reaper saw.
@@ -138,9 +139,10 @@ def recover_stranded_runs(database: Database, connection: redis.Redis, config: R
             .where(WorkflowRun.status == "Queued", last_sent < cutoff)
             .order_by(last_sent).limit(RECOVERY_BATCH)))
     job_states = _job_states(connection, [row[0] for row in waiting])
+    taken = _taken_not_started(connection) if waiting else set()
     recovered = []
     for run_id, workflow_id, dispatched, scheduled_times, misfire_policy in waiting:
-        why = _not_waiting(job_states[run_id])
+        why = _not_waiting(job_states[run_id], str(run_id) in taken)
         if why is None:
             continue
         if misfire_policy == "skip" and _too_late(scheduled_times, config.misfire_grace_seconds):
@@ -166,10 +168,23 @@ def _job_states(connection: redis.Redis, run_ids: list[uuid.UUID]) -> dict[uuid.
     return {run_id: state.decode() if isinstance(state, bytes) else state for run_id, state in zip(run_ids, states)}
 
 
-def _not_waiting(state: str | None) -> str | None:
+def _taken_not_started(connection: redis.Redis) -> set[str]:
+    """The jobs a worker has taken from the queue and not (yet) started: RQ moves a job to the queue's intermediate
+    list as it takes it, and out once the job is in its started registry. A worker that could not write that step
+    (Redis refusing writes, a worker killed in between) leaves it there, its status still "queued": RQ's own cleanup
+    fails it only some ten minutes later. In the reaper's eyes (a run Queued past the grace period) it is stuck;
+    were it starting after all, queueing it again is harmless, as a duplicate job is."""
+    queue = Queue(RUN_QUEUE, connection=connection)
+    return {job_id.decode() if isinstance(job_id, bytes) else job_id
+            for job_id in connection.lrange(queue.intermediate_queue_key, 0, -1)}
+
+
+def _not_waiting(state: str | None, taken: bool) -> str | None:
     """Why the run's job will not reach a worker, or None while it is waiting in the queue."""
     if state is None:
         return "is no longer in Redis"
+    if taken and state == JobStatus.QUEUED.value:
+        return "was taken from the queue by a worker that could not start it"
     if state in WAITING_JOB_STATES:
         return None
     return f"is {state} in Redis but the run never started"
@@ -181,6 +196,7 @@ def _queue_again(database: Database, connection: redis.Redis, run_id: uuid.UUID,
     happen, since the count is conditional on the value seen."""
     queue = Queue(RUN_QUEUE, connection=connection)
     FailedJobRegistry(queue=queue).remove(str(run_id))  # a job that failed before its claim: not failed any more
+    connection.lrem(queue.intermediate_queue_key, 1, str(run_id))  # nor taken: RQ's cleanup would fail it later
     enqueue_jobs(connection, [run_job(run_id, workflow_id)])
     with database.transaction() as session:
         changed = session.execute(update(WorkflowRun)

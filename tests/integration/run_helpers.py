@@ -76,7 +76,10 @@ def run_and_work(client, app, headers, workflow_id: str, **extra) -> dict:
 
 
 def empty_queue(app) -> None:
-    Queue(RUN_QUEUE, connection=rq_connection(app)).empty()
+    """The jobs waiting, and those a worker took without starting them (RQ's intermediate list)."""
+    queue = Queue(RUN_QUEUE, connection=rq_connection(app))
+    queue.empty()
+    queue.connection.delete(queue.intermediate_queue_key)
 
 
 def worker_env(settings: dict) -> dict:

@@ -337,3 +337,32 @@ def test_a_lease_that_expired_in_an_outage_holds_while_patient_and_is_renewed_on
         writer.engine, now[0] = away, now[0] + 6.0  # away again, longer than deadline + patience
         assert not writer.confirm()
     assert not lease.revoked  # nobody took the run: it was given up for want of the database
+
+
+def test_a_job_a_worker_took_but_could_not_start_is_queued_again_and_runs_once(client, app, org):
+    """RQ moves a job to the queue's intermediate list as a worker takes it; a worker that cannot write the next
+    step (Redis refusing writes: a full disk) leaves it there, its status "queued", and the run stayed Queued for
+    good in the reaper's eyes."""
+    from tests.integration.run_helpers import work_off
+
+    run_id = queued_run(client, org, [THREE_BLOCKS[0]])
+    queue, connection = queue_of(app), rq_connection(app)
+    assert connection.lmove(queue.key, queue.intermediate_queue_key) == str(run_id).encode()  # as a worker takes it
+    age(app, run_id)
+    services = app.extensions["canvas"]
+    config = ReaperConfig.from_settings(app.config["CANVAS_SETTINGS"])
+    assert reap_lost_runs(services.db, connection, config) == [run_id]
+    assert connection.lrange(queue.intermediate_queue_key, 0, -1) == []
+    assert queue.job_ids == [str(run_id)] and run_row(app, run_id).dispatch_count == 2
+    work_off(app)
+    assert run_row(app, run_id).status == "Succeeded"
+    assert [block.status for block in block_runs(app, run_id)] == ["Succeeded"]
+
+
+def test_a_job_taken_while_its_run_is_recent_is_left_to_its_worker(client, app, org):
+    run_id = queued_run(client, org, [THREE_BLOCKS[0]])
+    queue, connection = queue_of(app), rq_connection(app)
+    connection.lmove(queue.key, queue.intermediate_queue_key)
+    services = app.extensions["canvas"]
+    assert reap_lost_runs(services.db, connection, ReaperConfig.from_settings(app.config["CANVAS_SETTINGS"])) == []
+    assert connection.lrange(queue.intermediate_queue_key, 0, -1) == [str(run_id).encode()]
