@@ -70,6 +70,37 @@ def _check_before_start(settings: dict) -> None:
             parse_key_list(settings["SECRET_KEYS"], source=SETTING_NAME)  # its errors never quote a key
     except (BlobStoreError, SettingsError, ValueError) as exc:
         _refuse_to_start(exc)
+    refused = _redis_refusal(settings.get("REDIS_URL"))
+    if refused is not None:
+        _refuse_to_start(refused)
+
+
+def _redis_refusal(url: str | None) -> str | None:
+    """A configured Redis that answers but refuses the credentials of CANVAS_REDIS_URL (a wrong password, none where
+    one is required): waiting cannot mend that, as it mends an outage, so the process does not start. An
+    unreachable Redis is waited for as ever; the embedded one (no URL) is this machine's own."""
+    if not url:
+        return None
+    from urllib.parse import urlsplit
+
+    import redis
+
+    from canvas.queueing.connections import redis_client
+    from canvas.settings import without_password
+
+    client = redis_client(url, socket_connect_timeout=2, socket_timeout=5)
+    try:
+        client.ping()
+    except redis.AuthenticationError as error:  # WRONGPASS, NOAUTH
+        shown = without_password(url)
+        if urlsplit(url).password is None:
+            return f"CANVAS_REDIS_URL: Redis at {shown} requires a password, and the URL gives none"
+        return f"CANVAS_REDIS_URL: Redis at {shown} refused the credentials: {_first_line(error, None)}"
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+    return None
 
 
 def _in_a_child(step: Callable[..., object], *args: object) -> None:

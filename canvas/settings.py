@@ -174,7 +174,7 @@ def _url_problems(settings: Mapping[str, Any]) -> list[str]:
             continue
         problem = _url_problem(str(value), schemes)
         if problem:
-            problems.append(f"{ENV_PREFIX}{name} {problem}; got {_without_password(str(value))!r}")
+            problems.append(f"{ENV_PREFIX}{name} {problem}; got {without_password(str(value))!r}")
     return problems
 
 
@@ -192,7 +192,7 @@ def _url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
     return None
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
     """A URL as it may be shown in an error line: a password in it is replaced (secrets never reach a log)."""
     try:
         parts = urlsplit(url)

@@ -189,3 +189,62 @@ def test_a_worker_that_dies_while_the_pid_file_cannot_be_written_comes_back_and_
         exit_code = process.wait(60)
     assert exit_code == 0
     assert "could not update " in (tmp_path / "up.log").read_text()
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def redis_with_a_password(tmp_path):
+    """A redis-server of the test's own that requires the password "right-Pw"; yields its port."""
+    from canvas.queueing.embedded import redis_server_binary
+
+    port = free_port()
+    server = subprocess.Popen([redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                               "--requirepass", "right-Pw", "--dir", str(tmp_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 15
+        while not _accepts(port):
+            assert server.poll() is None and time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(15)
+
+
+@pytest.mark.parametrize("command", ["worker", "scheduler", "api", "up"])
+def test_a_redis_that_refuses_the_password_refuses_to_start_with_one_line_never_the_password(
+        tmp_path, redis_with_a_password, command):
+    """Every process waited for it forever, logging "Redis is unreachable (AuthenticationError)", as for an outage
+    that would pass."""
+    url = f"redis://:wrong-Pw@127.0.0.1:{redis_with_a_password}/0"
+    result = run_canvas(command, env=canvas_env(tmp_path / "data", CANVAS_REDIS_URL=url))
+    assert one_error_line(result) == (f"Error: CANVAS_REDIS_URL: Redis at redis://:***@127.0.0.1:"
+                                      f"{redis_with_a_password}/0 refused the credentials: invalid "
+                                      "username-password pair or user is disabled.")
+    assert "wrong-Pw" not in result.stderr + result.stdout
+
+
+def test_a_redis_url_without_the_password_it_needs_says_so(tmp_path, redis_with_a_password):
+    url = f"redis://127.0.0.1:{redis_with_a_password}/0"
+    error = one_error_line(run_canvas("worker", env=canvas_env(tmp_path / "data", CANVAS_REDIS_URL=url)))
+    assert error == f"Error: CANVAS_REDIS_URL: Redis at {url} requires a password, and the URL gives none"
+
+
+def test_the_right_password_starts_the_worker(tmp_path, redis_with_a_password):
+    url = f"redis://:right-Pw@127.0.0.1:{redis_with_a_password}/0"
+    worker = start_canvas("worker", env=canvas_env(tmp_path / "data", CANVAS_REDIS_URL=url),
+                          log_path=tmp_path / "worker.log")
+    try:
+        deadline = time.monotonic() + 60
+        while "Listening on canvas-runs" not in (tmp_path / "worker.log").read_text() and worker.poll() is None:
+            assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
+            time.sleep(0.2)
+        assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
