@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from canvas.schema_version import SCHEMA_HEAD, database_revision
+from canvas.schema_version import SCHEMA_HEAD, database_revision, is_newer, warn_newer
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 0x63616E7661735F6D  # "canvas_m": the PostgreSQL advisory lock every migrating process takes
@@ -36,7 +36,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         if connection.dialect.name == "postgresql":  # released when the transaction ends
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         # Read without alembic's context (it logs two lines) or its script directory (~140 ms to load)
-        if database_revision(connection) == SCHEMA_HEAD:
+        current = database_revision(connection)
+        if current == SCHEMA_HEAD:
+            return
+        if is_newer(current):  # alembic would fail on a revision it does not know, with a traceback
+            warn_newer("migrations", current, doing="nothing to migrate")
             return
         config.attributes["connection"] = connection
         log.info("applying database migrations up to %s", revision)

@@ -57,9 +57,19 @@ def wait_for_schema(engine: Engine, who: str, stop: threading.Event) -> bool:
     return False
 
 
+def is_newer(revision: str | None) -> bool:
+    """The schema is ahead of this release: a newer release migrated it (a rolling upgrade, or this machine rolled
+    back). Nothing here can migrate it, nor should try: alembic does not know the revision."""
+    return revision is not None and revision > SCHEMA_HEAD
+
+
+def warn_newer(who: str, revision: str, doing: str = "starting") -> None:
+    log.warning("%s: the database schema is at revision %s, newer than this release's %s (a newer release "
+                "migrated it): %s; upgrade this machine", who, revision, SCHEMA_HEAD, doing)
+
+
 def _ready(who: str, revision: str, waited: bool) -> None:
-    if revision > SCHEMA_HEAD:
-        log.warning("%s: the database schema is at revision %s, newer than this release's %s (a newer release "
-                    "migrated it): starting; upgrade this machine", who, revision, SCHEMA_HEAD)
+    if is_newer(revision):
+        warn_newer(who, revision)
     elif waited:
         log.info("%s: the database schema is at revision %s now: starting", who, revision)

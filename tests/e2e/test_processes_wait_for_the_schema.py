@@ -72,3 +72,21 @@ def test_stopped_while_it_waits_it_exits_at_once(new_database, tmp_path, command
     finally:
         process.kill()  # a no-op once it has exited
     assert "Traceback" not in (tmp_path / f"{command}.log").read_text()
+
+
+def test_a_schema_a_newer_release_migrated_is_left_as_it_is_with_a_warning(new_database, tmp_path):
+    """Rolled back, or one machine not yet upgraded: every command that migrates died with alembic's traceback
+    ("Can't locate revision identified by ..."). Now they say so and go on, as workers and schedulers do."""
+    import sqlite3
+
+    assert run_canvas("db", "upgrade", env=new_database).returncode == 0
+    newer = f"{int(SCHEMA_HEAD) + 1:04d}"
+    with sqlite3.connect(tmp_path / "data" / "canvas.db") as connection:
+        connection.execute("UPDATE alembic_version SET version_num = ?", (newer,))
+    upgraded = run_canvas("db", "upgrade", env=new_database)
+    assert (upgraded.returncode, upgraded.stdout.strip()) == (0, f"database at revision {newer}"), upgraded.stderr
+    assert "Traceback" not in upgraded.stderr
+    assert (f"migrations: the database schema is at revision {newer}, newer than this release's {SCHEMA_HEAD} (a "
+            "newer release migrated it): nothing to migrate; upgrade this machine") in upgraded.stderr
+    created = run_canvas("org", "create", "--name", "Later", "--admin-email", "later@example.com", env=new_database)
+    assert created.returncode == 0 and "Traceback" not in created.stderr, created.stderr
