@@ -161,12 +161,20 @@ def _migrated_database(settings: dict):  # noqa: ANN202
     try:
         migrate.upgrade(database.engine)
     except Exception as error:
+        url, reason = database.engine.url, _first_line(getattr(error, "orig", error), database.engine.url.password)
+        if getattr(getattr(error, "orig", None), "sqlstate", None) == INSUFFICIENT_PRIVILEGE:
+            database.dispose()
+            _refuse_to_start(f"CANVAS_DATABASE_URL: user {url.username} may not create Canvas's tables in the "
+                             f"database at {url!r}: {reason}. Make it the database's owner (ALTER DATABASE "
+                             f"{url.database} OWNER TO {url.username}), or grant it CREATE on the schema")
         if unreachable_service(error) != "the database":
             raise
         database.dispose()
-        _refuse_to_start(f"CANVAS_DATABASE_URL: the database at {database.engine.url!r} cannot be reached: "
-                         f"{_first_line(getattr(error, 'orig', error), database.engine.url.password)}")
+        _refuse_to_start(f"CANVAS_DATABASE_URL: the database at {url!r} cannot be reached: {reason}")
     return database
+
+
+INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE: since PostgreSQL 15 only a schema's owner may create in it
 
 
 def _first_line(error: BaseException, password: str | None) -> str:

@@ -85,3 +85,33 @@ def test_a_database_already_at_head_is_left_alone_without_a_line_from_alembic(tm
             assert database_revision(connection) == head_revision()
     finally:
         engine.dispose()
+
+
+def test_a_user_who_may_not_create_tables_gets_one_line_saying_what_to_grant(empty_postgres_database, tmp_path):
+    """Since PostgreSQL 15 only the owner of the `public` schema (the database's owner) may create in it: a
+    deployment's own role got a traceback of 118 lines, the CREATE TABLE it tried among them."""
+    from tests.process_tools import run_canvas
+
+    role, database = f"canvas_np_{uuid.uuid4().hex[:8]}", make_url(empty_postgres_database).database
+    url = make_url(empty_postgres_database).set(username=role, password=None)
+    env = canvas_env(tmp_path / "data", CANVAS_DATABASE_URL=url.render_as_string(hide_password=False))
+    admin = create_engine(empty_postgres_database, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE ROLE "{role}" LOGIN'))
+            connection.execute(text("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))  # as PostgreSQL 15 has it
+        refused = run_canvas("db", "upgrade", env=env)
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+        [error] = [line for line in refused.stderr.splitlines() if line.startswith("Error:")]
+        assert error == (f"Error: CANVAS_DATABASE_URL: user {role} may not create Canvas's tables in the database at "
+                         f"{url!r}: permission denied for schema public. Make it the database's owner (ALTER "
+                         f"DATABASE {database} OWNER TO {role}), or grant it CREATE on the schema")
+        with admin.connect() as connection:
+            connection.execute(text(f'GRANT CREATE ON SCHEMA public TO "{role}"'))
+        upgraded = run_canvas("db", "upgrade", env=env)
+        assert upgraded.stdout.strip() == f"database at revision {head_revision()}", upgraded.stderr[-3000:]
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP OWNED BY "{role}"'))
+            connection.execute(text(f'DROP ROLE "{role}"'))
+        admin.dispose()
