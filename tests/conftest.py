@@ -120,30 +120,15 @@ def postgres_database_url(migrated_database, request) -> Iterator[str]:
         yield migrated_database
         return
     from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import OperationalError
 
     from canvas import migrate
+    from tests.servers.postgres import temporary_database
 
-    server_url = request.getfixturevalue("postgres_server_url")
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
-    name = f"canvas_test_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as error:
-        admin.dispose()
-        pytest.fail(f"PostgreSQL at {server_url} is needed (or CANVAS_TEST_DATABASE_URL naming one): {error.orig}")
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    try:
+    with temporary_database(request.getfixturevalue("postgres_server_url"), "canvas_test") as url:
         engine = create_engine(url)
         migrate.upgrade(engine)
         engine.dispose()
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture()

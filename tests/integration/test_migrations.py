@@ -18,6 +18,7 @@ from canvas.migrate import head_revision
 from canvas.models import Base
 from canvas.schema_version import database_revision
 from tests.process_tools import canvas_env
+from tests.servers.postgres import temporary_database
 
 
 def test_the_migrated_schema_is_the_models_schema(migrated_database):
@@ -35,17 +36,8 @@ MIGRATORS = 4
 
 @pytest.fixture
 def empty_postgres_database(postgres_server_url) -> Iterator[str]:
-    admin = create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
-    name = f"canvas_migrate_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(postgres_server_url).set(drivername="postgresql+psycopg", database=name).render_as_string(
-            hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_database(postgres_server_url, "canvas_migrate") as url:
+        yield url
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])

@@ -172,3 +172,29 @@ def _unprivileged_account() -> pwd.struct_passwd:
         except KeyError:
             continue
     raise NoPostgresBinaries("running as root with neither a postgres nor a nobody account to run PostgreSQL as")
+
+
+@contextmanager
+def temporary_database(server_url: str, prefix: str) -> Iterator[str]:
+    """An empty database of its own on the server, dropped (its connections with it) on the way out: the URL, with
+    the psycopg driver. Fails the test, saying what is needed, when the server cannot be reached."""
+    import pytest
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    name = f"{prefix}_{os.urandom(6).hex()}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as error:
+        admin.dispose()
+        pytest.fail(f"PostgreSQL at {server_url} is needed (or CANVAS_TEST_DATABASE_URL naming one): {error.orig}")
+    try:
+        yield make_url(server_url).set(drivername="postgresql+psycopg", database=name).render_as_string(
+            hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
