@@ -419,12 +419,15 @@ def worker(worker_class: str | None, burst: bool, max_jobs: int | None, name: st
     settings = _settings()
     _in_a_child(_check_before_start, settings)  # a store's client library loads with the first run that needs it
     _metrics(settings, "worker", metrics_port)
+    from canvas.queueing.worker import WorkerNameTakenError
     from workers.worker import run_worker  # after _metrics: it loads the metrics
 
     embedded = ensure_redis(settings)
     try:
         sys.exit(run_worker(worker_class=worker_class, burst=burst, name=name, max_jobs=max_jobs,
                             with_rq_scheduler=with_rq_scheduler))
+    except WorkerNameTakenError as taken:
+        _refuse_to_start(taken)
     finally:
         if embedded is not None:
             embedded.stop()

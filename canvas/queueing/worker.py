@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
+from pathlib import Path
 from typing import NoReturn
 
 from redis import Redis
@@ -369,9 +370,33 @@ class OutageTolerantWorker:
         self._keeper.start()
 
     def register_birth(self) -> None:
+        self._clear_a_dead_namesake()
         super().register_birth()
         with self._registration_lock:
             self._registered = True
+
+    def _clear_a_dead_namesake(self) -> None:
+        """RQ refuses a worker whose name a live registration holds ("There exists an active worker named ...
+        already"), and a worker killed (kill -9, a crash) leaves its registration for RQ's worker TTL, about eight
+        minutes: a supervisor restarting a worker started with --name crash-looped until then. When that worker ran
+        on this machine and its process is gone, its registration is cleared; a live one refuses this start in
+        words (WorkerNameTakenError)."""
+        fields = self.connection.hmget(self.key, "hostname", "pid", "death")
+        hostname, pid, death = (value.decode() if isinstance(value, bytes) else value for value in fields)
+        if hostname is None or death is not None:
+            return
+        here = hostname == self.hostname
+        if here and pid and pid.isdigit() and (int(pid) == os.getpid() or not _a_canvas_process(int(pid))):
+            if int(pid) != os.getpid():
+                log.warning("worker %s: a previous worker of this name (pid %s) ended without saying so; its "
+                            "registration is cleared", self.name, pid)
+            with self.connection.pipeline() as pipeline:
+                worker_registration.unregister(self, pipeline)
+                pipeline.delete(self.key)
+                pipeline.execute()
+            return
+        raise WorkerNameTakenError(f"a worker named {self.name!r} is already running (pid {pid} on {hostname}); stop "
+                                   f"it, or start this one with another --name")
 
     def register_death(self) -> None:
         """Tolerates a lost Redis: ``retire`` registers the death later, before a new loop under the same name."""
@@ -671,3 +696,15 @@ def stop_on_signals(stop: threading.Event) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+
+
+class WorkerNameTakenError(RuntimeError):
+    """Another live worker holds this worker's name."""
+
+
+def _a_canvas_process(pid: int) -> bool:
+    """A live process of Canvas's (not one that took over a dead worker's pid)."""
+    try:
+        return b"canvas" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False

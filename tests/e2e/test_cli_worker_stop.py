@@ -3,12 +3,16 @@ or is ended at once "Failed" with the reason; never left "Running"."""
 from __future__ import annotations
 
 import signal
+import socket
+import subprocess
+import sys
 import time
+import uuid
 
 import pytest
 
 from tests.integration.run_helpers import (
-    THREE_BLOCKS, make_workflow, run, start_worker, stop_worker, wait_for, worker_env,
+    THREE_BLOCKS, kill_worker, make_workflow, run, start_worker, stop_worker, wait_for, worker_env,
 )
 from tests.process_tools import alive, descendants, free_port, start_canvas, wait_for_http
 
@@ -100,3 +104,36 @@ def test_ctrl_c_on_canvas_up_during_a_long_block_ends_the_run_and_every_process(
     assert ended["error"] == "stopped: the worker was shut down (SIGTERM) before the run finished (stop timeout 3 s)"
     assert [pid for pid in children if alive(pid)] == []
     assert "did not stop within" not in (tmp_path / "up.log").read_text()  # nothing killed for overrunning the grace
+
+
+def test_a_named_worker_killed_starts_again_under_its_name_and_a_live_namesake_is_refused(client, app, org, tmp_path):
+    """kill -9 leaves RQ's registration of the worker for some eight minutes, and RQ refused a new worker of that
+    name until then ("There exists an active worker named ... already", a traceback, exit 1): a supervisor
+    restarting a worker started with --name crash-looped."""
+    settings, name = app.config["CANVAS_SETTINGS"], f"named-{uuid.uuid4().hex[:8]}"
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+
+    def listening(log_path) -> bool:  # noqa: ANN001
+        return log_path.exists() and "Listening on" in log_path.read_text()
+
+    first = start_worker(settings, logs[0], "--name", name)
+    try:
+        wait_for(lambda: listening(logs[0]), what="the first worker listening")
+    finally:
+        kill_worker(first)
+    second = start_worker(settings, logs[1], "--name", name)
+    try:
+        wait_for(lambda: listening(logs[1]) or second.poll() is not None, what="the second worker listening")
+        assert second.poll() is None, logs[1].read_text()[-3000:]
+        assert f"a previous worker of this name (pid {first.pid}) ended without saying so" in logs[1].read_text()
+        location = run(client, org.admin_headers, make_workflow(client, org.admin_headers, [THREE_BLOCKS[0]]))
+        wait_for(lambda: _state(client, org.admin_headers, location.headers["Location"])["status"] == "Succeeded",
+                 what="a run on the second worker")
+        third = subprocess.run([sys.executable, "-m", "canvas", "worker", "--name", name], env=worker_env(settings),
+                               capture_output=True, text=True, timeout=60)
+        assert third.returncode == 2 and "Traceback" not in third.stderr, third.stderr[-3000:]
+        assert third.stderr.strip().splitlines()[-1] == (
+            f"Error: a worker named {name!r} is already running (pid {second.pid} on {socket.gethostname()}); stop "
+            "it, or start this one with another --name")
+    finally:
+        stop_worker(second)
