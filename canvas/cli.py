@@ -243,6 +243,7 @@ def up(host: str | None, port: int | None) -> None:
         _environment_for_children(host, port)
         instance.record_public_url(os.environ["CANVAS_PUBLIC_URL"])
         embedded = ensure_redis(settings)
+        kept = [] if embedded is None else [_embedded_redis_child(embedded)]
         if embedded is not None:
             instance.record("redis", embedded.process.pid)
         try:
@@ -250,7 +251,7 @@ def up(host: str | None, port: int | None) -> None:
             children = [Child("api", canvas_command("api", *bind)), Child("worker", canvas_command("worker")),
                         Child("scheduler", canvas_command("scheduler"))]
             log.info("Canvas is starting on http://%s:%s (data in %s)", host, port, settings["DATA_DIR"])
-            supervisor = Supervisor(children, settings["SHUTDOWN_GRACE_SECONDS"],
+            supervisor = Supervisor(children, settings["SHUTDOWN_GRACE_SECONDS"], kept=kept,
                                     on_start=lambda child: instance.record(child.name, child.process.pid))
             exit_code = supervisor.run()
         finally:
@@ -259,6 +260,25 @@ def up(host: str | None, port: int | None) -> None:
     finally:
         instance.release()
     sys.exit(exit_code)
+
+
+def _embedded_redis_child(embedded):  # noqa: ANN001, ANN202 - EmbeddedRedis -> canvas.supervisor.KeptChild
+    """The embedded Redis, restarted by the supervisor when it dies (a crash, the OOM killer): every process waited
+    for it forever. Its append-only file keeps the queue across the restart."""
+    import time
+
+    from canvas.supervisor import KeptChild
+
+    def launch():  # noqa: ANN202 - subprocess.Popen
+        try:
+            embedded.start()
+        except RuntimeError as error:  # it ended, or did not answer in time: the supervisor tries again, later
+            log.error("%s", error)
+        return embedded.process
+
+    child = KeptChild("redis", [], launch=launch)
+    child.process, child.started_at = embedded.process, time.monotonic()
+    return child
 
 
 def _claimed_instance(settings: dict):  # noqa: ANN202 - canvas.supervisor.InstanceFile

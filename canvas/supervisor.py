@@ -49,11 +49,14 @@ class Child:
     group_cleared: bool = False  # its group's leftovers are killed once: the id may be another's group later
 
     def start(self) -> None:
-        # Started from the main thread: PR_SET_PDEATHSIG fires when the thread that forked the child ends.
-        self.process = subprocess.Popen(self.command, env=os.environ.copy(), process_group=0,
-                                        preexec_fn=die_with_parent())  # noqa: PLW1509 - prctl only, no locks
+        self.process = self._spawn()
         self.started_at, self.restart_at, self.group_cleared = time.monotonic(), None, False
         log.info("started %s (pid %s)", self.name, self.process.pid)
+
+    def _spawn(self) -> subprocess.Popen:
+        # Started from the main thread: PR_SET_PDEATHSIG fires when the thread that forked the child ends.
+        return subprocess.Popen(self.command, env=os.environ.copy(), process_group=0,
+                                preexec_fn=die_with_parent())  # noqa: PLW1509 - prctl only, no locks
 
     def exited(self) -> bool:
         return self.process is not None and self.restart_at is None and self.process.poll() is not None
@@ -68,6 +71,18 @@ class Child:
         except ProcessLookupError:  # nothing left: the usual case
             return
         log.warning("killed the processes %s left behind", self.name)
+
+
+@dataclass
+class KeptChild(Child):
+    """A process every child uses (the embedded Redis): its owner starts it before the supervisor starts the
+    children and stops it after they have stopped, and the supervisor restarts it like them when it dies. `launch`
+    starts it and returns its process, a process that has already ended when it could not start."""
+
+    launch: Callable[[], subprocess.Popen] | None = None
+
+    def _spawn(self) -> subprocess.Popen:
+        return self.launch()
 
 
 def canvas_command(*args: str) -> list[str]:
@@ -100,8 +115,9 @@ def die_with_parent(signum: int = signal.SIGTERM) -> Callable[[], None] | None:
 
 class Supervisor:
     def __init__(self, children: list[Child], grace_seconds: float = DEFAULT_SHUTDOWN_GRACE_SECONDS,
-                 on_start: Callable[[Child], None] | None = None):
+                 on_start: Callable[[Child], None] | None = None, kept: list[KeptChild] | None = None):
         self.children = children
+        self.kept = kept or []  # running already, and stopped by their owner after the children
         self.grace_seconds = grace_seconds
         self.stopping = threading.Event()
         self.on_start = on_start or (lambda _child: None)  # told of each (re)start: the instance file records it
@@ -122,7 +138,7 @@ class Supervisor:
 
     def _tend_children(self) -> bool:
         now = time.monotonic()
-        for child in self.children:
+        for child in [*self.kept, *self.children]:
             if child.exited() and not self._schedule_restart(child, now):
                 return False
             if child.restart_at is not None and now >= child.restart_at:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 
@@ -95,3 +96,43 @@ def test_canvas_up_runs_a_workflow_with_its_data_in_a_directory_of_any_name(tmp_
         process.send_signal(signal.SIGTERM)
         exit_code = process.wait(60)
     assert exit_code == 0, log_path.read_text()[-3000:]
+
+
+def test_canvas_up_restarts_its_embedded_redis_when_it_dies_and_runs_go_on(tmp_path):
+    """The embedded Redis killed (a crash, the OOM killer): `canvas up` restarted every other child, never it, and
+    every process waited for it for good (/healthz 503)."""
+    data_dir, port = tmp_path / "data", free_port()
+    env = canvas_env(data_dir)
+    process = start_canvas("up", "--port", str(port), env=env, log_path=tmp_path / "up.log")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/healthz", process)
+        created = run_canvas("org", "create", "--name", "Acme", "--admin-email", "admin@acme.test", "--json", env=env)
+        api = Api(base, json.loads(created.stdout), "admin@acme.test")
+        registered = api.post("/api/RegApplication", {"applicationId": FILE_HUB_APP, "credentialsJson": "{}"}).json()
+        workflow = api.workflow([("Records", "records.from_variable", {"records": RECORDS}),
+                                 ("Store", "filehub.write", {"filename": "people.jsonl"})], registered)
+        assert api.run(workflow)["status"] == "Succeeded"
+
+        def redis_pid() -> int:
+            return json.loads((data_dir / "canvas-up.pid").read_text())["redis"][0]
+
+        killed = redis_pid()
+        os.kill(killed, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            health = requests.get(f"{base}/healthz", timeout=10).json()
+            if redis_pid() != killed and (health["redis"], health["workers"], health["schedulers"]) == ("ok", 1, 1):
+                break
+            time.sleep(0.5)
+        assert redis_pid() != killed and alive(redis_pid()), (tmp_path / "up.log").read_text()[-3000:]
+        assert (health["redis"], health["workers"], health["schedulers"]) == ("ok", 1, 1), health
+        after = api.run(workflow)
+        assert after["status"] == "Succeeded", (after, (tmp_path / "up.log").read_text()[-3000:])
+        children = descendants(process.pid)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        exit_code = process.wait(60)
+    assert exit_code == 0, (tmp_path / "up.log").read_text()[-3000:]
+    time.sleep(0.2)
+    assert [pid for pid in children if alive(pid)] == []

@@ -236,9 +236,9 @@ def test_a_redis_url_without_the_password_it_needs_says_so(tmp_path, redis_with_
 
 
 def test_the_right_password_starts_the_worker(tmp_path, redis_with_a_password):
-    url = f"redis://:right-Pw@127.0.0.1:{redis_with_a_password}/0"
-    worker = start_canvas("worker", env=canvas_env(tmp_path / "data", CANVAS_REDIS_URL=url),
-                          log_path=tmp_path / "worker.log")
+    env = canvas_env(tmp_path / "data", CANVAS_REDIS_URL=f"redis://:right-Pw@127.0.0.1:{redis_with_a_password}/0")
+    assert run_canvas("db", "upgrade", env=env).returncode == 0  # or the worker waits for it
+    worker = start_canvas("worker", env=env, log_path=tmp_path / "worker.log")
     try:
         deadline = time.monotonic() + 60
         while "Listening on canvas-runs" not in (tmp_path / "worker.log").read_text() and worker.poll() is None:
