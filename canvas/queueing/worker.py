@@ -703,8 +703,14 @@ class WorkerNameTakenError(RuntimeError):
 
 
 def _a_canvas_process(pid: int) -> bool:
-    """A live process of Canvas's (not one that took over a dead worker's pid)."""
+    """A live process of Canvas's: not one that took over a dead worker's pid, where /proc can tell."""
     try:
-        return b"canvas" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
+    except PermissionError:  # another user's: alive, whatever it is
+        return True
+    try:
+        return b"canvas" in Path(f"/proc/{pid}/cmdline").read_bytes()  # empty for a zombie
+    except OSError:  # no /proc (macOS): alive is all that is known
+        return True
