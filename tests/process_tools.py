@@ -41,6 +41,14 @@ def run_canvas(*args: str, env: dict[str, str], timeout: float = 60) -> subproce
                           timeout=timeout)
 
 
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    """A command that refused to start: status 2, no traceback, and exactly one `Error:` line, returned."""
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    return error
+
+
 def start_canvas(*args: str, env: dict[str, str], log_path: Path) -> subprocess.Popen:
     with open(log_path, "wb") as log:  # the child writes to its own copy
         return subprocess.Popen([sys.executable, "-m", "canvas", *args], env=env, stdout=log,

@@ -22,6 +22,7 @@ from tests.process_tools import (
     canvas_env,
     descendants,
     free_port,
+    one_error_line,
     run_canvas,
     start_canvas,
     wait_for_http,
@@ -74,13 +75,6 @@ def test_a_taken_port_ends_canvas_up_at_once_with_one_line_and_starts_nothing(tm
     # Nothing was started: no database prepared, no embedded Redis, so no worker or scheduler either.
     assert not (data_dir / "canvas.db").exists() and not (data_dir / "redis").exists()
     assert not (data_dir / "canvas-up.pid").exists()
-
-
-def one_error_line(result) -> str:  # noqa: ANN001 - a CompletedProcess
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    [error] = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
-    return error
 
 
 @pytest.mark.parametrize("command", ["worker", "scheduler", "api", "up"])
