@@ -385,9 +385,9 @@ class OutageTolerantWorker:
         hostname, pid, death = (value.decode() if isinstance(value, bytes) else value for value in fields)
         if hostname is None or death is not None:
             return
-        here = hostname == self.hostname
-        if here and pid and pid.isdigit() and (int(pid) == os.getpid() or not _a_canvas_process(int(pid))):
-            if int(pid) != os.getpid():
+        mine = pid == str(os.getpid())  # this process's own, left by its loop before an outage
+        if hostname == self.hostname and pid and pid.isdigit() and (mine or not _a_canvas_process(int(pid))):
+            if not mine:
                 log.warning("worker %s: a previous worker of this name (pid %s) ended without saying so; its "
                             "registration is cleared", self.name, pid)
             with self.connection.pipeline() as pipeline:
