@@ -16,6 +16,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+from canvas import clock
+
 
 # A pooled connection idle longer than this is pinged before use (a server restart or a terminated backend leaves it
 # dead); one given back a moment ago is not: a one-block run checks a connection out twice within milliseconds, and
@@ -51,7 +53,7 @@ def build_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         return _build_sqlite_engine(url)
     engine = create_engine(url, pool_size=5, max_overflow=10, connect_args=_connect_args(url))
-    _ping_when_idle(engine)
+    _probe_at_checkout(engine, follow_server_clock=engine.dialect.name == "postgresql")
     return engine
 
 
@@ -62,9 +64,11 @@ def _connect_args(url: str) -> dict:
     return {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
 
 
-def _ping_when_idle(engine: Engine) -> None:
+def _probe_at_checkout(engine: Engine, follow_server_clock: bool) -> None:
     """SQLAlchemy's pool_pre_ping, for connections idle longer than PING_AFTER_IDLE_SECONDS only: a dead one raises
-    DisconnectionError from the checkout, on which the pool replaces it with a fresh connection."""
+    DisconnectionError from the checkout, on which the pool replaces it with a fresh connection. With
+    `follow_server_clock`, the process's first connection and, once a minute, a checkout measure how far the
+    machine's clock is off the server's instead (canvas.clock), which proves the connection alive as well."""
 
     @event.listens_for(engine, "checkin")
     def _given_back(_dbapi_connection, record) -> None:  # noqa: ANN001 - DB-API connection, pool entry
@@ -72,15 +76,25 @@ def _ping_when_idle(engine: Engine) -> None:
 
     @event.listens_for(engine, "checkout")
     def _taken(dbapi_connection, record, _proxy) -> None:  # noqa: ANN001 - DB-API connection, pool entry, proxy
-        given_back = record.info.get(_GIVEN_BACK_AT)  # none yet: a new connection (the info goes with a dead one)
-        if given_back is None or time.monotonic() - given_back < PING_AFTER_IDLE_SECONDS:
-            return
+        if follow_server_clock and clock.check_due():
+            probe = clock.measure
+        else:
+            given_back = record.info.get(_GIVEN_BACK_AT)  # none yet: a new connection (the info goes with a dead one)
+            if given_back is None or time.monotonic() - given_back < PING_AFTER_IDLE_SECONDS:
+                return
+            probe = engine.dialect.do_ping
         try:
-            engine.dialect.do_ping(dbapi_connection)
+            probe(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as error:
             if engine.dialect.is_disconnect(error, dbapi_connection, None):
                 raise DisconnectionError(str(error)) from error
             raise
+
+    if follow_server_clock:
+        @event.listens_for(engine, "connect")
+        def _connected(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection, pool entry
+            if clock.check_due():
+                clock.measure(dbapi_connection)
 
 
 def _build_sqlite_engine(url: str) -> Engine:

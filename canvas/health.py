@@ -4,13 +4,13 @@ no worker, which neither check would show)."""
 from __future__ import annotations
 
 import logging
-import time
 
 import redis
 from flask import Blueprint, jsonify
 from rq import Queue, worker_registration
 from sqlalchemy import text
 
+from canvas.clock import now_seconds
 from canvas.defaults import SCHEDULER_PRESENCE_SECONDS
 from canvas.extensions import services
 from canvas.queueing.keys import RUN_QUEUE, schedulers_key
@@ -37,7 +37,7 @@ def _activity() -> dict:
     connection = services().redis
     prefix = services().settings.get("REDIS_PREFIX")
     queue = Queue(RUN_QUEUE, connection=connection)
-    heard_since = time.time() - SCHEDULER_PRESENCE_SECONDS
+    heard_since = now_seconds() - SCHEDULER_PRESENCE_SECONDS
     try:
         return {"workers": _live_workers(queue),
                 "schedulers": connection.zcount(schedulers_key(prefix), heard_since, "+inf"),

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -127,3 +128,21 @@ def stop_gracefully(process: subprocess.Popen, timeout: float) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def skewed_clock(seconds: float) -> dict[str, str]:
+    """The environment that sets a process's wall clock `seconds` off the machine's, as on a machine whose clock
+    drifted: libfaketime (LD_PRELOAD; the PyPI package carries the library), its monotonic clock left alone."""
+    import libfaketime
+
+    library = Path(libfaketime.__file__).parent / "vendor" / "libfaketime" / "src" / "libfaketime.so.1"
+    return {"LD_PRELOAD": str(library), "FAKETIME": f"{seconds:+g}s", "DONT_FAKE_MONOTONIC": "1",
+            "FAKETIME_NO_CACHE": "1"}
+
+
+def clock_offset_in_log(log_path: Path) -> float:
+    """Seconds a process's clock is off the machine's: the time stamp of its last log line (its clock) against the
+    log file's modification time (the kernel's)."""
+    stamps = [line[:23] for line in log_path.read_text(errors="replace").splitlines() if line[:2] == "20"]
+    logged = datetime.strptime(stamps[-1], "%Y-%m-%d %H:%M:%S,%f")
+    return (logged - datetime.fromtimestamp(log_path.stat().st_mtime)).total_seconds()

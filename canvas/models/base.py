@@ -8,6 +8,8 @@ from sqlalchemy import DateTime, MetaData
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from canvas.clock import utcnow  # noqa: F401 - where the models and most of the code take it from
+
 # Stable constraint names, so Alembic migrations read the same on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -39,10 +41,6 @@ class UtcDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def new_id() -> uuid.UUID:

@@ -40,9 +40,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from canvas import defaults
 from canvas.audit.service import prune_expired
+from canvas.clock import machine_utcnow, now_seconds
 from canvas.db import Database
 from canvas.execution.reaper import ReaperConfig, reap_lost_runs
-from canvas.models.base import utcnow
 from canvas.outages import OutageLog, Retrying
 from canvas.queueing.keys import schedule_changes_channel, schedulers_key
 from canvas.scheduling.claims import OccurrenceDispatcher
@@ -206,7 +206,7 @@ class SchedulerEngine:
     def _on_due(self, job_id: str, run_times: list[datetime], version: int | None) -> None:
         workflow_id = uuid.UUID(job_id)
         policy = self.misfire_policies.get(workflow_id, "coalesce")
-        self.inbox.put(plan_due(workflow_id, run_times, policy, utcnow(), self.rules, version))
+        self.inbox.put(plan_due(workflow_id, run_times, policy, machine_utcnow(), self.rules, version))
 
     def reconcile(self) -> None:
         """Bring the jobs in line with the database: drop removed schedules, (re)load new and changed ones."""
@@ -227,7 +227,7 @@ class SchedulerEngine:
 
     def _load(self, row: ScheduleRow, stale: dict) -> None:
         trigger = trigger_for(row.cron_expression, ZoneInfo(row.time_zone))
-        now = utcnow()
+        now = machine_utcnow()  # APScheduler fires the jobs by this clock
         backlog = latest_fire_times(trigger.expression, trigger.zone, row.window_start, now, MISSED_LIMIT)
         next_time = trigger.expression.next_fire_time(now, trigger.zone)
         self.misfire_policies[row.workflow_id] = row.misfire_policy
@@ -323,7 +323,7 @@ class SchedulerEngine:
     def _say_alive(self) -> None:
         """For /healthz: schedulers are counted by how recently they said so."""
         key = schedulers_key(self.config.redis_prefix)
-        now = time.time()
+        now = now_seconds()
         with self.connection.pipeline() as pipe:
             pipe.zadd(key, {self.name: now})
             pipe.zremrangebyscore(key, "-inf", now - PRESENCE_FORGET_SECONDS)

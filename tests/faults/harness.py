@@ -493,19 +493,20 @@ class Fleet:
         self.procs: dict[str, Proc] = {}
         self.events: list[tuple[float, str]] = []
 
-    def start_worker(self, name: str, *extra: str) -> Proc:
-        return self._start(name, "worker", ["worker", "--name", name, *extra])
+    def start_worker(self, name: str, *extra: str, env: dict[str, str] | None = None) -> Proc:
+        """`env`: more environment for this worker alone (a skewed clock, say)."""
+        return self._start(name, "worker", ["worker", "--name", name, *extra], env)
 
     def start_scheduler(self, name: str) -> Proc:
         return self._start(name, "scheduler", ["scheduler"])
 
-    def _start(self, name: str, role: str, args: list[str]) -> Proc:
+    def _start(self, name: str, role: str, args: list[str], env: dict[str, str] | None = None) -> Proc:
         assert name not in self.procs, f"process name {name} already used"
         log_path = self.log_dir / f"{name}.log"
         with open(log_path, "ab") as log:
-            process = subprocess.Popen([sys.executable, "-m", "canvas", *args], env=self.env, stdout=log,
-                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                                       cwd=str(ROOT))
+            process = subprocess.Popen([sys.executable, "-m", "canvas", *args], env={**self.env, **(env or {})},
+                                       stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True, cwd=str(ROOT))
         proc = self.procs[name] = Proc(name, role, process, log_path)
         self.events.append((time.monotonic(), f"started {role} {name} (pid {process.pid})"))
         return proc

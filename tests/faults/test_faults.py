@@ -17,6 +17,7 @@ import os
 import signal
 import time
 import uuid
+from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -26,7 +27,7 @@ from tests.faults.harness import (
     BEGIN_BLOCK, END_BLOCK, RAW_DRIVER_TEXT, TIMING, WAIT_BLOCK, wait_for, wall_now,
 )
 from tests.faults.scenario import BackendTerminator, RunLoad, Scenario
-from tests.process_tools import descendants
+from tests.process_tools import clock_offset_in_log, descendants, skewed_clock
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 WORKER_LOST = "worker lost"
@@ -154,6 +155,45 @@ def test_a_worker_stopped_past_the_grace_period_then_continued(fault_scenario):
     if rerun:
         expect_succeeded_once(scenario, [rerun], "the re-run")
     expect_succeeded_once(scenario, [run_id for run_id in runs if run_id != victim_run.run_id], "an untouched")
+    scenario.finish()
+
+
+CLOCK_SKEW_SECONDS = 3 * TIMING.grace  # far past what the lease's renewal interval absorbs
+
+
+@pytest.mark.parametrize("skew", [-CLOCK_SKEW_SECONDS, CLOCK_SKEW_SECONDS], ids=["behind", "ahead"])
+def test_a_worker_whose_clock_is_off(postgres_database_url, fault_scenario, skew):
+    """Two machines whose clocks disagree by three grace periods: worker w1's wall clock is behind (or ahead of) the
+    other worker's and the database's, on PostgreSQL (the database several machines share). Every worker runs the
+    reaper. Runs keep four workflows busy on both workers for 20 s: none is failed 'worker lost' (no worker was),
+    each run succeeds once, the skewed worker runs its share, and it says in its log that its clock is off."""
+    where = "behind" if skew < 0 else "ahead"
+    scenario = fault_scenario(f"a worker's clock {abs(skew):g} s {where}", database_url=postgres_database_url)
+    skewed = scenario.fleet.start_worker("w1", env=skewed_clock(skew))
+    scenario.fleet.start_worker("w2")
+    scenario.fleet.start_scheduler("s1")
+    scenario.fleet.wait_ready()
+    offset = clock_offset_in_log(skewed.log_path)
+    scenario.check(abs(offset - skew) < 2, f"w1's clock is {offset:+.1f} s off, not {skew:+g} s: no fault")
+    workflows = scenario.make_workflows(4, delay_seconds=1.5)
+    scenario.fault_begins()
+    load = RunLoad(scenario.api, scenario.observer, workflows).start()
+    try:
+        time.sleep(20)
+    finally:
+        load.stop()
+    scenario.fault_ends()
+    scenario.recover()
+    tracks = scenario.observer.tracks(set(workflows))
+    lost = [f"{track.run_id} [{track.worker_name}]: {track.error}" for track in tracks
+            if (track.error or "").startswith(WORKER_LOST)]
+    scenario.check(not lost, f"runs of live workers failed as lost: {lost}")
+    expect_succeeded_once(scenario, [track.run_id for track in tracks], "a")
+    by_worker = Counter(track.worker_name for track in tracks)
+    scenario.check(by_worker["w1"] >= 3 and by_worker["w2"] >= 3, f"runs per worker: {dict(by_worker)}")
+    told = f"this machine's clock is {abs(skew):.1f} s {'behind' if skew < 0 else 'ahead of'} the database server's"
+    scenario.check(told in skewed.log_path.read_text(), f"w1 did not log {told!r}")
+    scenario.notes.append(f"runs per worker {dict(by_worker)}; w1's clock {offset:+.1f} s off")
     scenario.finish()
 
 
