@@ -6,8 +6,11 @@ import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date, timezone, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from canvas.clock import utcnow
 
 if TYPE_CHECKING:  # the storage package imports nothing from here; the hint only documents the collaborators
     from canvas.storage.blob import BlobStore, FileHub
@@ -84,6 +87,11 @@ class BlockContext:
     # on the same input confirmed, and calls `confirm(n)` once the first n input records are done (sent, or set aside).
     resume_after: int = 0
     confirm: Callable[[int], None] = _ignore_confirmation
+    time_zone: tzinfo = timezone.utc  # the workflow's: its schedule's, else its account's (Block.dated)
+
+    def today(self) -> date:
+        """The date the run is on in the workflow's time zone: a run at 23:30 UTC in Oslo is on the next day."""
+        return utcnow().astimezone(self.time_zone).date()
 
     def fail_record(self, record: Any, position: int, error: BlockError) -> None:
         """One input record (1-based `position`) could not be processed. With onRecordError `continue` it is set

@@ -14,7 +14,7 @@ from canvas.applications import service as applications
 from canvas.catalog.definition import PLATFORM_KIND
 from canvas.errors import ForbiddenError
 from canvas.execution.context import PLATFORM_RELAY, BlockError
-from canvas.execution.registry import get_block
+from canvas.execution.registry import UnknownBlockError, get_block
 from canvas.models import Account, RegisteredApplication, Workflow
 
 log = logging.getLogger(__name__)
@@ -74,9 +74,9 @@ def mark_faulted(services, state, entry: dict, reason: str) -> None:  # noqa: AN
 
 
 def workflow_time_zone(session: Session, workflow: Workflow) -> ZoneInfo:
-    """The schedule's time zone, else the account's default, else UTC. Only `{date:...}` placeholders use it, so
-    a chain without one costs no lookup."""
-    if "{date:" not in json.dumps(workflow.chain):
+    """The schedule's time zone, else the account's default, else UTC. Only `{date:...}` placeholders and dated
+    blocks (Block.dated) use it, so a chain with neither costs no lookup."""
+    if "{date:" not in json.dumps(workflow.chain) and not any(_dated(entry) for entry in workflow.chain):
         return ZoneInfo("UTC")
     candidates = [_schedule_zone(workflow.schedule_frequency),
                   session.scalar(select(Account.time_zone).where(Account.id == workflow.account_id))]
@@ -87,6 +87,13 @@ def workflow_time_zone(session: Session, workflow: Workflow) -> ZoneInfo:
             except (ZoneInfoNotFoundError, ValueError):
                 log.warning("unknown time zone %r on workflow %s; using UTC", name, workflow.id)
     return ZoneInfo("UTC")
+
+
+def _dated(entry: dict) -> bool:
+    try:
+        return get_block(entry.get("block") or "").dated
+    except UnknownBlockError:  # the run fails at that block, saying so
+        return False
 
 
 def _schedule_zone(frequency: str | None) -> str | None:

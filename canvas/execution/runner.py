@@ -780,10 +780,11 @@ class Runner:
             workflow_name=state.workflow_name, network_policy=policy,
             is_cancelled=lambda: self._cancel_requested(state), temp_dir=self.temp_dir,
             owner_email=lambda: run_credentials.owner_email(self.services, state.account_id),
-            on_record_error=state.chain[number - 1].get("onRecordError") or "fail", record_errors=record_errors)
+            on_record_error=state.chain[number - 1].get("onRecordError") or "fail", record_errors=record_errors,
+            time_zone=state.time_zone)
 
     def _placeholder_values(self, state: RunState, number: int) -> PlaceholderValues:
-        return PlaceholderValues(now=datetime.now(state.time_zone), workflow_name=state.workflow_name,
+        return PlaceholderValues(now=utcnow().astimezone(state.time_zone), workflow_name=state.workflow_name,
                                  run_id=str(state.run_id), block_number=number)
 
     # --- bookkeeping -----------------------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -375,6 +377,39 @@ def test_the_draft_orders_and_customers_template_cannot_be_instantiated(api):
     assert answer.json["Msg"] == (f"Workflow template {ORDERS_AND_CUSTOMERS} is a Draft; only Published templates "
                                   "can be instantiated")
 
+
+
+def a_zone_on_another_day() -> str:
+    """A time zone whose date is not UTC's now: at UTC+14 or UTC-11, one of the two always is."""
+    today = datetime.now(timezone.utc).date()
+    return next(zone for zone in ("Pacific/Kiritimati", "Pacific/Pago_Pago")
+                if datetime.now(ZoneInfo(zone)).date() != today)
+
+
+def test_a_sale_without_a_date_is_dated_today_in_the_accounts_time_zone(api, app, org, http_server):
+    """The order has no date of its own: Fiken gets the day the run is on where the account is, not the worker
+    machine's (UTC here)."""
+    from canvas.models import Account
+
+    zone = a_zone_on_another_day()
+    with app.extensions["canvas"].db.transaction() as session:
+        session.get(Account, uuid.UUID(org.admin_id)).time_zone = zone
+    shop = "/mystore/shops/demo"
+    undated = [{**order, "attributes": {name: value for name, value in order["attributes"].items() if name != "date"}}
+               for order in SHOP_ORDERS]
+    http_server.route(f"{shop}/products", bearer_checked(SHOP_TOKEN, lambda request: json_response({"data": []})))
+    http_server.route(f"{shop}/orders", bearer_checked(SHOP_TOKEN, json_api_collection(undated)))
+    fiken = FakeFiken(http_server, FIKEN_TOKEN, "demo-as")
+    applications = {"MYST2": api.register("MYST2", {"baseUrl": http_server.url(shop), "token": SHOP_TOKEN}),
+                    "FIKE": api.register("FIKE", fiken.credentials())}
+    template_id = api.publish_org_template(as_org_template(catalog_template(ORDERS_AND_CUSTOMERS)))
+    workflow_id = api.instantiate(template_id, applications)
+    days = {datetime.now(ZoneInfo(zone)).date().isoformat()}
+    run = api.run(workflow_id)
+    days.add(datetime.now(ZoneInfo(zone)).date().isoformat())  # two only if the zone's midnight passed meanwhile
+    assert run["status"] == "Succeeded", run["error"]
+    sales = [body for kind, body in fiken.posted if kind == "sale"]
+    assert len(sales) == 2 and {sale["date"] for sale in sales} <= days, (zone, days, sales)
 
 def test_the_orders_and_customers_chain_runs_as_an_organization_template(api, http_server):
     shop = "/mystore/shops/demo"

@@ -45,6 +45,9 @@ class Block:
     # Confirms its input records one by one (context.confirm) and skips those an earlier run confirmed
     # (context.resume_after): a later run of the block on the same input goes on where it stopped.
     resumable: ClassVar[bool] = False
+    # Dates what it writes by the day the run is on in the workflow's time zone (context.today()), like a
+    # `{date:...}` placeholder: the runner looks the zone up for it.
+    dated: ClassVar[bool] = False
     input_kind: ClassVar[str] = "any"  # "records" | "file" | "none" | "any": what it accepts
     output_kind: ClassVar[str] = "any"  # "records" | "file" | "none" | "any": what it gives
     variables: ClassVar[dict[str, VariableSpec]] = {}

@@ -102,11 +102,14 @@ def _match_key(value: object) -> str | None:
 class FikenPostOrdersCustomers(Block):
     key = "fiken.post_orders_customers"
     title = "Post orders & customers"
-    description = "Creates missing customers as Fiken contacts and each order as a Fiken sale."
+    description = ("Creates missing customers as Fiken contacts and each order as a Fiken sale, dated by the order's "
+                   "date, else by the day the run is on in the workflow's time zone (its schedule's, else the "
+                   "account's).")
     application_kind = "rest"
     side_effects = True
     input_kind = "records"
     output_kind = "records"
+    dated = True  # a sale without a date of its own is dated today, in the workflow's time zone
     variables = {
         "shippingtext": VariableSpec("string", default="Shipping", description="Description of the shipping line."),
         **LIMIT_VARIABLES,
@@ -124,7 +127,8 @@ def _posted(context: BlockContext, api: FikenApi, orders: Records, shipping_text
         for position, order in enumerate(context.cancellable(orders), start=1):
             label = _order_label(position, order)
             contact_id = _contact_id(api, order, label)
-            answer = api.client.call(api.call("POST", "/sales", sale_body(order, contact_id, shipping_text), label))
+            body = sale_body(order, contact_id, shipping_text, context.today())
+            answer = api.client.call(api.call("POST", "/sales", body, label))
             yield {"orderId": order.get("id"), "contactId": contact_id, "sale": answer.headers.get("Location")}
 
 
@@ -148,13 +152,13 @@ def _contact_id(api: FikenApi, order: Mapping, label: str) -> Any:
     return location.rstrip("/").rsplit("/", 1)[-1]
 
 
-def sale_body(order: Mapping, contact_id: Any, shipping_text: str) -> dict:
+def sale_body(order: Mapping, contact_id: Any, shipping_text: str, today: dt.date) -> dict:
     lines = [_line(item) for item in order.get("lines") or order.get("items") or []]
     shipping = _number(order.get("shipping"))
     if shipping:
         lines.append({"description": shipping_text, "quantity": 1, "unitPrice": _ore(shipping)})
     return {
-        "date": str(order.get("date") or dt.date.today().isoformat())[:10],
+        "date": str(order.get("date") or today.isoformat())[:10],
         "kind": "external_invoice",
         "currency": order.get("currency") or "NOK",
         "customerId": contact_id,
