@@ -38,6 +38,7 @@ ORDERS_AND_CUSTOMERS = "018fda95-a62f-4f0b-af12-3cfcd9146def"  # a Draft, as in 
 
 QUINYX_KEY = "quinyx-Key-5150"
 SHOP_TOKEN = "shop-Token-8086"
+SHOP = "/mystore/shops/demo"  # the MyStore shop of the orders-and-customers template
 REST_TOKEN = "rest-Token-31337"
 FIKEN_TOKEN = "fiken-Token-6502"
 MINUTES = "%Y-%m-%d-%H-%M"  # {date:yyyy-MM-dd-HH-mm}
@@ -394,16 +395,9 @@ def test_a_sale_without_a_date_is_dated_today_in_the_accounts_time_zone(api, app
     zone = a_zone_on_another_day()
     with app.extensions["canvas"].db.transaction() as session:
         session.get(Account, uuid.UUID(org.admin_id)).time_zone = zone
-    shop = "/mystore/shops/demo"
     undated = [{**order, "attributes": {name: value for name, value in order["attributes"].items() if name != "date"}}
                for order in SHOP_ORDERS]
-    http_server.route(f"{shop}/products", bearer_checked(SHOP_TOKEN, lambda request: json_response({"data": []})))
-    http_server.route(f"{shop}/orders", bearer_checked(SHOP_TOKEN, json_api_collection(undated)))
-    fiken = FakeFiken(http_server, FIKEN_TOKEN, "demo-as")
-    applications = {"MYST2": api.register("MYST2", {"baseUrl": http_server.url(shop), "token": SHOP_TOKEN}),
-                    "FIKE": api.register("FIKE", fiken.credentials())}
-    template_id = api.publish_org_template(as_org_template(catalog_template(ORDERS_AND_CUSTOMERS)))
-    workflow_id = api.instantiate(template_id, applications)
+    fiken, workflow_id = orders_to_fiken(api, http_server, undated)
     days = {datetime.now(ZoneInfo(zone)).date().isoformat()}
     run = api.run(workflow_id)
     days.add(datetime.now(ZoneInfo(zone)).date().isoformat())  # two only if the zone's midnight passed meanwhile
@@ -411,18 +405,25 @@ def test_a_sale_without_a_date_is_dated_today_in_the_accounts_time_zone(api, app
     sales = [body for kind, body in fiken.posted if kind == "sale"]
     assert len(sales) == 2 and {sale["date"] for sale in sales} <= days, (zone, days, sales)
 
-def test_the_orders_and_customers_chain_runs_as_an_organization_template(api, http_server):
-    shop = "/mystore/shops/demo"
-    http_server.route(f"{shop}/products", bearer_checked(SHOP_TOKEN, lambda request: json_response({"data": []})))
-    http_server.route(f"{shop}/orders", bearer_checked(SHOP_TOKEN, json_api_collection(SHOP_ORDERS)))
+
+def orders_to_fiken(api: CanvasApi, http_server, orders: list[dict]) -> tuple[FakeFiken, str]:  # noqa: ANN001
+    """The orders-and-customers template as an organization's, its MyStore shop giving `orders`: (Fiken, the
+    workflow)."""
+    http_server.route(f"{SHOP}/products", bearer_checked(SHOP_TOKEN, lambda request: json_response({"data": []})))
+    http_server.route(f"{SHOP}/orders", bearer_checked(SHOP_TOKEN, json_api_collection(orders)))
     fiken = FakeFiken(http_server, FIKEN_TOKEN, "demo-as")
-    applications = {"MYST2": api.register("MYST2", {"baseUrl": http_server.url(shop), "token": SHOP_TOKEN}),
+    applications = {"MYST2": api.register("MYST2", {"baseUrl": http_server.url(SHOP), "token": SHOP_TOKEN}),
                     "FIKE": api.register("FIKE", fiken.credentials())}
     template_id = api.publish_org_template(as_org_template(catalog_template(ORDERS_AND_CUSTOMERS)))
-    run = api.run(api.instantiate(template_id, applications))
+    return fiken, api.instantiate(template_id, applications)
+
+
+def test_the_orders_and_customers_chain_runs_as_an_organization_template(api, http_server):
+    fiken, workflow_id = orders_to_fiken(api, http_server, SHOP_ORDERS)
+    run = api.run(workflow_id)
     assert run["status"] == "Succeeded", run["error"]
     assert block_summary(run) == [("Succeeded", None, 2), ("Succeeded", 2, 2), ("Succeeded", 2, 2)]
-    order_queries = [request.query for request in http_server.requests if request.path == f"{shop}/orders"]
+    order_queries = [request.query for request in http_server.requests if request.path == f"{SHOP}/orders"]
     assert {query["filter[status]"] for query in order_queries} == {"2"}  # the template's status variable
     assert [kind for kind, _ in fiken.posted] == ["sale", "contact", "sale"]
     assert fiken.posted[1][1] == {"name": "Dora Dahl", "email": "dora@example.com", "customer": True}
