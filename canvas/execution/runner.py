@@ -7,6 +7,7 @@ that lost the run stops it and writes nothing more, and a final state, once writ
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 import random
@@ -994,18 +995,29 @@ def _safe_to_retry(error: BlockError, block) -> bool:  # noqa: ANN001 - a Block
     return not getattr(block, "side_effects", False) or bool(getattr(error, "retry_safe", False))
 
 
+class WorkerDiskError(Exception):
+    """The worker's own disk refused a block's write (its temporary files): full, over quota, or past a file-size
+    limit. The path is the operator's, for the worker's log; the run history says what happened and what to do."""
+
+
+# What a disk answers when it takes no more: full, over quota, a file past its size limit (RLIMIT_FSIZE).
+DISK_REFUSALS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 # Failures of the platform's own services, whose messages are written for people: no traceback, no class name.
-INFRASTRUCTURE_ERRORS = (DatabaseUnreachableError, BlobStoreError, WorkerShutdownError)
+INFRASTRUCTURE_ERRORS = (DatabaseUnreachableError, BlobStoreError, WorkerShutdownError, WorkerDiskError)
 
 
 def _readable(state: RunState, error: BaseException) -> BaseException:
-    """The error the run history shows: a lost database connection in words (the driver's text is for the log); a
-    block that stopped because the worker is shutting down, with that reason."""
+    """The error the run history shows: a lost database connection or a full disk in words (the driver's text and
+    the path are for the log); a block that stopped because the worker is shutting down, with that reason."""
     if isinstance(error, (BlockCancelledError, RunCancelled)) and stop_reason() is not None:
         return WorkerShutdownError(stop_reason())
     if isinstance(error, DBAPIError) and is_connection_error(error):
         return DatabaseUnreachableError(f"database connection lost while running block {state.number}; "
                                         "the run was stopped")
+    if isinstance(error, OSError) and error.errno in DISK_REFUSALS:
+        return WorkerDiskError(f"the worker could not write to its disk while running block {state.number} "
+                               f"({os.strerror(error.errno)}): free space on the worker's disk (its data directory) "
+                               "and run the block again")
     return error
 
 
