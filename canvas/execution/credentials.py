@@ -16,8 +16,11 @@ from canvas.errors import ForbiddenError
 from canvas.execution.context import PLATFORM_RELAY, BlockError
 from canvas.execution.registry import UnknownBlockError, get_block
 from canvas.models import Account, RegisteredApplication, Workflow
+from canvas.secrets import SecretDecryptError
 
 log = logging.getLogger(__name__)
+KEYS_DIFFER = ("none of this worker's keys (CANVAS_SECRET_KEYS, else the key file of its data directory) is the one "
+               "they were encrypted with; give every worker the API's keys")
 
 
 def for_block(services, state, entry: dict) -> tuple[dict | None, list[str]]:  # noqa: ANN001
@@ -34,11 +37,31 @@ def for_block(services, state, entry: dict) -> tuple[dict | None, list[str]]:  #
             applications.check_grant(session, registered, state.workflow_id)
         except ForbiddenError as refusal:
             raise BlockError(refusal.message) from None
-        credentials = applications.decrypt_credentials(services.secret_box, registered)
+        try:
+            credentials = applications.decrypt_credentials(services.secret_box, registered)
+        except SecretDecryptError:
+            log.error("registered application %s (%s): %s", registered.id, short_name, KEYS_DIFFER)
+            raise BlockError(f"the credentials of the registered {short_name} application cannot be decrypted: "
+                             f"{KEYS_DIFFER}") from None
     spec = services.application_catalog.get(registered.application_id)
     if spec is not None and spec.kind == PLATFORM_KIND and get_block(entry["block"]).application_kind == "smtp":
         credentials = platform_relay(services.settings)
     return credentials, secret_values(spec, credentials)
+
+
+def keys_problem(services) -> str | None:  # noqa: ANN001 - canvas.extensions.Services
+    """Why this process's keys cannot decrypt the credentials stored last (a machine given other keys than the
+    API's), or None: they can, or none are stored. One row read, for a process's start."""
+    with services.db.sessions() as session:
+        stored = session.scalar(select(RegisteredApplication.credentials_ciphertext)
+                                .order_by(RegisteredApplication.date_created.desc()).limit(1))
+    if stored is None:
+        return None
+    try:
+        services.secret_box.decrypt(stored)
+    except SecretDecryptError:
+        return f"the newest registered application's credentials cannot be decrypted: {KEYS_DIFFER}"
+    return None
 
 
 def platform_relay(settings: dict) -> dict:

@@ -7,6 +7,8 @@ Every run's history is checked for credential values by CanvasApi.run.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,12 +17,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from canvas.execution.blocks.sql import ALLOW_SQLITE_SETTING
+from canvas.secrets import SecretBox
 from tests.e2e.template_support import (
     CanvasApi, FakeFiken, RecordingCollection, TenantDatabase, as_org_template, attachments,
     bearer_checked, block_id, block_summary, catalog_template, change_ftp_password, json_api_collection,
     minute_stamps, now, numbered_pages, only_file, published_catalog_template_ids, quinyx_employees,
     sftp_credentials, smtp_credentials,
 )
+from tests.integration.run_helpers import worker_env
 from tests.servers import smtp as smtp_module
 from tests.servers.http import json_response
 from tests.servers.smtp import SmtpServer
@@ -105,6 +109,30 @@ def quinyx_to_ftp_workflow(api, http_server, ftp_server, **upload_variables) -> 
         chain[block_id(template, "ftp.upload")] = upload_variables
     return api.instantiate(QUINYX_TO_FTP, applications, chain), applications
 
+
+def test_a_worker_given_other_keys_says_so_and_leaves_the_applications_alone(api, app, http_server, ftp_server,
+                                                                             tmp_path):
+    """A second machine started with other CANVAS_SECRET_KEYS than the API's: it says so when it starts, and the run
+    fails saying which credentials it cannot decrypt and why, without marking the (sound) application faulted."""
+    workflow_id, applications = quinyx_to_ftp_workflow(api, http_server, ftp_server)
+    answer = api.client.post("/api/RunWorkflow", json={"workflowId": workflow_id}, headers=api.headers)
+    assert answer.status_code == 202, answer.json
+    log_path = tmp_path / "worker.log"
+    env = {**worker_env(app.config["CANVAS_SETTINGS"]), "CANVAS_SECRET_KEYS": SecretBox.generate_key()}
+    with open(log_path, "ab") as log:
+        worker = subprocess.run([sys.executable, "-m", "canvas", "worker", "--burst"], stdout=log,
+                                stderr=subprocess.STDOUT, env=env, timeout=120)
+    logged = log_path.read_text()
+    assert worker.returncode == 0, logged
+    run = api.get(answer.headers["Location"])
+    differ = ("none of this worker's keys (CANVAS_SECRET_KEYS, else the key file of its data directory) is the one "
+              "they were encrypted with; give every worker the API's keys")
+    assert (run["status"], run["failedBlock"]) == ("Failed", 1), run
+    assert run["error"] == f"the credentials of the registered QUIN application cannot be decrypted: {differ}"
+    assert f"the newest registered application's credentials cannot be decrypted: {differ}" in logged
+    assert "Traceback" not in logged, logged
+    assert [api.registered(applications[name])["faulted"] for name in ("QUIN", "FTP")] == [False, False]
+    assert not http_server.requests  # nothing was sent with credentials it could not read
 
 def retry_messages(block: dict) -> list[str]:
     return [line["message"] for line in block["log"] if "retrying" in line["message"]]
