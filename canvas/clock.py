@@ -6,8 +6,9 @@ another's: every worker's reaper fails a run whose heartbeat looks older than th
 is off by more than the grace minus the renewal interval makes every live run of a machine behind it look lost (seen:
 each run of a healthy worker whose clock was 18 s behind the others' failed "worker lost"), and lets lost runs wait
 longer. The database server's clock is the one clock every process reaches, so each process measures how far off it
-is (a round trip on its first connection, then once a minute: a clock stepped by NTP, or drifting) and the times it
-writes and compares (`utcnow`, `now_seconds`) follow the server's. SQLite is one machine's: nothing to measure.
+is (a round trip on its first connection, then once a minute, and at once when the machine's clock is stepped) and
+the times it writes and compares (`utcnow`, `now_seconds`) follow the server's. SQLite is one machine's: nothing to
+measure.
 
 Schedules fire by the scheduler machine's own clock, as cron does (APScheduler reads it; `machine_utcnow` is that
 clock), which is one reason a process whose clock is off says so in its log.
@@ -23,6 +24,7 @@ from typing import Any
 log = logging.getLogger("canvas.clock")
 CLOCK_TOLERANCE_SECONDS = 1.0  # closer than this, the machine's clock is taken as it is (NTP keeps clocks within ms)
 CLOCK_CHECK_SECONDS = 60.0
+STEP_SECONDS = CLOCK_TOLERANCE_SECONDS / 2  # the machine's clock moving this far against its monotonic one: a step
 # A measurement whose round trip took longer than this says little about the offset (its error is up to half of it).
 SLOWEST_USEFUL_ROUND_TRIP_SECONDS = CLOCK_TOLERANCE_SECONDS / 2
 DATABASE_TIME = "SELECT extract(epoch FROM clock_timestamp())"
@@ -30,6 +32,7 @@ DATABASE_TIME = "SELECT extract(epoch FROM clock_timestamp())"
 _offset = timedelta(0)  # database server's clock minus this machine's, as applied
 _offset_seconds = 0.0
 _next_check = 0.0  # time.monotonic(); a forked child inherits its parent's, and the offset with it
+_wall_minus_monotonic = 0.0  # at the last measurement: it moves when the machine's clock is stepped (NTP, a person)
 _lock = threading.Lock()
 
 
@@ -52,15 +55,19 @@ def offset_seconds() -> float:
 
 
 def check_due() -> bool:
-    return time.monotonic() >= _next_check
+    """A minute since the last measurement, or the machine's clock stepped since (the offset measured is then off
+    by the step)."""
+    monotonic = time.monotonic()
+    return monotonic >= _next_check or abs(time.time() - monotonic - _wall_minus_monotonic) > STEP_SECONDS
 
 
 def measure(dbapi_connection: Any) -> None:
     """How far this machine's clock is off the PostgreSQL server's, on a DB-API connection with no transaction under
     way (as the pool hands one out): its one statement runs in autocommit, as SQLAlchemy's ping does. The next check
     is due in CLOCK_CHECK_SECONDS even if this one fails: a connection error is its caller's to handle."""
-    global _next_check
-    _next_check = time.monotonic() + CLOCK_CHECK_SECONDS
+    global _next_check, _wall_minus_monotonic
+    monotonic = time.monotonic()
+    _next_check, _wall_minus_monotonic = monotonic + CLOCK_CHECK_SECONDS, time.time() - monotonic
     autocommit = dbapi_connection.autocommit
     dbapi_connection.autocommit = True
     try:

@@ -130,14 +130,18 @@ def stop_gracefully(process: subprocess.Popen, timeout: float) -> None:
             process.wait()
 
 
-def skewed_clock(seconds: float) -> dict[str, str]:
+def skewed_clock(seconds: float, control: Path | None = None) -> dict[str, str]:
     """The environment that sets a process's wall clock `seconds` off the machine's, as on a machine whose clock
-    drifted: libfaketime (LD_PRELOAD; the PyPI package carries the library), its monotonic clock left alone."""
+    drifted: libfaketime (LD_PRELOAD; the PyPI package carries the library), its monotonic clock left alone. With
+    `control`, the offset is read from that file at every reading of the clock: write another to step the clock."""
     import libfaketime
 
     library = Path(libfaketime.__file__).parent / "vendor" / "libfaketime" / "src" / "libfaketime.so.1"
-    return {"LD_PRELOAD": str(library), "FAKETIME": f"{seconds:+g}s", "DONT_FAKE_MONOTONIC": "1",
-            "FAKETIME_NO_CACHE": "1"}
+    offset = f"{seconds:+g}s"
+    if control is not None:
+        control.write_text(offset)
+    return {"LD_PRELOAD": str(library), "DONT_FAKE_MONOTONIC": "1", "FAKETIME_NO_CACHE": "1",
+            **({"FAKETIME_TIMESTAMP_FILE": str(control)} if control is not None else {"FAKETIME": offset})}
 
 
 def clock_offset_in_log(log_path: Path) -> float:

@@ -3,6 +3,7 @@ far its clock is off the server's (canvas.clock) and goes by the server's. The p
 off by libfaketime; tests/faults/test_faults.py runs workers whose clocks are off under load."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -41,6 +42,31 @@ def test_a_process_whose_clock_is_behind_measures_by_how_much(postgres_database_
     assert abs(float(result.stdout) + SKEW_SECONDS) < 0.5, result.stdout
     assert "this machine's clock is 40.0 s behind the database server's" in result.stderr
 
+
+STEPPED = """
+import json, sys, psycopg
+from pathlib import Path
+from canvas import clock
+
+with psycopg.connect(sys.argv[1]) as connection:
+    clock.measure(connection)
+    before = [clock.offset_seconds(), clock.check_due()]
+    Path(sys.argv[2]).write_text("-20s")  # the machine's clock is stepped back 20 s (by NTP, say)
+    due = clock.check_due()
+    clock.measure(connection)
+print(json.dumps([before, due, clock.offset_seconds()]))
+"""
+
+
+def test_a_clock_stepped_is_measured_again_at_once(postgres_database_url, tmp_path):
+    control = tmp_path / "faketime"
+    result = subprocess.run([sys.executable, "-c", STEPPED, plain_url(postgres_database_url), str(control)],
+                            capture_output=True, text=True, timeout=60,
+                            env={**os.environ, **skewed_clock(0, control)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    (offset_before, due_before), due_after_step, offset_after = json.loads(result.stdout)
+    assert (offset_before, due_before, due_after_step) == (0.0, False, True)
+    assert abs(offset_after - 20) < 0.5, offset_after
 
 def test_healthz_counts_a_scheduler_whose_clock_is_behind(postgres_database_url, make_app, tmp_path):
     # postgres_database_url first: its temporary database must outlive the app's tables being emptied
