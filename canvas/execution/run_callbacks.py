@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import json
 import logging
-import time
 import uuid
 from datetime import datetime, timedelta
 
@@ -20,6 +19,7 @@ from rq import Queue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from canvas.clock import now_seconds
 from canvas.models import CallbackDelivery, FlowCallback, Workflow, WorkflowRun
 from canvas.models.base import utcnow
 from canvas.observability import metrics
@@ -111,7 +111,7 @@ def _post(services, callback: FlowCallback, delivery: CallbackDelivery, body: by
     from canvas.network.guard import guarded_session
 
     headers = {"Content-Type": "application/json", "X-Canvas-Event": delivery.event,
-               "X-Canvas-Delivery": str(delivery.id), "X-Canvas-Signature": signature(secret, int(time.time()), body)}
+               "X-Canvas-Delivery": str(delivery.id), "X-Canvas-Signature": signature(secret, int(now_seconds()), body)}
     try:
         with guarded_session(services.network_policy, default_timeout=DELIVERY_TIMEOUT_SECONDS) as session:
             response = session.post(callback.url, data=body, headers=headers, timeout=DELIVERY_TIMEOUT_SECONDS,

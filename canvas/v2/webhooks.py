@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import time
 import uuid
 from datetime import timedelta
 
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from canvas.audit import service as audit
 from canvas.auth import current_principal
+from canvas.clock import now_seconds
 from canvas.errors import (
     AuthenticationError,
     BadRequestError,
@@ -125,7 +125,7 @@ def verify_signature(session: Session, webhook: FlowWebhook, body: bytes,
     expected = sign(webhook.hmac_algorithm, secret, f"{timestamp}.{nonce}.".encode() + body)
     if not hmac.compare_digest(signature.removeprefix(webhook.hmac_algorithm + "="), expected):
         raise AuthenticationError(BAD_SIGNATURE)
-    if abs((now or time.time()) - int(timestamp)) > webhook.tolerance_seconds:
+    if abs((now or now_seconds()) - int(timestamp)) > webhook.tolerance_seconds:
         raise AuthenticationError(f"The webhook timestamp is outside the tolerance of {webhook.tolerance_seconds} s")
     return _unseen_nonce(session, webhook, nonce)
 

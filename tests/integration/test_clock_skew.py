@@ -7,9 +7,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import psycopg
 import pytest
+from werkzeug.wrappers import Response
 
 from canvas import clock
 from tests.integration.run_helpers import stop_worker, wait_for, worker_env
@@ -104,3 +106,30 @@ def test_a_measurement_on_a_connection_the_server_ended_takes_a_new_connection(p
         assert not clock.check_due()
     finally:
         engine.dispose()
+
+
+def test_a_worker_whose_clock_is_behind_signs_callbacks_with_the_servers_time(postgres_database_url, make_app,
+                                                                              http_server, tmp_path):
+    """A receiver checks the signature's time stamp against its own clock (five minutes at most, as a rule): the
+    one of a worker 40 s behind is the database server's time."""
+    from tests.api.test_v2_support import V2
+    from tests.conftest import Org
+    from tests.integration.test_v2_callbacks import add_callback
+
+    app = make_app(DATABASE_URL=postgres_database_url)
+    v2 = V2(app, app.test_client(), Org(app, "Skewed"))
+    arrivals: list[float] = []
+    http_server.route("/hook", lambda request: arrivals.append(time.time()) or Response(status=204))
+    flow = v2.create("Called back")
+    add_callback(v2, flow["id"], http_server.url("/hook"))
+    answer = v2.client.post("/api/RunWorkflow", json={"workflowId": flow["id"]}, headers=v2.org.admin_headers)
+    assert answer.status_code == 202, answer.json
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "ab") as log:
+        worker = subprocess.run([sys.executable, "-m", "canvas", "worker", "--burst"], stdout=log,
+                                stderr=subprocess.STDOUT, timeout=120,
+                                env={**worker_env(app.config["CANVAS_SETTINGS"]), **skewed_clock(SKEW_SECONDS)})
+    assert worker.returncode == 0, log_path.read_text()
+    [received] = [request for request in http_server.requests if request.path == "/hook"]
+    signed_at = int(dict(part.split("=", 1) for part in received.headers["X-Canvas-Signature"].split(","))["t"])
+    assert abs(signed_at - arrivals[0]) < 2, (signed_at, arrivals, log_path.read_text())
