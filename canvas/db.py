@@ -47,6 +47,7 @@ _fork_gate_registered = False
 # refusing them (a firewall, a host that went away) holds every first use of the database for minutes, a worker's
 # start and the API's /healthz among them. A URL's own `?connect_timeout=` wins.
 CONNECT_TIMEOUT_SECONDS = 10
+READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction
 
 
 def build_engine(url: str) -> Engine:
@@ -54,6 +55,7 @@ def build_engine(url: str) -> Engine:
         return _build_sqlite_engine(url)
     engine = create_engine(url, pool_size=5, max_overflow=10, connect_args=_connect_args(url))
     _probe_at_checkout(engine, follow_server_clock=engine.dialect.name == "postgresql")
+    _reconnect_when_read_only(engine)
     return engine
 
 
@@ -95,6 +97,19 @@ def _probe_at_checkout(engine: Engine, follow_server_clock: bool) -> None:
         def _connected(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection, pool entry
             if clock.check_due():
                 clock.measure(dbapi_connection)
+
+
+def _reconnect_when_read_only(engine: Engine) -> None:
+    """A failover can leave pooled connections on a server that takes no more writes (a demoted primary, a name that
+    still leads to a standby for a while): PostgreSQL refuses each write with SQLSTATE 25006. Taken for a lost
+    connection, the pool drops its connections and the next use connects afresh, to whichever server the name leads
+    to then, and every caller waits it out as it waits out a lost connection (the API answers 503). The write was
+    refused, not done: trying it again is safe."""
+
+    @event.listens_for(engine, "handle_error")
+    def _refused_as_read_only(context) -> None:  # noqa: ANN001 - sqlalchemy.engine.ExceptionContext
+        if getattr(context.original_exception, "sqlstate", None) == READ_ONLY_SQLSTATE:
+            context.is_disconnect = True
 
 
 def _build_sqlite_engine(url: str) -> Engine:

@@ -272,6 +272,43 @@ def test_postgres_backends_terminated_while_runs_start_and_finish(postgres_datab
     scenario.finish()
 
 
+def test_postgres_takes_no_writes_for_a_while_as_in_a_failover(postgres_database_url, fault_scenario):
+    """A failover as the service sees it: every connection cut and the new ones landing on a server that takes no
+    writes (SQLSTATE 25006, as a standby or a demoted primary) for 5 s, while runs of four workflows start and finish;
+    then the name leads to a writable server again, the connections opened meanwhile still on the old one until
+    dropped. Every run ends Succeeded or Failed with a readable error, none stays Queued or Running, every workflow
+    runs again, and the API answers 503 (never 500) while writes are refused."""
+    from tests.servers.postgres import read_only_by_default
+
+    scenario = fault_scenario("PostgreSQL read-only for 5 s (a failover)", database_url=postgres_database_url)
+    scenario.start_processes(workers=2, schedulers=1)
+    workflows = scenario.make_workflows(4, delay_seconds=0.5)
+    [idle] = scenario.make_workflows(1, delay_seconds=0.5)  # run during the fault only
+    load = RunLoad(scenario.api, scenario.observer, workflows).start()
+    terminator = BackendTerminator(scenario.database_url)
+    try:
+        wait_for(lambda: len(scenario.observer.tracks(set(workflows))) >= 6, 60,
+                 what="runs under way before the fault")
+        scenario.fault_begins()
+        with read_only_by_default(scenario.database_url):
+            terminated = terminator.terminate_once()
+            time.sleep(2.5)
+            refused, _run_id = scenario.api.run(idle)
+            time.sleep(2.5)
+    finally:
+        terminator.engine.dispose()
+        load.stop()
+    scenario.fault_ends()
+    scenario.notes.append(f"{terminated} backends terminated; RunWorkflow answers {dict(load.answers)}, "
+                          f"{refused} while writes were refused")
+    scenario.check(terminated > 0, "no backend was terminated: the fault did not happen")
+    scenario.check(refused == 503, f"RunWorkflow answered {refused} while writes were refused, not 503")
+    scenario.check(500 not in load.answers, f"RunWorkflow answered 500 (refused writes are a 503): {load.answers}")
+    leaked = [error for error in scenario.api.errors if RAW_DRIVER_TEXT.search(error)]
+    scenario.check(not leaked, f"the API showed driver text to its client: {leaked[:3]}")
+    scenario.recover()
+    scenario.finish()
+
 # --- schedulers -------------------------------------------------------------------------------------------------------
 
 SCHEDULE_PERIOD_SECONDS = 3

@@ -198,3 +198,23 @@ def temporary_database(server_url: str, prefix: str) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def read_only_by_default(database_url: str) -> Iterator[None]:
+    """The database takes no writes in sessions opened meanwhile (`default_transaction_read_only`): to its clients,
+    as a standby or a demoted primary is during a failover. Sessions already open keep what they had; writes are
+    taken again in sessions opened after the way out."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{url.database}" SET default_transaction_read_only = on'))
+        yield
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{url.database}" RESET default_transaction_read_only'))
+        admin.dispose()
