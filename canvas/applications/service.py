@@ -65,7 +65,7 @@ def register_application(session: Session, catalog: ApplicationCatalog, box, ver
     """Validate, verify against the real system, then store encrypted. Nothing is stored when any step fails."""
     spec = find_application(catalog, data["applicationId"])
     credentials = checked_credentials(spec, parse_credentials_json(data["credentialsJson"]))
-    verified = verifier.verify(spec, credentials)
+    verified = verify_outside_transaction(session, verifier, spec, credentials)
     now = utcnow()
     registered = RegisteredApplication(
         account_id=account_id, application_id=uuid.UUID(spec.id), short_name=spec.short_name,
@@ -89,12 +89,22 @@ def register_application_again(session: Session, catalog: ApplicationCatalog, bo
     spec = find_application(catalog, registered.application_id)
     credentials = checked_credentials(spec, parse_credentials_json(data["credentialsJson"]))
     before = audit.snapshot(registered)
-    _mark_verified(registered, spec, verifier.verify(spec, credentials))
+    _mark_verified(registered, spec, verify_outside_transaction(session, verifier, spec, credentials))
     registered.credentials_ciphertext = box.encrypt_json(credentials)
     registered.tag_text = (data.get("tagText") or "").strip() or spec.name
     registered.date_modified = utcnow()
     audit.record_change(session, "application.update", "application", registered, before)
     return registered
+
+
+def verify_outside_transaction(session: Session, verifier: Verifier, spec: ApplicationSpec,
+                               credentials: dict) -> bool:
+    """Verification against the real system may take seconds: the request's transaction, which has only read so
+    far, ends first, so that no pooled connection waits idle in it (PostgreSQL ends a session idle in a transaction
+    past idle_in_transaction_session_timeout, and the request would fail). The objects read stay loaded."""
+    if not (session.new or session.dirty or session.deleted):
+        session.commit()
+    return verifier.verify(spec, credentials)
 
 
 def checked_credentials(spec: ApplicationSpec, values: dict) -> dict:
@@ -178,7 +188,7 @@ def update_registered(session: Session, catalog: ApplicationCatalog, box, verifi
         update = parse_credentials_json(data["credentialsJson"])
         credentials = merge_credentials(spec, box.decrypt_json(registered.credentials_ciphertext), update)
         check_usable(spec, credentials)
-        _mark_verified(registered, spec, verifier.verify(spec, credentials))
+        _mark_verified(registered, spec, verify_outside_transaction(session, verifier, spec, credentials))
         registered.credentials_ciphertext = box.encrypt_json(credentials)
     if data.get("tagText"):
         registered.tag_text = data["tagText"].strip()
@@ -196,7 +206,7 @@ def reverify_registered(session: Session, catalog: ApplicationCatalog, box, veri
     before = audit.snapshot(registered)
     try:
         check_usable(spec, credentials)  # stored before SQLite was turned off, say: still no file is touched
-        verified = verifier.verify(spec, credentials)
+        verified = verify_outside_transaction(session, verifier, spec, credentials)
     except BadRequestError as failure:
         mark_faulted(registered, failure.message.removeprefix(AUTHENTICATION_ERROR))
         audit.record_change(session, "application.reverify", "application", registered, before)

@@ -278,7 +278,7 @@ def test_postgres_takes_no_writes_for_a_while_as_in_a_failover(postgres_database
     then the name leads to a writable server again, the connections opened meanwhile still on the old one until
     dropped. Every run ends Succeeded or Failed with a readable error, none stays Queued or Running, every workflow
     runs again, and the API answers 503 (never 500) while writes are refused."""
-    from tests.servers.postgres import read_only_by_default
+    from tests.servers.postgres import database_default
 
     scenario = fault_scenario("PostgreSQL read-only for 5 s (a failover)", database_url=postgres_database_url)
     scenario.start_processes(workers=2, schedulers=1)
@@ -290,7 +290,7 @@ def test_postgres_takes_no_writes_for_a_while_as_in_a_failover(postgres_database
         wait_for(lambda: len(scenario.observer.tracks(set(workflows))) >= 6, 60,
                  what="runs under way before the fault")
         scenario.fault_begins()
-        with read_only_by_default(scenario.database_url):
+        with database_default(scenario.database_url, "default_transaction_read_only", "on"):
             terminated = terminator.terminate_once()
             time.sleep(2.5)
             refused, _run_id = scenario.api.run(idle)

@@ -201,10 +201,11 @@ def temporary_database(server_url: str, prefix: str) -> Iterator[str]:
 
 
 @contextmanager
-def read_only_by_default(database_url: str) -> Iterator[None]:
-    """The database takes no writes in sessions opened meanwhile (`default_transaction_read_only`): to its clients,
-    as a standby or a demoted primary is during a failover. Sessions already open keep what they had; writes are
-    taken again in sessions opened after the way out."""
+def database_default(database_url: str, setting: str, value: str) -> Iterator[None]:
+    """A setting's default for the sessions of the database opened meanwhile (ALTER DATABASE ... SET): with
+    `default_transaction_read_only` on, the database takes no writes in them, as a standby or a demoted primary takes
+    none during a failover. Sessions already open keep what they had; those opened after the way out have the
+    server's default again."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
@@ -212,9 +213,9 @@ def read_only_by_default(database_url: str) -> Iterator[None]:
     admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
-            connection.execute(text(f'ALTER DATABASE "{url.database}" SET default_transaction_read_only = on'))
+            connection.execute(text(f'ALTER DATABASE "{url.database}" SET {setting} = \'{value}\''))
         yield
     finally:
         with admin.connect() as connection:
-            connection.execute(text(f'ALTER DATABASE "{url.database}" RESET default_transaction_read_only'))
+            connection.execute(text(f'ALTER DATABASE "{url.database}" RESET {setting}'))
         admin.dispose()
