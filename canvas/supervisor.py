@@ -1,4 +1,4 @@
-"""`canvas up`: the API, one worker and the scheduler as child processes, stopped together on SIGINT/SIGTERM.
+"""`canvas up`: the API, one worker and the scheduler as child processes, stopped together on SIGINT/SIGTERM/SIGHUP.
 
 A child that dies is restarted with a growing delay (a crashed worker must not take the API down with it); one that
 keeps dying right after its start stops everything with an error, since restarting it again would only hide why.
@@ -166,6 +166,9 @@ class Supervisor:
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
+        # The terminal it runs in went away (an SSH session dropped): stop in order, as for Ctrl-C, rather than die
+        # at once and leave the children to stop on their own, Redis before the processes that use it.
+        signal.signal(signal.SIGHUP, request_stop)
 
     def stop_children(self) -> None:
         started = [child for child in self.children if child.process]

@@ -55,6 +55,33 @@ def test_canvas_up_serves_authenticate_and_stops_cleanly_on_sigterm(tmp_path):
     assert (data_dir / "secret.key").stat().st_mode & 0o777 == 0o600
 
 
+def test_a_hangup_stops_canvas_up_in_order_and_leaves_nothing(tmp_path):
+    """The terminal of `canvas up` went away (SIGHUP, an SSH session dropped): it stops as on Ctrl-C, the processes
+    before the Redis they use, its instance file removed, nothing left running."""
+    data_dir, port = tmp_path / "data", free_port()
+    log_path = tmp_path / "up.log"
+    process = start_canvas("up", "--port", str(port), env=canvas_env(data_dir), log_path=log_path)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/healthz", process)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            health = requests.get(f"{base}/healthz", timeout=10).json()
+            if (health.get("workers"), health.get("schedulers")) == (1, 1):
+                break
+            time.sleep(0.5)
+        children = descendants(process.pid)
+    finally:
+        process.send_signal(signal.SIGHUP)
+        exit_code = process.wait(60)
+    logged = log_path.read_text()
+    assert exit_code == 0, logged[-3000:]
+    assert "received SIGHUP; stopping" in logged
+    assert "Redis is unreachable" not in logged, logged[-3000:]
+    time.sleep(0.2)
+    assert [pid for pid in children if alive(pid)] == []
+    assert not (data_dir / "canvas-up.pid").exists()
+
 def test_org_create_json_prints_exactly_one_object_and_keys_rotate_invalidates(tmp_path):
     env = canvas_env(tmp_path / "data")
     created = run_canvas("org", "create", "--name", "Solo", "--admin-email", "solo@solo.test", "--json", env=env)
