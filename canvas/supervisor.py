@@ -167,8 +167,10 @@ class Supervisor:
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
         # The terminal it runs in went away (an SSH session dropped): stop in order, as for Ctrl-C, rather than die
-        # at once and leave the children to stop on their own, Redis before the processes that use it.
-        signal.signal(signal.SIGHUP, request_stop)
+        # at once and leave the children to stop on their own, Redis before the processes that use it. Started to
+        # ignore hangups (nohup), it goes on ignoring them.
+        if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+            signal.signal(signal.SIGHUP, request_stop)
 
     def stop_children(self) -> None:
         started = [child for child in self.children if child.process]

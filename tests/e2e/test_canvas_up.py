@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -81,6 +83,25 @@ def test_a_hangup_stops_canvas_up_in_order_and_leaves_nothing(tmp_path):
     time.sleep(0.2)
     assert [pid for pid in children if alive(pid)] == []
     assert not (data_dir / "canvas-up.pid").exists()
+
+def test_canvas_up_started_under_nohup_goes_on_after_a_hangup(tmp_path):
+    data_dir, port = tmp_path / "data", free_port()
+    log_path = tmp_path / "up.log"
+    with open(log_path, "wb") as log:  # as `nohup canvas up` starts it: hangups ignored
+        process = subprocess.Popen([sys.executable, "-m", "canvas", "up", "--port", str(port)],
+                                   env=canvas_env(data_dir), stdout=log, stderr=subprocess.STDOUT,
+                                   preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/healthz", process)
+        process.send_signal(signal.SIGHUP)
+        time.sleep(2)
+        assert process.poll() is None, log_path.read_text()[-3000:]
+        assert requests.get(f"{base}/healthz", timeout=10).status_code == 200
+        assert "received SIGHUP" not in log_path.read_text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0, log_path.read_text()[-3000:]
 
 def test_org_create_json_prints_exactly_one_object_and_keys_rotate_invalidates(tmp_path):
     env = canvas_env(tmp_path / "data")
