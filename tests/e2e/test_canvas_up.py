@@ -57,12 +57,30 @@ def test_canvas_up_serves_authenticate_and_stops_cleanly_on_sigterm(tmp_path):
     assert (data_dir / "secret.key").stat().st_mode & 0o777 == 0o600
 
 
+def start_up_with_hangups(disposition, port: int, data_dir, log_path) -> subprocess.Popen:  # noqa: ANN001
+    """`canvas up` with SIGHUP handled as `disposition` when it starts: SIG_DFL as a terminal session leaves it,
+    SIG_IGN as `nohup` does, whatever this test process itself was started with."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "canvas", "up", "--port", str(port)], env=canvas_env(data_dir),
+                                stdout=log, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: signal.signal(signal.SIGHUP, disposition))
+
+
+def stopped(process: subprocess.Popen) -> int:
+    """Its exit status once it stopped by itself; killed (its children die with it) if it did not within 60 s."""
+    try:
+        return process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+        raise AssertionError("canvas up did not stop within 60 s") from None
+
 def test_a_hangup_stops_canvas_up_in_order_and_leaves_nothing(tmp_path):
     """The terminal of `canvas up` went away (SIGHUP, an SSH session dropped): it stops as on Ctrl-C, the processes
     before the Redis they use, its instance file removed, nothing left running."""
     data_dir, port = tmp_path / "data", free_port()
     log_path = tmp_path / "up.log"
-    process = start_canvas("up", "--port", str(port), env=canvas_env(data_dir), log_path=log_path)
+    process = start_up_with_hangups(signal.SIG_DFL, port, data_dir, log_path)  # as a terminal session leaves them
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for_http(f"{base}/healthz", process)
@@ -75,7 +93,7 @@ def test_a_hangup_stops_canvas_up_in_order_and_leaves_nothing(tmp_path):
         children = descendants(process.pid)
     finally:
         process.send_signal(signal.SIGHUP)
-        exit_code = process.wait(60)
+        exit_code = stopped(process)
     logged = log_path.read_text()
     assert exit_code == 0, logged[-3000:]
     assert "received SIGHUP; stopping" in logged
@@ -87,10 +105,7 @@ def test_a_hangup_stops_canvas_up_in_order_and_leaves_nothing(tmp_path):
 def test_canvas_up_started_under_nohup_goes_on_after_a_hangup(tmp_path):
     data_dir, port = tmp_path / "data", free_port()
     log_path = tmp_path / "up.log"
-    with open(log_path, "wb") as log:  # as `nohup canvas up` starts it: hangups ignored
-        process = subprocess.Popen([sys.executable, "-m", "canvas", "up", "--port", str(port)],
-                                   env=canvas_env(data_dir), stdout=log, stderr=subprocess.STDOUT,
-                                   preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    process = start_up_with_hangups(signal.SIG_IGN, port, data_dir, log_path)  # as `nohup canvas up` starts it
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for_http(f"{base}/healthz", process)
@@ -101,7 +116,7 @@ def test_canvas_up_started_under_nohup_goes_on_after_a_hangup(tmp_path):
         assert "received SIGHUP" not in log_path.read_text()
     finally:
         process.send_signal(signal.SIGTERM)
-        assert process.wait(60) == 0, log_path.read_text()[-3000:]
+        assert stopped(process) == 0, log_path.read_text()[-3000:]
 
 def test_org_create_json_prints_exactly_one_object_and_keys_rotate_invalidates(tmp_path):
     env = canvas_env(tmp_path / "data")
