@@ -7,8 +7,6 @@ Every run's history is checked for credential values by CanvasApi.run.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,7 +22,7 @@ from tests.e2e.template_support import (
     minute_stamps, now, numbered_pages, only_file, published_catalog_template_ids, quinyx_employees,
     sftp_credentials, smtp_credentials,
 )
-from tests.integration.run_helpers import worker_env
+from tests.integration.run_helpers import start_worker
 from tests.servers import smtp as smtp_module
 from tests.servers.http import json_response
 from tests.servers.smtp import SmtpServer
@@ -118,12 +116,11 @@ def test_a_worker_given_other_keys_says_so_and_leaves_the_applications_alone(api
     answer = api.client.post("/api/RunWorkflow", json={"workflowId": workflow_id}, headers=api.headers)
     assert answer.status_code == 202, answer.json
     log_path = tmp_path / "worker.log"
-    env = {**worker_env(app.config["CANVAS_SETTINGS"]), "CANVAS_SECRET_KEYS": SecretBox.generate_key()}
-    with open(log_path, "ab") as log:
-        worker = subprocess.run([sys.executable, "-m", "canvas", "worker", "--burst"], stdout=log,
-                                stderr=subprocess.STDOUT, env=env, timeout=120)
+    worker = start_worker(app.config["CANVAS_SETTINGS"], log_path, "--burst",
+                          env={"CANVAS_SECRET_KEYS": SecretBox.generate_key()})
+    exit_code = worker.wait(120)
     logged = log_path.read_text()
-    assert worker.returncode == 0, logged
+    assert exit_code == 0, logged
     run = api.get(answer.headers["Location"])
     differ = ("none of this worker's keys (CANVAS_SECRET_KEYS, else the key file of its data directory) is the one "
               "they were encrypted with; give every worker the API's keys")

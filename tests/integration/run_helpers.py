@@ -92,13 +92,15 @@ def worker_env(settings: dict) -> dict:
     return env
 
 
-def start_worker(settings: dict, log_path: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
+def start_worker(settings: dict, log_path: Path, *extra: str, env: dict | None = None,
+                 preexec_fn: Callable[[], None] | None = None) -> subprocess.Popen:
     """A `canvas worker` in a process group of its own: with --worker-class fork it forks its job children (with
-    --with-rq-scheduler, RQ's scheduler), which must go with it. `env` adds to its environment (CANVAS_ settings)."""
+    --with-rq-scheduler, RQ's scheduler), which must go with it. `env` adds to its environment (CANVAS_ settings);
+    `preexec_fn` runs in the child before it starts (a resource limit, say)."""
     with open(log_path, "ab") as log:  # the child writes to its own copy
         return subprocess.Popen([sys.executable, "-m", "canvas", "worker", *extra],
                                 env={**worker_env(settings), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=preexec_fn)
 
 
 def kill_worker(process: subprocess.Popen) -> None:

@@ -14,7 +14,7 @@ import pytest
 from werkzeug.wrappers import Response
 
 from canvas import clock
-from tests.integration.run_helpers import stop_worker, wait_for, worker_env
+from tests.integration.run_helpers import start_worker, stop_worker, wait_for, worker_env
 from tests.process_tools import clock_offset_in_log, skewed_clock
 
 pytestmark = pytest.mark.slow
@@ -125,11 +125,8 @@ def test_a_worker_whose_clock_is_behind_signs_callbacks_with_the_servers_time(po
     answer = v2.client.post("/api/RunWorkflow", json={"workflowId": flow["id"]}, headers=v2.org.admin_headers)
     assert answer.status_code == 202, answer.json
     log_path = tmp_path / "worker.log"
-    with open(log_path, "ab") as log:
-        worker = subprocess.run([sys.executable, "-m", "canvas", "worker", "--burst"], stdout=log,
-                                stderr=subprocess.STDOUT, timeout=120,
-                                env={**worker_env(app.config["CANVAS_SETTINGS"]), **skewed_clock(SKEW_SECONDS)})
-    assert worker.returncode == 0, log_path.read_text()
+    worker = start_worker(app.config["CANVAS_SETTINGS"], log_path, "--burst", env=skewed_clock(SKEW_SECONDS))
+    assert worker.wait(120) == 0, log_path.read_text()
     [received] = [request for request in http_server.requests if request.path == "/hook"]
     signed_at = int(dict(part.split("=", 1) for part in received.headers["X-Canvas-Signature"].split(","))["t"])
     assert abs(signed_at - arrivals[0]) < 2, (signed_at, arrivals, log_path.read_text())

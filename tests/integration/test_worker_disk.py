@@ -3,13 +3,11 @@ fail with what happened and what to do, the worker logs the path without a trace
 from __future__ import annotations
 
 import resource
-import subprocess
-import sys
 
 import pytest
 
 from tests.conftest import Org
-from tests.integration.run_helpers import make_workflow, run, wait_for, worker_env
+from tests.integration.run_helpers import make_workflow, run, start_worker, wait_for
 
 pytestmark = pytest.mark.slow
 FILE_SIZE_LIMIT = 512 * 1024  # RLIMIT_FSIZE: the kernel answers EFBIG past it, as a full disk answers ENOSPC
@@ -29,12 +27,10 @@ def test_a_temporary_file_the_disk_refuses_fails_the_block_in_words(postgres_dat
     answer = run(client, org.admin_headers, workflow_id)
     assert answer.status_code == 202, answer.json
     log_path = tmp_path / "worker.log"
-    with open(log_path, "ab") as log:
-        worker = subprocess.run([sys.executable, "-m", "canvas", "worker", "--burst"], stdout=log,
-                                stderr=subprocess.STDOUT, env=worker_env(app.config["CANVAS_SETTINGS"]),
-                                preexec_fn=limit_file_size, timeout=120)
+    worker = start_worker(app.config["CANVAS_SETTINGS"], log_path, "--burst", preexec_fn=limit_file_size)
+    exit_code = worker.wait(120)
     logged = log_path.read_text()
-    assert worker.returncode == 0, logged
+    assert exit_code == 0, logged
     finished = wait_for(lambda: (body := client.get(answer.headers["Location"], headers=org.admin_headers).json)
                         ["status"] in ("Succeeded", "Failed") and body, what="the run's end")
     said = ("the worker could not write to its disk while running block 2 (File too large): free space on the "
