@@ -150,7 +150,7 @@ def _prepare(settings: dict) -> None:
 def _database(settings: dict):  # noqa: ANN202
     from canvas.db import Database
 
-    return Database(settings["DATABASE_URL"])
+    return Database(settings["DATABASE_URL"], settings["LOST_RUN_GRACE_SECONDS"])
 
 
 def _migrated_database(settings: dict):  # noqa: ANN202

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from canvas import clock
+from canvas.defaults import DEFAULT_LOST_RUN_GRACE_SECONDS
 
 
 # A pooled connection idle longer than this is pinged before use (a server restart or a terminated backend leaves it
@@ -47,23 +48,38 @@ _fork_gate_registered = False
 # refusing them (a firewall, a host that went away) holds every first use of the database for minutes, a worker's
 # start and the API's /healthz among them. A URL's own `?connect_timeout=` wins.
 CONNECT_TIMEOUT_SECONDS = 10
+# The same on a connection already made: when the server's host is powered off or a failover moves its address away,
+# nothing answers a statement, not even with a reset, and Linux retransmits for about 15 minutes (tcp_retries2)
+# before it gives up. A worker's lease keeper then renews nothing that long, so that every run of the worker with a
+# block longer than the lost-run grace is taken for lost, and the API holds its request threads. Sent data left
+# unacknowledged for half the grace ends the connection instead (libpq's tcp_user_timeout): a lost database, which
+# everything waits out already, and the keeper renews through a new connection before the grace is up. A slow
+# statement is not cut (the server's kernel acknowledges it); keepalives find an idle pooled connection dead.
+# A URL's own values win.
+MIN_ESTABLISHED_TIMEOUT_SECONDS = 2.0
+KEEPALIVE_IDLE_SECONDS, KEEPALIVE_INTERVAL_SECONDS, KEEPALIVE_COUNT = 30, 5, 3
 READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction
 
 
-def build_engine(url: str) -> Engine:
+def build_engine(url: str, lost_run_grace_seconds: float = DEFAULT_LOST_RUN_GRACE_SECONDS) -> Engine:
     if url.startswith("sqlite"):
         return _build_sqlite_engine(url)
-    engine = create_engine(url, pool_size=5, max_overflow=10, connect_args=_connect_args(url))
+    engine = create_engine(url, pool_size=5, max_overflow=10,
+                           connect_args=_connect_args(url, lost_run_grace_seconds))
     _probe_at_checkout(engine, follow_server_clock=engine.dialect.name == "postgresql")
     _reconnect_when_read_only(engine)
     return engine
 
 
-def _connect_args(url: str) -> dict:
+def _connect_args(url: str, lost_run_grace_seconds: float = DEFAULT_LOST_RUN_GRACE_SECONDS) -> dict:
     parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql" or "connect_timeout" in parsed.query:
+    if parsed.get_backend_name() != "postgresql":
         return {}
-    return {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    established_timeout = max(MIN_ESTABLISHED_TIMEOUT_SECONDS, lost_run_grace_seconds / 2)
+    defaults = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, "tcp_user_timeout": round(established_timeout * 1000),
+                "keepalives": 1, "keepalives_idle": KEEPALIVE_IDLE_SECONDS,
+                "keepalives_interval": KEEPALIVE_INTERVAL_SECONDS, "keepalives_count": KEEPALIVE_COUNT}
+    return {name: value for name, value in defaults.items() if name not in parsed.query}
 
 
 def _probe_at_checkout(engine: Engine, follow_server_clock: bool) -> None:
@@ -135,9 +151,9 @@ def _build_sqlite_engine(url: str) -> Engine:
 class Database:
     """Holds the engine and the session factory of one process."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, lost_run_grace_seconds: float = DEFAULT_LOST_RUN_GRACE_SECONDS):
         self.url = url
-        self.engine = build_engine(url)
+        self.engine = build_engine(url, lost_run_grace_seconds)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._pid = os.getpid()
         self._connect_arguments: tuple[tuple, dict] | None = None  # the driver's, as the pool last connected

@@ -29,7 +29,7 @@ class Services:
 
     @cached_property
     def db(self) -> Database:
-        return Database(self.settings["DATABASE_URL"])
+        return Database(self.settings["DATABASE_URL"], self.settings["LOST_RUN_GRACE_SECONDS"])
 
     @cached_property
     def redis(self) -> redis.Redis:

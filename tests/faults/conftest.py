@@ -19,14 +19,16 @@ from tests.faults.harness import (
 
 @pytest.fixture
 def fault_scenario(make_app, tmp_path) -> Iterator:
-    """`fault_scenario(name, database_url=None)` -> a Scenario (tests/faults/scenario.py), cleaned up whatever
-    happens: its processes stopped before the tables are emptied."""
+    """`fault_scenario(name, database_url=None, process_database_url=None)` -> a Scenario (tests/faults/scenario.py),
+    cleaned up whatever happens: its processes stopped before the tables are emptied."""
     from tests.faults.scenario import Scenario
 
     built = []
     with contextlib.ExitStack() as stack:
 
-        def build(name: str, database_url: str | None = None) -> Scenario:
+        def build(name: str, database_url: str | None = None, process_database_url: str | None = None) -> Scenario:
+            """`process_database_url`: the workers' and schedulers' way to the database, when not the API's and the
+            observer's (`database_url`)."""
             index = len(built)
             built.append(name)
             redis_server = RedisServer(tmp_path / f"redis-{index}").start()
@@ -39,7 +41,7 @@ def fault_scenario(make_app, tmp_path) -> Iterator:
             app = make_app(**overrides)
             log_dir = tmp_path / f"logs-{index}"
             log_dir.mkdir()
-            scenario = Scenario(name, app, redis_server, receiver, log_dir)
+            scenario = Scenario(name, app, redis_server, receiver, log_dir, process_database_url=process_database_url)
             stack.callback(scenario.close)
             return scenario
 

@@ -622,11 +622,13 @@ def _process_state(pid: int) -> str:
         return "?"
 
 
-def process_env(settings: dict, redis_server: RedisServer, timing: Timing = TIMING) -> dict[str, str]:
+def process_env(settings: dict, redis_server: RedisServer, timing: Timing = TIMING,
+                database_url: str | None = None) -> dict[str, str]:
     from canvas.settings import redis_url
 
     env = {name: value for name, value in os.environ.items() if not name.startswith("CANVAS_")}
-    env.update({"CANVAS_DATA_DIR": settings["DATA_DIR"], "CANVAS_DATABASE_URL": settings["DATABASE_URL"],
+    env.update({"CANVAS_DATA_DIR": settings["DATA_DIR"],
+                "CANVAS_DATABASE_URL": database_url or settings["DATABASE_URL"],
                 "CANVAS_REDIS_URL": redis_server.url, "CANVAS_REDIS_PREFIX": settings["REDIS_PREFIX"],
                 "CANVAS_SECRET_KEYS": settings["SECRET_KEYS"], "CANVAS_ALLOW_PRIVATE_NETWORKS": "true",
                 "CANVAS_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1", **timing.environment()})

@@ -24,7 +24,7 @@ from tests.faults.harness import (
 
 class Scenario:
     def __init__(self, name: str, app, redis_server: RedisServer, receiver: EffectReceiver,  # noqa: ANN001
-                 log_dir: Path, timing: Timing = TIMING):
+                 log_dir: Path, timing: Timing = TIMING, process_database_url: str | None = None):
         from tests.conftest import Org
 
         settings = app.config["CANVAS_SETTINGS"]
@@ -44,7 +44,7 @@ class Scenario:
         self.api = Api(app, Org(app, "Faults").admin_headers)
         self.registered = self.api.register_receiver(receiver)
         self.template_id = self.api.publish_template(effect_template(f"Fault probe: {name}"))
-        self.fleet = Fleet(process_env(settings, redis_server, timing), log_dir, redis_server)
+        self.fleet = Fleet(process_env(settings, redis_server, timing, process_database_url), log_dir, redis_server)
         self.observer = RunObserver(self.database_url).start()  # last: close() needs everything above
 
     # --- the platform ------------------------------------------------------------------------------------------------

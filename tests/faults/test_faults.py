@@ -309,6 +309,62 @@ def test_postgres_takes_no_writes_for_a_while_as_in_a_failover(postgres_database
     scenario.recover()
     scenario.finish()
 
+def test_the_database_host_goes_dark_and_a_failover_leads_elsewhere(postgres_database_url, fault_scenario):
+    """A failover in which the old host goes dark: the workers' and the scheduler's connections lead through a route
+    that becomes a black hole for good (every packet dropped, nothing answers, not even with a reset) while two runs
+    wait in block 2 and three are queued; their database URL names a second address of the same server after it, as a
+    URL naming a primary and a standby does. A connection through the dark route holds whichever thread used it
+    next (a run, a lease keeper, a reaper) until it is found dead: within half the lost-run grace (canvas.db), not
+    the operating system's quarter of an hour. Then: every run succeeds once; of two runs started a little later,
+    whose block 2 outlasts the grace (only the lease keeper keeps them from being taken for lost), one succeeds and
+    the other, its worker killed (kill -9), is failed 'worker lost' by a reaper."""
+    from sqlalchemy.engine import URL, make_url
+
+    from tests.servers.network_hole import NetworkHole
+
+    direct = make_url(postgres_database_url)
+    with NetworkHole(direct.host, direct.port) as hole:
+        # libpq's shortest connect_timeout: each new connection tries the dark address first.
+        two_hosts = URL.create(direct.drivername, direct.username, direct.password, database=direct.database, query={
+            "host": [f"{hole.there_address}:{hole.port}", f"{direct.host}:{direct.port}"], "connect_timeout": "2"})
+        scenario = fault_scenario("PostgreSQL host goes dark (failover)", database_url=postgres_database_url,
+                                  process_database_url=two_hosts.render_as_string(hide_password=False))
+        scenario.start_processes(workers=2, schedulers=1)
+        workflows = scenario.make_workflows(5, delay_seconds=4)
+        long_ones = scenario.make_workflows(2, delay_seconds=TIMING.grace + 4)
+        runs = scenario.start_runs(workflows)
+        running = [track.run_id for track in scenario.wait_in_block(runs, WAIT_BLOCK, count=2)]
+        queued = [run_id for run_id in runs if scenario.track(run_id).status == "Queued"]
+        relayed = hole.connections()
+        scenario.fault_begins()
+        hole.open()  # for good: the old host never comes back
+        scenario.fault_ends()
+        time.sleep(TIMING.grace + 2)  # the timeout, and a new connection's try of the dark address, are behind
+        later = scenario.start_runs(long_ones)
+        victim_run = scenario.wait_in_block(later, WAIT_BLOCK, timeout=90)[0]
+        victim = scenario.worker_of(victim_run)
+        killed_at = time.monotonic()
+        scenario.fleet.kill9(victim)
+        try:  # by the processes whose connections went dark: replaced only then
+            wait_for(lambda: scenario.track(victim_run.run_id).final, TIMING.stranded_after, what="the lost run reaped")
+        except AssertionError:
+            scenario.problem(f"the killed worker's run was not reaped within {TIMING.stranded_after:.0f} s")
+        scenario.fleet.replace(victim, f"{victim}-r1")
+        scenario.notes.append(f"{relayed} connections led through the route that went dark; {len(running)} running, "
+                              f"{len(queued)} queued; {len(later)} runs with a long block 2 started "
+                              f"{TIMING.grace + 2:.0f} s later, the worker of one killed")
+        scenario.check(relayed >= 3, f"only {relayed} connections through the route: the fault would not show")
+        scenario.recover()
+        expect_succeeded_once(scenario, running, "a running")
+        expect_succeeded_once(scenario, queued, "a queued")
+        expect_succeeded_once(scenario, [run_id for run_id in later if run_id != victim_run.run_id], "a later")
+        expect_worker_lost(scenario, victim_run.run_id)
+        lost_at = scenario.track(victim_run.run_id).final_at
+        if lost_at is not None:
+            scenario.notes.append(f"the killed worker's run was failed {lost_at - killed_at:.1f} s after the kill")
+        scenario.finish()
+
+
 # --- schedulers -------------------------------------------------------------------------------------------------------
 
 SCHEDULE_PERIOD_SECONDS = 3

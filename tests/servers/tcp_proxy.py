@@ -4,6 +4,7 @@ other tests share."""
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 
 from tests.process_tools import free_port
@@ -15,9 +16,11 @@ class TcpProxy:
     """Listens on a free local port and forwards each connection to ``target``. ``cut()`` drops every connection and
     refuses new ones, as a server that went away; ``restore()`` listens again on the same port."""
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, listen_host: str = "127.0.0.1",
+                 listen_port: int | None = None) -> None:
         self.target = (target_host, target_port)
-        self.port = free_port()
+        self.host = listen_host
+        self.port = listen_port or free_port()
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -27,7 +30,7 @@ class TcpProxy:
             return self
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        listener.bind((self.host, self.port))
         listener.listen(64)
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
@@ -43,6 +46,10 @@ class TcpProxy:
             _close(sock)
 
     stop = cut
+
+    def connections(self) -> int:
+        with self._lock:
+            return len(self._sockets) // 2  # a client's socket and its upstream one
 
     def __enter__(self) -> TcpProxy:
         return self.start()
@@ -78,6 +85,8 @@ class TcpProxy:
         except OSError:
             pass
         finally:
+            with self._lock:
+                self._sockets.difference_update((source, sink))
             _close(source)
             _close(sink)
 
@@ -90,3 +99,16 @@ def _close(sock: socket.socket | None) -> None:
     except OSError:
         pass
     sock.close()
+
+
+def main(arguments: list[str]) -> None:
+    """`python -m tests.servers.tcp_proxy LISTEN_HOST LISTEN_PORT TARGET_HOST TARGET_PORT`: relays until killed (in
+    another network namespace, say)."""
+    listen_host, listen_port, target_host, target_port = arguments
+    TcpProxy(target_host, int(target_port), listen_host, int(listen_port)).start()
+    print("relaying", flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
