@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from canvas.defaults import DEFAULT_SHUTDOWN_GRACE_SECONDS
+from canvas.hangup import stop_on_hangup
 
 log = logging.getLogger(__name__)
 QUICK_EXIT_SECONDS = 10.0  # a child that dies sooner than this after starting counts as failing to start
@@ -166,11 +167,8 @@ class Supervisor:
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
-        # The terminal it runs in went away (an SSH session dropped): stop in order, as for Ctrl-C, rather than die
-        # at once and leave the children to stop on their own, Redis before the processes that use it. Started to
-        # ignore hangups (nohup), it goes on ignoring them.
-        if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
-            signal.signal(signal.SIGHUP, request_stop)
+        # Rather than die at once and leave the children to stop on their own, Redis before the processes using it.
+        stop_on_hangup(request_stop)
 
     def stop_children(self) -> None:
         started = [child for child in self.children if child.process]

@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 
+from canvas.hangup import stop_on_hangup
 from canvas.long_lived import freeze_long_lived
 from canvas.outages import OutageLog
 from canvas.queueing.keys import RUN_QUEUE
@@ -34,6 +35,7 @@ def run_scheduler() -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    stop_on_hangup(request_stop)
     with app.app_context():
         if wait_for_schema(services.db.engine, "scheduler", stop):
             _schedule_until_stopped(services, stop)

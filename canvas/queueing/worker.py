@@ -40,6 +40,7 @@ from rq.scheduler import RQScheduler
 
 from canvas.defaults import DEFAULT_RECONNECT_MAX_SECONDS, DEFAULT_SHUTDOWN_GRACE_SECONDS, SHUTDOWN_RECORD_MARGIN_SECONDS
 from canvas.execution.shutdown import INTERRUPT_SIGNAL, install_interrupt_handler
+from canvas.hangup import as_sigterm, stop_on_hangup
 from canvas.observability.logging import forget_run, logged_run
 from canvas.outages import REDIS_UNREACHABLE, Backoff, OutageLog
 from canvas.queueing.waiting_child import JobOrder, WaitingChild, read_order, report_done
@@ -688,7 +689,8 @@ def run_of_job(job) -> str:  # noqa: ANN001 - an RQ job
 
 
 def stop_on_signals(stop: threading.Event) -> None:
-    """From here on SIGTERM/SIGINT only say "stop after this loop" (RQ's own handlers raise StopRequested)."""
+    """From here on SIGTERM/SIGINT only say "stop after this loop" (RQ's own handlers raise StopRequested); SIGHUP
+    does what SIGTERM does, in RQ's loop too (RQ installs no handler for it)."""
 
     def request_stop(signum: int, _frame) -> None:  # noqa: ANN001
         log.info("received %s; worker stopping", signal.Signals(signum).name)
@@ -696,6 +698,7 @@ def stop_on_signals(stop: threading.Event) -> None:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    stop_on_hangup(as_sigterm)
 
 
 class WorkerNameTakenError(RuntimeError):

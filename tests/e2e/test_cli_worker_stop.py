@@ -2,6 +2,7 @@
 or is ended at once "Failed" with the reason; never left "Running"."""
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -40,8 +41,10 @@ def _start_long_run(client, app, org, tmp_path, seconds: float, *worker_args: st
 
 
 @pytest.mark.parametrize(("worker_class", "signum", "runs_per_child"),
-                         [("simple", signal.SIGINT, 1), ("fork", signal.SIGTERM, 1), ("fork", signal.SIGTERM, 3)],
-                         ids=["simple-worker-ctrl-c", "fork-worker-sigterm", "fork-worker-staying-child-sigterm"])
+                         [("simple", signal.SIGINT, 1), ("simple", signal.SIGHUP, 1), ("fork", signal.SIGTERM, 1),
+                          ("fork", signal.SIGTERM, 3)],
+                         ids=["simple-worker-ctrl-c", "simple-worker-hangup", "fork-worker-sigterm",
+                              "fork-worker-staying-child-sigterm"])
 def test_a_run_longer_than_the_stop_timeout_is_ended_failed_with_the_reason(client, app, org, tmp_path,
                                                                             worker_class, signum, runs_per_child):
     worker, location = _start_long_run(client, app, org, tmp_path, 600, "--worker-class", worker_class,
@@ -77,6 +80,62 @@ def test_a_run_that_ends_within_the_stop_timeout_finishes(client, app, org, tmp_
     ended = _state(client, org.admin_headers, location)
     assert ended["status"] == "Succeeded", ended
     assert [block["status"] for block in ended["blocks"]] == ["Succeeded"] * 3
+
+
+@pytest.mark.parametrize("worker_class", ["simple", "fork"])
+def test_a_terminal_hangup_stops_the_worker_in_order(client, app, org, tmp_path, worker_class):
+    """SIGHUP to the worker's process group, as the kernel sends it when the terminal the worker runs in goes away
+    (an SSH session dropped): the worker stops as on SIGTERM, its run finishing within the stop timeout, and exits 0
+    with nothing left behind. It used to die at once, its run failed "worker lost" a grace period later."""
+    worker, location = _start_long_run(client, app, org, tmp_path, 1, "--worker-class", worker_class)
+    try:
+        children = descendants(worker.pid)
+        os.killpg(worker.pid, signal.SIGHUP)
+        assert worker.wait(15) == 0, (tmp_path / "worker.log").read_text()[-3000:]
+        assert not any(alive(child) for child in children), "the worker's children end with it"
+    finally:
+        stop_worker(worker)
+    ended = _state(client, org.admin_headers, location)
+    assert ended["status"] == "Succeeded", ended
+    log = (tmp_path / "worker.log").read_text()
+    assert "Traceback" not in log, log[-3000:]
+
+
+def test_a_worker_started_ignoring_hangups_goes_on_ignoring_them(client, app, org, tmp_path):
+    """Started under nohup (SIGHUP ignored), a hangup changes nothing: the worker runs the next run."""
+    workflow_id = make_workflow(client, org.admin_headers, THREE_BLOCKS)
+    worker = start_worker(app.config["CANVAS_SETTINGS"], tmp_path / "worker.log",
+                          preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        first = run(client, org.admin_headers, workflow_id).headers["Location"]
+        wait_for(lambda: _state(client, org.admin_headers, first)["status"] == "Succeeded", what="a first run")
+        os.killpg(worker.pid, signal.SIGHUP)
+        second = run(client, org.admin_headers, workflow_id).headers["Location"]
+        wait_for(lambda: _state(client, org.admin_headers, second)["status"] == "Succeeded", what="a run after it")
+        assert worker.poll() is None
+    finally:
+        stop_worker(worker)
+
+
+@pytest.mark.parametrize("ignored", [False, True], ids=["hangup", "hangup-under-nohup"])
+def test_the_scheduler_stops_on_a_terminal_hangup_unless_started_ignoring_it(app, tmp_path, ignored):
+    log_path = tmp_path / "scheduler.log"
+    with open(log_path, "ab") as log:
+        scheduler = subprocess.Popen(
+            [sys.executable, "-m", "canvas", "scheduler"], env=worker_env(app.config["CANVAS_SETTINGS"]),
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=(lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if ignored else None)
+    try:
+        wait_for(lambda: "started" in log_path.read_text(), 60, what="the scheduler started")
+        os.killpg(scheduler.pid, signal.SIGHUP)
+        if ignored:
+            time.sleep(2)
+            assert scheduler.poll() is None, log_path.read_text()[-3000:]
+        else:
+            assert scheduler.wait(30) == 0, log_path.read_text()[-3000:]
+            assert "received SIGHUP; scheduler stopping" in log_path.read_text()
+    finally:
+        stop_worker(scheduler)
 
 
 def test_ctrl_c_on_canvas_up_during_a_long_block_ends_the_run_and_every_process(client, app, org, tmp_path):
