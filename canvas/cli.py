@@ -139,12 +139,22 @@ def _in_a_child(step: Callable[..., object], *args: object) -> None:
         sys.exit(status if status > 0 else 1)
 
 
-def _prepare(settings: dict) -> None:
+def _prepare(settings: dict, check_keys: bool = False) -> None:
     """Before `canvas up` or `canvas api` starts anything: the blob store, the data dir, the database migrated and
-    the catalog synced, once, rather than each child failing and being restarted for a while."""
+    the catalog synced, once, rather than each child failing and being restarted for a while. With `check_keys` (an
+    API on its own, maybe beside others on other machines), whether its keys decrypt the credentials stored last."""
     _check_before_start(settings)
     _prepare_data_dir(settings)
     _synced_database(settings).dispose()
+    if check_keys:
+        from canvas.execution.credentials import API_KEYS_DIFFER, say_if_keys_differ
+        from canvas.extensions import Services
+
+        services = Services(settings)
+        try:
+            say_if_keys_differ(services, "API", API_KEYS_DIFFER)
+        finally:
+            services.close()
 
 
 def _database(settings: dict):  # noqa: ANN202
@@ -364,7 +374,7 @@ def api(host: str | None, port: int | None, workers: int | None, threads: int | 
     host, port = host or DEFAULT_HOST, port or DEFAULT_PORT
     _check_port_free(host, port)
     if not os.environ.get("CANVAS_STARTED_BY"):  # `canvas up` has prepared everything before starting this
-        _in_a_child(_prepare, settings)  # gunicorn's master stays small, and so do the workers it forks
+        _in_a_child(_prepare, settings, True)  # gunicorn's master stays small, and so do the workers it forks
     _metrics(settings, "api")  # before the app is built: its gunicorn workers write where /metrics reads
     embedded = ensure_redis(settings)
     try:

@@ -7,7 +7,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -150,3 +152,26 @@ def clock_offset_in_log(log_path: Path) -> float:
     stamps = [line[:23] for line in log_path.read_text(errors="replace").splitlines() if line[:2] == "20"]
     logged = datetime.strptime(stamps[-1], "%Y-%m-%d %H:%M:%S,%f")
     return (logged - datetime.fromtimestamp(log_path.stat().st_mtime)).total_seconds()
+
+
+WATCHDOG_SECONDS = 20.0  # far past the timeouts the tests of lost connections expect
+
+
+def watched(work: Callable[[], object]) -> tuple[BaseException | None, float]:
+    """The error of `work` and the seconds it took, in a thread a watchdog waits for (a connection that waits as long
+    as the operating system lets it would wait for minutes)."""
+    outcome: dict = {}
+
+    def attempt() -> None:
+        began = time.monotonic()
+        try:
+            work()
+        except Exception as error:  # noqa: BLE001 - what the test inspects
+            outcome["error"] = error
+        outcome["seconds"] = time.monotonic() - began
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(WATCHDOG_SECONDS)
+    assert not thread.is_alive(), f"still waiting after {WATCHDOG_SECONDS} s"
+    return outcome.get("error"), outcome["seconds"]

@@ -99,7 +99,7 @@ def run_worker(worker_class: str | None = None, burst: bool = False, name: str |
         stop_on_signals(stop)
         if not wait_for_schema(services.db.engine, f"worker {name}", stop):
             return 0
-        _say_if_keys_differ(services, name)
+        run_credentials.say_if_keys_differ(services, f"worker {name}")
         if chosen == "fork":
             _warm_up(services)
             services.db.keep_apart_from_forks()  # on SQLite: the threads' uses of it, never across a fork
@@ -251,18 +251,6 @@ def _warm_up(services) -> None:  # noqa: ANN001 - canvas.extensions.Services
     # parent's objects live on, which cost a forked run ~30 ms of its ~75 (measured, SQLite, no-op run). The
     # rehearsal's rolled-back rows are garbage by now: collected first rather than kept for ever.
     freeze_long_lived()
-
-
-def _say_if_keys_differ(services, name: str) -> None:  # noqa: ANN001 - canvas.extensions.Services
-    """A machine started with other keys than the API's fails every run that needs credentials: said at its start,
-    not first at a run's. It still starts: runs without applications, and those of credentials it can decrypt, run."""
-    try:
-        problem = run_credentials.keys_problem(services)
-    except Exception as error:  # noqa: BLE001 - the database's trouble is the reaper's and the runs' to meet
-        log.debug("worker %s: keys not checked (%s)", name, error.__class__.__name__)
-        return
-    if problem:
-        log.error("worker %s: %s", name, problem)
 
 
 def _start_reaper(services, outages: OutageLog) -> threading.Event:  # noqa: ANN001 - canvas.extensions.Services

@@ -21,6 +21,9 @@ from canvas.secrets import SecretDecryptError
 log = logging.getLogger(__name__)
 KEYS_DIFFER = ("none of this worker's keys (CANVAS_SECRET_KEYS, else the key file of its data directory) is the one "
                "they were encrypted with; give every worker the API's keys")
+API_KEYS_DIFFER = ("none of this API's keys (CANVAS_SECRET_KEYS, else the key file of its data directory) is the one "
+                   "they were encrypted with, and what it registers now the other machines cannot decrypt; give every "
+                   "API and worker the same keys")
 
 
 def for_block(services, state, entry: dict) -> tuple[dict | None, list[str]]:  # noqa: ANN001
@@ -49,9 +52,22 @@ def for_block(services, state, entry: dict) -> tuple[dict | None, list[str]]:  #
     return credentials, secret_values(spec, credentials)
 
 
-def keys_problem(services) -> str | None:  # noqa: ANN001 - canvas.extensions.Services
+def say_if_keys_differ(services, who: str, keys_differ: str = KEYS_DIFFER) -> None:  # noqa: ANN001 - Services
+    """A machine started with other keys than the rest fails every run that needs credentials (a worker), or
+    registers credentials no other machine can decrypt (an API): said at its start, not first at a run's. It still
+    starts: what needs no credentials, or those it can decrypt, works."""
+    try:
+        problem = keys_problem(services, keys_differ)
+    except Exception as error:  # noqa: BLE001 - the database's trouble is for the process's own work to meet
+        log.debug("%s: keys not checked (%s)", who, error.__class__.__name__)
+        return
+    if problem:
+        log.error("%s: %s", who, problem)
+
+
+def keys_problem(services, keys_differ: str = KEYS_DIFFER) -> str | None:  # noqa: ANN001 - canvas.extensions.Services
     """Why this process's keys cannot decrypt the credentials stored last (a machine given other keys than the
-    API's), or None: they can, or none are stored. One row read, for a process's start."""
+    others), or None: they can, or none are stored. One row read, for a process's start."""
     with services.db.sessions() as session:
         stored = session.scalar(select(RegisteredApplication.credentials_ciphertext)
                                 .order_by(RegisteredApplication.date_created.desc()).limit(1))
@@ -60,7 +76,7 @@ def keys_problem(services) -> str | None:  # noqa: ANN001 - canvas.extensions.Se
     try:
         services.secret_box.decrypt(stored)
     except SecretDecryptError:
-        return f"the newest registered application's credentials cannot be decrypted: {KEYS_DIFFER}"
+        return f"the newest registered application's credentials cannot be decrypted: {keys_differ}"
     return None
 
 

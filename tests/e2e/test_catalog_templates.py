@@ -13,9 +13,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import requests
 
 from canvas.execution.blocks.sql import ALLOW_SQLITE_SETTING
 from canvas.secrets import SecretBox
+from tests.e2e.http_api import api_serving
 from tests.e2e.template_support import (
     CanvasApi, FakeFiken, RecordingCollection, TenantDatabase, as_org_template, attachments,
     bearer_checked, block_id, block_summary, catalog_template, change_ftp_password, json_api_collection,
@@ -130,6 +132,24 @@ def test_a_worker_given_other_keys_says_so_and_leaves_the_applications_alone(api
     assert "Traceback" not in logged, logged
     assert [api.registered(applications[name])["faulted"] for name in ("QUIN", "FTP")] == [False, False]
     assert not http_server.requests  # nothing was sent with credentials it could not read
+
+@pytest.mark.parametrize("other_keys", [True, False], ids=["other-keys", "same-keys"])
+def test_an_api_given_other_keys_says_so_when_it_starts(api, app, http_server, ftp_server, tmp_path, other_keys):
+    """An API started on another machine with other CANVAS_SECRET_KEYS than the rest: it would encrypt what it
+    registers with keys the workers do not have. It says so at its start (and serves all the same); with the same
+    keys it says nothing."""
+    quinyx_to_ftp_workflow(api, http_server, ftp_server)
+    log_path = tmp_path / "api.log"
+    keys = {"CANVAS_SECRET_KEYS": SecretBox.generate_key()} if other_keys else {}
+    with api_serving(app, log_path, **keys) as base:
+        assert requests.get(f"{base}/healthz", timeout=10).status_code == 200
+    logged = log_path.read_text()
+    said = ("API: the newest registered application's credentials cannot be decrypted: none of this API's keys "
+            "(CANVAS_SECRET_KEYS, else the key file of its data directory) is the one they were encrypted with, and "
+            "what it registers now the other machines cannot decrypt; give every API and worker the same keys")
+    assert (said in logged) == other_keys, logged
+    assert "Traceback" not in logged, logged
+
 
 def retry_messages(block: dict) -> list[str]:
     return [line["message"] for line in block["log"] if "retrying" in line["message"]]

@@ -3,38 +3,18 @@ is Latin-1 on the wire, so a name in another script, or with a quote or a line b
 file, named as the block named it (RFC 6266's filename*, decoded as a browser does)."""
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import pytest
 import requests
 from werkzeug.http import parse_options_header
 
+from tests.e2e.http_api import api_serving
 from tests.integration.run_helpers import THREE_BLOCKS, make_workflow, run_and_work
-from tests.process_tools import canvas_env, free_port, start_canvas, wait_for_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("clean_run_queue")]
 
 # The name a block gave its file, and the name the download gives it: a control character cannot be in a header
 NAMES = {"员工 Øst.csv": "员工 Øst.csv", 'the "best" one.csv': 'the "best" one.csv', "two\nlines.csv": "two_lines.csv",
          "tab\tbed.csv": "tab_bed.csv", "plain.csv": "plain.csv"}
-
-
-@contextlib.contextmanager
-def api_serving(app, log_path) -> Iterator[str]:  # noqa: ANN001
-    """A `canvas api` process on the test app's database, Redis and data dir: what it wrote, served over HTTP."""
-    settings = app.config["CANVAS_SETTINGS"]
-    env = canvas_env(settings["DATA_DIR"], CANVAS_DATABASE_URL=settings["DATABASE_URL"],
-                     CANVAS_REDIS_URL=settings["REDIS_URL"], CANVAS_REDIS_PREFIX=settings["REDIS_PREFIX"],
-                     CANVAS_SECRET_KEYS=settings["SECRET_KEYS"], CANVAS_API_WORKERS="1")
-    port = free_port()
-    process = start_canvas("api", "--port", str(port), env=env, log_path=log_path)
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz", process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(60)
 
 
 def test_a_file_output_downloads_under_its_own_name_whatever_the_characters(app, client, org, tmp_path):

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -17,8 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from canvas import db as database
 from canvas.execution.lease import is_connection_error
-
-WATCHDOG_SECONDS = 20.0  # far past the timeouts below; a connection still waiting then would wait for minutes
+from tests.process_tools import watched
 
 
 @pytest.fixture()
@@ -45,25 +43,6 @@ def silent_server() -> Iterator[int]:
     for connection in accepted:
         connection.close()
     listener.close()
-
-
-def watched(work: Callable[[], object]) -> tuple[BaseException | None, float]:
-    """The error of `work` and the seconds it took, in a thread a watchdog waits for."""
-    outcome: dict = {}
-
-    def attempt() -> None:
-        began = time.monotonic()
-        try:
-            work()
-        except Exception as error:  # noqa: BLE001 - what the test inspects
-            outcome["error"] = error
-        outcome["seconds"] = time.monotonic() - began
-
-    thread = threading.Thread(target=attempt, daemon=True)
-    thread.start()
-    thread.join(WATCHDOG_SECONDS)
-    assert not thread.is_alive(), f"still waiting for the database after {WATCHDOG_SECONDS} s"
-    return outcome.get("error"), outcome["seconds"]
 
 
 def first_connection(url: str) -> tuple[BaseException | None, float]:

@@ -14,7 +14,7 @@ from canvas.queueing.connections import ESTABLISHED_TIMEOUT_SECONDS, redis_clien
 from tests.conftest import Org
 from tests.faults.harness import RedisServer
 from tests.integration.run_helpers import make_workflow, run, start_worker, stop_worker, wait_for
-from tests.integration.test_database_connect_timeout import watched
+from tests.process_tools import watched
 from tests.servers.network_hole import NetworkHole
 
 pytestmark = pytest.mark.slow
