@@ -15,8 +15,8 @@ DRIVER_INFO = redis.DriverInfo(lib_version=redis.__version__)
 # already sent waits for its socket timeout, which RQ raises to ~7 minutes on a worker's connection so that its
 # blocking dequeue fits in it, or for Linux's quarter of an hour of retransmissions: the worker takes no job that
 # long. Sent data unacknowledged for ESTABLISHED_TIMEOUT_SECONDS ends the connection instead, an outage the worker
-# waits out and logs; keepalives (redis-py's own values) find an idle one dead. A slow command is not cut: Redis's
-# kernel acknowledges it. Linux only, as are the names below; elsewhere redis-py's defaults stay.
+# waits out and logs; keepalives (redis-py's default values) find an idle one dead. A slow command is not cut:
+# Redis's kernel acknowledges it. Linux only, as are the names below; elsewhere redis-py's defaults stay.
 ESTABLISHED_TIMEOUT_SECONDS = 15
 _TCP_OPTIONS = {"TCP_KEEPIDLE": 30, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3,
                 "TCP_USER_TIMEOUT": ESTABLISHED_TIMEOUT_SECONDS * 1000}
