@@ -25,11 +25,17 @@ def _state(client, headers, location) -> dict:
     return client.get(location, headers=headers).json
 
 
+def hangups(disposition: signal.Handlers):  # noqa: ANN201 - a preexec_fn
+    """SIGHUP's disposition for a process the test starts, as a terminal session (SIG_DFL) or nohup (SIG_IGN) leaves
+    it, whatever the test run itself was started with (under nohup, say)."""
+    return lambda: signal.signal(signal.SIGHUP, disposition)
+
+
 def _start_long_run(client, app, org, tmp_path, seconds: float, *worker_args: str, env: dict | None = None):
     blocks = [THREE_BLOCKS[0], ("Wait", "delay", {"seconds": seconds}), THREE_BLOCKS[2]]
     workflow_id = make_workflow(client, org.admin_headers, blocks)
     worker = start_worker(app.config["CANVAS_SETTINGS"], tmp_path / "worker.log", *worker_args,
-                          env={**GRACE, **(env or {})})
+                          env={**GRACE, **(env or {})}, preexec_fn=hangups(signal.SIG_DFL))
     try:
         location = run(client, org.admin_headers, workflow_id).headers["Location"]
         wait_for(lambda: _state(client, org.admin_headers, location)["blocks"][1]["status"] == "Running",
@@ -105,7 +111,7 @@ def test_a_worker_started_ignoring_hangups_goes_on_ignoring_them(client, app, or
     """Started under nohup (SIGHUP ignored), a hangup changes nothing: the worker runs the next run."""
     workflow_id = make_workflow(client, org.admin_headers, THREE_BLOCKS)
     worker = start_worker(app.config["CANVAS_SETTINGS"], tmp_path / "worker.log",
-                          preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+                          preexec_fn=hangups(signal.SIG_IGN))
     try:
         first = run(client, org.admin_headers, workflow_id).headers["Location"]
         wait_for(lambda: _state(client, org.admin_headers, first)["status"] == "Succeeded", what="a first run")
@@ -124,7 +130,7 @@ def test_the_scheduler_stops_on_a_terminal_hangup_unless_started_ignoring_it(app
         scheduler = subprocess.Popen(
             [sys.executable, "-m", "canvas", "scheduler"], env=worker_env(app.config["CANVAS_SETTINGS"]),
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            preexec_fn=(lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if ignored else None)
+            preexec_fn=hangups(signal.SIG_IGN if ignored else signal.SIG_DFL))
     try:
         wait_for(lambda: "started" in log_path.read_text(), 60, what="the scheduler started")
         os.killpg(scheduler.pid, signal.SIGHUP)
