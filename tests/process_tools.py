@@ -175,3 +175,9 @@ def watched(work: Callable[[], object]) -> tuple[BaseException | None, float]:
     thread.join(WATCHDOG_SECONDS)
     assert not thread.is_alive(), f"still waiting after {WATCHDOG_SECONDS} s"
     return outcome.get("error"), outcome["seconds"]
+
+
+def hangups(disposition: signal.Handlers) -> Callable[[], object]:
+    """A preexec_fn: SIGHUP's disposition for a process a test starts, as a terminal session (SIG_DFL) or nohup
+    (SIG_IGN) leaves it, whatever the test run itself was started with (under nohup, say)."""
+    return lambda: signal.signal(signal.SIGHUP, disposition)

@@ -17,12 +17,12 @@ def api_serving(app, log_path: Path, **env: str) -> Iterator[str]:  # noqa: ANN0
     """A `canvas api` process on the test app's database, Redis, keys and data dir (`env`: CANVAS_ settings that
     differ), serving over HTTP; its base URL."""
     settings = app.config["CANVAS_SETTINGS"]
-    env = canvas_env(settings["DATA_DIR"], **{
+    environment = canvas_env(settings["DATA_DIR"], **{
         "CANVAS_DATABASE_URL": settings["DATABASE_URL"], "CANVAS_REDIS_URL": settings["REDIS_URL"],
         "CANVAS_REDIS_PREFIX": settings["REDIS_PREFIX"], "CANVAS_SECRET_KEYS": settings["SECRET_KEYS"],
         "CANVAS_API_WORKERS": "1", **env})
     port = free_port()
-    process = start_canvas("api", "--port", str(port), env=env, log_path=log_path)
+    process = start_canvas("api", "--port", str(port), env=environment, log_path=log_path)
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", process)
         yield f"http://127.0.0.1:{port}"

@@ -15,7 +15,9 @@ from canvas.settings import UNIX_SOCKET_PATH_LIMIT
 from tests.api.workflow_helpers import FILE_HUB_APP
 from tests.e2e.http_api import Api
 from tests.integration.run_helpers import RECORDS
-from tests.process_tools import alive, canvas_env, descendants, free_port, run_canvas, start_canvas, wait_for_http
+from tests.process_tools import (
+    alive, canvas_env, descendants, free_port, hangups, run_canvas, start_canvas, wait_for_http,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +65,7 @@ def start_up_with_hangups(disposition, port: int, data_dir, log_path) -> subproc
     with open(log_path, "wb") as log:
         return subprocess.Popen([sys.executable, "-m", "canvas", "up", "--port", str(port)], env=canvas_env(data_dir),
                                 stdout=log, stderr=subprocess.STDOUT,
-                                preexec_fn=lambda: signal.signal(signal.SIGHUP, disposition))
+                                preexec_fn=hangups(disposition))
 
 
 def stopped(process: subprocess.Popen) -> int:

@@ -15,7 +15,7 @@ import pytest
 from tests.integration.run_helpers import (
     THREE_BLOCKS, kill_worker, make_workflow, run, start_worker, stop_worker, wait_for, worker_env,
 )
-from tests.process_tools import alive, descendants, free_port, start_canvas, wait_for_http
+from tests.process_tools import alive, descendants, free_port, hangups, start_canvas, wait_for_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("clean_run_queue")]
 GRACE = {"CANVAS_SHUTDOWN_GRACE_SECONDS": "4"}  # the worker gives its run max(4 - 3, 4 / 2) = 2 s
@@ -23,12 +23,6 @@ GRACE = {"CANVAS_SHUTDOWN_GRACE_SECONDS": "4"}  # the worker gives its run max(4
 
 def _state(client, headers, location) -> dict:
     return client.get(location, headers=headers).json
-
-
-def hangups(disposition: signal.Handlers):  # noqa: ANN201 - a preexec_fn
-    """SIGHUP's disposition for a process the test starts, as a terminal session (SIG_DFL) or nohup (SIG_IGN) leaves
-    it, whatever the test run itself was started with (under nohup, say)."""
-    return lambda: signal.signal(signal.SIGHUP, disposition)
 
 
 def _start_long_run(client, app, org, tmp_path, seconds: float, *worker_args: str, env: dict | None = None):

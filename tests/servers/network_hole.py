@@ -7,9 +7,9 @@ The route crosses a network namespace of the test's own, joined to this one by a
 
     client -> 10.213.N.2:PORT (a relay in the namespace) -> 10.213.N.1:PROXY (a TcpProxy here) -> the server
 
-`opened()` takes the namespace's end of the veth pair down: both directions drop every packet, the connections
+`open()` takes the namespace's end of the veth pair down: both directions drop every packet, the connections
 through it stay open on both ends, and nothing answers, not even with a reset (the neighbours are fixed entries, so
-no address resolution fails either). `closed()` brings it up again. Needs root and iproute2 (`ip netns`), as on CI
+no address resolution fails either). `close()` brings it up again. Needs root and iproute2 (`ip netns`), as on CI
 and these machines.
 """
 from __future__ import annotations
@@ -38,7 +38,6 @@ class NetworkHole:
         self.port = target_port  # the relay's, in a namespace where every port is free
         self._proxy: TcpProxy | None = None
         self._relay: subprocess.Popen | None = None
-        self.is_open = False
 
     def start(self) -> NetworkHole:
         try:
@@ -63,11 +62,9 @@ class NetworkHole:
     def open(self) -> None:
         """From now on every packet through the route is dropped."""
         self._in_namespace("ip", "link", "set", self.there, "down")
-        self.is_open = True
 
     def close(self) -> None:
         self._in_namespace("ip", "link", "set", self.there, "up")
-        self.is_open = False
 
     def stop(self) -> None:
         if self._relay is not None:
