@@ -11,10 +11,56 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-pytest_plugins = ["tests.servers.fixtures"]
+pytest_plugins = ["tests.servers.fixtures", "tests.faults.report"]
+
+# Under pytest-xdist each worker process is one of several running at once ("gw0", "gw1"...; see pyproject.toml).
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+MAX_XDIST_WORKERS = 4  # each one costs a database and a Redis database of its own (Redis has 16)
+SHARED_TEST_DATABASE_URL = os.environ.get("CANVAS_TEST_DATABASE_URL")
+
+
+def _worker_database_url(url: str, worker: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    name = parsed.database or "canvas_test"
+    if parsed.drivername.startswith("sqlite"):
+        stem, dot, suffix = name.rpartition(".")
+        name = f"{stem}_{worker}.{suffix}" if dot else f"{name}_{worker}"
+    else:
+        name = f"{name}_{worker}"
+    return parsed.set(database=name).render_as_string(hide_password=False)
+
+
+def _worker_redis_url(url: str, index: int) -> str:
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    if parts.scheme == "unix":
+        query["db"] = str((int(query.get("db", 0)) + index) % 16)
+        return urlunsplit(parts._replace(query=urlencode(query)))
+    base = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(base + index) % 16}"))
+
+
+# Tests empty every table after them and count the workers registered in Redis: under xdist, the configured database
+# and Redis database would be another worker's at the same time. Each worker gets its own, made from the configured
+# ones, before any test (or a process it starts, reading CANVAS_TEST_*) looks at them.
+if XDIST_WORKER:
+    if SHARED_TEST_DATABASE_URL:
+        os.environ["CANVAS_TEST_DATABASE_URL"] = _worker_database_url(SHARED_TEST_DATABASE_URL, XDIST_WORKER)
+    if os.environ.get("CANVAS_TEST_REDIS_URL"):
+        os.environ["CANVAS_TEST_REDIS_URL"] = _worker_redis_url(
+            os.environ["CANVAS_TEST_REDIS_URL"], int(XDIST_WORKER.removeprefix("gw")))
 
 TEST_DATABASE_URL = os.environ.get("CANVAS_TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("CANVAS_TEST_REDIS_URL")
+
+
+def pytest_xdist_auto_num_workers(config) -> int:  # noqa: ANN001, ARG001
+    """`-n auto`: one worker per core, at most MAX_XDIST_WORKERS."""
+    return max(1, min(os.cpu_count() or 1, MAX_XDIST_WORKERS))
 
 # The test process must not pick up an operator's configuration.
 for _name in [name for name in os.environ if name.startswith("CANVAS_") and not name.startswith("CANVAS_TEST_")]:
@@ -29,6 +75,11 @@ def data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def redis_url(data_dir) -> Iterator[str]:
     if TEST_REDIS_URL:
+        if XDIST_WORKER:  # a Redis database of this worker's own, left over from an earlier run perhaps
+            import redis
+
+            with redis.Redis.from_url(TEST_REDIS_URL) as connection:
+                connection.flushdb()
         yield TEST_REDIS_URL
         return
     from canvas.queueing.embedded import EmbeddedRedis
@@ -40,8 +91,34 @@ def redis_url(data_dir) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def database_url(data_dir) -> str:
-    return TEST_DATABASE_URL or f"sqlite:///{data_dir / 'canvas-test.db'}"
+def database_url(data_dir) -> Iterator[str]:
+    if not TEST_DATABASE_URL:
+        yield f"sqlite:///{data_dir / 'canvas-test.db'}"
+        return
+    if not (XDIST_WORKER and TEST_DATABASE_URL.startswith("postgresql")):
+        yield TEST_DATABASE_URL
+        return
+    with _database_of_this_worker(SHARED_TEST_DATABASE_URL, TEST_DATABASE_URL):
+        yield TEST_DATABASE_URL
+
+
+@contextlib.contextmanager
+def _database_of_this_worker(shared_url: str, url: str) -> Iterator[None]:
+    """The worker's database, made on the configured database's server (through it) and dropped after the run."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
+    admin = create_engine(shared_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        yield
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -108,7 +185,8 @@ def postgres_url(request) -> str:
     from sqlalchemy.engine import make_url
 
     on_postgres = TEST_DATABASE_URL and TEST_DATABASE_URL.startswith("postgresql")
-    url = TEST_DATABASE_URL if on_postgres else request.getfixturevalue("postgres_server_url")
+    # database_url: the suite's own, which under pytest-xdist is made for this process by that fixture
+    url = request.getfixturevalue("database_url" if on_postgres else "postgres_server_url")
     return make_url(url).set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
 
 

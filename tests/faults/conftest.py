@@ -1,5 +1,4 @@
-"""Fixtures of the fault-injection suite, and its table at the end of the run (terminal summary and
-benchmarks/results/faults.md).
+"""Fixtures of the fault-injection suite (its table at the end of the run: tests/faults/report.py).
 
 Each scenario gets a Redis server of its own (a free loopback port, never the shared one), a side-effect receiver,
 the in-process API on that Redis and on the database the run is configured with (CANVAS_TEST_DATABASE_URL, else the
@@ -13,24 +12,24 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.faults.harness import (
-    RESULTS, TIMING, EffectReceiver, RedisServer, notes_lines, results_table, write_report,
-)
+from tests.faults.harness import TIMING, EffectReceiver, RedisServer
+from tests.faults.report import record_figures
+
 
 @pytest.fixture
-def fault_scenario(make_app, tmp_path) -> Iterator:
+def fault_scenario(make_app, tmp_path, request) -> Iterator:
     """`fault_scenario(name, database_url=None, process_database_url=None)` -> a Scenario (tests/faults/scenario.py),
     cleaned up whatever happens: its processes stopped before the tables are emptied."""
     from tests.faults.scenario import Scenario
 
     built = []
     with contextlib.ExitStack() as stack:
+        stack.callback(record_figures, request.node, built)
 
         def build(name: str, database_url: str | None = None, process_database_url: str | None = None) -> Scenario:
             """`process_database_url`: the workers' and schedulers' way to the database, when not the API's and the
             observer's (`database_url`)."""
             index = len(built)
-            built.append(name)
             redis_server = RedisServer(tmp_path / f"redis-{index}").start()
             stack.callback(redis_server.stop)
             receiver = EffectReceiver().start()
@@ -42,17 +41,8 @@ def fault_scenario(make_app, tmp_path) -> Iterator:
             log_dir = tmp_path / f"logs-{index}"
             log_dir.mkdir()
             scenario = Scenario(name, app, redis_server, receiver, log_dir, process_database_url=process_database_url)
+            built.append(scenario)
             stack.callback(scenario.close)
             return scenario
 
         yield build
-
-
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001, ARG001
-    if not RESULTS:
-        return
-    path = write_report(RESULTS)
-    terminalreporter.section("fault-injection suite")
-    for line in results_table(RESULTS).splitlines() + notes_lines(RESULTS):
-        terminalreporter.write_line(line)
-    terminalreporter.write_line(f"(also written to {path})")

@@ -37,7 +37,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -812,6 +812,14 @@ class Figures:
     verdict: str = "not finished"
     notes: list[str] = field(default_factory=list)
 
+    def as_dict(self) -> dict:
+        """Plain values, as pytest-xdist carries them from its worker processes."""
+        return {**asdict(self), "states": dict(self.states)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Figures:
+        return cls(**{**values, "states": Counter(values["states"])})
+
     def row(self) -> list[str]:
         recovery = "–" if self.recovery_seconds is None else f"{self.recovery_seconds:.1f}"
         fault = "–" if self.fault_seconds is None else f"{self.fault_seconds:.1f}"
@@ -824,7 +832,6 @@ class Figures:
 HEADER = ["scenario", "database", "runs started", "Succeeded", "Failed", "Cancelled",
           "overlapping executions (0)", "duplicate side effects (0)", "stranded runs (0)", "lost side effects (0)",
           "final-state changes (0)", "fault lasted (s)", "time to recovery (s)", "verdict"]
-RESULTS: list[Figures] = []
 
 
 def results_table(results: list[Figures]) -> str:

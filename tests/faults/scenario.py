@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.faults.harness import (
-    EFFECT_BLOCKS, OBSERVER_APPLICATION_NAME, RAW_DRIVER_TEXT, RESULTS, TIMING, Api, EffectReceiver, Figures, Fleet,
+    EFFECT_BLOCKS, OBSERVER_APPLICATION_NAME, RAW_DRIVER_TEXT, TIMING, Api, EffectReceiver, Figures, Fleet,
     Prober, RedisServer, RunObserver, RunTrack, Timing, duplicate_effects, effect_template, overlapping_effects,
     process_env, wait_for, wall_now,
 )
@@ -210,7 +210,6 @@ class Scenario:
         else:
             self.figures.verdict = "pass"
         self.figures.notes = list(self.notes)
-        RESULTS.append(self.figures)
 
     def report(self) -> str:
         parts = [f"scenario {self.name!r} on {self.database}: {len(self.problems)} problem(s)",

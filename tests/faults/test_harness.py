@@ -3,6 +3,7 @@
 checks, and a control scenario without any fault that must come out clean."""
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timezone
 
@@ -108,6 +109,16 @@ def test_the_table_has_a_row_per_scenario():
     figures.states.update({"Succeeded": 2, "Failed": 1})
     table = results_table([figures])
     assert table.splitlines()[2] == "| kill | sqlite | 3 | 2 | 1 | 0 | 0 | 0 | 0 | 0 | 0 | – | 7.2 | FAIL: a \\| b |"
+
+
+def test_figures_cross_from_a_test_process_to_the_table_as_plain_values():
+    """Under pytest-xdist they travel on a report, which carries only what JSON could."""
+    figures = Figures("kill", "postgresql", runs_started=3, overlaps=1, fault_seconds=2.5, notes=["reaped 6 s after"])
+    figures.states.update({"Succeeded": 2, "stranded": 1})
+    values = figures.as_dict()
+    assert json.loads(json.dumps(values)) == values
+    assert Figures.from_dict(values) == figures
+    assert Figures.from_dict(values).states["Failed"] == 0, "a Counter again"
 
 
 def test_a_control_scenario_without_a_fault_is_clean(fault_scenario):
