@@ -36,6 +36,8 @@ _RESPONSE_ERRORS.setdefault("MISCONF", RedisWritesRefusedError)
 # while it is full (OOM at maxmemory) or cannot save (MISCONF). Work waits for it instead of failing.
 REDIS_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, MasterDownError,
                      redis.OutOfMemoryError, RedisWritesRefusedError)
+# Of those, the ones where Redis answers but takes no write: the log must not send the operator to the network.
+REDIS_REFUSING_WRITES = (redis.ReadOnlyError, redis.OutOfMemoryError, RedisWritesRefusedError)
 
 
 def unreachable_service(error: BaseException) -> str | None:
@@ -51,6 +53,13 @@ def unreachable_service(error: BaseException) -> str | None:
     if isinstance(error, OSError):
         return "the network"
     return None
+
+
+def outage_text(service: str, error: BaseException) -> str:
+    """How the log says that `service` (see unreachable_service) failed with `error`: "Redis refuses writes
+    (OutOfMemoryError)", "the database is unreachable (OperationalError)"; the class only, never the error's text."""
+    state = "refuses writes" if isinstance(error, REDIS_REFUSING_WRITES) else "is unreachable"
+    return f"{service} {state} ({error.__class__.__name__})"
 
 
 class Backoff:
@@ -89,8 +98,7 @@ class OutageLog:
             first = service not in self._since
             self._since.setdefault(service, time.monotonic())
         if first:
-            self.logger.warning("%s: %s failed: %s is unreachable (%s); %s", self.who, during, service,
-                                error.__class__.__name__, consequence)
+            self.logger.warning("%s: %s failed: %s; %s", self.who, during, outage_text(service, error), consequence)
         return service
 
     def succeeded(self, service: str) -> None:

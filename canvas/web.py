@@ -21,7 +21,7 @@ from canvas.errors import (
     UnsupportedMediaTypeError,
 )
 from canvas.json_input import JsonInputError, check_text, decode_json
-from canvas.outages import unreachable_service
+from canvas.outages import outage_text, unreachable_service
 from canvas.schema_fields import ID_FORMAT, INT32_MAX, parse_id, parse_int_text
 from canvas.v2.vocabulary import v2_field, v2_message
 
@@ -163,7 +163,7 @@ def _handle_unexpected(error: Exception) -> Response:
         return _handle_http_exception(error)
     service = unreachable_service(error)
     if service in ("the database", "Redis"):  # an outage, not a bug: say so, and that trying again is the cure
-        log.warning("%s %s: %s is unreachable (%s)", request.method, request.path, service, type(error).__name__)
+        log.warning("%s %s: %s", request.method, request.path, outage_text(service, error))
         what = "its database" if service == "the database" else service
         response = render_error(503, f"The service cannot reach {what} at the moment; try again shortly")
         response.headers["Retry-After"] = str(OUTAGE_RETRY_AFTER_SECONDS)

@@ -49,6 +49,24 @@ def test_an_outage_is_two_lines_however_many_attempts_fail(caplog):
     assert all(record.exc_info is None for record in caplog.records), "no traceback for a lost connection"
 
 
+def test_a_redis_that_answers_but_takes_no_writes_is_said_to_refuse_them(own_redis, caplog):
+    """Full at maxmemory: an outage all the same (work waits for it), but "unreachable" would send the operator to
+    the network, where nothing is wrong."""
+    client = redis.Redis.from_url(own_redis.url)
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("maxmemory", "1")
+    with pytest.raises(redis.RedisError) as caught:
+        client.set("a key", "a value")
+    client.close()
+    assert unreachable_service(caught.value) == "Redis"
+    caplog.set_level(logging.INFO)
+    outages = OutageLog(logging.getLogger("test.outages"), "worker w1")
+    outages.failed(caught.value, "recording a run's end", "waiting for it")
+    outages.failed(redis_error(), "waiting for a run", "waiting for it")  # the same outage: not logged again
+    assert [record.getMessage() for record in caplog.records] == [
+        "worker w1: recording a run's end failed: Redis refuses writes (OutOfMemoryError); waiting for it"]
+
+
 def test_a_bug_keeps_its_traceback_every_time(caplog):
     retrying = Retrying("reconciling schedules", OutageLog(logging.getLogger("test.outages"), "scheduler s1"), 2.0)
     delays = [retrying.failed(KeyError("bug")) for _ in range(3)]
