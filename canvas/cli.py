@@ -145,16 +145,18 @@ def _prepare(settings: dict, check_keys: bool = False) -> None:
     API on its own, maybe beside others on other machines), whether its keys decrypt the credentials stored last."""
     _check_before_start(settings)
     _prepare_data_dir(settings)
-    _synced_database(settings).dispose()
-    if check_keys:
-        from canvas.execution.credentials import API_KEYS_DIFFER, say_if_keys_differ
-        from canvas.extensions import Services
+    database = _synced_database(settings)
+    try:
+        if check_keys:
+            from pathlib import Path
 
-        services = Services(settings)
-        try:
-            say_if_keys_differ(services, "API", API_KEYS_DIFFER)
-        finally:
-            services.close()
+            from canvas.execution.credentials import API_KEYS_DIFFER, say_if_keys_differ
+            from canvas.secrets import SecretBox
+
+            keys = SecretBox.from_setting(settings.get("SECRET_KEYS"), Path(settings["DATA_DIR"]))
+            say_if_keys_differ(database, keys, "API", API_KEYS_DIFFER)
+    finally:
+        database.dispose()
 
 
 def _database(settings: dict):  # noqa: ANN202

@@ -99,7 +99,7 @@ def run_worker(worker_class: str | None = None, burst: bool = False, name: str |
         stop_on_signals(stop)
         if not wait_for_schema(services.db.engine, f"worker {name}", stop):
             return 0
-        run_credentials.say_if_keys_differ(services, f"worker {name}")
+        run_credentials.say_if_keys_differ(services.db, services.secret_box, f"worker {name}")
         if chosen == "fork":
             _warm_up(services)
             services.db.keep_apart_from_forks()  # on SQLite: the threads' uses of it, never across a fork

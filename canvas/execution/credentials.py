@@ -52,12 +52,12 @@ def for_block(services, state, entry: dict) -> tuple[dict | None, list[str]]:  #
     return credentials, secret_values(spec, credentials)
 
 
-def say_if_keys_differ(services, who: str, keys_differ: str = KEYS_DIFFER) -> None:  # noqa: ANN001 - Services
+def say_if_keys_differ(database, secret_box, who: str, keys_differ: str = KEYS_DIFFER) -> None:  # noqa: ANN001
     """A machine started with other keys than the rest fails every run that needs credentials (a worker), or
     registers credentials no other machine can decrypt (an API): said at its start, not first at a run's. It still
     starts: what needs no credentials, or those it can decrypt, works."""
     try:
-        problem = keys_problem(services, keys_differ)
+        problem = keys_problem(database, secret_box, keys_differ)
     except Exception as error:  # noqa: BLE001 - the database's trouble is for the process's own work to meet
         log.debug("%s: keys not checked (%s)", who, error.__class__.__name__)
         return
@@ -65,16 +65,16 @@ def say_if_keys_differ(services, who: str, keys_differ: str = KEYS_DIFFER) -> No
         log.error("%s: %s", who, problem)
 
 
-def keys_problem(services, keys_differ: str = KEYS_DIFFER) -> str | None:  # noqa: ANN001 - canvas.extensions.Services
-    """Why this process's keys cannot decrypt the credentials stored last (a machine given other keys than the
-    others), or None: they can, or none are stored. One row read, for a process's start."""
-    with services.db.sessions() as session:
+def keys_problem(database, secret_box, keys_differ: str = KEYS_DIFFER) -> str | None:  # noqa: ANN001
+    """Why this process's keys (`secret_box`) cannot decrypt the credentials stored last in `database` (a machine
+    given other keys than the others), or None: they can, or none are stored. One row read, for a process's start."""
+    with database.sessions() as session:
         stored = session.scalar(select(RegisteredApplication.credentials_ciphertext)
                                 .order_by(RegisteredApplication.date_created.desc()).limit(1))
     if stored is None:
         return None
     try:
-        services.secret_box.decrypt(stored)
+        secret_box.decrypt(stored)
     except SecretDecryptError:
         return f"the newest registered application's credentials cannot be decrypted: {keys_differ}"
     return None
