@@ -16,20 +16,6 @@ pytest_plugins = ["tests.servers.fixtures", "tests.faults.report"]
 # Under pytest-xdist each worker process is one of several running at once ("gw0", "gw1"...; see pyproject.toml).
 XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
 MAX_XDIST_WORKERS = 4  # each one costs a database and a Redis database of its own (Redis has 16)
-SHARED_TEST_DATABASE_URL = os.environ.get("CANVAS_TEST_DATABASE_URL")
-
-
-def _worker_database_url(url: str, worker: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    name = parsed.database or "canvas_test"
-    if parsed.drivername.startswith("sqlite"):
-        stem, dot, suffix = name.rpartition(".")
-        name = f"{stem}_{worker}.{suffix}" if dot else f"{name}_{worker}"
-    else:
-        name = f"{name}_{worker}"
-    return parsed.set(database=name).render_as_string(hide_password=False)
 
 
 def _worker_redis_url(url: str, index: int) -> str:
@@ -44,15 +30,12 @@ def _worker_redis_url(url: str, index: int) -> str:
     return urlunsplit(parts._replace(path=f"/{(base + index) % 16}"))
 
 
-# Tests empty every table after them and count the workers registered in Redis: under xdist, the configured database
-# and Redis database would be another worker's at the same time. Each worker gets its own, made from the configured
-# ones, before any test (or a process it starts, reading CANVAS_TEST_*) looks at them.
-if XDIST_WORKER:
-    if SHARED_TEST_DATABASE_URL:
-        os.environ["CANVAS_TEST_DATABASE_URL"] = _worker_database_url(SHARED_TEST_DATABASE_URL, XDIST_WORKER)
-    if os.environ.get("CANVAS_TEST_REDIS_URL"):
-        os.environ["CANVAS_TEST_REDIS_URL"] = _worker_redis_url(
-            os.environ["CANVAS_TEST_REDIS_URL"], int(XDIST_WORKER.removeprefix("gw")))
+# Tests count the workers registered in Redis: under xdist, the configured Redis database would be another worker's
+# at the same time. Each worker gets its own, before any test (or a process it starts, reading CANVAS_TEST_*) looks
+# at it. (Its database of its own: the database_url fixture.)
+if XDIST_WORKER and os.environ.get("CANVAS_TEST_REDIS_URL"):
+    os.environ["CANVAS_TEST_REDIS_URL"] = _worker_redis_url(
+        os.environ["CANVAS_TEST_REDIS_URL"], int(XDIST_WORKER.removeprefix("gw")))
 
 TEST_DATABASE_URL = os.environ.get("CANVAS_TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("CANVAS_TEST_REDIS_URL")
@@ -61,6 +44,7 @@ TEST_REDIS_URL = os.environ.get("CANVAS_TEST_REDIS_URL")
 def pytest_xdist_auto_num_workers(config) -> int:  # noqa: ANN001, ARG001
     """`-n auto`: one worker per core, at most MAX_XDIST_WORKERS."""
     return max(1, min(os.cpu_count() or 1, MAX_XDIST_WORKERS))
+
 
 # The test process must not pick up an operator's configuration.
 for _name in [name for name in os.environ if name.startswith("CANVAS_") and not name.startswith("CANVAS_TEST_")]:
@@ -98,27 +82,14 @@ def database_url(data_dir) -> Iterator[str]:
     if not (XDIST_WORKER and TEST_DATABASE_URL.startswith("postgresql")):
         yield TEST_DATABASE_URL
         return
-    with _database_of_this_worker(SHARED_TEST_DATABASE_URL, TEST_DATABASE_URL):
-        yield TEST_DATABASE_URL
-
-
-@contextlib.contextmanager
-def _database_of_this_worker(shared_url: str, url: str) -> Iterator[None]:
-    """The worker's database, made on the configured database's server (through it) and dropped after the run."""
-    from sqlalchemy import create_engine
+    # Tests empty every table after them: under xdist, each worker on a database of its own, made on the configured
+    # one's server and named after it (<db>_gw1_…, which .ci/run drops should the worker not)
     from sqlalchemy.engine import make_url
 
-    name = make_url(url).database
-    admin = create_engine(shared_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        yield
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    from tests.servers.postgres import temporary_database
+
+    with temporary_database(TEST_DATABASE_URL, f"{make_url(TEST_DATABASE_URL).database}_{XDIST_WORKER}") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
