@@ -611,9 +611,14 @@ def outputs_prune() -> None:
     from canvas.execution.retention import prune_everything
     from canvas.extensions import Services
 
+    from canvas.storage.blob import BlobStoreError
+
     settings = _settings()
     _migrated_database(settings).dispose()
-    report = prune_everything(Services(settings))
+    try:
+        report = prune_everything(Services(settings))
+    except BlobStoreError as exc:
+        raise click.ClickException(f"{exc}; nothing was deleted") from None
     click.echo(f"deleted {report.outputs_deleted} outputs ({report.bytes_freed} bytes) and "
                f"{report.temp_files_deleted} stale temporary files")
 

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 import flask_smorest
-from flask import Flask, Request, Response, jsonify, request
+from flask import Flask, Request, Response, current_app, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from marshmallow import missing
 from webargs.flaskparser import FlaskParser, is_json_request
@@ -18,11 +18,13 @@ from canvas.errors import (
     CanvasError,
     NotFoundError,
     PayloadTooLargeError,
+    ServiceUnavailableError,
     UnsupportedMediaTypeError,
 )
 from canvas.json_input import JsonInputError, check_text, decode_json
 from canvas.outages import outage_text, unreachable_service
 from canvas.schema_fields import ID_FORMAT, INT32_MAX, parse_id, parse_int_text
+from canvas.storage.blob import BlobStoreError
 from canvas.v2.vocabulary import v2_field, v2_message
 
 log = logging.getLogger(__name__)
@@ -161,16 +163,29 @@ def _friendly(message: str) -> str:
 def _handle_unexpected(error: Exception) -> Response:
     if isinstance(error, HTTPException):
         return _handle_http_exception(error)
-    service = unreachable_service(error)
-    if service in ("the database", "Redis"):  # an outage, not a bug: say so, and that trying again is the cure
-        log.warning("%s %s: %s", request.method, request.path, outage_text(service, error))
-        what = "its database" if service == "the database" else service
-        response = render_error(503, f"The service cannot reach {what} at the moment; try again shortly")
-        response.headers["Retry-After"] = str(OUTAGE_RETRY_AFTER_SECONDS)
-        return response
+    outage = _outage(error)
+    if outage is not None:  # through the handler of the request's blueprint: the console answers with its page
+        return current_app.handle_user_exception(outage)
     reference = uuid.uuid4().hex[:12]
     log.exception("unhandled error (reference %s) on %s %s", reference, request.method, request.path)
     return render_error(500, f"Internal error; reference {reference} in the service log")
+
+
+def _outage(error: Exception) -> ServiceUnavailableError | None:
+    """A service the API works with is away (the database, Redis) or cannot be used (the file storage: unreachable,
+    or refusing this service's credentials): a 503 saying so, with Retry-After, instead of a bug's 500, since trying
+    again is the cure. The log says which service and why: the class for the database and Redis (their errors' text
+    may hold a URL), the store's own message (written for the operator, it names the setting and never a secret)."""
+    if isinstance(error, BlobStoreError):
+        log.warning("%s %s: the file storage cannot be used: %s", request.method, request.path, error)
+        what = "its file storage"
+    elif (service := unreachable_service(error)) in ("the database", "Redis"):
+        log.warning("%s %s: %s", request.method, request.path, outage_text(service, error))
+        what = "its database" if service == "the database" else service
+    else:
+        return None
+    return ServiceUnavailableError(f"The service cannot reach {what} at the moment; try again shortly",
+                                   retry_after=OUTAGE_RETRY_AFTER_SECONDS)
 
 
 # --- request body checks -------------------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ from canvas.queueing.worker import (
     WAITS_FOR_REDIS, WORKER_CLASSES, OutageTolerantWorker, RunQueue, run_stop_timeout, stop_on_signals,
 )
 from canvas.settings import redis_url
+from canvas.storage.blob import BlobStoreError
 from workers import process_app
 
 log = logging.getLogger("canvas.worker")
@@ -253,6 +254,15 @@ def _warm_up(services) -> None:  # noqa: ANN001 - canvas.extensions.Services
     freeze_long_lived()
 
 
+def _prune(services) -> None:  # noqa: ANN001 - canvas.extensions.Services
+    """Old outputs pruned; a store that cannot be used meanwhile is a warning (what the store says, no traceback),
+    tried again at the next hour: it has deleted nothing (canvas.execution.retention.prune_everything)."""
+    try:
+        prune_everything(services)
+    except BlobStoreError as error:
+        log.warning("pruning old outputs put off for an hour: %s", error)
+
+
 def _start_reaper(services, outages: OutageLog) -> threading.Event:  # noqa: ANN001 - canvas.extensions.Services
     """Every worker also looks after the runs nobody else does (canvas.execution.reaper: a killed worker cannot report
     its own death, a Redis that lost its data lost the queued jobs), and prunes old outputs once an hour."""
@@ -268,7 +278,7 @@ def _start_reaper(services, outages: OutageLog) -> threading.Event:  # noqa: ANN
             reap_lost_runs(services.db, services.redis, config)
             if time.monotonic() - last_prune[0] >= PRUNE_INTERVAL_SECONDS:
                 last_prune[0] = time.monotonic()
-                prune_everything(services)
+                _prune(services)
 
     def loop() -> None:
         wait = interval

@@ -99,8 +99,11 @@ def prune_record_errors(database: Database, blob_store, max_age_days: float) -> 
 
 
 def prune_everything(services) -> PruneReport:  # noqa: ANN001 - canvas.extensions.Services
+    """Raises the store's BlobStoreError, having deleted nothing, when the store cannot be used: each output's row
+    goes before its blob, so pruning on an unreachable store would leave its first blob behind for good."""
     settings = services.settings
     blob_store = services.blob_store
+    blob_store.check()
     report = prune_outputs(services.db, blob_store, settings["OUTPUT_RETENTION_DAYS"],
                            settings["OUTPUT_RETENTION_RUNS"])
     report.error_outputs_deleted = prune_record_errors(services.db, blob_store, settings["OUTPUT_RETENTION_DAYS"])

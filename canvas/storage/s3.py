@@ -30,10 +30,10 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
 )
+from botocore.exceptions import ConnectionError as ConnectingError
 
 from canvas.storage.blob import (
     BlobNotFoundError,
@@ -55,7 +55,9 @@ READ_BUFFER_SIZE = 256 * 1024
 LIST_PAGE_SIZE = 1000  # keys per listing request, S3's most
 CONNECT_TIMEOUT_SECONDS = 10.0
 READ_TIMEOUT_SECONDS = 60.0
-ATTEMPTS = 5  # botocore's standard retry mode: throttling, 5xx and dropped connections, with backoff
+# Tries of one request, the first included, in botocore's standard retry mode (throttling, 5xx, dropped connections),
+# with random waits in between of up to 0.05, 0.1, 0.2, 0.4, 0.8 s (1, 2, 4, 8, 16 s when throttled).
+ATTEMPTS = 6
 ACCESS_DENIED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
                                  "ExpiredToken", "AllAccessDisabled", "AccountProblem"})
 MISSING_BUCKET_CODES = frozenset({"NoSuchBucket", "404"})  # "404": the bodiless answer to HEAD of a bucket
@@ -171,12 +173,18 @@ class S3BlobStore:
         if isinstance(error, NoCredentialsError):
             return ("CANVAS_BLOB_URL: no AWS credentials found (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
                     "or another standard AWS credential source)")
-        if isinstance(error, (EndpointConnectionError, ConnectTimeoutError)):
+        if isinstance(error, ConnectingError):  # refused, timed out, TLS or proxy failures: no connection made
             return (f"CANVAS_BLOB_URL: cannot reach {self.location()} ({error}); check CANVAS_S3_ENDPOINT_URL and "
                     f"the network")
+        if isinstance(error, HTTPClientError):  # connected, then the connection dropped or the answer never came
+            return f"CANVAS_BLOB_URL: {self.location()} did not answer ({error})"
         if not isinstance(error, ClientError):
             return None
         code = error_code(error)
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        if status >= 500:  # botocore tried again before giving up
+            said = f"HTTP {status}" if code in ("", str(status)) else f"HTTP {status} {code}"
+            return f"CANVAS_BLOB_URL: {self.location()} is failing ({said})"
         if code in MISSING_BUCKET_CODES:
             return f"CANVAS_BLOB_URL: bucket {self.bucket!r} does not exist at {self.location()}"
         if code in ACCESS_DENIED_CODES or code == "403":
@@ -199,7 +207,7 @@ class S3BlobStore:
 def new_client(endpoint_url: str | None, attempts: int = ATTEMPTS):  # noqa: ANN201 - a boto3 S3 client
     config = Config(
         connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS,
-        retries={"mode": "standard", "max_attempts": attempts},
+        retries={"mode": "standard", "total_max_attempts": attempts},  # `max_attempts` would count retries only
         # S3-compatible servers are usually reached by IP or an internal name: bucket in the path, not in the host.
         s3={"addressing_style": "path"} if endpoint_url else {},
         # botocore's default CRC checksums on every request are refused by several S3-compatible servers; the

@@ -1,5 +1,6 @@
 """While the database is unreachable (a relay to PostgreSQL cut), the API answers 503 in each dialect's error shape
-with Retry-After, not a 500 with a reference: an outage is not a bug, and trying again is the cure."""
+(the console with its page) with Retry-After, not a 500 with a reference: an outage is not a bug, and trying again
+is the cure."""
 from __future__ import annotations
 
 import pytest
@@ -7,6 +8,7 @@ from sqlalchemy.engine import make_url
 
 from tests.api.test_v2_support import basic_headers
 from tests.conftest import Org
+from tests.console.conftest import signed_in
 from tests.servers.tcp_proxy import TcpProxy
 
 
@@ -25,10 +27,12 @@ def proxied_app(proxy, postgres_database_url, make_app):  # the relay goes last:
     proxy.restore()
 
 
-def test_both_dialects_answer_503_while_the_database_is_away(proxied_app, proxy):
+def test_every_dialect_answers_503_while_the_database_is_away(proxied_app, proxy):
     client, org = proxied_app.test_client(), Org(proxied_app, "Outage")
     v2 = basic_headers(proxied_app, org.admin_id, org.admin_headers)
+    browser = signed_in(proxied_app, org.admin_id)
     assert client.get("/api/Workflows", headers=org.admin_headers).status_code == 200
+    assert browser.get("/console/workflows").status_code == 200
     proxy.cut()
     canvas = client.get("/api/Workflows", headers=org.admin_headers)
     assert (canvas.status_code, canvas.headers.get("Retry-After")) == (503, "5")
@@ -36,8 +40,12 @@ def test_both_dialects_answer_503_while_the_database_is_away(proxied_app, proxy)
     flows = client.get("/v2/flows", headers=v2)
     assert flows.status_code == 503 and flows.mimetype == "application/vnd.api+json"
     assert flows.json["errors"][0]["status"] == "503" and "database" in flows.json["errors"][0]["detail"]
+    page = browser.get("/console/workflows")
+    assert (page.status_code, page.mimetype, page.headers.get("Retry-After")) == (503, "text/html", "5")
+    assert "The service cannot reach its database at the moment; try again shortly" in page.get_data(as_text=True)
     proxy.restore()
     assert client.get("/api/Workflows", headers=org.admin_headers).status_code == 200
+    assert browser.get("/console/workflows").status_code == 200
 
 
 def test_a_session_that_fails_to_close_does_not_change_the_answer(client, org, monkeypatch):

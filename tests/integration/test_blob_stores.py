@@ -22,6 +22,7 @@ from canvas.execution.serialization import (
 from canvas.storage import s3
 from canvas.storage.blob import BlobNotFoundError, BlobStoreError, FileSystemBlobStore
 from canvas.storage.s3 import DEFAULT_PART_SIZE, MIN_PART_SIZE, S3BlobStore
+from tests.servers.raw_http import DROP, RawAnswer, RawHttpServer
 
 MiB = 1024 * 1024
 
@@ -226,6 +227,24 @@ def test_check_says_the_endpoint_cannot_be_reached(s3_environment, closed_port):
     endpoint = f"http://127.0.0.1:{closed_port}"
     with pytest.raises(BlobStoreError, match=rf"^CANVAS_BLOB_URL: cannot reach {endpoint} \(.+\)"):
         S3BlobStore("bucket", "", endpoint).check()
+
+
+@pytest.mark.parametrize("answer, said", [
+    (lambda request: DROP, r"did not answer \(Connection was closed before we received a valid response .+\)"),
+    (lambda request: RawAnswer(503), r"is failing \(HTTP 503\)"),
+], ids=["connection dropped", "HTTP 503"])
+def test_a_storage_that_connects_but_fails_is_named_in_words(s3_environment, answer, said):
+    """A server that drops the connection, or answers 5xx until botocore gives up: BlobStoreError, which the API
+    answers 503 and a run shows as its error, not botocore's exception as it is."""
+    with RawHttpServer(answer) as server:
+        store = S3BlobStore("bucket", "", server.url().rstrip("/"))
+        with pytest.raises(BlobStoreError, match=rf"^CANVAS_BLOB_URL: {server.url().rstrip('/')} {said}$"):
+            store.check()
+        with pytest.raises(BlobStoreError, match=said):  # the same words from any operation, after its retries
+            store.open("runs/w/r-block-1.out")
+    tries = [(request.method, request.headers["amz-sdk-request"]) for request in server.requests]
+    assert tries == [("HEAD", "attempt=1; max=1"), *(("GET", f"attempt={n}; max={s3.ATTEMPTS}")
+                                                     for n in range(1, s3.ATTEMPTS + 1))]
 
 
 def test_check_says_when_no_credentials_are_found(s3_environment, monkeypatch):

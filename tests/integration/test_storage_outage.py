@@ -1,0 +1,140 @@
+"""While the file storage (S3-compatible, behind a relay the test cuts) cannot be reached, every dialect answers what
+needs it with a 503 in its own shape (the console with its page) and Retry-After, not a 500 with a reference; what
+does not need it keeps working; nothing is half-written; and everything works again once it is back."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.api.test_v2_support import basic_headers
+from tests.console.conftest import signed_in
+from tests.integration.run_helpers import make_workflow, run, work_off
+from tests.process_tools import canvas_env, run_canvas
+from tests.servers.tcp_proxy import TcpProxy
+
+pytestmark = pytest.mark.usefixtures("clean_run_queue")
+STORAGE_AWAY = "The service cannot reach its file storage at the moment; try again shortly"
+
+
+@pytest.fixture
+def relay(s3_environment):
+    endpoint = urlsplit(s3_environment.endpoint_url)
+    with TcpProxy(endpoint.hostname, endpoint.port) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def app(make_app, s3_environment, relay):
+    bucket = s3_environment.create_bucket()
+    return make_app(BLOB_URL=f"s3://{bucket}/canvas", S3_ENDPOINT_URL=f"http://127.0.0.1:{relay.port}")
+
+
+def test_every_dialect_answers_503_while_the_file_storage_is_away(app, client, org, relay, caplog):
+    workflow_id = make_workflow(client, org.admin_headers)
+    location = run(client, org.admin_headers, workflow_id).headers["Location"]
+    work_off(app)
+    run_id = location.rsplit("/", 1)[1]
+    browser = signed_in(app, org.admin_id)
+    v2 = {**basic_headers(app, org.admin_id, org.admin_headers), "Content-Type": "application/vnd.api+json"}
+    execution = {"data": {"type": "execution", "attributes": {"input": {"id": 7}}}}
+    assert client.get(f"{location}/Block/2/Output", headers=org.admin_headers).status_code == 200
+
+    relay.cut()
+    caplog.set_level(logging.WARNING, logger="canvas.web")
+    output = client.get(f"{location}/Block/2/Output", headers=org.admin_headers)
+    assert (output.status_code, output.headers.get("Retry-After")) == (503, "5")
+    assert output.json == {"State": 503, "Msg": STORAGE_AWAY}
+    compared = client.post("/api/CompareBlockOutputs", headers=org.admin_headers,
+                           json={"runId": run_id, "otherRunId": run_id, "block": 2, "key": "id"})
+    assert (compared.status_code, compared.json["Msg"]) == (503, STORAGE_AWAY)
+    download = browser.get(f"/console/runs/{run_id}/blocks/2/output")
+    assert (download.status_code, download.mimetype, download.headers.get("Retry-After")) == (503, "text/html", "5")
+    assert STORAGE_AWAY in download.get_data(as_text=True)
+    page = browser.get(f"/console/runs/{run_id}")  # the run's page shows, its previews say why they are missing
+    assert page.status_code == 200 and "The output cannot be previewed: CANVAS_BLOB_URL: cannot reach" in page.text
+    started = client.post(f"/v2/flows/{workflow_id}/executions", headers=v2, json=execution)
+    assert (started.status_code, started.mimetype) == (503, "application/vnd.api+json")
+    assert started.json["errors"][0]["status"] == "503" and "file storage" in started.json["errors"][0]["detail"]
+    assert len(client.get("/api/WorkflowRuns", headers=org.admin_headers, query_string={
+        "workflowId": workflow_id}).json) == 1  # the execution whose input could not be kept never started
+
+    warnings = [record.getMessage() for record in caplog.records if record.name == "canvas.web"]
+    assert warnings and all(record.levelno == logging.WARNING for record in caplog.records
+                            if record.name == "canvas.web")
+    assert "the file storage cannot be used: CANVAS_BLOB_URL: cannot reach http://127.0.0.1:" in warnings[0]
+
+    relay.restore()
+    assert client.get(f"{location}/Block/2/Output", headers=org.admin_headers).status_code == 200
+    assert browser.get(f"/console/runs/{run_id}/blocks/2/output").status_code == 200
+    assert client.post(f"/v2/flows/{workflow_id}/executions", headers=v2, json=execution).status_code == 202
+
+
+def test_a_run_while_the_file_storage_is_away_fails_in_words_and_the_next_one_succeeds(app, client, org, relay):
+    workflow_id = make_workflow(client, org.admin_headers)
+    relay.cut()
+    failed_at = run(client, org.admin_headers, workflow_id).headers["Location"]
+    work_off(app)
+    failed = client.get(failed_at, headers=org.admin_headers).json
+    assert (failed["status"], failed["failedBlock"], failed["errorClass"]) == ("Failed", 1, "BlobStoreError")
+    assert failed["error"].startswith("CANVAS_BLOB_URL: cannot reach http://127.0.0.1:")
+    relay.restore()
+    succeeded_at = run(client, org.admin_headers, workflow_id).headers["Location"]
+    work_off(app)
+    assert client.get(succeeded_at, headers=org.admin_headers).json["status"] == "Succeeded"
+
+
+def test_pruning_with_the_file_storage_away_deletes_nothing_and_says_why(app, client, org, relay):
+    """Each output's row goes before its blob: pruning on an unreachable store would have left a blob behind for
+    good, so it checks the store first."""
+    workflow_id = make_workflow(client, org.admin_headers)
+    for _ in range(2):
+        run(client, org.admin_headers, workflow_id, runTillBlock=1)
+        work_off(app)
+    settings = app.config["CANVAS_SETTINGS"]
+    env = canvas_env(Path(settings["DATA_DIR"]), CANVAS_DATABASE_URL=settings["DATABASE_URL"],
+                     CANVAS_BLOB_URL=settings["BLOB_URL"], CANVAS_S3_ENDPOINT_URL=settings["S3_ENDPOINT_URL"],
+                     CANVAS_OUTPUT_RETENTION_RUNS="1")
+    relay.cut()
+    refused = run_canvas("outputs", "prune", env=env)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
+    [error] = [line for line in refused.stderr.splitlines() if line.startswith("Error:")]
+    assert error.startswith("Error: CANVAS_BLOB_URL: cannot reach http://127.0.0.1:")
+    assert error.endswith("; nothing was deleted")
+    assert output_rows(app) == 2
+    relay.restore()
+    pruned = run_canvas("outputs", "prune", env=env)
+    assert pruned.returncode == 0 and pruned.stdout.startswith("deleted 1 outputs"), pruned.stderr[-3000:]
+    assert output_rows(app) == 1
+
+
+def output_rows(app) -> int:
+    from sqlalchemy import func, select
+
+    from canvas.models import BlockOutput
+
+    with app.extensions["canvas"].db.sessions() as session:
+        return session.scalar(select(func.count()).select_from(BlockOutput))
+
+
+def test_a_workers_hourly_pruning_puts_itself_off_in_one_warning(app, client, org, relay, caplog):
+    from workers.worker import _prune
+
+    workflow_id = make_workflow(client, org.admin_headers)
+    for _ in range(2):
+        run(client, org.admin_headers, workflow_id, runTillBlock=1)
+        work_off(app)
+    services = app.extensions["canvas"]
+    services.settings["OUTPUT_RETENTION_RUNS"] = 1
+    relay.cut()
+    caplog.set_level(logging.INFO, logger="canvas.worker")
+    _prune(services)
+    [warning] = [record for record in caplog.records if record.name == "canvas.worker"]
+    assert warning.levelno == logging.WARNING and warning.exc_info is None
+    assert warning.getMessage().startswith("pruning old outputs put off for an hour: CANVAS_BLOB_URL: cannot reach")
+    assert output_rows(app) == 2
+    relay.restore()
+    _prune(services)
+    assert output_rows(app) == 1
