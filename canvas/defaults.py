@@ -25,6 +25,7 @@ DEFAULT_PROGRESS_INTERVAL_SECONDS = 2.0
 SCHEDULER_PRESENCE_SECONDS = 20.0  # a scheduler not heard from for this long is not counted by /healthz
 DEFAULT_OUTPUT_RETENTION_DAYS = 30
 DEFAULT_OUTPUT_RETENTION_RUNS = 10
+DEFAULT_BLOB_OUTAGE_SECONDS = 10.0  # an object store restarting within this long is waited for, not failed
 DEFAULT_LOST_RUN_GRACE_SECONDS = 30.0
 DEFAULT_LEASE_RENEW_SECONDS = 5.0  # at most a third of the grace: a worker gets several tries before it is lost
 DEFAULT_REAPER_INTERVAL_SECONDS = 10.0

@@ -32,7 +32,8 @@ def blob_store_from_settings(settings: Mapping[str, Any], data_dir: Path, fsync:
         bucket, prefix = _bucket_and_prefix(url, parts)
         from canvas.storage.s3 import S3BlobStore
 
-        return S3BlobStore(bucket, prefix, endpoint_url=settings.get("S3_ENDPOINT_URL") or None)
+        return S3BlobStore(bucket, prefix, endpoint_url=settings.get("S3_ENDPOINT_URL") or None,
+                           outage_seconds=float(settings.get("BLOB_OUTAGE_SECONDS") or 0))
     raise SettingsError(f"{SETTING} must be file:///absolute/path or s3://bucket/prefix, got {_shown(url)!r}")
 
 

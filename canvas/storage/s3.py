@@ -19,6 +19,7 @@ import io
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -32,6 +33,7 @@ from botocore.exceptions import (
     ClientError,
     HTTPClientError,
     NoCredentialsError,
+    SSLError,
 )
 from botocore.exceptions import ConnectionError as ConnectingError
 
@@ -58,6 +60,7 @@ READ_TIMEOUT_SECONDS = 60.0
 # Tries of one request, the first included, in botocore's standard retry mode (throttling, 5xx, dropped connections),
 # with random waits in between of up to 0.05, 0.1, 0.2, 0.4, 0.8 s (1, 2, 4, 8, 16 s when throttled).
 ATTEMPTS = 6
+OUTAGE_FIRST_WAIT_SECONDS, OUTAGE_MAX_WAIT_SECONDS = 0.25, 2.0  # S3BlobStore.send's waits for a store it cannot reach
 ACCESS_DENIED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
                                  "ExpiredToken", "AllAccessDisabled", "AccountProblem"})
 MISSING_BUCKET_CODES = frozenset({"NoSuchBucket", "404"})  # "404": the bodiless answer to HEAD of a bucket
@@ -68,13 +71,14 @@ class S3BlobStore:
     """Blobs as objects `<prefix>/<key>` in `bucket`, at `endpoint_url` (None: AWS S3 itself)."""
 
     def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None,
-                 part_size: int = DEFAULT_PART_SIZE):
+                 part_size: int = DEFAULT_PART_SIZE, outage_seconds: float = 0.0):
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's smallest part)")
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url or None
         self.part_size = part_size
+        self.outage_seconds = outage_seconds  # how long a request waits for a store it cannot connect to
         self._root = f"{self.prefix}/" if self.prefix else ""
         self._lock = threading.Lock()
         self._clients: tuple[int, Any] | None = None  # (process id, client)
@@ -91,6 +95,25 @@ class S3BlobStore:
     def object_key(self, key: str) -> str:
         validate_key(key)
         return self._root + key
+
+    def send(self, operation: str, **params: Any) -> Any:
+        """One request of the client (`operation`: get_object, put_object...), after botocore's own quick retries
+        (ATTEMPTS). While no connection can be made to the store (restarting, a network cut), it is tried again for
+        up to `outage_seconds`. Sending it again cannot write anything twice: every request here is a read, a
+        delete, or a PUT of the same bytes under the same key or part number; the completion of an upload that an
+        earlier try did complete is refused (NoSuchUpload), and that put fails instead."""
+        deadline, wait = time.monotonic() + self.outage_seconds, OUTAGE_FIRST_WAIT_SECONDS
+        while True:
+            try:
+                return getattr(self.client, operation)(**params)
+            except ConnectingError as error:
+                if isinstance(error, SSLError) or time.monotonic() + wait > deadline:  # TLS: a setting, not an outage
+                    raise
+                if wait == OUTAGE_FIRST_WAIT_SECONDS:
+                    log.warning("%s: cannot reach %s (%s); waiting up to %.0f s for it", operation, self.location(),
+                                error.__class__.__name__, self.outage_seconds)
+                time.sleep(wait)
+                wait = min(wait * 2, OUTAGE_MAX_WAIT_SECONDS)
 
     def put(self, key: str, source: Callable[[BinaryIO], Any]) -> StoredBlob:
         upload = _Upload(self, self.object_key(key))
@@ -111,7 +134,7 @@ class S3BlobStore:
         object_key = self.object_key(key)
         with self.translated_errors():
             try:
-                response = self.client.get_object(Bucket=self.bucket, Key=object_key)
+                response = self.send("get_object", Bucket=self.bucket, Key=object_key)
             except ClientError as error:
                 if error_code(error) in MISSING_KEY_CODES:
                     raise BlobNotFoundError(f"no blob {key!r}") from None
@@ -124,14 +147,14 @@ class S3BlobStore:
     def delete(self, key: str) -> None:
         object_key = self.object_key(key)
         with self.translated_errors():
-            self.client.delete_object(Bucket=self.bucket, Key=object_key)  # S3 answers 204 for a missing key too
+            self.send("delete_object", Bucket=self.bucket, Key=object_key)  # S3 answers 204 for a missing key too
 
     def exists(self, key: str) -> bool:
         """A missing bucket also answers 404 here (HEAD has no body to tell): check() tells them apart."""
         object_key = self.object_key(key)
         with self.translated_errors():
             try:
-                self.client.head_object(Bucket=self.bucket, Key=object_key)
+                self.send("head_object", Bucket=self.bucket, Key=object_key)
             except ClientError as error:
                 if error_code(error) in MISSING_KEY_CODES:
                     return False
@@ -268,7 +291,7 @@ class _Upload:
         store = self._store
         if self._upload_id is None:
             with store.translated_errors():
-                answer = store.client.create_multipart_upload(Bucket=store.bucket, Key=self._key)
+                answer = store.send("create_multipart_upload", Bucket=store.bucket, Key=self._key)
             self._upload_id = answer["UploadId"]
             self._sender = ThreadPoolExecutor(1, thread_name_prefix="s3-part")
         self._wait_for_part()
@@ -278,8 +301,8 @@ class _Upload:
     def _upload_part(self, number: int, part: bytearray) -> dict:
         store = self._store
         with store.translated_errors():
-            answer = store.client.upload_part(Bucket=store.bucket, Key=self._key, UploadId=self._upload_id,
-                                              PartNumber=number, Body=part)
+            answer = store.send("upload_part", Bucket=store.bucket, Key=self._key, UploadId=self._upload_id,
+                                PartNumber=number, Body=part)
         return {"PartNumber": number, "ETag": answer["ETag"]}
 
     def _wait_for_part(self) -> None:
@@ -292,14 +315,14 @@ class _Upload:
         store = self._store
         if self._upload_id is None:
             with store.translated_errors():
-                store.client.put_object(Bucket=store.bucket, Key=self._key, Body=self._take_part(last=True))
+                store.send("put_object", Bucket=store.bucket, Key=self._key, Body=self._take_part(last=True))
             return
         self._send_part(last=True)  # never empty: a full part is only sent when more bytes come
         self._wait_for_part()
         self._close_sender()
         with store.translated_errors():
-            store.client.complete_multipart_upload(Bucket=store.bucket, Key=self._key, UploadId=self._upload_id,
-                                                   MultipartUpload={"Parts": self._parts})
+            store.send("complete_multipart_upload", Bucket=store.bucket, Key=self._key, UploadId=self._upload_id,
+                       MultipartUpload={"Parts": self._parts})
 
     def abort(self) -> None:
         """Drops the stored parts, so neither an object nor an incomplete upload (billed storage) is left."""

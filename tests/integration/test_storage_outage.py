@@ -3,13 +3,17 @@ needs it with a 503 in its own shape (the console with its page) and Retry-After
 does not need it keeps working; nothing is half-written; and everything works again once it is back."""
 from __future__ import annotations
 
+import json
 import logging
+import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from tests.api.test_v2_support import basic_headers
+from tests.conftest import Org
 from tests.console.conftest import signed_in
 from tests.integration.run_helpers import make_workflow, run, work_off
 from tests.process_tools import canvas_env, run_canvas
@@ -26,10 +30,16 @@ def relay(s3_environment):
         yield proxy
 
 
+def storage_app(make_app, s3_environment, relay, outage_seconds: float):  # noqa: ANN001, ANN201
+    bucket = s3_environment.create_bucket()
+    return make_app(BLOB_URL=f"s3://{bucket}/canvas", S3_ENDPOINT_URL=f"http://127.0.0.1:{relay.port}",
+                    BLOB_OUTAGE_SECONDS=outage_seconds)
+
+
 @pytest.fixture
 def app(make_app, s3_environment, relay):
-    bucket = s3_environment.create_bucket()
-    return make_app(BLOB_URL=f"s3://{bucket}/canvas", S3_ENDPOINT_URL=f"http://127.0.0.1:{relay.port}")
+    """No waiting for the store beyond botocore's quick retries (BLOB_OUTAGE_SECONDS 0): the outage is answered."""
+    return storage_app(make_app, s3_environment, relay, 0.0)
 
 
 def test_every_dialect_answers_503_while_the_file_storage_is_away(app, client, org, relay, caplog):
@@ -96,7 +106,7 @@ def test_pruning_with_the_file_storage_away_deletes_nothing_and_says_why(app, cl
     settings = app.config["CANVAS_SETTINGS"]
     env = canvas_env(Path(settings["DATA_DIR"]), CANVAS_DATABASE_URL=settings["DATABASE_URL"],
                      CANVAS_BLOB_URL=settings["BLOB_URL"], CANVAS_S3_ENDPOINT_URL=settings["S3_ENDPOINT_URL"],
-                     CANVAS_OUTPUT_RETENTION_RUNS="1")
+                     CANVAS_OUTPUT_RETENTION_RUNS="1", CANVAS_BLOB_OUTAGE_SECONDS="0")
     relay.cut()
     refused = run_canvas("outputs", "prune", env=env)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr[-3000:]
@@ -138,3 +148,28 @@ def test_a_workers_hourly_pruning_puts_itself_off_in_one_warning(app, client, or
     relay.restore()
     _prune(services)
     assert output_rows(app) == 1
+
+
+def test_a_store_back_within_blob_outage_seconds_is_waited_for(make_app, s3_environment, relay, caplog):
+    """A restart of the store (no connection for 2 s): the run's writes and reads wait for it and the run
+    succeeds, as do the API's downloads, saying once per request that they wait."""
+    app = storage_app(make_app, s3_environment, relay, 30.0)
+    client, org = app.test_client(), Org(app, "Patient")
+    workflow_id = make_workflow(client, org.admin_headers)
+    caplog.set_level(logging.WARNING, logger="canvas.storage.s3")
+    relay.cut()
+    location = run(client, org.admin_headers, workflow_id).headers["Location"]
+    threading.Timer(2.0, relay.restore).start()
+    started = time.monotonic()
+    work_off(app)
+    finished = client.get(location, headers=org.admin_headers).json
+    assert finished["status"] == "Succeeded", finished
+    assert 2.0 <= time.monotonic() - started < 30.0
+    waits = [record.getMessage() for record in caplog.records if record.name == "canvas.storage.s3"]
+    assert waits and waits[0].startswith("put_object: cannot reach http://127.0.0.1:")
+    assert waits[0].endswith("(EndpointConnectionError); waiting up to 30 s for it")
+
+    relay.cut()
+    threading.Timer(1.0, relay.restore).start()
+    output = client.get(f"{location}/Block/2/Output", headers=org.admin_headers)
+    assert output.status_code == 200 and [json.loads(line)["id"] for line in output.text.splitlines()] == [1, 3]

@@ -37,6 +37,8 @@ def test_an_s3_url_names_bucket_prefix_and_the_endpoint_setting(tmp_path):
     assert store.object_key("runs/x") == "prod/eu/runs/x"
     bare = store_for(tmp_path, BLOB_URL="s3://canvas-blobs")
     assert (bare.prefix, bare.endpoint_url, bare.object_key("runs/x")) == ("", None, "runs/x")
+    assert (store.outage_seconds, store_for(tmp_path, BLOB_URL="s3://b", BLOB_OUTAGE_SECONDS="2.5").outage_seconds) \
+        == (10.0, 2.5)  # CANVAS_BLOB_OUTAGE_SECONDS, 10 s unless set
 
 
 @pytest.mark.parametrize("url", ["ftp://host/x", "blobs", "/var/blobs", "file:relative", "file://server/share",
