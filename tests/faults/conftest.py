@@ -26,15 +26,17 @@ def fault_scenario(make_app, tmp_path, request) -> Iterator:
     with contextlib.ExitStack() as stack:
         stack.callback(record_figures, request.node, built)
 
-        def build(name: str, database_url: str | None = None, process_database_url: str | None = None) -> Scenario:
+        def build(name: str, database_url: str | None = None, process_database_url: str | None = None,
+                  **settings: str) -> Scenario:
             """`process_database_url`: the workers' and schedulers' way to the database, when not the API's and the
-            observer's (`database_url`)."""
+            observer's (`database_url`). `settings`: more settings of the API and the processes alike (their names
+            without CANVAS_; those tests/faults/harness.process_env passes on)."""
             index = len(built)
             redis_server = RedisServer(tmp_path / f"redis-{index}").start()
             stack.callback(redis_server.stop)
             receiver = EffectReceiver().start()
             stack.callback(receiver.stop)
-            overrides = {"REDIS_URL": redis_server.url, **TIMING.settings()}
+            overrides = {"REDIS_URL": redis_server.url, **TIMING.settings(), **settings}
             if database_url:
                 overrides["DATABASE_URL"] = database_url
             app = make_app(**overrides)

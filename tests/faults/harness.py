@@ -622,6 +622,9 @@ def _process_state(pid: int) -> str:
         return "?"
 
 
+PASSED_ON = ("BLOB_URL", "S3_ENDPOINT_URL", "BLOB_OUTAGE_SECONDS")  # the processes' blob store: the API's
+
+
 def process_env(settings: dict, redis_server: RedisServer, timing: Timing = TIMING,
                 database_url: str | None = None) -> dict[str, str]:
     from canvas.settings import redis_url
@@ -632,6 +635,7 @@ def process_env(settings: dict, redis_server: RedisServer, timing: Timing = TIMI
                 "CANVAS_REDIS_URL": redis_server.url, "CANVAS_REDIS_PREFIX": settings["REDIS_PREFIX"],
                 "CANVAS_SECRET_KEYS": settings["SECRET_KEYS"], "CANVAS_ALLOW_PRIVATE_NETWORKS": "true",
                 "CANVAS_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1", **timing.environment()})
+    env.update({f"CANVAS_{name}": str(settings[name]) for name in PASSED_ON if settings.get(name) is not None})
     assert redis_url(settings) == redis_server.url, "the app must use the test's own Redis"
     return env
 

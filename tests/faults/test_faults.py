@@ -1,6 +1,7 @@
 """The fault-injection suite: real `canvas worker` and `canvas scheduler` processes, a Redis server of the test's
-own, PostgreSQL for the database scenario, and workflows whose blocks POST to a side-effect receiver
-(block 1 "begin", block 2 waits, block 3 "end"; each POST names its run and block).
+own, PostgreSQL for the database scenarios, a real S3 server behind a relay for the object store's, and workflows
+whose blocks POST to a side-effect receiver (block 1 "begin", block 2 waits, block 3 "end"; each POST names its run
+and block).
 
 Every scenario checks, besides what is particular to it (see each test): every run ends in exactly one final state,
 no workflow ever has two executing runs, each block's side effect happens once per run that reached it, no run stays
@@ -19,6 +20,7 @@ import time
 import uuid
 from collections import Counter
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
@@ -28,6 +30,7 @@ from tests.faults.harness import (
 )
 from tests.faults.scenario import BackendTerminator, RunLoad, Scenario
 from tests.process_tools import clock_offset_in_log, descendants, skewed_clock
+from tests.servers.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 WORKER_LOST = "worker lost"
@@ -366,6 +369,43 @@ def test_the_database_host_goes_dark_and_a_failover_leads_elsewhere(postgres_dat
 
 
 # --- schedulers -------------------------------------------------------------------------------------------------------
+
+# --- object storage ---------------------------------------------------------------------------------------------------
+
+STORE_AWAY_SECONDS = 6.0  # a restart of the store, within CANVAS_BLOB_OUTAGE_SECONDS (10 s by default)
+
+
+def test_the_object_store_is_unreachable_for_a_while(fault_scenario, s3_environment):
+    """Block outputs on a real S3 server behind a relay, cut for 6 s (connections dropped, new ones refused, as in a
+    restart of the store) while runs of four workflows store and read them: the requests that cannot connect wait
+    for the store, so every run succeeds, each side effect once; the workers say that they waited."""
+    endpoint = urlsplit(s3_environment.endpoint_url)
+    with TcpProxy(endpoint.hostname, endpoint.port) as relay:
+        scenario = fault_scenario(f"object store unreachable for {STORE_AWAY_SECONDS:g} s (a restart)",
+                                  BLOB_URL=f"s3://{s3_environment.create_bucket()}/canvas",
+                                  S3_ENDPOINT_URL=f"http://127.0.0.1:{relay.port}")
+        scenario.start_processes(workers=2, schedulers=1)
+        workflows = scenario.make_workflows(4, delay_seconds=0.5)
+        load = RunLoad(scenario.api, scenario.observer, workflows).start()
+        try:
+            wait_for(lambda: len(scenario.observer.tracks(set(workflows))) >= 6, 60,
+                     what="runs under way before the fault")
+            scenario.fault_begins()
+            relay.cut()
+            time.sleep(STORE_AWAY_SECONDS)
+            relay.restore()
+        finally:
+            load.stop()
+        scenario.fault_ends()
+        scenario.recover()
+        tracks = scenario.observer.tracks(set(workflows))
+        expect_succeeded_once(scenario, [track.run_id for track in tracks], "a")
+        waits = sum(proc.log_path.read_text().count("; waiting up to 10 s for it")
+                    for proc in scenario.fleet.current())
+        scenario.check(waits > 0, "no worker waited for the store: the fault did not happen")
+        scenario.notes.append(f"{waits} requests waited for the store; RunWorkflow answers {dict(load.answers)}")
+        scenario.finish()
+
 
 SCHEDULE_PERIOD_SECONDS = 3
 # A run the killed scheduler claimed but had not yet queued waits in the database until the reaper queues it again
