@@ -21,10 +21,15 @@ log = logging.getLogger(__name__)
 
 
 class Services:
-    """Everything a request, a worker job or a CLI command needs, built lazily from the settings."""
+    """Everything a request, a worker job or a CLI command needs, built lazily from the settings.
 
-    def __init__(self, settings: dict[str, Any]):
+    `waits_for_storage`: the object store's requests that cannot connect wait for it (CANVAS_BLOB_OUTAGE_SECONDS),
+    as a worker's do, where a failed request fails a block whose side effects are done. The API's answer at once
+    (503, Retry-After): a thread held for each request would leave none for the others during an outage."""
+
+    def __init__(self, settings: dict[str, Any], waits_for_storage: bool = False):
         self.settings = settings
+        self.waits_for_storage = waits_for_storage
         self._lock = threading.Lock()
 
     @cached_property
@@ -46,7 +51,9 @@ class Services:
     def blob_store(self):  # noqa: ANN201 - canvas.storage.BlobStore, chosen by CANVAS_BLOB_URL
         from canvas.storage.factory import blob_store_from_settings
 
-        return blob_store_from_settings(self.settings, self.data_dir, fsync=blob_fsync(self.settings))
+        outage_seconds = self.settings["BLOB_OUTAGE_SECONDS"] if self.waits_for_storage else 0.0
+        return blob_store_from_settings(self.settings, self.data_dir, fsync=blob_fsync(self.settings),
+                                        outage_seconds=outage_seconds)
 
     @cached_property
     def secret_box(self):  # noqa: ANN201 - SecretBox, imported lazily

@@ -36,7 +36,7 @@ REQUEUE_LIMIT = d.DEFAULT_REQUEUE_LIMIT  # times a queued run whose job was lost
 RECONNECT_MAX_SECONDS = d.DEFAULT_RECONNECT_MAX_SECONDS  # longest wait between two reconnect attempts
 BLOB_URL = None  # None: files under DATA_DIR/blobs; file:///absolute/path, or s3://bucket/prefix for object storage
 S3_ENDPOINT_URL = None  # an S3-compatible server (MinIO, Ceph...) for s3:// blob URLs; None: AWS S3 itself
-BLOB_OUTAGE_SECONDS = d.DEFAULT_BLOB_OUTAGE_SECONDS  # how long a request waits for an object store it cannot reach
+BLOB_OUTAGE_SECONDS = d.DEFAULT_BLOB_OUTAGE_SECONDS  # how long a worker waits for an object store it cannot reach
 BLOB_FSYNC = None  # None: like the database (fsync on PostgreSQL, not on SQLite); true/false to force
 # gunicorn workers of `canvas api`; 0: sized for the machine's cores and memory (config.gunicorn.default_workers).
 API_WORKERS = 0

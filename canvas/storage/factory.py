@@ -18,8 +18,10 @@ from canvas.storage.blob import FileSystemBlobStore, key_problem
 SETTING = "CANVAS_BLOB_URL"
 
 
-def blob_store_from_settings(settings: Mapping[str, Any], data_dir: Path, fsync: bool = True):  # noqa: ANN201
-    """A FileSystemBlobStore or an S3BlobStore (imported only then: boto3 costs ~40 MiB and half a second)."""
+def blob_store_from_settings(settings: Mapping[str, Any], data_dir: Path, fsync: bool = True,  # noqa: ANN201
+                             outage_seconds: float = 0.0):
+    """A FileSystemBlobStore or an S3BlobStore (imported only then: boto3 costs ~40 MiB and half a second);
+    `outage_seconds`: how long the S3 store's requests wait for a store they cannot connect to."""
     url = (settings.get("BLOB_URL") or "").strip()
     if not url:
         return FileSystemBlobStore(Path(data_dir) / "blobs", fsync=fsync)
@@ -33,7 +35,7 @@ def blob_store_from_settings(settings: Mapping[str, Any], data_dir: Path, fsync:
         from canvas.storage.s3 import S3BlobStore
 
         return S3BlobStore(bucket, prefix, endpoint_url=settings.get("S3_ENDPOINT_URL") or None,
-                           outage_seconds=float(settings.get("BLOB_OUTAGE_SECONDS") or 0))
+                           outage_seconds=outage_seconds)
     raise SettingsError(f"{SETTING} must be file:///absolute/path or s3://bucket/prefix, got {_shown(url)!r}")
 
 

@@ -37,8 +37,17 @@ def test_an_s3_url_names_bucket_prefix_and_the_endpoint_setting(tmp_path):
     assert store.object_key("runs/x") == "prod/eu/runs/x"
     bare = store_for(tmp_path, BLOB_URL="s3://canvas-blobs")
     assert (bare.prefix, bare.endpoint_url, bare.object_key("runs/x")) == ("", None, "runs/x")
-    assert (store.outage_seconds, store_for(tmp_path, BLOB_URL="s3://b", BLOB_OUTAGE_SECONDS="2.5").outage_seconds) \
-        == (10.0, 2.5)  # CANVAS_BLOB_OUTAGE_SECONDS, 10 s unless set
+
+
+
+@pytest.mark.parametrize("environment, worker_waits", [({}, 10.0), ({"CANVAS_BLOB_OUTAGE_SECONDS": "2.5"}, 2.5)])
+def test_a_workers_store_waits_for_the_object_store_and_the_apis_does_not(tmp_path, environment, worker_waits):
+    from canvas.extensions import Services
+    from workers import process_app
+
+    settings = load_settings(environ={"CANVAS_DATA_DIR": str(tmp_path), "CANVAS_BLOB_URL": "s3://b", **environment})
+    worker = process_app(settings).extensions["canvas"]
+    assert (worker.blob_store.outage_seconds, Services(settings).blob_store.outage_seconds) == (worker_waits, 0.0)
 
 
 @pytest.mark.parametrize("url", ["ftp://host/x", "blobs", "/var/blobs", "file:relative", "file://server/share",
