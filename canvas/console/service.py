@@ -9,6 +9,7 @@ import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from itertools import islice
 
 from argon2 import PasswordHasher
@@ -264,6 +265,7 @@ PREVIEW_RECORDS = 10
 # The preview reads at most this much of an output, whatever its size: the run detail stays fast with a big output.
 PREVIEW_BYTES = 256 * 1024
 PREVIEW_CELL_CHARACTERS = 200
+PREVIEWS_KEPT = 64  # per API process; a preview is at most PREVIEW_RECORDS rows of cells cut to the length above
 COMPARE_CHOICES = 20
 
 
@@ -286,21 +288,29 @@ def output_previews(store, run: WorkflowRun) -> dict[int, OutputPreview]:  # noq
 
 def preview_records(store, output: BlockOutput) -> OutputPreview:  # noqa: ANN001
     try:
-        records = list(islice(iter_json_lines(lambda: io.BytesIO(_whole_lines_of_head(store, output))),
-                              PREVIEW_RECORDS))
+        return _stored_preview(store, output.blob_key, output.sha256, output.size, output.record_count)
     except (CanvasError, BlobStoreError, BlockError) as error:  # a missing blob, an unreachable store, bad lines
         return OutputPreview(problem=f"The output cannot be previewed: {getattr(error, 'message', error)}")
-    if not records and output.record_count:
+
+
+@lru_cache(maxsize=PREVIEWS_KEPT)
+def _stored_preview(store, blob_key: str, sha256: str, size: int,  # noqa: ANN001 - a BlobStore
+                    record_count: int | None) -> OutputPreview:
+    """The preview of one stored output, kept: a running run's page is drawn again every few seconds by each
+    browser showing it, and an output never changes under its key and digest. Not kept when reading it failed."""
+    records = list(islice(iter_json_lines(lambda: io.BytesIO(_whole_lines_of_head(store, blob_key, size))),
+                          PREVIEW_RECORDS))
+    if not records and record_count:
         return OutputPreview(problem="The first record is too large to preview: download the output to read it.")
     columns = list(dict.fromkeys(name for record in records for name in record))
     return OutputPreview(columns=columns, rows=[[_cell(record.get(name)) for name in columns] for record in records])
 
 
-def _whole_lines_of_head(store, output: BlockOutput) -> bytes:  # noqa: ANN001
+def _whole_lines_of_head(store, blob_key: str, size: int) -> bytes:  # noqa: ANN001
     """At most PREVIEW_RECORDS whole lines of the output's first PREVIEW_BYTES: only those are decoded."""
-    with store.open(output.blob_key) as stream:
+    with store.open(blob_key) as stream:
         head = stream.read(PREVIEW_BYTES)
-    whole = head if output.size <= PREVIEW_BYTES else head[:head.rfind(b"\n") + 1]
+    whole = head if size <= PREVIEW_BYTES else head[:head.rfind(b"\n") + 1]
     lines = whole.split(b"\n", PREVIEW_RECORDS)
     return whole if len(lines) <= PREVIEW_RECORDS else b"\n".join(lines[:PREVIEW_RECORDS]) + b"\n"
 

@@ -223,6 +223,20 @@ def test_a_big_output_is_previewed_from_its_head_only(app, org, client, monkeypa
     assert read and max(read) <= console.PREVIEW_BYTES and sum(read) < size // 4
 
 
+def test_a_page_drawn_again_reads_its_outputs_no_more(app, org, client, monkeypatch):
+    """A running run's page is drawn again every 4 s by each browser showing it: the previews of the outputs
+    already shown are kept (an output never changes under its key), not read from the store each time."""
+    headers = org.admin_headers
+    finished = run_and_work(client, app, headers, make_workflow(client, headers))
+    browser = signed_in(app, org.admin_id)
+    read = _count_reads(app, monkeypatch)
+    assert "<td>Ann</td>" in browser.get(f"/console/runs/{finished['id']}").get_data(as_text=True)
+    reads = len(read)
+    assert reads >= 2  # blocks 1 and 2 give records
+    again = browser.get(f"/console/runs/{finished['id']}", headers={"X-Console-Fragment": "1"})
+    assert "<td>1</td><td>Ann</td><td>Oslo</td>" in again.get_data(as_text=True) and len(read) == reads
+
+
 def _count_reads(app, monkeypatch) -> list[int]:
     """The bytes each blob the pages open is read for (the real store, its reads counted)."""
     store, counts = app.extensions["canvas"].blob_store, []
