@@ -60,6 +60,9 @@ READ_TIMEOUT_SECONDS = 60.0
 # Tries of one request, the first included, in botocore's standard retry mode (throttling, 5xx, dropped connections),
 # with random waits in between of up to 0.05, 0.1, 0.2, 0.4, 0.8 s (1, 2, 4, 8, 16 s when throttled).
 ATTEMPTS = 6
+# A store that does not wait for an outage (outage_seconds 0: the API's, which answers 503 instead) gives up sooner
+# on a store that does not answer too: a host gone dark held an API thread for 60 s (a read timeout) per request.
+ANSWERING_CONNECT_TIMEOUT_SECONDS, ANSWERING_READ_TIMEOUT_SECONDS, ANSWERING_ATTEMPTS = 3.0, 15.0, 2
 OUTAGE_FIRST_WAIT_SECONDS, OUTAGE_MAX_WAIT_SECONDS = 0.25, 2.0  # S3BlobStore.send's waits for a store it cannot reach
 ACCESS_DENIED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
                                  "ExpiredToken", "AllAccessDisabled", "AccountProblem"})
@@ -89,8 +92,14 @@ class S3BlobStore:
         connections (two processes writing on one socket), so it makes its own."""
         with self._lock:
             if self._clients is None or self._clients[0] != os.getpid():
-                self._clients = (os.getpid(), new_client(self.endpoint_url))
+                self._clients = (os.getpid(), self._new_client())
             return self._clients[1]
+
+    def _new_client(self):  # noqa: ANN202 - a boto3 S3 client
+        if self.outage_seconds > 0:
+            return new_client(self.endpoint_url)
+        return new_client(self.endpoint_url, ANSWERING_ATTEMPTS, ANSWERING_CONNECT_TIMEOUT_SECONDS,
+                          ANSWERING_READ_TIMEOUT_SECONDS)
 
     def object_key(self, key: str) -> str:
         validate_key(key)
@@ -227,9 +236,10 @@ class S3BlobStore:
         return f"S3BlobStore(s3://{self.bucket}/{self.prefix} at {self.endpoint_url or 'AWS'})"
 
 
-def new_client(endpoint_url: str | None, attempts: int = ATTEMPTS):  # noqa: ANN201 - a boto3 S3 client
+def new_client(endpoint_url: str | None, attempts: int = ATTEMPTS,  # noqa: ANN201 - a boto3 S3 client
+               connect_timeout: float = CONNECT_TIMEOUT_SECONDS, read_timeout: float = READ_TIMEOUT_SECONDS):
     config = Config(
-        connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS,
+        connect_timeout=connect_timeout, read_timeout=read_timeout,
         retries={"mode": "standard", "total_max_attempts": attempts},  # `max_attempts` would count retries only
         # S3-compatible servers are usually reached by IP or an internal name: bucket in the path, not in the host.
         s3={"addressing_style": "path"} if endpoint_url else {},

@@ -233,18 +233,21 @@ def test_check_says_the_endpoint_cannot_be_reached(s3_environment, closed_port):
     (lambda request: DROP, r"did not answer \(Connection was closed before we received a valid response .+\)"),
     (lambda request: RawAnswer(503), r"is failing \(HTTP 503\)"),
 ], ids=["connection dropped", "HTTP 503"])
-def test_a_storage_that_connects_but_fails_is_named_in_words(s3_environment, answer, said):
-    """A server that drops the connection, or answers 5xx until botocore gives up: BlobStoreError, which the API
-    answers 503 and a run shows as its error, not botocore's exception as it is."""
+@pytest.mark.parametrize("outage_seconds, attempts", [(10.0, s3.ATTEMPTS), (0.0, s3.ANSWERING_ATTEMPTS)],
+                         ids=["a worker's store", "the API's store"])
+def test_a_storage_that_connects_but_fails_is_named_in_words(s3_environment, answer, said, outage_seconds, attempts):
+    """A server that drops the connection, or answers 5xx until botocore gives up (sooner for the API, which does
+    not wait for the store): BlobStoreError, which the API answers 503 and a run shows as its error, not botocore's
+    exception as it is. The server answered, so no worker waits for it beyond botocore's tries."""
     with RawHttpServer(answer) as server:
-        store = S3BlobStore("bucket", "", server.url().rstrip("/"))
+        store = S3BlobStore("bucket", "", server.url().rstrip("/"), outage_seconds=outage_seconds)
         with pytest.raises(BlobStoreError, match=rf"^CANVAS_BLOB_URL: {server.url().rstrip('/')} {said}$"):
             store.check()
         with pytest.raises(BlobStoreError, match=said):  # the same words from any operation, after its retries
             store.open("runs/w/r-block-1.out")
     tries = [(request.method, request.headers["amz-sdk-request"]) for request in server.requests]
-    assert tries == [("HEAD", "attempt=1; max=1"), *(("GET", f"attempt={n}; max={s3.ATTEMPTS}")
-                                                     for n in range(1, s3.ATTEMPTS + 1))]
+    assert tries == [("HEAD", "attempt=1; max=1"), *(("GET", f"attempt={n}; max={attempts}")
+                                                     for n in range(1, attempts + 1))]
 
 
 def test_check_says_when_no_credentials_are_found(s3_environment, monkeypatch):

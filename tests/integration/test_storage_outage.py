@@ -186,3 +186,26 @@ def work_off_as_a_worker(app) -> None:  # noqa: ANN001
     from workers import process_app
 
     work_off(process_app(app.config["CANVAS_SETTINGS"]))
+
+
+def test_the_api_answers_503_soon_when_the_stores_host_goes_dark(make_app, s3_environment):
+    """The store's host dark (packets dropped, no reset: powered off, an address moved away) after the API read
+    from it: a download answers 503 within the API's own timeouts (3 s to connect, 15 s for an answer, 2 tries),
+    not after the workers' (six tries of 10 s to connect: a minute), holding one of its threads meanwhile."""
+    from tests.servers.network_hole import NetworkHole
+
+    endpoint = urlsplit(s3_environment.endpoint_url)
+    with NetworkHole(endpoint.hostname, endpoint.port) as hole:
+        app = make_app(BLOB_URL=f"s3://{s3_environment.create_bucket()}/canvas",
+                       S3_ENDPOINT_URL=f"http://{hole.there_address}:{hole.port}")
+        client, org = app.test_client(), Org(app, "Dark")
+        location = run(client, org.admin_headers, make_workflow(client, org.admin_headers)).headers["Location"]
+        work_off(app)
+        assert client.get(f"{location}/Block/2/Output", headers=org.admin_headers).status_code == 200  # pooled
+        hole.open()
+        asked = time.monotonic()
+        answer = client.get(f"{location}/Block/2/Output", headers=org.admin_headers)
+        waited = time.monotonic() - asked
+        hole.close()
+    assert (answer.status_code, answer.json["Msg"]) == (503, STORAGE_AWAY)
+    assert waited < 25, f"answered after {waited:.0f} s"
