@@ -173,18 +173,19 @@ def _handle_unexpected(error: Exception) -> Response:
 
 def _outage(error: Exception) -> ServiceUnavailableError | None:
     """A service the API works with is away (the database, Redis) or cannot be used (the file storage: unreachable,
-    or refusing this service's credentials): a 503 saying so, with Retry-After, instead of a bug's 500, since trying
-    again is the cure. The log says which service and why: the class for the database and Redis (their errors' text
-    may hold a URL), the store's own message (written for the operator, it names the setting and never a secret)."""
+    refusing this service's credentials, a full disk): a 503 saying so, with Retry-After, instead of a bug's 500,
+    since trying again is the cure. The log says which service and why: the class for the database and Redis (their
+    errors' text may hold a URL), the store's own message (written for the operator: it names the setting, never a
+    secret)."""
     if isinstance(error, BlobStoreError):
         log.warning("%s %s: the file storage cannot be used: %s", request.method, request.path, error)
-        what = "its file storage"
+        problem = "cannot use its file storage"
     elif (service := unreachable_service(error)) in ("the database", "Redis"):
         log.warning("%s %s: %s", request.method, request.path, outage_text(service, error))
-        what = "its database" if service == "the database" else service
+        problem = f"cannot reach {'its database' if service == 'the database' else service}"
     else:
         return None
-    return ServiceUnavailableError(f"The service cannot reach {what} at the moment; try again shortly",
+    return ServiceUnavailableError(f"The service {problem} at the moment; try again shortly",
                                    retry_after=OUTAGE_RETRY_AFTER_SECONDS)
 
 

@@ -61,7 +61,7 @@ READ_TIMEOUT_SECONDS = 60.0
 # with random waits in between of up to 0.05, 0.1, 0.2, 0.4, 0.8 s (1, 2, 4, 8, 16 s when throttled).
 ATTEMPTS = 6
 # A store that does not wait for an outage (outage_seconds 0: the API's, which answers 503 instead) gives up sooner
-# on a store that does not answer too: a host gone dark held an API thread for 60 s (a read timeout) per request.
+# on a store that does not answer too: a host gone dark held an API request for a minute (six 10 s connect timeouts).
 ANSWERING_CONNECT_TIMEOUT_SECONDS, ANSWERING_READ_TIMEOUT_SECONDS, ANSWERING_ATTEMPTS = 3.0, 15.0, 2
 OUTAGE_FIRST_WAIT_SECONDS, OUTAGE_MAX_WAIT_SECONDS = 0.25, 2.0  # S3BlobStore.send's waits for a store it cannot reach
 ACCESS_DENIED_CODES = frozenset({"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",

@@ -20,7 +20,7 @@ from tests.process_tools import canvas_env, run_canvas
 from tests.servers.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.usefixtures("clean_run_queue")
-STORAGE_AWAY = "The service cannot reach its file storage at the moment; try again shortly"
+STORAGE_AWAY = "The service cannot use its file storage at the moment; try again shortly"
 
 
 @pytest.fixture
@@ -209,3 +209,19 @@ def test_the_api_answers_503_soon_when_the_stores_host_goes_dark(make_app, s3_en
         hole.close()
     assert (answer.status_code, answer.json["Msg"]) == (503, STORAGE_AWAY)
     assert waited < 25, f"answered after {waited:.0f} s"
+
+
+def test_a_file_store_that_cannot_be_written_answers_503_too(make_app, tmp_path):
+    """The file store (CANVAS_BLOB_URL=file://...) whose folder cannot be made (a file stands in its way, as a full
+    or read-only disk would refuse it): the v2 execution whose input must be kept answers 503, and starts nothing."""
+    (tmp_path / "in-the-way").write_text("a file, not a folder")
+    app = make_app(BLOB_URL=f"file://{tmp_path}/in-the-way/blobs")
+    client, org = app.test_client(), Org(app, "Full")
+    workflow_id = make_workflow(client, org.admin_headers)
+    v2 = {**basic_headers(app, org.admin_id, org.admin_headers), "Content-Type": "application/vnd.api+json"}
+    started = client.post(f"/v2/flows/{workflow_id}/executions", headers=v2,
+                          json={"data": {"type": "execution", "attributes": {"input": {"id": 7}}}})
+    assert (started.status_code, started.headers.get("Retry-After")) == (503, "5")
+    assert started.json["errors"][0]["detail"] == STORAGE_AWAY
+    assert client.get("/api/WorkflowRuns", headers=org.admin_headers,
+                      query_string={"workflowId": workflow_id}).json == []
