@@ -9,6 +9,7 @@ database is two lines, not thousands of tracebacks. An unexpected error is a bug
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 
@@ -18,6 +19,7 @@ from redis.exceptions import MasterDownError
 from sqlalchemy import exc as sqlalchemy_errors
 
 FIRST_RETRY_SECONDS = 1.0
+DISK_FULL_SQLSTATE = "53100"  # PostgreSQL's disk_full
 
 
 class RedisWritesRefusedError(redis.ResponseError):
@@ -55,10 +57,25 @@ def unreachable_service(error: BaseException) -> str | None:
     return None
 
 
+def database_is_full(error: BaseException) -> bool:
+    """The database answers but has no room for a write: SQLite's SQLITE_FULL ("database or disk is full"),
+    PostgreSQL's disk_full (SQLSTATE 53100). Waited out like an outage (room may be made), but not one of the
+    network: the operator must be sent to the disk."""
+    driver_error = getattr(error, "orig", None)
+    return (getattr(driver_error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+            or getattr(driver_error, "sqlstate", None) == DISK_FULL_SQLSTATE)
+
+
 def outage_text(service: str, error: BaseException) -> str:
     """How the log says that `service` (see unreachable_service) failed with `error`: "Redis refuses writes
-    (OutOfMemoryError)", "the database is unreachable (OperationalError)"; the class only, never the error's text."""
-    state = "refuses writes" if isinstance(error, REDIS_REFUSING_WRITES) else "is unreachable"
+    (OutOfMemoryError)", "the database refuses writes: its disk is full (OperationalError)", "the database is
+    unreachable (OperationalError)"; the class only, never the error's text."""
+    if isinstance(error, REDIS_REFUSING_WRITES):
+        state = "refuses writes"
+    elif database_is_full(error):
+        state = "refuses writes: its disk is full"
+    else:
+        state = "is unreachable"
     return f"{service} {state} ({error.__class__.__name__})"
 
 

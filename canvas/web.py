@@ -22,7 +22,7 @@ from canvas.errors import (
     UnsupportedMediaTypeError,
 )
 from canvas.json_input import JsonInputError, check_text, decode_json
-from canvas.outages import outage_text, unreachable_service
+from canvas.outages import database_is_full, outage_text, unreachable_service
 from canvas.schema_fields import ID_FORMAT, INT32_MAX, parse_id, parse_int_text
 from canvas.storage.blob import BlobStoreError
 from canvas.v2.vocabulary import v2_field, v2_message
@@ -183,6 +183,8 @@ def _outage(error: Exception) -> ServiceUnavailableError | None:
     elif (service := unreachable_service(error)) in ("the database", "Redis"):
         log.warning("%s %s: %s", request.method, request.path, outage_text(service, error))
         problem = f"cannot reach {'its database' if service == 'the database' else service}"
+        if database_is_full(error):
+            problem = "cannot write to its database"
     else:
         return None
     return ServiceUnavailableError(f"The service {problem} at the moment; try again shortly",
