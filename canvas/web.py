@@ -182,9 +182,10 @@ def _outage(error: Exception) -> ServiceUnavailableError | None:
         problem = "cannot use its file storage"
     elif (service := unreachable_service(error)) in ("the database", "Redis"):
         log.warning("%s %s: %s", request.method, request.path, outage_text(service, error))
-        problem = f"cannot reach {'its database' if service == 'the database' else service}"
         if database_is_full(error):
             problem = "cannot write to its database"
+        else:
+            problem = f"cannot reach {'its database' if service == 'the database' else service}"
     else:
         return None
     return ServiceUnavailableError(f"The service {problem} at the moment; try again shortly",
