@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError
 from canvas.execution import run_records
 from canvas.models.base import utcnow
 from canvas.observability import metrics
-from canvas.outages import unreachable_service
+from canvas.outages import database_is_full, unreachable_service
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -47,7 +47,20 @@ class LeaseLostError(Exception):
 class DatabaseUnreachableError(Exception):
     """The database stayed away past the lease's deadline while the run had something to record. The message is
     for people ("database connection lost while recording block 2; the run was stopped"); the driver's text goes to
-    the log only."""
+    the log only. `cause`: what the database did, as database_trouble names it."""
+
+    def __init__(self, cause: str, when: str, detail: str = ""):
+        super().__init__(f"{cause} {when}; the run was stopped{detail}")
+        self.cause = cause
+
+
+LOST_CONNECTION, DISK_FULL = "database connection lost", "database disk full"
+
+
+def database_trouble(error: BaseException | None) -> str:
+    """How a run's error names what the database did: its disk full (it answered, but took no write), else a lost
+    connection."""
+    return DISK_FULL if error is not None and database_is_full(error) else LOST_CONNECTION
 
 
 def is_connection_error(error: BaseException) -> bool:
@@ -83,6 +96,7 @@ class RunLease:
         self.renewed_at = (clock(), wall())
         self.node: tuple[uuid.UUID, str] | None = None  # (block run, worker) when held for one block of the run
         self.cancel_requested = False  # as the last renewal found the run
+        self.trouble: BaseException | None = None  # the database's error to the last renewal, if it failed
 
     def now(self) -> tuple[float, float]:
         return self.clock(), self.wall()
@@ -237,7 +251,7 @@ class FencedWriter:
             if pause > FIRST_PAUSE_SECONDS:  # the last attempt's error may not be the first's (refused, then reset)
                 log.warning("run %s: database still unavailable while %s (%s); giving up", self.lease.run_id, what,
                             _driver_error(error))
-            raise DatabaseUnreachableError(f"database connection lost while {what}; the run was stopped") from None
+            raise DatabaseUnreachableError(database_trouble(error), f"while {what}") from None
         self.sleep(pause)
 
     def _has_landed(self, landed: Callable[[Connection], bool]) -> bool:
@@ -289,8 +303,10 @@ class LeaseKeeper:
             if not self.failing:  # one line per outage, not one per beat
                 log.warning("run leases not renewed: database unavailable (%s)", type(error.orig or error).__name__)
             self.failing = True
+            lease.trouble = error
             metrics.lease_failed("unreachable")
             return
+        lease.trouble = None
         if self.failing:
             log.info("run leases renewed again: the database is back")
         self.failing = False

@@ -34,7 +34,8 @@ from canvas.execution.graph import DEFAULT_FAILURE_POLICY, BlockGraph, block_gra
 from canvas.execution import run_callbacks, run_endings
 from canvas.observability import metrics
 from canvas.execution.lease import (
-    DatabaseUnreachableError, FencedWriter, LeaseLostError, LeaseTiming, RunLease, is_connection_error, lease_keeper,
+    DatabaseUnreachableError, FencedWriter, LeaseLostError, LeaseTiming, RunLease, database_trouble,
+    is_connection_error, lease_keeper,
 )
 from canvas.execution.placeholders import PlaceholderValues
 from canvas.execution.progress import DEFAULT_INTERVAL_SECONDS, BlockProgress
@@ -465,8 +466,8 @@ class Runner:
     def _lease_trouble(self, state: RunState) -> Exception:
         if state.lease.revoked:
             return LeaseLostError(f"run {state.run_id} was declared lost and ended by another process")
-        return DatabaseUnreachableError(f"database connection lost while running block {state.number}; the run was "
-                                        f"stopped (its lease could not be renewed for {state.lease.silent_for():.0f} s)")
+        return DatabaseUnreachableError(database_trouble(state.lease.trouble), f"while running block {state.number}",
+                                        f" (its lease could not be renewed for {state.lease.silent_for():.0f} s)")
 
     def _stop_unreachable(self, state: RunState, error: DatabaseUnreachableError) -> str:
         """The database stayed away past the lease's deadline. The run has stopped; its failure is recorded if the
@@ -936,10 +937,8 @@ def _where_stopped(state: RunState, error: DatabaseUnreachableError) -> tuple[in
     if not left:
         return state.number, error
     if left[0] in state.elsewhere:
-        return left[0], DatabaseUnreachableError(f"database connection lost while waiting for block {left[0]} on "
-                                                 "another worker; the run was stopped")
-    return left[0], DatabaseUnreachableError(f"database connection lost before block {left[0]} started; the run was "
-                                             "stopped")
+        return left[0], DatabaseUnreachableError(error.cause, f"while waiting for block {left[0]} on another worker")
+    return left[0], DatabaseUnreachableError(error.cause, f"before block {left[0]} started")
 
 
 def _failed_blocks(state: RunState) -> str:
@@ -1012,8 +1011,7 @@ def _readable(state: RunState, error: BaseException) -> BaseException:
     if isinstance(error, (BlockCancelledError, RunCancelled)) and stop_reason() is not None:
         return WorkerShutdownError(stop_reason())
     if isinstance(error, DBAPIError) and is_connection_error(error):
-        return DatabaseUnreachableError(f"database connection lost while running block {state.number}; "
-                                        "the run was stopped")
+        return DatabaseUnreachableError(database_trouble(error), f"while running block {state.number}")
     if isinstance(error, OSError) and error.errno in DISK_REFUSALS:
         return WorkerDiskError(f"the worker could not write to its disk while running block {state.number} "
                                f"({os.strerror(error.errno)}): free space on the worker's disk (its data directory) "

@@ -7,10 +7,10 @@ import uuid
 from zoneinfo import ZoneInfo
 
 from canvas.execution.graph import block_graph
-from canvas.execution.lease import DatabaseUnreachableError
+from canvas.execution.lease import DISK_FULL, LOST_CONNECTION, DatabaseUnreachableError
 from canvas.execution.runner import RunState, _stopped_after_failures, _where_stopped
 
-OUTAGE = DatabaseUnreachableError("database connection lost while recording block 1; the run was stopped")
+OUTAGE = DatabaseUnreachableError(LOST_CONNECTION, "while recording block 1")
 
 
 def state_of(parents: dict[int, list[int]], size: int, policy: str = "failFast") -> RunState:
@@ -36,6 +36,8 @@ def test_after_a_block_that_finished_the_run_fails_at_the_next_which_never_start
     state.settle(1, "Succeeded")
     number, error = _where_stopped(state, OUTAGE)
     assert (number, str(error)) == (2, "database connection lost before block 2 started; the run was stopped")
+    full = DatabaseUnreachableError(DISK_FULL, "while recording block 1")
+    assert str(_where_stopped(state, full)[1]) == "database disk full before block 2 started; the run was stopped"
     state.settle(1, "Skipped")  # a skipped block finished as well
     assert _where_stopped(state, OUTAGE)[0] == 2
 
@@ -79,3 +81,35 @@ def test_after_blocks_that_failed_the_run_fails_at_the_first_naming_them_then_th
     assert _stopped_after_failures(state, 4, "the worker is shutting down") == 2
     assert state.error_text == ("2 blocks failed: block 2 (Block 2): the partner API said no; block 3 (Block 3): "
                                 "timed out; then the worker is shutting down")
+
+
+def sqlite_refusal(pages_limited: bool):  # noqa: ANN201 - sqlalchemy.exc.OperationalError
+    """A real error of SQLite through SQLAlchemy: SQLITE_FULL from the database's own page limit, or a file that
+    cannot be opened (a connection refused, as the runner sees it)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    engine = create_engine("sqlite://" if pages_limited else "sqlite:////nonexistent/folder/x.db")
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE filler (body TEXT)"))
+            pages = connection.exec_driver_sql("PRAGMA page_count").scalar()
+            connection.exec_driver_sql(f"PRAGMA max_page_count = {pages}")
+            for _ in range(100):
+                connection.execute(text("INSERT INTO filler VALUES (:body)"), {"body": "x" * 4000})
+    except OperationalError as error:
+        return error
+    finally:
+        engine.dispose()
+    raise AssertionError("SQLite took every write")
+
+
+def test_a_block_stopped_by_a_full_database_says_so_and_a_lost_connection_as_before():
+    from canvas.execution.runner import _readable
+
+    state = state_of({2: [1]}, 2)
+    state.number = 2
+    full, unreachable = sqlite_refusal(pages_limited=True), sqlite_refusal(pages_limited=False)
+    assert "database or disk is full" in str(full.orig) and "unable to open" in str(unreachable.orig)
+    assert str(_readable(state, full)) == "database disk full while running block 2; the run was stopped"
+    assert str(_readable(state, unreachable)) == "database connection lost while running block 2; the run was stopped"
