@@ -19,6 +19,7 @@ from redis.exceptions import MasterDownError
 from sqlalchemy import exc as sqlalchemy_errors
 
 FIRST_RETRY_SECONDS = 1.0
+OUTAGE_RETRY_AFTER_SECONDS = 5  # what a 503 for an outage tells the client to wait (Retry-After)
 DISK_FULL_SQLSTATE = "53100"  # PostgreSQL's disk_full
 
 

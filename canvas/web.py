@@ -22,7 +22,7 @@ from canvas.errors import (
     UnsupportedMediaTypeError,
 )
 from canvas.json_input import JsonInputError, check_text, decode_json
-from canvas.outages import database_is_full, outage_text, unreachable_service
+from canvas.outages import OUTAGE_RETRY_AFTER_SECONDS, database_is_full, outage_text, unreachable_service
 from canvas.schema_fields import ID_FORMAT, INT32_MAX, parse_id, parse_int_text
 from canvas.storage.blob import BlobStoreError
 from canvas.v2.vocabulary import v2_field, v2_message
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 V2_PREFIX = "/v2"
 V2_REALM = "Canvas v2: account e-mail and API key"
 JSON_MEDIA_TYPES = {"application/json", "application/vnd.api+json"}
-OUTAGE_RETRY_AFTER_SECONDS = 5
 
 
 # --- rendering -------------------------------------------------------------------------------------------------

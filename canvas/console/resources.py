@@ -156,6 +156,17 @@ def render_page(template: str, status: int = 200, **context):  # noqa: ANN201
     return make_response(render_template(f"console/{template}", **context), status)
 
 
+def form_page(template: str, failure: CanvasError | None, **context):  # noqa: ANN201
+    """A form shown again with what the service refused beside its field: 400, as for a value the form got wrong,
+    unless the service could not do it at the moment (a 5xx: Redis or the database away), which keeps its status
+    and Retry-After, so that an outage reads as one in the access log and to a browser's tools."""
+    status = 200 if failure is None else failure.status if failure.status >= 500 else 400
+    response = render_page(template, status=status, errors=field_errors(failure) if failure else {}, **context)
+    if failure is not None and failure.retry_after is not None:
+        response.headers["Retry-After"] = str(failure.retry_after)
+    return response
+
+
 def field_errors(error: CanvasError) -> dict[str, str]:
     """A service error, keyed by the form field it names (the form's own key when it names none)."""
     return {error.field or error.parameter or "form": error.message}
@@ -328,17 +339,16 @@ def _confirmed_action(view):  # noqa: ANN001, ANN202
     def confirmed(run_id: str):  # noqa: ANN202
         session = db_session()
         run = runs.get_run(session, acting_account_id(), run_id)
-        errors = {}
+        failure = None
         if request.method == "POST":
             try:
                 target = view(session, run)
                 return redirect(url_for("console.run_detail", run_id=target.id))
             except CanvasError as error:
                 session.rollback()
-                errors = field_errors(error)
-        return render_page("confirm.html", status=400 if errors else 200, run=run, errors=errors,
-                           action=view.__name__, form=_run_form_values(run), modes=forms.rerun_modes(run),
-                           blocks=console.workflow_blocks(session, run.workflow_id))
+                failure = error
+        return form_page("confirm.html", failure, run=run, action=view.__name__, form=_run_form_values(run),
+                         modes=forms.rerun_modes(run), blocks=console.workflow_blocks(session, run.workflow_id))
 
     return confirmed
 
@@ -372,7 +382,7 @@ def run_workflow(workflow_id: str):  # noqa: ANN201
     """A workflow's "Run..." form: every block, from / till a block, a range, a dry run (RunWorkflow's choices)."""
     session = db_session()
     workflow = workflows.get_workflow(session, acting_account_id(), workflow_id)
-    errors = {}
+    failure = None
     if request.method == "POST":
         try:
             started = runs.start_run(session, services().redis, acting_account_id(),
@@ -380,10 +390,9 @@ def run_workflow(workflow_id: str):  # noqa: ANN201
             return redirect(url_for("console.run_detail", run_id=started.id))
         except CanvasError as error:
             session.rollback()
-            errors = field_errors(error)
-    return render_page("run_workflow.html", status=400 if errors else 200, workflow=workflow, errors=errors,
-                       form=request.values.to_dict(), modes=forms.RUN_MODES,
-                       blocks=console.workflow_blocks(session, workflow.id))
+            failure = error
+    return form_page("run_workflow.html", failure, workflow=workflow, form=request.values.to_dict(),
+                     modes=forms.RUN_MODES, blocks=console.workflow_blocks(session, workflow.id))
 
 
 @blp.get("/runs/<run_id>/blocks/<int:number>/output")

@@ -23,6 +23,7 @@ from canvas.execution.run_records import bound_params, in_one_statement, named_v
 from canvas.models import ACTIVE_RUN_STATES, BlockOutput, Workflow, WorkflowRun
 from canvas.models.base import utcnow
 from canvas.observability import metrics
+from canvas.outages import OUTAGE_RETRY_AFTER_SECONDS
 from canvas.queueing.keys import RUN_QUEUE
 
 log = logging.getLogger(__name__)
@@ -214,7 +215,8 @@ def enqueue_run(session: Session, connection: redis.Redis, workflow: Workflow, r
         fail_unqueued_run(session, workflow, run,
                           f"could not be queued: Redis is unavailable ({exc.__class__.__name__})")
         raise ServiceUnavailableError("The run could not be queued: the queue (Redis) is unavailable. "
-                                      "Nothing is left running; try again later.") from None
+                                      "Nothing is left running; try again later.",
+                                      retry_after=OUTAGE_RETRY_AFTER_SECONDS) from None
 
 
 def enqueue_jobs(connection: redis.Redis, jobs: Iterable[dict]) -> None:

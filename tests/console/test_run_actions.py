@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from canvas.console import service as console
 from canvas.models import WorkflowRun
+from tests.conftest import Org
 from tests.console.conftest import Browser, signed_in, users_workflow
 from tests.integration.run_helpers import (
     B1,
@@ -75,6 +76,22 @@ def test_the_run_form_refuses_a_post_without_its_token(app, org, client):
     browser = signed_in(app, org.admin_id)
     forged = browser.client.post(f"/console/workflows/{workflow_id}/run", data={"mode": "all"})
     assert forged.status_code == 400 and _runs(app, workflow_id) == []
+
+
+def test_a_run_the_queue_cannot_take_is_a_503_page_with_the_reason_and_retry_after(make_app, own_redis):
+    """Redis away when the form is sent: the page comes back with the service's reason, as a 503 with
+    Retry-After (an outage, not a value the form got wrong), and the run is recorded failed, not left queued."""
+    app = make_app(REDIS_URL=own_redis.url)
+    client, org = app.test_client(), Org(app, "Queueless")
+    workflow_id = make_workflow(client, org.admin_headers)
+    browser = signed_in(app, org.admin_id)
+    path = f"/console/workflows/{workflow_id}/run"
+    token = browser.csrf_token(path)
+    own_redis.stop()
+    refused = browser.client.post(path, data={"csrf_token": token, "mode": "all"})
+    assert (refused.status_code, refused.headers.get("Retry-After")) == (503, "5")
+    assert "the queue (Redis) is unavailable" in refused.get_data(as_text=True)
+    assert [(run.status, run.error_class) for run in _runs(app, workflow_id)] == [("Failed", "QueueUnavailable")]
 
 
 def test_a_bad_range_is_shown_beside_its_field_and_starts_nothing(app, org, client):

@@ -233,6 +233,7 @@ def test_redis_down_at_dispatch_is_503_and_leaves_no_stuck_run(make_app, tmp_pat
     broken = make_app(REDIS_URL=f"unix://{tmp_path}/no-redis.sock").test_client()
     answer = run(broken, org.admin_headers, workflow_id)
     assert answer.status_code == 503 and "Redis" in answer.json["Msg"]
+    assert answer.headers["Retry-After"] == "5"  # as for every outage: trying again is the cure
     history = client.get(f"/api/WorkflowRuns?workflowId={workflow_id}", headers=org.admin_headers).json
     assert [entry["status"] for entry in history] == ["Failed"]
     assert run(client, org.admin_headers, workflow_id).status_code == 202
