@@ -37,6 +37,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as ConnectingError
 
+from canvas.outages import Backoff
 from canvas.storage.blob import (
     BlobNotFoundError,
     BlobStoreError,
@@ -111,18 +112,19 @@ class S3BlobStore:
         up to `outage_seconds`. Sending it again cannot write anything twice: every request here is a read, a
         delete, or a PUT of the same bytes under the same key or part number; the completion of an upload that an
         earlier try did complete is refused (NoSuchUpload), and that put fails instead."""
-        deadline, wait = time.monotonic() + self.outage_seconds, OUTAGE_FIRST_WAIT_SECONDS
+        deadline = time.monotonic() + self.outage_seconds
+        backoff = Backoff(OUTAGE_MAX_WAIT_SECONDS, OUTAGE_FIRST_WAIT_SECONDS)
         while True:
             try:
                 return getattr(self.client, operation)(**params)
             except ConnectingError as error:
+                wait = backoff.next_delay()
                 if isinstance(error, SSLError) or time.monotonic() + wait > deadline:  # TLS: a setting, not an outage
                     raise
-                if wait == OUTAGE_FIRST_WAIT_SECONDS:
+                if backoff.failures == 1:  # one line per request, not one per try
                     log.warning("%s: cannot reach %s (%s); waiting up to %.0f s for it", operation, self.location(),
                                 error.__class__.__name__, self.outage_seconds)
                 time.sleep(wait)
-                wait = min(wait * 2, OUTAGE_MAX_WAIT_SECONDS)
 
     def put(self, key: str, source: Callable[[BinaryIO], Any]) -> StoredBlob:
         upload = _Upload(self, self.object_key(key))
