@@ -610,7 +610,6 @@ def outputs_prune() -> None:
     """Delete outputs past CANVAS_OUTPUT_RETENTION_DAYS / _RUNS (never a block's latest successful output)."""
     from canvas.execution.retention import prune_everything
     from canvas.extensions import Services
-
     from canvas.storage.blob import BlobStoreError
 
     settings = _settings()

@@ -16,6 +16,7 @@ from tests.api.test_v2_support import basic_headers
 from tests.conftest import Org
 from tests.console.conftest import signed_in
 from tests.integration.run_helpers import make_workflow, run, work_off
+from tests.integration.test_retention import count_outputs
 from tests.process_tools import canvas_env, run_canvas
 from tests.servers.tcp_proxy import TcpProxy
 
@@ -114,20 +115,11 @@ def test_pruning_with_the_file_storage_away_deletes_nothing_and_says_why(app, cl
     [error] = [line for line in refused.stderr.splitlines() if line.startswith("Error:")]
     assert error.startswith("Error: CANVAS_BLOB_URL: cannot reach http://127.0.0.1:")
     assert error.endswith("; nothing was deleted")
-    assert output_rows(app) == 2
+    assert count_outputs(app) == 2
     relay.restore()
     pruned = run_canvas("outputs", "prune", env=env)
     assert pruned.returncode == 0 and pruned.stdout.startswith("deleted 1 outputs"), pruned.stderr[-3000:]
-    assert output_rows(app) == 1
-
-
-def output_rows(app) -> int:
-    from sqlalchemy import func, select
-
-    from canvas.models import BlockOutput
-
-    with app.extensions["canvas"].db.sessions() as session:
-        return session.scalar(select(func.count()).select_from(BlockOutput))
+    assert count_outputs(app) == 1
 
 
 def test_a_workers_hourly_pruning_puts_itself_off_in_one_warning(app, client, org, relay, caplog):
@@ -145,10 +137,10 @@ def test_a_workers_hourly_pruning_puts_itself_off_in_one_warning(app, client, or
     [warning] = [record for record in caplog.records if record.name == "canvas.worker"]
     assert warning.levelno == logging.WARNING and warning.exc_info is None
     assert warning.getMessage().startswith("pruning old outputs put off for an hour: CANVAS_BLOB_URL: cannot reach")
-    assert output_rows(app) == 2
+    assert count_outputs(app) == 2
     relay.restore()
     _prune(services)
-    assert output_rows(app) == 1
+    assert count_outputs(app) == 1
 
 
 def test_a_worker_waits_for_a_store_back_within_blob_outage_seconds_and_the_api_does_not(make_app, s3_environment,
