@@ -11,7 +11,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
@@ -59,6 +59,19 @@ CONNECT_TIMEOUT_SECONDS = 10
 MIN_ESTABLISHED_TIMEOUT_SECONDS = 2.0
 KEEPALIVE_IDLE_SECONDS, KEEPALIVE_INTERVAL_SECONDS, KEEPALIVE_COUNT = 30, 5, 3
 READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction
+# The other way round: a process stopped in the middle of a transaction (a frozen VM, SIGSTOP, a debugger; or a
+# machine gone dark, whose connection the server keeps for its keepalive time, two hours by default) keeps the
+# transaction's row locks. A scheduler frozen inside its claim held the rows of every workflow firing with it: the
+# other scheduler fired none of them, RunWorkflow waited, and a worker ending a run of one waited too, renewing
+# nothing, until its healthy run was taken for lost. PostgreSQL ends a session left idle in a transaction for
+# idle_in_transaction_session_timeout, releasing its locks; the service sets it on its own sessions to the same half
+# of the lost-run grace, unless the server or the role sets a shorter one. No transaction of the service waits for
+# another system (a remote system, the object store, a callback's receiver are called between transactions: see
+# end_reading), but those that mail a link, which wait_inside_transaction spares.
+IDLE_IN_TRANSACTION_SETTING = "idle_in_transaction_session_timeout"
+LIMIT_IDLE_TRANSACTIONS = (f"SELECT set_config('{IDLE_IN_TRANSACTION_SETTING}', %s, false) FROM pg_settings "
+                           f"WHERE name = '{IDLE_IN_TRANSACTION_SETTING}' AND (setting::bigint = 0 "
+                           f"OR setting::bigint > %s)")
 
 
 def build_engine(url: str, lost_run_grace_seconds: float = DEFAULT_LOST_RUN_GRACE_SECONDS) -> Engine:
@@ -68,14 +81,22 @@ def build_engine(url: str, lost_run_grace_seconds: float = DEFAULT_LOST_RUN_GRAC
                            connect_args=_connect_args(url, lost_run_grace_seconds))
     _probe_at_checkout(engine, follow_server_clock=engine.dialect.name == "postgresql")
     _reconnect_when_read_only(engine)
+    if engine.dialect.name == "postgresql":
+        _limit_idle_transactions(engine, round(silence_limit(lost_run_grace_seconds) * 1000))
     return engine
+
+
+def silence_limit(lost_run_grace_seconds: float) -> float:
+    """How long a connection to PostgreSQL may stay silent before it is ended: a statement unanswered (its server
+    gone), or a transaction left idle (its process gone)."""
+    return max(MIN_ESTABLISHED_TIMEOUT_SECONDS, lost_run_grace_seconds / 2)
 
 
 def _connect_args(url: str, lost_run_grace_seconds: float = DEFAULT_LOST_RUN_GRACE_SECONDS) -> dict:
     parsed = make_url(url)
     if parsed.get_backend_name() != "postgresql":
         return {}
-    established_timeout = max(MIN_ESTABLISHED_TIMEOUT_SECONDS, lost_run_grace_seconds / 2)
+    established_timeout = silence_limit(lost_run_grace_seconds)
     defaults = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, "tcp_user_timeout": round(established_timeout * 1000),
                 "keepalives": 1, "keepalives_idle": KEEPALIVE_IDLE_SECONDS,
                 "keepalives_interval": KEEPALIVE_INTERVAL_SECONDS, "keepalives_count": KEEPALIVE_COUNT}
@@ -115,6 +136,21 @@ def _probe_at_checkout(engine: Engine, follow_server_clock: bool) -> None:
                 clock.measure(dbapi_connection)
 
 
+def _limit_idle_transactions(engine: Engine, milliseconds: int) -> None:
+    """Each new connection's session ends a transaction left idle for `milliseconds` (IDLE_IN_TRANSACTION_SETTING),
+    set in autocommit so that it outlasts the statement's own transaction."""
+
+    @event.listens_for(engine, "connect")
+    def _limited(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection, pool entry
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(LIMIT_IDLE_TRANSACTIONS, (str(milliseconds), milliseconds))
+        finally:
+            dbapi_connection.autocommit = autocommit
+
+
 def _reconnect_when_read_only(engine: Engine) -> None:
     """A failover can leave pooled connections on a server that takes no more writes (a demoted primary, a name that
     still leads to a standby for a while): PostgreSQL refuses each write with SQLSTATE 25006. Taken for a lost
@@ -146,6 +182,23 @@ def _build_sqlite_engine(url: str) -> Engine:
         cursor.close()
 
     return engine
+
+
+def end_reading(session: Session) -> None:
+    """Before a wait for something other than the database (a remote system, the object store): the session's
+    transaction ends if it has only read so far, so that no connection sits idle in it meanwhile (PostgreSQL ends a
+    session idle in a transaction past IDLE_IN_TRANSACTION_SETTING, and the work would fail). The objects read stay
+    loaded (sessions do not expire them on commit)."""
+    if not (session.new or session.dirty or session.deleted):
+        session.commit()
+
+
+def wait_inside_transaction(session: Session) -> None:
+    """The session's transaction is about to wait for another system on purpose, its outcome deciding what is
+    committed (an account exists only if its activation e-mail left): PostgreSQL does not end it for idling meanwhile
+    (IDLE_IN_TRANSACTION_SETTING lifted for this transaction only)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL {IDLE_IN_TRANSACTION_SETTING} = 0"))
 
 
 class Database:

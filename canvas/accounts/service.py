@@ -16,6 +16,7 @@ from canvas.accounts import mail
 from canvas.audit import service as audit
 from canvas.auth.keys import issue_key, secret_matches
 from canvas.console.links import console_url
+from canvas.db import wait_inside_transaction
 from canvas.errors import AuthenticationError, BadRequestError, ConflictError, ForbiddenError, NotFoundError
 from canvas.models import Account, ActivationToken, ApiKey, Organization, Role
 from canvas.models.base import utcnow
@@ -238,6 +239,7 @@ def send_activation(session: Session, settings: dict, account: Account) -> None:
     the account, is rolled back."""
     token = issue_activation_token(session, settings, account.id)
     link = f"{settings['PUBLIC_URL'].rstrip('/')}/api/ActivateAccount?token={token}"
+    wait_inside_transaction(session)
     mail.send_activation_link(settings, account.email, link, console_link=console_url(settings, token))
 
 
@@ -305,7 +307,9 @@ def deactivate_account(session: Session, manager: Account, account_id: uuid.UUID
     console sessions end (and a session acting as it falls back to its own account), its unused activation and
     password-reset links are voided so that an old e-mail cannot make it active again, and its workflows' schedules
     stop starting runs (the scheduler records each occurrence skipped, with the reason)."""
-    from canvas.console.service import end_sessions_of  # here: the console's service imports this module
+    from canvas.console.service import (
+        end_sessions_of,  # here: the console's service imports this module
+    )
 
     target = account_of_organization(session, manager.organization_id, account_id)
     check_may_deactivate(manager, target)

@@ -15,6 +15,7 @@ from canvas.applications.catalog import ApplicationCatalog, ApplicationSpec
 from canvas.applications.credentials import merge_credentials, parse_credentials_json, validate_credentials
 from canvas.applications.sql_urls import check_sql_url
 from canvas.audit import service as audit
+from canvas.db import end_reading
 from canvas.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError
 from canvas.models import ApplicationGrant, RegisteredApplication, Workflow, WorkflowApplication
 from canvas.models.base import utcnow
@@ -100,10 +101,8 @@ def register_application_again(session: Session, catalog: ApplicationCatalog, bo
 def verify_outside_transaction(session: Session, verifier: Verifier, spec: ApplicationSpec,
                                credentials: dict) -> bool:
     """Verification against the real system may take seconds: the request's transaction, which has only read so
-    far, ends first, so that no pooled connection waits idle in it (PostgreSQL ends a session idle in a transaction
-    past idle_in_transaction_session_timeout, and the request would fail). The objects read stay loaded."""
-    if not (session.new or session.dirty or session.deleted):
-        session.commit()
+    far, ends first (canvas.db.end_reading)."""
+    end_reading(session)
     return verifier.verify(spec, credentials)
 
 

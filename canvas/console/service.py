@@ -22,6 +22,7 @@ from canvas.accounts import service as accounts
 from canvas.audit import service as audit
 from canvas.audit.actor import CONSOLE, AuditActor
 from canvas.console.links import console_url
+from canvas.db import wait_inside_transaction
 from canvas.errors import (
     AuthenticationError,
     BadRequestError,
@@ -123,6 +124,7 @@ def send_password_reset(session: Session, settings: dict, email: str) -> None:
         return
     token = accounts.create_activation_token(session, account.id,
                                              timedelta(hours=settings["CONSOLE_RESET_TTL_HOURS"]))
+    wait_inside_transaction(session)  # the link works only if the e-mail left
     try:
         mail.send_password_reset_link(settings, account.email, console_url(settings, token))
     except CanvasError as error:

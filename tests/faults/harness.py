@@ -497,8 +497,9 @@ class Fleet:
         """`env`: more environment for this worker alone (a skewed clock, say)."""
         return self._start(name, "worker", ["worker", "--name", name, *extra], env)
 
-    def start_scheduler(self, name: str) -> Proc:
-        return self._start(name, "scheduler", ["scheduler"])
+    def start_scheduler(self, name: str, env: dict[str, str] | None = None) -> Proc:
+        """`env`: more environment for this scheduler alone."""
+        return self._start(name, "scheduler", ["scheduler"], env)
 
     def _start(self, name: str, role: str, args: list[str], env: dict[str, str] | None = None) -> Proc:
         assert name not in self.procs, f"process name {name} already used"

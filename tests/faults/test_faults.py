@@ -19,11 +19,12 @@ import signal
 import time
 import uuid
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from tests.faults.harness import (
     BEGIN_BLOCK, END_BLOCK, RAW_DRIVER_TEXT, TIMING, WAIT_BLOCK, wait_for, wall_now,
@@ -417,11 +418,8 @@ EVERY_THREE_SECONDS = "0/3 * * ? * *"
 
 def test_two_schedulers_one_killed(fault_scenario):
     """Two schedulers fire three every-3-seconds schedules, real workers run the runs; one scheduler is killed
-    (kill -9) just after a fire time and replaced 5 s later. Every occurrence from the first to the last is in the
-    ledger exactly once, fired (or skipped while the previous run was still active: see MAX_SKIPPED), each fired one has
-    exactly one run, and every run succeeds."""
-    from canvas.models import ScheduleOccurrence
-
+    (kill -9) just after a fire time and replaced 5 s later. The ledger is whole (check_occurrences), and the killed
+    scheduler recorded nothing after its death."""
     scenario = fault_scenario("two schedulers, one killed (kill -9)")
     scenario.start_processes(workers=2, schedulers=2)
     workflows = scenario.make_workflows(3, delay_seconds=0.5)
@@ -447,14 +445,110 @@ def test_two_schedulers_one_killed(fault_scenario):
         scenario.api.schedule(workflow_id, None)
     scenario.recover(start_runs=False)
 
+    for workflow_id, rows in check_occurrences(scenario, workflows, enabled_at, disabled_at).items():
+        after_death = killed_at + timedelta(seconds=1)
+        by_dead = [row.scheduled_time.isoformat() for row in rows
+                   if row.scheduler.endswith(f":{killed_pid}") and row.scheduled_time > after_death]
+        scenario.check(not by_dead, f"workflow {workflow_id[:8]}: occurrences recorded by the killed scheduler after "
+                                    f"its death: {by_dead}")
+    scenario.finish()
+
+
+
+FROZEN_SECONDS = 12
+FROZEN_APPLICATION_NAME = "fault-frozen-scheduler"
+
+
+def test_a_scheduler_frozen_inside_its_claim(postgres_database_url, fault_scenario):
+    """Two schedulers fire three every-3-seconds schedules; one is frozen (SIGSTOP, as a frozen VM or a process
+    paused by a debugger) in the middle of its claim, holding the three workflows' rows locked, for 12 s. PostgreSQL
+    ends its transaction once it has been idle for half the lost-run grace (3 s here: canvas.db.silence_limit), so
+    the other scheduler goes on firing every occurrence at most that much late, and the workers end their runs of
+    those workflows (without the limit, no occurrence fired while it was frozen, and a worker waiting to end its run
+    had the run taken for lost). Continued, the frozen scheduler goes on without a traceback; the ledger is whole
+    (check_occurrences), no occurrence fired twice."""
+    from canvas.db import silence_limit
+    from tests.servers.postgres import (
+        idle_in_transaction_of,
+        lock_rows,
+        waiting_for_lock,
+    )
+
+    idle_limit = silence_limit(TIMING.grace)
+    scenario = fault_scenario("a scheduler frozen inside its claim (SIGSTOP)", database_url=postgres_database_url)
+    frozen_url = make_url(postgres_database_url).update_query_dict({"application_name": FROZEN_APPLICATION_NAME})
+    scenario.fleet.start_worker("w1")
+    scenario.fleet.start_worker("w2")
+    scenario.fleet.start_scheduler("s1", env={"CANVAS_DATABASE_URL": frozen_url.render_as_string(False)})
+    scenario.fleet.start_scheduler("s2")
+    scenario.fleet.wait_ready()
+    workflows = scenario.make_workflows(3, delay_seconds=0.5)
+    enabled_at = wall_now()
+    for workflow_id in workflows:
+        scenario.api.schedule(workflow_id, EVERY_THREE_SECONDS)
+    time.sleep(7)
+    # Freezing s1 inside its claim: the workflows' rows held by the test across a fire time, so that both schedulers
+    # wait for them inside their claims; s1 frozen there; the rows let go: s1's claim takes them (after s2's, if s2
+    # was first in line) and holds them, its process stopped.
+    fire_time = (math.floor(time.time() / SCHEDULE_PERIOD_SECONDS) + 1) * SCHEDULE_PERIOD_SECONDS
+    if fire_time - time.time() < 0.5:
+        fire_time += SCHEDULE_PERIOD_SECONDS
+    time.sleep(fire_time - time.time() - 0.3)
+    with lock_rows(scenario.database_url, "workflow", workflows):
+        wait_for(lambda: waiting_for_lock(scenario.database_url, FROZEN_APPLICATION_NAME), 5, interval=0.05,
+                 what="scheduler s1 waiting for the workflows' rows in its claim")
+        scenario.fault_begins()
+        scenario.fleet.sigstop("s1")
+    try:
+        wait_for(lambda: idle_in_transaction_of(scenario.database_url, FROZEN_APPLICATION_NAME), 5, interval=0.05,
+                 what="the frozen scheduler's claim holding the rows")
+    except AssertionError as error:
+        scenario.problem(f"{error}: the fault did not happen")
+    time.sleep(idle_limit + 2)
+    scenario.check(not idle_in_transaction_of(scenario.database_url, FROZEN_APPLICATION_NAME),
+                   f"the frozen scheduler's transaction still holds its locks {idle_limit + 2:g} s "
+                   f"after it went idle")
+    time.sleep(FROZEN_SECONDS - idle_limit - 2)
+    scenario.fleet.sigcont("s1")
+    scenario.fault_ends()
+    continued_at = wall_now()
+    scenario.start_prober(start_runs=False)  # the schedules themselves run the workflows again
+    time.sleep(8)
+    disabled_at = wall_now()
+    for workflow_id in workflows:
+        scenario.api.schedule(workflow_id, None)
+    scenario.recover(start_runs=False)
+
+    late = idle_limit + 2.5
+    for workflow_id, rows in check_occurrences(scenario, workflows, enabled_at, disabled_at).items():
+        during = [row for row in rows if row.outcome == "fired"
+                  and fire_time <= row.scheduled_time.timestamp() <= continued_at.timestamp()]
+        scenario.check(len(during) >= 2, f"workflow {workflow_id[:8]}: {len(during)} occurrences fired while s1 was "
+                                         f"frozen, expected at least 2 of the {FROZEN_SECONDS // 3}")
+        lateness = max(((row.date_recorded - row.scheduled_time).total_seconds() for row in during), default=0.0)
+        scenario.check(lateness <= late, f"workflow {workflow_id[:8]}: an occurrence was fired {lateness:.1f} s "
+                                         f"late while s1 was frozen (at most {late:g} s expected)")
+        scenario.notes.append(f"workflow {workflow_id[:8]}: latest occurrence while frozen {lateness:.1f} s late")
+    said = scenario.fleet.log_tail("s1", 200)
+    scenario.check("Traceback" not in said, f"the continued scheduler logged a traceback: {said[-800:]}")
+    scenario.finish()
+
+def check_occurrences(scenario: Scenario, workflows: list[str], enabled_at: datetime,
+                      disabled_at: datetime) -> dict[str, list]:
+    """Every occurrence of each every-3-seconds schedule from the first to the last is in the ledger exactly once,
+    fired (or skipped while the previous run was still active: see MAX_SKIPPED), each fired one has exactly one run,
+    and every run succeeded, its side effects once. Returns each workflow's ledger rows."""
+    from canvas.models import ScheduleOccurrence
+
     services = scenario.app.extensions["canvas"]
     tracks = {track.run_id: track for track in scenario.observer.tracks(set(workflows))}
     skipped_total = 0
+    ledger = {}
     with services.db.sessions() as session:
         for workflow_id in workflows:
-            rows = list(session.scalars(select(ScheduleOccurrence)
-                                        .where(ScheduleOccurrence.workflow_id == uuid.UUID(workflow_id))
-                                        .order_by(ScheduleOccurrence.scheduled_time)))
+            rows = ledger[workflow_id] = list(session.scalars(
+                select(ScheduleOccurrence).where(ScheduleOccurrence.workflow_id == uuid.UUID(workflow_id))
+                .order_by(ScheduleOccurrence.scheduled_time)))
             label = f"workflow {workflow_id[:8]}"
             if not scenario.check(len(rows) >= 6, f"{label}: only {len(rows)} occurrences recorded"):
                 continue
@@ -473,8 +567,7 @@ def test_two_schedulers_one_killed(fault_scenario):
             skipped = [outcome for outcome in outcomes if outcome[1] == "skipped"]
             skipped_total += len(skipped)
             scenario.check(len(skipped) <= MAX_SKIPPED, f"{label}: {len(skipped)} occurrences skipped: {skipped}")
-            fired = [row for row in rows if row.outcome == "fired"]
-            fired_runs = [str(row.run_id) for row in fired]
+            fired_runs = [str(row.run_id) for row in rows if row.outcome == "fired"]
             scenario.check(len(set(fired_runs)) == len(fired_runs), f"{label}: a run id for two occurrences")
             scheduled_runs = sorted(run_id for run_id, track in tracks.items()
                                     if track.workflow_id == workflow_id and track.trigger == "schedule")
@@ -482,10 +575,5 @@ def test_two_schedulers_one_killed(fault_scenario):
                            f"{label}: fired occurrences {len(fired_runs)} and scheduled runs {len(scheduled_runs)} "
                            f"differ: {sorted(set(fired_runs) ^ set(scheduled_runs))}")
             expect_succeeded_once(scenario, fired_runs, f"{label}: a scheduled")
-            by_dead = [row.scheduled_time.isoformat() for row in rows
-                       if row.scheduler.endswith(f":{killed_pid}") and row.scheduled_time > killed_at + timedelta(
-                           seconds=1)]
-            scenario.check(not by_dead, f"{label}: occurrences recorded by the killed scheduler after its death: "
-                                        f"{by_dead}")
     scenario.notes.append(f"{skipped_total} occurrences skipped")
-    scenario.finish()
+    return ledger

@@ -219,3 +219,43 @@ def database_default(database_url: str, setting: str, value: str) -> Iterator[No
         with admin.connect() as connection:
             connection.execute(text(f'ALTER DATABASE "{url.database}" RESET {setting}'))
         admin.dispose()
+
+
+@contextmanager
+def lock_rows(database_url: str, table: str, ids: list[str]) -> Iterator[None]:
+    """The rows of `table` with these ids locked (SELECT ... FOR UPDATE, in id order as the service locks them)
+    until the block ends: whoever locks them meanwhile waits for them inside its transaction."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(f'SELECT id FROM "{table}" WHERE id = ANY(CAST(:ids AS uuid[])) ORDER BY id '
+                                    f'FOR UPDATE'), {"ids": ids})
+            yield
+    finally:
+        engine.dispose()
+
+
+def _sessions_of(database_url: str, application_name: str, condition: str) -> int:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text(f"SELECT count(*) FROM pg_stat_activity WHERE application_name = :name "
+                                           f"AND {condition}"), {"name": application_name}).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def waiting_for_lock(database_url: str, application_name: str) -> int:
+    """How many sessions of that name wait for a lock."""
+    return _sessions_of(database_url, application_name, "wait_event_type = 'Lock'")
+
+
+def idle_in_transaction_of(database_url: str, application_name: str) -> int:
+    """How many sessions of that name sit in a transaction, waiting for their client."""
+    return _sessions_of(database_url, application_name, "state LIKE 'idle in transaction%'")

@@ -4,6 +4,7 @@ mode "plain": no TLS; "starttls": offers STARTTLS and only allows AUTH after it;
 """
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import hmac
@@ -38,10 +39,12 @@ class ReceivedMessage:
 
 
 class _CollectingHandler:
-    def __init__(self, messages: list[ReceivedMessage]):
-        self.messages = messages
+    def __init__(self, messages: list[ReceivedMessage], owner: "SmtpServer"):
+        self.messages, self.owner = messages, owner
 
     async def handle_DATA(self, server, session, envelope):
+        if self.owner.data_delay_seconds:  # a relay taking its time over the message
+            await asyncio.sleep(self.owner.data_delay_seconds)
         login = session.auth_data if isinstance(session.auth_data, str) else None
         raw = envelope.original_content or envelope.content or b""
         self.messages.append(ReceivedMessage(envelope.mail_from, list(envelope.rcpt_tos), bytes(raw), login))
@@ -89,6 +92,7 @@ class SmtpServer:
         self.host = "127.0.0.1"
         self.port = 0
         self.messages: list[ReceivedMessage] = []
+        self.data_delay_seconds = 0.0  # how long the server takes before it accepts a message
         self._controller: Controller | None = None
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
@@ -110,7 +114,7 @@ class SmtpServer:
         listener = socket.create_server((self.host, 0))
         self.port = listener.getsockname()[1]
         self._controller = _PreboundController(
-            _CollectingHandler(self.messages),
+            _CollectingHandler(self.messages, self),
             listener,
             server_hostname="canvas-test-smtpd",  # else aiosmtpd asks DNS for our FQDN
             authenticator=self._authenticate,
