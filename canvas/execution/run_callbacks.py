@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from rq import Queue
@@ -48,7 +49,9 @@ def add_deliveries(session: Session, run_id: uuid.UUID, workflow_id: uuid.UUID, 
 
 def deliver(delivery_id: str) -> str:
     """The RQ job: one attempt; on failure a later attempt is scheduled until max_attempts. The worker process has
-    pushed an app context; only its services are read."""
+    pushed an app context; only its services are read. The POST happens between two transactions, not inside one:
+    a transaction left idle while the receiver takes its time is ended by PostgreSQL (canvas.db), and an outcome
+    that could not be recorded would have the delivery sent again."""
     from flask import current_app
 
     services = current_app.extensions["canvas"]
@@ -59,14 +62,19 @@ def deliver(delivery_id: str) -> str:
             return "nothing to deliver"
         body = json.dumps(run_summary(session, delivery), sort_keys=True).encode()
         secret = services.secret_box.decrypt(callback.secret)
+    answer = _post(services, callback.url, delivery, body, secret)
+    with services.db.transaction() as session:
+        delivery = session.get(CallbackDelivery, delivery.id, with_for_update=True)
+        if delivery.status != "Pending":  # another attempt's outcome landed meanwhile: a final state stays
+            return delivery.status
         delivery.attempts += 1
-        ok = _post(services, callback, delivery, body, secret)
-        if ok:
+        delivery.last_status_code, delivery.last_error = answer.status_code, answer.error
+        if answer.ok:
             delivery.status, delivery.date_delivered = "Delivered", utcnow()
         elif delivery.attempts >= callback.max_attempts:
             delivery.status = "Failed"
-        retry_in = None if ok or delivery.status == "Failed" else backoff(services.settings, delivery.attempts)
-    metrics.callback_delivered("delivered" if ok else "retrying" if retry_in is not None else "failed")
+        retry_in = None if answer.ok or delivery.status == "Failed" else backoff(services.settings, delivery.attempts)
+    metrics.callback_delivered("delivered" if answer.ok else "retrying" if retry_in is not None else "failed")
     if retry_in is not None:
         _schedule_retry(services, delivery_id, retry_in)
     return delivery.status
@@ -106,22 +114,26 @@ def signature(secret: bytes, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-def _post(services, callback: FlowCallback, delivery: CallbackDelivery, body: bytes,  # noqa: ANN001
-          secret: bytes) -> bool:
+@dataclass(frozen=True)
+class Answer:
+    """What a callback's receiver made of one POST: ok is a 2xx; error, why there was no answer."""
+    ok: bool
+    status_code: int | None = None
+    error: str | None = None
+
+
+def _post(services, url: str, delivery: CallbackDelivery, body: bytes, secret: bytes) -> Answer:  # noqa: ANN001
     from canvas.network.guard import guarded_session
 
     headers = {"Content-Type": "application/json", "X-Canvas-Event": delivery.event,
                "X-Canvas-Delivery": str(delivery.id), "X-Canvas-Signature": signature(secret, int(now_seconds()), body)}
     try:
         with guarded_session(services.network_policy, default_timeout=DELIVERY_TIMEOUT_SECONDS) as session:
-            response = session.post(callback.url, data=body, headers=headers, timeout=DELIVERY_TIMEOUT_SECONDS,
+            response = session.post(url, data=body, headers=headers, timeout=DELIVERY_TIMEOUT_SECONDS,
                                     allow_redirects=False)
-        delivery.last_status_code, delivery.last_error = response.status_code, None
-        return 200 <= response.status_code < 300
+        return Answer(200 <= response.status_code < 300, response.status_code)
     except Exception as error:  # noqa: BLE001 - refused by the guard, connection errors, timeouts: all retried
-        delivery.last_status_code = None
-        delivery.last_error = f"{type(error).__name__}: {str(error)[:300]}"
-        return False
+        return Answer(False, error=f"{type(error).__name__}: {str(error)[:300]}")
 
 
 def backoff(settings: dict, attempts: int) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 
 import pytest
 from werkzeug.wrappers import Response
@@ -105,3 +106,29 @@ def test_callbacks_of_another_account_are_not_found(v2, fast_app):
     answer = fast_app.test_client().get(f"/v2/flows/{flow['id']}/callbacks", headers=other_headers)
     assert answer.status_code in (401, 404)
     assert json.loads(answer.data)["errors"]
+
+
+def test_a_slow_receiver_gets_its_delivery_once_on_postgresql(make_app, postgres_database_url, http_server):
+    """The receiver answers after longer than PostgreSQL lets one of the service's transactions idle (half the
+    lost-run grace: canvas.db.silence_limit). The POST happens between two transactions, so the outcome is
+    recorded: delivered once, on the first attempt (inside one transaction, the server ended it during the POST,
+    the outcome was lost and the delivery sent again)."""
+    from canvas.db import silence_limit
+    from tests.conftest import Org
+
+    grace = 4.0
+    app = make_app(DATABASE_URL=postgres_database_url, LOST_RUN_GRACE_SECONDS=grace, LEASE_RENEW_SECONDS=1.0,
+                   CALLBACK_RETRY_BASE_SECONDS=0)
+    v2 = V2(app, app.test_client(), Org(app, "Slowhooks"))
+
+    def slow(request):  # noqa: ANN001, ANN202
+        time.sleep(silence_limit(grace) + 1.5)
+        return Response(status=204)
+
+    http_server.route("/slow", slow)
+    flow = v2.create("Called back slowly")
+    callback = add_callback(v2, flow["id"], http_server.url("/slow"))
+    run_flow(v2, app, flow["id"])
+    assert http_server.hits("/slow") == 1
+    [delivery] = v2.call("GET", f"/v2/flows/{flow['id']}/callbacks/{callback['id']}/deliveries").json["data"]
+    assert (delivery["attributes"]["status"], delivery["attributes"]["attempts"]) == ("Delivered", 1)
