@@ -26,6 +26,7 @@ from canvas.auth.resolver import check_ip_allowlist, principal_for
 from canvas.console import forms
 from canvas.console import service as console
 from canvas.console.links import CONSOLE_PATH
+from canvas.db import end_reading
 from canvas.errors import (
     AuthenticationError,
     BadRequestError,
@@ -325,6 +326,7 @@ def run_detail(run_id: str):  # noqa: ANN201
     run = runs.get_run(session, acting_account_id(), run_id)
     detail = runs.run_to_api(session, run)
     names = console.workflow_names(session, {run.workflow_id})
+    end_reading(session)  # the previews read the object store
     context = {"run": detail, "workflow_name": names.get(run.workflow_id, str(run.workflow_id)),
                "live": run.status in ACTIVE_RUN_STATES,
                "previews": console.output_previews(services().blob_store, run)}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from canvas.db import end_reading
 from canvas.errors import BadRequestError, ConflictError
 from canvas.execution.data import Records
 from canvas.execution.serialization import store_output
@@ -41,6 +42,7 @@ def prepare_retry(session: Session, blob_store, source: WorkflowRun, workflow: W
     if block_run is None or not block_run.errors_blob_key:
         raise ConflictError(f"Run {source.id} set aside no failed records at block {spec['block']}",
                             field="retryFailedRecords.block")
+    end_reading(session)  # the object store may be slow: no transaction idles meanwhile
     failed = dict(_failed_records(blob_store, block_run.errors_blob_key))
     for index, edit in enumerate(spec.get("records") or []):
         if edit["position"] not in failed:

@@ -4,6 +4,7 @@ count of failed records, shown in both dialects. With `fail` (the default) the f
 from __future__ import annotations
 
 import json
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -183,3 +184,31 @@ def test_v2_retries_failed_records_of_an_execution(app, client, org, picky_write
     execution = v2.call("GET", answer.headers["Location"]).json["data"]["attributes"]
     assert execution["status"] == "succeeded" and execution["records_failed"] == 1  # record 2 fails again
     assert execution["retry_of"] == {"execution_id": first["id"], "step": 2, "positions": [2, 4]}
+
+
+def test_failed_records_are_retried_through_a_slow_object_store(make_app, postgres_database_url, s3_environment,
+                                                                picky_write):
+    """Preparing a retry reads the failed records from the object store and stores them as the new run's input
+    outside the request's transaction: a store answering slower than PostgreSQL lets a transaction idle
+    (canvas.db.silence_limit) does not cost the retry (inside the transaction, it was ended meanwhile: 503)."""
+    from canvas.db import silence_limit
+    from tests.conftest import Org
+    from tests.servers.tcp_proxy import TcpProxy
+
+    grace = 4.0
+    endpoint = urlsplit(s3_environment.endpoint_url)
+    with TcpProxy(endpoint.hostname, endpoint.port) as relay:
+        app = make_app(DATABASE_URL=postgres_database_url, LOST_RUN_GRACE_SECONDS=grace, LEASE_RENEW_SECONDS=1.0,
+                       BLOB_URL=f"s3://{s3_environment.create_bucket()}/canvas",
+                       S3_ENDPOINT_URL=f"http://127.0.0.1:{relay.port}", BLOB_OUTAGE_SECONDS=0.0)
+        client, org = app.test_client(), Org(app, "Slowretry")
+        workflow_id = picky_workflow(client, org.admin_headers, "continue")
+        first = run_and_work(client, app, org.admin_headers, workflow_id)
+        relay.answer_delay = silence_limit(grace) + 0.5
+        answer = client.post("/api/RunWorkflow", headers=org.admin_headers, json={
+            "workflowId": workflow_id, "retryFailedRecords": {"runId": first["id"], "block": 2}})
+        relay.answer_delay = 0.0
+        assert answer.status_code == 202, answer.json
+        work_off(app)
+        retry = client.get(answer.headers["Location"], headers=org.admin_headers).json
+        assert (retry["status"], retry["retryOf"]["positions"]) == ("Succeeded", [2, 4]), retry

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import sys
 import threading
+import time
 
 from tests.process_tools import free_port
 
@@ -14,7 +15,8 @@ CHUNK = 65536
 
 class TcpProxy:
     """Listens on a free local port and forwards each connection to ``target``. ``cut()`` drops every connection and
-    refuses new ones, as a server that went away; ``restore()`` listens again on the same port."""
+    refuses new ones, as a server that went away; ``restore()`` listens again on the same port. ``answer_delay``
+    (seconds) holds back each piece of the target's answers that long, as a slow server."""
 
     def __init__(self, target_host: str, target_port: int, listen_host: str = "127.0.0.1",
                  listen_port: int | None = None) -> None:
@@ -24,6 +26,7 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
+        self.answer_delay = 0.0
 
     def start(self) -> TcpProxy:
         if self._listener is not None:  # already relaying
@@ -75,12 +78,14 @@ class TcpProxy:
                     _close(upstream)
                     return
                 self._sockets.update((client, upstream))
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+            for source, sink, answers in ((client, upstream, False), (upstream, client, True)):
+                threading.Thread(target=self._pipe, args=(source, sink, answers), daemon=True).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, answers: bool) -> None:
         try:
             while data := source.recv(CHUNK):
+                if answers and self.answer_delay:
+                    time.sleep(self.answer_delay)
                 sink.sendall(data)
         except OSError:
             pass
