@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
 
 from canvas.models import ScheduleOccurrence, Workflow, WorkflowRun
 from canvas.settings import redis_url
@@ -66,10 +67,16 @@ class RunFinisher:
 
     def _loop(self) -> None:
         while not self.stopping.wait(0.3):
-            with self.database.transaction() as session:
-                finished = list(session.scalars(select(WorkflowRun.workflow_id).where(WorkflowRun.status == "Queued")))
-                session.execute(update(WorkflowRun).where(WorkflowRun.status == "Queued").values(status="Succeeded"))
-                session.execute(update(Workflow).where(Workflow.id.in_(finished)).values(status="Ready"))
+            try:
+                self._finish_queued()
+            except OperationalError:  # a deadlock with a scheduler's claim (runs, then workflows): the next round
+                continue
+
+    def _finish_queued(self) -> None:
+        with self.database.transaction() as session:
+            finished = list(session.scalars(select(WorkflowRun.workflow_id).where(WorkflowRun.status == "Queued")))
+            session.execute(update(WorkflowRun).where(WorkflowRun.status == "Queued").values(status="Succeeded"))
+            session.execute(update(Workflow).where(Workflow.id.in_(finished)).values(status="Ready"))
 
     def __enter__(self) -> RunFinisher:
         self.thread.start()
