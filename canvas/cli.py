@@ -368,6 +368,7 @@ def _prepare_data_dir(settings: dict) -> None:
                    "sync workers.")
 def api(host: str | None, port: int | None, workers: int | None, threads: int | None) -> None:
     """Run the HTTP API on gunicorn: a few worker processes, each serving several requests at once in threads."""
+    from canvas.db import name_sessions
     from canvas.defaults import DEFAULT_HOST, DEFAULT_PORT
     from canvas.queueing.embedded import ensure_redis
     from canvas.wsgi_server import CanvasServer
@@ -375,6 +376,7 @@ def api(host: str | None, port: int | None, workers: int | None, threads: int | 
     settings = _settings()
     host, port = host or DEFAULT_HOST, port or DEFAULT_PORT
     _check_port_free(host, port)
+    name_sessions(f"canvas api {host}:{port}")
     if not os.environ.get("CANVAS_STARTED_BY"):  # `canvas up` has prepared everything before starting this
         _in_a_child(_prepare, settings, True)  # gunicorn's master stays small, and so do the workers it forks
     _metrics(settings, "api")  # before the app is built: its gunicorn workers write where /metrics reads

@@ -57,6 +57,11 @@ CONNECT_TIMEOUT_SECONDS = 10
 # statement is not cut (the server's kernel acknowledges it); keepalives find an idle pooled connection dead.
 # A URL's own values win.
 MIN_ESTABLISHED_TIMEOUT_SECONDS = 2.0
+# What pg_stat_activity and the server's log call this process's sessions (libpq's application_name): which process
+# holds a lock, runs a slow statement or idles in a transaction ("canvas worker w1", "canvas scheduler host:pid").
+# Set by the process's command before its engine is built (name_sessions); a URL's own value wins.
+MAX_APPLICATION_NAME = 63  # what PostgreSQL keeps
+_session_name = "canvas"
 KEEPALIVE_IDLE_SECONDS, KEEPALIVE_INTERVAL_SECONDS, KEEPALIVE_COUNT = 30, 5, 3
 READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction
 # The other way round: a process stopped in the middle of a transaction (a frozen VM, SIGSTOP, a debugger; or a
@@ -86,6 +91,12 @@ def build_engine(url: str, lost_run_grace_seconds: float = DEFAULT_LOST_RUN_GRAC
     return engine
 
 
+def name_sessions(name: str) -> None:
+    """The application_name of the PostgreSQL sessions this process opens from now on (engines built after)."""
+    global _session_name  # noqa: PLW0603 - one name per process
+    _session_name = name[:MAX_APPLICATION_NAME]
+
+
 def silence_limit(lost_run_grace_seconds: float) -> float:
     """How long a connection to PostgreSQL may stay silent before it is ended: a statement unanswered (its server
     gone), or a transaction left idle (its process gone)."""
@@ -97,7 +108,8 @@ def _connect_args(url: str, lost_run_grace_seconds: float = DEFAULT_LOST_RUN_GRA
     if parsed.get_backend_name() != "postgresql":
         return {}
     established_timeout = silence_limit(lost_run_grace_seconds)
-    defaults = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, "tcp_user_timeout": round(established_timeout * 1000),
+    defaults = {"application_name": _session_name,
+                "connect_timeout": CONNECT_TIMEOUT_SECONDS, "tcp_user_timeout": round(established_timeout * 1000),
                 "keepalives": 1, "keepalives_idle": KEEPALIVE_IDLE_SECONDS,
                 "keepalives_interval": KEEPALIVE_INTERVAL_SECONDS, "keepalives_count": KEEPALIVE_COUNT}
     return {name: value for name, value in defaults.items() if name not in parsed.query}

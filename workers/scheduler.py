@@ -12,6 +12,7 @@ import logging
 import signal
 import threading
 
+from canvas.db import name_sessions
 from canvas.hangup import stop_on_hangup
 from canvas.long_lived import freeze_long_lived
 from canvas.outages import OutageLog
@@ -25,6 +26,7 @@ log = logging.getLogger("canvas.scheduler")
 
 
 def run_scheduler() -> int:
+    name_sessions(f"canvas scheduler {scheduler_name()}")
     app = process_app()
     services = app.extensions["canvas"]
     stop = threading.Event()

@@ -30,6 +30,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from rq.exceptions import StopRequested
 
+from canvas.db import name_sessions
 from canvas.defaults import DEFAULT_WORKER_CLASS
 from canvas.execution import credentials as run_credentials
 from canvas.execution.reaper import ReaperConfig, reap_lost_runs
@@ -81,6 +82,7 @@ def run_worker(worker_class: str | None = None, burst: bool = False, name: str |
     probe = redis_client(url, socket_connect_timeout=PROBE_TIMEOUT_SECONDS, socket_timeout=PROBE_TIMEOUT_SECONDS,
                          retry=Retry(NoBackoff(), 0))  # our backoff paces the attempts
     name = name or uuid.uuid4().hex  # one name across reconnects: RQ keeps listing the same worker
+    name_sessions(f"canvas worker {name}")
     reconnect_max = settings["RECONNECT_MAX_SECONDS"]
     outages = OutageLog(log, f"worker {name}")
     stop = threading.Event()
