@@ -57,11 +57,6 @@ CONNECT_TIMEOUT_SECONDS = 10
 # statement is not cut (the server's kernel acknowledges it); keepalives find an idle pooled connection dead.
 # A URL's own values win.
 MIN_ESTABLISHED_TIMEOUT_SECONDS = 2.0
-# What pg_stat_activity and the server's log call this process's sessions (libpq's application_name): which process
-# holds a lock, runs a slow statement or idles in a transaction ("canvas worker w1", "canvas scheduler host:pid").
-# Set by the process's command before its engine is built (name_sessions); a URL's own value wins.
-MAX_APPLICATION_NAME = 63  # what PostgreSQL keeps
-_session_name = "canvas"
 KEEPALIVE_IDLE_SECONDS, KEEPALIVE_INTERVAL_SECONDS, KEEPALIVE_COUNT = 30, 5, 3
 READ_ONLY_SQLSTATE = "25006"  # read_only_sql_transaction
 # The other way round: a process stopped in the middle of a transaction (a frozen VM, SIGSTOP, a debugger; or a
@@ -79,6 +74,11 @@ IDLE_IN_TRANSACTION_SETTING = "idle_in_transaction_session_timeout"
 LIMIT_IDLE_TRANSACTIONS = (f"SELECT set_config('{IDLE_IN_TRANSACTION_SETTING}', %s, false) "
                            f"WHERE current_setting('{IDLE_IN_TRANSACTION_SETTING}')::interval = '0' "
                            f"OR current_setting('{IDLE_IN_TRANSACTION_SETTING}')::interval > make_interval(secs => %s)")
+# What pg_stat_activity and the server's log call this process's sessions (libpq's application_name): which process
+# holds a lock, runs a slow statement or idles in a transaction ("canvas worker w1", "canvas scheduler host:pid").
+# Set by the process's command before its engine is built (name_sessions); a URL's own value wins.
+MAX_APPLICATION_NAME = 63  # what PostgreSQL keeps
+_session_name = "canvas"
 
 
 def build_engine(url: str, lost_run_grace_seconds: float = DEFAULT_LOST_RUN_GRACE_SECONDS) -> Engine:

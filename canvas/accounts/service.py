@@ -307,9 +307,7 @@ def deactivate_account(session: Session, manager: Account, account_id: uuid.UUID
     console sessions end (and a session acting as it falls back to its own account), its unused activation and
     password-reset links are voided so that an old e-mail cannot make it active again, and its workflows' schedules
     stop starting runs (the scheduler records each occurrence skipped, with the reason)."""
-    from canvas.console.service import (
-        end_sessions_of,  # here: the console's service imports this module
-    )
+    from canvas.console.service import end_sessions_of  # here: the console's service imports this module
 
     target = account_of_organization(session, manager.organization_id, account_id)
     check_may_deactivate(manager, target)
