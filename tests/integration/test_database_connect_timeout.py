@@ -94,12 +94,14 @@ def test_the_defaults_reach_the_driver_and_sqlite_is_left_alone():
     keepalives = {"keepalives": 1, "keepalives_idle": database.KEEPALIVE_IDLE_SECONDS,
                   "keepalives_interval": database.KEEPALIVE_INTERVAL_SECONDS,
                   "keepalives_count": database.KEEPALIVE_COUNT}
+    named = {"application_name": "canvas"}  # no command named this process's sessions (canvas.db.name_sessions)
     assert database._connect_args("postgresql+psycopg://postgres@db.internal/canvas") == {
-        "connect_timeout": database.CONNECT_TIMEOUT_SECONDS, "tcp_user_timeout": 15000, **keepalives}
+        "connect_timeout": database.CONNECT_TIMEOUT_SECONDS, "tcp_user_timeout": 15000, **keepalives, **named}
     assert database._connect_args("postgresql+psycopg://postgres@db.internal/canvas", lost_run_grace_seconds=1) == {
-        "connect_timeout": database.CONNECT_TIMEOUT_SECONDS, "tcp_user_timeout": 2000, **keepalives}
+        "connect_timeout": database.CONNECT_TIMEOUT_SECONDS, "tcp_user_timeout": 2000, **keepalives, **named}
     assert database._connect_args(
-        "postgresql://canvas@db.internal/canvas?connect_timeout=3&tcp_user_timeout=9000&keepalives=0") == {
+        "postgresql://canvas@db.internal/canvas?connect_timeout=3&tcp_user_timeout=9000&keepalives=0"
+        "&application_name=mine") == {
         "keepalives_idle": database.KEEPALIVE_IDLE_SECONDS, "keepalives_interval": database.KEEPALIVE_INTERVAL_SECONDS,
         "keepalives_count": database.KEEPALIVE_COUNT}
     assert database._connect_args("sqlite:////tmp/canvas.db") == {}
