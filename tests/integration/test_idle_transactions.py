@@ -65,7 +65,8 @@ def test_a_transaction_that_waits_for_another_system_on_purpose_is_spared(postgr
         database.dispose()
 
 
-def test_an_account_is_registered_while_the_mail_relay_takes_its_time(make_app, postgres_database_url, smtp_server):
+@pytest.mark.usefixtures("postgres_database_url")  # before the apps: it outlives their clean-up
+def test_an_account_is_registered_while_the_mail_relay_takes_its_time(postgres_database_url, make_app, smtp_server):
     """Registering an account with an activation e-mail waits for the relay inside its transaction on purpose (the
     account exists only if the e-mail left): a relay slower than the idle limit does not cost the account."""
     from canvas.db import silence_limit

@@ -186,7 +186,8 @@ def test_v2_retries_failed_records_of_an_execution(app, client, org, picky_write
     assert execution["retry_of"] == {"execution_id": first["id"], "step": 2, "positions": [2, 4]}
 
 
-def test_failed_records_are_retried_through_a_slow_object_store(make_app, postgres_database_url, s3_environment,
+@pytest.mark.usefixtures("postgres_database_url")  # before the apps: it outlives their clean-up
+def test_failed_records_are_retried_through_a_slow_object_store(postgres_database_url, make_app, s3_environment,
                                                                 picky_write):
     """Preparing a retry reads the failed records from the object store and stores them as the new run's input
     outside the request's transaction: a store answering slower than PostgreSQL lets a transaction idle

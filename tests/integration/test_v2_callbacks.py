@@ -108,7 +108,8 @@ def test_callbacks_of_another_account_are_not_found(v2, fast_app):
     assert json.loads(answer.data)["errors"]
 
 
-def test_a_slow_receiver_gets_its_delivery_once_on_postgresql(make_app, postgres_database_url, http_server):
+@pytest.mark.usefixtures("postgres_database_url")  # before the apps: it outlives their clean-up
+def test_a_slow_receiver_gets_its_delivery_once_on_postgresql(postgres_database_url, make_app, http_server):
     """The receiver answers after longer than PostgreSQL lets one of the service's transactions idle (half the
     lost-run grace: canvas.db.silence_limit). The POST happens between two transactions, so the outcome is
     recorded: delivered once, on the first attempt (inside one transaction, the server ended it during the POST,
