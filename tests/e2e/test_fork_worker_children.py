@@ -21,6 +21,7 @@ from canvas.db import PING_AFTER_IDLE_SECONDS
 from tests.conftest import Org
 from tests.integration.run_helpers import make_workflow, run, start_worker, stop_worker, wait_for
 from tests.process_tools import alive, descendants
+from tests.servers.postgres import with_application_name
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("clean_run_queue")]
 FORK = ("--worker-class", "fork")
@@ -166,8 +167,7 @@ def test_a_connection_the_server_cut_while_the_child_waited_is_replaced_before_t
     """On PostgreSQL: every backend of the worker terminated while it idles (a server restart, a pooler's timeout);
     the waiting child's pool pings its connection before the run's first statement, and opens another."""
     name = f"fork-ahead-{uuid.uuid4().hex[:12]}"  # the worker's connections, and only its, carry it
-    worker_url = make_url(postgres_database_url).update_query_dict({"application_name": name})
-    database_url = worker_url.render_as_string(hide_password=False)
+    database_url = with_application_name(postgres_database_url, name)
     app = make_app(DATABASE_URL=postgres_database_url)
     client, headers = app.test_client(), Org(app, "ForkedAhead").admin_headers
     workflow_id = make_workflow(client, headers)

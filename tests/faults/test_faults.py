@@ -24,7 +24,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from tests.faults.harness import (
     BEGIN_BLOCK, END_BLOCK, RAW_DRIVER_TEXT, TIMING, WAIT_BLOCK, wait_for, wall_now,
@@ -468,18 +467,14 @@ def test_a_scheduler_frozen_inside_its_claim(postgres_database_url, fault_scenar
     had the run taken for lost). Continued, the frozen scheduler goes on without a traceback; the ledger is whole
     (check_occurrences), no occurrence fired twice."""
     from canvas.db import silence_limit
-    from tests.servers.postgres import (
-        idle_in_transaction_of,
-        lock_rows,
-        waiting_for_lock,
-    )
+    from tests.servers.postgres import idle_in_transaction_of, lock_rows, waiting_for_lock, with_application_name
 
     idle_limit = silence_limit(TIMING.grace)
     scenario = fault_scenario("a scheduler frozen inside its claim (SIGSTOP)", database_url=postgres_database_url)
-    frozen_url = make_url(postgres_database_url).update_query_dict({"application_name": FROZEN_APPLICATION_NAME})
+    frozen_url = with_application_name(postgres_database_url, FROZEN_APPLICATION_NAME)
     scenario.fleet.start_worker("w1")
     scenario.fleet.start_worker("w2")
-    scenario.fleet.start_scheduler("s1", env={"CANVAS_DATABASE_URL": frozen_url.render_as_string(False)})
+    scenario.fleet.start_scheduler("s1", env={"CANVAS_DATABASE_URL": frozen_url})
     scenario.fleet.start_scheduler("s2")
     scenario.fleet.wait_ready()
     workflows = scenario.make_workflows(3, delay_seconds=0.5)

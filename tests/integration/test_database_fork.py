@@ -13,19 +13,15 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from canvas.db import Database
 from canvas.execution.lease import is_connection_error
 from tests.process_tools import free_port
+from tests.servers.postgres import sessions_of, with_application_name
 
 AHEAD_SECONDS = 0.5  # how long a child waits between after_fork and its first statement
-
-
-def with_application_name(url: str, name: str) -> str:
-    return make_url(url).update_query_dict({"application_name": name}).render_as_string(hide_password=False)
 
 
 @pytest.fixture()
@@ -33,16 +29,8 @@ def named(postgres_database_url):
     """A Database whose connections carry a name of their own (to count them in pg_stat_activity), and a counter."""
     name = f"fork-test-{uuid.uuid4().hex[:12]}"
     database = Database(with_application_name(postgres_database_url, name))
-    admin = create_engine(postgres_database_url, isolation_level="AUTOCOMMIT")
-
-    def backends() -> int:
-        with admin.connect() as connection:
-            return connection.execute(text("SELECT count(*) FROM pg_stat_activity WHERE application_name = :name"),
-                                      {"name": name}).scalar_one()
-
-    yield database, backends
+    yield database, lambda: sessions_of(postgres_database_url, name)
     database.dispose()
-    admin.dispose()
 
 
 def backend_pid(database: Database) -> int:

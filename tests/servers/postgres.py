@@ -238,7 +238,15 @@ def lock_rows(database_url: str, table: str, ids: list[str]) -> Iterator[None]:
         engine.dispose()
 
 
-def _sessions_of(database_url: str, application_name: str, condition: str) -> int:
+def with_application_name(database_url: str, name: str) -> str:
+    """The URL with its sessions named `name` (libpq's application_name), to pick them out in pg_stat_activity."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(database_url).update_query_dict({"application_name": name}).render_as_string(hide_password=False)
+
+
+def sessions_of(database_url: str, application_name: str, condition: str = "true") -> int:
+    """How many sessions of that name the server has (meeting `condition`, SQL on pg_stat_activity)."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import NullPool
 
@@ -253,9 +261,9 @@ def _sessions_of(database_url: str, application_name: str, condition: str) -> in
 
 def waiting_for_lock(database_url: str, application_name: str) -> int:
     """How many sessions of that name wait for a lock."""
-    return _sessions_of(database_url, application_name, "wait_event_type = 'Lock'")
+    return sessions_of(database_url, application_name, "wait_event_type = 'Lock'")
 
 
 def idle_in_transaction_of(database_url: str, application_name: str) -> int:
     """How many sessions of that name sit in a transaction, waiting for their client."""
-    return _sessions_of(database_url, application_name, "state LIKE 'idle in transaction%'")
+    return sessions_of(database_url, application_name, "state LIKE 'idle in transaction%'")
