@@ -167,7 +167,7 @@ def _database(settings: dict):  # noqa: ANN202
 
 def _migrated_database(settings: dict):  # noqa: ANN202
     from canvas import migrate
-    from canvas.outages import unreachable_service
+    from canvas.outages import DATABASE, unreachable_service
 
     database = _database(settings)
     try:
@@ -179,7 +179,7 @@ def _migrated_database(settings: dict):  # noqa: ANN202
             _refuse_to_start(f"CANVAS_DATABASE_URL: user {url.username} may not create Canvas's tables in the "
                              f"database at {url!r}: {reason}. Make it the database's owner (ALTER DATABASE "
                              f"{url.database} OWNER TO {url.username}), or grant it CREATE on the schema")
-        if unreachable_service(error) != "the database":
+        if unreachable_service(error) != DATABASE:
             raise
         database.dispose()
         _refuse_to_start(f"CANVAS_DATABASE_URL: the database at {url!r} cannot be reached: {reason}")

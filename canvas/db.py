@@ -242,6 +242,12 @@ class Database:
             self._opening_lock = threading.Lock()  # the parent's may have been held by a thread that is gone
             self._open_ahead()
 
+    def check_reachable(self) -> None:
+        """One trivial statement on a pooled connection: raises when the database cannot be reached. Apart from forks
+        (keep_apart_from_forks): a forking worker's children must not inherit the connection."""
+        with self.apart_from_forks(), self.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
     def ready_for_work(self) -> None:
         """In a child forked ahead of its job (canvas.queueing.waiting_child): after_fork, and the connection its job
         will use opened now, pooled. On PostgreSQL the pool pings it if the job comes more than

@@ -43,6 +43,9 @@ REDIS_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyEr
 REDIS_REFUSING_WRITES = (redis.ReadOnlyError, redis.OutOfMemoryError, RedisWritesRefusedError)
 
 
+DATABASE = "the database"  # what unreachable_service calls it, and OutageLog files its outages under
+
+
 def unreachable_service(error: BaseException) -> str | None:
     """"Redis", "the database" or "the network" when ``error`` means that service cannot be reached now; None for
     any other error."""
@@ -50,9 +53,9 @@ def unreachable_service(error: BaseException) -> str | None:
         return "Redis"
     if isinstance(error, (sqlalchemy_errors.OperationalError, sqlalchemy_errors.InterfaceError,
                           sqlalchemy_errors.TimeoutError)):
-        return "the database"  # TimeoutError: no pooled connection came free
+        return DATABASE  # TimeoutError: no pooled connection came free
     if isinstance(error, sqlalchemy_errors.DBAPIError) and error.connection_invalidated:
-        return "the database"
+        return DATABASE
     if isinstance(error, OSError):
         return "the network"
     return None

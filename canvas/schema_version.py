@@ -14,7 +14,7 @@ import time
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection, Engine
 
-from canvas.outages import unreachable_service
+from canvas.outages import DATABASE, unreachable_service
 
 SCHEMA_HEAD = "0019"  # alembic's head revision (canvas/migrations/versions): a test checks they agree
 POLL_SECONDS = 2.0
@@ -40,7 +40,7 @@ def wait_for_schema(engine: Engine, who: str, stop: threading.Event) -> bool:
             with engine.connect() as connection:
                 revision = database_revision(connection)
         except Exception as error:
-            if unreachable_service(error) != "the database":
+            if unreachable_service(error) != DATABASE:
                 raise
             return True
         finally:

@@ -22,7 +22,7 @@ from canvas.errors import (
     UnsupportedMediaTypeError,
 )
 from canvas.json_input import JsonInputError, check_text, decode_json
-from canvas.outages import OUTAGE_RETRY_AFTER_SECONDS, database_is_full, outage_text, unreachable_service
+from canvas.outages import DATABASE, OUTAGE_RETRY_AFTER_SECONDS, database_is_full, outage_text, unreachable_service
 from canvas.schema_fields import ID_FORMAT, INT32_MAX, parse_id, parse_int_text
 from canvas.storage.blob import BlobStoreError
 from canvas.v2.vocabulary import v2_field, v2_message
@@ -179,7 +179,7 @@ def _outage(error: Exception) -> ServiceUnavailableError | None:
     if isinstance(error, BlobStoreError):
         log.warning("%s %s: the file storage cannot be used: %s", request.method, request.path, error)
         problem = "cannot use its file storage"
-    elif (service := unreachable_service(error)) in ("the database", "Redis"):
+    elif (service := unreachable_service(error)) in (DATABASE, "Redis"):
         log.warning("%s %s: %s", request.method, request.path, outage_text(service, error))
         if database_is_full(error):
             problem = "cannot write to its database"

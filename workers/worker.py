@@ -95,7 +95,7 @@ def run_worker(worker_class: str | None = None, burst: bool = False, name: str |
     def new_worker() -> OutageTolerantWorker:
         return WORKER_CLASSES[chosen]([RunQueue(RUN_QUEUE, connection=connection)], connection=connection, name=name,
                                       outages=outages, stop=stop, probe=probe, reconnect_max=reconnect_max,
-                                      stop_timeout=stop_timeout, **forking)
+                                      stop_timeout=stop_timeout, database_check=database.check_reachable, **forking)
 
     with app.app_context():
         services = app.extensions["canvas"]

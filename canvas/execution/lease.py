@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError
 from canvas.execution import run_records
 from canvas.models.base import utcnow
 from canvas.observability import metrics
-from canvas.outages import database_is_full, unreachable_service
+from canvas.outages import DATABASE, database_is_full, unreachable_service
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,7 +65,7 @@ def database_trouble(error: BaseException | None) -> str:
 
 def is_connection_error(error: BaseException) -> bool:
     """A lost or refused database connection (or SQLite's busy lock): worth waiting out. Anything else is a bug."""
-    return unreachable_service(error) == "the database"
+    return unreachable_service(error) == DATABASE
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ and RQ's scheduler process made patient.
 * A keeper thread registers the worker again when Redis lost its registration (FLUSHALL, a restart without
   persistence): RQ's heartbeat only renews the expiry of keys it assumes exist, and an idle worker beats only every
   few minutes, so /healthz would count no workers.
+* A worker that lost the database (its reaper, or a run it could not start, found it unreachable) takes no run until
+  the database answers again (``database_check``): Redis may still hand it runs that it cannot start, each held for
+  the lost-run grace before the reaper queues it again, while the other workers could run them at once.
 """
 from __future__ import annotations
 
@@ -42,7 +45,7 @@ from canvas.defaults import DEFAULT_RECONNECT_MAX_SECONDS, DEFAULT_SHUTDOWN_GRAC
 from canvas.execution.shutdown import INTERRUPT_SIGNAL, install_interrupt_handler
 from canvas.hangup import as_sigterm, stop_on_hangup
 from canvas.observability.logging import forget_run, logged_run
-from canvas.outages import REDIS_UNREACHABLE, Backoff, OutageLog
+from canvas.outages import DATABASE, REDIS_UNREACHABLE, Backoff, OutageLog, unreachable_service
 from canvas.queueing.waiting_child import JobOrder, WaitingChild, read_order, report_done
 
 log = logging.getLogger("canvas.worker")
@@ -53,6 +56,7 @@ PUBSUB_RETRY_SECONDS = 2.0
 PUBSUB_POLL_SECONDS = 1.0
 PUBSUB_STOP_WAIT_SECONDS = 1.0  # RQ's own wait for it (join(timeout=1))
 WAITS_FOR_REDIS = "the worker waits for it and carries on when it is back"
+TAKES_NO_RUN = "takes no run until the database answers"
 LOCK_RETRY_SECONDS = 5.0  # a standby RQ scheduler asks for the lock this often
 # RQ renews the worker's keys (three round trips) after each job and twice around each dequeue: three times per job
 # for the same expiry. Beats with that expiry closer together than this are left out: the keys outlive a beat by
@@ -154,8 +158,10 @@ class OutageTolerantWorker:
 
     def __init__(self, *args, outages: OutageLog | None = None, stop: threading.Event | None = None,  # noqa: ANN002
                  probe: Redis | None = None, reconnect_max: float = DEFAULT_RECONNECT_MAX_SECONDS,
-                 stop_timeout: float | None = None, **kwargs) -> None:  # noqa: ANN003 - RQ's worker arguments
+                 stop_timeout: float | None = None, database_check: Callable[[], None] | None = None,
+                 **kwargs) -> None:  # noqa: ANN003 - RQ's worker arguments
         super().__init__(*args, **kwargs)
+        self.database_check = database_check  # raises when the database cannot be reached
         self.stop_timeout = run_stop_timeout(DEFAULT_SHUTDOWN_GRACE_SECONDS) if stop_timeout is None else stop_timeout
         self._stop_signal: str | None = None  # the signal that asked this worker to stop
         self._executing = False  # a run is going, in this process or in its forked child
@@ -213,6 +219,8 @@ class OutageTolerantWorker:
             self._lose(error, "cleaning RQ's registries")
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):  # noqa: ANN201
+        if self.outages.is_down(DATABASE):
+            self._wait_for_the_database()
         try:
             result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
         except RedisUnreachable as error:
@@ -221,6 +229,39 @@ class OutageTolerantWorker:
             self._lose(error, "waiting for a run")
         self.finished = result is None
         return result
+
+    def _wait_for_the_database(self) -> None:
+        """Until the database answers (a stop request ends the wait), beating meanwhile: RQ would hand this worker
+        runs it cannot start."""
+        if self.database_check is None:
+            return
+        backoff, said = Backoff(self.reconnect_max), False
+        self.procline("Waiting for the database")
+        while True:
+            try:
+                self.database_check()
+            except Exception as error:  # noqa: BLE001 - anything but an outage is the run's to meet and report
+                if unreachable_service(error) != DATABASE:
+                    return
+                if not said:
+                    log.warning("worker %s: %s (%s)", self.name, TAKES_NO_RUN, type(error).__name__)
+                    said = True
+            else:
+                self.outages.succeeded(DATABASE)
+                if said:
+                    log.info("worker %s: the database answers; taking runs again", self.name)
+                return
+            self.heartbeat()
+            if self.stop.wait(backoff.next_delay()) or self._shutdown_requested_date is not None:
+                raise StopRequested
+
+    def handle_exception(self, job, *exc_info) -> None:  # noqa: ANN001, ANN002
+        """A run that failed for want of the database (it could not be started): the worker waits for the database
+        before it takes another. (A forked child's parent learns it from its reaper.)"""
+        error = exc_info[1] if len(exc_info) > 1 else None
+        if not self.is_horse and error is not None and unreachable_service(error) == DATABASE:
+            self.outages.failed(error, f"starting run {job.id}", f"the worker {TAKES_NO_RUN}")
+        super().handle_exception(job, *exc_info)
 
     def execute_job(self, job, queue) -> None:  # noqa: ANN001
         self._executing = True

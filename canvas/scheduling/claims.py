@@ -35,7 +35,7 @@ from canvas.models import (
 from canvas.models.base import utcnow
 from canvas.observability import metrics
 from canvas.notifications.events import MISSED_OUTCOMES, queue_missed_occurrences
-from canvas.outages import OutageLog, unreachable_service
+from canvas.outages import DATABASE, OutageLog, unreachable_service
 from canvas.queueing.dispatch import run_job
 from canvas.queueing.keys import RUN_QUEUE
 from canvas.scheduling.decisions import ACCOUNT_DEACTIVATED, Key, Plan, PlannedRun, WorkflowState, decide
@@ -94,7 +94,7 @@ class OccurrenceDispatcher:
                 error = exc
                 time.sleep(pause)
             else:
-                self.outages.succeeded("the database")
+                self.outages.succeeded(DATABASE)
                 return outcomes
         self.outages.failed(error, f"claiming {len(firings)} occurrences",
                             "unclaimed occurrences are handed back and claimed once it answers")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import time
 import uuid
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from tests.faults.harness import (
     BEGIN_BLOCK, END_BLOCK, RAW_DRIVER_TEXT, TIMING, WAIT_BLOCK, wait_for, wall_now,
@@ -365,6 +367,65 @@ def test_the_database_host_goes_dark_and_a_failover_leads_elsewhere(postgres_dat
         lost_at = scenario.track(victim_run.run_id).final_at
         if lost_at is not None:
             scenario.notes.append(f"the killed worker's run was failed {lost_at - killed_at:.1f} s after the kill")
+        scenario.finish()
+
+
+CUT_OFF_SECONDS = 3 * TIMING.grace
+CLAIM_REFUSED = re.compile(r"run ([0-9a-f-]{36}): database unavailable while claiming it")
+
+
+@pytest.mark.parametrize("worker_class", ["simple", "fork"])
+def test_a_worker_cut_off_from_the_database(postgres_database_url, fault_scenario, worker_class):
+    """One of two workers, idle for a moment, loses the database for three lost-run graces while the other, the
+    scheduler and the API keep it (its connections dropped and new ones refused, as a firewall, a full connection
+    limit or a broken route on one machine do), under a steady stream of runs. The cut-off worker still reaches
+    Redis, so it could go on taking runs it cannot start, each held for a grace before it gives it up and the reaper
+    queues it again (three here, before): it takes at most one (the one it was waiting for when it lost the
+    database), then takes no run until the database answers, and runs again once it does. Every run succeeds once.
+    A forking worker learns of the outage from its reaper (the run it could not start failed in its child)."""
+    url = make_url(postgres_database_url)
+    with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as relay:
+        name = "a worker cut off from the database"
+        scenario = fault_scenario(name if worker_class == "simple" else f"fork: {name}",
+                                  database_url=postgres_database_url)
+        relayed = url.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False)
+        worker_args = ("--worker-class", worker_class)
+        scenario.fleet.start_worker("w1", *worker_args)
+        scenario.fleet.start_worker("w2", *worker_args, env={"CANVAS_DATABASE_URL": relayed})
+        scenario.fleet.start_scheduler("s1")
+        scenario.fleet.wait_ready()
+        workflows = scenario.make_workflows(4, delay_seconds=0.5)
+        ran_on_w2 = lambda after: any(track.worker_name == "w2" and track.status == "Succeeded"  # noqa: E731
+                                      and (track.final_at or 0) > after
+                                      for track in scenario.observer.tracks(set(workflows)))
+        load = RunLoad(scenario.api, scenario.observer, workflows).start()
+        try:
+            wait_for(lambda: ran_on_w2(0), 60, what="a run of w2 before the fault")
+        finally:
+            load.stop()
+        wait_for(lambda: scenario.observer.all_final(set(workflows)), 30, what="the runs before the fault ended")
+        scenario.fault_begins()
+        relay.cut()  # w2 idle: waiting for a run in Redis
+        load = RunLoad(scenario.api, scenario.observer, workflows).start()
+        try:
+            time.sleep(CUT_OFF_SECONDS)
+            taken = set(CLAIM_REFUSED.findall(scenario.fleet.log_tail("w2", 5000)))
+            relay.restore()
+            scenario.fault_ends()
+            try:
+                wait_for(lambda: ran_on_w2(scenario.fault_ended), 30, what="a run of w2 after the database came back")
+            except AssertionError as error:
+                scenario.problem(str(error))
+        finally:
+            load.stop()
+        scenario.recover()
+        expect_succeeded_once(scenario, [track.run_id for track in scenario.observer.tracks(set(workflows))], "a")
+        scenario.check(len(taken) <= 1, f"the cut-off worker took {len(taken)} runs it could not start "
+                                        f"({sorted(taken)}); at most 1 expected")
+        held_off = "takes no run until the database answers" in scenario.fleet.log_tail("w2", 5000)
+        scenario.check(held_off, "the cut-off worker did not say that it takes no run until the database answers")
+        scenario.notes.append(f"the cut-off worker took {len(taken)} run(s) it could not start in "
+                              f"{CUT_OFF_SECONDS:g} s; RunWorkflow answers {dict(load.answers)}")
         scenario.finish()
 
 
