@@ -400,9 +400,11 @@ def run_workflow(workflow_id: str):  # noqa: ANN201
 @blp.get("/runs/<run_id>/blocks/<int:number>/output")
 def block_output_download(run_id: str, number: int):  # noqa: ANN201
     """A block's stored output as a download, read from the blob store as GET WorkflowRun/<id>/Block/<n>/Output."""
-    output = runs.block_output(db_session(), acting_account_id(), run_id, number)
+    session = db_session()
+    output = runs.block_output(session, acting_account_id(), run_id, number)
     if output.kind == "none":
         abort(404, description=f"Block {number} of this run gave no output.")
+    end_reading(session)  # the store may be slow
     return output_download(services().blob_store, output, console.download_name(output))
 
 
@@ -416,6 +418,7 @@ def compare_block(run_id: str, number: int):  # noqa: ANN201
         other_run_id, key = forms.compare_request(request.args)
         if other_run_id is not None:
             other = runs.block_output(session, acting_account_id(), other_run_id, number)
+            end_reading(session)  # the store may be slow; the choices below are read afterwards
             comparison = compare_outputs(services().blob_store, output, other, key)
     except CanvasError as error:  # the other run is unknown, another account's, or has no output of this block
         errors = {"otherRun": error.message}

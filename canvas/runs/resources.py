@@ -5,6 +5,7 @@ from flask import Response, jsonify, send_file
 from flask.views import MethodView
 
 from canvas.auth import current_principal
+from canvas.db import end_reading
 from canvas.endpoint import canvas_endpoint
 from canvas.errors import BadRequestError
 from canvas.execution.record_errors import ERRORS_CONTENT_TYPE
@@ -96,9 +97,11 @@ class BlockOutput(MethodView):
     @blp.alt_response(204, description="The block gave no output")
     def get(self, run_id, number):
         """Returns a block's stored output: records as JSON lines, files as themselves (204 when it gave none)"""
-        output = service.block_output(db_session(), current_principal().account_id, run_id, number)
+        session = db_session()
+        output = service.block_output(session, current_principal().account_id, run_id, number)
         if output.kind == "none":
             return Response(b"", status=204)
+        end_reading(session)  # the store may answer slower than PostgreSQL lets a transaction idle
         return output_download(blob_store(), output, output.file_name)
 
 
@@ -115,6 +118,7 @@ class BlockErrors(MethodView):
         if not block_run.errors_blob_key:
             return Response(b"", status=204)
         run = session.get(WorkflowRunRow, block_run.run_id)
+        end_reading(session)
         stream = blob_store().open(block_run.errors_blob_key)
         if run.retried_positions and number == run.run_from_block:  # name each record's place in the retried run
             response = Response(with_original_positions(stream, run.retried_positions), mimetype=ERRORS_CONTENT_TYPE)
@@ -153,4 +157,5 @@ class CompareBlockOutputs(MethodView):
         account_id = current_principal().account_id
         left = service.block_output(session, account_id, data["runId"], data["block"])
         right = service.block_output(session, account_id, data["otherRunId"], data["block"])
+        end_reading(session)
         return jsonify(compare_outputs(blob_store(), left, right, data.get("key")))

@@ -217,3 +217,41 @@ def test_a_file_store_that_cannot_be_written_answers_503_too(make_app, tmp_path)
     assert started.json["errors"][0]["detail"] == STORAGE_AWAY
     assert client.get("/api/WorkflowRuns", headers=org.admin_headers,
                       query_string={"workflowId": workflow_id}).json == []
+
+
+@pytest.mark.usefixtures("postgres_database_url")  # before the app: it outlives the app's clean-up
+def test_outputs_read_from_a_slow_store_hold_no_transaction_open(postgres_database_url, make_app, s3_environment,
+                                                                 relay, caplog):
+    """Downloads and comparisons of block outputs read the store with no database transaction open: a store slower
+    than PostgreSQL lets a transaction idle (canvas.db.silence_limit) does not end the request's session under it
+    (its teardown warned, and the console's comparison page, which reads the database again after comparing,
+    answered 503)."""
+    from canvas.db import silence_limit
+
+    grace = 4.0
+    app = make_app(DATABASE_URL=postgres_database_url, LOST_RUN_GRACE_SECONDS=grace, LEASE_RENEW_SECONDS=1.0,
+                   BLOB_URL=f"s3://{s3_environment.create_bucket()}/canvas",
+                   S3_ENDPOINT_URL=f"http://127.0.0.1:{relay.port}", BLOB_OUTAGE_SECONDS=0.0)
+    client, org = app.test_client(), Org(app, "Slowstore")
+    workflow_id = make_workflow(client, org.admin_headers)
+    run_ids = []
+    for _ in range(2):
+        run_ids.append(run(client, org.admin_headers, workflow_id).headers["Location"].rsplit("/", 1)[1])
+        work_off(app)
+    browser = signed_in(app, org.admin_id)
+    caplog.set_level(logging.WARNING, logger="canvas.extensions")
+    relay.answer_delay = silence_limit(grace) + 0.5
+
+    output = client.get(f"/api/WorkflowRun/{run_ids[0]}/Block/2/Output", headers=org.admin_headers)
+    assert output.status_code == 200 and [json.loads(line)["id"] for line in output.text.splitlines()] == [1, 3]
+    compared = client.post("/api/CompareBlockOutputs", headers=org.admin_headers,
+                           json={"runId": run_ids[0], "otherRunId": run_ids[1], "block": 2, "key": "id"})
+    assert compared.status_code == 200 and compared.json["records"]["unchanged"] == 2, compared.json
+    download = browser.get(f"/console/runs/{run_ids[0]}/blocks/2/output")
+    assert download.status_code == 200 and download.get_data() == output.get_data()
+    page = browser.get(f"/console/runs/{run_ids[0]}/blocks/2/compare", query_string={"otherRun": run_ids[1],
+                                                                                      "key": "id"})
+    assert page.status_code == 200, page.get_data(as_text=True)[:500]
+    relay.answer_delay = 0.0
+    ended = [record.getMessage() for record in caplog.records if "database session failed" in record.getMessage()]
+    assert not ended, ended
