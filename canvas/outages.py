@@ -70,14 +70,34 @@ def database_is_full(error: BaseException) -> bool:
             or getattr(driver_error, "sqlstate", None) == DISK_FULL_SQLSTATE)
 
 
+# PostgreSQL refusing a connection because a limit is reached (SQLSTATE 53300, too_many_connections): the server's
+# max_connections, a role's or a database's CONNECTION LIMIT. libpq reports a refusal at connect time without its
+# SQLSTATE, so the server's words are looked for too (in English, PostgreSQL's default lc_messages).
+TOO_MANY_CONNECTIONS_SQLSTATE = "53300"
+TOO_MANY_CONNECTIONS_WORDS = ("too many connections", "too many clients", "remaining connection slots are reserved")
+
+
+def connections_exhausted(error: BaseException) -> bool:
+    """The database answers but takes no more connections: its connection limit is reached. An outage all the
+    same (connections come free), but not one of the network: the operator must be sent to the limit."""
+    driver_error = getattr(error, "orig", None) or error
+    if getattr(driver_error, "sqlstate", None) == TOO_MANY_CONNECTIONS_SQLSTATE:
+        return True
+    text = str(driver_error).lower()
+    return any(words in text for words in TOO_MANY_CONNECTIONS_WORDS)
+
+
 def outage_text(service: str, error: BaseException) -> str:
     """How the log says that `service` (see unreachable_service) failed with `error`: "Redis refuses writes
     (OutOfMemoryError)", "the database refuses writes: its disk is full (OperationalError)", "the database is
-    unreachable (OperationalError)"; the class only, never the error's text."""
+    unreachable (OperationalError)", "the database refuses new connections: its connection limit is reached
+    (OperationalError)"; the class only, never the error's text."""
     if isinstance(error, REDIS_REFUSING_WRITES):
         state = "refuses writes"
     elif database_is_full(error):
         state = "refuses writes: its disk is full"
+    elif service == DATABASE and connections_exhausted(error):
+        state = "refuses new connections: its connection limit is reached"
     else:
         state = "is unreachable"
     return f"{service} {state} ({error.__class__.__name__})"

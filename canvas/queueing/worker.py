@@ -45,7 +45,7 @@ from canvas.defaults import DEFAULT_RECONNECT_MAX_SECONDS, DEFAULT_SHUTDOWN_GRAC
 from canvas.execution.shutdown import INTERRUPT_SIGNAL, install_interrupt_handler
 from canvas.hangup import as_sigterm, stop_on_hangup
 from canvas.observability.logging import forget_run, logged_run
-from canvas.outages import DATABASE, REDIS_UNREACHABLE, Backoff, OutageLog, unreachable_service
+from canvas.outages import DATABASE, REDIS_UNREACHABLE, Backoff, OutageLog, outage_text, unreachable_service
 from canvas.queueing.waiting_child import JobOrder, WaitingChild, read_order, report_done
 
 log = logging.getLogger("canvas.worker")
@@ -244,7 +244,7 @@ class OutageTolerantWorker:
                 if unreachable_service(error) != DATABASE:
                     return
                 if not said:
-                    log.warning("worker %s: %s (%s)", self.name, TAKES_NO_RUN, type(error).__name__)
+                    log.warning("worker %s: %s; the worker %s", self.name, outage_text(DATABASE, error), TAKES_NO_RUN)
                     said = True
             else:
                 self.outages.succeeded(DATABASE)

@@ -10,7 +10,10 @@ import uuid
 
 import pytest
 from redis import Redis
+from rq.job import Job
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from canvas.db import Database
 from canvas.outages import DATABASE, OutageLog
@@ -32,22 +35,49 @@ def relayed_database(postgres_database_url):
             database.engine.dispose()
 
 
-def a_worker_that_lost_the_database(redis_url: str, relayed_database, caplog):  # noqa: ANN001, ANN201
-    """A worker with a job waiting in its queue, whose database went away, as its reaper found it: (the worker, its
-    queue, the job, its outage log, the relay cut)."""
-    relay, database = relayed_database
+@pytest.fixture()
+def limited_role(postgres_database_url):
+    """(the server's URL as a new role that may open no connection, an engine of the server's superuser to change
+    that with)."""
+    admin = create_engine(postgres_database_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    role = f"canvas_limited_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0"))
+    try:
+        yield make_url(postgres_database_url).set(username=role).render_as_string(hide_password=False), admin, role
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"))
+            connection.execute(text(f"DROP ROLE {role}"))
+        admin.dispose()
+
+
+def a_worker(redis_url: str, database: Database) -> tuple[CanvasSimpleWorker, RunQueue, OutageLog, Job]:
+    """A worker with a job waiting in its queue: (the worker, its queue, its outage log, the job)."""
     connection = Redis.from_url(redis_url)
     queue = RunQueue(f"no-database-{uuid.uuid4().hex[:8]}", connection=connection)
     outages = OutageLog(logging.getLogger("canvas.worker"), "test worker")
     worker = CanvasSimpleWorker([queue], connection=connection, name=f"no-db-{uuid.uuid4().hex[:8]}",
                                 outages=outages, reconnect_max=0.5, database_check=database.check_reachable)
-    job = queue.enqueue("operator.add", 2, 3, result_ttl=60)
-    relay.cut()
+    return worker, queue, outages, queue.enqueue("operator.add", 2, 3, result_ttl=60)
+
+
+def database_lost(database: Database, outages: OutageLog, caplog) -> None:  # noqa: ANN001
+    """As the worker's reaper finds it: a statement that cannot reach the database, filed in the outage log."""
     with pytest.raises(Exception) as raised:
         database.check_reachable()
     outages.failed(raised.value, "reaping lost runs")
     assert outages.is_down(DATABASE)
     caplog.set_level(logging.INFO, logger="canvas.worker")
+
+
+def a_worker_that_lost_the_database(redis_url: str, relayed_database, caplog):  # noqa: ANN001, ANN201
+    """A worker with a job waiting in its queue, whose database went away: (the worker, its queue, the job, its
+    outage log, the relay cut)."""
+    relay, database = relayed_database
+    worker, queue, outages, job = a_worker(redis_url, database)
+    relay.cut()
+    database_lost(database, outages, caplog)
     return worker, queue, job, outages, relay
 
 
@@ -101,3 +131,28 @@ def test_a_worker_whose_database_answers_takes_runs_as_before(redis_url, relayed
     assert worker.work(burst=True) is True
     assert job.get_status(refresh=True) == "finished"
     assert TAKES_NO_RUN not in caplog.text and not outages.is_down(DATABASE)
+
+
+def test_a_worker_whose_role_has_no_connection_left_says_so_and_takes_no_run(redis_url, limited_role, caplog):
+    """A connection limit reached (a role's here; the server's max_connections alike, SQLSTATE 53300) is named for
+    what it is, not as an unreachable database: the operator is sent to the limit, not to the network."""
+    url, admin, role = limited_role
+    database = Database(url, lost_run_grace_seconds=4)
+    try:
+        worker, queue, outages, job = a_worker(redis_url, database)
+        database_lost(database, outages, caplog)
+        said = "the database refuses new connections: its connection limit is reached (OperationalError)"
+        assert said in caplog.text  # the reaper's line
+        seen: dict = {}
+
+        def watch_then_allow() -> None:
+            wait_for(lambda: f"{said}; the worker {TAKES_NO_RUN}" in caplog.text, 10, what="the worker's line")
+            seen["status"] = job.get_status(refresh=True)
+            with admin.connect() as connection:
+                connection.execute(text(f"ALTER ROLE {role} CONNECTION LIMIT 2"))
+
+        meanwhile(watch_then_allow)
+        assert worker.work(burst=True) is True
+        assert seen == {"status": "queued"} and job.get_status(refresh=True) == "finished"
+    finally:
+        database.engine.dispose()
