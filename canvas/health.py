@@ -13,7 +13,7 @@ from sqlalchemy import text
 from canvas.clock import now_seconds
 from canvas.defaults import SCHEDULER_PRESENCE_SECONDS
 from canvas.extensions import services
-from canvas.queueing.keys import RUN_QUEUE, schedulers_key
+from canvas.queueing.keys import RUN_QUEUE, WORKER_WAITING_FOR_DATABASE, schedulers_key
 
 blp = Blueprint("health", __name__)
 log = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ def _activity() -> dict:
     queue = Queue(RUN_QUEUE, connection=connection)
     heard_since = now_seconds() - SCHEDULER_PRESENCE_SECONDS
     try:
-        return {"workers": _live_workers(queue),
+        live, waiting = _live_workers(queue)
+        return {"workers": live, "workersWaitingForDatabase": waiting,
                 "schedulers": connection.zcount(schedulers_key(prefix), heard_since, "+inf"),
                 "queuedRuns": queue.count}
     except redis.RedisError as exc:
@@ -47,17 +48,22 @@ def _activity() -> dict:
         return {}
 
 
-def _live_workers(queue: Queue) -> int:
-    """RQ's registered workers of the queue whose key has not expired. A killed worker's key expires within RQ's
-    worker TTL (minutes), but it leaves RQ's sets (what Worker.count reads) only when a live worker cleans them up,
-    every ten minutes, or never when no worker is left."""
+def _live_workers(queue: Queue) -> tuple[int, int]:
+    """RQ's registered workers of the queue whose key has not expired, and how many of those take no run for want of
+    the database (canvas.queueing.worker). A killed worker's key expires within RQ's worker TTL (minutes), but it
+    leaves RQ's sets (what Worker.count reads) only when a live worker cleans them up, every ten minutes, or never
+    when no worker is left."""
     registered = worker_registration.get_keys(queue=queue)
     if not registered:
-        return 0
+        return 0, 0
     with queue.connection.pipeline(transaction=False) as pipeline:
         for key in registered:
             pipeline.exists(key)
-        return sum(pipeline.execute())
+            pipeline.hget(key, "state")
+        answers = pipeline.execute()
+    waiting = [state in (WORKER_WAITING_FOR_DATABASE, WORKER_WAITING_FOR_DATABASE.encode())
+               for state in answers[1::2]]
+    return sum(answers[::2]), sum(waiting)
 
 
 def _ping_database() -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 from canvas.defaults import DEFAULT_REDIS_PREFIX
 
 RUN_QUEUE = "canvas-runs"
+# The state a worker writes in RQ's record of it (its hash's "state") while it takes no run for want of the database
+# (canvas.queueing.worker); /healthz counts such workers apart.
+WORKER_WAITING_FOR_DATABASE = "waiting for the database"
 
 
 def prefixed(prefix: str | None, *parts: str) -> str:

@@ -46,6 +46,7 @@ from canvas.execution.shutdown import INTERRUPT_SIGNAL, install_interrupt_handle
 from canvas.hangup import as_sigterm, stop_on_hangup
 from canvas.observability.logging import forget_run, logged_run
 from canvas.outages import DATABASE, REDIS_UNREACHABLE, Backoff, OutageLog, outage_text, unreachable_service
+from canvas.queueing.keys import WORKER_WAITING_FOR_DATABASE
 from canvas.queueing.waiting_child import JobOrder, WaitingChild, read_order, report_done
 
 log = logging.getLogger("canvas.worker")
@@ -237,6 +238,8 @@ class OutageTolerantWorker:
             return
         backoff, said = Backoff(self.reconnect_max), False
         self.procline("Waiting for the database")
+        with suppress(*REDIS_UNREACHABLE):  # for /healthz; RQ's next dequeue sets it back to idle
+            self.set_state(WORKER_WAITING_FOR_DATABASE)
         while True:
             try:
                 self.database_check()

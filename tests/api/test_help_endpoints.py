@@ -59,7 +59,8 @@ def test_healthz_reports_database_and_redis(client):
     body = response.json
     assert {key: body[key] for key in ("status", "database", "redis")} == {"status": "ok", "database": "ok",
                                                                           "redis": "ok"}
-    assert all(isinstance(body[key], int) and body[key] >= 0 for key in ("workers", "schedulers", "queuedRuns"))
+    counts = ("workers", "workersWaitingForDatabase", "schedulers", "queuedRuns")
+    assert all(isinstance(body[key], int) and body[key] >= 0 for key in counts)
 
 
 def test_healthz_is_503_when_redis_is_down(make_app, tmp_path):

@@ -410,6 +410,7 @@ def test_a_worker_cut_off_from_the_database(postgres_database_url, fault_scenari
         try:
             time.sleep(CUT_OFF_SECONDS)
             taken = set(CLAIM_REFUSED.findall(scenario.fleet.log_tail("w2", 5000)))
+            health = scenario.api.client.get("/healthz").json
             relay.restore()
             scenario.fault_ends()
             try:
@@ -422,6 +423,8 @@ def test_a_worker_cut_off_from_the_database(postgres_database_url, fault_scenari
         expect_succeeded_once(scenario, [track.run_id for track in scenario.observer.tracks(set(workflows))], "a")
         scenario.check(len(taken) <= 1, f"the cut-off worker took {len(taken)} runs it could not start "
                                         f"({sorted(taken)}); at most 1 expected")
+        scenario.check((health["workers"], health.get("workersWaitingForDatabase")) == (2, 1),
+                       f"/healthz during the cut: {health}, not 2 workers of which 1 waiting for the database")
         held_off = "takes no run until the database answers" in scenario.fleet.log_tail("w2", 5000)
         scenario.check(held_off, "the cut-off worker did not say that it takes no run until the database answers")
         scenario.notes.append(f"the cut-off worker took {len(taken)} run(s) it could not start in "

@@ -17,7 +17,9 @@ from sqlalchemy.pool import NullPool
 
 from canvas.db import Database
 from canvas.outages import DATABASE, OutageLog
+from canvas.queueing.keys import RUN_QUEUE, WORKER_WAITING_FOR_DATABASE
 from canvas.queueing.worker import TAKES_NO_RUN, CanvasSimpleWorker, RunQueue
+from tests.console.conftest import signed_in
 from tests.integration.run_helpers import wait_for
 from tests.servers.tcp_proxy import TcpProxy
 
@@ -97,12 +99,13 @@ def test_a_worker_takes_no_run_while_the_database_is_away_and_takes_it_when_it_a
         wait_for(lambda: TAKES_NO_RUN in caplog.text, 10, what="the worker saying it takes no run")
         time.sleep(2)  # several probes with the backoff, each refused
         seen["queued"], seen["status"] = queue.count, job.get_status(refresh=True)
+        seen["state"] = worker.connection.hget(worker.key, "state")
         relay.restore()
 
     watcher = meanwhile(watch_then_restore)
     assert worker.work(burst=True) is True
     watcher.join(5)
-    assert seen == {"queued": 1, "status": "queued"}, "the worker took a run while the database was away"
+    assert seen == {"queued": 1, "status": "queued", "state": WORKER_WAITING_FOR_DATABASE.encode()}, seen
     assert job.get_status(refresh=True) == "finished" and job.return_value() == 5
     assert "the database answers; taking runs again" in caplog.text
     assert not outages.is_down(DATABASE)
@@ -156,3 +159,24 @@ def test_a_worker_whose_role_has_no_connection_left_says_so_and_takes_no_run(red
         assert seen == {"status": "queued"} and job.get_status(refresh=True) == "finished"
     finally:
         database.engine.dispose()
+
+
+def test_healthz_and_the_console_count_the_workers_waiting_for_the_database(app, org, client):
+    """A worker of the run queue in that state (as a waiting worker writes it, above) is counted among the workers,
+    and apart; the console's health page says so."""
+    connection = Redis.from_url(app.config["CANVAS_SETTINGS"]["REDIS_URL"])
+    waiting = CanvasSimpleWorker([RunQueue(RUN_QUEUE, connection=connection)], connection=connection,
+                                 name=f"waiting-{uuid.uuid4().hex[:8]}")
+    before = client.get("/healthz").json
+    waiting.register_birth()
+    try:
+        waiting.set_state(WORKER_WAITING_FOR_DATABASE)
+        health = client.get("/healthz").json
+        assert (health["workers"], health["workersWaitingForDatabase"]) == (before["workers"] + 1,
+                                                                            before["workersWaitingForDatabase"] + 1)
+        page = signed_in(app, org.admin_id).get("/console/health").get_data(as_text=True)
+        assert f"({health['workersWaitingForDatabase']} taking no run: waiting for the database)" in page
+        waiting.set_state("idle")
+        assert client.get("/healthz").json["workersWaitingForDatabase"] == before["workersWaitingForDatabase"]
+    finally:
+        waiting.register_death()
