@@ -39,7 +39,7 @@ def _activity() -> dict:
     queue = Queue(RUN_QUEUE, connection=connection)
     heard_since = now_seconds() - SCHEDULER_PRESENCE_SECONDS
     try:
-        live, waiting = _live_workers(queue)
+        live, waiting = live_workers(queue)
         return {"workers": live, "workersWaitingForDatabase": waiting,
                 "schedulers": connection.zcount(schedulers_key(prefix), heard_since, "+inf"),
                 "queuedRuns": queue.count}
@@ -48,7 +48,7 @@ def _activity() -> dict:
         return {}
 
 
-def _live_workers(queue: Queue) -> tuple[int, int]:
+def live_workers(queue: Queue) -> tuple[int, int]:
     """RQ's registered workers of the queue whose key has not expired, and how many of those take no run for want of
     the database (canvas.queueing.worker). A killed worker's key expires within RQ's worker TTL (minutes), but it
     leaves RQ's sets (what Worker.count reads) only when a live worker cleans them up, every ten minutes, or never

@@ -56,7 +56,8 @@ class _ThisProcess:
 
 class QueueCollector:
     """The runs waiting for a worker and the age of the oldest, from the database (the truth, whatever Redis holds),
-    and the jobs in the RQ run queue. A store that does not answer leaves its gauges out of this scrape."""
+    and the jobs in the RQ run queue and its workers (as /healthz counts them). A store that does not answer leaves
+    its gauges out of this scrape."""
 
     def __init__(self, services) -> None:  # noqa: ANN001 - canvas.extensions.Services
         self.services = services
@@ -87,15 +88,21 @@ class QueueCollector:
     def _queue_jobs(self):  # noqa: ANN202
         from rq import Queue
 
+        from canvas.health import live_workers
         from canvas.queueing.keys import RUN_QUEUE
 
         try:
-            jobs = Queue(RUN_QUEUE, connection=self.services.redis).count
+            queue = Queue(RUN_QUEUE, connection=self.services.redis)
+            jobs = queue.count
+            workers, waiting = live_workers(queue)
         except Exception as error:  # noqa: BLE001 - as above
             log.warning("metrics: the run queue's length not read (%s)", error.__class__.__name__)
             return
         yield GaugeMetricFamily("canvas_run_queue_jobs", "Jobs in the RQ run queue (runs, blocks of parallel "
                                 "branches, callback deliveries)", value=jobs)
+        yield GaugeMetricFamily("canvas_workers", "Live workers of the run queue", value=workers)
+        yield GaugeMetricFamily("canvas_workers_waiting_for_database", "Live workers taking no run because they "
+                                "cannot reach the database", value=waiting)
 
 
 # --- the API's request timing ----------------------------------------------------------------------------------------

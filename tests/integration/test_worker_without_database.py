@@ -22,6 +22,7 @@ from canvas.queueing.worker import TAKES_NO_RUN, CanvasSimpleWorker, RunQueue
 from tests.console.conftest import signed_in
 from tests.integration.run_helpers import wait_for
 from tests.servers.tcp_proxy import TcpProxy
+from tests.unit.test_metrics import scrape, value
 
 
 @pytest.fixture()
@@ -161,9 +162,9 @@ def test_a_worker_whose_role_has_no_connection_left_says_so_and_takes_no_run(red
         database.engine.dispose()
 
 
-def test_healthz_and_the_console_count_the_workers_waiting_for_the_database(app, org, client):
+def test_healthz_metrics_and_the_console_count_the_workers_waiting_for_the_database(app, org, client):
     """A worker of the run queue in that state (as a waiting worker writes it, above) is counted among the workers,
-    and apart; the console's health page says so."""
+    and apart, by /healthz and /metrics; the console's health page says so."""
     connection = Redis.from_url(app.config["CANVAS_SETTINGS"]["REDIS_URL"])
     waiting = CanvasSimpleWorker([RunQueue(RUN_QUEUE, connection=connection)], connection=connection,
                                  name=f"waiting-{uuid.uuid4().hex[:8]}")
@@ -174,6 +175,9 @@ def test_healthz_and_the_console_count_the_workers_waiting_for_the_database(app,
         health = client.get("/healthz").json
         assert (health["workers"], health["workersWaitingForDatabase"]) == (before["workers"] + 1,
                                                                             before["workersWaitingForDatabase"] + 1)
+        gauges = scrape(client)
+        assert (value(gauges, "canvas_workers"), value(gauges, "canvas_workers_waiting_for_database")) == (
+            health["workers"], health["workersWaitingForDatabase"])
         page = signed_in(app, org.admin_id).get("/console/health").get_data(as_text=True)
         assert f"({health['workersWaitingForDatabase']} taking no run: waiting for the database)" in page
         waiting.set_state("idle")

@@ -100,7 +100,7 @@ def _any_workflow(client, org) -> uuid.UUID:
 def test_a_store_that_does_not_answer_leaves_its_gauges_out_but_the_scrape_answers(make_app):
     app = make_app(REDIS_URL="redis://127.0.0.1:1/0")  # nothing listens on port 1
     text = scrape(app.test_client())
-    assert "canvas_run_queue_jobs" not in text
+    assert "canvas_run_queue_jobs" not in text and "canvas_workers" not in text
     assert "canvas_queued_runs" in text  # the database still answers
 
 
@@ -220,7 +220,8 @@ def test_the_grafana_dashboard_uses_only_metrics_that_exist():
     known = {"canvas_http_requests_total", "canvas_http_request_duration_seconds_bucket", "canvas_runs_started_total",
              "canvas_runs_finished_total", "canvas_run_duration_seconds_bucket", "canvas_block_duration_seconds_bucket",
              "canvas_block_records_read_total", "canvas_block_records_written_total", "canvas_queued_runs",
-             "canvas_oldest_queued_run_age_seconds", "canvas_run_queue_jobs", "canvas_schedule_occurrences_total",
+             "canvas_oldest_queued_run_age_seconds", "canvas_run_queue_jobs", "canvas_workers",
+             "canvas_workers_waiting_for_database", "canvas_schedule_occurrences_total",
              "canvas_schedule_lateness_seconds_bucket", "canvas_callback_deliveries_total",
              "canvas_notification_deliveries_total", "canvas_run_lease_failures_total"}
     import re
