@@ -8,7 +8,6 @@ import logging
 import redis
 from flask import Blueprint, jsonify
 from rq import Queue, worker_registration
-from sqlalchemy import text
 
 from canvas.clock import now_seconds
 from canvas.defaults import SCHEDULER_PRESENCE_SECONDS
@@ -67,8 +66,7 @@ def live_workers(queue: Queue) -> tuple[int, int]:
 
 
 def _ping_database() -> None:
-    with services().db.engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
+    services().db.check_reachable()
 
 
 def _ping_redis() -> None:

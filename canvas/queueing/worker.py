@@ -261,8 +261,8 @@ class OutageTolerantWorker:
     def handle_exception(self, job, *exc_info) -> None:  # noqa: ANN001, ANN002
         """A run that failed for want of the database (it could not be started): the worker waits for the database
         before it takes another. (A forked child's parent learns it from its reaper.)"""
-        error = exc_info[1] if len(exc_info) > 1 else None
-        if not self.is_horse and error is not None and unreachable_service(error) == DATABASE:
+        error = exc_info[1]  # RQ passes sys.exc_info()
+        if not self.is_horse and unreachable_service(error) == DATABASE:
             self.outages.failed(error, f"starting run {job.id}", f"the worker {TAKES_NO_RUN}")
         super().handle_exception(job, *exc_info)
 
