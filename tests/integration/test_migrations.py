@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -18,7 +17,7 @@ from canvas.migrate import head_revision
 from canvas.models import Base
 from canvas.schema_version import database_revision
 from tests.process_tools import canvas_env, one_error_line, run_canvas
-from tests.servers.postgres import temporary_database
+from tests.servers.postgres import temporary_database, temporary_role
 
 
 def test_the_migrated_schema_is_the_models_schema(migrated_database):
@@ -82,13 +81,11 @@ def test_a_database_already_at_head_is_left_alone_without_a_line_from_alembic(tm
 def test_a_user_who_may_not_create_tables_gets_one_line_saying_what_to_grant(empty_postgres_database, tmp_path):
     """Since PostgreSQL 15 only the owner of the `public` schema (the database's owner) may create in it: a
     deployment's own role got a traceback of 118 lines, the CREATE TABLE it tried among them."""
-    role, database = f"canvas_np_{uuid.uuid4().hex[:8]}", make_url(empty_postgres_database).database
-    url = make_url(empty_postgres_database).set(username=role, password=None)
-    env = canvas_env(tmp_path / "data", CANVAS_DATABASE_URL=url.render_as_string(hide_password=False))
-    admin = create_engine(empty_postgres_database, isolation_level="AUTOCOMMIT")
-    try:
+    database = make_url(empty_postgres_database).database
+    with temporary_role(empty_postgres_database, "canvas_np") as (role, admin):
+        url = make_url(empty_postgres_database).set(username=role, password=None)
+        env = canvas_env(tmp_path / "data", CANVAS_DATABASE_URL=url.render_as_string(hide_password=False))
         with admin.connect() as connection:
-            connection.execute(text(f'CREATE ROLE "{role}" LOGIN'))
             connection.execute(text("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))  # as PostgreSQL 15 has it
         error = one_error_line(run_canvas("db", "upgrade", env=env))
         assert error == (f"Error: CANVAS_DATABASE_URL: user {role} may not create Canvas's tables in the database at "
@@ -98,8 +95,3 @@ def test_a_user_who_may_not_create_tables_gets_one_line_saying_what_to_grant(emp
             connection.execute(text(f'GRANT CREATE ON SCHEMA public TO "{role}"'))
         upgraded = run_canvas("db", "upgrade", env=env)
         assert upgraded.stdout.strip() == f"database at revision {head_revision()}", upgraded.stderr[-3000:]
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP OWNED BY "{role}"'))
-            connection.execute(text(f'DROP ROLE "{role}"'))
-        admin.dispose()

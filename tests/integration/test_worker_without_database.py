@@ -11,9 +11,8 @@ import uuid
 import pytest
 from redis import Redis
 from rq.job import Job
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from canvas.db import Database
 from canvas.outages import DATABASE, OutageLog
@@ -21,6 +20,7 @@ from canvas.queueing.keys import RUN_QUEUE, WORKER_WAITING_FOR_DATABASE
 from canvas.queueing.worker import TAKES_NO_RUN, CanvasSimpleWorker, RunQueue
 from tests.console.conftest import signed_in
 from tests.integration.run_helpers import wait_for
+from tests.servers.postgres import temporary_role
 from tests.servers.tcp_proxy import TcpProxy
 from tests.unit.test_metrics import scrape, value
 
@@ -41,18 +41,9 @@ def relayed_database(postgres_database_url):
 @pytest.fixture()
 def limited_role(postgres_database_url):
     """(the server's URL as a new role that may open no connection, an engine of the server's superuser to change
-    that with)."""
-    admin = create_engine(postgres_database_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
-    role = f"canvas_limited_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 0"))
-    try:
+    that with, the role's name)."""
+    with temporary_role(postgres_database_url, "canvas_limited", "LOGIN CONNECTION LIMIT 0") as (role, admin):
         yield make_url(postgres_database_url).set(username=role).render_as_string(hide_password=False), admin, role
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"))
-            connection.execute(text(f"DROP ROLE {role}"))
-        admin.dispose()
 
 
 def a_worker(redis_url: str, database: Database) -> tuple[CanvasSimpleWorker, RunQueue, OutageLog, Job]:

@@ -222,6 +222,28 @@ def database_default(database_url: str, setting: str, value: str) -> Iterator[No
 
 
 @contextmanager
+def temporary_role(database_url: str, prefix: str, attributes: str = "LOGIN") -> Iterator[tuple[str, object]]:
+    """A new role of the database's server (`CREATE ROLE ... <attributes>`), dropped at the end with whatever it
+    owns and its sessions: (its name, an engine of the URL's user in autocommit, to change it with)."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    role = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(database_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE ROLE "{role}" {attributes}'))
+        yield role, admin
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"))
+            connection.execute(text(f'DROP OWNED BY "{role}"'))
+            connection.execute(text(f'DROP ROLE "{role}"'))
+        admin.dispose()
+
+
+@contextmanager
 def lock_rows(database_url: str, table: str, ids: list[str]) -> Iterator[None]:
     """The rows of `table` with these ids locked (SELECT ... FOR UPDATE, in id order as the service locks them)
     until the block ends: whoever locks them meanwhile waits for them inside its transaction."""
