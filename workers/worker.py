@@ -33,7 +33,7 @@ from rq.exceptions import StopRequested
 from canvas.db import name_sessions
 from canvas.defaults import DEFAULT_WORKER_CLASS
 from canvas.execution import credentials as run_credentials
-from canvas.execution.reaper import ReaperConfig, reap_lost_runs
+from canvas.execution.reaper import InFlightJobs, ReaperConfig, reap_lost_runs
 from canvas.execution.warm_up import compile_run_statements
 from canvas.long_lived import freeze_long_lived
 from canvas.execution.retention import prune_everything
@@ -269,7 +269,7 @@ def _start_reaper(services, outages: OutageLog) -> threading.Event:  # noqa: ANN
     """Every worker also looks after the runs nobody else does (canvas.execution.reaper: a killed worker cannot report
     its own death, a Redis that lost its data lost the queued jobs), and prunes old outputs once an hour."""
     settings = services.settings
-    config = ReaperConfig.from_settings(settings)
+    config, in_flight = ReaperConfig.from_settings(settings), InFlightJobs()
     interval = settings["REAPER_INTERVAL_SECONDS"]
     retrying = Retrying("reaping lost runs", outages, settings["RECONNECT_MAX_SECONDS"])
     stop = threading.Event()
@@ -277,7 +277,7 @@ def _start_reaper(services, outages: OutageLog) -> threading.Event:  # noqa: ANN
 
     def one_round() -> None:
         with services.db.apart_from_forks():
-            reap_lost_runs(services.db, services.redis, config)
+            reap_lost_runs(services.db, services.redis, config, in_flight)
             if time.monotonic() - last_prune[0] >= PRUNE_INTERVAL_SECONDS:
                 last_prune[0] = time.monotonic()
                 _prune(services)

@@ -7,7 +7,10 @@ that may restart or lose its data):
 * A Queued run whose RQ job is not waiting in Redis (lost with Redis's data, failed before any worker claimed the
   run, or taken by a worker that could not start it) and that has waited longer than the grace period is queued
   again under the same run id, at most ``REQUEUE_LIMIT`` times; then it is failed with a reason a person
-  understands. A duplicate job is harmless: only one claim of a Queued run can succeed. A scheduled run that could
+  understands. A job a worker has taken or started while its run is still Queued may be one the worker is starting
+  at that very moment (a backlog's runs have all waited past the grace period): it counts as stranded only if the
+  same reaper saw it so in its previous round too. A duplicate job is harmless (only one claim of a Queued run can
+  succeed), but it costs a worker a dequeue and says in the log that something went wrong. A scheduled run that could
   not be queued in time follows its workflow's misfire policy: under ``skip`` it is not run late (it ends
   Cancelled, its occurrences recorded missed).
 
@@ -17,6 +20,7 @@ harmless, since every change is conditional on what the reaper saw.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -58,11 +62,13 @@ class ReaperConfig:
                    float(settings["SCHEDULER_MISFIRE_GRACE_SECONDS"]), settings.get("REDIS_PREFIX"))
 
 
-def reap_lost_runs(database: Database, connection: redis.Redis, config: ReaperConfig) -> list[uuid.UUID]:
+def reap_lost_runs(database: Database, connection: redis.Redis, config: ReaperConfig,
+                   in_flight: InFlightJobs | None = None) -> list[uuid.UUID]:
     """Fails the runs whose worker is lost, then queues again the stranded queued runs. The first part needs only
-    the database; a Redis error in the second propagates after the first has been done."""
+    the database; a Redis error in the second propagates after the first has been done. ``in_flight``: the caller's
+    memory of its previous round (without it, a job in flight is never taken for stuck)."""
     settled = fail_lost_runs(database, config.grace_seconds)
-    settled += recover_stranded_runs(database, connection, config)
+    settled += recover_stranded_runs(database, connection, config, in_flight or InFlightJobs())
     # Every run ended here, and every final run whose recorder could not queue its callbacks and notification
     # (a worker that died after its final write, a dispatch that failed a run because Redis refused it).
     follow_up_missing(database, connection)
@@ -127,7 +133,8 @@ def _settle_workflow(session, workflow_id: uuid.UUID, status: str, when: datetim
 
 # --- queued runs whose job is gone -----------------------------------------------------------------------------------
 
-def recover_stranded_runs(database: Database, connection: redis.Redis, config: ReaperConfig) -> list[uuid.UUID]:
+def recover_stranded_runs(database: Database, connection: redis.Redis, config: ReaperConfig,
+                          in_flight_before: InFlightJobs) -> list[uuid.UUID]:
     cutoff = utcnow() - timedelta(seconds=config.grace_seconds)
     last_sent = func.coalesce(WorkflowRun.heartbeat_at, WorkflowRun.date_queued)
     with database.sessions() as session:
@@ -140,10 +147,12 @@ def recover_stranded_runs(database: Database, connection: redis.Redis, config: R
             .order_by(last_sent).limit(RECOVERY_BATCH)))
     job_states = _job_states(connection, [row[0] for row in waiting])
     taken = _taken_not_started(connection) if waiting else set()
+    in_flight = {run_id for run_id, state in job_states.items() if _in_flight(state, str(run_id) in taken)}
+    seen_before = in_flight_before.seen_again(in_flight)
     recovered = []
     for run_id, workflow_id, dispatched, scheduled_times, misfire_policy in waiting:
         why = _not_waiting(job_states[run_id], str(run_id) in taken)
-        if why is None:
+        if why is None or (run_id in in_flight and run_id not in seen_before):
             continue
         if misfire_policy == "skip" and _too_late(scheduled_times, config.misfire_grace_seconds):
             if _skip_missed(database, run_id, dispatched, config.misfire_grace_seconds):
@@ -179,6 +188,27 @@ def _taken_not_started(connection: redis.Redis) -> set[str]:
             for job_id in connection.lrange(queue.intermediate_queue_key, 0, -1)}
 
 
+def _in_flight(state: str | None, taken: bool) -> bool:
+    """A job between a worker taking it and the worker's claim of its run: milliseconds, unless the worker died or
+    cannot write to Redis or the database on the way."""
+    return state == JobStatus.STARTED.value or (taken and state == JobStatus.QUEUED.value)
+
+
+class InFlightJobs:
+    """A reaper's memory (a worker's reaper thread, a scheduler's chore): the runs whose job it saw in flight in its
+    previous round. Seen so twice, a reaper interval apart, a job is stuck, not being started."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._previous: set[uuid.UUID] = set()
+
+    def seen_again(self, now: set[uuid.UUID]) -> set[uuid.UUID]:
+        """Those of `now` seen in the previous round; `now` becomes the previous round."""
+        with self._lock:
+            again, self._previous = now & self._previous, now
+        return again
+
+
 def _not_waiting(state: str | None, taken: bool) -> str | None:
     """Why the run's job will not reach a worker, or None while it is waiting in the queue."""
     if state is None:
@@ -192,18 +222,22 @@ def _not_waiting(state: str | None, taken: bool) -> str | None:
 
 def _queue_again(database: Database, connection: redis.Redis, run_id: uuid.UUID, workflow_id: uuid.UUID,
                  dispatched: int) -> bool:
-    """Enqueue first, then count it: a count without a job would strand the run again; a job counted twice cannot
-    happen, since the count is conditional on the value seen."""
-    queue = Queue(RUN_QUEUE, connection=connection)
-    FailedJobRegistry(queue=queue).remove(str(run_id))  # a job that failed before its claim: not failed any more
-    connection.lrem(queue.intermediate_queue_key, 1, str(run_id))  # nor taken: RQ's cleanup would fail it later
-    enqueue_jobs(connection, [run_job(run_id, workflow_id)])
+    """Counted first, on condition that the run is still Queued as the reaper saw it, then queued: a worker may have
+    claimed the run since the reaper read it (its job started, or finished, in Redis by the time the reaper looked
+    there), and such a run gets no second job. A count whose enqueue then fails leaves the run Queued with its
+    clock restarted: it is queued again a grace period later."""
     with database.transaction() as session:
         changed = session.execute(update(WorkflowRun)
                                   .where(WorkflowRun.id == run_id, WorkflowRun.status == "Queued",
                                          WorkflowRun.dispatch_count == dispatched)
                                   .values(dispatch_count=dispatched + 1, heartbeat_at=utcnow()))
-    return bool(changed.rowcount)
+    if not changed.rowcount:
+        return False
+    queue = Queue(RUN_QUEUE, connection=connection)
+    FailedJobRegistry(queue=queue).remove(str(run_id))  # a job that failed before its claim: not failed any more
+    connection.lrem(queue.intermediate_queue_key, 1, str(run_id))  # nor taken: RQ's cleanup would fail it later
+    enqueue_jobs(connection, [run_job(run_id, workflow_id)])
+    return True
 
 
 def _too_late(scheduled_times: list[str] | None, misfire_grace_seconds: float) -> bool:

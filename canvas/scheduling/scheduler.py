@@ -42,7 +42,7 @@ from canvas import defaults
 from canvas.audit.service import prune_expired
 from canvas.clock import machine_utcnow, now_seconds
 from canvas.db import Database
-from canvas.execution.reaper import ReaperConfig, reap_lost_runs
+from canvas.execution.reaper import InFlightJobs, ReaperConfig, reap_lost_runs
 from canvas.outages import OutageLog, Retrying
 from canvas.queueing.keys import schedule_changes_channel, schedulers_key
 from canvas.scheduling.claims import OccurrenceDispatcher
@@ -148,6 +148,7 @@ class SchedulerEngine:
         self.database, self.connection, self.config = database, connection, config
         self.name = name or scheduler_name()
         self.rules = MisfireRules(timedelta(seconds=config.misfire_grace_seconds), config.run_each_limit)
+        self.in_flight = InFlightJobs()  # the reaper's memory between its rounds
         self.outages = OutageLog(log, f"scheduler {self.name}")
         self.dispatcher = OccurrenceDispatcher(database, connection, self.name, on_unclaimed=self._reload_later,
                                                outages=self.outages)
@@ -330,7 +331,7 @@ class SchedulerEngine:
             pipe.execute()
 
     def _reap(self) -> None:
-        reap_lost_runs(self.database, self.connection, self.config.reaper)
+        reap_lost_runs(self.database, self.connection, self.config.reaper, self.in_flight)
 
     def _prune_audit_log(self) -> None:
         prune_expired(self.database, self.config.audit_retention_days)

@@ -14,9 +14,10 @@ from rq.job import Job
 from sqlalchemy import create_engine, select, update
 from sqlalchemy.exc import OperationalError
 
+from canvas.execution import reaper
 from canvas.execution import run_records as records
 from canvas.execution.lease import DatabaseUnreachableError, FencedWriter, LeaseLostError, LeaseTiming, RunLease
-from canvas.execution.reaper import OUTCOME_UNKNOWN, ReaperConfig, fail_lost_runs, reap_lost_runs
+from canvas.execution.reaper import OUTCOME_UNKNOWN, InFlightJobs, ReaperConfig, fail_lost_runs, reap_lost_runs
 from canvas.execution.runner import Runner
 from canvas.models import BlockOutput, BlockRun, Workflow, WorkflowRun
 from canvas.models.base import utcnow
@@ -350,8 +351,10 @@ def test_a_job_a_worker_took_but_could_not_start_is_queued_again_and_runs_once(c
     assert connection.lmove(queue.key, queue.intermediate_queue_key) == str(run_id).encode()  # as a worker takes it
     age(app, run_id)
     services = app.extensions["canvas"]
-    config = ReaperConfig.from_settings(app.config["CANVAS_SETTINGS"])
-    assert reap_lost_runs(services.db, connection, config) == [run_id]
+    config, in_flight = ReaperConfig.from_settings(app.config["CANVAS_SETTINGS"]), InFlightJobs()
+    assert reap_lost_runs(services.db, connection, config, in_flight) == []  # its worker may be starting it now
+    assert connection.lrange(queue.intermediate_queue_key, 0, -1) == [str(run_id).encode()]
+    assert reap_lost_runs(services.db, connection, config, in_flight) == [run_id]  # still there a round later
     assert connection.lrange(queue.intermediate_queue_key, 0, -1) == []
     assert queue.job_ids == [str(run_id)] and run_row(app, run_id).dispatch_count == 2
     work_off(app)
@@ -366,3 +369,60 @@ def test_a_job_taken_while_its_run_is_recent_is_left_to_its_worker(client, app, 
     services = app.extensions["canvas"]
     assert reap_lost_runs(services.db, connection, ReaperConfig.from_settings(app.config["CANVAS_SETTINGS"])) == []
     assert connection.lrange(queue.intermediate_queue_key, 0, -1) == [str(run_id).encode()]
+
+
+def test_a_job_in_flight_in_one_round_only_was_being_started_and_is_left_to_its_worker(client, app, org):
+    """A backlog's runs have all waited past the grace period: a job a worker is taking (in RQ's intermediate list)
+    at the moment the reaper looks is being started, not stuck. Seen so in one round and gone the next (its worker
+    started and ran it), it gets no second job."""
+    from tests.integration.run_helpers import work_off
+
+    run_id = queued_run(client, org, [THREE_BLOCKS[0]])
+    queue, connection = queue_of(app), rq_connection(app)
+    age(app, run_id)
+    services = app.extensions["canvas"]
+    config, in_flight = ReaperConfig.from_settings(app.config["CANVAS_SETTINGS"]), InFlightJobs()
+    connection.lmove(queue.key, queue.intermediate_queue_key)  # a worker takes it
+    assert reap_lost_runs(services.db, connection, config, in_flight) == []
+    connection.lmove(queue.intermediate_queue_key, queue.key)  # (the worker goes on with it)
+    work_off(app)
+    assert reap_lost_runs(services.db, connection, config, in_flight) == []
+    assert (queue.job_ids, run_row(app, run_id).status, run_row(app, run_id).dispatch_count) == ([], "Succeeded", 1)
+
+
+def test_a_job_started_but_never_claimed_for_two_rounds_is_queued_again(client, app, org):
+    """RQ marked the job started, and its worker died before it claimed the run."""
+    run_id = queued_run(client, org, [THREE_BLOCKS[0]])
+    queue, connection = queue_of(app), rq_connection(app)
+    age(app, run_id)
+    connection.lmove(queue.key, queue.intermediate_queue_key)
+    connection.lrem(queue.intermediate_queue_key, 1, str(run_id))
+    Job.fetch(str(run_id), connection=connection).set_status("started")
+    services = app.extensions["canvas"]
+    config, in_flight = ReaperConfig.from_settings(app.config["CANVAS_SETTINGS"]), InFlightJobs()
+    assert reap_lost_runs(services.db, connection, config, in_flight) == []  # its claim may be on the way
+    assert (queue.job_ids, run_row(app, run_id).dispatch_count) == ([], 1)
+    assert reap_lost_runs(services.db, connection, config, in_flight) == [run_id]
+    assert (queue.job_ids, run_row(app, run_id).dispatch_count) == ([str(run_id)], 2)
+    assert reap_lost_runs(services.db, connection, config) == []  # a one-off round takes no job in flight for stuck
+
+
+def test_a_run_claimed_after_the_reaper_read_it_gets_no_second_job(client, app, org, monkeypatch):
+    """The reaper reads the Queued runs, then their jobs in Redis: a worker that claims and finishes a run in between
+    leaves a finished job behind a run the reaper saw Queued. That run is not queued again."""
+    from tests.integration.run_helpers import work_off
+
+    run_id = queued_run(client, org, [THREE_BLOCKS[0]])
+    age(app, run_id)
+    read_states = reaper._job_states
+
+    def a_worker_runs_it_first(connection, run_ids):  # noqa: ANN001, ANN202
+        work_off(app)
+        return read_states(connection, run_ids)
+
+    monkeypatch.setattr(reaper, "_job_states", a_worker_runs_it_first)
+    services, connection = app.extensions["canvas"], rq_connection(app)
+    assert reap_lost_runs(services.db, connection, ReaperConfig.from_settings(app.config["CANVAS_SETTINGS"])) == []
+    assert Job.fetch(str(run_id), connection=connection).get_status().value == "finished"
+    assert queue_of(app).job_ids == []
+    assert (run_row(app, run_id).status, run_row(app, run_id).dispatch_count) == ("Succeeded", 1)
