@@ -42,9 +42,10 @@ def backlog(app, org, runs: int) -> list[uuid.UUID]:
         with services.db.sessions() as session:
             workflow = session.get(Workflow, workflow_id)
             run_ids.append(dispatch(session, services.redis, workflow, RunRequest(workflow.id, account.id)).id)
+    a_minute_ago = utcnow() - timedelta(minutes=1)
     with services.db.transaction() as session:
         session.execute(update(WorkflowRun).where(WorkflowRun.id.in_(run_ids))
-                        .values(date_queued=utcnow() - timedelta(minutes=1), heartbeat_at=utcnow() - timedelta(minutes=1)))
+                        .values(date_queued=a_minute_ago, heartbeat_at=a_minute_ago))
     return run_ids
 
 
