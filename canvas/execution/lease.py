@@ -97,6 +97,7 @@ class RunLease:
         self.node: tuple[uuid.UUID, str] | None = None  # (block run, worker) when held for one block of the run
         self.cancel_requested = False  # as the last renewal found the run
         self.trouble: BaseException | None = None  # the database's error to the last renewal, if it failed
+        self.ending = False  # the run's final state is being written: a renewal refused now may be refused by it
 
     def now(self) -> tuple[float, float]:
         return self.clock(), self.wall()
@@ -315,6 +316,8 @@ class LeaseKeeper:
             lease.cancel_requested = bool(renewal.cancel_requested)
         else:
             lease.revoked = True
+            if lease.ending:  # ended by this worker's final write, or the write finds it lost and says so
+                return
             metrics.lease_failed("revoked")
             log.warning("run %s was declared lost and ended by another process; this worker stops it", lease.run_id)
 

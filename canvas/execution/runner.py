@@ -874,6 +874,7 @@ class Runner:
                 records.end_queued_nodes(connection, state.run_id, "Cancelled", "not started: the run was stopped",
                                          finished)
 
+        state.lease.ending = True
         try:
             with not_interrupted():  # a worker's stop signal now would only leave the run Running
                 state.writer.write("finishing the run", record, landed=lambda connection: (

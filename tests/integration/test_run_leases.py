@@ -426,3 +426,25 @@ def test_a_run_claimed_after_the_reaper_read_it_gets_no_second_job(client, app, 
     assert Job.fetch(str(run_id), connection=connection).get_status().value == "finished"
     assert queue_of(app).job_ids == []
     assert (run_row(app, run_id).status, run_row(app, run_id).dispatch_count) == ("Succeeded", 1)
+
+
+def test_a_renewal_that_meets_the_runs_own_end_is_not_taken_for_a_lost_run(client, app, org, monkeypatch, caplog):
+    """The process's lease keeper renews a run's lease just as the run's final state lands: the database refuses the
+    renewal (the run is no longer Running), because this worker ended the run, not another process."""
+    from canvas.execution import lease as leases
+    from tests.integration.run_helpers import work_off
+
+    run_id = queued_run(client, org, [THREE_BLOCKS[0]])
+    refused = []
+    write = FencedWriter.write
+
+    def write_then_renew(self, what, work, **options):  # noqa: ANN001, ANN003, ANN202
+        write(self, what, work, **options)
+        if what == "finishing the run":
+            leases._keeper.renew(self.lease)
+            refused.append(self.lease.revoked)
+
+    monkeypatch.setattr(FencedWriter, "write", write_then_renew)
+    work_off(app)
+    assert refused == [True] and run_row(app, run_id).status == "Succeeded"
+    assert not [record for record in caplog.records if "declared lost" in record.getMessage()]
