@@ -163,6 +163,7 @@ def recover_stranded_runs(database: Database, connection: redis.Redis, config: R
         elif _queue_again(database, connection, run_id, workflow_id, dispatched):
             log.warning("run %s was Queued but its job %s; queued it again (%d of %d)", run_id, why, dispatched,
                         config.requeue_limit)
+            metrics.run_requeued(_requeue_reason(job_states[run_id], run_id in in_flight))
             recovered.append(run_id)
     return recovered
 
@@ -218,6 +219,13 @@ def _not_waiting(state: str | None, taken: bool) -> str | None:
     if state in WAITING_JOB_STATES:
         return None
     return f"is {state} in Redis but the run never started"
+
+
+def _requeue_reason(state: str | None, in_flight: bool) -> str:
+    """canvas_runs_requeued_total's label."""
+    if state is None:
+        return "job_missing"
+    return "job_stuck" if in_flight else "job_ended"
 
 
 def _queue_again(database: Database, connection: redis.Redis, run_id: uuid.UUID, workflow_id: uuid.UUID,

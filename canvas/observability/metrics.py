@@ -78,6 +78,9 @@ CALLBACK_DELIVERIES = Counter("canvas_callback_deliveries", "Run callback delive
                               "retrying, failed)", ["outcome"])
 NOTIFICATION_DELIVERIES = Counter("canvas_notification_deliveries", "Notifications sent, by channel and outcome",
                                   ["channel", "outcome"])
+RUNS_REQUEUED = Counter("canvas_runs_requeued", "Queued runs a reaper queued again because their job would not reach a "
+                        "worker, by reason (job_missing: gone from Redis; job_stuck: taken or started by a worker "
+                        "that never claimed the run; job_ended: failed in RQ before its claim)", ["reason"])
 LEASE_FAILURES = Counter("canvas_run_lease_failures", "Run lease renewals that failed, by reason (unreachable: the "
                          "database did not answer; revoked: the run was declared lost elsewhere)", ["reason"])
 
@@ -133,6 +136,10 @@ def callback_delivered(outcome: str) -> None:
 def notification_sent(channel: str, outcome: str) -> None:
     """For notification senders (e-mail, ...): ``channel`` e.g. "email", ``outcome`` e.g. "sent" or "failed"."""
     NOTIFICATION_DELIVERIES.labels(channel, outcome).inc()
+
+
+def run_requeued(reason: str) -> None:
+    RUNS_REQUEUED.labels(reason).inc()
 
 
 def lease_failed(reason: str) -> None:

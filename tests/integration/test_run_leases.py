@@ -222,6 +222,14 @@ def test_a_lease_expires_locally_one_renewal_before_the_grace_ends():
     assert not lease.expired()
 
 
+def requeued(reason: str) -> float:
+    """canvas_runs_requeued_total{reason} in this process."""
+    from canvas.observability.metrics_web import exposition
+    from tests.unit.test_metrics import value
+
+    return value(exposition().decode(), "canvas_runs_requeued_total", reason=reason)
+
+
 def queue_of(app) -> Queue:
     return Queue(RUN_QUEUE, connection=rq_connection(app))
 
@@ -239,7 +247,9 @@ def test_a_queued_run_whose_job_was_lost_is_queued_again_then_failed_in_words(cl
     age(app, run_id)
     assert reap_lost_runs(services.db, rq_connection(app), config) == []  # its job waits in the queue: fine
     queue_of(app).empty()  # as Redis losing its data would
+    before = requeued("job_missing")
     assert reap_lost_runs(services.db, rq_connection(app), config) == [run_id]
+    assert requeued("job_missing") == before + 1
     assert Job.fetch(str(run_id), connection=rq_connection(app)).get_status().value == "queued"
     assert (run_row(app, run_id).status, run_row(app, run_id).dispatch_count) == ("Queued", 2)
     assert reap_lost_runs(services.db, rq_connection(app), config) == []  # just queued again: its clock restarted
@@ -260,9 +270,10 @@ def test_a_job_that_failed_before_its_claim_is_queued_again_and_runs_once(client
     queue_of(app).remove(job)
     job.set_status("failed")  # as RQ leaves a job whose first transaction died before the claim
     age(app, run_id)
-    services = app.extensions["canvas"]
+    services, before = app.extensions["canvas"], requeued("job_ended")
     assert reap_lost_runs(services.db, rq_connection(app), ReaperConfig.from_settings(
         app.config["CANVAS_SETTINGS"])) == [run_id]
+    assert requeued("job_ended") == before + 1
     work_off(app)
     assert run_row(app, run_id).status == "Succeeded"
     assert [block.status for block in block_runs(app, run_id)] == ["Succeeded"]
@@ -400,9 +411,11 @@ def test_a_job_started_but_never_claimed_for_two_rounds_is_queued_again(client, 
     Job.fetch(str(run_id), connection=connection).set_status("started")
     services = app.extensions["canvas"]
     config, in_flight = ReaperConfig.from_settings(app.config["CANVAS_SETTINGS"]), InFlightJobs()
+    before = requeued("job_stuck")
     assert reap_lost_runs(services.db, connection, config, in_flight) == []  # its claim may be on the way
-    assert (queue.job_ids, run_row(app, run_id).dispatch_count) == ([], 1)
+    assert (queue.job_ids, run_row(app, run_id).dispatch_count, requeued("job_stuck")) == ([], 1, before)
     assert reap_lost_runs(services.db, connection, config, in_flight) == [run_id]
+    assert requeued("job_stuck") == before + 1
     assert (queue.job_ids, run_row(app, run_id).dispatch_count) == ([str(run_id)], 2)
     assert reap_lost_runs(services.db, connection, config) == []  # a one-off round takes no job in flight for stuck
 

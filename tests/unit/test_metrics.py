@@ -118,6 +118,7 @@ def test_the_recording_functions_count_with_bounded_labels():
     metrics.callback_delivered("delivered")
     metrics.notification_sent("email", "sent")
     metrics.lease_failed("revoked")
+    metrics.run_requeued("job_missing")
     from canvas.models.base import utcnow
 
     scheduled = utcnow()
@@ -139,6 +140,7 @@ def test_the_recording_functions_count_with_bounded_labels():
     assert grew("canvas_callback_deliveries_total", outcome="delivered") == 1
     assert grew("canvas_notification_deliveries_total", channel="email", outcome="sent") == 1
     assert grew("canvas_run_lease_failures_total", reason="revoked") == 1
+    assert grew("canvas_runs_requeued_total", reason="job_missing") == 1
     assert grew("canvas_schedule_occurrences_total", outcome="fired") == 1
     assert grew("canvas_schedule_occurrences_total", outcome="skipped") == 1
     assert grew("canvas_schedule_lateness_seconds_count") == 1
@@ -223,7 +225,8 @@ def test_the_grafana_dashboard_uses_only_metrics_that_exist():
              "canvas_oldest_queued_run_age_seconds", "canvas_run_queue_jobs", "canvas_workers",
              "canvas_workers_waiting_for_database", "canvas_schedule_occurrences_total",
              "canvas_schedule_lateness_seconds_bucket", "canvas_callback_deliveries_total",
-             "canvas_notification_deliveries_total", "canvas_run_lease_failures_total"}
+             "canvas_notification_deliveries_total", "canvas_run_lease_failures_total",
+             "canvas_runs_requeued_total"}
     import re
 
     used = {name for expr in expressions for name in re.findall(r"canvas_[a-z_]+", expr)}
