@@ -3,6 +3,7 @@ needs it with a 503 in its own shape (the console with its page) and Retry-After
 does not need it keeps working; nothing is half-written; and everything works again once it is back."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -15,7 +16,7 @@ import pytest
 from tests.api.test_v2_support import basic_headers
 from tests.conftest import Org
 from tests.console.conftest import signed_in
-from tests.integration.run_helpers import make_workflow, run, work_off
+from tests.integration.run_helpers import make_workflow, run, wait_for, work_off
 from tests.integration.test_retention import count_outputs
 from tests.process_tools import canvas_env, run_canvas
 from tests.servers.tcp_proxy import TcpProxy
@@ -178,9 +179,9 @@ def restore_once_waited_on(relay, caplog, seconds: float) -> None:  # noqa: ANN0
     worker's services take a while to build on a loaded machine, which a fixed outage would hide (the first write
     then came after the restore). After 30 s without such a line it is restored anyway, and the test fails."""
     def later() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any(record.name == "canvas.storage.s3" for record in caplog.records):
-            time.sleep(0.05)
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: any(record.name == "canvas.storage.s3" for record in caplog.records), timeout=30,
+                     interval=0.05, what="the worker waiting for the store")
         time.sleep(seconds)
         relay.restore()
 
