@@ -3,6 +3,7 @@ CANVAS_TEST_REDIS_URL are set (CI), and on SQLite plus the embedded Redis when t
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import uuid
 from collections.abc import Iterator
@@ -212,6 +213,31 @@ def make_app(base_settings, migrated_database):
     for app in built:
         _empty_tables(app)
         app.extensions["canvas"].close()
+
+
+@pytest.fixture(autouse=True)
+def _earlier_engines_let_go() -> Iterator[None]:
+    """The ORM keeps the statements it wrote rows with in a cache of each mapper (SQLAlchemy's Mapper._compiled_cache,
+    100 entries), keyed by the engine's dialect, whose listeners hold the engine and its canvas Database: a test
+    process that builds an app per test kept up to a hundred engines alive with their own caches, some 2 million
+    objects, and the garbage collector's full passes through them took 1.5-6 s. A pause that long inside a
+    transaction of an app with a short lost-run grace outlived the idle-in-transaction limit it sets (2 s) and the
+    server ended the session: a 503 where the test expected its setup to succeed. A service process builds its
+    engine once; only a test process needs to let go of the earlier ones."""
+    yield
+    from canvas.models import Base
+
+    for mapper in Base.registry.mappers:
+        mapper._compiled_cache.clear()  # noqa: SLF001 - no public way to empty it
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _earlier_objects_out_of_the_collectors_sight() -> None:
+    """What earlier test files left alive (the modules imported, the session's servers and fixtures, some 250,000
+    objects) is frozen (gc.freeze) as the services do with their long-lived objects (canvas.long_lived): the
+    collector's full passes during a test walk only what test files since made, and stay short."""
+    gc.collect()
+    gc.freeze()
 
 
 def _empty_tables(app) -> None:
