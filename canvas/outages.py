@@ -21,6 +21,9 @@ from sqlalchemy import exc as sqlalchemy_errors
 FIRST_RETRY_SECONDS = 1.0
 OUTAGE_RETRY_AFTER_SECONDS = 5  # what a 503 for an outage tells the client to wait (Retry-After)
 DISK_FULL_SQLSTATE = "53100"  # PostgreSQL's disk_full
+# PostgreSQL ended the session because one of its transactions stayed idle past idle_in_transaction_session_timeout
+# (canvas.db sets it on the service's sessions): the process itself went quiet in the middle of a transaction.
+IDLE_IN_TRANSACTION_SQLSTATE = "25P03"
 
 
 class RedisWritesRefusedError(redis.ResponseError):
@@ -67,7 +70,12 @@ def database_is_full(error: BaseException) -> bool:
     network: the operator must be sent to the disk."""
     driver_error = getattr(error, "orig", None)
     return (getattr(driver_error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
-            or getattr(driver_error, "sqlstate", None) == DISK_FULL_SQLSTATE)
+            or _sqlstate(error) == DISK_FULL_SQLSTATE)
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    """PostgreSQL's code for the driver's error under a SQLAlchemy one."""
+    return getattr(getattr(error, "orig", None), "sqlstate", None)
 
 
 # PostgreSQL refusing a connection because a limit is reached (SQLSTATE 53300, too_many_connections): the server's
@@ -98,6 +106,9 @@ def outage_text(service: str, error: BaseException) -> str:
         state = "refuses writes: its disk is full"
     elif service == DATABASE and connections_exhausted(error):
         state = "refuses new connections: its connection limit is reached"
+    elif service == DATABASE and _sqlstate(error) == IDLE_IN_TRANSACTION_SQLSTATE:
+        state = ("ended this process's session: one of its transactions stayed idle past "
+                 "idle_in_transaction_session_timeout (the process paused, starved of CPU, or waited inside it)")
     else:
         state = "is unreachable"
     return f"{service} {state} ({error.__class__.__name__})"

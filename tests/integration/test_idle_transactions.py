@@ -21,6 +21,7 @@ def limit_of(database) -> str:  # noqa: ANN001 - canvas.db.Database
 
 def test_the_service_limits_how_long_its_transactions_may_idle(postgres_database_url):
     from canvas.db import Database, silence_limit
+    from canvas.outages import DATABASE, outage_text, unreachable_service
 
     database = Database(postgres_database_url, GRACE_SECONDS)
     try:
@@ -31,6 +32,11 @@ def test_the_service_limits_how_long_its_transactions_may_idle(postgres_database
             with pytest.raises(DBAPIError) as ended:
                 session.execute(text("SELECT 2"))
         assert ended.value.connection_invalidated  # taken for a lost connection: waited out, retried on a new one
+        assert outage_text(DATABASE, ended.value) == (  # what the log says: this process went quiet, not the network
+            "the database ended this process's session: one of its transactions stayed idle past "
+            "idle_in_transaction_session_timeout (the process paused, starved of CPU, or waited inside it) "
+            "(InternalError)")
+        assert unreachable_service(ended.value) == DATABASE
         with database.sessions() as session:  # the pool goes on with a new connection
             assert session.execute(text("SELECT 3")).scalar_one() == 3
     finally:
