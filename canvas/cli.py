@@ -167,14 +167,14 @@ def _database(settings: dict):  # noqa: ANN202
 
 def _migrated_database(settings: dict):  # noqa: ANN202
     from canvas import migrate
-    from canvas.outages import DATABASE, unreachable_service
+    from canvas.outages import DATABASE, sqlstate, unreachable_service
 
     database = _database(settings)
     try:
         migrate.upgrade(database.engine)
     except Exception as error:
         url, reason = database.engine.url, _first_line(getattr(error, "orig", error), database.engine.url.password)
-        if getattr(getattr(error, "orig", None), "sqlstate", None) == INSUFFICIENT_PRIVILEGE:
+        if sqlstate(error) == INSUFFICIENT_PRIVILEGE:
             database.dispose()
             _refuse_to_start(f"CANVAS_DATABASE_URL: user {url.username} may not create Canvas's tables in the "
                              f"database at {url!r}: {reason}. Make it the database's owner (ALTER DATABASE "

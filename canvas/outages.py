@@ -70,10 +70,10 @@ def database_is_full(error: BaseException) -> bool:
     network: the operator must be sent to the disk."""
     driver_error = getattr(error, "orig", None)
     return (getattr(driver_error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
-            or _sqlstate(error) == DISK_FULL_SQLSTATE)
+            or sqlstate(error) == DISK_FULL_SQLSTATE)
 
 
-def _sqlstate(error: BaseException) -> str | None:
+def sqlstate(error: BaseException) -> str | None:
     """PostgreSQL's code for the driver's error under a SQLAlchemy one."""
     return getattr(getattr(error, "orig", None), "sqlstate", None)
 
@@ -106,7 +106,7 @@ def outage_text(service: str, error: BaseException) -> str:
         state = "refuses writes: its disk is full"
     elif service == DATABASE and connections_exhausted(error):
         state = "refuses new connections: its connection limit is reached"
-    elif service == DATABASE and _sqlstate(error) == IDLE_IN_TRANSACTION_SQLSTATE:
+    elif service == DATABASE and sqlstate(error) == IDLE_IN_TRANSACTION_SQLSTATE:
         state = ("ended this process's session: one of its transactions stayed idle past "
                  "idle_in_transaction_session_timeout (the process paused, starved of CPU, or waited inside it)")
     else:
