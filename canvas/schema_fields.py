@@ -2,6 +2,7 @@
 
 - ids: `parse_id` / `Id` (and the `id` path converter in canvas.web): 8-4-4-4-12 hex digits with dashes, any case;
 - integers: `Int` (JSON integers in bodies) and `QueryInt` (decimal digits in queries and paths), always in range;
+- instants: `parse_instant_text`, ISO 8601, read as UTC without an offset, within the years a datetime holds;
 - booleans: `StrictBoolean`, JSON true or false and nothing else;
 - JSON inside strings: `JsonString`, checked by the one JSON decoder (canvas.json_input);
 - Canvas property names and query keys: `CanvasSchema`, matched ignoring case as ASP.NET binds them.
@@ -12,6 +13,7 @@ import json
 import re
 import uuid
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 import marshmallow as ma
@@ -93,6 +95,21 @@ def parse_int_text(text: str, minimum: int, maximum: int) -> int:
     if not minimum <= value <= maximum:
         raise ValueError(f"must be between {minimum} and {maximum}, got {text[:40]}")
     return value
+
+
+# --- instants -------------------------------------------------------------------------------------------------------
+
+def parse_instant_text(text: str) -> datetime:
+    """An ISO 8601 instant, in UTC; one without an offset is read as UTC, as every time of this
+    service is. ValueError when it is none, or when its offset takes it past the years a datetime holds
+    (9999-12-31T23:59-01:00): such a value used to fail only once bound into a query."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"'{text[:40]}' is out of range in UTC") from None
 
 
 def page_number_field() -> QueryInt:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import flask_smorest
@@ -10,6 +11,7 @@ from flask import Flask, Request, Response, current_app, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from marshmallow import missing
 from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 
@@ -35,12 +37,28 @@ JSON_MEDIA_TYPES = {"application/json", "application/vnd.api+json"}
 
 # --- rendering -------------------------------------------------------------------------------------------------
 
+# app.extensions[ERROR_PAGES]: {path prefix: page(status, message)}, for what answers with pages rather than JSON
+# (the console): a request under the prefix that no view of it took (an unknown path, a method it does not take, an
+# unexpected error) is answered with its page too.
+ERROR_PAGES = "canvas.error_pages"
+
+
 def render_error(status: int, message: str, error: CanvasError | None = None) -> Response:
+    page = _error_page_for(request.path)
+    if page is not None:
+        return page(status, message)
     if request.path.startswith(V2_PREFIX + "/") or request.path == V2_PREFIX:
         return _render_jsonapi_error(status, message, error)
     response = jsonify({"State": status, "Msg": message})
     response.status_code = status
     return response
+
+
+def _error_page_for(path: str) -> Callable[[int, str], Response] | None:
+    for prefix, page in current_app.extensions.get(ERROR_PAGES, {}).items():
+        if path == prefix or path.startswith(prefix + "/"):
+            return page
+    return None
 
 
 def _render_jsonapi_error(status: int, message: str, error: CanvasError | None) -> Response:
@@ -309,13 +327,19 @@ def refuse_bad_path_and_query_values() -> None:
         if isinstance(value, RefusedPathValue):
             raise value.error_class(f"{name}: {value.reason}", parameter=name)
         if isinstance(value, str):
-            _check_parameter_text(name, value)
-    for name, value in request.args.items(multi=True):
-        _check_parameter_text(name, name)
-        _check_parameter_text(name, value)
+            check_parameter_text(name, value)
+    refuse_unstorable_values(request.args)
 
 
-def _check_parameter_text(name: str, value: str) -> None:
+def refuse_unstorable_values(values: MultiDict) -> None:
+    """Query or form values, and their names, that no database can store, answered naming the parameter."""
+    for name, value in values.items(multi=True):
+        check_parameter_text(name, name)
+        check_parameter_text(name, value)
+
+
+def check_parameter_text(name: str, value: str) -> None:
+    """A query, path or form value no database can store (canvas.json_input.check_text), refused naming it."""
     try:
         check_text(value)
     except JsonInputError as exc:

@@ -105,9 +105,13 @@ def issue_keys_for(session: Session, organization_id: uuid.UUID, key_role: Role,
     target = session.get(Account, account_id)
     if target is None or target.organization_id != organization_id:
         raise NotFoundError(f"Unknown account {account_id}", field="accountId")
+    check_may_issue_keys(key_role, target)
+    return issue_keys(session, target.id)
+
+
+def check_may_issue_keys(key_role: Role, target: Account) -> None:
     if target.role_enum is Role.ADMIN and key_role is not Role.ADMIN:
         raise ForbiddenError("Only an Admin may issue keys for an Admin account")
-    return issue_keys(session, target.id)
 
 
 def rotate_keys(session: Session, account_id: uuid.UUID) -> NewKeys:
@@ -228,6 +232,13 @@ def activate_account(session: Session, token: str, now: datetime | None = None) 
     return account
 
 
+def void_unused_links(session: Session, account_id: uuid.UUID) -> None:
+    """The account's activation and password-reset links not used yet stop working: an old e-mail is worth nothing
+    once a new one is sent, the account deactivated, or its password set."""
+    session.execute(delete(ActivationToken).where(ActivationToken.account_id == account_id,
+                                                  ActivationToken.used_at.is_(None)))
+
+
 def issue_activation_token(session: Session, settings: dict, account_id: uuid.UUID) -> str:
     """A single-use activation token that lives CANVAS_ACTIVATION_TTL_HOURS."""
     return create_activation_token(session, account_id, timedelta(hours=settings["ACTIVATION_TTL_HOURS"]))
@@ -270,8 +281,7 @@ def resend_activation(session: Session, settings: dict, manager: Account, accoun
         raise ForbiddenError("Only an Admin may send an Admin account's activation e-mail")
     if session.scalar(select(Account.id).where(Account.id == target.id, _waits_for_activation())) is None:
         raise ConflictError(f"Account {target.email} is not waiting for activation")
-    session.execute(delete(ActivationToken).where(ActivationToken.account_id == target.id,
-                                                  ActivationToken.used_at.is_(None)))
+    void_unused_links(session, target.id)
     send_activation(session, settings, target)
     audit.record(session, "account.activation.resend", "account", target.id, organization_id=target.organization_id)
     return target
@@ -313,8 +323,7 @@ def deactivate_account(session: Session, manager: Account, account_id: uuid.UUID
     check_may_deactivate(manager, target)
     before = audit.snapshot(target)
     target.active = False
-    session.execute(delete(ActivationToken).where(ActivationToken.account_id == target.id,
-                                                  ActivationToken.used_at.is_(None)))
+    void_unused_links(session, target.id)
     end_sessions_of(session, target.id)
     audit.record_change(session, "account.deactivate", "account", target, before,
                         organization_id=target.organization_id)

@@ -7,14 +7,16 @@ from collections.abc import Callable
 from flask import Flask, redirect, request
 
 from canvas.console.links import CONSOLE_PATH
+from canvas.web import ERROR_PAGES
 
 
 def register_console(app: Flask) -> None:
     """On Flask directly, not through flask-smorest's Api: the console is no part of the OpenAPI document."""
     from canvas.console import pages  # noqa: F401 - each module adds its pages to the blueprint
-    from canvas.console.resources import blp
+    from canvas.console.resources import blp, error_page
 
     app.register_blueprint(blp)
+    app.extensions.setdefault(ERROR_PAGES, {})[CONSOLE_PATH] = error_page
     app.add_url_rule("/", endpoint="console_root", view_func=lambda: redirect(CONSOLE_PATH))
 
 

@@ -3,13 +3,14 @@ BadRequestError naming its field, shown beside it."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 
 from werkzeug.datastructures import MultiDict
 
 from canvas.console.service import RunFilters
 from canvas.errors import BadRequestError
 from canvas.runs.service import RUN_STATES, TRIGGERS
+from canvas.schema_fields import INT32_MAX, MAX_PAGE_NUMBER, parse_id, parse_instant_text, parse_int_text
 
 # The ways to start a run, as the run forms offer them (RunWorkflow's runFromBlock / runTillBlock / dryRun).
 RUN_MODES = {"all": "Run all blocks", "from": "Run from a block", "till": "Run till a block",
@@ -30,10 +31,8 @@ def page_count(total: int, size: int) -> int:
 
 
 def page_number(args: MultiDict) -> int:
-    raw = args.get("page", "1")
-    if not raw.isdigit() or int(raw) < 1:
-        raise BadRequestError("page must be a whole number from 1", field="page")
-    return int(raw)
+    return _whole_number(args.get("page", "1"), MAX_PAGE_NUMBER,  # beyond it, no page's offset fits the database
+                         BadRequestError(f"page must be a whole number from 1 to {MAX_PAGE_NUMBER}", field="page"))
 
 
 def rerun_modes(run) -> dict[str, str]:  # noqa: ANN001 - a WorkflowRun
@@ -56,10 +55,15 @@ def run_request(workflow_id, values: MultiDict, whole: tuple[int | None, int | N
 
 
 def _block_number(values: MultiDict, name: str) -> int:
-    raw = values.get(name, "")
-    if not raw.isdigit() or int(raw) < 1:
-        raise BadRequestError(f"{name}: choose a block", field=name)
-    return int(raw)
+    return _whole_number(values.get(name, ""), INT32_MAX, BadRequestError(f"{name}: choose a block", field=name))
+
+
+def _whole_number(text: str, maximum: int, refusal: BadRequestError) -> int:
+    """ASCII digits only: str.isdigit() also takes superscripts ("²"), which int() then refuses."""
+    try:
+        return parse_int_text(text, 1, maximum)
+    except ValueError:
+        raise refusal from None
 
 
 def compare_request(args: MultiDict) -> tuple[uuid.UUID | None, str | None]:
@@ -79,7 +83,7 @@ def _optional_id(args: MultiDict, name: str) -> uuid.UUID | None:
     if value is None:
         return None
     try:
-        return uuid.UUID(value)
+        return parse_id(value)
     except ValueError:
         raise BadRequestError(f"{name}: '{value}' is not a valid id", field=name) from None
 
@@ -90,7 +94,6 @@ def _optional_time(args: MultiDict, name: str) -> datetime | None:
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value)
+        return parse_instant_text(value)
     except ValueError:
         raise BadRequestError(f"{name}: '{value}' is not a date and time (YYYY-MM-DDTHH:MM)", field=name) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)

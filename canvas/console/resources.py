@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import hmac
+import posixpath
 import secrets
 from datetime import datetime, timedelta, timezone
 from functools import wraps
+from http import HTTPStatus
+from urllib.parse import unquote
 
 from flask import (
     Blueprint,
@@ -40,6 +43,7 @@ from canvas.runs import service as runs
 from canvas.runs.compare import compare_outputs
 from canvas.runs.downloads import output_download
 from canvas.runs.service import RUN_STATES, TRIGGERS
+from canvas.web import refuse_unstorable_values
 from canvas.workflows import service as workflows
 
 SESSION_COOKIE = "canvas_console_session"
@@ -75,6 +79,7 @@ def load_signed_in_account():  # noqa: ANN201
     g.csrf_token = record.csrf_token if record else (request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(32))
     if request.method == "POST":
         _check_csrf(record)
+        refuse_unstorable_values(request.form)  # a NUL character reached PostgreSQL and failed there, a 500
     if record is None and request.endpoint not in PUBLIC_ENDPOINTS:
         return redirect(url_for("console.sign_in", next=request.full_path if request.args else request.path))
     return None
@@ -153,6 +158,11 @@ def http_error_page(error: HTTPException):  # noqa: ANN201
                        code=error.code)
 
 
+def error_page(status: int, message: str):  # noqa: ANN201
+    """The page of an error no console view handled: an unknown address or method under /console, a bug."""
+    return render_page("error.html", status=status, title=HTTPStatus(status).phrase, message=message, code=status)
+
+
 def render_page(template: str, status: int = 200, **context):  # noqa: ANN201
     return make_response(render_template(f"console/{template}", **context), status)
 
@@ -220,7 +230,9 @@ def _sign_in(email: str, password: str):  # noqa: ANN202
 
 def _safe_next(target: str | None) -> str:
     """Back to the console page that asked for a sign-in; never to another site."""
-    if target and target.startswith(CONSOLE_PATH + "/") and not target.startswith("//") and "\\" not in target:
+    path = target.split("?", 1)[0] if target else ""
+    if target and path.startswith(CONSOLE_PATH + "/") and "\\" not in target and \
+            posixpath.normpath(unquote(path)).startswith(CONSOLE_PATH + "/"):  # /console/../api (or %2e%2e) leaves it
         return target
     return url_for("console.runs_list")
 

@@ -78,6 +78,7 @@ def set_password_with_token(session: Session, token: str, password: str, confirm
     check_new_password(password, confirmation)
     account = accounts.activate_account(session, token)
     _store_password(session, account.id, password)
+    accounts.void_unused_links(session, account.id)  # an older reset e-mail must not set another password
     audit.record(session, "account.password.set", "account", account.id, {"password": audit.secret_changed()},
                  organization_id=account.organization_id, actor=_actor(account))
     end_sessions_of(session, account.id)  # a new password signs every browser out

@@ -26,6 +26,7 @@ from canvas.errors import BadRequestError, CanvasError
 from canvas.execution.blocks.base import VariableSpec
 from canvas.execution.registry import get_block
 from canvas.extensions import services
+from canvas.json_input import decode_json
 
 # The registered applications a binding <select> offers: an account has a handful of each kind; a bound keeps one
 # page fast even for an account that registered thousands.
@@ -120,7 +121,7 @@ class VariableField:
         if self.spec.type == "string":
             return text
         try:
-            return json.loads(text)
+            return decode_json(text)  # the one decoder: nesting and NUL characters are refused, not recursed into
         except ValueError:
             if self.spec.type == "any":
                 return text

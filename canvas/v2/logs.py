@@ -1,7 +1,7 @@
 """/v2/logs: the log lines of the account's runs, in the seed's `{total, hits}` shape."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from flask import request
 from flask.views import MethodView
@@ -12,7 +12,7 @@ from canvas.execution.run_log import LEVEL_NUMBERS
 from canvas.extensions import db_session
 from canvas.models import BlockRun, LogLine, Workflow, WorkflowRun
 from canvas.openapi import may_answer
-from canvas.schema_fields import parse_id
+from canvas.schema_fields import INT32_MAX, parse_id, parse_instant_text, parse_int_text
 from canvas.v2 import jsonapi
 from canvas.v2.graph import step_id
 from canvas.v2.schemas import LOG_PARAMETERS, doc
@@ -29,10 +29,9 @@ def time_parameter(name: str) -> datetime | None:
     if not raw:
         return None
     try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        return parse_instant_text(raw)
     except ValueError:
         raise BadRequestError(f"{name} must be an ISO 8601 instant, got '{raw}'", parameter=name) from None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def flow_ids_parameter() -> list:
@@ -44,9 +43,10 @@ def flow_ids_parameter() -> list:
 
 def levels_parameter() -> set[int]:
     values = jsonapi.list_parameter("levels")
-    if not all(value.isdigit() for value in values):
-        raise BadRequestError("levels[] must be numbers: 10 trace ... 60 fatal", parameter="levels[]")
-    return {int(value) for value in values}
+    try:
+        return {parse_int_text(value, 0, INT32_MAX) for value in values}
+    except ValueError:
+        raise BadRequestError("levels[] must be numbers: 10 trace ... 60 fatal", parameter="levels[]") from None
 
 
 def log_page(viewer: Viewer, flow_ids: list, start: datetime | None, end: datetime | None, levels: set[int],

@@ -119,7 +119,7 @@ def verify_signature(session: Session, webhook: FlowWebhook, body: bytes,
     signature = (request.headers.get(webhook.signature_header) or "").strip()
     timestamp = (request.headers.get(webhook.timestamp_header) or "").strip()
     nonce = (request.headers.get(webhook.nonce_header) or "").strip()
-    if not (signature and timestamp.isdigit() and nonce) or len(nonce) > 200:
+    if not (signature and timestamp.isascii() and timestamp.isdigit() and nonce) or len(nonce) > 200:
         raise AuthenticationError(BAD_SIGNATURE)
     secret = services().secret_box.decrypt(webhook.hmac_secret)
     expected = sign(webhook.hmac_algorithm, secret, f"{timestamp}.{nonce}.".encode() + body)

@@ -140,6 +140,7 @@ def rotate_keys(account_id: str):  # noqa: ANN201
     _require_manager()
     session = db_session()
     target = accounts.account_of_organization(session, _organization_id(), account_id)
+    accounts.check_may_issue_keys(g.principal.key_role, target)  # refused before asking, not after
     if request.method == "POST":
         keys = accounts.issue_keys_for(session, _organization_id(), g.principal.key_role, target.id)
         session.commit()

@@ -164,7 +164,7 @@ def _update_variables(session: Session, workflow: Workflow, blocks: list[BlockVi
     if workflow.template_id is None:
         raise FormErrors({"form": NO_TEMPLATE_MESSAGE})
     chain, errors = chain_overrides([{"entry": block.template_entry, "fields": block.fields} for block in blocks],
-                                     form)
+                                     _with_current_values(blocks, form))
     if errors:
         raise FormErrors(errors)
     for entry, block in zip(chain, blocks):
@@ -173,6 +173,17 @@ def _update_variables(session: Session, workflow: Workflow, blocks: list[BlockVi
         data = UpdateWorkflowSchema().load({"id": str(workflow.id), "chain": chain})
         workflows.update_workflow(session, actor(), data)
         session.commit()
+
+
+def _with_current_values(blocks: list[BlockView], form: MultiDict) -> MultiDict:
+    """The form with each field it did not send holding the workflow's value: a truncated or scripted submit keeps
+    the overrides it did not mention (taken for the template's values, they were dropped, the page saying saved)."""
+    filled = MultiDict(form)
+    for block in blocks:
+        for field in block.fields:
+            if field.field not in form:
+                filled[field.field] = block.current_text(field)
+    return filled
 
 
 @blp.post("/workflows/<workflow_id>/settings")

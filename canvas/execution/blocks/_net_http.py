@@ -333,7 +333,7 @@ def read_limited(response: requests.Response, limit: int, shown: str) -> bytes:
     """The body, refused as soon as it exceeds `limit` bytes (decoded bytes: a gzip bomb is caught too)."""
     too_large = BlockError(f"the answer to {shown} is larger than maxResponseBytes ({limit} bytes)")
     declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:  # isdigit alone takes "²"
         raise too_large
     chunks, total = [], 0
     for chunk in response.iter_content(READ_CHUNK_BYTES):
@@ -360,7 +360,7 @@ def retry_after_seconds(value: str | None) -> float | None:
     text = (value or "").strip()
     if not text:
         return None
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return float(text)
     try:
         when = email.utils.parsedate_to_datetime(text)

@@ -121,14 +121,14 @@ class FtpFolder(RemoteFolder):
 
 
 def _entry(name: str, facts: dict) -> RemoteEntry:
-    size = facts.get("size")
-    return RemoteEntry(name, int(size) if str(size or "").isdigit() else None, _iso_time(facts.get("modify")))
+    size = str(facts.get("size") or "")
+    return RemoteEntry(name, int(size) if size.isascii() and size.isdigit() else None, _iso_time(facts.get("modify")))
 
 
 def _iso_time(value: str | None) -> str | None:
     """MLSD's modify fact, YYYYMMDDHHMMSS[.sss] in UTC, as ISO 8601."""
     text = (value or "").split(".")[0]
-    if len(text) != 14 or not text.isdigit():
+    if len(text) != 14 or not (text.isascii() and text.isdigit()):
         return None
     return f"{text[0:4]}-{text[4:6]}-{text[6:8]}T{text[8:10]}:{text[10:12]}:{text[12:14]}Z"
 
