@@ -109,7 +109,8 @@ BEGIN_FIRST_BLOCK = insert(BLOCK_RUNS).from_select(
            *(_FIRST_ENTRY.op("->>")(literal(key)) for key in ("uniqueBlockId", "blockName", "block")),
            literal("Running"), literal(0), literal([], BLOCK_RUNS.c.log.type),
            bindparam("now", type_=RUNS.c.date_started.type))
-    .where(WORKFLOWS.c.id == _CLAIMED.c.workflow_id))
+    .where(WORKFLOWS.c.id == _CLAIMED.c.workflow_id,
+           _FIRST_ENTRY.is_not(None)))  # a block the workflow lost since the run was queued: the runner fails it
 CLAIM_RUN_WITH_WORKFLOW = (
     select(*_CLAIMED.c, *(column.label(f"workflow_{column.name}") for column in WORKFLOW_COLUMNS))
     .where(WORKFLOWS.c.id == _CLAIMED.c.workflow_id)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
+from typing import NoReturn
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Row
@@ -87,6 +88,7 @@ class RunState:
     has_notifications: bool = False  # somebody may be mailed about the run's end (canvas.notifications)
     after_failure: bool = False  # (only known with has_notifications) the workflow's previous run failed
     trigger: str | None = None  # manual | schedule | webhook | ...: a label of the run's metrics
+    unfit: str | None = None  # why the plan no longer fits the workflow (changed after the run was queued)
     # What the blocks read, by block number: stored outputs of parents outside the plan, outputs made in this run.
     outputs: dict[int, Row | dict] = field(default_factory=dict)
     outside: set[int] = field(default_factory=set)  # the block numbers in `outputs` that are stored, not this run's
@@ -233,6 +235,9 @@ class Runner:
         others are queued for any worker, and this one takes them back if nobody has by the time it is free."""
         try:
             number, block_run_id = state.first, state.first_block_run_id
+            if state.unfit is not None:
+                state.number = number
+                self._fail_unfit(state, block_run_id)
             while number is not None:
                 state.number = number
                 self._run_here(state, number, block_run_id)
@@ -263,6 +268,18 @@ class Runner:
             failed = state.failures[0][0]
             return self._finish(state, "Failed", failed, self._run_error(state, None))
         return self._finish(state, "Succeeded", state.last, None)
+
+    def _fail_unfit(self, state: RunState, block_run_id: uuid.UUID) -> NoReturn:
+        """A run whose blocks the workflow no longer has fails with that reason, its first block run with it
+        (before, the worker crashed on the missing block and the run ended "worker lost" a grace period later)."""
+        log.warning("run %s: %s", state.run_id, state.unfit)
+        state.error_text = state.unfit
+        values = {"status": "Failed", "now": utcnow(), "error": state.unfit, "error_class": BlockError.__name__,
+                  "attempts": 0, "records_read": None, "lines": [], "records_failed": None, "errors_blob_key": None}
+        state.writer.write(f"recording why block {state.number} cannot run",
+                           lambda connection: records.fail_block_run(connection, block_run_id, values),
+                           landed=lambda connection: records.block_run_ended(connection, block_run_id))
+        raise BlockError(state.unfit)
 
     def _stop_for_shutdown(self, state: RunState) -> str:
         reason = state.error_text = stop_reason()
@@ -524,6 +541,8 @@ class Runner:
         state = self._run_state(connection, run_id, claimed, workflow)
         state.first_block_run_id = first_block_run_id
         state.begun[state.first] = first_block_run_id
+        if state.unfit is not None:
+            return state  # its blocks are not the workflow's any more: _run_blocks fails it before anything else
         if begin and not self._in_one_statement:  # the workflow's current block was set with the claim
             self._begin_block(connection, state, state.first, first_block_run_id, show=False)
         else:  # begun by the claim, or by a claim whose commit was lost: its input may remain to be written
@@ -545,7 +564,10 @@ class Runner:
                          run_credentials.workflow_time_zone(connection, workflow), claimed.input_blob_key,
                          lease, FencedWriter(self.db.engine, lease), has_callbacks=bool(workflow.has_callbacks),
                          has_notifications=bool(workflow.has_notifications),
-                         after_failure=bool(workflow.after_failure), trigger=claimed.trigger)
+                         after_failure=bool(workflow.after_failure), trigger=claimed.trigger,
+                         unfit=_unfit_plan(workflow.chain, plan))
+        if state.unfit is not None:
+            return state
         for number, edges in outside_inputs(graph, plan).items():
             if state.fed_by_run_input(number):
                 continue
@@ -960,6 +982,16 @@ def _stopped_after_failures(state: RunState, number: int, stop: str) -> int:
         return number
     state.error_text = f"{_failed_blocks(state)}; then {stop}"
     return state.failures[0][0]
+
+
+def _unfit_plan(chain: list[dict], plan: list[int]) -> str | None:
+    """Why a run's blocks (planned when it was queued) are not all in the workflow's chain as it is now, if so."""
+    missing = [number for number in plan if not 1 <= number <= len(chain)]
+    if not missing:
+        return None
+    blocks = f"{len(chain)} block{'s' if len(chain) != 1 else ''}"
+    return (f"the workflow changed after this run was queued: it has {blocks} now, and the run was to run block "
+            f"{', '.join(map(str, missing))}; start the run again")
 
 
 def _end_values(state: RunState, status: str, number: int, error: BaseException | None,

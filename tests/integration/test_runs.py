@@ -239,6 +239,65 @@ def test_redis_down_at_dispatch_is_503_and_leaves_no_stuck_run(make_app, tmp_pat
     assert run(client, org.admin_headers, workflow_id).status_code == 202
 
 
+def _ending_the_active_run_at_the_look(app, monkeypatch, times: int) -> None:
+    """The dispatcher's look for the run its insert was refused for comes after that run ended (a worker finished
+    it in between), `times` times in a row."""
+    from sqlalchemy import update
+
+    from canvas.models import WorkflowRun
+    from canvas.queueing import dispatch
+
+    real, looks = dispatch.active_run, iter(range(times))
+
+    def after_the_end(session, workflow_id):  # noqa: ANN001, ANN202
+        if next(looks, None) is not None:
+            with app.extensions["canvas"].db.transaction() as other:
+                other.execute(update(WorkflowRun).where(WorkflowRun.workflow_id == workflow_id,
+                                                        WorkflowRun.status == "Queued").values(status="Succeeded"))
+        return real(session, workflow_id)
+
+    monkeypatch.setattr(dispatch, "active_run", after_the_end)
+
+
+def test_a_run_refused_for_one_that_ended_meanwhile_is_queued(client, app, org, monkeypatch):
+    workflow_id = make_workflow(client, org.admin_headers)
+    first = run(client, org.admin_headers, workflow_id)
+    assert first.status_code == 202
+    _ending_the_active_run_at_the_look(app, monkeypatch, times=1)
+    second = run(client, org.admin_headers, workflow_id)
+    assert second.status_code == 202, second.json
+    listed = client.get("/api/WorkflowRuns", headers=org.admin_headers, query_string={"workflowId": workflow_id}).json
+    assert sorted(entry["status"] for entry in listed) == ["Queued", "Succeeded"]
+
+
+def test_a_run_refused_again_and_again_for_runs_that_ended_is_a_409(client, app, org, monkeypatch):
+    """Each attempt refused for a run that had ended by the look: a conflict after a few, never a 500."""
+    from canvas.clock import utcnow
+    from canvas.models import WorkflowRun
+    from canvas.queueing import dispatch
+
+    workflow_id = make_workflow(client, org.admin_headers)
+    assert run(client, org.admin_headers, workflow_id).status_code == 202
+    real_insert, attempts = dispatch._insert_queued, []
+
+    def insert_beside_another(session, new_run):  # noqa: ANN001, ANN202 - a rival dispatch wins each time
+        attempts.append(new_run)
+        if len(attempts) > 1:
+            with app.extensions["canvas"].db.transaction() as other:
+                real_insert(other, WorkflowRun(workflow_id=uuid.UUID(workflow_id), account_id=uuid.UUID(org.admin_id),
+                                               status="Queued", trigger="manual", run_from_block=1, run_till_block=3,
+                                               date_queued=utcnow(), heartbeat_at=utcnow()))
+        return real_insert(session, new_run)
+
+    monkeypatch.setattr(dispatch, "_insert_queued", insert_beside_another)
+    _ending_the_active_run_at_the_look(app, monkeypatch, times=dispatch.INSERT_ATTEMPTS)
+    refused = run(client, org.admin_headers, workflow_id)
+    assert refused.status_code == 409 and refused.json["Msg"].startswith(f"Workflow {workflow_id} is already")
+    assert len(attempts) == dispatch.INSERT_ATTEMPTS and len({id(attempt) for attempt in attempts}) == 1
+    listed = client.get("/api/WorkflowRuns", headers=org.admin_headers, query_string={"workflowId": workflow_id}).json
+    assert [entry["status"] for entry in listed] == ["Succeeded"] * dispatch.INSERT_ATTEMPTS, "each rival ended"
+
+
 def test_a_hundred_concurrent_run_requests_start_exactly_one_run(app, org):
     workflow_id = make_workflow(app.test_client(), org.admin_headers)
     statuses, barrier = [], threading.Barrier(20)
