@@ -32,7 +32,7 @@ def _url_password(url: str) -> str:
         return ""
     try:
         return sqlalchemy.make_url(url).password or ""
-    except sqlalchemy.exc.ArgumentError:
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # ValueError: a port that is no number
         return url  # an unparseable URL may hold anything
 
 

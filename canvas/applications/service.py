@@ -70,13 +70,25 @@ def register_application(session: Session, catalog: ApplicationCatalog, box, ver
     now = utcnow()
     registered = RegisteredApplication(
         account_id=account_id, application_id=uuid.UUID(spec.id), short_name=spec.short_name,
-        tag_text=(data.get("tagText") or "").strip() or spec.name,
+        tag_text=_tag_text(data) or spec.name,
         credentials_ciphertext=box.encrypt_json(credentials), is_authenticated=is_authenticated(spec, verified),
         date_authenticated=now if verified else None, date_created=now, date_modified=now)
     session.add(registered)
     session.flush()
     audit.record_change(session, "application.register", "application", registered, {})
     return registered
+
+
+TAG_TEXT_MAX_LENGTH = 200  # registered_application.tag_text
+
+
+def _tag_text(data: dict) -> str:
+    """The registration's name, checked here for every caller (the v2 dialect and the console send no Canvas
+    schema; a longer one failed in the database, a 500)."""
+    text = (data.get("tagText") or "").strip()
+    if len(text) > TAG_TEXT_MAX_LENGTH:
+        raise BadRequestError(f"tagText: Longer than maximum length {TAG_TEXT_MAX_LENGTH}.", field="tagText")
+    return text
 
 
 def register_application_again(session: Session, catalog: ApplicationCatalog, box, verifier: Verifier,  # noqa: ANN001
@@ -92,7 +104,7 @@ def register_application_again(session: Session, catalog: ApplicationCatalog, bo
     before = audit.snapshot(registered)
     _mark_verified(registered, spec, verify_outside_transaction(session, verifier, spec, credentials))
     registered.credentials_ciphertext = box.encrypt_json(credentials)
-    registered.tag_text = (data.get("tagText") or "").strip() or spec.name
+    registered.tag_text = _tag_text(data) or spec.name
     registered.date_modified = utcnow()
     audit.record_change(session, "application.update", "application", registered, before)
     return registered
@@ -189,8 +201,8 @@ def update_registered(session: Session, catalog: ApplicationCatalog, box, verifi
         check_usable(spec, credentials)
         _mark_verified(registered, spec, verify_outside_transaction(session, verifier, spec, credentials))
         registered.credentials_ciphertext = box.encrypt_json(credentials)
-    if data.get("tagText"):
-        registered.tag_text = data["tagText"].strip()
+    if _tag_text(data):
+        registered.tag_text = _tag_text(data)
     registered.date_modified = utcnow()
     audit.record_change(session, "application.update", "application", registered, before)
     return registered

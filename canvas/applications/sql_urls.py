@@ -37,7 +37,12 @@ def check_sql_url(credentials: Mapping) -> None:
 
 def _backend_name(text: str) -> str:
     try:
-        return sqlalchemy.make_url(text).get_backend_name()
+        url = sqlalchemy.make_url(text)
     except sqlalchemy.exc.ArgumentError:
         raise ValidationError(f"url: not a database URL; expected scheme://..., e.g. {EXAMPLE_URL}",
                               field=URL_FIELD) from None
+    except ValueError:  # SQLAlchemy reads the port with int(): host:notaport
+        url = None
+    if url is None or (url.port is not None and not 1 <= url.port <= 65535):
+        raise ValidationError("url: the port after the host must be a number from 1 to 65535", field=URL_FIELD)
+    return url.get_backend_name()

@@ -235,7 +235,7 @@ def _sql_url(credentials: Mapping, settings: Mapping) -> sqlalchemy.URL:
     if text:
         try:
             return sqlalchemy.make_url(text)
-        except sqlalchemy.exc.ArgumentError:
+        except (sqlalchemy.exc.ArgumentError, ValueError):  # ValueError: a port that is no number
             raise VerificationError("url is not a valid SQLAlchemy database URL") from None
     return sqlalchemy.URL.create(
         str(credentials.get("driver") or settings.get("driver") or DEFAULT_SQL_DRIVER),

@@ -80,8 +80,10 @@ def replacing(stored: dict, keys: dict) -> dict:
 
 
 def component_id(data: dict) -> str:
-    related = ((data.get("relationships") or {}).get("component") or {}).get("data") or {}
-    if not isinstance(related, dict) or not related.get("id"):
+    relationships = data.get("relationships")
+    component = relationships.get("component") if isinstance(relationships, dict) else None
+    related = component.get("data") if isinstance(component, dict) else None
+    if not isinstance(related, dict) or not isinstance(related.get("id"), str) or not related["id"]:
         raise BadRequestError("relationships.component.data.id (the application id) is required", field="component")
     return str(related["id"])
 

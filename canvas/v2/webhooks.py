@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import uuid
 from datetime import timedelta
@@ -42,6 +43,8 @@ BAD_SIGNATURE = "The webhook signature is missing or invalid"
 HOOK_PATH = "/v2/hooks/"
 REPLAYED = "This webhook call was already received (nonce replayed)"
 ACTIVE_RUN_RETRY_AFTER_SECONDS = 30
+HEADER_NAME_MAX_LENGTH = 100  # flow_webhook.*_header
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1," + str(HEADER_NAME_MAX_LENGTH) + "}")  # RFC 9110's token
 DEFAULT_HEADERS = {"signature_header": "X-Signature", "timestamp_header": "X-Timestamp", "nonce_header": "X-Nonce"}
 
 
@@ -65,7 +68,7 @@ def _apply_hmac(webhook: FlowWebhook, settings) -> None:  # noqa: ANN001
     if not isinstance(settings, dict):
         raise BadRequestError("hmac must be an object or null", field="hmac")
     algorithm = settings.get("algorithm", "sha256")
-    if algorithm not in ALGORITHMS:
+    if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:  # a list or an object is unhashable
         raise BadRequestError(f"hmac.algorithm must be one of {', '.join(ALGORITHMS)}", field="hmac.algorithm")
     secret = settings.get("secret")
     if not isinstance(secret, str) or len(secret) < 16:
@@ -77,8 +80,9 @@ def _apply_hmac(webhook: FlowWebhook, settings) -> None:  # noqa: ANN001
     webhook.tolerance_seconds = tolerance
     for name, default in DEFAULT_HEADERS.items():
         value = settings.get(name)
-        if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise BadRequestError(f"hmac.{name} must be a header name", field=f"hmac.{name}")
+        if value is not None and (not isinstance(value, str) or not HEADER_NAME.fullmatch(value.strip())):
+            raise BadRequestError(f"hmac.{name} must be a header name (letters, digits and -, at most "
+                                  f"{HEADER_NAME_MAX_LENGTH} characters)", field=f"hmac.{name}")
         setattr(webhook, name, (value or default).strip())
 
 

@@ -296,3 +296,73 @@ def test_the_decoder_reports_the_path_of_the_first_unstorable_text():
     assert refused.value.where == "chain.1.variables.y"
     paired = decode_json('"\\ud83d\\ude00"')  # a surrogate pair is one character, and fine
     assert paired == "\U0001F600"
+
+
+# --- 7. values that failed inside the database or a parser (found probing a live service on PostgreSQL) -------------
+
+SQL_APP = "ebc4ddb0-d0e5-4244-985d-5d505bfbfab9"
+
+
+@pytest.mark.parametrize("port", ["notaport", "99999", "0", "[::1"])
+def test_a_database_url_whose_port_is_no_port_is_a_400_in_both_dialects(client, org, v2, port):
+    url = f"postgresql://reader:s3cret-pw@db.example.com:{port}/sales"
+    canvas = client.post("/api/RegApplication", headers=org.admin_headers, json={
+        "applicationId": SQL_APP, "credentialsJson": json.dumps({"url": url})})
+    message = canvas_refusal(canvas)
+    assert message.startswith("url: ") and "s3cret-pw" not in message
+    jsonapi = v2.call("POST", "/v2/credentials", {"data": {"type": "credential", "attributes": {
+        "name": "Sales", "keys": {"url": url}}, "relationships": {"component": {"data": {"id": SQL_APP}}}}})
+    error = jsonapi_refusal(jsonapi)
+    assert error["source"] == {"pointer": "/data/attributes/keys/url"}
+    assert "s3cret-pw" not in jsonapi.get_data(as_text=True)
+
+
+def test_a_credential_name_longer_than_its_column_is_a_400_naming_it(v2):
+    created = v2.call("POST", "/v2/credentials", {"data": {"type": "credential", "attributes": {
+        "name": "x" * 201, "keys": {}}, "relationships": {"component": {"data": {"id": FILE_HUB_APP}}}}})
+    assert jsonapi_refusal(created)["source"] == {"pointer": "/data/attributes/name"}
+    renamed = v2.call("PATCH", f"/v2/credentials/{v2.credential}", {"data": {"type": "credential", "attributes": {
+        "name": "y" * 201}}})
+    assert jsonapi_refusal(renamed)["source"] == {"pointer": "/data/attributes/name"}
+    assert v2.call("PATCH", f"/v2/credentials/{v2.credential}", {"data": {"type": "credential", "attributes": {
+        "name": "y" * 200}}}).status_code == 200
+
+
+@pytest.mark.parametrize("component", [5, "abc", [1], True, {"data": 5}, {"data": {"id": 7}}])
+def test_a_credentials_component_that_is_no_relationship_is_a_400_pointing_at_it(v2, component):
+    answer = v2.call("POST", "/v2/credentials", {"data": {"type": "credential", "attributes": {"name": "n", "keys": {}},
+                                                          "relationships": {"component": component}}})
+    assert jsonapi_refusal(answer)["source"] == {"pointer": "/data/relationships/component"}
+
+
+@pytest.mark.parametrize("hmac_settings, field", [
+    ({"algorithm": [], "secret": "s" * 20}, "algorithm"), ({"algorithm": {}, "secret": "s" * 20}, "algorithm"),
+    ({"secret": "s" * 20, "signature_header": "X-" + "a" * 100}, "signature_header"),
+    ({"secret": "s" * 20, "nonce_header": "X Nonce"}, "nonce_header"),
+    ({"secret": "s" * 20, "timestamp_header": ["X-T"]}, "timestamp_header")])
+def test_webhook_hmac_settings_of_the_wrong_kind_are_a_400_pointing_at_them(v2, hmac_settings, field):
+    flow_id = v2.create()["id"]
+    answer = v2.call("POST", f"/v2/flows/{flow_id}/webhooks", {"data": {"type": "webhook", "attributes": {
+        "hmac": hmac_settings}}})
+    assert jsonapi_refusal(answer)["source"] == {"pointer": f"/data/attributes/hmac/{field}"}
+
+
+@pytest.mark.parametrize("levels", [["2147483648"], [str(2**70)], ["²"], ["101"]])
+def test_log_levels_outside_the_scale_are_a_400_naming_the_parameter(v2, levels):
+    answer = v2.call("GET", "/v2/logs", **{"levels[]": levels})
+    assert jsonapi_refusal(answer)["source"] == {"parameter": "levels[]"}
+
+
+@pytest.mark.parametrize("instant", ["9999-12-31T23:59:59-23:59", "0001-01-01T00:00+14:00"])
+def test_a_log_window_whose_offset_leaves_the_calendar_is_a_400(v2, instant):
+    assert jsonapi_refusal(v2.call("GET", "/v2/logs", **{"from": instant}))["source"] == {"parameter": "from"}
+
+
+def test_a_webhook_timestamp_in_superscript_digits_is_a_bad_signature(v2):
+    flow_id = v2.create()["id"]
+    created = v2.call("POST", f"/v2/flows/{flow_id}/webhooks", {"data": {"type": "webhook", "attributes": {
+        "hmac": {"secret": "s" * 20}}}})
+    url = created.json["data"]["attributes"]["url"]
+    answer = v2.client.post(url[url.index("/v2/hooks/"):], json={}, headers={
+        "X-Signature": "sha256=00", "X-Timestamp": "¹⁷⁰⁰", "X-Nonce": "n1"})
+    assert jsonapi_refusal(answer, 401)["detail"] == "The webhook signature is missing or invalid"

@@ -65,7 +65,7 @@ def database_url(credentials: Mapping) -> sqlalchemy.URL:
         )
     try:
         return sqlalchemy.make_url(text)
-    except sqlalchemy.exc.ArgumentError:
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # ValueError: a port that is no number
         raise BlockError("the application's url is not a valid SQLAlchemy database URL") from None
 
 
