@@ -28,6 +28,7 @@ from canvas.v2.auth import resolve_v2_principal
 from canvas.v2.jsonapi import check_acceptable, refuse_unknown_query_parameters
 from canvas.web import (
     PATH_CONVERTERS,
+    CanvasFlask,
     CaseInsensitiveApiPaths,
     RequestJSONProvider,
     check_request_body,
@@ -52,7 +53,7 @@ API_SPEC_OPTIONS = {
 
 def build_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_settings(config)
-    app = Flask("canvas")
+    app = CanvasFlask("canvas")
     app.url_map.strict_slashes = False  # `/v2/flows/` (as the seed writes some URLs) is `/v2/flows`, not a 404
     app.json = RequestJSONProvider(app)  # request.get_json uses the one request decoder
     app.url_map.converters.update(PATH_CONVERTERS)  # before any rule is added: they use them

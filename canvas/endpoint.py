@@ -11,6 +11,7 @@ from typing import Any
 import marshmallow as ma
 
 META_ATTRIBUTE = "_canvas_endpoint"
+ID_PARAMETER = "Guid id"  # the Canvas document's parameter of endpoints that act on one thing by its id
 _DTO_SCHEMAS: dict[str, type[ma.Schema]] = {}
 
 
@@ -31,14 +32,20 @@ class EndpointMeta:
     returns: str = ""
     extension: bool = False
     role: RoleRule | None = None
+    acts_on_path_id: bool = False  # a body endpoint that also acts on an id in its path (route_with_optional_id)
+
+    @property
+    def takes_path_id(self) -> bool:
+        return self.parameters == ID_PARAMETER or self.acts_on_path_id
 
 
 def canvas_endpoint(name: str, *, authenticate: bool = True, parameters: str = "", returns: str = "",
-                    extension: bool = False, role: RoleRule | None = None) -> Callable:
+                    extension: bool = False, role: RoleRule | None = None, acts_on_path_id: bool = False) -> Callable:
     """Mark a view method as the Canvas endpoint `name`. Its docstring's first line is its description."""
 
     def decorate(view: Callable) -> Callable:
-        setattr(view, META_ATTRIBUTE, EndpointMeta(name, authenticate, parameters, returns, extension, role))
+        setattr(view, META_ATTRIBUTE, EndpointMeta(name, authenticate, parameters, returns, extension, role,
+                                                   acts_on_path_id))
         return view
 
     return decorate
@@ -96,7 +103,12 @@ def route_with_optional_id(blp, path: str) -> Callable:  # noqa: ANN001 - flask_
 
     def register(view_class: type) -> type:
         blp.route(path, endpoint=view_class.__name__)(view_class)
-        blp.route(f"{path}/<id:path_id>", endpoint=view_class.__name__ + "ById")(view_class)
+        # only the methods that take the id: another one answers 405 before its body is read (it was read first, so
+        # a bad body got a 400 about the body rather than about the path)
+        with_id = [method.upper() for method in ("get", "post", "put", "patch", "delete")
+                   if (meta := getattr(getattr(view_class, method, None), META_ATTRIBUTE, None)) is not None
+                   and meta.takes_path_id]
+        blp.route(f"{path}/<id:path_id>", endpoint=view_class.__name__ + "ById", methods=with_id)(view_class)
         return view_class
 
     return register

@@ -25,9 +25,8 @@ ERROR_STATUSES_ATTRIBUTE = "_canvas_error_statuses"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 WRITE_METHODS = ("post", "put", "patch", "delete")
 V2_PREFIX, V2_PUBLIC_PREFIX = "/v2/", "/v2/hooks/"
-# A Canvas `{path_id}` route serves the methods that take a `Guid id`; its other methods answer 405 or ignore the
-# id, so they are documented only on the route without it.
-ID_PARAMETER = "Guid id"
+# A Canvas `{path_id}` route serves the methods that take a `Guid id` (canvas.endpoint.route_with_optional_id); the
+# others are documented only on the route without it.
 
 CANVAS_ERROR_SCHEMA = {
     "type": "object",
@@ -134,7 +133,7 @@ def _id_route_without_id(path: str, view: Callable, method: str) -> bool:
     if not path.startswith("/api/") or "{path_id}" not in path:
         return False
     meta = endpoint_meta(view, method)
-    return meta is None or meta.parameters != ID_PARAMETER
+    return meta is None or not meta.takes_path_id
 
 
 def _set_answers(path: str, method: str, operation: dict, view: Callable) -> None:
@@ -167,6 +166,10 @@ def operation_errors(path: str, method: str, operation: dict, view: Callable) ->
         statuses.add(406)  # canvas.v2.jsonapi.check_acceptable: an Accept without JSON
         if not path.startswith(V2_PUBLIC_PREFIX):
             statuses.add(400)  # canvas.v2.jsonapi.refuse_unknown_query_parameters
+            if method in ("post", "put", "patch"):
+                statuses.add(409)  # canvas.v2.jsonapi.request_data: a document of another type (or id)
+        else:
+            statuses |= {401, 503}  # a webhook's HMAC signature; the database behind the token
     return statuses
 
 

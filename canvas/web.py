@@ -103,6 +103,17 @@ def _title(status: int, error: CanvasError | None) -> str:
         return "Error"
 
 
+class CanvasFlask(Flask):
+    """Flask answering an OPTIONS request (which it serves for every route) with 204 and Allow, no body: Flask's
+    own answer was a 200 with an empty text/html body, where every other answer of the API is JSON or nothing."""
+
+    def make_default_options_response(self) -> Response:
+        response = super().make_default_options_response()
+        response.status_code = 204
+        response.headers.pop("Content-Type", None)
+        return response
+
+
 # --- error handlers ----------------------------------------------------------------------------------------------
 
 def register_error_handlers(app: Flask) -> None:

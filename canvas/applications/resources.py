@@ -52,7 +52,8 @@ class RegApplications(MethodView):
 
 @route_with_optional_id(blp, "/RegApplication")
 class RegApplication(MethodView):
-    @canvas_endpoint("RegApplication", parameters="[FromBody]AddRegApplicationApiDto regApp", returns="Guid")
+    @canvas_endpoint("RegApplication", parameters="[FromBody]AddRegApplicationApiDto regApp", returns="Guid",
+                     acts_on_path_id=True)
     @blp.arguments(AddRegApplicationSchema)
     @blp.response(200, GUID_ANSWER)
     def post(self, data, path_id=None):
@@ -136,7 +137,7 @@ class RegApplicationGrants(MethodView):
         return _grants_answer(session, registered)
 
     @canvas_endpoint("RegApplicationGrants", parameters="[FromBody]RegApplicationGrantsApiDto grants",
-                     returns="JSON", extension=True)
+                     returns="JSON", extension=True, acts_on_path_id=True)
     @blp.arguments(RegApplicationGrantsSchema)
     @blp.response(200, RegApplicationGrantsAnswerSchema)
     @may_answer(404)

@@ -7,7 +7,6 @@ from flask.views import MethodView
 from canvas.applications.schemas import OptionalIdArgsSchema
 from canvas.auth import current_principal
 from canvas.endpoint import canvas_endpoint, id_argument, route_with_optional_id
-from canvas.errors import MethodNotAllowedError
 from canvas.extensions import db_session
 from canvas.openapi import may_answer
 from canvas.openapi_schemas import GUID_ANSWER, TOTAL_COUNT_HEADER, TRUE_ANSWER
@@ -57,10 +56,8 @@ class Workflow(MethodView):
     @canvas_endpoint("Workflow", parameters="[FromBody]AddWorkflowApiDto workflow", returns="Guid")
     @blp.arguments(AddWorkflowSchema)
     @blp.response(200, GUID_ANSWER)
-    def post(self, data, path_id=None):
+    def post(self, data):
         """Registers a new workflow based on template and returns Id"""
-        if path_id is not None:
-            raise MethodNotAllowedError("POST /api/Workflow takes no id in the path")
         session = db_session()
         workflow = service.instantiate(session, actor(), data)
         session.commit()

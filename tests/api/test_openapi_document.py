@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 
@@ -80,6 +81,17 @@ def test_v2_collections_are_documents_whose_data_is_an_array(document):
 
 def test_a_path_id_route_documents_only_the_methods_that_take_an_id(document):
     assert set(document["paths"]["/api/Workflow/{path_id}"]) - {"parameters"} == {"get"}
+    # POSTs that act on the path's registered application (register it again, set its grants): served, documented
+    assert set(document["paths"]["/api/RegApplication/{path_id}"]) - {"parameters"} == {"get", "post"}
+    assert set(document["paths"]["/api/RegApplicationGrants/{path_id}"]) - {"parameters"} == {"get", "post"}
+
+
+@pytest.mark.parametrize("body", [{"name": "x"}, {"workflowTemplateId": str(uuid.uuid4()), "applications": {}}])
+def test_a_method_a_path_id_route_does_not_serve_is_a_405_whatever_the_body(client, org, body):
+    """It used to read the body first: a bad one got a 400 about the body, a good one the 405."""
+    answer = client.post(f"/api/Workflow/{uuid.uuid4()}", json=body, headers=org.admin_headers)
+    assert answer.status_code == 405 and answer.json["State"] == 405
+    assert "POST" not in answer.headers["Allow"] and "GET" in answer.headers["Allow"]
 
 
 def test_docs_page_loads_only_same_origin_assets_and_they_are_served(client):
@@ -113,3 +125,12 @@ def test_an_app_built_after_another_serves_the_document_the_first_one_finished(m
     assert second.get_json() == first.get_json()
     assert "/api/RunWorkflow" in second.get_json()["paths"] and "/v2/flows" in second.get_json()["paths"]
     assert second.get_json()["components"]["schemas"].keys() == first.get_json()["components"]["schemas"].keys()
+
+
+def test_v2_writes_declare_the_409_of_a_document_of_another_type_and_hooks_their_401_and_503(document):
+    paths = document["paths"]
+    for path, method in [("/v2/flows/{flow_id}/webhooks", "post"), ("/v2/flows/{flow_id}/callbacks", "post"),
+                         ("/v2/flows", "post"), ("/v2/flows/{flow_id}", "patch")]:
+        assert "409" in paths[path][method]["responses"], (path, method)
+    hook = next(operations for path, operations in paths.items() if path.startswith("/v2/hooks/"))
+    assert {"401", "503"} <= set(hook["post"]["responses"])

@@ -102,3 +102,10 @@ def test_a_body_of_blanks_is_read_as_no_body_naming_what_is_missing(client, org)
 def test_query_argument_errors_name_the_parameter(client):
     body = assert_canvas_error(client.get("/api/Describe"), 400)
     assert body["Msg"].startswith("name:")
+
+
+@pytest.mark.parametrize("path", ["/api/Workflows", "/api/RegApplication/00000000-0000-0000-0000-0000000000aa"])
+def test_options_answers_204_with_allow_and_no_html(client, path):
+    answer = client.options(path)
+    assert answer.status_code == 204 and "GET" in answer.headers["Allow"]
+    assert "Content-Type" not in answer.headers and answer.get_data() == b""
