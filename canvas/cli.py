@@ -30,9 +30,24 @@ def _settings() -> dict:
             click.echo(f"Error: {problem}", err=True)
         sys.exit(2)
     configure_logging(settings["LOG_LEVEL"], settings.get("LOG_FORMAT") or "text")
+    _check_data_dir(settings["DATA_DIR"])
     if not os.environ.get("CANVAS_PUBLIC_URL"):
         settings.update(_running_public_url(settings))
     return settings
+
+
+def _check_data_dir(data_dir: str) -> None:
+    """Every command keeps something in the data dir (its lock files, the secret key, the embedded database):
+    one that is a file or cannot be written is said once, naming the setting (it was a traceback)."""
+    from pathlib import Path
+
+    path = Path(data_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        _refuse_to_start(f"CANVAS_DATA_DIR: cannot create {path} ({error.strerror or error})")
+    if not os.access(path, os.W_OK | os.X_OK):
+        _refuse_to_start(f"CANVAS_DATA_DIR: {path} cannot be written by this process (user {os.getuid()})")
 
 
 def _running_public_url(settings: dict) -> dict:
@@ -237,7 +252,7 @@ def cli() -> None:
 
 @cli.command()
 @click.option("--host", default=None, help="Address the API listens on (default 127.0.0.1).")
-@click.option("--port", default=None, type=int, help="Port the API listens on (default 8080).")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="Port the API listens on (default 8080).")
 def up(host: str | None, port: int | None) -> None:
     """Run everything on this machine: the API, one worker and the scheduler."""
     from canvas.defaults import DEFAULT_HOST, DEFAULT_PORT
@@ -359,8 +374,8 @@ def _prepare_data_dir(settings: dict) -> None:
 
 @cli.command()
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
-@click.option("--port", default=None, type=int, help="Port to listen on (default 8080).")
-@click.option("--workers", default=None, type=int,
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="Port to listen on (default 8080).")
+@click.option("--workers", default=None, type=click.IntRange(min=0),
               help="gunicorn worker processes (default: CANVAS_API_WORKERS, else one per core, or 2 x cores + 1 "
                    "with --threads 1, as far as half the available memory holds them at ~100 MB each, at least 2).")
 @click.option("--threads", default=None, type=click.IntRange(min=1),
@@ -405,7 +420,8 @@ def _metrics(settings: dict, role: str, port: int | None = None) -> None:
     try:
         serve_on_port(port, settings["METRICS_HOST"])
     except OSError as exc:
-        raise click.ClickException(f"--metrics-port {port}: {exc.strerror or exc}") from None
+        raise click.ClickException(f"--metrics-port {port} on CANVAS_METRICS_HOST {settings['METRICS_HOST']}: "
+                                   f"{exc.strerror or exc}") from None
 
 
 def _api_workers(settings: dict, threads: int) -> int:
@@ -434,13 +450,13 @@ def _listening_public_url(host: str, port: int) -> dict | None:
               help="simple: jobs run in the worker process (fast); fork: each job in a child process (isolated), a "
                    "child serving CANVAS_WORKER_RUNS_PER_CHILD runs (default 1).")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
-@click.option("--max-jobs", type=int, default=None,
+@click.option("--max-jobs", type=click.IntRange(min=1), default=None,
               help="Exit after this many runs (a supervisor restarts it): bounds what a leaky block can hold.")
 @click.option("--name", default=None, help="Worker name (default: RQ's).")
 @click.option("--with-rq-scheduler", is_flag=True,
               help="Also fork RQ's scheduler, which queues delayed jobs (callback retries), when no other process "
                    "holds its lock. `canvas scheduler` runs it already: use this only without one (~90 MB).")
-@click.option("--metrics-port", type=int, default=None,
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
               help="Serve this process's Prometheus metrics on this port (/metrics, on CANVAS_METRICS_HOST).")
 def worker(worker_class: str | None, burst: bool, max_jobs: int | None, name: str | None,
            with_rq_scheduler: bool, metrics_port: int | None) -> None:
@@ -468,7 +484,7 @@ def worker(worker_class: str | None, burst: bool, max_jobs: int | None, name: st
 
 
 @cli.command()
-@click.option("--metrics-port", type=int, default=None,
+@click.option("--metrics-port", type=click.IntRange(1, 65535), default=None,
               help="Serve this process's Prometheus metrics on this port (/metrics, on CANVAS_METRICS_HOST).")
 def scheduler(metrics_port: int | None) -> None:
     """Run the scheduler that fires workflow schedules.
@@ -587,7 +603,8 @@ def secrets_generate_key() -> None:
 
 
 @secrets.command("rotate")
-@click.option("--batch-size", default=200, show_default=True, help="Rows re-encrypted per transaction.")
+@click.option("--batch-size", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Rows re-encrypted per transaction.")
 def secrets_rotate(batch_size: int) -> None:
     """Re-encrypt every stored secret with the first key of CANVAS_SECRET_KEYS (safe to re-run)."""
     from pathlib import Path

@@ -4,6 +4,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,8 +31,17 @@ def default_settings() -> dict[str, Any]:
     return {name: getattr(default_config, name) for name in dir(default_config) if name.isupper()}
 
 
+# Booleans whose default is None ("decide for me"): a value, when given, is still true or false.
+OPTIONAL_BOOLEANS = frozenset({"BLOB_FSYNC"})
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")  # no inf, nan or 1_000
+
+
 def _parse_env_value(name: str, raw: str, default: Any) -> Any:
-    if isinstance(default, bool):
+    """An empty variable stands for the default, as an unset one does (not for "no value": an empty
+    CANVAS_PUBLIC_URL broke the mails of a new organization, an empty CANVAS_METRICS_HOST listened on every
+    address); for a boolean it is false."""
+    if isinstance(default, bool) or (name in OPTIONAL_BOOLEANS and raw.strip()):
         lowered = raw.strip().lower()
         if lowered in _TRUE:
             return True
@@ -39,11 +49,14 @@ def _parse_env_value(name: str, raw: str, default: Any) -> Any:
             return False
         raise SettingsError(f"{ENV_PREFIX}{name} must be true or false, got {raw!r}")
     if isinstance(default, (int, float)):
-        try:
-            return type(default)(raw)
-        except ValueError:
-            raise SettingsError(f"{ENV_PREFIX}{name} must be a {type(default).__name__}, got {raw!r}") from None
-    return raw if raw != "" else None
+        text = raw.strip()
+        if isinstance(default, int) and _INTEGER.fullmatch(text):
+            return int(text)
+        if isinstance(default, float) and _NUMBER.fullmatch(text):
+            return float(text)
+        kind = "a whole number" if isinstance(default, int) else "a number"
+        raise SettingsError(f"{ENV_PREFIX}{name} must be {kind}, got {raw!r}")
+    return raw if raw.strip() != "" else default
 
 
 def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -80,19 +93,31 @@ def _derive(settings: dict[str, Any]) -> dict[str, Any]:
 
 # --- validation: one table, checked in one place ------------------------------------------------------------------
 
+# No number a setting holds is sensibly larger: seconds beyond 31 years, counts beyond a billion. Larger ones failed
+# far from the setting (a timestamp out of range in the reaper, a C int in APScheduler, Redis refusing an expiry).
+NUMBER_MAX = 10**9
+
+
 @dataclass(frozen=True)
 class Bound:
-    """A number at least ``low`` (or above it, when ``exclusive``)."""
+    """A number at least ``low`` (or above it, when ``exclusive``) and at most ``high``."""
     low: float
     exclusive: bool = False
+    high: float = NUMBER_MAX
 
     def problem(self, value: float) -> str | None:
+        if value > self.high:
+            return f"must be at most {self.high:g}"
         if value > self.low or (value == self.low and not self.exclusive):
             return None
         return f"must be {'above' if self.exclusive else 'at least'} {self.low:g}"
 
 
 AT_LEAST_0, AT_LEAST_1, ABOVE_0 = Bound(0), Bound(1), Bound(0, exclusive=True)
+DAYS = Bound(0, high=36500)  # a hundred years: further back than a date can be computed from today
+# Half the grace, in milliseconds, is a PostgreSQL session's idle_in_transaction_session_timeout and its socket's
+# tcp_user_timeout, both 32-bit integers
+GRACE = Bound(0, exclusive=True, high=10**6)
 
 # Settings with a fixed set of values (compared without regard to case where the setting is, LOG_LEVEL).
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -107,7 +132,7 @@ RANGES: dict[str, Bound] = {
     "TRUSTED_PROXY_COUNT": AT_LEAST_0, "MAX_REQUEST_BYTES": AT_LEAST_1, "ACTIVATION_TTL_HOURS": ABOVE_0,
     "VERIFY_TIMEOUT_SECONDS": ABOVE_0, "BLOCK_TIMEOUT_SECONDS": ABOVE_0, "BLOCK_RETRIES": AT_LEAST_0,
     "BLOCK_RETRY_BASE_SECONDS": AT_LEAST_0, "PROGRESS_INTERVAL_SECONDS": ABOVE_0,
-    "OUTPUT_RETENTION_DAYS": AT_LEAST_0, "OUTPUT_RETENTION_RUNS": AT_LEAST_0, "LOST_RUN_GRACE_SECONDS": ABOVE_0,
+    "OUTPUT_RETENTION_DAYS": DAYS, "OUTPUT_RETENTION_RUNS": AT_LEAST_0, "LOST_RUN_GRACE_SECONDS": GRACE,
     "BLOB_OUTAGE_SECONDS": AT_LEAST_0,
     "LEASE_RENEW_SECONDS": ABOVE_0, "REAPER_INTERVAL_SECONDS": ABOVE_0, "REQUEUE_LIMIT": AT_LEAST_0,
     "RECONNECT_MAX_SECONDS": ABOVE_0, "API_WORKERS": AT_LEAST_0, "API_THREADS": AT_LEAST_1,
@@ -115,7 +140,7 @@ RANGES: dict[str, Bound] = {
     "SCHEDULER_RECONCILE_SECONDS": ABOVE_0,
     "SCHEDULER_MISFIRE_GRACE_SECONDS": AT_LEAST_0, "SCHEDULER_RUN_EACH_LIMIT": AT_LEAST_0,
     "CALLBACK_RETRY_BASE_SECONDS": AT_LEAST_0, "SHUTDOWN_GRACE_SECONDS": ABOVE_0,
-    "AUDIT_RETENTION_DAYS": AT_LEAST_0, "AUDIT_PRUNE_INTERVAL_SECONDS": ABOVE_0,
+    "AUDIT_RETENTION_DAYS": DAYS, "AUDIT_PRUNE_INTERVAL_SECONDS": ABOVE_0,
     "NOTIFICATION_INTERVAL_SECONDS": AT_LEAST_0, "RATE_LIMIT_WINDOW_SECONDS": AT_LEAST_1,
     "RATE_LIMIT_PER_KEY": AT_LEAST_0, "RATE_LIMIT_PER_ORGANIZATION": AT_LEAST_0,
     "WEBHOOK_RATE_LIMIT_PER_FLOW": AT_LEAST_0, "AUTH_FAILURE_LIMIT": AT_LEAST_0,
@@ -137,7 +162,8 @@ URL_SCHEMES: dict[str, tuple[str, ...]] = {
 def problems_with(settings: Mapping[str, Any]) -> list[str]:
     """Every problem of the settings, one line each, naming the variable: choices, ranges, URLs, then the rules
     that tie settings together."""
-    problems = [*_choice_problems(settings), *_range_problems(settings), *_url_problems(settings)]
+    problems = [*_choice_problems(settings), *_range_problems(settings), *_url_problems(settings),
+                *_network_problems(settings)]
     if not problems:  # the cross-setting rules assume each value is sound on its own
         problems.extend(_lease_timing_problems(settings))
     return problems
@@ -179,6 +205,22 @@ def _url_problems(settings: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _network_problems(settings: Mapping[str, Any]) -> list[str]:
+    """CANVAS_ALLOW_PRIVATE_NETWORKS and CANVAS_TLS_CA_FILE, which were read only when the first connection needed
+    them: every registration then answered 500."""
+    from canvas.network.guard import NetworkPolicy
+
+    problems = []
+    try:
+        NetworkPolicy.from_setting(settings.get("ALLOW_PRIVATE_NETWORKS"))
+    except ValueError as error:
+        problems.append(str(error))
+    ca_file = settings.get("TLS_CA_FILE")
+    if ca_file and not os.access(ca_file, os.R_OK):
+        problems.append(f"{ENV_PREFIX}TLS_CA_FILE names no file this process can read; got {ca_file!r}")
+    return problems
+
+
 def _url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
     try:
         parts = urlsplit(url)
@@ -190,6 +232,8 @@ def _url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
         return f"must be a URL starting with {' or '.join(f'{each}://' for each in schemes)}"
     if scheme in ("http", "https", "smtp", "smtps", "redis", "rediss") and not parts.hostname:
         return "must name a host"
+    if scheme in ("redis", "rediss") and not re.fullmatch(r"/?[0-9]*", parts.path):
+        return "must end with a database number (redis://host:6379/0), if any"  # redis-py took /abc for 0
     return None
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -49,6 +50,9 @@ def create_organization(session: Session, name: str, admin_email: str) -> NewOrg
     """An organization with an active Admin account and its first API keys."""
     if not name.strip():
         raise BadRequestError("Organization name must not be empty", field="name")
+    if len(name.strip()) > ORGANIZATION_NAME_MAX_LENGTH:
+        raise BadRequestError(f"Organization name must have at most {ORGANIZATION_NAME_MAX_LENGTH} characters",
+                              field="name")
     organization = Organization(name=name.strip(), ip_allowlist=[])
     session.add(organization)
     session.flush()
@@ -73,10 +77,18 @@ def _add_account(session: Session, organization_id: uuid.UUID, email: str, role:
     return account
 
 
+# One mailbox: a local part and a domain, without what would make it several addresses or a display form when it
+# goes into a mail's To header ("a@b.c,d@e.f" mailed two, "<a@b.c>", quotes, a second @)
+_ONE_MAILBOX = re.compile(r"[^@\s,;<>()\"\[\]\\:]+@[^@\s,;<>()\"\[\]\\:]+")
+EMAIL_MAX_LENGTH = 320  # account.email
+ORGANIZATION_NAME_MAX_LENGTH = 200  # organization.name
+
+
 def normalise_email(email: str) -> str:
     email = (email or "").strip().lower()
-    local, at, domain = email.partition("@")
-    if not (local and at and domain) or any(ch.isspace() for ch in email):
+    if len(email) > EMAIL_MAX_LENGTH:
+        raise BadRequestError(f"email: at most {EMAIL_MAX_LENGTH} characters", field="email")
+    if not _ONE_MAILBOX.fullmatch(email):
         raise BadRequestError(f"email: '{email}' is not a valid e-mail address", field="email")
     return email
 

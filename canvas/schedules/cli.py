@@ -24,7 +24,7 @@ USAGE_ERROR = 2  # as click answers a usage error
               help="How many fire times to print.")
 def cron(expression: str, zone_name: str, after: str | None, count: int) -> None:
     """Print the next fire times of a Quartz cron EXPRESSION, one ISO 8601 instant with offset per line."""
-    from canvas.schedules.service import check_time_zone, fire_time_texts, parse_instant
+    from canvas.schedules.service import check_time_zone, fire_time_texts, last_fire_year, parse_instant
 
     try:
         parsed = parse(expression)
@@ -35,6 +35,9 @@ def cron(expression: str, zone_name: str, after: str | None, count: int) -> None
         _fail(f"'{expression}' is not a valid Quartz cron expression: {exc}")
     except BadRequestError as exc:
         _fail(exc.message)
+    if not lines:  # printing nothing and exiting 0 read as success; the API refuses such a schedule
+        _fail(f"'{expression}' never fires after {start.isoformat()} in {zone_name} (up to the end of "
+              f"{last_fire_year()})")
     for line in lines:
         click.echo(line)
 

@@ -29,9 +29,10 @@ def test_defaults_are_five_times_in_utc_after_now():
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:[0-5]0\+00:00", line) for line in lines)
 
 
-def test_an_expression_with_no_more_fire_times_prints_nothing():
+def test_an_expression_with_no_more_fire_times_is_an_error():
+    """It printed nothing and exited 0, which a script reads as success; the API refuses such a schedule."""
     result = run_cron("0 0 0 1 1 ? 2020")
-    assert (result.exit_code, result.output) == (0, "")
+    assert result.exit_code == 2 and result.output.startswith("Error: '0 0 0 1 1 ? 2020' never fires after ")
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -33,6 +33,22 @@ def _problems(tmp_path, **variables: str) -> list[str]:
                                                 "got 'redis://localhost:notaport'"),
     ("DATABASE_URL", "mysql://db/canvas", "CANVAS_DATABASE_URL must be a URL starting with sqlite:// or "
                                           "postgresql+psycopg://; got 'mysql://db/canvas'"),
+    # found probing the CLI: each passed the check and failed later, far from the setting, or silently did wrong
+    ("LOST_RUN_GRACE_SECONDS", "inf", "CANVAS_LOST_RUN_GRACE_SECONDS must be a number, got 'inf'"),
+    ("LOST_RUN_GRACE_SECONDS", "99999999", "CANVAS_LOST_RUN_GRACE_SECONDS must be at most 1e+06; got 1e+08"),
+    ("REAPER_INTERVAL_SECONDS", "1e23", "CANVAS_REAPER_INTERVAL_SECONDS must be at most 1e+09; got 1e+23"),
+    ("SCHEDULER_MISFIRE_GRACE_SECONDS", "99999999999999999999999",
+     "CANVAS_SCHEDULER_MISFIRE_GRACE_SECONDS must be at most 1e+09; got 1e+23"),
+    ("OUTPUT_RETENTION_DAYS", "1000000", "CANVAS_OUTPUT_RETENTION_DAYS must be at most 36500; got 1e+06"),
+    ("REAPER_INTERVAL_SECONDS", "nan", "CANVAS_REAPER_INTERVAL_SECONDS must be a number, got 'nan'"),
+    ("BLOCK_RETRIES", "1_000", "CANVAS_BLOCK_RETRIES must be a whole number, got '1_000'"),
+    ("BLOB_FSYNC", "maybe", "CANVAS_BLOB_FSYNC must be true or false, got 'maybe'"),
+    ("ALLOW_PRIVATE_NETWORKS", "10.0.0.0/33",
+     "CANVAS_ALLOW_PRIVATE_NETWORKS: '10.0.0.0/33' is neither true/false nor a CIDR network"),
+    ("TLS_CA_FILE", "/nonexistent.pem", "CANVAS_TLS_CA_FILE names no file this process can read; "
+                                        "got '/nonexistent.pem'"),
+    ("REDIS_URL", "redis://127.0.0.1:6379/abc", "CANVAS_REDIS_URL must end with a database number "
+                                                "(redis://host:6379/0), if any; got 'redis://127.0.0.1:6379/abc'"),
 ], ids=lambda value: value if isinstance(value, str) and value.isupper() else None)
 def test_each_unusable_value_is_one_line_naming_the_variable(tmp_path, name, value, problem):
     assert _problems(tmp_path, **{f"CANVAS_{name}": value}) == [problem]
@@ -49,7 +65,19 @@ def test_every_problem_is_reported_at_once(tmp_path):
 def test_values_of_the_wrong_type_are_all_reported(tmp_path):
     assert _problems(tmp_path, CANVAS_BLOCK_RETRIES="many", CANVAS_BENCHMARK_ENDPOINTS="perhaps") == [
         "CANVAS_BENCHMARK_ENDPOINTS must be true or false, got 'perhaps'",
-        "CANVAS_BLOCK_RETRIES must be a int, got 'many'"]
+        "CANVAS_BLOCK_RETRIES must be a whole number, got 'many'"]
+
+
+@pytest.mark.parametrize("name", ["PUBLIC_URL", "LOG_LEVEL", "METRICS_HOST", "DATA_DIR", "BLOB_FSYNC", "REDIS_URL"])
+def test_an_empty_variable_stands_for_the_default(tmp_path, name):
+    """An empty CANVAS_PUBLIC_URL used to be None: `canvas org create` crashed after writing the organization, its
+    keys never shown; an empty CANVAS_METRICS_HOST listened on every address."""
+    defaults = load_settings(environ={"CANVAS_DATA_DIR": str(tmp_path)})
+    environ = {"CANVAS_DATA_DIR": str(tmp_path), f"CANVAS_{name}": ""}
+    if name == "DATA_DIR":
+        environ = {"CANVAS_DATA_DIR": "", "HOME": str(tmp_path)}
+        defaults = load_settings(environ={"HOME": str(tmp_path)})
+    assert load_settings(environ=environ)[name] == defaults[name]
 
 
 def test_a_password_in_a_refused_url_is_not_shown(tmp_path):
