@@ -12,6 +12,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Mapping
 
 import redis
 from redis._parsers.base import BaseParser
@@ -134,10 +135,14 @@ class OutageLog:
     """The outages one process sees, one entry per service, shared by its threads and tasks: the first failure of any
     task logs the warning, the first success of a task that had failed for want of the service logs its return."""
 
-    def __init__(self, logger: logging.Logger, who: str) -> None:
+    def __init__(self, logger: logging.Logger, who: str,
+                 probes: Mapping[str, Callable[[], object]] | None = None) -> None:
         self.logger, self.who = logger, who
         self._lock = threading.Lock()
         self._since: dict[str, float] = {}  # service -> monotonic time of its first failure
+        # service -> a call that fails while it is away: a task that succeeds may not have used the service this
+        # time (a reconcile with nothing to publish), so its success alone does not say the service is back
+        self._probes = dict(probes or {})
 
     def is_down(self, service: str) -> bool:
         with self._lock:
@@ -154,10 +159,23 @@ class OutageLog:
         return service
 
     def succeeded(self, service: str) -> None:
+        if not self.is_down(service) or not self._answers(service):
+            return
         with self._lock:
             since = self._since.pop(service, None)
         if since is not None:
             self.logger.info("%s: %s is back after %.0f s", self.who, service, time.monotonic() - since)
+
+
+    def _answers(self, service: str) -> bool:
+        probe = self._probes.get(service)
+        if probe is None:
+            return True
+        try:
+            probe()
+        except Exception:  # noqa: BLE001 - any failure of the probe: still away
+            return False
+        return True
 
 
 class Retrying:

@@ -149,7 +149,7 @@ class SchedulerEngine:
         self.name = name or scheduler_name()
         self.rules = MisfireRules(timedelta(seconds=config.misfire_grace_seconds), config.run_each_limit)
         self.in_flight = InFlightJobs()  # the reaper's memory between its rounds
-        self.outages = OutageLog(log, f"scheduler {self.name}")
+        self.outages = OutageLog(log, f"scheduler {self.name}", probes={"Redis": connection.ping})
         self.dispatcher = OccurrenceDispatcher(database, connection, self.name, on_unclaimed=self._reload_later,
                                                outages=self.outages)
         self.dispatching = Retrying("dispatching occurrences", self.outages, config.reconnect_max_seconds)

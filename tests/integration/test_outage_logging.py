@@ -49,6 +49,28 @@ def test_an_outage_is_two_lines_however_many_attempts_fail(caplog):
     assert all(record.exc_info is None for record in caplog.records), "no traceback for a lost connection"
 
 
+def test_a_task_that_succeeds_without_the_service_does_not_say_it_is_back(own_redis, caplog):
+    """The scheduler's chores share one OutageLog: a chore that failed on Redis and next time had nothing to send
+    it said "Redis is back" while Redis was still away, every second or two. With a probe, the return is said once
+    the service answers."""
+    caplog.set_level(logging.INFO)
+    own_redis.stop()
+    client = redis.Redis.from_url(own_redis.url, socket_connect_timeout=1, retry=None)
+    outages = OutageLog(logging.getLogger("test.outages"), "scheduler s1", probes={"Redis": client.ping})
+    listener, reconcile = Retrying("listening", outages, 30.0), Retrying("reconciling", outages, 30.0)
+    for _ in range(3):
+        listener.failed(redis_error())
+        reconcile.failed(redis_error())
+        reconcile.succeeded()  # nothing to publish this time: Redis was not used
+    assert outages.is_down("Redis")
+    own_redis.start()
+    listener.succeeded()
+    client.close()
+    assert [record.getMessage() for record in caplog.records if record.name == "test.outages"] == [
+        "scheduler s1: listening failed: Redis is unreachable (ConnectionError); retrying with backoff, at most 30 s "
+        "apart", "scheduler s1: Redis is back after 0 s"]
+
+
 def test_a_redis_that_answers_but_takes_no_writes_is_said_to_refuse_them(own_redis, caplog):
     """Full at maxmemory: an outage all the same (work waits for it), but "unreachable" would send the operator to
     the network, where nothing is wrong."""
