@@ -76,7 +76,7 @@ def _render_jsonapi_error(status: int, message: str, error: CanvasError | None) 
 
 # Faults named by these fields are in the document's members, not in `data.attributes`
 _DOCUMENT_MEMBERS = {"data": "/data", "type": "/data/type", "id": "/data/id",
-                     "component": "/data/relationships/component"}
+                     "relationships": "/data/relationships", "component": "/data/relationships/component"}
 
 
 def _jsonapi_source(error: CanvasError | None) -> dict | None:

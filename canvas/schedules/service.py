@@ -107,9 +107,14 @@ def check_fires(spec: ScheduleSpec, now: datetime) -> None:
                               f"the end of {last_fire_year()} in {spec.zone_name}{quartz}", field=FIELD)
 
 
+# In the system's zone files but no IANA zone: this machine's own zone (a link that differs between machines), and
+# the placeholder zone
+NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+
+
 @lru_cache(maxsize=1)
 def known_time_zones() -> frozenset[str]:
-    return frozenset(available_timezones() | {DEFAULT_ZONE})
+    return frozenset((available_timezones() - NOT_ZONES) | {DEFAULT_ZONE})
 
 
 def check_time_zone(name: Any, field: str, context: str = "") -> str:

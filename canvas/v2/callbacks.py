@@ -87,7 +87,7 @@ class FlowCallbacks(MethodView):
         """Add a callback to a flow"""
         from canvas.extensions import services
 
-        attributes = jsonapi.attributes_of(jsonapi.request_data("callback"))
+        attributes = jsonapi.attributes_of(jsonapi.request_data("callback", creates=True))
         session = db_session()
         callback, secret = create_callback(session, current_principal().account_id, flow_id, attributes,
                                            services().secret_box)

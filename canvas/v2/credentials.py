@@ -107,7 +107,7 @@ class Credentials(MethodView):
                    request_body="attributes.name, attributes.keys; relationships.component"))
     def post(self):
         """Create a credential: keys are verified, then stored encrypted"""
-        data = jsonapi.request_data("credential")
+        data = jsonapi.request_data("credential", creates=True)
         attributes = jsonapi.attributes_of(data)
         session = db_session()
         with v2_field_names():

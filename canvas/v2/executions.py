@@ -124,7 +124,7 @@ def execution_options() -> dict:
     id of the flow's graph), dry_run."""
     if not sent_a_document():
         return {}
-    attributes = jsonapi.attributes_of(jsonapi.request_data("execution"))
+    attributes = jsonapi.attributes_of(jsonapi.request_data("execution", creates=True))
     for name in STEP_OPTIONS:
         value = attributes.get(name)
         if value is not None and not (isinstance(value, int) and not isinstance(value, bool)) and not (

@@ -67,7 +67,7 @@ class Flows(MethodView):
                                 "notification_settings..."))
     def post(self):
         """Create a flow (its graph becomes the workflow's chain)"""
-        data = jsonapi.request_data("flow")
+        data = jsonapi.request_data("flow", creates=True)
         session = db_session()
         workflow = flows.create_flow(session, services().application_catalog, actor(), jsonapi.attributes_of(data))
         session.commit()
@@ -200,7 +200,7 @@ class FlowCopy(MethodView):
                    request_body="A flow-copy: attributes.name, attributes.dest_flow_id or relationships.dest_workspace"))
     def post(self, flow_id):
         """Copy a flow into the draft of a new flow (dest_workspace) or of an existing flow (dest_flow_id)"""
-        data = jsonapi.request_data("flow-copy")
+        data = jsonapi.request_data("flow-copy", creates=True)
         attributes = jsonapi.attributes_of(data)
         session = db_session()
         workflow = drafts.copy_flow(session, services().application_catalog, actor(), flow_id, attributes,

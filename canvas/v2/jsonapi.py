@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from flask import Response, current_app, request
 
 from canvas.endpoint import view_method
-from canvas.errors import BadRequestError, ConflictError, NotAcceptableError
+from canvas.errors import BadRequestError, ConflictError, ForbiddenError, NotAcceptableError
 from canvas.schema_fields import DEFAULT_PAGE_SIZE, INT64_MAX, MAX_PAGE_NUMBER, MAX_PAGE_SIZE, parse_id, parse_int_text
 from canvas.web import V2_PREFIX, sent_a_document
 
@@ -109,17 +109,25 @@ def to_one(kind: str, resource_id: Any, link: str | None = None) -> dict:
 
 # --- request documents ------------------------------------------------------------------------------------------
 
-def request_data(expected_type: str, *, resource_id: str | None = None) -> dict:
+def request_data(expected_type: str, *, resource_id: str | None = None, creates: bool = False) -> dict:
     """The `data` object of the body: an object of the expected type (and id, for PATCH)."""
     body = request.get_json(silent=True) if sent_a_document() else None
     if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
         raise BadRequestError("The body must be a JSON:API document with a `data` object", field="data")
     data = body["data"]
-    if data.get("type") not in (None, expected_type):
+    if "type" not in data:  # JSON:API: a resource object MUST contain a type
+        raise BadRequestError(f"data.type is required ('{expected_type}')", field="type")
+    if data["type"] != expected_type:
         raise ConflictError(f"data.type must be '{expected_type}', got {json.dumps(data.get('type'))}",
                             field="type")
+    if "id" in data and not isinstance(data["id"], str):  # JSON:API: an id is a string
+        raise BadRequestError(f"data.id must be a string, got {json.dumps(data['id'])[:60]}", field="id")
     if resource_id is not None and data.get("id") not in (None, resource_id):
         raise ConflictError(f"data.id '{data.get('id')}' does not match the URL's id {resource_id}", field="id")
+    if creates and "id" in data:  # JSON:API: 403 for a client-generated id the server does not take
+        raise ForbiddenError("data.id: this server makes the ids of new resources; send none", field="id")
+    if not isinstance(data.get("relationships", {}), dict):
+        raise BadRequestError("data.relationships must be an object", field="relationships")
     return data
 
 

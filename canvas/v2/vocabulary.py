@@ -9,9 +9,13 @@ import re
 
 FIELD_NAMES = {"runFromBlock": "run_from_step", "runTillBlock": "run_till_step", "dryRun": "dry_run",
                "retryFailedRecords": "retry_failed_records", "workflowId": "flow_id",
-               "registeredApplicationId": "credentials_id", "tagText": "name", "failurePolicy": "failure_policy"}
-_FIELD_PATTERN = re.compile(r"\b(" + "|".join(FIELD_NAMES) + r")\b")
+               "registeredApplicationId": "credentials_id", "tagText": "name", "failurePolicy": "failure_policy",
+               "scheduleFrequency.cronSchedule": "cron"}
+# Fields named only where an error points, not in its text ("{runId}" is also a filename placeholder)
+POINTER_NAMES = {"runId": "retry_failed_records.execution_id"}
+_FIELD_PATTERN = re.compile(r"\b(" + "|".join(map(re.escape, FIELD_NAMES)) + r")\b")
 _WORDS = [
+    (re.compile(r"\bUnknown run\b"), "Unknown execution"),
     (re.compile(r"\bRegistered application\b"), "Credential"),
     (re.compile(r"\bregistered application\b"), "credential"),
     (re.compile(r"\bWorkflow\b"), "Flow"),
@@ -30,4 +34,4 @@ def v2_message(message: str) -> str:
 
 
 def v2_field(name: str | None) -> str | None:
-    return FIELD_NAMES.get(name, name) if name else name
+    return FIELD_NAMES.get(name) or POINTER_NAMES.get(name, name) if name else name

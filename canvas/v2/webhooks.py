@@ -168,7 +168,7 @@ class FlowWebhooks(MethodView):
         """Add a webhook to a flow"""
         attributes = {}
         if sent_a_document():
-            attributes = jsonapi.attributes_of(jsonapi.request_data("webhook"))
+            attributes = jsonapi.attributes_of(jsonapi.request_data("webhook", creates=True))
         session = db_session()
         webhook, token = create_webhook(session, current_principal().account_id, flow_id, attributes)
         session.commit()

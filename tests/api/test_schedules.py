@@ -198,6 +198,13 @@ def test_an_unknown_account_zone_is_a_400_and_null_clears_it(client, org):
     assert cleared.json["timeZone"] is None
 
 
+@pytest.mark.parametrize("zone", ["localtime", "Factory", "posixrules"])
+def test_a_zone_file_that_is_no_iana_zone_is_refused(client, org, zone):
+    """'localtime' is this machine's own zone (in the system's zone files, and a different zone on each machine)."""
+    bad = client.post("/api/AccountTimeZone", json={"timeZone": zone}, headers=org.admin_headers)
+    assert bad.status_code == 400 and bad.json["Msg"].startswith(f"timeZone: '{zone}' is not a known IANA time zone")
+
+
 def test_the_extensions_are_listed_by_get_metadata_and_describe(client):
     names = {(entry["name"], entry["verb"]) for entry in client.get("/api/GetMetaData").json}
     assert {("WorkflowScheduler", "POST"), ("SchedulePreview", "POST"), ("ScheduleOccurrences", "GET"),

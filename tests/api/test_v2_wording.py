@@ -147,3 +147,41 @@ def test_a_search_with_a_nul_character_is_refused_not_a_match_for_everything(v2)
     answer = v2.call("GET", "/v2/flows", search="\x00")
     assert answer.status_code == 400
     assert only_error(answer)["source"] == {"parameter": "search"}
+
+
+def test_a_retry_of_an_unknown_execution_says_execution_and_points_at_its_attribute(v2):
+    flow_id = v2.create()["id"]
+    answer = v2.call("POST", f"/v2/flows/{flow_id}/executions", {"data": {"type": "execution", "attributes": {
+        "retry_failed_records": {"execution_id": str(uuid.uuid4()), "step": 1}}}})
+    error = only_error(answer)
+    assert answer.status_code == 404 and error["detail"].startswith("Unknown execution ")
+    assert error["source"] == {"pointer": "/data/attributes/retry_failed_records/execution_id"}
+
+
+def test_a_cron_that_never_fires_is_said_in_v2_words(v2):
+    flow_id = v2.create()["id"]
+    answer = v2.call("PATCH", f"/v2/flows/{flow_id}", {"data": {"type": "flow", "id": flow_id, "attributes": {
+        "cron": "0 0 30 2 *"}}})
+    error = only_error(answer)
+    assert answer.status_code == 400 and "scheduleFrequency" not in error["detail"], error
+    assert error["source"] == {"pointer": "/data/attributes/cron"}
+
+
+# --- JSON:API's rules for a request document ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("data, status, pointer", [
+    ({"attributes": {"name": "no type"}}, 400, "/data/type"),
+    ({"type": "flow", "id": 5, "attributes": {"name": "numeric id"}}, 400, "/data/id"),
+    ({"type": "flow", "id": "mine", "attributes": {"name": "client id"}}, 403, "/data/id"),
+    ({"type": "flow", "attributes": {"name": "x"}, "relationships": []}, 400, "/data/relationships")])
+def test_a_document_breaking_json_api_rules_is_refused_pointing_at_the_member(v2, data, status, pointer):
+    answer = v2.call("POST", "/v2/flows", {"data": data})
+    error = only_error(answer)
+    assert answer.status_code == status and error["source"] == {"pointer": pointer}, error
+
+
+def test_a_patch_without_a_type_is_refused_and_changes_nothing(v2):
+    flow = v2.create(name="Kept")
+    answer = v2.call("PATCH", f"/v2/flows/{flow['id']}", {"data": {"attributes": {"name": "Changed"}}})
+    assert answer.status_code == 400 and only_error(answer)["source"] == {"pointer": "/data/type"}
+    assert v2.call("GET", f"/v2/flows/{flow['id']}").json["data"]["attributes"]["name"] == "Kept"
