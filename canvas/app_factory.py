@@ -30,6 +30,7 @@ from canvas.web import (
     PATH_CONVERTERS,
     CanvasFlask,
     CaseInsensitiveApiPaths,
+    DrainedRequestBodies,
     RequestJSONProvider,
     check_request_body,
     refuse_bad_path_and_query_values,
@@ -88,7 +89,7 @@ def build_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.before_request(refuse_unknown_query_parameters)
     app.before_request(refuse_bad_path_and_query_values)
     app.before_request(outside_console(check_request_body))  # the console's forms are not JSON
-    app.wsgi_app = CaseInsensitiveApiPaths(app.wsgi_app, app)
+    app.wsgi_app = DrainedRequestBodies(CaseInsensitiveApiPaths(app.wsgi_app, app))
     if settings["TRUSTED_PROXY_COUNT"]:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings["TRUSTED_PROXY_COUNT"])
     return app
