@@ -111,6 +111,11 @@ def _redis_refusal(url: str | None) -> str | None:
         if urlsplit(url).password is None:
             return f"CANVAS_REDIS_URL: Redis at {shown} requires a password, and the URL gives none"
         return f"CANVAS_REDIS_URL: Redis at {shown} refused the credentials: {_first_line(error, None)}"
+    except redis.ResponseError as error:  # answered, refusing the connection's own setup: SELECT of no database
+        if "DB index is out of range" not in str(error):
+            return None
+        return (f"CANVAS_REDIS_URL: Redis at {without_password(url)} has no database {urlsplit(url).path.strip('/')} "
+                f"(its 'databases' setting is lower)")
     except redis.RedisError:
         return None
     finally:

@@ -229,6 +229,15 @@ def test_a_redis_url_without_the_password_it_needs_says_so(tmp_path, redis_with_
     assert error == f"Error: CANVAS_REDIS_URL: Redis at {url} requires a password, and the URL gives none"
 
 
+def test_a_redis_database_the_server_does_not_have_refuses_to_start_with_one_line(tmp_path, redis_with_a_password):
+    """redis://…/99 on a server with 16 databases: the worker died with a traceback, the scheduler logged one each
+    time it said it was alive."""
+    url = f"redis://:right-Pw@127.0.0.1:{redis_with_a_password}/99"
+    error = one_error_line(run_canvas("worker", env=canvas_env(tmp_path / "data", CANVAS_REDIS_URL=url)))
+    assert error == (f"Error: CANVAS_REDIS_URL: Redis at redis://:***@127.0.0.1:{redis_with_a_password}/99 has no "
+                     "database 99 (its 'databases' setting is lower)")
+
+
 def test_the_right_password_starts_the_worker(tmp_path, redis_with_a_password):
     env = canvas_env(tmp_path / "data", CANVAS_REDIS_URL=f"redis://:right-Pw@127.0.0.1:{redis_with_a_password}/0")
     assert run_canvas("db", "upgrade", env=env).returncode == 0  # or the worker waits for it
