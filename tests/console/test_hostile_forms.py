@@ -163,3 +163,11 @@ def test_sign_in_never_sends_the_browser_out_of_the_console(app, org, next_page)
     kept = Browser(app).submit("/console/sign-in", {"email": email, "password": PASSWORD,
                                                     "next": "/console/workflows?page=2"})
     assert html.unescape(kept.headers["Location"]).endswith("/console/workflows?page=2")
+
+
+def test_an_upgrade_to_a_version_that_does_not_exist_says_so_when_none_is_newer(app, org, client):
+    workflow_id = _new_workflow(client, org.admin_headers, _template(client, org))
+    answer = signed_in(app, org.admin_id).get(f"/console/workflows/{workflow_id}/upgrade",
+                                              query_string={"version": "9.9.9"})
+    assert answer.status_code == 400 and 'id="version-error"' in _text(answer)
+    assert "9.9.9" in _text(answer)
