@@ -990,8 +990,8 @@ def _unfit_plan(chain: list[dict], plan: list[int]) -> str | None:
     if not missing:
         return None
     blocks = f"{len(chain)} block{'s' if len(chain) != 1 else ''}"
-    return (f"the workflow changed after this run was queued: it has {blocks} now, and the run was to run block "
-            f"{', '.join(map(str, missing))}; start the run again")
+    return (f"the workflow changed after this run was queued: it has {blocks} now, and the run was to run "
+            f"{'blocks' if len(missing) > 1 else 'block'} {', '.join(map(str, missing))}; start the run again")
 
 
 def _end_values(state: RunState, status: str, number: int, error: BaseException | None,

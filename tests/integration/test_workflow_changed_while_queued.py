@@ -37,7 +37,7 @@ def test_a_run_whose_blocks_left_the_flow_while_it_was_queued_fails_saying_so(ap
     assert (ended["status"], ended["errorClass"]) == ("Failed", "BlockError"), ended
     first = plan.get("runFromBlock", 1)
     assert ended["error"] == ("the workflow changed after this run was queued: it has 1 block now, and the run was "
-                              "to run block 2, 3; start the run again")
+                              "to run blocks 2, 3; start the run again")
     assert ended["failedBlock"] == first
     again = run(client, org.admin_headers, flow_id)
     assert again.status_code == 202, again.json
