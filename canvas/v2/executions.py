@@ -91,12 +91,16 @@ def store_input_records(workflow: Workflow, value: Any) -> str:
 def execution_to_resource(session: Session, run: WorkflowRun) -> dict:
     answer = runs.run_to_api(session, run)
     workflow = session.get(Workflow, run.workflow_id)
+    # a step is named by the node that holds its block now, found by the block's id: a graph edited since the run
+    # (a node added before it) renamed an ended execution's steps by their numbers
+    node_ids = {entry.get("uniqueBlockId"): entry.get("nodeId") for entry in (workflow.chain if workflow else [])}
     attributes = {
         "status": answer["status"].lower(), "trigger": run.trigger, "flow_version": run.flow_version,
         "run_from_step": run.run_from_block, "run_till_step": run.run_till_block, "dry_run": run.dry_run,
         "created_at": jsonapi.iso_time(run.date_queued), "started_at": jsonapi.iso_time(run.date_started),
         "finished_at": jsonapi.iso_time(run.date_finished), "error": run.error, "failed_step": run.failed_block,
-        "records_failed": answer["recordsFailed"], "steps": [_step(block, workflow) for block in answer["blocks"]],
+        "records_failed": answer["recordsFailed"],
+        "steps": [_step(block, node_ids) for block in answer["blocks"]],
         "retry_of": None if run.retry_of is None else {"execution_id": str(run.retry_of), "step": run.run_from_block,
                                                        "positions": run.retried_positions},
     }
@@ -108,9 +112,10 @@ def execution_to_resource(session: Session, run: WorkflowRun) -> dict:
                             relationships=relationships)
 
 
-def _step(block: dict, workflow: Workflow) -> dict:
+def _step(block: dict, node_ids: dict) -> dict:
     number = block["number"]
-    return {"number": number, "step_id": step_id(workflow, number), "command": block["block"],
+    return {"number": number, "step_id": node_ids.get(block["uniqueBlockId"]) or f"step_{number}",
+            "command": block["block"],
             "name": block["blockName"], "status": block["status"].lower(), "records_in": block["recordsIn"],
             "records_read": block["recordsRead"], "records_out": block["recordsOut"],
             "records_failed": block["recordsFailed"], "attempts": block["attempts"],

@@ -178,6 +178,7 @@ def update_flow(session: Session, catalog, actor: Actor, flow_id: str, attribute
     before = audited_flow(session, workflow)
     if "graph" in attributes:
         parsed = parse_graph(session, catalog, actor.account_id, attributes["graph"], current=workflow)
+        _refuse_new_structure_while_active(session, workflow, parsed.chain)
         workflow.chain = parsed.chain
         workflows.replace_bindings(session, workflow, parsed.bindings)
     if "name" in attributes:
@@ -193,6 +194,24 @@ def update_flow(session: Session, catalog, actor: Actor, flow_id: str, attribute
     _change_schedule(session, workflow, settings, attributes)
     record_flow_change(session, "flow.update", workflow, before)
     return workflow
+
+
+def _refuse_new_structure_while_active(session: Session, workflow: Workflow, chain: list[dict]) -> None:
+    """A run numbers its blocks by the graph it was queued with: steps added, removed or moved while it waits or
+    runs made it run a mix of both (a step cut off by its old range, another in its place) and call it Succeeded.
+    New steps or edges wait for its end, as deleting the flow does; the fields of its steps may change."""
+    if _structure(chain) == _structure(workflow.chain):
+        return
+    running = workflows.active_run(session, workflow.id)
+    if running is not None:
+        raise ConflictError(f"Workflow {workflow.id} has an active run {running.id}: its steps and edges can change "
+                            "when the run has ended (cancel it, or wait); the steps' fields can change now",
+                            field="graph")
+
+
+def _structure(chain: list[dict]) -> list[tuple]:
+    return [(entry.get("uniqueBlockId"), entry.get("block"), json.dumps(entry.get("inputs"), sort_keys=True))
+            for entry in chain]
 
 
 def audited_flow(session: Session, workflow: Workflow) -> dict:
