@@ -10,6 +10,7 @@ import datetime as dt
 import decimal
 import enum
 import json
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -91,9 +92,12 @@ def decode_json_document(content: bytes) -> Any:
     of a big export and giving the same values; what msgspec refuses (NaN literals, UTF-16, errors) goes to json,
     which accepts what it always did and words the error for anything truly malformed (ValueError)."""
     try:
-        return _DOCUMENT_DECODER.decode(content)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return json.loads(content)
+        try:
+            return _DOCUMENT_DECODER.decode(content)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            return json.loads(content)
+    except RecursionError:  # both decoders recurse: a document's depth is an error of the document, not of the block
+        raise ValueError(f"nested more deeply than {sys.getrecursionlimit()} levels") from None
 
 
 def to_jsonable(value: Any) -> Any:

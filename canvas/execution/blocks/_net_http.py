@@ -104,6 +104,9 @@ class HttpLimits:
     max_retry_after: float = DEFAULT_MAX_RETRY_AFTER
 
 
+READS = frozenset({"GET", "HEAD", "OPTIONS"})  # methods whose answer is what was asked for
+
+
 @dataclass(frozen=True)
 class HttpCall:
     """One request to make; `body` returns a fresh body per attempt (a retried request must resend it whole)."""
@@ -238,7 +241,7 @@ class HttpClient:
             with self._send(request, answered) as response:
                 self._check_status(request, response)
                 return HttpAnswer(response.status_code, response.url, response.headers, response.links,
-                                  self._json(response, shown))
+                                  self._json(response, shown, request.method))
         except BlockedAddressError as error:
             raise BlockError(str(error)) from None
         except RestCredentialsError as error:
@@ -249,6 +252,9 @@ class HttpClient:
             raise _Retry(TransientBlockError(self.redact(str(error)))) from None
         except _MALFORMED as error:  # refused by requests before anything was sent; the text may quote a secret
             raise BlockError(f"{shown} cannot be sent: {type(error).__name__} (check the URL and headers)") from None
+        except requests.TooManyRedirects:  # a loop, or a chain longer than any API's: no retry mends it
+            raise BlockError(f"{shown} failed: more than {self.session.max_redirects} redirects (a redirect "
+                             "loop?)") from None
         except requests.RequestException as error:
             blocked = _blocked_cause(error)
             if blocked is not None:
@@ -312,13 +318,20 @@ class HttpClient:
         text = " ".join(text.split())[:ERROR_EXCERPT_CHARS]
         return f": {self.redact(text)}" if text else ""
 
-    def _json(self, response: requests.Response, shown: str) -> Any:
+    def _json(self, response: requests.Response, shown: str, method: str = "GET") -> Any:
+        """The answer's JSON; None for an empty one, and for a write's answer that is no JSON ("201 created" as
+        text): the write was done, and failing the block there had a rerun make it again."""
         content = read_limited(response, self.limits.max_response_bytes, shown)
         if not content.strip():
             return None
         try:
             return decode_json_document(content)
         except ValueError as error:
+            if method.upper() not in READS:
+                self.context.logger.warning("the answer to %s (HTTP %d) is no JSON (%s): the request is taken as "
+                                            "done, with no records from its answer", shown, response.status_code,
+                                            _json_problem(error))
+                return None
             raise BlockError(f"the answer to {shown} is not valid JSON: {_json_problem(error)}") from None
 
     def _sleep(self, seconds: float) -> None:

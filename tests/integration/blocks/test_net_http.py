@@ -188,6 +188,36 @@ def test_malformed_json_is_a_clear_error(http_server, tmp_path):
     assert "not valid JSON" in str(error) and "line 1" in str(error)
 
 
+def test_a_write_answered_2xx_with_no_json_is_done_once_and_the_next_record_goes_on(http_server, tmp_path):
+    """It failed the block after the target had made record 1 ("201 created" as text), record 2 never sent: a rerun
+    made record 1 again."""
+    http_server.route("/api/items", lambda request: Response("created", status=201, content_type="text/plain"))
+    got = records("http.request", tmp_path, credentials=rest(http_server), data=Records(iter(ITEMS[:2])),
+                  variables={"method": "POST", "path": "/items", "bodyMode": "each_record"})
+    assert got == [] and [r.json() for r in http_server.requests] == ITEMS[:2]
+
+
+def test_a_read_answered_with_no_json_still_fails(http_server, tmp_path):
+    http_server.route("/api/items", lambda request: Response("<html>", content_type="text/html"))
+    assert "not valid JSON" in str(failure("http.get", tmp_path, variables={"path": "/items"},
+                                           credentials=rest(http_server)))
+
+
+def test_an_answer_nested_too_deeply_is_a_clear_error(http_server, tmp_path):
+    http_server.route("/api/items", lambda request: Response("[" * 100_000 + "]" * 100_000,
+                                                             content_type="application/json"))
+    error = failure("http.get", tmp_path, variables={"path": "/items"}, credentials=rest(http_server))
+    assert "not valid JSON: nested more deeply than" in str(error)
+
+
+def test_a_redirect_loop_fails_at_once_without_retries(http_server, tmp_path):
+    http_server.route("/api/a", lambda request: Response(status=302, headers={"Location": "/api/b"}))
+    http_server.route("/api/b", lambda request: Response(status=302, headers={"Location": "/api/a"}))
+    error = failure("http.get", tmp_path, variables={"path": "/a"}, credentials=rest(http_server))
+    assert not error.transient and "redirects (a redirect loop?)" in str(error)
+    assert len(http_server.requests) <= 31, "one attempt's hops, no retries"
+
+
 def test_an_answer_beyond_max_response_bytes_is_abandoned(http_server, tmp_path):
     big = json.dumps([{"text": "x" * 100}] * 50)
     http_server.route("/api/declared", lambda request: Response(big, content_type="application/json"))
