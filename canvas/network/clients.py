@@ -55,11 +55,17 @@ class GuardedFTPTLS(_PolicyConnectMixin, ftplib.FTP_TLS):
 
 
 class _RememberHostMixin:
+    message_sent = False  # the DATA command was begun: a connection lost from here may have delivered the e-mail
+
     def connect(self, host="localhost", port=0, source_address=None):
         # smtplib records the host only when given to __init__ (which would connect at once), yet STARTTLS and
         # SMTPS verify the certificate against it.
         self._host = host
         return super().connect(host, port, source_address)
+
+    def data(self, msg):  # noqa: ANN001, ANN201 - smtplib's signature
+        self.message_sent = True
+        return super().data(msg)
 
 
 class GuardedSMTP(_RememberHostMixin, smtplib.SMTP):

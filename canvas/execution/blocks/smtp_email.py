@@ -163,11 +163,25 @@ def send(context: BlockContext, credentials: Mapping, message: EmailMessage, sen
             username = str(credentials.get("username") or "").strip()
             if username:
                 smtp.login(username, str(credentials.get("password") or ""))
-            refused = smtp.send_message(message, sender, recipients)
+            try:
+                refused = smtp.send_message(message, sender, recipients)
+            except smtplib.SMTPServerDisconnected:
+                if smtp.message_sent:
+                    raise _delivery_unknown(endpoint(host, port)) from None
+                raise
         finally:
             _close(smtp)
     if refused:
         raise BlockError(redact(f"the server refused {_refusals(refused)}; the others received the e-mail"))
+
+
+def _delivery_unknown(where: str) -> BlockError:
+    """The connection ended after the e-mail was sent and before the server said it took it: it may have been
+    delivered. Said as such (never retried): 'connection closed' read as not sent, and a rerun mailed it twice."""
+    error = BlockError(f"the connection to {where} closed after the e-mail was sent, before the server confirmed "
+                       "it: it may have been delivered; check with a recipient before running again")
+    error.outcome_unknown = True
+    return error
 
 
 def _close(smtp: smtplib.SMTP) -> None:

@@ -94,6 +94,25 @@ def refusing_server(monkeypatch):
         yield server
 
 
+class HangingUpHandler(smtp_module._CollectingHandler):
+    """Keeps the message, then closes the connection instead of saying 250."""
+
+    async def handle_DATA(self, server, session, envelope):
+        await super().handle_DATA(server, session, envelope)
+        server.transport.close()
+        return "250 never sent"
+
+
+def test_a_connection_lost_after_the_message_was_sent_says_it_may_have_been_delivered(monkeypatch, tmp_path):
+    """It said 'connection closed by …', which reads as not sent: a rerun mailed it twice."""
+    monkeypatch.setattr(smtp_module, "_CollectingHandler", HangingUpHandler)
+    with SmtpServer() as server:
+        error = failure("email.send", tmp_path, credentials=credentials(server), variables={"to": "ann@example.com"})
+        assert len(server.messages) == 1
+    assert not error.transient and error.outcome_unknown
+    assert "closed after the e-mail was sent, before the server confirmed it: it may have been delivered" in str(error)
+
+
 def test_a_refused_recipient_is_named(refusing_server, tmp_path):
     error = failure("email.send", tmp_path, credentials=credentials(refusing_server),
                     variables={"to": "nobody@refused.example"})
