@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from canvas.applications.values import (  # the SQLite switch is shared with verification at registration
     ALLOW_SQLITE_SETTING, DEFAULT_SQL_DRIVER, SQL_DEFAULT_PORTS, SQL_HOST_QUERY_KEYS, sqlite_allowed,
 )
+from canvas.execution.blocks._formats import unique_names
 from canvas.execution.blocks._net_common import (
     credential_redactor,
     Redactor, credentials_of, network_failures, policy_of, port_field, required_field, timeout_of,
@@ -192,8 +193,11 @@ def _rows(context: BlockContext, engine: sqlalchemy.Engine, statement, parameter
             with connection.begin() as transaction:
                 result = connection.execution_options(yield_per=batch).execute(statement, parameters)
                 if result.returns_rows:
+                    # a join's repeated column names (SELECT * FROM a JOIN b: two ids) each keep their value, as a
+                    # CSV header's repeats do: a dict of the row kept only the last of them
+                    keys = unique_names(list(result.keys()))
                     for count, row in enumerate(context.cancellable(result), start=1):
-                        yield dict(row._mapping)
+                        yield dict(zip(keys, row))
                 transaction.rollback()  # a query block changes nothing, whatever the SQL says
     finally:
         engine.dispose()

@@ -82,6 +82,14 @@ def test_a_query_block_changes_nothing(sqlite_url, tmp_path):
     assert len(query(sqlite_url, tmp_path, "SELECT id FROM people")) == 2
 
 
+def test_a_join_keeps_every_column_of_a_repeated_name(sqlite_url, tmp_path):
+    """SELECT * FROM a JOIN b gave one id and one name, b's: a's were silently lost."""
+    write("sql.insert", sqlite_url, tmp_path, ROWS, table="people")
+    joined = query(sqlite_url, tmp_path, "SELECT * FROM people p JOIN people q ON q.id = p.id + 1")
+    assert joined == [{**ROWS[0], "id_2": ROWS[1]["id"], "name_2": ROWS[1]["name"], "city_2": ROWS[1]["city"]}]
+    assert query(sqlite_url, tmp_path, "SELECT 1 AS dup, 2 AS dup") == [{"dup": 1, "dup_2": 2}]
+
+
 def test_insert_is_all_or_nothing_and_names_unknown_columns(sqlite_url, tmp_path):
     error = failure("sql.insert", tmp_path, credentials={"url": sqlite_url}, variables={"table": "people"},
                     data=Records(iter([ROWS[0], {"id": 9, "nickname": "?"}])))
