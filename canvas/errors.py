@@ -40,10 +40,6 @@ class NotFoundError(CanvasError):
     status, title = 404, "Not Found"
 
 
-class MethodNotAllowedError(CanvasError):
-    status, title = 405, "Method Not Allowed"
-
-
 class NotAcceptableError(CanvasError):
     status, title = 406, "Not Acceptable"
 

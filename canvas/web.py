@@ -43,11 +43,16 @@ JSON_MEDIA_TYPES = {"application/json", "application/vnd.api+json"}
 ERROR_PAGES = "canvas.error_pages"
 
 
+def is_under(path: str, prefix: str) -> bool:
+    """`path` is `prefix` or below it (/v2, /v2/flows; not /v2x)."""
+    return path == prefix or path.startswith(prefix + "/")
+
+
 def render_error(status: int, message: str, error: CanvasError | None = None) -> Response:
     page = _error_page_for(request.path)
     if page is not None:
         return page(status, message)
-    if request.path.startswith(V2_PREFIX + "/") or request.path == V2_PREFIX:
+    if _is_v2():
         return _render_jsonapi_error(status, message, error)
     response = jsonify({"State": status, "Msg": message})
     response.status_code = status
@@ -56,7 +61,7 @@ def render_error(status: int, message: str, error: CanvasError | None = None) ->
 
 def _error_page_for(path: str) -> Callable[[int, str], Response] | None:
     for prefix, page in current_app.extensions.get(ERROR_PAGES, {}).items():
-        if path == prefix or path.startswith(prefix + "/"):
+        if is_under(path, prefix):
             return page
     return None
 
@@ -265,7 +270,7 @@ def _refusal_of_body_value(exc: JsonInputError) -> BadRequestError:
 
 
 def _is_v2() -> bool:
-    return request.path.startswith(V2_PREFIX + "/") or request.path == V2_PREFIX
+    return is_under(request.path, V2_PREFIX)
 
 
 class RequestJSONProvider(DefaultJSONProvider):

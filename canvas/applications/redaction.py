@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping
 
 import sqlalchemy
 
+from canvas.applications.sql_urls import MALFORMED_URL_ERRORS
+
 # Field names that hold secrets in the shipped applications (a catalog may declare more: secret_names).
 SECRET_FIELDS = ("password", "passphrase", "privateKey", "token", "apiKey", "apikey", "clientSecret",
                  "client_secret")
@@ -32,7 +34,7 @@ def _url_password(url: str) -> str:
         return ""
     try:
         return sqlalchemy.make_url(url).password or ""
-    except (sqlalchemy.exc.ArgumentError, ValueError):  # ValueError: a port that is no number
+    except MALFORMED_URL_ERRORS:
         return url  # an unparseable URL may hold anything
 
 

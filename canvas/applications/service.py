@@ -201,8 +201,8 @@ def update_registered(session: Session, catalog: ApplicationCatalog, box, verifi
         check_usable(spec, credentials)
         _mark_verified(registered, spec, verify_outside_transaction(session, verifier, spec, credentials))
         registered.credentials_ciphertext = box.encrypt_json(credentials)
-    if _tag_text(data):
-        registered.tag_text = _tag_text(data)
+    if tag_text := _tag_text(data):
+        registered.tag_text = tag_text
     registered.date_modified = utcnow()
     audit.record_change(session, "application.update", "application", registered, before)
     return registered

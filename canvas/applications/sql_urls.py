@@ -35,6 +35,11 @@ def check_sql_url(credentials: Mapping) -> None:
                               f"with {ALLOW_SQLITE_SETTING}=true)", field=URL_FIELD)
 
 
+# What sqlalchemy.make_url raises for text that is no usable URL: ArgumentError, and ValueError for a port that is no
+# number (it reads the port with int(): host:notaport)
+MALFORMED_URL_ERRORS = (sqlalchemy.exc.ArgumentError, ValueError)
+
+
 def _backend_name(text: str) -> str:
     try:
         url = sqlalchemy.make_url(text)

@@ -21,6 +21,7 @@ import requests
 import sqlalchemy
 
 from canvas.applications.redaction import Redactor
+from canvas.applications.sql_urls import MALFORMED_URL_ERRORS
 from canvas.applications.values import (
     DEFAULT_SQL_DRIVER, SMTP_DEFAULT_PORTS, SQL_DEFAULT_PORTS, SQL_HOST_QUERY_KEYS, flag_value, port_value,
     smtp_reply_text, smtp_security_value, text_value,
@@ -235,7 +236,7 @@ def _sql_url(credentials: Mapping, settings: Mapping) -> sqlalchemy.URL:
     if text:
         try:
             return sqlalchemy.make_url(text)
-        except (sqlalchemy.exc.ArgumentError, ValueError):  # ValueError: a port that is no number
+        except MALFORMED_URL_ERRORS:
             raise VerificationError("url is not a valid SQLAlchemy database URL") from None
     return sqlalchemy.URL.create(
         str(credentials.get("driver") or settings.get("driver") or DEFAULT_SQL_DRIVER),

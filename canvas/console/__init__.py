@@ -7,7 +7,7 @@ from collections.abc import Callable
 from flask import Flask, redirect, request
 
 from canvas.console.links import CONSOLE_PATH
-from canvas.web import ERROR_PAGES
+from canvas.web import ERROR_PAGES, is_under
 
 
 def register_console(app: Flask) -> None:
@@ -24,7 +24,7 @@ def outside_console(hook: Callable[[], None]) -> Callable[[], None]:
     """An API request hook that leaves the console's requests alone (its forms post HTML form data, not JSON)."""
 
     def hook_outside_console() -> None:
-        if request.path == CONSOLE_PATH or request.path.startswith(CONSOLE_PATH + "/"):
+        if is_under(request.path, CONSOLE_PATH):
             return None
         return hook()
 

@@ -15,7 +15,7 @@ from canvas.auth.resolver import MANAGED_ACCOUNT_HEADER, principal_for
 from canvas.errors import AuthenticationError
 from canvas.extensions import db_session
 from canvas.models import Account, ApiKey
-from canvas.web import V2_PREFIX
+from canvas.web import V2_PREFIX, is_under
 
 BAD_CREDENTIALS_MESSAGE = "E-mail or API key are incorrect or missing (HTTP Basic: -u EMAIL:APIKEY)"
 # Paths under /v2 that authenticate otherwise: a webhook's secret URL is its own credential.
@@ -44,7 +44,7 @@ def _authorization() -> Authorization | None:
 
 
 def _is_protected_v2_path(path: str) -> bool:
-    if not (path == V2_PREFIX or path.startswith(V2_PREFIX + "/")):
+    if not is_under(path, V2_PREFIX):
         return False
     return not path.startswith(PUBLIC_PREFIXES)
 

@@ -21,7 +21,7 @@ from canvas.runs import service as runs
 from canvas.runs.schemas import RetryFailedRecordsSchema
 from canvas.v2 import flow_service as flows
 from canvas.v2 import jsonapi
-from canvas.v2.graph import step_id
+from canvas.v2.graph import numbered_step, step_id
 from canvas.v2.schemas import PAGE_PARAMETERS, doc, query
 from canvas.v2.visibility import Viewer, current_viewer
 from canvas.web import Blueprint, sent_a_document
@@ -114,7 +114,7 @@ def execution_to_resource(session: Session, run: WorkflowRun) -> dict:
 
 def _step(block: dict, node_ids: dict) -> dict:
     number = block["number"]
-    return {"number": number, "step_id": node_ids.get(block["uniqueBlockId"]) or f"step_{number}",
+    return {"number": number, "step_id": node_ids.get(block["uniqueBlockId"]) or numbered_step(number),
             "command": block["block"],
             "name": block["blockName"], "status": block["status"].lower(), "records_in": block["recordsIn"],
             "records_read": block["recordsRead"], "records_out": block["recordsOut"],

@@ -308,7 +308,12 @@ def step_id(workflow: Workflow | None, number: int) -> str:
     or a block the chain no longer has). Executions and logs name steps as the graph names its nodes."""
     chain = workflow.chain if workflow is not None else []
     entry = chain[number - 1] if number <= len(chain) else {}
-    return entry.get("nodeId") or f"step_{number}"
+    return entry.get("nodeId") or numbered_step(number)
+
+
+def numbered_step(number: int) -> str:
+    """The id of a step that has no node id (a Canvas workflow's block, or one the graph no longer has)."""
+    return f"step_{number}"
 
 
 def graph_of(workflow: Workflow) -> dict:

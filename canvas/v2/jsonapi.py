@@ -14,7 +14,7 @@ from flask import Response, current_app, request
 from canvas.endpoint import view_method
 from canvas.errors import BadRequestError, ConflictError, ForbiddenError, NotAcceptableError
 from canvas.schema_fields import DEFAULT_PAGE_SIZE, INT64_MAX, MAX_PAGE_NUMBER, MAX_PAGE_SIZE, parse_id, parse_int_text
-from canvas.web import V2_PREFIX, sent_a_document
+from canvas.web import V2_PREFIX, is_under, sent_a_document
 
 MEDIA_TYPE = "application/vnd.api+json"
 ACCEPTABLE_TYPES = (MEDIA_TYPE, "application/json")
@@ -68,7 +68,7 @@ def _documented_query_parameters(view, method: str) -> set[str]:  # noqa: ANN001
 def check_acceptable() -> None:
     """Before every /v2 view: a client that accepts neither JSON:API nor JSON gets 406, not an answer it cannot
     read (the seed lists 406)."""
-    if not (request.path == V2_PREFIX or request.path.startswith(V2_PREFIX + "/")):
+    if not is_under(request.path, V2_PREFIX):
         return
     accepted = request.accept_mimetypes
     if request.headers.get("Accept") and not any(accepted.quality(kind) for kind in ACCEPTABLE_TYPES):

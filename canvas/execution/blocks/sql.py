@@ -28,6 +28,7 @@ from contextlib import contextmanager
 import sqlalchemy
 from sqlalchemy.dialects import postgresql, sqlite
 
+from canvas.applications.sql_urls import MALFORMED_URL_ERRORS
 from canvas.applications.values import (  # the SQLite switch is shared with verification at registration
     ALLOW_SQLITE_SETTING, DEFAULT_SQL_DRIVER, SQL_DEFAULT_PORTS, SQL_HOST_QUERY_KEYS, sqlite_allowed,
 )
@@ -66,7 +67,7 @@ def database_url(credentials: Mapping) -> sqlalchemy.URL:
         )
     try:
         return sqlalchemy.make_url(text)
-    except (sqlalchemy.exc.ArgumentError, ValueError):  # ValueError: a port that is no number
+    except MALFORMED_URL_ERRORS:
         raise BlockError("the application's url is not a valid SQLAlchemy database URL") from None
 
 
