@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from canvas.accounts.service import EMAIL_MAX_LENGTH
 from canvas.endpoint import dto
 from canvas.schema_fields import CanvasSchema, Id, StrictBoolean
 
@@ -11,7 +12,7 @@ from canvas.schema_fields import CanvasSchema, Id, StrictBoolean
 class AddAccountSchema(CanvasSchema):
     firstName = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=200))
     lastName = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=200))
-    email = ma.fields.String(required=True, validate=ma.validate.Length(min=3, max=320))
+    email = ma.fields.String(required=True, validate=ma.validate.Length(min=3, max=EMAIL_MAX_LENGTH))
     phone = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=50))
     roleName = ma.fields.String(allow_none=True)
     countryKey = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=8))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from canvas.applications.service import TAG_TEXT_MAX_LENGTH
 from canvas.endpoint import dto
 from canvas.schema_fields import CanvasSchema, Id, Int, JsonString, StrictBoolean
 
@@ -10,14 +11,14 @@ from canvas.schema_fields import CanvasSchema, Id, Int, JsonString, StrictBoolea
 @dto("AddRegApplicationApiDto")
 class AddRegApplicationSchema(CanvasSchema):
     applicationId = Id(required=True)
-    tagText = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=200))
+    tagText = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=TAG_TEXT_MAX_LENGTH))
     credentialsJson = JsonString(required=True)
 
 
 @dto("UpdateRegApplicationApiDto")
 class UpdateRegApplicationSchema(CanvasSchema):
     id = Id(required=True)
-    tagText = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=200))
+    tagText = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=TAG_TEXT_MAX_LENGTH))
     credentialsJson = JsonString(allow_none=True)
 
 
